@@ -1,0 +1,3 @@
+from molenv.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Sub-commands of the `molenv` command line (see molenv.cli)."""

@@ -1,0 +1,343 @@
+"""The molenv model file: the contract between training (Python) and `MOLENV_CLASSIFY` (C++).
+
+The format is specified in ``docs/model_format.md``; the C++ reader is
+``plumed_module/ModelFile.cpp``. This module holds the in-memory model (descriptor
+definitions + network), reads and writes the file with the same validation rules as the
+C++ reader, and evaluates the network with numpy so that Python and PLUMED can be compared
+number by number.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+FORMAT_VERSION = 1
+SF_KINDS = {"S1": 2, "S2": 1, "S3": 2, "S4": 1}  # kind -> number of parameters
+ANGULAR_KINDS = {"S3", "S4"}
+HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "softplus", "identity")
+OUTPUT_ACTIVATIONS = ("softmax", "sigmoid")
+CLASS_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be read; the message names the file, line and problem."""
+
+
+@dataclass
+class SymmetryFunction:
+    kind: str  # S1, S2, S3, S4
+    vector: int | None  # 1-based vector index for S3/S4, None for S1/S2
+    params: tuple[float, ...]  # S1: (Rs, eta); S2: (kappa,); S3: (cos_theta_s, eta); S4: (kappa,)
+
+
+@dataclass
+class DescriptorSet:
+    """Point-vector molecular symmetry functions of one kind of molecule."""
+
+    atoms_per_molecule: int
+    centre_atom: int  # 1-based position within the molecule
+    vectors: list[tuple[int, int]]  # (a, b) 1-based positions: v = r(b) - r(a)
+    rmin: float  # Angstrom
+    rmax: float
+    functions: list[SymmetryFunction]
+
+    @property
+    def n_features(self) -> int:
+        return len(self.functions)
+
+    def validate(self) -> None:
+        n = self.atoms_per_molecule
+        if n < 1:
+            raise ModelFileError(f"atoms_per_molecule must be >= 1, got {n}")
+        if not 1 <= self.centre_atom <= n:
+            raise ModelFileError(f"centre atom {self.centre_atom} is outside the molecule (1..{n})")
+        for k, (a, b) in enumerate(self.vectors, 1):
+            for atom in (a, b):
+                if not 1 <= atom <= n:
+                    raise ModelFileError(f"vector {k} atom {atom} is outside the molecule (1..{n})")
+            if a == b:
+                raise ModelFileError(f"vector {k} starts and ends on atom {a}")
+        if not (0 <= self.rmin < self.rmax) or not all(map(math.isfinite, (self.rmin, self.rmax))):
+            raise ModelFileError(f"cutoff needs 0 <= rmin < rmax, got rmin={self.rmin} rmax={self.rmax}")
+        if not self.functions:
+            raise ModelFileError("no symmetry functions")
+        for i, sf in enumerate(self.functions, 1):
+            if sf.kind not in SF_KINDS:
+                raise ModelFileError(f"descriptor {i}: unknown kind {sf.kind!r} (expected one of {', '.join(SF_KINDS)})")
+            if len(sf.params) != SF_KINDS[sf.kind]:
+                raise ModelFileError(f"descriptor {i}: {sf.kind} takes {SF_KINDS[sf.kind]} parameters, got {len(sf.params)}")
+            if sf.kind in ANGULAR_KINDS:
+                if sf.vector is None or not 1 <= sf.vector <= len(self.vectors):
+                    raise ModelFileError(f"descriptor {i}: {sf.kind} needs a vector index in 1..{len(self.vectors)}, got {sf.vector}")
+            elif sf.vector is not None:
+                raise ModelFileError(f"descriptor {i}: {sf.kind} is radial and takes no vector ('-'), got {sf.vector}")
+            if not all(map(math.isfinite, sf.params)):
+                raise ModelFileError(f"descriptor {i}: non-finite parameter {sf.params}")
+
+
+@dataclass
+class Network:
+    """Input scaling followed by dense layers; weights[k] has shape (n_out, n_in)."""
+
+    mean: np.ndarray
+    stretch: np.ndarray
+    weights: list[np.ndarray]
+    biases: list[np.ndarray]
+    hidden_activation: str = "sigmoid"
+    output_activation: str = "softmax"
+
+    @property
+    def sizes(self) -> list[int]:
+        return [self.weights[0].shape[1]] + [w.shape[0] for w in self.weights]
+
+    def validate(self, n_inputs: int, n_outputs: int) -> None:
+        if self.hidden_activation not in HIDDEN_ACTIVATIONS:
+            raise ModelFileError(f"unknown hidden activation {self.hidden_activation!r} (expected one of {', '.join(HIDDEN_ACTIVATIONS)})")
+        if self.output_activation not in OUTPUT_ACTIVATIONS:
+            raise ModelFileError(f"unknown output activation {self.output_activation!r} (expected one of {', '.join(OUTPUT_ACTIVATIONS)})")
+        if self.mean.shape != (n_inputs,) or self.stretch.shape != (n_inputs,):
+            raise ModelFileError(f"input scaling has {self.mean.shape[0]} entries for {n_inputs} descriptors")
+        if not self.weights or len(self.weights) != len(self.biases):
+            raise ModelFileError("the network needs at least one layer, each with weights and biases")
+        n_in = n_inputs
+        for k, (w, b) in enumerate(zip(self.weights, self.biases), 1):
+            if w.ndim != 2 or w.shape[1] != n_in or b.shape != (w.shape[0],):
+                raise ModelFileError(f"layer {k} has shape {w.shape} (bias {b.shape}); expected {n_in} inputs")
+            n_in = w.shape[0]
+        if n_in != n_outputs:
+            raise ModelFileError(f"the last layer has {n_in} outputs for {n_outputs} classes")
+        for name, arr in [("scaling mean", self.mean), ("scaling stretch", self.stretch), *[(f"layer {k}", a) for k, a in enumerate(self.weights + self.biases, 1)]]:
+            if not np.all(np.isfinite(arr)):
+                raise ModelFileError(f"{name} holds non-finite numbers")
+
+    def forward(self, features: np.ndarray) -> np.ndarray:
+        """Class probabilities, shape (n_molecules, n_classes), from unscaled descriptors."""
+        h = (np.asarray(features, dtype=float) - self.mean) * self.stretch
+        last = len(self.weights) - 1
+        for k, (w, b) in enumerate(zip(self.weights, self.biases)):
+            h = h @ w.T + b
+            h = _activation(self.output_activation if k == last else self.hidden_activation, h)
+        return h
+
+
+def _activation(name: str, x: np.ndarray) -> np.ndarray:
+    if name == "sigmoid":
+        return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free logistic
+    if name == "tanh":
+        return np.tanh(x)
+    if name == "softplus":
+        return np.logaddexp(0.0, x)
+    if name == "identity":
+        return x
+    if name == "softmax":
+        z = np.exp(x - x.max(axis=-1, keepdims=True))
+        return z / z.sum(axis=-1, keepdims=True)
+    raise ValueError(f"unknown activation {name!r}")
+
+
+@dataclass
+class Model:
+    name: str
+    classes: list[str]
+    descriptors: DescriptorSet
+    network: Network
+    meta: dict[str, str] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if not self.classes:
+            raise ModelFileError("no classes")
+        for c in self.classes:
+            if not CLASS_NAME.match(c):
+                raise ModelFileError(f"class name {c!r} must match [A-Za-z0-9_]+ (it becomes a PLUMED component name)")
+        if len(set(self.classes)) != len(self.classes):
+            raise ModelFileError(f"duplicate class names in {self.classes}")
+        self.descriptors.validate()
+        self.network.validate(self.descriptors.n_features, len(self.classes))
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        return self.network.forward(features)
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def _num(x: float) -> str:
+    return repr(float(x))
+
+
+def write_model(model: Model, path: str | Path) -> Path:
+    """Write `model` to `path` (validated first); returns the path."""
+    model.validate()
+    d, net = model.descriptors, model.network
+    out = ["# molenv model file, see docs/model_format.md", f"molenv_model {FORMAT_VERSION}", f"name {model.name}"]
+    for key, value in model.meta.items():
+        out.append(f"meta {key} {' '.join(str(value).split())}")
+    out.append(f"classes {len(model.classes)} {' '.join(model.classes)}")
+    out.append(f"atoms_per_molecule {d.atoms_per_molecule}")
+    out.append(f"centre_atom {d.centre_atom}")
+    out.append(f"vector_count {len(d.vectors)}")
+    out += [f"vector {k} {a} {b}" for k, (a, b) in enumerate(d.vectors, 1)]
+    out.append(f"cutoff {_num(d.rmin)} {_num(d.rmax)}")
+    out.append(f"descriptor_count {d.n_features}")
+    for i, sf in enumerate(d.functions, 1):
+        vec = "-" if sf.vector is None else str(sf.vector)
+        out.append(f"descriptor {i} {sf.kind} {vec} {' '.join(map(_num, sf.params))}")
+    out += [f"scaling {i} {_num(m)} {_num(s)}" for i, (m, s) in enumerate(zip(net.mean, net.stretch), 1)]
+    out.append(f"hidden_activation {net.hidden_activation}")
+    out.append(f"output_activation {net.output_activation}")
+    out.append(f"layer_count {len(net.weights)}")
+    for k, (w, b) in enumerate(zip(net.weights, net.biases), 1):
+        out.append(f"layer {k} {w.shape[1]} {w.shape[0]}")
+        out += [" ".join(map(_num, [b[j], *w[j]])) for j in range(w.shape[0])]
+    out.append("end")
+    path = Path(path)
+    path.write_text("\n".join(out) + "\n")
+    return path
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+class _Records:
+    """Line-numbered records of a model file, consumed in order."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.items: list[tuple[int, list[str]]] = []
+        for lineno, line in enumerate(path.read_text().splitlines(), 1):
+            tokens = line.split("#", 1)[0].split()
+            if tokens:
+                self.items.append((lineno, tokens))
+        self.pos = 0
+
+    def error(self, message: str, lineno: int | None = None) -> ModelFileError:
+        where = f"{self.path}:{lineno}" if lineno else str(self.path)
+        return ModelFileError(f"{where}: {message}")
+
+    def next(self, keyword: str | None = None) -> tuple[int, list[str]]:
+        if self.pos >= len(self.items):
+            raise self.error(f"unexpected end of file, expected {keyword or 'more records'}")
+        lineno, tokens = self.items[self.pos]
+        if keyword is not None and tokens[0] != keyword:
+            raise self.error(f"expected record '{keyword}', found '{tokens[0]}'", lineno)
+        self.pos += 1
+        return lineno, tokens
+
+    def peek(self) -> str | None:
+        return self.items[self.pos][1][0] if self.pos < len(self.items) else None
+
+    def fields(self, keyword: str, n: int | None = None) -> tuple[int, list[str]]:
+        lineno, tokens = self.next(keyword)
+        if n is not None and len(tokens) - 1 != n:
+            raise self.error(f"'{keyword}' takes {n} fields, found {len(tokens) - 1}", lineno)
+        return lineno, tokens[1:]
+
+    def integer(self, text: str, lineno: int, what: str) -> int:
+        try:
+            return int(text)
+        except ValueError:
+            raise self.error(f"{what}: '{text}' is not an integer", lineno) from None
+
+    def number(self, text: str, lineno: int, what: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise self.error(f"{what}: '{text}' is not a number", lineno) from None
+        if not math.isfinite(value):
+            raise self.error(f"{what}: non-finite number '{text}'", lineno)
+        return value
+
+    def index(self, text: str, lineno: int, expected: int, what: str) -> None:
+        if self.integer(text, lineno, what) != expected:
+            raise self.error(f"{what}: expected index {expected}, found {text}", lineno)
+
+
+def read_model(path: str | Path) -> Model:
+    """Read and validate a model file; raises ModelFileError naming the file, line and problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: model file not found")
+    r = _Records(path)
+    lineno, f = r.fields("molenv_model", 1)
+    if f[0] != str(FORMAT_VERSION):
+        raise r.error(f"unsupported model file version {f[0]} (this molenv reads version {FORMAT_VERSION})", lineno)
+    _, name_tokens = r.fields("name")
+    meta = {}
+    while r.peek() == "meta":
+        lineno, f = r.fields("meta")
+        if not f:
+            raise r.error("'meta' needs a key", lineno)
+        meta[f[0]] = " ".join(f[1:])
+    lineno, f = r.fields("classes")
+    n_classes = r.integer(f[0], lineno, "classes") if f else 0
+    if n_classes < 1 or len(f) - 1 != n_classes:
+        raise r.error(f"'classes' announces {n_classes} names, found {len(f) - 1}", lineno)
+    classes = f[1:]
+    lineno, f = r.fields("atoms_per_molecule", 1)
+    atoms = r.integer(f[0], lineno, "atoms_per_molecule")
+    lineno, f = r.fields("centre_atom", 1)
+    centre = r.integer(f[0], lineno, "centre_atom")
+    lineno, f = r.fields("vector_count", 1)
+    n_vectors = r.integer(f[0], lineno, "vector_count")
+    vectors = []
+    for k in range(1, n_vectors + 1):
+        lineno, f = r.fields("vector", 3)
+        r.index(f[0], lineno, k, "vector")
+        vectors.append((r.integer(f[1], lineno, "vector atom"), r.integer(f[2], lineno, "vector atom")))
+    lineno, f = r.fields("cutoff", 2)
+    rmin, rmax = (r.number(x, lineno, "cutoff") for x in f)
+    lineno, f = r.fields("descriptor_count", 1)
+    n_sf = r.integer(f[0], lineno, "descriptor_count")
+    functions = []
+    for i in range(1, n_sf + 1):
+        lineno, f = r.fields("descriptor")
+        if len(f) < 3:
+            raise r.error("'descriptor' needs: index kind vector parameters...", lineno)
+        r.index(f[0], lineno, i, "descriptor")
+        vector = None if f[2] == "-" else r.integer(f[2], lineno, "descriptor vector")
+        functions.append(SymmetryFunction(f[1], vector, tuple(r.number(x, lineno, "descriptor parameter") for x in f[3:])))
+    scaling = np.zeros((n_sf, 2))
+    for i in range(1, n_sf + 1):
+        lineno, f = r.fields("scaling", 3)
+        r.index(f[0], lineno, i, "scaling")
+        scaling[i - 1] = [r.number(x, lineno, "scaling") for x in f[1:]]
+    _, f = r.fields("hidden_activation", 1)
+    hidden = f[0]
+    _, f = r.fields("output_activation", 1)
+    output = f[0]
+    lineno, f = r.fields("layer_count", 1)
+    n_layers = r.integer(f[0], lineno, "layer_count")
+    weights, biases = [], []
+    for k in range(1, n_layers + 1):
+        lineno, f = r.fields("layer", 3)
+        r.index(f[0], lineno, k, "layer")
+        n_in, n_out = r.integer(f[1], lineno, "layer inputs"), r.integer(f[2], lineno, "layer outputs")
+        if n_in < 1 or n_out < 1:
+            raise r.error(f"layer {k} has {n_in} inputs and {n_out} outputs", lineno)
+        rows = np.zeros((n_out, n_in + 1))
+        for j in range(n_out):
+            lineno, tokens = r.next()
+            if len(tokens) != n_in + 1:
+                raise r.error(f"layer {k} row {j + 1} has {len(tokens)} numbers, expected {n_in + 1} (bias + {n_in} weights)", lineno)
+            rows[j] = [r.number(x, lineno, f"layer {k}") for x in tokens]
+        biases.append(rows[:, 0].copy())
+        weights.append(rows[:, 1:].copy())
+    r.fields("end", 0)
+    if r.peek() is not None:
+        raise r.error(f"unexpected record '{r.peek()}' after 'end'", r.items[r.pos][0])
+    model = Model(
+        name=" ".join(name_tokens),
+        classes=classes,
+        descriptors=DescriptorSet(atoms, centre, vectors, rmin, rmax, functions),
+        network=Network(scaling[:, 0].copy(), scaling[:, 1].copy(), weights, biases, hidden, output),
+        meta=meta,
+    )
+    try:
+        model.validate()
+    except ModelFileError as err:
+        raise ModelFileError(f"{path}: {err}") from None
+    return model
