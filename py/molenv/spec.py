@@ -1,0 +1,119 @@
+"""Molecule specs: the template of one kind of molecule and its descriptor definitions.
+
+A spec is a small TOML file (see ``molenv/specs/urea.toml``) with the atoms of one molecule
+in order (name and element), its bonds, the centre atom, the intramolecular vectors, the
+cutoff and the symmetry-function blocks. Atoms may be referred to by name or by 1-based
+position. ``MoleculeSpec.descriptor_set()`` gives the `DescriptorSet` that goes into a
+model file, so the spec is the single source of the descriptor definition on the Python side.
+
+Shipped specs: ``urea`` and ``nicotinamide`` (``load_spec("urea")``); any other path to a
+TOML file works the same way.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from molenv.modelfile import SF_KINDS, DescriptorSet, ModelFileError, SymmetryFunction
+
+SPEC_DIR = Path(__file__).resolve().parent / "specs"
+# spec key for each parameter of each kind, in model-file order
+PARAMETER_KEYS = {"S1": ("Rs", "eta"), "S2": ("kappa",), "S3": ("cos_theta_s", "eta"), "S4": ("kappa",)}
+assert PARAMETER_KEYS.keys() == SF_KINDS.keys()
+
+
+class SpecError(ValueError):
+    """A spec file that does not describe a usable molecule; the message names the file."""
+
+
+@dataclass
+class MoleculeSpec:
+    name: str
+    atom_names: list[str]
+    elements: list[str]
+    bonds: list[tuple[int, int]]  # 0-based atom positions
+    centre: int  # 1-based position
+    vectors: list[tuple[int, int]]  # 1-based (a, b): v = r(b) - r(a)
+    rmin: float
+    rmax: float
+    functions: list[SymmetryFunction]
+    smiles: str | None = None
+    path: Path | None = None
+
+    @property
+    def atoms_per_molecule(self) -> int:
+        return len(self.atom_names)
+
+    def position(self, atom: str | int) -> int:
+        """1-based position of an atom given by name or by 1-based position."""
+        if isinstance(atom, int):
+            if not 1 <= atom <= self.atoms_per_molecule:
+                raise SpecError(f"{self.path}: atom position {atom} outside 1..{self.atoms_per_molecule}")
+            return atom
+        try:
+            return self.atom_names.index(atom) + 1
+        except ValueError:
+            raise SpecError(f"{self.path}: no atom named {atom!r} (atoms: {', '.join(self.atom_names)})") from None
+
+    def descriptor_set(self) -> DescriptorSet:
+        return DescriptorSet(self.atoms_per_molecule, self.centre, list(self.vectors), self.rmin, self.rmax, list(self.functions))
+
+
+def load_spec(name_or_path: str | Path) -> MoleculeSpec:
+    """Load a shipped spec by name (``"urea"``) or any spec file by path."""
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        path = SPEC_DIR / f"{name_or_path}.toml"
+        if not path.exists():
+            shipped = ", ".join(sorted(p.stem for p in SPEC_DIR.glob("*.toml")))
+            raise SpecError(f"unknown molecule {str(name_or_path)!r}: shipped specs are {shipped}, or give a path to a .toml spec")
+    if not path.is_file():
+        raise SpecError(f"{path}: spec file not found")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise SpecError(f"{path}: not valid TOML: {err}") from None
+    return _parse(raw, path)
+
+
+def _parse(raw: dict, path: Path) -> MoleculeSpec:
+    def need(table: dict, key: str, where: str = "spec"):
+        if key not in table:
+            raise SpecError(f"{path}: {where} lacks '{key}'")
+        return table[key]
+
+    atoms = need(raw, "atoms")
+    names = [need(a, "name", "atom") for a in atoms]
+    if len(set(names)) != len(names):
+        raise SpecError(f"{path}: atom names must be unique, got {names}")
+    spec = MoleculeSpec(
+        name=need(raw, "name"),
+        atom_names=names,
+        elements=[need(a, "element", f"atom {a.get('name')}") for a in atoms],
+        bonds=[],
+        centre=1,
+        vectors=[],
+        rmin=float(need(need(raw, "cutoff"), "rmin", "[cutoff]")),
+        rmax=float(need(raw["cutoff"], "rmax", "[cutoff]")),
+        functions=[],
+        smiles=raw.get("smiles"),
+        path=path,
+    )
+    spec.bonds = [(spec.position(a) - 1, spec.position(b) - 1) for a, b in raw.get("bonds", [])]
+    spec.centre = spec.position(need(raw, "centre"))
+    spec.vectors = [(spec.position(a), spec.position(b)) for a, b in raw.get("vectors", [])]
+    for block in need(raw, "descriptors"):
+        kind = need(block, "kind", "descriptor block")
+        if kind not in PARAMETER_KEYS:
+            raise SpecError(f"{path}: unknown descriptor kind {kind!r} (expected one of {', '.join(PARAMETER_KEYS)})")
+        columns = [need(block, key, f"{kind} block") for key in PARAMETER_KEYS[kind]]
+        if len({len(c) for c in columns}) != 1:
+            raise SpecError(f"{path}: {kind} block has parameter lists of different lengths")
+        vector = block.get("vector")
+        spec.functions += [SymmetryFunction(kind, vector, tuple(float(x) for x in values)) for values in zip(*columns)]
+    try:
+        spec.descriptor_set().validate()
+    except ModelFileError as err:
+        raise SpecError(f"{path}: {err}") from None
+    return spec
