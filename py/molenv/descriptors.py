@@ -1,0 +1,155 @@
+"""Point-vector molecular symmetry functions: THE Python definition (float64, vectorised).
+
+Each molecule I is a point r_I (its centre atom) plus intramolecular vectors
+v_I,s = r(b) - r(a) (minimum image). With r_IJ the minimum-image centre-centre distance,
+cos θ_IJ,s = v_I,s · v_J,s / (|v_I,s| |v_J,s|) and the sum over all other molecules J:
+
+    S1 = Σ_J exp(-eta (r_IJ - Rs)^2) fc(r_IJ)          params (Rs, eta)
+    S2 = Σ_J cos(kappa r_IJ) fc(r_IJ)                  params (kappa,)
+    S3 = Σ_J exp(-eta (cos θ_IJ,s - cos_theta_s)^2) fc(r_IJ)   params (cos_theta_s, eta)
+    S4 = Σ_J cos(kappa cos θ_IJ,s) fc(r_IJ)            params (kappa,)
+
+fc(r) = 1 for r <= rmin, ½(cos(π (r - rmin)/(rmax - rmin)) + 1) for rmin < r <= rmax, 0 beyond
+(see docs/model_format.md, "Symmetry functions"). The C++ action `MOLENV_CLASSIFY` computes
+the same numbers; the two are compared to a relative 1e-9. To that end every term is computed
+in float64 and each molecule's sum is a compensated (Neumaier) sum, so that the result is
+the correctly rounded sum of the terms up to a few ulps, independent of neighbour order.
+
+Also here: `coordination_numbers` (molecule centres within a radius, self counted: the
+bulk/surface label) and `molecule_radius`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from molenv.frames import FrameError, MolecularFrame, NeighbourPairs, neighbour_pairs
+from molenv.modelfile import DescriptorSet
+
+__all__ = ["DescriptorError", "compute_descriptors", "cutoff_function", "coordination_numbers", "molecule_radius"]
+
+
+class DescriptorError(ValueError):
+    """Descriptors that cannot be computed for a frame; the message names the problem."""
+
+
+def cutoff_function(r: np.ndarray, rmin: float, rmax: float) -> np.ndarray:
+    """fc(r): 1 up to rmin, cosine switch to 0 at rmax, 0 beyond (PLUMED's COSINUS, D_0=rmin, R_0=rmax-rmin)."""
+    r = np.asarray(r, dtype=np.float64)
+    x = np.clip((r - rmin) / (rmax - rmin), 0.0, 1.0)
+    return np.where(r <= rmin, 1.0, np.where(r > rmax, 0.0, 0.5 * (np.cos(np.pi * x) + 1.0)))
+
+
+def _neumaier_rows(terms: np.ndarray, rows: np.ndarray, n_rows: int) -> np.ndarray:
+    """Per-row compensated sums of `terms` (n_terms, n_columns) grouped by sorted `rows`.
+
+    Vectorised over rows and columns: the k-th term of every row is added in step k.
+    """
+    n_cols = terms.shape[1]
+    total = np.zeros((n_rows, n_cols))
+    if not len(rows):
+        return total
+    counts = np.bincount(rows, minlength=n_rows)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    rank = np.arange(len(rows)) - starts[rows]
+    compensation = np.zeros((n_rows, n_cols))
+    by_rank = np.argsort(rank, kind="stable")
+    bounds = np.concatenate(([0], np.cumsum(np.bincount(rank))))
+    for k in range(len(bounds) - 1):
+        at = by_rank[bounds[k]:bounds[k + 1]]
+        r, x = rows[at], terms[at]
+        s = total[r]
+        t = s + x
+        compensation[r] += np.where(np.abs(s) >= np.abs(x), (s - t) + x, (x - t) + s)
+        total[r] = t
+    return total + compensation
+
+
+def _check(frame: MolecularFrame, descriptors: DescriptorSet) -> None:
+    try:
+        descriptors.validate()
+    except ValueError as err:
+        raise DescriptorError(f"invalid descriptor set: {err}") from None
+    if frame.atoms_per_molecule != descriptors.atoms_per_molecule:
+        raise DescriptorError(
+            f"the frame has molecules of {frame.atoms_per_molecule} atoms, the descriptors are defined for "
+            f"{descriptors.atoms_per_molecule}-atom molecules"
+        )
+
+
+def centre_pairs(frame: MolecularFrame, centre_atom: int, cutoff: float, *, single_image: bool = True) -> NeighbourPairs:
+    """Directed pairs of molecules whose centres (1-based `centre_atom`) are within `cutoff`."""
+    try:
+        return neighbour_pairs(frame.centres(centre_atom), frame.box, cutoff, single_image=single_image)
+    except FrameError as err:
+        raise DescriptorError(str(err)) from None
+
+
+def compute_descriptors(frame: MolecularFrame, descriptors: DescriptorSet) -> np.ndarray:
+    """Symmetry functions of every molecule: (n_molecules, n_features) float64.
+
+    Feature order is ``descriptors.functions``. Periodic frames need every perpendicular
+    height of the cell to exceed 2*rmax (DescriptorError otherwise); frames with box None
+    are clusters (no images).
+    """
+    _check(frame, descriptors)
+    d = descriptors
+    pairs = centre_pairs(frame, d.centre_atom, d.rmax)
+    inside = pairs.distances < d.rmax  # fc(rmax) = 0
+    i, j, r = pairs.i[inside], pairs.j[inside], pairs.distances[inside]
+    fc = cutoff_function(r, d.rmin, d.rmax)
+
+    cosines = {}
+    if d.vectors:
+        v = frame.vectors(d.vectors)  # (n_mol, n_vec, 3)
+        norms = np.linalg.norm(v, axis=2)
+        if np.any(norms == 0):
+            mol, vec = np.argwhere(norms == 0)[0]
+            raise DescriptorError(f"vector {vec + 1} {d.vectors[vec]} of molecule {mol} has zero length (atoms on top of each other)")
+        used = {sf.vector for sf in d.functions if sf.vector is not None}
+        for s in used:
+            vi, vj = v[i, s - 1], v[j, s - 1]
+            cosines[s] = np.einsum("ij,ij->i", vi, vj) / (norms[i, s - 1] * norms[j, s - 1])
+
+    terms = np.empty((len(i), d.n_features))
+    for col, sf in enumerate(d.functions):
+        if sf.kind == "S1":
+            rs, eta = sf.params
+            terms[:, col] = np.exp(-eta * (r - rs) ** 2) * fc
+        elif sf.kind == "S2":
+            (kappa,) = sf.params
+            terms[:, col] = np.cos(kappa * r) * fc
+        elif sf.kind == "S3":
+            cs, eta = sf.params
+            terms[:, col] = np.exp(-eta * (cosines[sf.vector] - cs) ** 2) * fc
+        elif sf.kind == "S4":
+            (kappa,) = sf.params
+            terms[:, col] = np.cos(kappa * cosines[sf.vector]) * fc
+        else:  # validate() rejects unknown kinds
+            raise DescriptorError(f"unknown symmetry function kind {sf.kind!r}")
+    return _neumaier_rows(terms, i, frame.n_molecules)
+
+
+def coordination_numbers(frame: MolecularFrame, centre_atom: int, radius) -> np.ndarray:
+    """(n_molecules,) int: molecule centres within `radius` of each centre, the molecule itself counted.
+
+    `radius` is a number or a per-molecule array (e.g. molecule radius + 6 A, METHOD.md §4).
+    In a periodic frame every periodic image of a centre within the radius counts, so the
+    radius may exceed half the cell.
+    """
+    radius = np.broadcast_to(np.asarray(radius, dtype=np.float64), (frame.n_molecules,))
+    if frame.n_molecules == 0:
+        return np.zeros(0, dtype=np.int64)
+    if not np.all(np.isfinite(radius)) or np.any(radius < 0):
+        raise DescriptorError("the coordination radius must be a finite number >= 0")
+    if radius.max() == 0:
+        return np.ones(frame.n_molecules, dtype=np.int64)
+    pairs = centre_pairs(frame, centre_atom, float(radius.max()), single_image=False)
+    within = pairs.distances <= radius[pairs.i]
+    return 1 + np.bincount(pairs.i[within], minlength=frame.n_molecules).astype(np.int64)
+
+
+def molecule_radius(frame: MolecularFrame, centre_atom: int) -> np.ndarray:
+    """(n_molecules,) largest minimum-image distance of a molecule's atoms from its centre atom."""
+    centres = frame.centres(centre_atom)
+    rel = frame.minimum_image(frame.positions[frame.molecules] - centres[:, None, :])
+    return np.sqrt(np.einsum("mak,mak->ma", rel, rel)).max(axis=1)

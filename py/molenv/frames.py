@@ -1,0 +1,299 @@
+"""The in-memory frame of a molecular system, and the periodic geometry the toolkit needs.
+
+`MolecularFrame` is what every part of molenv works on: atom positions (Angstrom, float64),
+the periodic box (MDAnalysis ``dimensions`` convention ``[a, b, c, alpha, beta, gamma]``, or
+``None`` for a non-periodic cluster), the molecules as rows of atom indices in the atom order
+of the molecule spec / model, and the atomic numbers. Trajectory readers
+(`molenv.trajectory`) produce frames; descriptors, datasets and the GNN consume them.
+
+Atom positions *within a molecule* in this module's helpers are **1-based**, as in molecule
+specs and model files (``DescriptorSet.centre_atom``, ``DescriptorSet.vectors``).
+
+Geometry helpers, exact for any triclinic cell and computed in float64:
+
+- `box_matrix(box)`: cell vectors as rows (MDAnalysis ``triclinic_vectors`` in float64);
+- `perpendicular_heights(matrix)`: distances between opposite faces of the cell;
+- `minimum_image(vectors, box)`: the shortest periodic image of each vector. MDAnalysis'
+  ``minimize_vectors`` only tries the 27 images next to a diagonal-based wrap, which is not
+  the shortest image in strongly skewed cells (and its distance kernels hold the box in
+  float32), so molenv enumerates every image that can be shorter;
+- `neighbour_pairs(points, box, cutoff)`: all pairs of points closer than a cutoff, with
+  their separation vectors, found by a KD-tree over the periodic images that lie within the
+  cutoff of the cell (O(N log N)), vectors computed in float64.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "FrameError",
+    "MolecularFrame",
+    "NeighbourPairs",
+    "box_matrix",
+    "perpendicular_heights",
+    "minimum_image",
+    "neighbour_pairs",
+]
+
+
+class FrameError(ValueError):
+    """A frame, box or geometric request that cannot be used; the message names the problem."""
+
+
+# ----------------------------------------------------------------------------- cell geometry
+
+
+def box_matrix(box) -> np.ndarray:
+    """Cell vectors a, b, c as the rows of a (3, 3) float64 matrix (a along x, b in the xy plane).
+
+    `box` is ``[a, b, c, alpha, beta, gamma]`` (Angstrom, degrees), the MDAnalysis
+    ``dimensions`` convention. Raises FrameError for a degenerate box.
+    """
+    from MDAnalysis.lib.mdamath import triclinic_vectors
+
+    dims = np.asarray(box, dtype=np.float64)
+    if dims.shape != (6,) or not np.all(np.isfinite(dims)):
+        raise FrameError(f"a box is [a, b, c, alpha, beta, gamma], got {box!r}")
+    matrix = triclinic_vectors(dims, dtype=np.float64)
+    if not np.any(matrix):
+        raise FrameError(f"box {dims.tolist()} is not a valid cell (lengths must be > 0, angles in (0, 180) and compatible)")
+    return matrix
+
+
+def perpendicular_heights(matrix: np.ndarray) -> np.ndarray:
+    """Distances between opposite faces of the cell with cell vectors as rows: h_i = V / |b_j x b_k|."""
+    volume = abs(np.linalg.det(matrix))
+    return volume / np.linalg.norm(np.cross(matrix[[1, 2, 0]], matrix[[2, 0, 1]]), axis=1)
+
+
+def _as_matrix(box) -> np.ndarray:
+    box = np.asarray(box, dtype=np.float64)
+    return box if box.shape == (3, 3) else box_matrix(box)
+
+
+def minimum_image(vectors: np.ndarray, box) -> np.ndarray:
+    """The shortest periodic image of each vector, exactly, for any (triclinic) cell.
+
+    `vectors` has shape (..., 3); `box` is ``[a, b, c, alpha, beta, gamma]``, a (3, 3)
+    matrix of cell vectors as rows, or None (no periodicity: vectors returned as float64).
+    Each vector is first wrapped to fractional coordinates in [-0.5, 0.5]; the shortest image
+    r = r0 + n.H then has |n_i + s_i| <= |r0| / h_i along each face normal (h_i the
+    perpendicular heights), so all lattice shifts n within those bounds are compared. Of
+    two images of exactly equal length the first in enumeration order is kept.
+    """
+    d = np.array(vectors, dtype=np.float64)
+    if box is None:
+        return d
+    if d.shape[-1:] != (3,):
+        raise FrameError(f"vectors must have shape (..., 3), got {d.shape}")
+    matrix = _as_matrix(box)
+    flat = d.reshape(-1, 3)
+    frac = flat @ np.linalg.inv(matrix)
+    wrapped = (frac - np.round(frac)) @ matrix
+    if not len(flat):
+        return wrapped.reshape(d.shape)
+    longest = np.sqrt(np.max(np.einsum("ij,ij->i", wrapped, wrapped)))
+    bounds = np.floor(longest / perpendicular_heights(matrix) + 0.5).astype(int)
+    shifts = np.array(list(itertools.product(*(range(-m, m + 1) for m in bounds))), dtype=np.float64) @ matrix
+    best = wrapped.copy()
+    best_sq = np.einsum("ij,ij->i", wrapped, wrapped)
+    for shift in shifts:  # a handful of shifts (27 for a cell whose heights exceed the vectors)
+        candidate = wrapped + shift
+        sq = np.einsum("ij,ij->i", candidate, candidate)
+        better = sq < best_sq
+        best[better] = candidate[better]
+        best_sq[better] = sq[better]
+    return best.reshape(d.shape)
+
+
+# ----------------------------------------------------------------------------- neighbour search
+
+
+@dataclass(frozen=True)
+class NeighbourPairs:
+    """Directed pairs (i, j) of points within a cutoff: every unordered pair appears twice.
+
+    ``vectors[k]`` = position of (the image of) point ``j[k]`` minus point ``i[k]``;
+    ``distances`` their lengths. Sorted by ``i``, then by ``j``.
+    """
+
+    i: np.ndarray  # (n_pairs,) int64
+    j: np.ndarray  # (n_pairs,) int64
+    vectors: np.ndarray  # (n_pairs, 3) float64
+    distances: np.ndarray  # (n_pairs,) float64
+
+    def __len__(self) -> int:
+        return len(self.i)
+
+    def counts(self, n_points: int) -> np.ndarray:
+        """Number of pairs starting at each point."""
+        return np.bincount(self.i, minlength=n_points)
+
+
+def neighbour_pairs(points: np.ndarray, box, cutoff: float, *, single_image: bool = True) -> NeighbourPairs:
+    """All directed pairs of distinct points with separation <= `cutoff` (Angstrom).
+
+    `box` None: plain distances. Periodic `box` (``[a, b, c, alpha, beta, gamma]`` or a
+    3x3 row matrix): separations are taken between each point and the periodic images of
+    the others. With ``single_image=True`` (what symmetry functions need) the cutoff must be
+    smaller than half of every perpendicular height of the cell, so that at most one image
+    of each point is within the cutoff, and that image is the minimum image; FrameError
+    otherwise. With ``single_image=False`` every image within the cutoff is its own pair
+    (including images of the point itself), as when counting sites in a sphere larger than
+    the cell.
+    """
+    from scipy.spatial import cKDTree
+
+    points = np.asarray(points, dtype=np.float64)
+    if points.ndim != 2 or points.shape[1] != 3:
+        raise FrameError(f"points must have shape (n, 3), got {points.shape}")
+    if not (np.isfinite(cutoff) and cutoff > 0):
+        raise FrameError(f"the cutoff must be a positive number, got {cutoff}")
+    n = len(points)
+    # candidates are searched a little beyond the cutoff, then kept by their float64 distance
+    search = cutoff * (1 + 1e-9) + 1e-9
+    if box is None:
+        primary = image = points
+        image_of = np.arange(n)
+        is_self = lambda i, k: i == k  # noqa: E731
+    else:
+        matrix = _as_matrix(box)
+        heights = perpendicular_heights(matrix)
+        if single_image and cutoff >= 0.5 * heights.min():
+            raise FrameError(
+                f"the cell is too small for a cutoff of {cutoff:g} A: its perpendicular heights are "
+                f"{', '.join(f'{h:.4g}' for h in heights)} A, and each must exceed twice the cutoff "
+                f"({2 * cutoff:g} A) for a unique minimum image; use a larger supercell"
+            )
+        frac = points @ np.linalg.inv(matrix)
+        frac -= np.floor(frac)
+        primary = frac @ matrix
+        margin = search / heights
+        reach = np.ceil(margin).astype(int)
+        shifts = np.array(list(itertools.product(*(range(-m, m + 1) for m in reach))), dtype=np.float64)
+        shifted = frac[None, :, :] + shifts[:, None, :]  # (n_shifts, n, 3)
+        keep = np.all((shifted >= -margin) & (shifted <= 1 + margin), axis=2)
+        shift_index, image_of = np.nonzero(keep)
+        image = shifted[shift_index, image_of] @ matrix
+        zero = int(np.flatnonzero(~shifts.any(axis=1))[0])
+        is_self = lambda i, k: (image_of[k] == i) & (shift_index[k] == zero)  # noqa: E731
+    found = cKDTree(primary).sparse_distance_matrix(cKDTree(image), search, output_type="ndarray")
+    i, k = found["i"].astype(np.int64), found["j"].astype(np.int64)
+    keep = ~is_self(i, k)
+    i, k = i[keep], k[keep]
+    vectors = image[k] - primary[i]
+    distances = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
+    keep = distances <= cutoff
+    i, j, vectors, distances = i[keep], image_of[k[keep]].astype(np.int64), vectors[keep], distances[keep]
+    order = np.lexsort((j, i))
+    return NeighbourPairs(i[order], j[order], vectors[order], distances[order])
+
+
+# ----------------------------------------------------------------------------- the frame
+
+
+@dataclass
+class MolecularFrame:
+    """One configuration of a system of identical molecules.
+
+    positions:      (n_atoms, 3) float64, Angstrom.
+    box:            ``[a, b, c, alpha, beta, gamma]`` (Angstrom, degrees), the MDAnalysis
+                    ``dimensions`` convention; None = not periodic (a cluster).
+    molecules:      (n_molecules, atoms_per_molecule) int64 atom indices (0-based rows of
+                    `positions`); columns in spec / model atom order.
+    atomic_numbers: (n_atoms,) int.
+    time:           ps.
+
+    Molecules may be split across the periodic boundary (wrapped coordinates); every
+    helper below uses the minimum-image convention. Arrays are converted and checked on
+    construction (FrameError on bad shapes, indices out of range, an atom in two molecules).
+    """
+
+    positions: np.ndarray
+    box: np.ndarray | None
+    molecules: np.ndarray
+    atomic_numbers: np.ndarray
+    time: float = 0.0
+
+    def __post_init__(self):
+        self.positions = np.ascontiguousarray(self.positions, dtype=np.float64)
+        if self.positions.ndim != 2 or self.positions.shape[1] != 3:
+            raise FrameError(f"positions must have shape (n_atoms, 3), got {self.positions.shape}")
+        if not np.all(np.isfinite(self.positions)):
+            raise FrameError("positions hold non-finite numbers")
+        if self.box is not None:
+            self.box = np.asarray(self.box, dtype=np.float64).copy()
+            box_matrix(self.box)  # validates
+        self.molecules = np.asarray(self.molecules)
+        if self.molecules.ndim != 2 or self.molecules.shape[1] < 1 or not np.issubdtype(self.molecules.dtype, np.integer):
+            raise FrameError(f"molecules must be a 2-d integer array (n_molecules, atoms_per_molecule), got shape {self.molecules.shape} dtype {self.molecules.dtype}")
+        self.molecules = self.molecules.astype(np.int64)
+        n = len(self.positions)
+        if self.molecules.size and (self.molecules.min() < 0 or self.molecules.max() >= n):
+            raise FrameError(f"molecule atom indices must lie in 0..{n - 1}")
+        if len(np.unique(self.molecules)) != self.molecules.size:
+            raise FrameError("an atom belongs to more than one molecule (or twice to one)")
+        self.atomic_numbers = np.asarray(self.atomic_numbers)
+        if self.atomic_numbers.shape != (n,) or not np.issubdtype(self.atomic_numbers.dtype, np.integer):
+            raise FrameError(f"atomic_numbers must be an integer array of shape ({n},), got {self.atomic_numbers.shape} {self.atomic_numbers.dtype}")
+        self.time = float(self.time)
+
+    # -- sizes
+    @property
+    def n_atoms(self) -> int:
+        return len(self.positions)
+
+    @property
+    def n_molecules(self) -> int:
+        return len(self.molecules)
+
+    @property
+    def atoms_per_molecule(self) -> int:
+        return self.molecules.shape[1]
+
+    @property
+    def periodic(self) -> bool:
+        return self.box is not None
+
+    # -- geometry
+    def box_matrix(self) -> np.ndarray | None:
+        """Cell vectors as rows (float64), or None for a cluster."""
+        return None if self.box is None else box_matrix(self.box)
+
+    def minimum_image(self, vectors: np.ndarray) -> np.ndarray:
+        """`minimum_image` with this frame's box (unchanged for a cluster)."""
+        return minimum_image(vectors, self.box)
+
+    def _column(self, atom: int) -> int:
+        if isinstance(atom, (bool, np.bool_)) or not isinstance(atom, (int, np.integer)) or not 1 <= atom <= self.atoms_per_molecule:
+            raise FrameError(f"atom position {atom!r} is outside the molecule (1-based, 1..{self.atoms_per_molecule})")
+        return int(atom) - 1
+
+    def centres(self, centre_atom: int) -> np.ndarray:
+        """(n_molecules, 3) positions of the atom at 1-based position `centre_atom` of each molecule."""
+        return self.positions[self.molecules[:, self._column(centre_atom)]]
+
+    def vectors(self, pairs) -> np.ndarray:
+        """(n_molecules, n_pairs, 3) minimum-image vectors r(b) - r(a) for 1-based (a, b) in `pairs`."""
+        pairs = list(pairs)
+        out = np.empty((self.n_molecules, len(pairs), 3))
+        for s, (a, b) in enumerate(pairs):
+            out[:, s] = self.positions[self.molecules[:, self._column(b)]] - self.positions[self.molecules[:, self._column(a)]]
+        return self.minimum_image(out)
+
+    def molecule_positions(self, reference_atom: int = 1) -> np.ndarray:
+        """(n_molecules, atoms_per_molecule, 3) whole molecules: each atom at its minimum image
+        from the molecule's atom at 1-based position `reference_atom` (which keeps its position)."""
+        ref = self.centres(reference_atom)
+        rel = self.minimum_image(self.positions[self.molecules] - ref[:, None, :])
+        return ref[:, None, :] + rel
+
+    def replace(self, **changes) -> MolecularFrame:
+        """A copy with some fields replaced (arrays not replaced are copied)."""
+        fields = {k: getattr(self, k) for k in ("positions", "box", "molecules", "atomic_numbers", "time")}
+        fields = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in fields.items()}
+        fields.update(changes)
+        return MolecularFrame(**fields)
