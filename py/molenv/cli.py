@@ -14,6 +14,7 @@ import sys
 COMMANDS = {
     "plumed-lib": "plumed_lib",
     "plumed": "plumed",
+    "import-reference": "import_reference",
 }
 
 

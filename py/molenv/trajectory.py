@@ -1,0 +1,575 @@
+"""Read trajectories through MDAnalysis into `MolecularFrame`s of one kind of molecule.
+
+Supported (anything MDAnalysis reads works; these are the ones molenv is tested with):
+LAMMPS data files (``.data``/``.lmp``, atom_style full) and dump files (``.dump``,
+``.lammpstrj``; wrapped or scaled coordinates, orthogonal or triclinic boxes), GROMACS
+``.gro``/``.xtc``/``.trr``, PDB, DCD (with a topology) and XYZ (box given with
+``dimensions=``; without a box the system is a non-periodic cluster).
+
+Reading a system means answering three questions, each checked against the molecule spec
+with an error that names the file and the problem:
+
+1. **Which atoms make up which molecule.** ``molecules="residues"``: one molecule per
+   residue / LAMMPS molecule id; ``"blocks"``: contiguous blocks of atoms_per_molecule
+   atoms; ``"auto"`` (default): residues if every residue has the spec's atom count, blocks
+   if the file has no residue information. ``selection=`` (MDAnalysis selection syntax)
+   picks the atoms first, e.g. to leave out solvent.
+2. **Which element each atom is.** From ``type_elements`` (LAMMPS numeric types: a dict,
+   ``"1:H,2:O,3:C,4:N"`` or a LAMMPS data file whose Masses give the elements, see
+   `type_elements_from_data`), else the file's element symbols, else masses read from the
+   file (LAMMPS data), else atom names.
+3. **The order of a molecule's atoms**, which must be the spec's order (the centre and the
+   vectors are atom positions). ``atom_order="name"``: by atom name (the names, after the
+   optional ``name_map`` {file name: spec name}, must be the spec's names); ``"position"``:
+   as stored in the file (LAMMPS: by atom id); ``"bonds"``: by matching the bond graph
+   (from the topology, or guessed from distances) and elements onto the spec's, atoms named
+   in ``name_map`` pinned to their spec atoms (for files without names the LAMMPS types
+   serve as names: e.g. ``{"4": "N1", "5": "N2"}`` fixes which urea N is N1);
+   ``"auto"`` (default): by name if the names are the spec's, else by position if the
+   elements then match the spec, else by bonds.
+
+MDAnalysis holds coordinates in float32; frames carry them as float64 (so descriptors of a
+frame are reproducible to float64 precision, but a file read with another float64 reader
+differs by float32 rounding, ~1e-7 relative).
+"""
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import numpy as np
+
+from molenv.frames import MolecularFrame, minimum_image
+from molenv.spec import MoleculeSpec, load_spec
+
+__all__ = [
+    "TrajectoryError",
+    "Trajectory",
+    "read_frames",
+    "read_frame",
+    "parse_type_elements",
+    "type_elements_from_data",
+    "element_from_mass",
+]
+
+# file extensions MDAnalysis does not map to the format molenv means
+EXTENSION_FORMATS = {"dump": "LAMMPSDUMP", "lammpstrj": "LAMMPSDUMP", "lammpsdump": "LAMMPSDUMP", "data": "DATA", "lmp": "DATA"}
+SUPPORTED = "LAMMPS data (.data) and dump (.dump, .lammpstrj), GROMACS .gro/.xtc/.trr, PDB, DCD (with a topology), XYZ"
+
+
+class TrajectoryError(ValueError):
+    """A trajectory that cannot be read as frames of the spec's molecule; names the file and problem."""
+
+
+# ----------------------------------------------------------------------------- elements
+
+
+@functools.lru_cache(maxsize=None)
+def _symbol_tables() -> tuple[dict[str, int], dict[str, float]]:
+    """(element symbol -> atomic number, element symbol -> standard mass), from MDAnalysis' tables."""
+    from MDAnalysis.guesser.tables import SYMB2Z, masses
+
+    symbols = {s.capitalize(): z for s, z in SYMB2Z.items()}
+    return symbols, {s.capitalize(): m for s, m in masses.items() if s.capitalize() in symbols}
+
+
+def _element_symbol(text: str, where: str) -> str:
+    symbols, _ = _symbol_tables()
+    symbol = str(text).strip().capitalize()
+    if symbol not in symbols:
+        raise TrajectoryError(f"{where}: {text!r} is not an element symbol")
+    return symbol
+
+
+def element_from_mass(mass: float, tolerance: float = 0.1) -> str | None:
+    """The element whose standard atomic mass is nearest to `mass` (u), if within `tolerance`."""
+    _, masses = _symbol_tables()
+    symbol, best = min(masses.items(), key=lambda item: abs(item[1] - mass))
+    return symbol if abs(best - mass) <= tolerance else None
+
+
+def parse_type_elements(text: str) -> dict[str, str]:
+    """``"1:H,2:O,3:C,4:N"`` -> {"1": "H", "2": "O", "3": "C", "4": "N"}."""
+    out = {}
+    for item in str(text).replace(" ", "").split(","):
+        if not item:
+            continue
+        if item.count(":") != 1:
+            raise TrajectoryError(f"type-element mapping {text!r}: expected 'type:Element' items separated by commas, got {item!r}")
+        key, symbol = item.split(":")
+        out[_type_key(key)] = _element_symbol(symbol, f"type-element mapping {text!r}")
+    if not out:
+        raise TrajectoryError(f"type-element mapping {text!r} is empty")
+    return out
+
+
+def type_elements_from_data(path: str | Path, tolerance: float = 0.1) -> dict[str, str]:
+    """LAMMPS numeric atom type -> element, from the Masses section of a LAMMPS data file.
+
+    E.g. the reference ``formVII_cell_gaff.data`` gives types 1, 2, 8 H; 3 O; 4, 5, 9, 10 C;
+    6, 7 N (the types of the reference nicotinamide dump).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise TrajectoryError(f"{path}: LAMMPS data file not found")
+    masses: dict[str, float] = {}
+    lines = path.read_text().splitlines()
+    try:
+        start = next(k for k, line in enumerate(lines) if line.split("#")[0].strip() == "Masses")
+    except StopIteration:
+        raise TrajectoryError(f"{path}: no 'Masses' section (needed to tell the elements of the atom types)") from None
+    for line in lines[start + 1:]:
+        fields = line.split("#")[0].split()
+        if not fields:
+            if masses:
+                break
+            continue
+        if len(fields) < 2 or not fields[0].lstrip("-").isdigit():
+            break
+        masses[_type_key(fields[0])] = float(fields[1])
+    if not masses:
+        raise TrajectoryError(f"{path}: the 'Masses' section is empty")
+    out = {}
+    for key, mass in masses.items():
+        symbol = element_from_mass(mass, tolerance)
+        if symbol is None:
+            raise TrajectoryError(f"{path}: the mass {mass} of atom type {key} is no element's mass (within {tolerance} u)")
+        out[key] = symbol
+    return out
+
+
+def _type_key(value) -> str:
+    """Normalise an atom type ('3', 3, 3.0) to the string key used in type maps."""
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number == int(number) else text
+
+
+# ----------------------------------------------------------------------------- reader
+
+
+def _dump_columns(path: Path) -> list[str]:
+    with open(path) as fh:
+        for line in fh:
+            if line.startswith("ITEM: ATOMS"):
+                return line.split()[2:]
+    return []
+
+
+def _sniff_format(path: Path) -> str | None:
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix in EXTENSION_FORMATS:
+        return EXTENSION_FORMATS[suffix]
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(15) == b"ITEM: TIMESTEP\n":
+                return "LAMMPSDUMP"
+    except OSError:
+        pass
+    return None
+
+
+class Trajectory:
+    """Frames of one system of identical molecules, read through MDAnalysis.
+
+    ``Trajectory(path, spec, topology=None, ...)``: `path` is the coordinate file (or the
+    only file); `topology` a separate topology (GRO/PDB/TPR/PSF/LAMMPS data) where `path`
+    has none (XTC, TRR, DCD, or a dump whose types need a data file's molecules). `spec` is
+    a `MoleculeSpec` or the name/path of one. Keyword options are described in the module
+    docstring; ``format``/``topology_format`` override the format detection; ``dimensions``
+    ([a, b, c, alpha, beta, gamma]) sets the box of every frame (e.g. for XYZ);
+    ``periodic=False`` drops the box (a cluster); ``start``/``stop``/``step`` slice the frames.
+
+    ``len(traj)`` is the number of frames in the slice; iterating yields `MolecularFrame`s;
+    ``traj[k]`` is the k-th frame of the slice. ``traj.molecules`` (n_molecules,
+    atoms_per_molecule) and ``traj.atomic_numbers`` are the same for every frame;
+    ``traj.molecules_from`` ("residues"/"blocks") and ``traj.atom_order`` ("name"/
+    "position"/"bonds") say how they were found.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        spec: MoleculeSpec | str | Path,
+        *,
+        topology: str | Path | None = None,
+        format: str | None = None,
+        topology_format: str | None = None,
+        selection: str | None = None,
+        molecules: str = "auto",
+        atom_order: str = "auto",
+        name_map: Mapping[str, str] | None = None,
+        type_elements: Mapping | str | Path | None = None,
+        dimensions=None,
+        periodic: bool = True,
+        start: int | None = None,
+        stop: int | None = None,
+        step: int | None = None,
+    ):
+        self.path = Path(path)
+        self.spec = spec if isinstance(spec, MoleculeSpec) else load_spec(spec)
+        self.topology_path = Path(topology) if topology is not None else self.path
+        if molecules not in ("auto", "residues", "blocks"):
+            raise TrajectoryError(f"molecules must be 'auto', 'residues' or 'blocks', got {molecules!r}")
+        if atom_order not in ("auto", "name", "position", "bonds"):
+            raise TrajectoryError(f"atom_order must be 'auto', 'name', 'position' or 'bonds', got {atom_order!r}")
+        self.name_map = {str(k): str(v) for k, v in (name_map or {}).items()}
+        unknown = sorted(set(self.name_map.values()) - set(self.spec.atom_names))
+        if unknown:
+            raise TrajectoryError(f"name_map maps onto {', '.join(unknown)}, which spec {self.spec.name} does not have (atoms: {', '.join(self.spec.atom_names)})")
+        self.periodic = periodic
+        self.dimensions = None
+        if dimensions is not None:
+            from molenv.frames import FrameError, box_matrix
+
+            try:
+                box_matrix(dimensions)
+            except FrameError as err:
+                raise TrajectoryError(f"dimensions: {err}") from None
+            self.dimensions = np.asarray(dimensions, dtype=np.float64)
+
+        self.universe = self._open(format, topology_format)
+        self._frames = range(*slice(start, stop, step).indices(len(self.universe.trajectory)))
+        self.atoms = self._select(selection)
+        self.molecules, self.molecules_from = self._molecule_rows(molecules)
+        elements = self._elements(type_elements)
+        self.molecules, self.atom_order = self._order_atoms(elements, atom_order)
+        self._check_elements(elements)
+        symbols, _ = _symbol_tables()
+        self.atomic_numbers = np.array([symbols[e] for e in elements], dtype=np.int64)
+
+    # -- opening
+    def _where(self) -> str:
+        return str(self.path) if self.topology_path == self.path else f"{self.topology_path} + {self.path}"
+
+    def _open(self, format, topology_format):
+        import MDAnalysis as mda
+
+        for p in {self.path, self.topology_path}:
+            if not p.is_file():
+                raise TrajectoryError(f"{p}: file not found")
+        format = format or _sniff_format(self.path)
+        kwargs = {}
+        if self.topology_path == self.path:
+            topology_format = topology_format or format
+        else:
+            topology_format = topology_format or _sniff_format(self.topology_path)
+        if format:
+            kwargs["format"] = format
+        if topology_format:
+            kwargs["topology_format"] = topology_format
+        self._dump_topology = topology_format == "LAMMPSDUMP"
+        self._dump_types_in_element = False
+        if self._dump_topology:
+            columns = _dump_columns(self.topology_path)
+            # the reference dumps call the numeric type column 'element'
+            self._dump_types_in_element = "type" not in columns and "element" in columns
+            self._dump_has_mass = "mass" in columns
+            if self._dump_types_in_element and format == "LAMMPSDUMP":
+                kwargs["additional_columns"] = ["element"]
+        files = [self.topology_path] if self.topology_path == self.path else [self.topology_path, self.path]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # guessed masses, unknown 'element' numbers: handled below
+                universe = mda.Universe(*map(str, files), **kwargs)
+        except (ValueError, TypeError, OSError, IndexError, KeyError, NotImplementedError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise TrajectoryError(
+                f"{self._where()}: cannot read it ({first}). Supported: {SUPPORTED}; give format=/topology_format= "
+                "where the extension does not tell, and topology= for coordinate-only files (XTC, TRR, DCD)"
+            ) from None
+        if len(universe.trajectory) == 0:
+            raise TrajectoryError(f"{self._where()}: no frames")
+        return universe
+
+    def _select(self, selection):
+        if selection is None:
+            atoms = self.universe.atoms
+        else:
+            from MDAnalysis.exceptions import SelectionError
+
+            try:
+                atoms = self.universe.select_atoms(selection)
+            except (SelectionError, ValueError, TypeError) as err:
+                raise TrajectoryError(f"{self._where()}: invalid selection {selection!r}: {err}") from None
+        if atoms.n_atoms == 0:
+            what = f"selection {selection!r} matches no atoms" if selection else "the file holds no atoms"
+            raise TrajectoryError(f"{self._where()}: {what}")
+        return atoms
+
+    # -- molecules
+    def _molecule_rows(self, how: str) -> tuple[np.ndarray, str]:
+        n, apm = self.atoms.n_atoms, self.spec.atoms_per_molecule
+        resindices = self.atoms.resindices
+        residues, counts = np.unique(resindices, return_counts=True)
+        if how in ("auto", "residues"):
+            if np.all(counts == apm):
+                order = np.argsort(resindices, kind="stable")
+                return order.reshape(-1, apm).astype(np.int64), "residues"
+            if how == "residues" or len(residues) > 1:
+                bad = residues[counts != apm][:3]
+                described = ", ".join(f"resid {self.universe.residues[r].resid} has {c} atoms" for r, c in zip(bad, counts[counts != apm][:3]))
+                raise TrajectoryError(
+                    f"{self._where()}: the residues (molecules) do not all have the {apm} atoms of a {self.spec.name} "
+                    f"molecule ({described}); select the {self.spec.name} atoms with selection=, or use "
+                    "molecules='blocks' to cut the atoms into contiguous blocks instead"
+                )
+        if n % apm:
+            raise TrajectoryError(f"{self._where()}: {n} atoms are not a whole number of {self.spec.name} molecules ({apm} atoms each)")
+        return np.arange(n, dtype=np.int64).reshape(-1, apm), "blocks"
+
+    # -- elements
+    def _types(self) -> np.ndarray | None:
+        if self._dump_topology and self._dump_types_in_element:
+            if "element" not in self.universe.trajectory.ts.data:
+                return None
+            return np.array([_type_key(t) for t in self.universe.trajectory.ts.data["element"]])[self.atoms.indices]
+        if self._dump_topology and "type" not in _dump_columns(self.topology_path):
+            return None
+        if not hasattr(self.atoms, "types"):
+            return None
+        return np.array([_type_key(t) for t in self.atoms.types])
+
+    def _elements(self, type_elements) -> np.ndarray:
+        where = self._where()
+        if type_elements is not None:
+            if isinstance(type_elements, Mapping):
+                mapping = {_type_key(k): _element_symbol(v, "type_elements") for k, v in type_elements.items()}
+            elif Path(str(type_elements)).is_file():
+                mapping = type_elements_from_data(type_elements)
+            else:
+                mapping = parse_type_elements(str(type_elements))
+            types = self._types()
+            if types is None:
+                raise TrajectoryError(f"{where}: type_elements was given but the file has no atom types")
+            missing = sorted(set(types) - set(mapping), key=lambda t: (len(t), t))
+            if missing:
+                raise TrajectoryError(f"{where}: atom types {', '.join(missing)} are not in the type-element mapping {mapping}")
+            return np.array([mapping[t] for t in types])
+        if hasattr(self.atoms, "elements"):
+            found = np.array([str(e).strip().capitalize() for e in self.atoms.elements])
+            symbols, _ = _symbol_tables()
+            if len(found) and all(e in symbols for e in found):
+                return found
+        if hasattr(self.atoms, "masses") and (self._masses_from_file()):
+            unique, inverse = np.unique(self.atoms.masses, return_inverse=True)
+            by_mass = [element_from_mass(m) for m in unique]
+            if None in by_mass:
+                mass = unique[by_mass.index(None)]
+                raise TrajectoryError(f"{where}: atoms of mass {mass} match no element's mass; give type_elements")
+            return np.array(by_mass)[inverse]
+        names = self._names()
+        if names is not None:
+            from MDAnalysis.guesser.default_guesser import DefaultGuesser
+
+            guesser = DefaultGuesser(None)
+            symbols, _ = _symbol_tables()
+            guessed = {}
+            for name in np.unique(names):
+                symbol = str(guesser.guess_atom_element(name)).capitalize()
+                if symbol not in symbols:
+                    raise TrajectoryError(f"{where}: cannot tell the element of atoms named {name!r}; give type_elements or a file with elements")
+                guessed[name] = symbol
+            return np.array([guessed[n] for n in names])
+        raise TrajectoryError(
+            f"{where}: cannot tell the atoms' elements: the file has no element symbols, masses or names "
+            "(LAMMPS numeric types?); give type_elements, e.g. '1:H,2:O,3:C,4:N' or a LAMMPS data file with Masses"
+        )
+
+    def _masses_from_file(self) -> bool:
+        """Whether the topology's masses were read from the file (not guessed by MDAnalysis)."""
+        if _sniff_format(self.topology_path) == "DATA":
+            return True
+        if self._dump_topology:
+            return self._dump_has_mass
+        return self.topology_path.suffix.lower() in (".psf", ".prmtop", ".parm7", ".top", ".tpr", ".mol2")
+
+    def _names(self) -> np.ndarray | None:
+        if hasattr(self.atoms, "names"):
+            names = np.array([str(n).strip() for n in self.atoms.names])
+            if len(names) and all(names):
+                return names
+        return None
+
+    # -- atom order
+    def _labels(self) -> np.ndarray | None:
+        """Per-atom labels that name_map keys refer to: atom names, else LAMMPS types."""
+        names = self._names()
+        return names if names is not None else self._types()
+
+    def _order_atoms(self, elements: np.ndarray, how: str) -> tuple[np.ndarray, str]:
+        rows = self.molecules
+        labels = self._labels()
+        spec_names = self.spec.atom_names
+        if how in ("auto", "name") and labels is not None:
+            mapped = np.array([self.name_map.get(x, x) for x in labels])[rows]
+            ordered = self._order_by_names(mapped)
+            if ordered is not None:
+                return np.take_along_axis(rows, ordered, axis=1), "name"
+        if how == "name":
+            if labels is None:
+                raise TrajectoryError(f"{self._where()}: atom_order='name' but the file has no atom names")
+            mapped = np.array([self.name_map.get(x, x) for x in labels])[rows]
+            k = next(k for k in range(len(rows)) if sorted(mapped[k]) != sorted(spec_names))
+            raise TrajectoryError(
+                f"{self._where()}: molecule {k} has atom names {', '.join(mapped[k])}, spec {self.spec.name} has "
+                f"{', '.join(spec_names)} (missing: {', '.join(sorted(set(spec_names) - set(mapped[k]))) or '-'}; "
+                f"unknown: {', '.join(sorted(set(mapped[k]) - set(spec_names))) or '-'}); map them with name_map"
+            )
+        if how == "position" or (how == "auto" and not self.name_map and np.all(elements[rows] == np.array(self.spec.elements))):
+            return rows, "position"
+        return self._order_by_bonds(elements, labels), "bonds"
+
+    def _order_by_names(self, mapped: np.ndarray) -> np.ndarray | None:
+        index = {name: k for k, name in enumerate(self.spec.atom_names)}
+        positions = np.vectorize(lambda x: index.get(x, -1), otypes=[np.int64])(mapped)
+        if np.any(positions < 0):
+            return None
+        if not np.all(np.sort(positions, axis=1) == np.arange(self.spec.atoms_per_molecule)):
+            return None
+        return np.argsort(positions, axis=1)
+
+    def _local_bonds(self, elements: np.ndarray) -> list[set[tuple[int, int]]]:
+        """Per molecule, bonds as pairs of local (file-order) positions."""
+        rows = self.molecules
+        n_mol, apm = rows.shape
+        local = np.full(self.universe.atoms.n_atoms, -1, dtype=np.int64)
+        molecule_of = np.full(self.universe.atoms.n_atoms, -1, dtype=np.int64)
+        global_rows = self.atoms.indices[rows]
+        local[global_rows.ravel()] = np.tile(np.arange(apm), n_mol)
+        molecule_of[global_rows.ravel()] = np.repeat(np.arange(n_mol), apm)
+        bonds: list[set[tuple[int, int]]] = [set() for _ in range(n_mol)]
+        if hasattr(self.universe.atoms, "bonds") and len(self.universe.atoms.bonds):
+            pairs = self.universe.atoms.bonds.indices
+            same = (molecule_of[pairs[:, 0]] >= 0) & (molecule_of[pairs[:, 0]] == molecule_of[pairs[:, 1]])
+            for a, b in pairs[same]:
+                bonds[molecule_of[a]].add((min(local[a], local[b]), max(local[a], local[b])))
+            self.bonds_from = "topology"
+            return bonds
+        # guess: distance below 0.55 * (sum of vdW radii), MDAnalysis' default rule
+        from MDAnalysis.guesser.tables import vdwradii
+
+        radii = np.array([vdwradii.get(e.upper(), 1.5) for e in elements])[rows]
+        first = self._read(0)
+        pos = first.positions[rows]
+        rel = minimum_image(pos[:, :, None, :] - pos[:, None, :, :], first.box)
+        dist = np.linalg.norm(rel, axis=3)
+        limit = 0.55 * (radii[:, :, None] + radii[:, None, :])
+        m, a, b = np.nonzero((dist < limit) & (dist > 0.1) & np.triu(np.ones((apm, apm), bool), 1))
+        for k, i, j in zip(m, a, b):
+            bonds[k].add((int(i), int(j)))
+        self.bonds_from = "guessed from distances in frame 0"
+        return bonds
+
+    def _order_by_bonds(self, elements: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+        import networkx as nx
+        from networkx.algorithms.isomorphism import GraphMatcher
+
+        spec, where = self.spec, self._where()
+        pinned = set(self.name_map.values())
+        spec_graph = nx.Graph()
+        for k, (name, element) in enumerate(zip(spec.atom_names, spec.elements)):
+            spec_graph.add_node(k, label=(element, name if name in pinned else ""))
+        spec_graph.add_edges_from(spec.bonds)
+        match = lambda x, y: x["label"] == y["label"]  # noqa: E731
+        # atoms that define the descriptors must not be interchangeable by the graph's symmetry
+        defining = {spec.centre - 1} | {a - 1 for v in spec.vectors for a in v}
+        for auto in GraphMatcher(spec_graph, spec_graph, node_match=match).isomorphisms_iter():
+            moved = sorted(k for k in defining if auto[k] != k)
+            if moved:
+                names = ", ".join(spec.atom_names[k] for k in moved)
+                raise TrajectoryError(
+                    f"{where}: ordering atoms by bonds cannot tell {names} of {spec.name} apart (they are "
+                    "equivalent by elements and bonds); pin them with name_map, e.g. LAMMPS types "
+                    "{'4': 'N1', '5': 'N2'}, or give atoms in spec order (atom_order='position')"
+                )
+        bonds = self._local_bonds(elements)
+        rows = self.molecules
+        pins = np.array([self.name_map.get(x, "") for x in labels]) if labels is not None else np.full(self.atoms.n_atoms, "")
+        cache: dict = {}
+        out = np.empty_like(rows)
+        for m in range(len(rows)):
+            key = (tuple(elements[rows[m]]), tuple(pins[rows[m]]), frozenset(bonds[m]))
+            if key not in cache:
+                graph = nx.Graph()
+                for k in range(rows.shape[1]):
+                    graph.add_node(k, label=(key[0][k], key[1][k]))
+                graph.add_edges_from(bonds[m])
+                matcher = GraphMatcher(spec_graph, graph, node_match=match)
+                if not matcher.is_isomorphic():
+                    raise TrajectoryError(
+                        f"{where}: molecule {m} (atoms {', '.join(map(str, self.atoms.indices[rows[m]]))}) does not match "
+                        f"the bonds and elements of spec {spec.name} (bonds {self.bonds_from}; elements "
+                        f"{' '.join(key[0])}; pinned {dict((k, v) for k, v in enumerate(key[1]) if v) or 'none'})"
+                    )
+                cache[key] = np.array([matcher.mapping[k] for k in range(rows.shape[1])])
+            out[m] = rows[m][cache[key]]
+        return out
+
+    def _check_elements(self, elements: np.ndarray) -> None:
+        expected = np.array(self.spec.elements)
+        found = elements[self.molecules]
+        bad = np.argwhere(found != expected)
+        if len(bad):
+            m, k = bad[0]
+            raise TrajectoryError(
+                f"{self._where()}: molecule {m} atom {k + 1} ({self.spec.atom_names[k]}) is {found[m, k]}, spec "
+                f"{self.spec.name} expects {expected[k]} ({len(np.unique(bad[:, 0]))} of {len(found)} molecules differ; "
+                f"atoms ordered by {self.atom_order}, molecules from "
+                f"{self.molecules_from}: elements in file order {' '.join(elements[np.sort(self.molecules[m])])}); "
+                "use atom_order= / name_map= to map the file's atoms onto the spec"
+            )
+
+    # -- frames
+    @property
+    def n_frames(self) -> int:
+        return len(self._frames)
+
+    def __len__(self) -> int:
+        return self.n_frames
+
+    def _frame(self, ts) -> MolecularFrame:
+        box = None
+        if self.periodic:
+            if self.dimensions is not None:
+                box = self.dimensions
+            elif ts.dimensions is not None and np.all(np.asarray(ts.dimensions)[:3] > 0):
+                box = np.asarray(ts.dimensions, dtype=np.float64)
+        return MolecularFrame(
+            positions=self.atoms.positions.astype(np.float64),
+            box=box,
+            molecules=self.molecules,
+            atomic_numbers=self.atomic_numbers,
+            time=float(ts.time),
+        )
+
+    def _read(self, index: int) -> MolecularFrame:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Reader has no dt information")
+            return self._frame(self.universe.trajectory[index])
+
+    def __getitem__(self, k: int) -> MolecularFrame:
+        return self._read(self._frames[k])
+
+    def __iter__(self) -> Iterator[MolecularFrame]:
+        for index in self._frames:
+            yield self._read(index)
+
+
+def read_frames(path, spec, **options) -> list[MolecularFrame]:
+    """All frames (of the ``start``/``stop``/``step`` slice) of a trajectory; options as `Trajectory`."""
+    return list(Trajectory(path, spec, **options))
+
+
+def read_frame(path, spec, index: int = 0, **options) -> MolecularFrame:
+    """One frame (default the first) of a trajectory; options as `Trajectory`."""
+    traj = Trajectory(path, spec, **options)
+    try:
+        return traj[index]
+    except IndexError:
+        raise TrajectoryError(f"{traj._where()}: frame {index} out of range ({traj.n_frames} frames)") from None
