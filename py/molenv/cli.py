@@ -15,6 +15,7 @@ COMMANDS = {
     "plumed-lib": "plumed_lib",
     "plumed": "plumed",
     "import-reference": "import_reference",
+    "simulate": "simulate",
 }
 
 

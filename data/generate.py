@@ -1,0 +1,203 @@
+#!/usr/bin/env python
+"""Generate the committed MD trajectories under data/ with `molenv simulate`, and the manifest.
+
+Usage (from the repository root, outside CI: it takes hours on one core):
+
+    nohup .venv/bin/python data/generate.py > data/runs/generate.log 2>&1 &
+    .venv/bin/python data/generate.py --list          # what exists, what is left
+    .venv/bin/python data/generate.py --only urea-I-100K urea-melt-350K
+    .venv/bin/python data/generate.py --collect       # only (re)collect finished runs
+
+Each run works in data/runs/<name>/ (not committed) with one OpenMM CPU thread, so the
+other core stays free. Stopping the script is safe: running it again skips finished runs and
+resumes an interrupted one from its last checkpoint. A finished run is collected at once:
+data/<molecule>/<name>.xtc (frames) and data/<molecule>/<name>.pdb.gz (topology: residue =
+molecule, atoms in spec order; chain A/B = the two crystals of an interface), and its entry
+in data/manifest.json (structure, force field, temperature, ensemble, lengths, frame stride,
+wall times, the exact command).
+
+Temperatures follow the method: training crystals at 100 K and melts at 350 K; test crystals
+at 200 K (urea) and 350 K (nicotinamide); gas-phase clusters (~30 A) for the surface/bulk
+label; a urea form I / form IV interface for the demo.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parent
+REPO = DATA.parent
+RUNS = DATA / "runs"
+REF = "../shared/reference"  # relative to the repository root, as the commands are run there
+MANIFEST = DATA / "manifest.json"
+
+UREA = {"I": f"{REF}/urea/formI.cif", "IV": f"{REF}/urea/formIV_approx_P1.cif"}
+UREA_SYMMETRISE = {"IV": ["--symmetrise", "0.3"]}  # the form IV cell is approximate (P1 close to P2(1)2(1)2)
+NICOTINAMIDE = {"I": "NICOAM13", "II": "NICOAM14", "III": "NICOAM15", "IV": "NICOAM16", "V": "NICOAM07",
+                "VI": "NICOAM18", "VII": "NICOAM08", "VIII": "NICOAM09", "IX": "NICOAM17"}
+
+COMMON = ["--no-progress", "--threads", "1", "--ff-cache", "data/runs/forcefields"]
+UREA_FF = ["--molecule", "urea", "--atom-types", "gaff"]  # the paper: GAFF for urea,
+NIC_FF = ["--molecule", "nicotinamide", "--atom-types", "gaff2"]  # GAFF2 for nicotinamide
+UREA_MD = ["--equilibrate", "20", "--production", "50", "--frame-interval", "1"]
+NIC_MD = ["--equilibrate", "10", "--production", "30", "--frame-interval", "1.5"]
+CLUSTER_MD = ["--equilibrate", "10", "--production", "30", "--frame-interval", "1"]
+MELT = ["--melt-temperature", "800", "--melt-time", "20", "--quench-time", "20"]
+
+
+def plan() -> list[dict]:
+    """All runs, in the order they are made (urea first, so a first dataset exists early)."""
+    runs = []
+
+    def add(name, molecule, mode, label, split, args):
+        runs.append({"name": name, "molecule": molecule, "mode": mode, "label": label, "split": split, "args": args})
+
+    for form in ("I", "IV"):
+        add(f"urea-{form}-100K", "urea", "crystal", form, "train",
+            [*UREA_FF, "--structure", UREA[form], *UREA_SYMMETRISE.get(form, []), "--temperature", "100", *UREA_MD])
+    add("urea-melt-350K", "urea", "melt", "melt", "train",
+        [*UREA_FF, "--structure", UREA["I"], "--temperature", "350", *MELT, *UREA_MD])
+    for form in ("I", "IV"):
+        add(f"urea-{form}-200K", "urea", "crystal", form, "test",
+            [*UREA_FF, "--structure", UREA[form], *UREA_SYMMETRISE.get(form, []), "--temperature", "200", *UREA_MD])
+    for form in ("I", "IV"):
+        add(f"urea-{form}-cluster-100K", "urea", "cluster", form, "train",
+            [*UREA_FF, "--structure", UREA[form], *UREA_SYMMETRISE.get(form, []), "--diameter", "30", "--temperature", "100", *CLUSTER_MD])
+    add("urea-I-IV-interface-100K", "urea", "interface", "I/IV", "demo",
+        [*UREA_FF, "--structure", UREA["I"], "--structure2", UREA["IV"], "--symmetrise2", "0.3", "--axis", "y",
+         "--temperature", "100", "--equilibrate", "10", "--production", "40", "--frame-interval", "1"])
+    for form, code in NICOTINAMIDE.items():
+        add(f"nicotinamide-{form}-100K", "nicotinamide", "crystal", form, "train",
+            [*NIC_FF, "--structure", f"{REF}/nicotinamide/{code}.pdb", "--temperature", "100", *NIC_MD])
+    add("nicotinamide-melt-350K", "nicotinamide", "melt", "melt", "train",
+        [*NIC_FF, "--structure", f"{REF}/nicotinamide/NICOAM13.pdb", "--temperature", "350", *MELT, *NIC_MD])
+    for form, code in NICOTINAMIDE.items():
+        add(f"nicotinamide-{form}-350K", "nicotinamide", "crystal", form, "test",
+            [*NIC_FF, "--structure", f"{REF}/nicotinamide/{code}.pdb", "--temperature", "350", *NIC_MD])
+    add("nicotinamide-I-cluster-100K", "nicotinamide", "cluster", "I", "train",
+        [*NIC_FF, "--structure", f"{REF}/nicotinamide/NICOAM13.pdb", "--diameter", "30", "--temperature", "100", *CLUSTER_MD])
+    for form in ("I", "IV"):
+        add(f"urea-{form}-cluster-200K", "urea", "cluster", form, "test",
+            [*UREA_FF, "--structure", UREA[form], *UREA_SYMMETRISE.get(form, []), "--diameter", "30", "--temperature", "200", *CLUSTER_MD])
+    return runs
+
+
+def command(run: dict) -> list[str]:
+    return [sys.executable, "-m", "molenv", "simulate", run["mode"], *run["args"], *COMMON, "--out", f"data/runs/{run['name']}"]
+
+
+def finished(run: dict) -> bool:
+    p = RUNS / run["name"] / "summary.json"
+    return p.is_file()
+
+
+def collected(run: dict) -> bool:
+    return (DATA / run["molecule"] / f"{run['name']}.xtc").is_file()
+
+
+def collect(run: dict) -> dict:
+    """Copy a finished run's frames and topology into data/<molecule>/ and describe it."""
+    rd = RUNS / run["name"]
+    meta = json.loads((rd / "run.json").read_text())
+    summary = json.loads((rd / "summary.json").read_text())
+    out = DATA / run["molecule"]
+    out.mkdir(exist_ok=True)
+    xtc, pdb = out / f"{run['name']}.xtc", out / f"{run['name']}.pdb.gz"
+    shutil.copyfile(rd / "trajectory.xtc", xtc)
+    with open(rd / "topology.pdb", "rb") as src, gzip.GzipFile(pdb, "wb", mtime=0) as dst:
+        shutil.copyfileobj(src, dst)
+    system, settings, request = meta["system"], meta["settings"], meta["request"]
+    production = next(s for s in summary["stages"] if s["name"] == "production")
+    return {
+        "name": run["name"],
+        "molecule": run["molecule"],
+        "system": run["mode"],
+        "label": run["label"],
+        "split": run["split"],
+        "description": system["description"],
+        "structure": [request[k] for k in ("structure", "structure2") if k in request],
+        "symmetrised_tolerance_A": [request[k] for k in ("symmetrise", "symmetrise2") if k in request] or None,
+        "groups": system["groups"],
+        "n_molecules": system["n_molecules"],
+        "n_atoms": system["n_atoms"],
+        "force_field": system["forcefield"],
+        "temperature_K": production["temperature"],
+        "ensemble": production["ensemble"].upper(),
+        "barostat": system.get("barostat"),
+        "pressure_bar": settings["pressure_bar"] if system.get("barostat") else None,
+        "thermostat": settings["thermostat"],
+        "timestep_fs": settings["timestep_fs"],
+        "constraints": settings["constraints"],
+        "cutoff_A": settings["cutoff"] if system["box_vectors"] else None,
+        "stages": [{k: s[k] for k in ("name", "time_ps", "temperature", "temperature_end", "ensemble", "frame_interval_ps", "wall_s", "ns_per_day")}
+                   for s in summary["stages"]],
+        "production_ps": production["time_ps"],
+        "frame_interval_ps": production["frame_interval_ps"],
+        "n_frames": summary["n_frames"],
+        "first_frame_time_ps": summary["frame_times_ps"][0] if summary["frame_times_ps"] else None,
+        "mean_box": summary.get("mean_box"),
+        "wall_time_s": summary["wall_s"],
+        "setup_wall_time_s": summary.get("setup_wall_s"),
+        "machine": f"{os.cpu_count()}-core {meta.get('host', '')}, 1 OpenMM CPU thread",
+        "command": meta["command"],
+        "files": {"trajectory": str(xtc.relative_to(DATA)), "topology": str(pdb.relative_to(DATA))},
+        "bytes": xtc.stat().st_size + pdb.stat().st_size,
+        "created": meta.get("created"),
+    }
+
+
+def update_manifest(entry: dict) -> None:
+    manifest = json.loads(MANIFEST.read_text()) if MANIFEST.is_file() else {}
+    manifest.setdefault("description", "MD trajectories made with `molenv simulate` by data/generate.py; "
+                        "paths relative to data/; read with MDAnalysis.Universe(topology, trajectory)")
+    entries = {e["name"]: e for e in manifest.get("trajectories", [])}
+    entries[entry["name"]] = entry
+    order = [r["name"] for r in plan()]
+    manifest["trajectories"] = sorted(entries.values(), key=lambda e: order.index(e["name"]) if e["name"] in order else len(order))
+    manifest["total_bytes"] = sum(e["bytes"] for e in manifest["trajectories"])
+    MANIFEST.write_text(json.dumps(manifest, indent=1) + "\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="only these runs")
+    parser.add_argument("--list", action="store_true", help="list the runs and their state")
+    parser.add_argument("--collect", action="store_true", help="only collect finished runs into data/ and the manifest")
+    args = parser.parse_args()
+    runs = [r for r in plan() if not args.only or r["name"] in args.only]
+    if args.only and len(runs) != len(args.only):
+        parser.error(f"unknown run name(s); known: {', '.join(r['name'] for r in plan())}")
+    if args.list:
+        for r in runs:
+            state = "collected" if collected(r) else "finished" if finished(r) else "started" if (RUNS / r["name"] / "run.json").is_file() else "-"
+            print(f"{r['name']:32s} {state}")
+        return 0
+    os.chdir(REPO)
+    RUNS.mkdir(exist_ok=True)
+    env = dict(os.environ, OPENMM_CPU_THREADS="1")
+    for r in runs:
+        if not finished(r) and not args.collect:
+            cmd = command(r)
+            print(f"[{time.strftime('%H:%M:%S')}] {r['name']}: {' '.join(cmd[1:])}", flush=True)
+            t0 = time.time()
+            with open(RUNS / f"{r['name']}.out", "a") as log:
+                proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+            print(f"[{time.strftime('%H:%M:%S')}] {r['name']}: exit {proc.returncode} after {time.time() - t0:.0f} s", flush=True)
+            if proc.returncode != 0:
+                print(f"  see data/runs/{r['name']}.out and data/runs/{r['name']}/run.log", flush=True)
+                continue
+        if finished(r):
+            update_manifest(collect(r))
+            print(f"  collected {r['name']}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

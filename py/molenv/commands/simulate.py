@@ -1,0 +1,234 @@
+"""Make MD data: parametrise a molecule and simulate crystals, melts, clusters, interfaces.
+
+  molenv simulate crystal   --molecule urea --structure formI.cif --temperature 100 --out runs/urea-I-100K
+  molenv simulate melt      --molecule urea --structure formI.cif --temperature 350 --out runs/urea-melt-350K
+  molenv simulate cluster   --molecule urea --structure formI.cif --diameter 30 --temperature 100 --out runs/urea-I-cluster
+  molenv simulate interface --molecule urea --structure formI.cif --structure2 formIV.cif --symmetrise2 0.3 --axis y --out runs/urea-I-IV
+  molenv simulate parametrise --molecule nicotinamide --atom-types gaff2
+
+GAFF/GAFF2 + AM1-BCC with AmberTools (cached per molecule) or your own mol2/frcmod; OpenMM
+on the CPU; frames in <out>/trajectory.xtc with <out>/topology.pdb (residue = molecule,
+atoms in spec order). Running the same command again resumes an interrupted run from its
+last checkpoint. Full documentation: docs/simulate.md."""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shlex
+from pathlib import Path
+
+MODES = ("crystal", "melt", "cluster", "interface", "parametrise")
+
+
+def _add_forcefield(p):
+    g = p.add_argument_group("molecule and force field")
+    g.add_argument("--molecule", required=True, help="molecule spec: a shipped name (urea, nicotinamide) or a path to a spec .toml")
+    g.add_argument("--smiles", help="SMILES to parametrise (default: the spec's smiles)")
+    g.add_argument("--molecule-file", help="parametrise from this 3D structure of one molecule (.sdf, .mol, .mol2, .pdb) instead of SMILES")
+    g.add_argument("--atom-types", choices=("gaff", "gaff2"), default="gaff2", help="GAFF atom types (default gaff2)")
+    g.add_argument("--charges", choices=("bcc", "gas"), default="bcc", help="bcc = AM1-BCC (default), gas = Gasteiger (quick tests only)")
+    g.add_argument("--ff-mol2", help="use this mol2 (GAFF/GAFF2 atom types and charges, any atom order) instead of parametrising")
+    g.add_argument("--ff-frcmod", action="append", default=[], help="extra frcmod file for --ff-mol2 (repeatable)")
+    g.add_argument("--ff-cache", help="force-field cache directory (default $MOLENV_CACHE/forcefields or ~/.cache/molenv/forcefields)")
+
+
+def _add_structure(p, suffix="", required=True, what="crystal structure (.cif or .pdb)"):
+    p.add_argument(f"--structure{suffix}", required=required, help=what)
+    p.add_argument(f"--symmetrise{suffix}", type=float, metavar="TOL", help="symmetrise the structure first (spglib, distance tolerance in A, e.g. 0.3)")
+    p.add_argument(f"--repeats{suffix}", type=int, nargs=3, metavar="N", help="supercell repeats (default: from --min-height)")
+
+
+def _add_md(p, mode):
+    g = p.add_argument_group("molecular dynamics")
+    defaults = {"melt": 350.0}.get(mode, 100.0)
+    g.add_argument("--temperature", type=float, default=defaults, help=f"temperature of equilibration and production, K (default {defaults:g})")
+    g.add_argument("--equilibrate", type=float, default=20.0, metavar="PS", help="equilibration time, ps (default 20)")
+    g.add_argument("--production", type=float, default=50.0, metavar="PS", help="production time (frames recorded), ps (default 50)")
+    g.add_argument("--frame-interval", type=float, default=1.0, metavar="PS", help="a frame every this many ps of production (default 1)")
+    g.add_argument("--timestep", type=float, default=2.0, metavar="FS", help="time step, fs (default 2, with H-bond constraints)")
+    g.add_argument("--constraints", choices=("hbonds", "none"), default="hbonds", help="bond constraints (default hbonds; use none with --timestep 1)")
+    g.add_argument("--thermostat", choices=("langevin", "nose-hoover"), default="langevin", help="default langevin (LangevinMiddleIntegrator)")
+    g.add_argument("--friction", type=float, default=1.0, metavar="PER_PS", help="Langevin friction / Nose-Hoover collision frequency, 1/ps (default 1)")
+    if mode != "cluster":
+        g.add_argument("--barostat", choices=("auto", "iso", "xy", "aniso", "flexible", "none"), default="auto",
+                       help="pressure coupling in equilibration and production (default auto: see docs/simulate.md)")
+        g.add_argument("--pressure", type=float, default=1.0, metavar="BAR", help="pressure, bar (default 1)")
+        g.add_argument("--cutoff", type=float, default=9.0, metavar="A", help="nonbonded cutoff with PME, A (default 9)")
+    g.add_argument("--no-minimise", action="store_true", help="skip the energy minimisation at the start")
+    g.add_argument("--seed", type=int, default=2024, help="random seed (velocities, thermostat, barostat)")
+    g.add_argument("--checkpoint-interval", type=float, default=10.0, metavar="PS", help="checkpoint every this many ps (default 10)")
+    g.add_argument("--report-interval", type=float, default=2.0, metavar="PS", help="log line every this many ps (default 2)")
+    r = p.add_argument_group("run")
+    r.add_argument("--out", required=True, help="run directory (created; rerunning with the same options resumes)")
+    r.add_argument("--overwrite", action="store_true", help="discard a run in --out made with other options")
+    r.add_argument("--threads", type=int, default=0, help="OpenMM CPU threads (default: OPENMM_CPU_THREADS or all cores)")
+    r.add_argument("--platform", default="CPU", help="OpenMM platform (default CPU)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_arguments(parser):
+    sub = parser.add_subparsers(dest="mode", metavar="MODE", required=True)
+    help_ = {"crystal": "periodic crystal supercell at one temperature",
+             "melt": "melt a crystal supercell at high temperature, quench, equilibrate and sample at --temperature",
+             "cluster": "gas-phase spherical cluster cut from a crystal (no periodic boundaries)",
+             "interface": "two crystals stacked along an axis in one periodic box",
+             "parametrise": "only build (or show) the cached force field of the molecule"}
+    for mode in MODES:
+        p = sub.add_parser(mode, help=help_[mode], description=help_[mode])
+        p.set_defaults(_actions=p._actions)  # for command_line()
+        _add_forcefield(p)
+        if mode == "parametrise":
+            continue
+        _add_structure(p)
+        g = p.add_argument_group("system")
+        g.add_argument("--min-height", type=float, default=20.0, metavar="A", help="minimum perpendicular height of the supercell, A (default 20)")
+        if mode == "melt":
+            g.add_argument("--melt-temperature", type=float, default=800.0, metavar="K", help="melting temperature, K (default 800)")
+            g.add_argument("--melt-ensemble", choices=("npt", "nvt"), default="npt",
+                           help="ensemble of the melting stage (default npt, isotropic: a crystal at its own density superheats far above the melting point)")
+            g.add_argument("--melt-time", type=float, default=20.0, metavar="PS", help="time at the melting temperature, ps (default 20)")
+            g.add_argument("--quench-time", type=float, default=20.0, metavar="PS", help="linear quench to --temperature, ps (default 20; NPT unless --barostat none)")
+        if mode == "cluster":
+            g.add_argument("--diameter", type=float, default=30.0, metavar="A", help="cluster diameter, A (default 30)")
+        if mode == "interface":
+            _add_structure(g, suffix="2", what="second crystal structure, stacked on the first")
+            g.add_argument("--axis", choices=("x", "y", "z"), default="z", help="stacking axis (default z)")
+            g.add_argument("--gap", type=float, default=1.5, metavar="A", help="extra space at each interface, A (default 1.5; the minimisation and barostat close it)")
+        _add_md(p, mode)
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def _sha(path) -> str | None:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if path and Path(path).is_file() else None
+
+
+def _forcefield(args, spec):
+    from molenv.simulate.parametrise import parametrise, user_forcefield
+
+    if args.ff_mol2:
+        return user_forcefield(spec, args.ff_mol2, args.ff_frcmod, atom_types=args.atom_types, cache_dir=args.ff_cache)
+    if args.ff_frcmod:
+        raise ValueError("--ff-frcmod needs --ff-mol2")
+    return parametrise(spec, atom_types=args.atom_types, charges=args.charges, smiles=args.smiles, structure=args.molecule_file, cache_dir=args.ff_cache)
+
+
+def _build(args, spec):
+    from molenv.simulate.systems import cluster_system, crystal_system, interface_system
+
+    if args.mode in ("crystal", "melt"):
+        return crystal_system(spec, args.structure, args.min_height, args.repeats, args.symmetrise)
+    if args.mode == "cluster":
+        return cluster_system(spec, args.structure, args.diameter, args.symmetrise)
+    return interface_system(spec, args.structure, args.structure2, args.axis, args.min_height, args.repeats, args.repeats2,
+                            args.symmetrise, args.symmetrise2, args.gap)
+
+
+def _barostat(args, system) -> str | None:
+    """Resolve --barostat auto: melt iso; interface aniso; crystal by cell shape (tetragonal
+    / hexagonal: x and y coupled (xy); orthorhombic: aniso; monoclinic / triclinic: flexible)."""
+    if args.mode == "cluster" or args.barostat == "none":
+        return None
+    if args.barostat != "auto":
+        return args.barostat
+    if args.mode == "melt":
+        return "iso"
+    if args.mode == "interface":
+        return "aniso"
+    import numpy as np
+
+    cell = np.array(system.info["cell"])
+    if np.all(np.abs(cell[3:5] - 90) < 0.01) and abs(cell[0] - cell[1]) < 1e-3 * cell[0]:
+        return "xy"  # a = b, alpha = beta = 90: tetragonal or hexagonal, c unique
+    if np.all(np.abs(cell[3:] - 90) < 0.01):
+        return "aniso"
+    return "flexible"
+
+
+def _stages(args, npt: bool):
+    from molenv.simulate.md import Stage
+
+    ens = "npt" if npt else "nvt"
+    stages = []
+    if args.mode == "melt":
+        melt_ens = ens if args.melt_ensemble == "npt" else "nvt"
+        stages += [Stage("melt", args.melt_time, args.melt_temperature, melt_ens),
+                   Stage("quench", args.quench_time, args.melt_temperature, ens, temperature_end=args.temperature)]
+    stages += [Stage("equilibrate", args.equilibrate, args.temperature, ens),
+               Stage("production", args.production, args.temperature, ens, frame_interval_ps=args.frame_interval)]
+    return stages
+
+
+def command_line(args) -> str:
+    """The command as a shell line, from the parsed options (non-default ones only)."""
+    words = ["molenv", "simulate", args.mode]
+    for action in args._actions:
+        if not action.option_strings or action.dest in ("help",):
+            continue
+        value = getattr(args, action.dest, None)
+        if value == action.default or value is None:
+            continue
+        opt = action.option_strings[-1]
+        if isinstance(action, argparse._StoreTrueAction):
+            words.append(opt)
+        elif isinstance(value, list) and action.nargs in ("+", "*", 3):
+            words += [opt, *map(str, value)]
+        elif isinstance(value, list):
+            for v in value:
+                words += [opt, str(v)]
+        else:
+            words += [opt, str(value)]
+    return shlex.join(words)
+
+
+def _request(args, spec) -> dict:
+    keys = ["mode", "smiles", "atom_types", "charges", "structure", "symmetrise", "repeats", "min_height", "diameter",
+            "structure2", "symmetrise2", "repeats2", "axis", "gap", "melt_temperature", "melt_ensemble", "melt_time", "quench_time"]
+    req = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    req["molecule"] = spec.name
+    req["spec_sha"] = _sha(spec.path)
+    for k in ("structure", "structure2", "molecule_file", "ff_mol2"):
+        if getattr(args, k, None):
+            req[f"{k}_sha"] = _sha(getattr(args, k))
+    req["ff_frcmod_sha"] = [_sha(f) for f in args.ff_frcmod]
+    return req
+
+
+def run(args):
+    from molenv.simulate import md
+    from molenv.spec import load_spec
+
+    spec = load_spec(args.molecule)
+    if args.mode == "parametrise":
+        ff = _forcefield(args, spec)
+        print(f"{spec.name}: {ff.describe()}{' (cached)' if ff.info.get('cached') else ''}")
+        print(f"  mol2:   {ff.mol2}")
+        for f in ff.frcmods:
+            print(f"  frcmod: {f}")
+        return 0
+    system = _build(args, spec)  # fails early on bad structures
+    cutoff = getattr(args, "cutoff", 9.0)
+    system.check_box(cutoff)
+    barostat = _barostat(args, system)
+    settings = md.MDSettings(timestep_fs=args.timestep, thermostat=args.thermostat, friction_ps=args.friction,
+                             barostat=barostat or "iso", pressure_bar=getattr(args, "pressure", 1.0), cutoff=cutoff,
+                             constraints=args.constraints, minimise=not args.no_minimise, seed=args.seed,
+                             checkpoint_ps=args.checkpoint_interval, report_ps=args.report_interval)
+    stages = _stages(args, npt=barostat is not None)
+
+    def setup(directory: Path) -> dict:
+        ff = _forcefield(args, spec)
+        system.prepare(ff, directory)
+        vectors = system.box_vectors()
+        return {"description": system.description, "n_molecules": system.n_molecules, "n_atoms": system.n_atoms,
+                "groups": system.groups, "dimensions": None if system.dimensions is None else system.dimensions.round(4).tolist(),
+                "box_vectors": None if vectors is None else vectors.tolist(), "info": system.info,
+                "forcefield": {"description": ff.describe(), "atom_types": ff.atom_types, "resname": ff.resname} | {
+                    k: v for k, v in ff.info.items() if k in ("source", "charges", "method", "key", "net_charge")},
+                "barostat": barostat}
+
+    runtime = md.Runtime(platform=args.platform, threads=args.threads, progress=not args.no_progress)
+    summary = md.run(args.out, _request(args, spec), setup, stages, settings, runtime, overwrite=args.overwrite, command=command_line(args))
+    print(f"{args.out}: {summary['n_frames']} frames in {Path(args.out) / 'trajectory.xtc'} (MD wall time {summary['wall_s']:.0f} s)")
+    return 0

@@ -1,0 +1,543 @@
+"""Staged, resumable OpenMM molecular dynamics in a run directory.
+
+A run is a list of :class:`Stage` (e.g. melt -> quench -> equilibrate -> production), each
+NVT or NPT at a temperature (optionally a linear ramp), some recording frames. The run
+directory holds
+
+============================  ==================================================================
+``run.json``                  the request (what was asked), stages, MD settings, system summary
+``system.pdb``                the built system: residue = molecule, spec atom names and order
+``system.prmtop``             AMBER topology made by tleap (GAFF/GAFF2 + charges)
+``progress.json``             where the run stands: stage, step, checkpoint file, frame chunks
+``checkpoint-NNNNN.xml``      OpenMM state (positions, velocities, box, time) at the last checkpoint
+``chunks/NNNNN.npz``          frames recorded up to the last checkpoint (float32 Angstrom)
+``run.log``                   log: settings, energies, temperature, box, density, speed
+``trajectory.xtc``            all recorded frames, written when the run ends (MDAnalysis XTC)
+``topology.pdb``              topology for the trajectory (first recorded frame, box in CRYST1)
+``final.xml``, ``summary.json``  final state; frame count, wall times, speed, mean T and box
+============================  ==================================================================
+
+Checkpoints are written every ``checkpoint_ps`` of simulated time and at the end of every
+stage: first the frame chunk, then a new state file, then ``progress.json`` (atomically), so
+an interrupted run continues from its last checkpoint when the same command is run again;
+frames recorded after that checkpoint are recomputed, never duplicated. The random streams
+of the thermostat and barostat are reseeded on resume, so a resumed run is statistically,
+not bitwise, the continuation.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from molenv.simulate import SimulationError
+
+BOLTZMANN = 0.00831446261815324  # kJ/mol/K
+AMU_PER_A3_TO_G_PER_CM3 = 1.66053906660
+BAROSTATS = ("iso", "xy", "aniso", "flexible")
+THERMOSTATS = ("langevin", "nose-hoover")
+RUN_FILES = ("run.json", "progress.json", "system.pdb", "system.prmtop", "system.inpcrd", "system.tleap.log", "run.log",
+             "trajectory.xtc", "topology.pdb", "final.xml", "summary.json", "frame_boxes.npz")
+
+
+@dataclass
+class Stage:
+    """One part of a run. ``temperature_end`` makes a linear temperature ramp."""
+
+    name: str
+    time_ps: float
+    temperature: float
+    ensemble: str = "npt"  # "nvt" or "npt" (npt needs a periodic system)
+    frame_interval_ps: float = 0.0  # > 0: record a frame every this many ps
+    temperature_end: float | None = None
+
+    def __post_init__(self):
+        if self.ensemble not in ("nvt", "npt"):
+            raise SimulationError(f"stage {self.name}: ensemble must be nvt or npt, got {self.ensemble!r}")
+        if self.time_ps < 0 or self.temperature <= 0 or (self.temperature_end is not None and self.temperature_end <= 0):
+            raise SimulationError(f"stage {self.name}: time must be >= 0 and temperatures > 0")
+        if self.frame_interval_ps < 0:
+            raise SimulationError(f"stage {self.name}: frame interval must be >= 0")
+
+
+@dataclass
+class MDSettings:
+    """Physics of the run (part of the request: changing them means a new run)."""
+
+    timestep_fs: float = 2.0
+    thermostat: str = "langevin"
+    friction_ps: float = 1.0  # Langevin friction / Nose-Hoover collision frequency, 1/ps
+    barostat: str = "iso"  # used in npt stages: iso | xy | aniso | flexible
+    pressure_bar: float = 1.0
+    barostat_interval: int = 25
+    cutoff: float = 9.0  # Angstrom, nonbonded (PME real space); clusters use no cutoff
+    constraints: str = "hbonds"  # hbonds | none
+    minimise: bool = True
+    seed: int = 2024
+    checkpoint_ps: float = 10.0
+    report_ps: float = 2.0
+
+    def __post_init__(self):
+        if self.thermostat not in THERMOSTATS:
+            raise SimulationError(f"thermostat must be one of {', '.join(THERMOSTATS)}, got {self.thermostat!r}")
+        if self.barostat not in BAROSTATS:
+            raise SimulationError(f"barostat must be one of {', '.join(BAROSTATS)}, got {self.barostat!r}")
+        if self.constraints not in ("hbonds", "none"):
+            raise SimulationError(f"constraints must be hbonds or none, got {self.constraints!r}")
+        if self.timestep_fs <= 0 or self.checkpoint_ps <= 0 or self.report_ps <= 0:
+            raise SimulationError("timestep, checkpoint and report intervals must be > 0")
+
+    def steps(self, ps: float) -> int:
+        return int(round(ps * 1000.0 / self.timestep_fs))
+
+
+@dataclass
+class Runtime:
+    """How to run (not part of the request: may change between resumes)."""
+
+    platform: str = "CPU"
+    threads: int = 0  # CPU threads; 0 = OpenMM's default (OPENMM_CPU_THREADS or all cores)
+    progress: bool = True
+
+
+# ---------------------------------------------------------------------------------------
+# run directory
+
+
+def _write_json(path: Path, data) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def _differences(a, b, prefix="") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in sorted(set(a) | set(b)):
+            out += _differences(a.get(key), b.get(key), f"{prefix}{key}.")
+        return out
+    return [] if a == b else [f"{prefix[:-1]}: {b!r} in the run directory, {a!r} now"]
+
+
+class RunDirectory:
+    """The files of one run (see module docstring)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def exists(self) -> bool:
+        return self.file("run.json").is_file()
+
+    def load(self) -> dict:
+        return json.loads(self.file("run.json").read_text())
+
+    def progress(self) -> dict | None:
+        p = self.file("progress.json")
+        return json.loads(p.read_text()) if p.is_file() else None
+
+    def clear(self) -> None:
+        """Remove the files of a run (only those, so a wrong --out loses nothing else)."""
+        for name in RUN_FILES:
+            self.file(name).unlink(missing_ok=True)
+        for p in self.path.glob("checkpoint-*.xml"):
+            p.unlink()
+        shutil.rmtree(self.file("chunks"), ignore_errors=True)
+
+    def check_new(self) -> None:
+        if self.path.exists() and not self.path.is_dir():
+            raise SimulationError(f"{self.path}: exists and is not a directory")
+        if self.path.is_dir() and not self.exists() and any(p.name not in RUN_FILES for p in self.path.iterdir()):
+            raise SimulationError(f"{self.path}: directory exists, is not empty and holds no molenv run (run.json); choose another --out")
+
+
+# ---------------------------------------------------------------------------------------
+# the run
+
+
+def run(out: str | Path, request: dict, setup, stages: list[Stage], settings: MDSettings, runtime: Runtime | None = None,
+        overwrite: bool = False, command: str = "") -> dict:
+    """Run (or resume, or report as complete) the simulation in directory ``out``.
+
+    ``request`` describes what was asked (inputs and options); a run directory made with
+    a different request is refused unless ``overwrite``. ``setup(directory) -> dict`` builds
+    ``system.pdb`` and ``system.prmtop`` there and returns a summary of the system; it is
+    called only for a new run. Returns the summary (``summary.json``)."""
+    runtime = runtime or Runtime()
+    rd = RunDirectory(out)
+    plan = {"request": request, "stages": [asdict(s) for s in stages], "settings": asdict(settings)}
+    if rd.exists():
+        old = rd.load()
+        diff = _differences(plan, {k: old.get(k) for k in plan})
+        if diff and not overwrite:
+            raise SimulationError(f"{rd.path} holds a run made with other settings ({'; '.join(diff[:4])}); "
+                                  f"rerun with the same options to resume, or use another --out or --overwrite")
+        if diff:
+            rd.clear()
+    rd.check_new()
+    if not rd.exists():
+        created = not rd.path.exists()
+        rd.path.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        try:
+            system_info = setup(rd.path)
+        except BaseException:
+            rd.clear()
+            if created and not any(rd.path.iterdir()):
+                rd.path.rmdir()
+            raise
+        record = plan | {"system": system_info, "command": command, "setup_wall_s": round(time.perf_counter() - t0, 2),
+                         "created": time.strftime("%Y-%m-%d %H:%M:%S"), "host": platform.node()}
+        _write_json(rd.file("run.json"), record)
+    return _Runner(rd, stages, settings, runtime).execute()
+
+
+class _Runner:
+    def __init__(self, rd: RunDirectory, stages: list[Stage], settings: MDSettings, runtime: Runtime):
+        self.rd, self.stages, self.settings, self.runtime = rd, stages, settings, runtime
+        self.meta = rd.load()
+        self.periodic = self.meta["system"].get("box_vectors") is not None
+        self.log = self._logger()
+
+    # -- logging -------------------------------------------------------------------------
+    def _logger(self) -> logging.Logger:
+        log = logging.getLogger(f"molenv.simulate.{id(self)}")
+        log.setLevel(logging.INFO)
+        log.propagate = False
+        fh = logging.FileHandler(self.rd.file("run.log"))
+        fh.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+        log.addHandler(fh)
+        return log
+
+    def _close_log(self):
+        for h in list(self.log.handlers):
+            h.close()
+            self.log.removeHandler(h)
+
+    # -- OpenMM objects ------------------------------------------------------------------
+    def _system(self):
+        import openmm
+        from openmm import app, unit
+
+        prmtop = app.AmberPrmtopFile(str(self.rd.file("system.prmtop")))
+        kwargs = dict(constraints=app.HBonds if self.settings.constraints == "hbonds" else None, removeCMMotion=True)
+        if self.periodic:
+            system = prmtop.createSystem(nonbondedMethod=app.PME, nonbondedCutoff=self.settings.cutoff * unit.angstrom, ewaldErrorTolerance=5e-4, **kwargs)
+            vectors = np.array(self.meta["system"]["box_vectors"]) / 10.0
+            system.setDefaultPeriodicBoxVectors(*(openmm.Vec3(*v) for v in vectors))
+        else:
+            system = prmtop.createSystem(nonbondedMethod=app.NoCutoff, **kwargs)
+        return prmtop, system
+
+    def _barostat(self, temperature: float):
+        import openmm
+        from openmm import unit
+
+        s = self.settings
+        p = s.pressure_bar * unit.bar
+        if s.barostat == "iso":
+            return openmm.MonteCarloBarostat(p, temperature, s.barostat_interval)
+        if s.barostat == "xy":
+            return openmm.MonteCarloMembraneBarostat(p, 0.0, temperature, openmm.MonteCarloMembraneBarostat.XYIsotropic,
+                                                     openmm.MonteCarloMembraneBarostat.ZFree, s.barostat_interval)
+        if s.barostat == "aniso":
+            return openmm.MonteCarloAnisotropicBarostat(openmm.Vec3(1, 1, 1) * s.pressure_bar, temperature, True, True, True, s.barostat_interval)
+        return openmm.MonteCarloFlexibleBarostat(p, temperature, s.barostat_interval)
+
+    def _integrator(self, temperature: float):
+        import openmm
+        from openmm import unit
+
+        s = self.settings
+        dt = s.timestep_fs * unit.femtosecond
+        if s.thermostat == "langevin":
+            return openmm.LangevinMiddleIntegrator(temperature * unit.kelvin, s.friction_ps / unit.picosecond, dt)
+        return openmm.NoseHooverIntegrator(temperature * unit.kelvin, s.friction_ps / unit.picosecond, dt)
+
+    def _simulation(self, stage: Stage, seed: int):
+        import copy
+
+        import openmm
+        from openmm import app
+
+        system = copy.deepcopy(self.base_system)
+        if stage.ensemble == "npt":
+            if not self.periodic:
+                raise SimulationError(f"stage {stage.name}: NPT needs a periodic system (clusters run NVT)")
+            barostat = self._barostat(stage.temperature)
+            barostat.setRandomNumberSeed(seed)
+            system.addForce(barostat)
+        integrator = self._integrator(stage.temperature)
+        if hasattr(integrator, "setRandomNumberSeed"):
+            integrator.setRandomNumberSeed(seed)
+        try:
+            plat = openmm.Platform.getPlatformByName(self.runtime.platform)
+        except Exception:
+            names = [openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())]
+            raise SimulationError(f"OpenMM platform {self.runtime.platform!r} not available (available: {', '.join(names)})") from None
+        props = {"Threads": str(self.runtime.threads)} if self.runtime.platform == "CPU" and self.runtime.threads > 0 else {}
+        return app.Simulation(self.prmtop.topology, system, integrator, plat, props)
+
+    # -- state I/O -----------------------------------------------------------------------
+    def _save_state(self, context, path: Path) -> None:
+        import openmm
+
+        state = context.getState(getPositions=True, getVelocities=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(openmm.XmlSerializer.serialize(state))
+        os.replace(tmp, path)
+
+    def _load_state(self, context, path: Path) -> None:
+        import openmm
+
+        context.setState(openmm.XmlSerializer.deserialize(path.read_text()))
+
+    def _checkpoint(self, context, progress: dict, frames: list, wall: float, stage_name: str) -> None:
+        """Frame chunk, then a new state file, then progress.json (atomic); ``wall`` seconds
+        are booked to ``stage_name``. ``progress`` already says where the run resumes."""
+        if frames:
+            chunks = self.rd.file("chunks")
+            chunks.mkdir(exist_ok=True)
+            name = f"{len(progress['chunks']):05d}.npz"
+            tmp = chunks / f"{name}.tmp.npz"
+            np.savez(tmp, positions=np.array([f[0] for f in frames], dtype=np.float32),
+                     dimensions=np.array([f[1] for f in frames], dtype=np.float64), times=np.array([f[2] for f in frames]))
+            os.replace(tmp, chunks / name)
+            progress["chunks"].append(name)
+            progress["n_frames"] += len(frames)
+            frames.clear()
+        old = progress.get("checkpoint")
+        progress["n_checkpoints"] += 1
+        progress["checkpoint"] = f"checkpoint-{progress['n_checkpoints']:05d}.xml"
+        self._save_state(context, self.rd.file(progress["checkpoint"]))
+        progress["wall_s"][stage_name] = round(progress["wall_s"].get(stage_name, 0.0) + wall, 2)
+        _write_json(self.rd.file("progress.json"), progress)
+        if old and old != progress["checkpoint"]:
+            self.rd.file(old).unlink(missing_ok=True)
+
+    # -- measurements --------------------------------------------------------------------
+    def _observables(self, state) -> dict:
+        from openmm import unit
+
+        ke = state.getKineticEnergy().value_in_unit(unit.kilojoule_per_mole)
+        pe = state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+        out = {"T": 2 * ke / (self.dof * BOLTZMANN), "PE": pe}
+        if self.periodic:
+            v = np.array(state.getPeriodicBoxVectors().value_in_unit(unit.angstrom))
+            volume = abs(np.linalg.det(v))
+            out |= {"box": np.linalg.norm(v, axis=1), "volume": volume, "density": self.mass / volume * AMU_PER_A3_TO_G_PER_CM3}
+        return out
+
+    def _frame(self, context):
+        from openmm import unit
+
+        from molenv.crystals import dimensions_from_vectors
+
+        state = context.getState(getPositions=True, enforcePeriodicBox=self.periodic)
+        pos = state.getPositions(asNumpy=True).value_in_unit(unit.angstrom).astype(np.float32)
+        dims = dimensions_from_vectors(state.getPeriodicBoxVectors().value_in_unit(unit.angstrom)) if self.periodic else np.zeros(6)
+        return pos, dims, state.getTime().value_in_unit(unit.picosecond)
+
+    # -- main loop -----------------------------------------------------------------------
+    def execute(self) -> dict:
+        try:
+            return self._execute()
+        finally:
+            self._close_log()
+
+    def _execute(self) -> dict:
+        from openmm import app, unit
+
+        progress = self.rd.progress()
+        if progress and progress.get("done"):
+            if not self.rd.file("summary.json").is_file():
+                return self._finish(progress)
+            return json.loads(self.rd.file("summary.json").read_text())
+        self.prmtop, self.base_system = self._system()
+        n_constraints = self.base_system.getNumConstraints()
+        self.dof = 3 * self.base_system.getNumParticles() - n_constraints - 3
+        self.mass = sum(self.base_system.getParticleMass(i).value_in_unit(unit.dalton) for i in range(self.base_system.getNumParticles()))
+        s = self.settings
+        if progress is None:
+            progress = {"stage": 0, "step": 0, "checkpoint": None, "n_checkpoints": 0, "chunks": [], "n_frames": 0, "wall_s": {}, "done": False}
+            self.log.info("new run: %s", self.meta["system"].get("description", ""))
+            self.log.info("command: %s", self.meta.get("command", ""))
+        else:
+            self.log.info("resuming at stage %d (%s), step %d, from %s", progress["stage"], self.stages[progress["stage"]].name,
+                          progress["step"], progress["checkpoint"])
+            # frames written after the last checkpoint are not in progress.json: drop them
+            for p in self.rd.file("chunks").glob("*.npz") if self.rd.file("chunks").is_dir() else []:
+                if p.name not in progress["chunks"]:
+                    p.unlink()
+        self.log.info("settings: %s; platform %s, threads %s", json.dumps(asdict(s)), self.runtime.platform, self.runtime.threads or "default")
+        total = sum(s.steps(st.time_ps) for st in self.stages)
+        done = sum(s.steps(st.time_ps) for st in self.stages[: progress["stage"]]) + progress["step"]
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, initial=done, unit="step", disable=not self.runtime.progress, dynamic_ncols=True,
+                   mininterval=1.0 if os.isatty(2) else 60.0, desc=os.path.basename(os.path.abspath(self.rd.path)))
+        try:
+            while progress["stage"] < len(self.stages):
+                self._run_stage(progress, bar)
+        except KeyboardInterrupt:
+            self.log.info("interrupted; the run continues from %s when the same command is run again", progress.get("checkpoint"))
+            raise
+        finally:
+            bar.close()
+        return self._finish(progress)
+
+    def _run_stage(self, progress: dict, bar) -> None:
+        from openmm import unit
+
+        s = self.settings
+        i = progress["stage"]
+        stage = self.stages[i]
+        n_steps = s.steps(stage.time_ps)
+        frame_steps = s.steps(stage.frame_interval_ps) if stage.frame_interval_ps > 0 else 0
+        report_steps, ckpt_steps = max(1, s.steps(s.report_ps)), max(1, s.steps(s.checkpoint_ps))
+        seed = s.seed + 1000 * i + progress["n_checkpoints"]
+        sim = self._simulation(stage, seed)
+        ctx = sim.context
+        if progress["checkpoint"]:
+            self._load_state(ctx, self.rd.file(progress["checkpoint"]))
+        else:
+            pdb = app_pdb(self.rd.file("system.pdb"))
+            ctx.setPositions(pdb.positions)
+            if s.minimise:
+                e0 = ctx.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+                t0 = time.perf_counter()
+                import openmm
+
+                openmm.LocalEnergyMinimizer.minimize(ctx, 10.0, 2000)
+                e1 = ctx.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+                self.log.info("minimised: potential energy %.1f -> %.1f kJ/mol (%.1f s)", e0, e1, time.perf_counter() - t0)
+            ctx.setVelocitiesToTemperature(stage.temperature * unit.kelvin, s.seed)
+        ramp = stage.temperature_end is not None and stage.temperature_end != stage.temperature
+        self.log.info("stage %d/%d %s: %.1f ps %s at %s K%s%s", i + 1, len(self.stages), stage.name, stage.time_ps, stage.ensemble.upper(),
+                      f"{stage.temperature:g}" + (f" -> {stage.temperature_end:g}" if ramp else ""),
+                      f", barostat {s.barostat}" if stage.ensemble == "npt" else "", f", a frame every {stage.frame_interval_ps:g} ps" if frame_steps else "")
+        frames: list = []
+        step = progress["step"]
+        t_wall = time.perf_counter()
+        t_block, step_block = t_wall, step
+        while step < n_steps:
+            nxt = n_steps
+            for interval in (frame_steps, report_steps, ckpt_steps):
+                if interval:
+                    nxt = min(nxt, (step // interval + 1) * interval)
+            if ramp:
+                temp = stage.temperature + (stage.temperature_end - stage.temperature) * step / n_steps
+                sim.integrator.setTemperature(temp * unit.kelvin)
+                if stage.ensemble == "npt":
+                    ctx.setParameter("MonteCarloTemperature", temp)
+            sim.step(nxt - step)
+            bar.update(nxt - step)
+            step = nxt
+            if frame_steps and step % frame_steps == 0:
+                frames.append(self._frame(ctx))
+            if step % report_steps == 0 or step == n_steps:
+                now = time.perf_counter()
+                obs = self._observables(ctx.getState(getEnergy=True))
+                speed = (step - step_block) * s.timestep_fs * 1e-6 / max(now - t_block, 1e-9) * 86400
+                t_block, step_block = now, step
+                bar.set_postfix(stage=stage.name, T=f"{obs['T']:.0f}", refresh=False)
+                box = f" box {' '.join(f'{x:.2f}' for x in obs['box'])} A density {obs['density']:.4f} g/cm3" if self.periodic else ""
+                self.log.info("%s step %d/%d t=%.1f ps T=%.1f K PE=%.1f kJ/mol%s %.2f ns/day", stage.name, step, n_steps,
+                              ctx.getState().getTime().value_in_unit(unit.picosecond), obs["T"], obs["PE"], box, speed)
+            if step % ckpt_steps == 0 or step == n_steps:
+                now = time.perf_counter()
+                progress["stage"], progress["step"] = (i + 1, 0) if step == n_steps else (i, step)
+                self._checkpoint(ctx, progress, frames, now - t_wall, stage.name)
+                t_wall = now
+        if n_steps == 0:
+            progress["stage"], progress["step"] = i + 1, 0
+            self._checkpoint(ctx, progress, frames, time.perf_counter() - t_wall, stage.name)
+
+    # -- end -----------------------------------------------------------------------------
+    def _finish(self, progress: dict) -> dict:
+        progress["done"] = True
+        _write_json(self.rd.file("progress.json"), progress)
+        summary = write_trajectory(self.rd)
+        if progress.get("checkpoint") and self.rd.file(progress["checkpoint"]).is_file():
+            os.replace(self.rd.file(progress["checkpoint"]), self.rd.file("final.xml"))
+        s = self.settings
+        stage_info = []
+        for st in self.stages:
+            wall = progress["wall_s"].get(st.name, 0.0)
+            stage_info.append(asdict(st) | {"wall_s": wall, "ns_per_day": round(st.time_ps * 1e-3 / wall * 86400, 2) if wall > 0 else None})
+        summary |= {"stages": stage_info, "wall_s": round(sum(progress["wall_s"].values()), 1),
+                    "setup_wall_s": self.meta.get("setup_wall_s"), "timestep_fs": s.timestep_fs,
+                    "n_atoms": self.meta["system"].get("n_atoms"), "n_molecules": self.meta["system"].get("n_molecules")}
+        _write_json(self.rd.file("summary.json"), summary)
+        self.log.info("done: %d frames in trajectory.xtc, MD wall time %.0f s", summary["n_frames"], summary["wall_s"])
+        return summary
+
+
+def app_pdb(path: Path):
+    from openmm import app
+
+    return app.PDBFile(str(path))
+
+
+def write_trajectory(rd: RunDirectory) -> dict:
+    """Merge the frame chunks into ``trajectory.xtc`` and write ``topology.pdb``; returns
+    frame statistics. Chunk files are removed once the trajectory is written."""
+    import MDAnalysis as mda
+    from MDAnalysis.coordinates.XTC import XTCWriter
+
+    progress = rd.progress()
+    chunk_files = [rd.file("chunks") / name for name in progress["chunks"]]
+    stats = {"n_frames": 0, "frame_times_ps": [], "trajectory": "trajectory.xtc", "topology": "topology.pdb"}
+    if not chunk_files:
+        if rd.file("trajectory.xtc").is_file():  # already merged earlier
+            u = mda.Universe(str(rd.file("topology.pdb")), str(rd.file("trajectory.xtc")))
+            stats["n_frames"] = len(u.trajectory)
+            stats["frame_times_ps"] = [round(ts.time, 3) for ts in u.trajectory]
+        return _frame_stats(rd, stats)
+    data = [np.load(p) for p in chunk_files]
+    positions = np.concatenate([d["positions"] for d in data])
+    dims = np.concatenate([d["dimensions"] for d in data])
+    times = np.concatenate([d["times"] for d in data])
+    u = mda.Universe(str(rd.file("system.pdb")))
+    periodic = bool(np.any(dims[0]))
+    with XTCWriter(str(rd.file("trajectory.xtc.tmp.xtc")), u.atoms.n_atoms) as w:
+        for pos, dim, t in zip(positions, dims, times):
+            u.atoms.positions = pos
+            u.trajectory.ts.dimensions = dim if periodic else None
+            u.trajectory.ts.time = float(t)
+            w.write(u.atoms)
+    os.replace(rd.file("trajectory.xtc.tmp.xtc"), rd.file("trajectory.xtc"))
+    u.atoms.positions = positions[0]
+    u.trajectory.ts.dimensions = dims[0] if periodic else None
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        u.atoms.write(str(rd.file("topology.pdb")), bonds="conect")
+    np.savez(rd.file("frame_boxes.npz"), dimensions=dims, times=times)
+    shutil.rmtree(rd.file("chunks"), ignore_errors=True)
+    progress["chunks"] = []
+    _write_json(rd.file("progress.json"), progress)
+    stats["n_frames"] = len(times)
+    stats["frame_times_ps"] = [round(float(t), 3) for t in times]
+    return _frame_stats(rd, stats)
+
+
+def _frame_stats(rd: RunDirectory, stats: dict) -> dict:
+    boxes = rd.file("frame_boxes.npz")
+    if boxes.is_file():
+        dims = np.load(boxes)["dimensions"]
+        if np.any(dims):
+            stats["mean_box"] = np.round(dims.mean(axis=0), 3).tolist()
+    return stats
+
+
