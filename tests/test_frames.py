@@ -4,7 +4,7 @@ import itertools
 import numpy as np
 import pytest
 
-from molenv.frames import FrameError, MolecularFrame, box_matrix, minimum_image, neighbour_pairs, perpendicular_heights
+from molenv.frames import FrameError, MolecularFrame, box_matrix, minimum_image, neighbour_pairs, perpendicular_heights, reduced_basis
 from MDAnalysis.lib.mdamath import triclinic_box
 
 ORTHO = np.array([11.0, 12.5, 13.0, 90.0, 90.0, 90.0])
@@ -37,6 +37,20 @@ def test_box_matrix_and_heights():
         box_matrix([10, 10, 10, 90, 90, 200])
     with pytest.raises(FrameError, match=r"\[a, b, c, alpha, beta, gamma\]"):
         box_matrix([10, 10, 10])
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_reduced_basis_spans_the_same_lattice(cell):
+    matrix = box_matrix(CELLS[cell])
+    reduced = reduced_basis(matrix)
+    change = reduced @ np.linalg.inv(matrix)  # integer, unimodular
+    assert np.allclose(change, np.round(change), atol=1e-9) and round(abs(np.linalg.det(np.round(change)))) == 1
+    assert np.all(perpendicular_heights(reduced).min() >= perpendicular_heights(matrix).min() - 1e-9)
+    assert np.linalg.det(reduced) > 0
+    if cell != "skewed":
+        assert np.allclose(np.sort(np.linalg.norm(reduced, axis=1)), np.sort(np.linalg.norm(matrix, axis=1)))
+    else:
+        assert perpendicular_heights(reduced).min() > 2 * perpendicular_heights(matrix).min()
 
 
 @pytest.mark.parametrize("cell", CELLS)

@@ -13,6 +13,7 @@ Geometry helpers, exact for any triclinic cell and computed in float64:
 
 - `box_matrix(box)`: cell vectors as rows (MDAnalysis ``triclinic_vectors`` in float64);
 - `perpendicular_heights(matrix)`: distances between opposite faces of the cell;
+- `reduced_basis(matrix)`: short, near-orthogonal cell vectors of the same lattice;
 - `minimum_image(vectors, box)`: the shortest periodic image of each vector. MDAnalysis'
   ``minimize_vectors`` only tries the 27 images next to a diagonal-based wrap, which is not
   the shortest image in strongly skewed cells (and its distance kernels hold the box in
@@ -33,6 +34,7 @@ __all__ = [
     "MolecularFrame",
     "NeighbourPairs",
     "box_matrix",
+    "reduced_basis",
     "perpendicular_heights",
     "minimum_image",
     "neighbour_pairs",
@@ -69,9 +71,34 @@ def perpendicular_heights(matrix: np.ndarray) -> np.ndarray:
     return volume / np.linalg.norm(np.cross(matrix[[1, 2, 0]], matrix[[2, 0, 1]]), axis=1)
 
 
+def reduced_basis(matrix: np.ndarray) -> np.ndarray:
+    """Cell vectors (rows) of the same lattice, made short and near-orthogonal.
+
+    Greedy pairwise (Lagrange-Gauss) reduction: subtract integer multiples of one vector
+    from another while that shortens it. A skewed description of a lattice (e.g. b leaning
+    over several a) has thin perpendicular heights; the reduced one has the largest heights
+    this finds, which is what image searches and the 'cell too small' check should use.
+    """
+    basis = np.array(matrix, dtype=np.float64)
+    for _ in range(1000):
+        changed = False
+        for i, j in itertools.permutations(range(3), 2):
+            m = np.round(basis[i] @ basis[j] / (basis[j] @ basis[j]))
+            if m:
+                candidate = basis[i] - m * basis[j]
+                if candidate @ candidate < (basis[i] @ basis[i]) * (1 - 1e-12):
+                    basis[i] = candidate
+                    changed = True
+        if not changed:
+            break
+    if np.linalg.det(basis) < 0:
+        basis[2] = -basis[2]
+    return basis
+
+
 def _as_matrix(box) -> np.ndarray:
     box = np.asarray(box, dtype=np.float64)
-    return box if box.shape == (3, 3) else box_matrix(box)
+    return reduced_basis(box if box.shape == (3, 3) else box_matrix(box))
 
 
 def minimum_image(vectors: np.ndarray, box) -> np.ndarray:
@@ -79,7 +106,8 @@ def minimum_image(vectors: np.ndarray, box) -> np.ndarray:
 
     `vectors` has shape (..., 3); `box` is ``[a, b, c, alpha, beta, gamma]``, a (3, 3)
     matrix of cell vectors as rows, or None (no periodicity: vectors returned as float64).
-    Each vector is first wrapped to fractional coordinates in [-0.5, 0.5]; the shortest image
+    The cell is first reduced (`reduced_basis`); each vector is wrapped to fractional
+    coordinates in [-0.5, 0.5] of the reduced cell; the shortest image
     r = r0 + n.H then has |n_i + s_i| <= |r0| / h_i along each face normal (h_i the
     perpendicular heights), so all lattice shifts n within those bounds are compared. Of
     two images of exactly equal length the first in enumeration order is kept.
@@ -139,7 +167,8 @@ def neighbour_pairs(points: np.ndarray, box, cutoff: float, *, single_image: boo
     `box` None: plain distances. Periodic `box` (``[a, b, c, alpha, beta, gamma]`` or a
     3x3 row matrix): separations are taken between each point and the periodic images of
     the others. With ``single_image=True`` (what symmetry functions need) the cutoff must be
-    smaller than half of every perpendicular height of the cell, so that at most one image
+    smaller than half of every perpendicular height of the (reduced, `reduced_basis`) cell, so
+    that at most one image
     of each point is within the cutoff, and that image is the minimum image; FrameError
     otherwise. With ``single_image=False`` every image within the cutoff is its own pair
     (including images of the point itself), as when counting sites in a sphere larger than
@@ -164,7 +193,7 @@ def neighbour_pairs(points: np.ndarray, box, cutoff: float, *, single_image: boo
         heights = perpendicular_heights(matrix)
         if single_image and cutoff >= 0.5 * heights.min():
             raise FrameError(
-                f"the cell is too small for a cutoff of {cutoff:g} A: its perpendicular heights are "
+                f"the cell is too small for a cutoff of {cutoff:g} A: its perpendicular heights (of the reduced cell) are "
                 f"{', '.join(f'{h:.4g}' for h in heights)} A, and each must exceed twice the cutoff "
                 f"({2 * cutoff:g} A) for a unique minimum image; use a larger supercell"
             )
