@@ -185,13 +185,25 @@ def symmetrise(crystal: Crystal, tolerance: float = 0.3) -> Crystal:
     import gemmi
     import spglib
 
+    if hasattr(spglib, "error") and hasattr(spglib.error, "OLD_ERROR_HANDLING"):
+        spglib.error.OLD_ERROR_HANDLING = False  # errors raise SpglibError instead of returning None
+
+    def call(function, *args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except getattr(spglib, "SpglibError", RuntimeError):
+            return None
+
     numbers = [gemmi.Element(e).atomic_number for e in crystal.elements]
     cell = (crystal.vectors, crystal.fractional, numbers)
-    dataset = spglib.get_symmetry_dataset(cell, symprec=tolerance)
+    dataset = call(spglib.get_symmetry_dataset, cell, symprec=tolerance)
     if dataset is None or dataset.number == 1:
         raise CrystalError(f"{crystal.source}: no symmetry above P1 found with tolerance {tolerance} A")
-    lattice, positions, types = spglib.standardize_cell(cell, to_primitive=False, no_idealize=False, symprec=tolerance)
-    ideal = spglib.get_symmetry_dataset((lattice, positions, types), symprec=1e-3)
+    standard = call(spglib.standardize_cell, cell, to_primitive=False, no_idealize=False, symprec=tolerance)
+    if standard is None:
+        raise CrystalError(f"{crystal.source}: spglib could not standardise the cell ({dataset.international})")
+    lattice, positions, types = standard
+    ideal = call(spglib.get_symmetry_dataset, (lattice, positions, types), symprec=1e-3)
     if ideal is None or ideal.number != dataset.number:
         raise CrystalError(f"{crystal.source}: symmetrised cell does not keep space group {dataset.international}")
     ops = gemmi.symops_from_hall(ideal.hall)

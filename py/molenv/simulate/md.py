@@ -123,6 +123,8 @@ def _differences(a, b, prefix="") -> list[str]:
         for key in sorted(set(a) | set(b)):
             out += _differences(a.get(key), b.get(key), f"{prefix}{key}.")
         return out
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b) and any(isinstance(x, dict) for x in a):
+        return [d for k, (x, y) in enumerate(zip(a, b)) for d in _differences(x, y, f"{prefix}{k}.")]
     return [] if a == b else [f"{prefix[:-1]}: {b!r} in the run directory, {a!r} now"]
 
 
