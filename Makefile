@@ -38,7 +38,7 @@ module: $(MODULE)
 
 $(MODULE): $(MODULE_SRC) $(MODULE_HDR) $(STAMP)
 	mkdir -p $(MODULE_DIR)
-	$(CXX) $(CXXFLAGS) -I"$$($(PY) -m molenv.plumed_env include-dir)" $(MODULE_SRC) -shared -o $@
+	$(CXX) $(CXXFLAGS) -isystem "$$($(PY) -m molenv.plumed_env include-dir)" $(MODULE_SRC) -shared -o $@
 	$(PY) -m molenv.plumed_env record
 
 test: install

@@ -1,0 +1,312 @@
+/* molenv: reader of the model file (docs/model_format.md), mirror of
+   py/molenv/modelfile.py: read_model().  Keep the two in step: same records,
+   same order, same validation rules, same messages. */
+#include "ModelFile.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <cerrno>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <sys/stat.h>
+
+namespace PLMD {
+namespace molenv {
+
+namespace {
+
+/// Python's repr(float): shortest round-trip digits, with ".0" for integral values,
+/// so that messages read the same as the Python reader's.
+std::string pyFloat(double x) {
+  if (std::isnan(x)) return "nan";
+  if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
+  char buf[64];
+  auto res = std::to_chars(buf, buf + sizeof(buf), x);
+  std::string s(buf, res.ptr);
+  if (s.find_first_of(".e") == std::string::npos) s += ".0";
+  return s;
+}
+
+std::string pyRepr(const std::string& s) { return "'" + s + "'"; }
+
+/// Line-numbered records of the file, consumed in order (Python: _Records).
+class Records {
+public:
+  explicit Records(const std::string& path) : path_(path) {
+    std::ifstream in(path);
+    std::string line;
+    unsigned lineno = 0;
+    while (std::getline(in, line)) {
+      ++lineno;
+      auto hash = line.find('#');
+      if (hash != std::string::npos) line.resize(hash);
+      std::istringstream ss(line);
+      std::vector<std::string> tokens;
+      std::string t;
+      while (ss >> t) tokens.push_back(t);
+      if (!tokens.empty()) items_.push_back({lineno, tokens});
+    }
+  }
+
+  ModelFileError error(const std::string& msg, unsigned lineno = 0) const {
+    std::string where = path_;
+    if (lineno) where += ":" + std::to_string(lineno);
+    return ModelFileError(where + ": " + msg);
+  }
+
+  /// Next record; with a keyword, it must be that record.
+  std::pair<unsigned, std::vector<std::string>> next(const std::string& keyword = "") {
+    if (pos_ >= items_.size())
+      throw error("unexpected end of file, expected " + (keyword.empty() ? std::string("more records") : keyword));
+    const auto& it = items_[pos_];
+    if (!keyword.empty() && it.second[0] != keyword)
+      throw error("expected record '" + keyword + "', found '" + it.second[0] + "'", it.first);
+    ++pos_;
+    return it;
+  }
+
+  std::string peek() const { return pos_ < items_.size() ? items_[pos_].second[0] : std::string(); }
+  unsigned peekLine() const { return pos_ < items_.size() ? items_[pos_].first : 0; }
+
+  /// Fields of a keyword record (without the keyword); n<0: any number.
+  std::vector<std::string> fields(const std::string& keyword, int n, unsigned& lineno) {
+    auto rec = next(keyword);
+    lineno = rec.first;
+    std::vector<std::string> f(rec.second.begin() + 1, rec.second.end());
+    if (n >= 0 && static_cast<int>(f.size()) != n)
+      throw error("'" + keyword + "' takes " + std::to_string(n) + " fields, found " + std::to_string(f.size()), lineno);
+    return f;
+  }
+
+  long integer(const std::string& text, unsigned lineno, const std::string& what) const {
+    errno = 0;
+    char* end = nullptr;
+    long v = std::strtol(text.c_str(), &end, 10);
+    if (text.empty() || *end != '\0' || errno != 0) throw error(what + ": '" + text + "' is not an integer", lineno);
+    return v;
+  }
+
+  double number(const std::string& text, unsigned lineno, const std::string& what) const {
+    char* end = nullptr;
+    // hexadecimal floats are accepted by strtod but not by Python's float()
+    bool hex = text.find_first_of("xX") != std::string::npos;
+    double v = std::strtod(text.c_str(), &end);
+    if (text.empty() || *end != '\0' || hex) throw error(what + ": '" + text + "' is not a number", lineno);
+    if (!std::isfinite(v)) throw error(what + ": non-finite number '" + text + "'", lineno);
+    return v;
+  }
+
+  void index(const std::string& text, unsigned lineno, long expected, const std::string& what) const {
+    if (integer(text, lineno, what) != expected)
+      throw error(what + ": expected index " + std::to_string(expected) + ", found " + text, lineno);
+  }
+
+private:
+  std::string path_;
+  std::vector<std::pair<unsigned, std::vector<std::string>>> items_;
+  std::size_t pos_ = 0;
+};
+
+bool parseActivation(const std::string& name, Activation& a) {
+  if (name == "sigmoid") a = Activation::sigmoid;
+  else if (name == "tanh") a = Activation::tanh;
+  else if (name == "softplus") a = Activation::softplus;
+  else if (name == "identity") a = Activation::identity;
+  else if (name == "softmax") a = Activation::softmax;
+  else return false;
+  return true;
+}
+
+struct RawDescriptor {
+  std::string kind;
+  bool hasVector;
+  long vector;  // 1-based as in the file
+  std::vector<double> params;
+};
+
+}  // namespace
+
+std::string activationName(Activation a) {
+  switch (a) {
+    case Activation::sigmoid: return "sigmoid";
+    case Activation::tanh: return "tanh";
+    case Activation::softplus: return "softplus";
+    case Activation::identity: return "identity";
+    case Activation::softmax: return "softmax";
+  }
+  return "?";
+}
+
+Model readModelFile(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) throw ModelFileError(path + ": model file not found");
+  Records r(path);
+  Model m;
+  m.path = path;
+  unsigned ln = 0;
+
+  auto f = r.fields("molenv_model", 1, ln);
+  if (f[0] != "1")
+    throw r.error("unsupported model file version " + f[0] + " (this molenv reads version 1)", ln);
+  f = r.fields("name", -1, ln);
+  for (std::size_t i = 0; i < f.size(); ++i) m.name += (i ? " " : "") + f[i];
+  while (r.peek() == "meta") {
+    f = r.fields("meta", -1, ln);
+    if (f.empty()) throw r.error("'meta' needs a key", ln);
+  }
+  f = r.fields("classes", -1, ln);
+  long nClasses = f.empty() ? 0 : r.integer(f[0], ln, "classes");
+  if (nClasses < 1 || static_cast<long>(f.size()) - 1 != nClasses)
+    throw r.error("'classes' announces " + std::to_string(nClasses) + " names, found " + std::to_string(static_cast<long>(f.size()) - 1), ln);
+  m.classes.assign(f.begin() + 1, f.end());
+
+  f = r.fields("atoms_per_molecule", 1, ln);
+  long atoms = r.integer(f[0], ln, "atoms_per_molecule");
+  f = r.fields("centre_atom", 1, ln);
+  long centre = r.integer(f[0], ln, "centre_atom");
+  f = r.fields("vector_count", 1, ln);
+  long nVectors = r.integer(f[0], ln, "vector_count");
+  std::vector<std::array<long, 2>> vectors;
+  for (long k = 1; k <= nVectors; ++k) {
+    f = r.fields("vector", 3, ln);
+    r.index(f[0], ln, k, "vector");
+    vectors.push_back({r.integer(f[1], ln, "vector atom"), r.integer(f[2], ln, "vector atom")});
+  }
+  f = r.fields("cutoff", 2, ln);
+  m.rmin = r.number(f[0], ln, "cutoff");
+  m.rmax = r.number(f[1], ln, "cutoff");
+
+  f = r.fields("descriptor_count", 1, ln);
+  long nSF = r.integer(f[0], ln, "descriptor_count");
+  if (nSF < 0) nSF = 0;
+  std::vector<RawDescriptor> raw;
+  for (long i = 1; i <= nSF; ++i) {
+    f = r.fields("descriptor", -1, ln);
+    if (f.size() < 3) throw r.error("'descriptor' needs: index kind vector parameters...", ln);
+    r.index(f[0], ln, i, "descriptor");
+    RawDescriptor d;
+    d.kind = f[1];
+    d.hasVector = f[2] != "-";
+    d.vector = d.hasVector ? r.integer(f[2], ln, "descriptor vector") : 0;
+    for (std::size_t j = 3; j < f.size(); ++j) d.params.push_back(r.number(f[j], ln, "descriptor parameter"));
+    raw.push_back(d);
+  }
+  m.mean.assign(nSF, 0.0);
+  m.stretch.assign(nSF, 0.0);
+  for (long i = 1; i <= nSF; ++i) {
+    f = r.fields("scaling", 3, ln);
+    r.index(f[0], ln, i, "scaling");
+    m.mean[i - 1] = r.number(f[1], ln, "scaling");
+    m.stretch[i - 1] = r.number(f[2], ln, "scaling");
+  }
+  f = r.fields("hidden_activation", 1, ln);
+  std::string hidden = f[0];
+  f = r.fields("output_activation", 1, ln);
+  std::string output = f[0];
+  f = r.fields("layer_count", 1, ln);
+  long nLayers = r.integer(f[0], ln, "layer_count");
+  for (long k = 1; k <= nLayers; ++k) {
+    f = r.fields("layer", 3, ln);
+    r.index(f[0], ln, k, "layer");
+    long nin = r.integer(f[1], ln, "layer inputs"), nout = r.integer(f[2], ln, "layer outputs");
+    if (nin < 1 || nout < 1)
+      throw r.error("layer " + std::to_string(k) + " has " + std::to_string(nin) + " inputs and " + std::to_string(nout) + " outputs", ln);
+    DenseLayer L;
+    L.nin = nin;
+    L.nout = nout;
+    L.w.resize(nin * nout);
+    L.b.resize(nout);
+    for (long j = 0; j < nout; ++j) {
+      auto rec = r.next();
+      const auto& tokens = rec.second;
+      if (static_cast<long>(tokens.size()) != nin + 1)
+        throw r.error("layer " + std::to_string(k) + " row " + std::to_string(j + 1) + " has " + std::to_string(tokens.size()) +
+                          " numbers, expected " + std::to_string(nin + 1) + " (bias + " + std::to_string(nin) + " weights)",
+                      rec.first);
+      std::string what = "layer " + std::to_string(k);
+      L.b[j] = r.number(tokens[0], rec.first, what);
+      for (long i = 0; i < nin; ++i) L.w[j * nin + i] = r.number(tokens[i + 1], rec.first, what);
+    }
+    m.layers.push_back(std::move(L));
+  }
+  r.fields("end", 0, ln);
+  if (!r.peek().empty()) throw r.error("unexpected record '" + r.peek() + "' after 'end'", r.peekLine());
+
+  // ---- validation (Python: Model.validate, DescriptorSet.validate, Network.validate)
+  auto fail = [&](const std::string& msg) { return ModelFileError(path + ": " + msg); };
+  static const std::regex className("^[A-Za-z0-9_]+$");
+  for (const auto& c : m.classes)
+    if (!std::regex_match(c, className))
+      throw fail("class name " + pyRepr(c) + " must match [A-Za-z0-9_]+ (it becomes a PLUMED component name)");
+  if (std::set<std::string>(m.classes.begin(), m.classes.end()).size() != m.classes.size()) {
+    std::string list = "[";
+    for (std::size_t i = 0; i < m.classes.size(); ++i) list += (i ? ", " : "") + pyRepr(m.classes[i]);
+    throw fail("duplicate class names in " + list + "]");
+  }
+  if (atoms < 1) throw fail("atoms_per_molecule must be >= 1, got " + std::to_string(atoms));
+  const std::string range = " is outside the molecule (1.." + std::to_string(atoms) + ")";
+  if (centre < 1 || centre > atoms) throw fail("centre atom " + std::to_string(centre) + range);
+  for (std::size_t k = 0; k < vectors.size(); ++k) {
+    for (long atom : vectors[k])
+      if (atom < 1 || atom > atoms) throw fail("vector " + std::to_string(k + 1) + " atom " + std::to_string(atom) + range);
+    if (vectors[k][0] == vectors[k][1])
+      throw fail("vector " + std::to_string(k + 1) + " starts and ends on atom " + std::to_string(vectors[k][0]));
+  }
+  if (!(0 <= m.rmin && m.rmin < m.rmax))
+    throw fail("cutoff needs 0 <= rmin < rmax, got rmin=" + pyFloat(m.rmin) + " rmax=" + pyFloat(m.rmax));
+  if (raw.empty()) throw fail("no symmetry functions");
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    const auto& d = raw[i];
+    const std::string di = "descriptor " + std::to_string(i + 1) + ": ";
+    SymmetryFunctionDef sf;
+    unsigned nparams;
+    bool angular;
+    if (d.kind == "S1") { sf.kind = SFKind::S1; nparams = 2; angular = false; }
+    else if (d.kind == "S2") { sf.kind = SFKind::S2; nparams = 1; angular = false; }
+    else if (d.kind == "S3") { sf.kind = SFKind::S3; nparams = 2; angular = true; }
+    else if (d.kind == "S4") { sf.kind = SFKind::S4; nparams = 1; angular = true; }
+    else throw fail(di + "unknown kind " + pyRepr(d.kind) + " (expected one of S1, S2, S3, S4)");
+    if (d.params.size() != nparams)
+      throw fail(di + d.kind + " takes " + std::to_string(nparams) + " parameters, got " + std::to_string(d.params.size()));
+    const std::string vec = d.hasVector ? std::to_string(d.vector) : std::string("None");
+    if (angular) {
+      if (!d.hasVector || d.vector < 1 || d.vector > static_cast<long>(vectors.size()))
+        throw fail(di + d.kind + " needs a vector index in 1.." + std::to_string(vectors.size()) + ", got " + vec);
+    } else if (d.hasVector) {
+      throw fail(di + d.kind + " is radial and takes no vector ('-'), got " + vec);
+    }
+    sf.vector = angular ? static_cast<int>(d.vector - 1) : -1;
+    sf.p0 = d.params[0];
+    sf.p1 = nparams > 1 ? d.params[1] : 0.0;
+    m.descriptors.push_back(sf);
+  }
+  Activation act;
+  if (!parseActivation(hidden, act) || act == Activation::softmax)
+    throw fail("unknown hidden activation " + pyRepr(hidden) + " (expected one of sigmoid, tanh, softplus, identity)");
+  m.hidden = act;
+  if (!parseActivation(output, act) || !(act == Activation::softmax || act == Activation::sigmoid))
+    throw fail("unknown output activation " + pyRepr(output) + " (expected one of softmax, sigmoid)");
+  m.output = act;
+  if (m.layers.empty()) throw fail("the network needs at least one layer, each with weights and biases");
+  unsigned nin = m.descriptors.size();
+  for (std::size_t k = 0; k < m.layers.size(); ++k) {
+    const auto& L = m.layers[k];
+    if (L.nin != nin)
+      throw fail("layer " + std::to_string(k + 1) + " has shape (" + std::to_string(L.nout) + ", " + std::to_string(L.nin) +
+                 ") (bias (" + std::to_string(L.nout) + ",)); expected " + std::to_string(nin) + " inputs");
+    nin = L.nout;
+  }
+  if (nin != m.classes.size())
+    throw fail("the last layer has " + std::to_string(nin) + " outputs for " + std::to_string(m.classes.size()) + " classes");
+
+  m.atomsPerMolecule = atoms;
+  m.centre = centre - 1;
+  for (const auto& v : vectors) m.vectors.push_back({static_cast<unsigned>(v[0] - 1), static_cast<unsigned>(v[1] - 1)});
+  return m;
+}
+
+}  // namespace molenv
+}  // namespace PLMD

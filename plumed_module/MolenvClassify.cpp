@@ -1,0 +1,812 @@
+/* molenv: the MOLENV_CLASSIFY action.  LGPL-3.0-or-later.
+
+   Classifies the local environment of every molecule with point-vector molecular
+   symmetry functions and a small network per molecule (Kuroshima, Kilgour,
+   Tuckerman, Rogal, J. Chem. Theory Comput. 20, 6197 (2024)), and reports soft class
+   populations, fractions and a path CV in fraction space, all with analytic
+   derivatives with respect to the atoms and the cell.  Full documentation:
+   docs/plumed_action.md.
+
+   Derivative scheme.  Every descriptor of molecule I is a sum of pair terms
+   t_g(r_IJ, cos theta_IJ,s) that are symmetric in I and J.  With J_I = dp(I)/dG(I)
+   the network Jacobian and w_I the region weight,
+       d n_k = sum_pairs sum_g (w_I J_I[k,g] + w_J J_J[k,g]) d t_g(I,J) + sum_I p_k(I) d w_I,
+   so each unordered pair is visited once per step for values (pass 1) and once for
+   derivatives (pass 2), where the pair terms are contracted on the fly with the two
+   weighted Jacobians into one scalar per class for r and one per class and vector for
+   cos theta.  Nothing of size N*neighbours*n_sf is stored.  f_k, nmol, s and z are
+   functions of (n_k, sum_I w_I), so their derivatives are linear combinations of the
+   per-class derivatives, formed per molecule when writing PLUMED's derivative arrays.
+
+   Threads (OpenMP, NUM_THREADS): pairs are owned by contiguous molecule ranges, one
+   per thread; each thread accumulates into its own buffers, which are summed in
+   thread order.  Results are reproducible run to run for a given NUM_THREADS, and
+   differ between thread counts only by rounding (~1e-15 relative).
+
+   Units: the model works in Angstrom; positions are converted from PLUMED's internal
+   length unit once per step, derivatives converted back. */
+#include "ModelFile.h"
+#include "Network.h"
+#include "NeighbourCells.h"
+#include "PathCV.h"
+#include "SlabRegion.h"
+#include "SymmetryFunctions.h"
+
+#include "colvar/Colvar.h"
+#include "config/version.h"
+#include "core/ActionRegister.h"
+#include "tools/OFile.h"
+#include "tools/Pbc.h"
+#include "tools/Units.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <memory>
+#include <set>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace PLMD {
+namespace molenv {
+
+//+PLUMEDOC COLVAR MOLENV_CLASSIFY
+/*
+Classify the local environment of every molecule (polymorph, melt, ...) with
+point-vector molecular symmetry functions and a per-molecule network, and report
+soft class populations n_<CLASS>, fractions f_<CLASS>, the number of molecules
+counted (nmol) and optionally a path CV (s in 0..1, z) in class-fraction space.
+Component names are built from the class names stored in the model file.
+
+\plumedfile
+LOAD FILE=/path/printed/by/molenv-plumed-lib
+cls: MOLENV_CLASSIFY MODEL=urea.molenv MOLECULES=1-3456
+PRINT ARG=cls.* FILE=COLVAR
+\endplumedfile
+
+See docs/plumed_action.md of molenv for every keyword, component and convention.
+*/
+//+ENDPLUMEDOC
+
+class MolenvClassify : public Colvar {
+public:
+  static void registerKeywords(Keywords& keys);
+  explicit MolenvClassify(const ActionOptions&);
+  void calculate() override;
+  void apply() override;
+
+private:
+  // ---- model and kernels
+  Model model_;
+  std::unique_ptr<SymmetryFunctions> sf_;
+  std::unique_ptr<Network> net_;
+  unsigned nmol_ = 0, nvec_ = 0, ncls_ = 0, nsf_ = 0;
+  // requested atoms are molecule-major: atom slot q of molecule m is m*nlocal_+q;
+  // slots are the distinct model positions among the centre and vector end points
+  unsigned nlocal_ = 0, centreSlot_ = 0;
+  std::vector<unsigned> vecASlot_, vecBSlot_;
+  // ---- options
+  bool nopbc_ = false;
+  unsigned nthreads_ = 1;
+  SlabRegion region_;
+  double regionCentre_ = 0, regionHalfwidth_ = 0, regionSmoothing_ = 0;  // PLUMED units
+  bool hasPath_ = false;
+  PathCV path_;
+  std::vector<unsigned> pathClasses_;
+  std::string probFileName_, sfFileName_;
+  OFile probFile_, sfFile_;
+  unsigned fileStride_ = 1;
+  bool probVectors_ = false;
+  // ---- outputs
+  std::vector<Value*> nVal_, fVal_, pVec_;
+  Value* nmolVal_ = nullptr;
+  Value* sVal_ = nullptr;
+  Value* zVal_ = nullptr;
+  // ---- per-step work arrays (Angstrom)
+  CellGeometry cell_;
+  std::vector<double> centres_, vraw_, unitv_, vlen_;
+  std::vector<double> weight_, dweight_, rbox_;
+  std::vector<char> active_, computed_;
+  std::vector<double> G_, prob_, wjac_;
+  std::vector<std::vector<double>> gbuf_, dbuf_, boxbuf_;
+  NeighbourCells cells_;
+  std::vector<std::vector<MoleculePair>> pairs_;
+  std::vector<unsigned> ranges_;
+
+  void setupGeometry(double toA);
+  void writeFiles();
+};
+
+PLUMED_REGISTER_ACTION(MolenvClassify, "MOLENV_CLASSIFY")
+
+void MolenvClassify::registerKeywords(Keywords& keys) {
+  Colvar::registerKeywords(keys);
+  keys.add("compulsory", "MODEL", "the molenv model file (docs/model_format.md): descriptors, cutoff, network, class names; lengths in Angstrom");
+  keys.add("atoms", "MOLECULES",
+           "the atoms of all molecules, cut into consecutive molecules of atoms_per_molecule atoms each "
+           "(in the model's atom order); the number of atoms must be a multiple of atoms_per_molecule");
+  keys.add("numbered", "MOLECULE",
+           "the atoms of one molecule in the model's atom order (MOLECULE1, MOLECULE2, ...), for systems whose atoms "
+           "are not ordered molecule by molecule; use instead of MOLECULES");
+  keys.reset_style("MOLECULE", "atoms");
+  keys.add("optional", "NUM_THREADS",
+           "number of OpenMP threads for this action (default: the environment variable PLUMED_NUM_THREADS, else 1)");
+  keys.add("optional", "REGION_AXIS",
+           "restrict n_/f_ to molecules whose centre is in a slab normal to the cell face spanned by the two other cell "
+           "vectors: x, y or z");
+  keys.add("optional", "REGION_CENTER", "position of the slab centre along the slab normal (length units)");
+  keys.add("optional", "REGION_HALFWIDTH", "half width of the slab in which molecules count fully (length units)");
+  keys.add("optional", "REGION_SMOOTHING",
+           "width of the smooth switching shell outside the half width (length units); 0 gives a hard cut without forces "
+           "from the boundary (analysis only)");
+  keys.add("optional", "PATH_CLASSES",
+           "comma separated class names spanning the path space (default: all classes), e.g. PATH_CLASSES=I,IV");
+  keys.add("optional", "PATH_START", "fractions of the PATH_CLASSES at the first image (linear path, with PATH_END, PATH_NIMAGES)");
+  keys.add("optional", "PATH_END", "fractions of the PATH_CLASSES at the last image");
+  keys.add("optional", "PATH_NIMAGES", "number of images of the linear path from PATH_START to PATH_END (at least 2)");
+  keys.add("numbered", "PATH_IMAGE", "explicit path images, PATH_IMAGE1=..., PATH_IMAGE2=..., fractions of the PATH_CLASSES");
+  keys.add("optional", "LAMBDA", "lambda of the path CV (1/fraction^2), e.g. 200; needed with a path");
+  keys.add("optional", "PROB_FILE", "write the class probabilities of every molecule to this file");
+  keys.add("optional", "SF_FILE", "write the raw (unscaled) symmetry functions of every molecule to this file");
+  keys.add("compulsory", "FILE_STRIDE", "1", "write PROB_FILE/SF_FILE every this many steps");
+  keys.addFlag("PROB_VECTORS", false,
+               "also output the per-molecule class probabilities as vector components p_<CLASS> (one element per "
+               "molecule; no derivatives, so they can be analysed but not biased)");
+#if PLUMED_VERSION_MAJOR > 2 || (PLUMED_VERSION_MAJOR == 2 && PLUMED_VERSION_MINOR >= 10)
+  keys.addOutputComponent("nmol", "default", "scalar", "the number of molecules counted: N, or sum_I w_I with a region");
+  keys.addOutputComponent("s", "LAMBDA", "scalar", "progress along the path in class-fraction space, 0 at the first image, 1 at the last");
+  keys.addOutputComponent("z", "LAMBDA", "scalar", "distance from the path, -(1/lambda) ln sum_i exp(-lambda D_i)");
+#else
+  keys.addOutputComponent("nmol", "default", "the number of molecules counted: N, or sum_I w_I with a region");
+  keys.addOutputComponent("s", "LAMBDA", "progress along the path in class-fraction space, 0 at the first image, 1 at the last");
+  keys.addOutputComponent("z", "LAMBDA", "distance from the path, -(1/lambda) ln sum_i exp(-lambda D_i)");
+#endif
+  // n_<CLASS>, f_<CLASS> and p_<CLASS> take their names from the model's classes
+  ActionWithValue::useCustomisableComponents(keys);
+}
+
+namespace {
+
+bool classIndex(const Model& m, const std::string& name, unsigned& k) {
+  for (k = 0; k < m.classes.size(); ++k)
+    if (m.classes[k] == name) return true;
+  return false;
+}
+
+std::string joinNames(const std::vector<std::string>& v) {
+  std::string out;
+  for (std::size_t i = 0; i < v.size(); ++i) out += (i ? "," : "") + v[i];
+  return out;
+}
+
+}  // namespace
+
+MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao) {
+  std::string modelPath;
+  parse("MODEL", modelPath);
+  try {
+    model_ = readModelFile(modelPath);
+  } catch (const ModelFileError& e) {
+    error(std::string("cannot read MODEL: ") + e.what());
+  }
+  ncls_ = model_.nClasses();
+  nvec_ = model_.vectors.size();
+  sf_ = std::make_unique<SymmetryFunctions>(model_);
+  net_ = std::make_unique<Network>(model_, sf_->order());
+  nsf_ = sf_->size();
+  const unsigned apm = model_.atomsPerMolecule;
+
+  // ---- molecules
+  std::vector<AtomNumber> all;
+  parseAtomList("MOLECULES", all);
+  std::vector<std::vector<AtomNumber>> molecules;
+  for (int i = 1;; ++i) {
+    std::vector<AtomNumber> one;
+    parseAtomList("MOLECULE", i, one);
+    if (one.empty()) break;
+    if (one.size() != apm)
+      error("MOLECULE" + std::to_string(i) + " lists " + std::to_string(one.size()) + " atoms but the model's molecules have atoms_per_molecule=" +
+            std::to_string(apm));
+    molecules.push_back(one);
+  }
+  if (!all.empty() && !molecules.empty()) error("give either MOLECULES or MOLECULE1, MOLECULE2, ..., not both");
+  if (all.empty() && molecules.empty()) error("no molecules: give MOLECULES=first-last or MOLECULE1, MOLECULE2, ...");
+  if (!all.empty()) {
+    if (all.size() % apm != 0)
+      error("MOLECULES lists " + std::to_string(all.size()) + " atoms, which is not a multiple of the model's atoms_per_molecule=" +
+            std::to_string(apm));
+    for (std::size_t m = 0; m < all.size() / apm; ++m) molecules.emplace_back(all.begin() + m * apm, all.begin() + (m + 1) * apm);
+  }
+  nmol_ = molecules.size();
+  if (nmol_ < 2) error("at least two molecules are needed");
+  {
+    std::set<unsigned> seen;
+    for (const auto& mol : molecules)
+      for (const auto& a : mol)
+        if (!seen.insert(a.index()).second) error("atom " + std::to_string(a.serial()) + " belongs to more than one molecule");
+  }
+  // local atom slots: the distinct model positions the descriptors use
+  std::vector<unsigned> used = {model_.centre};
+  for (const auto& v : model_.vectors) { used.push_back(v[0]); used.push_back(v[1]); }
+  std::sort(used.begin(), used.end());
+  used.erase(std::unique(used.begin(), used.end()), used.end());
+  nlocal_ = used.size();
+  auto slot = [&](unsigned pos) { return static_cast<unsigned>(std::lower_bound(used.begin(), used.end(), pos) - used.begin()); };
+  centreSlot_ = slot(model_.centre);
+  for (const auto& v : model_.vectors) { vecASlot_.push_back(slot(v[0])); vecBSlot_.push_back(slot(v[1])); }
+  std::vector<AtomNumber> requested;
+  requested.reserve(nmol_ * nlocal_);
+  for (const auto& mol : molecules)
+    for (unsigned pos : used) requested.push_back(mol[pos]);
+
+  // ---- threads
+  parseFlag("NOPBC", nopbc_);
+  nthreads_ = 1;
+  if (const char* env = std::getenv("PLUMED_NUM_THREADS")) {
+    int n = std::atoi(env);
+    if (n > 0) nthreads_ = n;
+  }
+  int nt = 0;
+  parse("NUM_THREADS", nt);
+  if (nt < 0) error("NUM_THREADS must be positive");
+  if (nt > 0) nthreads_ = nt;
+#ifndef _OPENMP
+  nthreads_ = 1;
+#endif
+
+  // ---- region
+  std::string axis;
+  parse("REGION_AXIS", axis);
+  if (!axis.empty()) {
+    if (axis == "x" || axis == "X") region_.axis = 0;
+    else if (axis == "y" || axis == "Y") region_.axis = 1;
+    else if (axis == "z" || axis == "Z") region_.axis = 2;
+    else error("REGION_AXIS must be x, y or z, got " + axis);
+    regionHalfwidth_ = regionSmoothing_ = -1.0;
+    regionCentre_ = std::nan("");
+    parse("REGION_CENTER", regionCentre_);
+    if (std::isnan(regionCentre_)) error("REGION_AXIS needs REGION_CENTER (position of the slab centre along the axis)");
+    parse("REGION_HALFWIDTH", regionHalfwidth_);
+    parse("REGION_SMOOTHING", regionSmoothing_);
+    if (regionHalfwidth_ < 0) error("REGION_AXIS needs REGION_HALFWIDTH >= 0 (and REGION_CENTER, REGION_SMOOTHING)");
+    if (regionSmoothing_ < 0) error("REGION_AXIS needs REGION_SMOOTHING >= 0 (0: hard cut, no forces from the boundary)");
+    region_.enabled = true;
+  } else {
+    double dummy = -1;
+    parse("REGION_CENTER", dummy);
+    parse("REGION_HALFWIDTH", dummy);
+    parse("REGION_SMOOTHING", dummy);
+    if (dummy != -1) error("REGION_CENTER/REGION_HALFWIDTH/REGION_SMOOTHING need REGION_AXIS");
+  }
+
+  // ---- path
+  std::vector<std::string> pcls;
+  parseVector("PATH_CLASSES", pcls);
+  std::vector<double> pstart, pend;
+  parseVector("PATH_START", pstart);
+  parseVector("PATH_END", pend);
+  int nimages = 0;
+  parse("PATH_NIMAGES", nimages);
+  std::vector<std::vector<double>> images;
+  for (int i = 1;; ++i) {
+    std::vector<double> img;
+    if (!parseNumberedVector("PATH_IMAGE", i, img)) break;
+    images.push_back(img);
+  }
+  double lambda = 0.0;
+  parse("LAMBDA", lambda);
+  const bool linear = !pstart.empty() || !pend.empty() || nimages != 0;
+  hasPath_ = linear || !images.empty();
+  if (hasPath_) {
+    if (linear && !images.empty()) error("give either PATH_START/PATH_END/PATH_NIMAGES or PATH_IMAGE1, PATH_IMAGE2, ..., not both");
+    if (pcls.empty()) pcls = model_.classes;
+    for (const auto& c : pcls) {
+      unsigned k;
+      if (!classIndex(model_, c, k)) error("PATH_CLASSES: no class " + c + " in the model (classes: " + joinNames(model_.classes) + ")");
+      if (std::find(pathClasses_.begin(), pathClasses_.end(), k) != pathClasses_.end()) error("PATH_CLASSES: class " + c + " given twice");
+      pathClasses_.push_back(k);
+    }
+    const unsigned dim = pathClasses_.size();
+    if (linear) {
+      if (pstart.size() != dim || pend.size() != dim)
+        error("PATH_START and PATH_END need one fraction per path class (" + std::to_string(dim) + ": " + joinNames(pcls) + ")");
+      if (nimages < 2) error("PATH_NIMAGES must be at least 2");
+      for (int i = 0; i < nimages; ++i) {
+        std::vector<double> img(dim);
+        for (unsigned k = 0; k < dim; ++k) img[k] = pstart[k] + (pend[k] - pstart[k]) * i / (nimages - 1.0);
+        images.push_back(img);
+      }
+    } else {
+      if (images.size() < 2) error("a path needs at least two images (PATH_IMAGE1, PATH_IMAGE2, ...)");
+      for (std::size_t i = 0; i < images.size(); ++i)
+        if (images[i].size() != dim)
+          error("PATH_IMAGE" + std::to_string(i + 1) + " has " + std::to_string(images[i].size()) + " fractions, expected one per path class (" +
+                std::to_string(dim) + ": " + joinNames(pcls) + ")");
+    }
+    if (!(lambda > 0)) error("a path needs LAMBDA > 0");
+    path_ = PathCV(images, lambda);
+  } else if (!pcls.empty() || lambda != 0.0) {
+    error("PATH_CLASSES/LAMBDA need path images: PATH_START, PATH_END, PATH_NIMAGES or PATH_IMAGE1, PATH_IMAGE2, ...");
+  }
+
+  // ---- files and vectors
+  parse("PROB_FILE", probFileName_);
+  parse("SF_FILE", sfFileName_);
+  int stride = 1;
+  parse("FILE_STRIDE", stride);
+  if (stride < 1) error("FILE_STRIDE must be at least 1");
+  fileStride_ = stride;
+  parseFlag("PROB_VECTORS", probVectors_);
+  checkRead();
+
+  // ---- components
+  for (const auto& c : model_.classes) {
+    addComponentWithDerivatives("n_" + c);
+    componentIsNotPeriodic("n_" + c);
+    nVal_.push_back(getPntrToComponent("n_" + c));
+  }
+  for (const auto& c : model_.classes) {
+    addComponentWithDerivatives("f_" + c);
+    componentIsNotPeriodic("f_" + c);
+    fVal_.push_back(getPntrToComponent("f_" + c));
+  }
+  addComponentWithDerivatives("nmol");
+  componentIsNotPeriodic("nmol");
+  nmolVal_ = getPntrToComponent("nmol");
+  if (hasPath_) {
+    addComponentWithDerivatives("s");
+    componentIsNotPeriodic("s");
+    addComponentWithDerivatives("z");
+    componentIsNotPeriodic("z");
+    sVal_ = getPntrToComponent("s");
+    zVal_ = getPntrToComponent("z");
+  }
+  if (probVectors_) {
+    std::vector<std::size_t> shape(1, nmol_);
+    for (const auto& c : model_.classes) {
+      addComponent("p_" + c, shape);
+      componentIsNotPeriodic("p_" + c);
+      pVec_.push_back(getPntrToComponent("p_" + c));
+    }
+  }
+  requestAtoms(requested);
+
+  if (!probFileName_.empty()) {
+    probFile_.link(*this);
+    probFile_.open(probFileName_);
+    probFile_.fmtField(" %.17g");
+  }
+  if (!sfFileName_.empty()) {
+    sfFile_.link(*this);
+    sfFile_.open(sfFileName_);
+    sfFile_.fmtField(" %.17g");
+  }
+
+  // ---- thread ranges and buffers
+  ranges_.resize(nthreads_ + 1);
+  for (unsigned t = 0; t <= nthreads_; ++t) ranges_[t] = static_cast<unsigned long>(nmol_) * t / nthreads_;
+  gbuf_.resize(nthreads_);
+  dbuf_.resize(nthreads_);
+  boxbuf_.resize(nthreads_);
+
+  // ---- log
+  log.printf("  model %s: \"%s\", %u classes (%s), %u atoms per molecule, %u vectors, %u symmetry functions, cutoff %g-%g A, %s outputs\n",
+             model_.path.c_str(), model_.name.c_str(), ncls_, joinNames(model_.classes).c_str(), apm, nvec_, nsf_, model_.rmin, model_.rmax,
+             activationName(model_.output).c_str());
+  log.printf("  %u molecules, %u atoms each used (centre and vector atoms)\n", nmol_, nlocal_);
+  log.printf("  %u OpenMP thread(s)%s\n", nthreads_, nopbc_ ? ", no periodic boundary conditions (NOPBC)" : "");
+  if (region_.enabled)
+    log.printf("  populations restricted to the slab normal to axis %s: centre %g, half width %g, smoothing %g (length units)\n", axis.c_str(),
+               regionCentre_, regionHalfwidth_, regionSmoothing_);
+  if (hasPath_) {
+    log.printf("  path in the fractions of %s: %u images, lambda %g; s runs from 0 (first image) to 1 (last image)\n",
+               joinNames(pcls).c_str(), path_.nImages(), path_.lambda());
+    for (unsigned i = 0; i < path_.nImages(); ++i) {
+      log.printf("    image %u:", i + 1);
+      for (double q : path_.images()[i]) log.printf(" %g", q);
+      log.printf("\n");
+    }
+  }
+  if (!probFileName_.empty()) log.printf("  per-molecule probabilities to %s every %u steps\n", probFileName_.c_str(), fileStride_);
+  if (!sfFileName_.empty()) log.printf("  per-molecule symmetry functions to %s every %u steps\n", sfFileName_.c_str(), fileStride_);
+  log << "  Please cite: " << cite("Kuroshima, Kilgour, Tuckerman, Rogal, J. Chem. Theory Comput. 20, 6197 (2024)") << "\n";
+}
+
+void MolenvClassify::setupGeometry(double toA) {
+  cell_ = CellGeometry();
+  if (!nopbc_ && getPbc().isSet()) {
+    const Tensor& box = getBox();
+    double h[3][3];
+    for (unsigned i = 0; i < 3; ++i)
+      for (unsigned j = 0; j < 3; ++j) h[i][j] = box(i, j) * toA;
+    cell_.setBox(h);
+    for (unsigned a = 0; a < 3; ++a)
+      if (cell_.height[a] < 2.0 * model_.rmax) {
+        const char* names = "abc";
+        error(std::string("the periodic box is too small for the model cutoff: the cell height perpendicular to the face opposite cell vector ") +
+              names[a] + " is " + std::to_string(cell_.height[a]) + " A, it must be at least 2*rmax = " + std::to_string(2.0 * model_.rmax) +
+              " A (use a larger supercell)");
+      }
+  }
+  if (region_.enabled) {
+    region_.centre = regionCentre_ * toA;
+    region_.halfwidth = regionHalfwidth_ * toA;
+    region_.smoothing = regionSmoothing_ * toA;
+    if (cell_.periodic && region_.halfwidth + region_.smoothing > 0.5 * cell_.height[region_.axis])
+      error("REGION_HALFWIDTH + REGION_SMOOTHING (" + std::to_string(region_.halfwidth + region_.smoothing) +
+            " A) exceeds half the cell height along the region axis (" + std::to_string(0.5 * cell_.height[region_.axis]) +
+            " A): the slab would overlap its periodic image");
+  }
+}
+
+void MolenvClassify::calculate() {
+  const double toA = getUnits().getLength() * 10.0;  // Angstrom per PLUMED length unit
+  setupGeometry(toA);
+  const bool derivs = !doNotCalculateDerivatives();
+  const bool fileStep = (!probFileName_.empty() || !sfFileName_.empty()) && getStep() % fileStride_ == 0;
+  const bool needAll = fileStep || probVectors_;
+  const unsigned T = nthreads_, N = nmol_, K = ncls_, S = nsf_, V = nvec_;
+  const unsigned dstride = K * (1 + V) * 3;  // per molecule: per class, centre + vectors
+
+  // ---- per-molecule geometry, in Angstrom
+  centres_.resize(3 * N);
+  vraw_.resize(3 * N * V);
+  unitv_.resize(3 * N * V);
+  vlen_.resize(N * V);
+  weight_.assign(N, 1.0);
+  dweight_.assign(3 * N, 0.0);
+  rbox_.resize(3 * N);
+  active_.assign(N, 1);
+  computed_.assign(N, 1);
+  const bool pbc = cell_.periodic;
+  unsigned zeroVector = N;
+  #pragma omp parallel for num_threads(T)
+  for (unsigned m = 0; m < N; ++m) {
+    const Vector& c = getPosition(m * nlocal_ + centreSlot_);
+    for (unsigned j = 0; j < 3; ++j) centres_[3 * m + j] = c[j] * toA;
+    for (unsigned s = 0; s < V; ++s) {
+      const Vector& a = getPosition(m * nlocal_ + vecASlot_[s]);
+      const Vector& b = getPosition(m * nlocal_ + vecBSlot_[s]);
+      // intramolecular vectors with PLUMED's general minimum image: molecules may be
+      // split across the boundary in wrapped input
+      const Vector v = pbc ? pbcDistance(a, b) : delta(a, b);
+      double* vr = &vraw_[3 * (m * V + s)];
+      for (unsigned j = 0; j < 3; ++j) vr[j] = v[j] * toA;
+      const double len = std::sqrt(vr[0] * vr[0] + vr[1] * vr[1] + vr[2] * vr[2]);
+      vlen_[m * V + s] = len;
+      if (!(len > 0.0)) {
+        #pragma omp critical
+        zeroVector = std::min(zeroVector, m);
+        continue;
+      }
+      for (unsigned j = 0; j < 3; ++j) unitv_[3 * (m * V + s) + j] = vr[j] / len;
+    }
+    if (region_.enabled) {
+      weight_[m] = region_.weight(cell_, &centres_[3 * m], &dweight_[3 * m], &rbox_[3 * m]);
+      active_[m] = weight_[m] > 0.0;
+      computed_[m] = active_[m] || needAll;
+    }
+  }
+  if (zeroVector < N) error("molecule " + std::to_string(zeroVector + 1) + " has an intramolecular vector of zero length (two atoms coincide)");
+
+  // ---- neighbour pairs (pairs of two molecules that need no descriptors are skipped)
+  cells_.build(centres_, cell_, sf_->rmax(), computed_, ranges_, T, pairs_);
+
+  // ---- pass 1: descriptors G(I) = sum_J t(I,J)
+  G_.assign(static_cast<std::size_t>(N) * S, 0.0);
+  #pragma omp parallel num_threads(T)
+  {
+    #pragma omp for schedule(static, 1)
+    for (unsigned t = 0; t < T; ++t) {
+      std::vector<double>& g = (T == 1) ? G_ : gbuf_[t];
+      g.assign(static_cast<std::size_t>(N) * S, 0.0);
+      std::vector<double> term(S), cosv(V);
+      for (const MoleculePair& p : pairs_[t]) {
+        for (unsigned s = 0; s < V; ++s) {
+          const double* ui = &unitv_[3 * (p.i * V + s)];
+          const double* uj = &unitv_[3 * (p.j * V + s)];
+          cosv[s] = ui[0] * uj[0] + ui[1] * uj[1] + ui[2] * uj[2];
+        }
+        sf_->values(p.r, cosv.data(), term.data());
+        if (computed_[p.i]) {
+          double* gi = &g[static_cast<std::size_t>(p.i) * S];
+          for (unsigned q = 0; q < S; ++q) gi[q] += term[q];
+        }
+        if (computed_[p.j]) {
+          double* gj = &g[static_cast<std::size_t>(p.j) * S];
+          for (unsigned q = 0; q < S; ++q) gj[q] += term[q];
+        }
+      }
+    }
+    if (T > 1) {
+      #pragma omp for schedule(static)
+      for (unsigned m = 0; m < N; ++m)
+        for (unsigned t = 0; t < T; ++t)
+          for (unsigned q = 0; q < S; ++q) G_[static_cast<std::size_t>(m) * S + q] += gbuf_[t][static_cast<std::size_t>(m) * S + q];
+    }
+  }
+
+  // ---- network: probabilities and weighted Jacobians w_I dp(I)/dG(I)
+  prob_.assign(static_cast<std::size_t>(N) * K, 0.0);
+  if (derivs) wjac_.assign(static_cast<std::size_t>(N) * K * S, 0.0);
+  #pragma omp parallel num_threads(T)
+  {
+    Network::Workspace ws = net_->workspace();
+    std::vector<double> jac(static_cast<std::size_t>(K) * S);
+    #pragma omp for schedule(static)
+    for (unsigned m = 0; m < N; ++m) {
+      if (!computed_[m]) continue;
+      const bool withJ = derivs && active_[m];
+      net_->evaluate(&G_[static_cast<std::size_t>(m) * S], &prob_[static_cast<std::size_t>(m) * K], withJ ? jac.data() : nullptr, ws);
+      if (withJ) {
+        double* out = &wjac_[static_cast<std::size_t>(m) * K * S];
+        for (std::size_t q = 0; q < jac.size(); ++q) out[q] = weight_[m] * jac[q];
+      }
+    }
+  }
+
+  // ---- values: populations, fractions, path (sums in molecule order)
+  std::vector<double> n(K, 0.0);
+  double W = 0.0;
+  for (unsigned m = 0; m < N; ++m) {
+    if (!active_[m]) continue;
+    W += weight_[m];
+    for (unsigned k = 0; k < K; ++k) n[k] += weight_[m] * prob_[static_cast<std::size_t>(m) * K + k];
+  }
+  const double invW = W > 0 ? 1.0 / W : 0.0;  // empty region: fractions reported as 0
+  for (unsigned k = 0; k < K; ++k) {
+    nVal_[k]->set(n[k]);
+    fVal_[k]->set(n[k] * invW);
+  }
+  nmolVal_->set(W);
+  // derivative coefficients of each component: d c = sum_k alpha[c][k] d n_k + beta[c] d W
+  std::vector<Value*> comps;
+  std::vector<std::vector<double>> alpha;
+  std::vector<double> beta;
+  for (unsigned k = 0; k < K; ++k) {
+    comps.push_back(nVal_[k]);
+    alpha.emplace_back(K, 0.0);
+    alpha.back()[k] = 1.0;
+    beta.push_back(0.0);
+  }
+  for (unsigned k = 0; k < K; ++k) {
+    comps.push_back(fVal_[k]);
+    alpha.emplace_back(K, 0.0);
+    alpha.back()[k] = invW;
+    beta.push_back(-n[k] * invW * invW);
+  }
+  comps.push_back(nmolVal_);
+  alpha.emplace_back(K, 0.0);
+  beta.push_back(1.0);
+  if (hasPath_) {
+    const unsigned D = pathClasses_.size();
+    std::vector<double> Q(D), dsdQ(D), dzdQ(D);
+    for (unsigned q = 0; q < D; ++q) Q[q] = n[pathClasses_[q]] * invW;
+    double s, z;
+    path_.evaluate(Q.data(), s, z, dsdQ.data(), dzdQ.data());
+    sVal_->set(s);
+    zVal_->set(z);
+    for (const auto* grad : {&dsdQ, &dzdQ}) {
+      comps.push_back(grad == &dsdQ ? sVal_ : zVal_);
+      alpha.emplace_back(K, 0.0);
+      double b = 0.0;
+      for (unsigned q = 0; q < D; ++q) {
+        const unsigned k = pathClasses_[q];
+        alpha.back()[k] += (*grad)[q] * invW;
+        b -= (*grad)[q] * n[k] * invW * invW;
+      }
+      beta.push_back(b);
+    }
+  }
+  if (probVectors_) {
+    for (unsigned k = 0; k < K; ++k)
+      for (unsigned m = 0; m < N; ++m) pVec_[k]->set(m, prob_[static_cast<std::size_t>(m) * K + k]);
+  }
+  if (fileStep) writeFiles();
+  if (!derivs) return;
+
+  // ---- pass 2: derivatives of n_k with respect to pair geometry, per class
+  #pragma omp parallel num_threads(T)
+  {
+    #pragma omp for schedule(static, 1)
+    for (unsigned t = 0; t < T; ++t) {
+      std::vector<double>& db = dbuf_[t];
+      db.assign(static_cast<std::size_t>(N) * dstride, 0.0);
+      std::vector<double>& box = boxbuf_[t];
+      box.assign(9 * (K + 1), 0.0);
+      std::vector<double> dr(S), dc(S), cosv(V), A(K), B(static_cast<std::size_t>(K) * V), C(S);
+      const unsigned radEnd = sf_->radialEnd();
+      for (const MoleculePair& p : pairs_[t]) {
+        if (!active_[p.i] && !active_[p.j]) continue;  // only needed for files/vectors
+        if (!(p.r > 0.0)) continue;                      // coincident centres: no direction
+        for (unsigned s = 0; s < V; ++s) {
+          const double* ui = &unitv_[3 * (p.i * V + s)];
+          const double* uj = &unitv_[3 * (p.j * V + s)];
+          cosv[s] = ui[0] * uj[0] + ui[1] * uj[1] + ui[2] * uj[2];
+        }
+        const bool edge = sf_->derivatives(p.r, cosv.data(), dr.data(), dc.data());
+        const unsigned rEnd = edge ? S : radEnd;
+        const double* Ji = active_[p.i] ? &wjac_[static_cast<std::size_t>(p.i) * K * S] : nullptr;
+        const double* Jj = active_[p.j] ? &wjac_[static_cast<std::size_t>(p.j) * K * S] : nullptr;
+        for (unsigned k = 0; k < K; ++k) {
+          // C = w_I J_I[k,:] + w_J J_J[k,:]
+          if (Ji && Jj) {
+            const double* a = Ji + static_cast<std::size_t>(k) * S;
+            const double* b = Jj + static_cast<std::size_t>(k) * S;
+            for (unsigned q = 0; q < S; ++q) C[q] = a[q] + b[q];
+          } else {
+            const double* a = (Ji ? Ji : Jj) + static_cast<std::size_t>(k) * S;
+            std::copy(a, a + S, C.begin());
+          }
+          double acc = 0.0;
+          for (unsigned q = 0; q < rEnd; ++q) acc += C[q] * dr[q];
+          A[k] = acc;
+          for (unsigned s = 0; s < V; ++s) {
+            double bs = 0.0;
+            for (unsigned q = sf_->angularBegin(s); q < sf_->angularEnd(s); ++q) bs += C[q] * dc[q];
+            B[k * V + s] = bs;
+          }
+        }
+        const double inv = 1.0 / p.r;
+        const double dhat[3] = {p.d[0] * inv, p.d[1] * inv, p.d[2] * inv};
+        double* di = &db[static_cast<std::size_t>(p.i) * dstride];
+        double* dj = &db[static_cast<std::size_t>(p.j) * dstride];
+        // d cos / d v_I = (u_J - c u_I)/|v_I| and symmetrically for J
+        double gi[3 * 8], gj[3 * 8];
+        std::vector<double> gbig;
+        double* gI = gi;
+        double* gJ = gj;
+        if (V > 8) {
+          gbig.resize(6 * V);
+          gI = gbig.data();
+          gJ = gbig.data() + 3 * V;
+        }
+        for (unsigned s = 0; s < V; ++s) {
+          const double* ui = &unitv_[3 * (p.i * V + s)];
+          const double* uj = &unitv_[3 * (p.j * V + s)];
+          const double li = vlen_[p.i * V + s], lj = vlen_[p.j * V + s];
+          for (unsigned x = 0; x < 3; ++x) {
+            gI[3 * s + x] = (uj[x] - cosv[s] * ui[x]) / li;
+            gJ[3 * s + x] = (ui[x] - cosv[s] * uj[x]) / lj;
+          }
+        }
+        for (unsigned k = 0; k < K; ++k) {
+          double* ci = di + k * (1 + V) * 3;
+          double* cj = dj + k * (1 + V) * 3;
+          for (unsigned x = 0; x < 3; ++x) {
+            const double f = A[k] * dhat[x];
+            ci[x] -= f;
+            cj[x] += f;
+            // box derivative of the pair term: -d (x) dF/dd
+            for (unsigned y = 0; y < 3; ++y) box[9 * k + 3 * y + x] -= p.d[y] * f;
+          }
+          for (unsigned s = 0; s < V; ++s) {
+            const double b = B[k * V + s];
+            for (unsigned x = 0; x < 3; ++x) {
+              ci[3 * (1 + s) + x] += b * gI[3 * s + x];
+              cj[3 * (1 + s) + x] += b * gJ[3 * s + x];
+            }
+          }
+        }
+      }
+    }
+  }
+
+  // ---- reduce over threads, add vector and region terms, write PLUMED derivatives
+  const unsigned C = comps.size();
+  std::vector<std::vector<double>> boxPart(T, std::vector<double>(9 * (K + 1), 0.0));
+  #pragma omp parallel num_threads(T)
+  {
+    std::vector<double> local(static_cast<std::size_t>(K + 1) * nlocal_ * 3);  // dn_k (and dW) per local atom
+    std::vector<double> comp(3 * nlocal_);
+    #pragma omp for schedule(static)
+    for (unsigned m = 0; m < N; ++m) {
+      double* d0 = &dbuf_[0][static_cast<std::size_t>(m) * dstride];
+      for (unsigned t = 1; t < T; ++t) {
+        const double* dt = &dbuf_[t][static_cast<std::size_t>(m) * dstride];
+        for (unsigned q = 0; q < dstride; ++q) d0[q] += dt[q];
+      }
+      const int tid =
+#ifdef _OPENMP
+          omp_get_thread_num();
+#else
+          0;
+#endif
+      double* bp = boxPart[tid].data();
+      std::fill(local.begin(), local.end(), 0.0);
+      const double* dw = &dweight_[3 * m];
+      const double* ri = &rbox_[3 * m];
+      const bool inShell = region_.enabled && (dw[0] != 0.0 || dw[1] != 0.0 || dw[2] != 0.0);
+      for (unsigned k = 0; k <= K; ++k) {
+        double* lk = &local[static_cast<std::size_t>(k) * nlocal_ * 3];
+        if (k < K) {
+          const double* dk = d0 + k * (1 + V) * 3;
+          for (unsigned x = 0; x < 3; ++x) lk[3 * centreSlot_ + x] += dk[x];
+          for (unsigned s = 0; s < V; ++s) {
+            const double* vr = &vraw_[3 * (m * V + s)];
+            for (unsigned x = 0; x < 3; ++x) {
+              const double g = dk[3 * (1 + s) + x];
+              lk[3 * vecBSlot_[s] + x] += g;
+              lk[3 * vecASlot_[s] + x] -= g;
+              for (unsigned y = 0; y < 3; ++y) bp[9 * k + 3 * y + x] -= vr[y] * g;  // -v (x) dF/dv
+            }
+          }
+        }
+        if (inShell) {
+          // n_k depends on w_I through w_I p_k(I); W through w_I
+          const double pk = (k < K) ? prob_[static_cast<std::size_t>(m) * K + k] : 1.0;
+          for (unsigned x = 0; x < 3; ++x) {
+            const double g = pk * dw[x];
+            lk[3 * centreSlot_ + x] += g;
+            for (unsigned y = 0; y < 3; ++y) bp[9 * k + 3 * y + x] -= ri[y] * g;  // see SlabRegion.h
+          }
+        }
+      }
+      // every component is a linear combination of the n_k and W derivatives
+      for (unsigned c = 0; c < C; ++c) {
+        std::fill(comp.begin(), comp.end(), 0.0);
+        for (unsigned k = 0; k <= K; ++k) {
+          const double coef = (k < K) ? alpha[c][k] : beta[c];
+          if (coef == 0.0) continue;
+          const double* lk = &local[static_cast<std::size_t>(k) * nlocal_ * 3];
+          for (unsigned q = 0; q < 3 * nlocal_; ++q) comp[q] += coef * lk[q];
+        }
+        Value* v = comps[c];
+        const unsigned base = 3 * m * nlocal_;
+        for (unsigned q = 0; q < 3 * nlocal_; ++q) v->setDerivative(base + q, comp[q] * toA);
+      }
+    }
+  }
+  // box derivatives (dimensionless: no unit conversion)
+  std::vector<double> boxTotal(9 * (K + 1), 0.0);
+  for (unsigned t = 0; t < T; ++t)
+    for (unsigned q = 0; q < boxTotal.size(); ++q) boxTotal[q] += boxbuf_[t][q] + boxPart[t][q];
+  const unsigned natoms = getNumberOfAtoms();
+  for (unsigned c = 0; c < C; ++c) {
+    for (unsigned q = 0; q < 9; ++q) {
+      double b = beta[c] * boxTotal[9 * K + q];
+      for (unsigned k = 0; k < K; ++k) b += alpha[c][k] * boxTotal[9 * k + q];
+      comps[c]->setDerivative(3 * natoms + q, b);
+    }
+  }
+}
+
+void MolenvClassify::writeFiles() {
+  const double time = getTime();
+  if (!probFileName_.empty()) {
+    for (unsigned m = 0; m < nmol_; ++m) {
+      probFile_.printField("time", time).printField("mol", static_cast<int>(m + 1));
+      for (unsigned k = 0; k < ncls_; ++k) probFile_.printField(model_.classes[k], prob_[static_cast<std::size_t>(m) * ncls_ + k]);
+      probFile_.printField();
+    }
+    probFile_.flush();
+  }
+  if (!sfFileName_.empty()) {
+    // model-file order of the descriptors
+    const auto& order = sf_->order();
+    std::vector<double> g(nsf_);
+    std::vector<std::string> names(nsf_);
+    for (unsigned f = 0; f < nsf_; ++f) names[f] = "sf" + std::to_string(f + 1);
+    for (unsigned m = 0; m < nmol_; ++m) {
+      for (unsigned i = 0; i < nsf_; ++i) g[order[i]] = G_[static_cast<std::size_t>(m) * nsf_ + i];
+      sfFile_.printField("time", time).printField("mol", static_cast<int>(m + 1));
+      for (unsigned f = 0; f < nsf_; ++f) sfFile_.printField(names[f], g[f]);
+      sfFile_.printField();
+    }
+    sfFile_.flush();
+  }
+}
+
+void MolenvClassify::apply() {
+  // the per-molecule vectors carry no derivatives: a force on them cannot be applied
+  for (unsigned k = 0; k < pVec_.size(); ++k)
+    if (pVec_[k]->forcesWereAdded())
+      error("a bias acts on the per-molecule vector p_" + model_.classes[k] +
+            ", which has no derivatives: bias the n_<CLASS>, f_<CLASS>, s or z components instead");
+  Colvar::apply();
+}
+
+}  // namespace molenv
+}  // namespace PLMD

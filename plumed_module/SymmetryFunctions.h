@@ -1,0 +1,65 @@
+/* molenv: point-vector molecular symmetry functions (Kuroshima et al., JCTC 2024),
+   pair terms and their derivatives.
+
+   Every descriptor of molecule I is a sum over neighbours J of a pair term
+   t(r_IJ, cos theta_IJ,s) that is symmetric in I and J.  This class evaluates the
+   pair terms of all descriptors at once, and their partial derivatives with respect
+   to r and to cos theta_s, so that the caller can contract them with the network
+   Jacobians of both molecules of the pair in a single pass.
+
+   Descriptors are stored grouped by kind ("internal order"): all radial ones
+   (S1, S2) first, then for each vector s its angular ones (S3, S4).  With this
+   layout the derivative with respect to cos theta_s is a contiguous range.
+   order()[i] gives the model-file index of internal descriptor i. */
+#ifndef __MOLENV_SymmetryFunctions_h
+#define __MOLENV_SymmetryFunctions_h
+
+#include "ModelFile.h"
+
+#include <vector>
+
+namespace PLMD {
+namespace molenv {
+
+class SymmetryFunctions {
+public:
+  explicit SymmetryFunctions(const Model& model);
+
+  unsigned size() const { return order_.size(); }
+  unsigned nVectors() const { return nvec_; }
+  const std::vector<unsigned>& order() const { return order_; }
+  /// internal descriptors [0, radialEnd()) are radial
+  unsigned radialEnd() const { return nS1_ + nS2_; }
+  /// internal descriptors [angularBegin(s), angularEnd(s)) depend on cos theta_s
+  unsigned angularBegin(unsigned s) const { return angOff_[s]; }
+  unsigned angularEnd(unsigned s) const { return angOff_[s + 1]; }
+  double rmin() const { return rmin_; }
+  double rmax() const { return rmax_; }
+
+  /// Cosine cutoff fc(r) (= PLUMED's COSINUS switching function with D_0=rmin,
+  /// R_0=rmax-rmin) and its derivative.
+  void cutoff(double r, double& fc, double& dfc) const;
+
+  /// t[i] = pair term of internal descriptor i (r in Angstrom, r < rmax).
+  void values(double r, const double* cosTheta, double* t) const;
+
+  /// dr[i] = dt_i/dr, dc[i] = dt_i/dcos theta_(vector of i) (0 for radial ones).
+  /// Returns false when r <= rmin: then fc is flat and the angular dr[i] are zero
+  /// (and left unset), so that callers can skip them.
+  bool derivatives(double r, const double* cosTheta, double* dr, double* dc) const;
+
+private:
+  unsigned nvec_;
+  double rmin_, rmax_, piOverWidth_;
+  std::vector<unsigned> order_;
+  unsigned nS1_ = 0, nS2_ = 0;
+  std::vector<double> s1Rs_, s1Eta_, s2Kappa_;
+  // angular, per vector: offsets into the internal order, S3 block then S4 block
+  std::vector<unsigned> angOff_, nS3_;
+  std::vector<double> s3Cos_, s3Eta_, s4Kappa_;  // in internal order, indexed from radialEnd()
+};
+
+}  // namespace molenv
+}  // namespace PLMD
+
+#endif
