@@ -56,6 +56,7 @@ __all__ = [
 
 # file extensions MDAnalysis does not map to the format molenv means
 EXTENSION_FORMATS = {"dump": "LAMMPSDUMP", "lammpstrj": "LAMMPSDUMP", "lammpsdump": "LAMMPSDUMP", "data": "DATA", "lmp": "DATA"}
+COORDINATE_ONLY = {"XTC", "TRR", "DCD", "NC", "NCDF", "TNG", "H5MD", "TRJ", "MDCRD", "CRDBOX"}
 SUPPORTED = "LAMMPS data (.data) and dump (.dump, .lammpstrj), GROMACS .gro/.xtc/.trr, PDB, DCD (with a topology), XYZ"
 
 
@@ -138,6 +139,22 @@ def type_elements_from_data(path: str | Path, tolerance: float = 0.1) -> dict[st
             raise TrajectoryError(f"{path}: the mass {mass} of atom type {key} is no element's mass (within {tolerance} u)")
         out[key] = symbol
     return out
+
+
+def _element_from_name(name: str, expected: list[str], where: str) -> str:
+    """Element of an atom name: the longest of the spec's elements that starts the name
+    (so 'NA' in a urea file is N, not sodium), else MDAnalysis' guess."""
+    letters = "".join(c for c in name if c.isalpha()).upper()
+    for symbol in sorted(set(expected), key=len, reverse=True):
+        if letters.startswith(symbol.upper()):
+            return symbol
+    from MDAnalysis.guesser.default_guesser import DefaultGuesser
+
+    symbols, _ = _symbol_tables()
+    symbol = str(DefaultGuesser(None).guess_atom_element(name)).capitalize()
+    if symbol not in symbols:
+        raise TrajectoryError(f"{where}: cannot tell the element of atoms named {name!r}; give type_elements or a file with elements")
+    return symbol
 
 
 def _type_key(value) -> str:
@@ -238,10 +255,10 @@ class Trajectory:
         self.atoms = self._select(selection)
         self.molecules, self.molecules_from = self._molecule_rows(molecules)
         elements = self._elements(type_elements)
-        self.molecules, self.atom_order = self._order_atoms(elements, atom_order)
-        self._check_elements(elements)
         symbols, _ = _symbol_tables()
         self.atomic_numbers = np.array([symbols[e] for e in elements], dtype=np.int64)
+        self.molecules, self.atom_order = self._order_atoms(elements, atom_order)
+        self._check_elements(elements)
 
     # -- opening
     def _where(self) -> str:
@@ -254,6 +271,13 @@ class Trajectory:
             if not p.is_file():
                 raise TrajectoryError(f"{p}: file not found")
         format = format or _sniff_format(self.path)
+        if self.topology_path == self.path:
+            kind = (format or self.path.suffix.lstrip(".")).upper()
+            if kind in COORDINATE_ONLY:
+                raise TrajectoryError(
+                    f"{self.path}: a {kind} file holds coordinates only; give topology= (e.g. a GRO, PDB, TPR, PSF or "
+                    "LAMMPS data file with the same atoms)"
+                )
         kwargs = {}
         if self.topology_path == self.path:
             topology_format = topology_format or format
@@ -365,16 +389,7 @@ class Trajectory:
             return np.array(by_mass)[inverse]
         names = self._names()
         if names is not None:
-            from MDAnalysis.guesser.default_guesser import DefaultGuesser
-
-            guesser = DefaultGuesser(None)
-            symbols, _ = _symbol_tables()
-            guessed = {}
-            for name in np.unique(names):
-                symbol = str(guesser.guess_atom_element(name)).capitalize()
-                if symbol not in symbols:
-                    raise TrajectoryError(f"{where}: cannot tell the element of atoms named {name!r}; give type_elements or a file with elements")
-                guessed[name] = symbol
+            guessed = {name: _element_from_name(name, self.spec.elements, where) for name in np.unique(names)}
             return np.array([guessed[n] for n in names])
         raise TrajectoryError(
             f"{where}: cannot tell the atoms' elements: the file has no element symbols, masses or names "
@@ -416,8 +431,9 @@ class Trajectory:
                 raise TrajectoryError(f"{self._where()}: atom_order='name' but the file has no atom names")
             mapped = np.array([self.name_map.get(x, x) for x in labels])[rows]
             k = next(k for k in range(len(rows)) if sorted(mapped[k]) != sorted(spec_names))
+            kind = "names" if self._names() is not None else "types (no names in the file)"
             raise TrajectoryError(
-                f"{self._where()}: molecule {k} has atom names {', '.join(mapped[k])}, spec {self.spec.name} has "
+                f"{self._where()}: molecule {k} has atom {kind} {', '.join(mapped[k])}, spec {self.spec.name} has "
                 f"{', '.join(spec_names)} (missing: {', '.join(sorted(set(spec_names) - set(mapped[k]))) or '-'}; "
                 f"unknown: {', '.join(sorted(set(mapped[k]) - set(spec_names))) or '-'}); map them with name_map"
             )
