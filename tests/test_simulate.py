@@ -96,6 +96,12 @@ def test_crystal_run_writes_frames_mdanalysis_reads(tmp_path, ff_cache, referenc
     # whole molecules: C=O bond length in every molecule
     pos = u.atoms.positions.reshape(160, 8, 3)
     assert np.all(np.linalg.norm(pos[:, 1] - pos[:, 0], axis=1) < 1.5)
+    # molenv's own reader: molecules from residues, atom order by name
+    from molenv.trajectory import Trajectory
+
+    traj = Trajectory(out / "trajectory.xtc", spec, topology=out / "topology.pdb")
+    assert len(traj) == 4 and traj.molecules_from == "residues" and traj.atom_order == "name"
+    assert traj[3].box == pytest.approx(u.dimensions, abs=1e-4)
     meta = json.loads((out / "run.json").read_text())
     assert meta["system"]["barostat"] == "xy" and meta["command"].startswith("molenv simulate crystal --molecule urea")
     summary = json.loads((out / "summary.json").read_text())
