@@ -124,6 +124,10 @@ def test_other_options_in_same_directory_are_refused(tmp_path, ff_cache, referen
     assert simulate(*args[:-2], "--temperature", 150, "--out", out) == 2
     err = capsys.readouterr().err
     assert "other settings" in err and "stages.1.temperature: 100.0 in the run directory, 150.0 now" in err
+    assert simulate(*args[:-2], "--temperature", 150, "--overwrite", "--out", out) == 0
+    assert json.loads((out / "run.json").read_text())["stages"][1]["temperature"] == 150.0
+    command = json.loads((out / "run.json").read_text())["command"]
+    assert "--temperature 150.0" in command and "--overwrite" in command
 
 
 def test_interrupted_run_resumes_from_checkpoint(tmp_path, ff_cache, reference_dir, urea_ff):

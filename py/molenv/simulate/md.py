@@ -32,7 +32,7 @@ import os
 import platform
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -357,7 +357,7 @@ class _Runner:
             self._close_log()
 
     def _execute(self) -> dict:
-        from openmm import app, unit
+        from openmm import unit
 
         progress = self.rd.progress()
         if progress and progress.get("done"):
