@@ -1,0 +1,100 @@
+"""MOLENV_CLASSIFY forces and virial against finite differences.
+
+* every component (n_, f_, nmol, s, z; with and without a slab region, the slab along
+  a tilted face normal included) biased on its own with BIASVALUE, checked with
+  `plumed driver --debug-forces` (PLUMED's own finite differences of positions and box)
+  on an orthorhombic and a triclinic frame with molecules split across the boundary;
+* the sum of restraints on several components checked with our own central
+  differences along random directions of atoms and cell, to 1e-6 relative.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REGTEST = Path(__file__).resolve().parent.parent / "regtest"
+sys.path.insert(0, str(REGTEST))
+
+from harness import read_xyz, run_driver, xyz_text  # noqa: E402
+
+CASE = REGTEST / "rt-forces"  # 20 toy molecules (5 atoms); frame 0 orthorhombic, frame 1 triclinic
+APM, NMOL = 5, 20
+UNUSED = 3  # atom H of the toy molecule is used by no descriptor
+ACTIONS = f"""UNITS LENGTH=A
+LOAD FILE=@MOLENV_LIB@
+c: MOLENV_CLASSIFY MODEL=softmax.molenv MOLECULES=1-{APM * NMOL} PATH_CLASSES=A,B PATH_START=0.9,0.1 PATH_END=0.1,0.9 PATH_NIMAGES=5 LAMBDA=20
+r: MOLENV_CLASSIFY MODEL=sigmoid.molenv MOLECULES=1-{APM * NMOL} REGION_AXIS=z REGION_CENTER=1.0 REGION_HALFWIDTH=2.0 REGION_SMOOTHING=2.5
+x: MOLENV_CLASSIFY MODEL=softmax.molenv MOLECULES=1-{APM * NMOL} REGION_AXIS=x REGION_CENTER=4.0 REGION_HALFWIDTH=1.5 REGION_SMOOTHING=2.0 NUM_THREADS=2
+"""
+FILES = {"traj.xyz": CASE / "traj.xyz", "softmax.molenv": CASE / "softmax.molenv", "sigmoid.molenv": CASE / "sigmoid.molenv"}
+COMPONENTS = ["c.n_A", "c.f_B", "c.f_Melt", "c.s", "c.z", "r.n_I", "r.f_form_II", "r.nmol", "x.n_B", "x.f_A", "x.nmol"]
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_debug_forces(tmp_path, component):
+    run = run_driver(tmp_path, ACTIONS + f"BIASVALUE ARG={component}\n",
+                     ["--ixyz", "traj.xyz", "--length-units", "A", "--debug-forces", "debug", "--dump-forces-fmt", "%.12e"], FILES)
+    assert run.returncode == 0, run.output[-3000:]
+    rows = run.read_debug_forces()
+    per_frame = 3 * APM * NMOL + 9
+    assert len(rows) == 2 * per_frame
+    for frame in range(2):
+        block = rows[frame * per_frame : (frame + 1) * per_frame]
+        ana, num = block[:, 1], block[:, 2]
+        scale = np.abs(ana).max()
+        assert scale > 1e-3, f"{component}: no forces to check in frame {frame}"
+        err = np.abs(ana - num)
+        worst = int(err.argmax())
+        what = f"atom {worst // 3 + 1} {'xyz'[worst % 3]}" if worst < 3 * APM * NMOL else f"box {worst - 3 * APM * NMOL}"
+        # --debug-forces differentiates numerically with a relative accuracy of ~1e-6
+        assert err.max() <= 1e-5 * scale, f"{component} frame {frame}: {what} analytic {ana[worst]} numerical {num[worst]}"
+        box = slice(3 * APM * NMOL, per_frame)
+        assert np.abs(ana[box] - num[box]).max() <= 1e-5 * max(scale, np.abs(ana[box]).max())
+        unused = [3 * (m * APM + UNUSED) + x for m in range(NMOL) for x in range(3)]
+        assert np.all(ana[unused] == 0.0)
+
+
+RESTRAINTS = """b0: RESTRAINT ARG=c.n_A AT=4.0 KAPPA=0.7 SLOPE=0.3
+b1: RESTRAINT ARG=c.f_B,c.s,c.z AT=0.2,0.5,0.1 KAPPA=30,8,20
+b2: RESTRAINT ARG=r.n_form_II,r.f_Melt,r.nmol AT=1.0,0.3,6.0 KAPPA=1.3,25,0.5 SLOPE=0,-0.4,0.1
+b3: RESTRAINT ARG=x.f_A,x.nmol AT=0.3,2.0 KAPPA=40,1.0
+PRINT ARG=b0.bias,b1.bias,b2.bias,b3.bias FILE=energy FMT=%.17g
+"""
+
+
+def test_directional_finite_differences(tmp_path):
+    """E(x +- eps u) and E(fractional coordinates fixed, h +- eps dh) against the dumped
+    forces and virial (virial = h^T dE/dh at fixed fractional coordinates)."""
+    frames0, boxes0 = read_xyz(CASE / "traj.xyz")
+    rng = np.random.default_rng(7)
+    eps = 2e-5
+    frames, boxes, checks = [], [], []
+    for x0, h0 in zip(frames0, boxes0):
+        u = rng.normal(size=x0.shape)
+        dh = rng.normal(size=(3, 3))
+        s0 = x0 @ np.linalg.inv(h0)
+        base = len(frames)
+        frames += [x0, x0 + eps * u, x0 - eps * u, s0 @ (h0 + eps * dh), s0 @ (h0 - eps * dh)]
+        boxes += [h0, h0, h0, h0 + eps * dh, h0 - eps * dh]
+        checks.append((base, u, dh, h0))
+    files = dict(FILES, **{"traj.xyz": xyz_text(frames, boxes)})
+    run = run_driver(tmp_path, ACTIONS + RESTRAINTS,
+                     ["--ixyz", "traj.xyz", "--length-units", "A", "--dump-forces", "forces", "--dump-forces-fmt", "%.17g",
+                      "--dump-full-virial"], files)
+    assert run.returncode == 0, run.output[-3000:]
+    _, e = run.read_table("energy")
+    energy = e[:, 1:].sum(axis=1)
+    dumped = run.read_dump_forces()
+    for base, u, dh, h0 in checks:
+        virial, forces = dumped[base]
+        fd = (energy[base + 1] - energy[base + 2]) / (2 * eps)
+        analytic = -np.sum(forces * u)
+        assert abs(fd - analytic) <= 1e-6 * np.abs(forces).sum(), (fd, analytic)
+        fd_box = (energy[base + 3] - energy[base + 4]) / (2 * eps)
+        dEdh = np.linalg.solve(h0.T, virial)
+        analytic_box = np.sum(dEdh * dh)
+        assert abs(fd_box - analytic_box) <= 1e-6 * np.abs(dEdh).sum() * np.abs(dh).max(), (fd_box, analytic_box)
+        assert abs(analytic) > 1e-2 and abs(analytic_box) > 1e-2  # the check has something to check
