@@ -229,3 +229,12 @@ def test_nicotinamide_triclinic_reference_dump(reference_dir):
     d = load_spec("nicotinamide").descriptor_set()
     whole = frame.molecule_positions(d.centre_atom)
     assert_descriptors_equal(compute_descriptors(frame, d), brute_force(whole, frame.box, d, reach=1))
+
+
+def test_chunked_evaluation_is_identical(monkeypatch):
+    import molenv.descriptors as descriptors_module
+
+    frame, _ = random_system(CELLS["triclinic"], seed=9)
+    whole = compute_descriptors(frame, DESCRIPTORS)
+    monkeypatch.setattr(descriptors_module, "PAIRS_PER_CHUNK", 7)  # chunks of one or two molecules
+    assert np.array_equal(compute_descriptors(frame, DESCRIPTORS), whole)

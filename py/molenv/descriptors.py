@@ -88,28 +88,50 @@ def compute_descriptors(frame: MolecularFrame, descriptors: DescriptorSet) -> np
     """Symmetry functions of every molecule: (n_molecules, n_features) float64.
 
     Feature order is ``descriptors.functions``. Periodic frames need every perpendicular
-    height of the cell to exceed 2*rmax (DescriptorError otherwise); frames with box None
-    are clusters (no images).
+    height of the (reduced) cell to exceed 2*rmax (DescriptorError otherwise); frames with
+    box None are clusters (no images). Memory is bounded by working through the molecules
+    in chunks of about `PAIRS_PER_CHUNK` neighbour pairs.
     """
     _check(frame, descriptors)
     d = descriptors
     pairs = centre_pairs(frame, d.centre_atom, d.rmax)
     inside = pairs.distances < d.rmax  # fc(rmax) = 0
     i, j, r = pairs.i[inside], pairs.j[inside], pairs.distances[inside]
-    fc = cutoff_function(r, d.rmin, d.rmax)
 
-    cosines = {}
+    unit = None
     if d.vectors:
         v = frame.vectors(d.vectors)  # (n_mol, n_vec, 3)
         norms = np.linalg.norm(v, axis=2)
         if np.any(norms == 0):
             mol, vec = np.argwhere(norms == 0)[0]
             raise DescriptorError(f"vector {vec + 1} {d.vectors[vec]} of molecule {mol} has zero length (atoms on top of each other)")
-        used = {sf.vector for sf in d.functions if sf.vector is not None}
-        for s in used:
-            vi, vj = v[i, s - 1], v[j, s - 1]
-            cosines[s] = np.einsum("ij,ij->i", vi, vj) / (norms[i, s - 1] * norms[j, s - 1])
+        unit = (v, norms)
 
+    out = np.zeros((frame.n_molecules, d.n_features))
+    # chunks of whole molecules (pairs are sorted by i)
+    first_pair = np.searchsorted(i, np.arange(frame.n_molecules + 1))
+    start = 0
+    while start < frame.n_molecules:
+        stop = int(np.searchsorted(first_pair, first_pair[start] + PAIRS_PER_CHUNK, side="right")) - 1
+        stop = min(max(stop, start + 1), frame.n_molecules)
+        sel = slice(first_pair[start], first_pair[stop])
+        terms = _terms(d, i[sel], j[sel], r[sel], unit)
+        out[start:stop] = _neumaier_rows(terms, i[sel] - start, stop - start)
+        start = stop
+    return out
+
+
+PAIRS_PER_CHUNK = 200_000
+
+
+def _terms(d: DescriptorSet, i: np.ndarray, j: np.ndarray, r: np.ndarray, unit) -> np.ndarray:
+    """(n_pairs, n_features) contributions of molecule j to the symmetry functions of molecule i."""
+    fc = cutoff_function(r, d.rmin, d.rmax)
+    cosines = {}
+    if unit is not None:
+        v, norms = unit
+        for s in {sf.vector for sf in d.functions if sf.vector is not None}:
+            cosines[s] = np.einsum("ij,ij->i", v[i, s - 1], v[j, s - 1]) / (norms[i, s - 1] * norms[j, s - 1])
     terms = np.empty((len(i), d.n_features))
     for col, sf in enumerate(d.functions):
         if sf.kind == "S1":
@@ -126,7 +148,7 @@ def compute_descriptors(frame: MolecularFrame, descriptors: DescriptorSet) -> np
             terms[:, col] = np.cos(kappa * cosines[sf.vector]) * fc
         else:  # validate() rejects unknown kinds
             raise DescriptorError(f"unknown symmetry function kind {sf.kind!r}")
-    return _neumaier_rows(terms, i, frame.n_molecules)
+    return terms
 
 
 def coordination_numbers(frame: MolecularFrame, centre_atom: int, radius) -> np.ndarray:
