@@ -1,0 +1,76 @@
+"""MOLENV_CLASSIFY gives the same numbers whatever the thread count and the units.
+
+* NUM_THREADS=1, NUM_THREADS=2 and PLUMED_NUM_THREADS=2 (the default of NUM_THREADS):
+  same values, forces and virial (per-thread buffers are summed in thread order, so
+  thread counts differ only by rounding);
+* the same system in nm without UNITS and in Angstrom with UNITS LENGTH=A: same values,
+  forces scaled by exactly the length conversion, same virial.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REGTEST = Path(__file__).resolve().parent.parent / "regtest"
+sys.path.insert(0, str(REGTEST))
+
+from harness import read_xyz, run_driver, xyz_text  # noqa: E402
+
+CASE = REGTEST / "rt-forces"
+FILES = {"softmax.molenv": CASE / "softmax.molenv", "sigmoid.molenv": CASE / "sigmoid.molenv"}
+
+
+def inp(threads: str, length: float = 1.0, units: str = "UNITS LENGTH=A\n") -> str:
+    """Two actions (path; slab) and restraints; lengths given in units of `length` A."""
+    L = lambda x: repr(x / length)  # noqa: E731
+    return (
+        f"{units}LOAD FILE=@MOLENV_LIB@\n"
+        f"c: MOLENV_CLASSIFY MODEL=softmax.molenv MOLECULES=1-100 PATH_CLASSES=A,B PATH_START=0.9,0.1 PATH_END=0.1,0.9 "
+        f"PATH_NIMAGES=5 LAMBDA=20 PROB_FILE=prob SF_FILE=sf {threads}\n"
+        f"r: MOLENV_CLASSIFY MODEL=sigmoid.molenv MOLECULES=1-100 REGION_AXIS=z REGION_CENTER={L(1.0)} REGION_HALFWIDTH={L(2.0)} "
+        f"REGION_SMOOTHING={L(2.5)} {threads}\n"
+        "RESTRAINT ARG=c.n_A,c.f_B,c.s,c.z,r.n_I,r.f_Melt,r.nmol AT=4,0.2,0.5,0.1,1,0.3,6 KAPPA=0.7,30,8,20,1.3,25,0.5\n"
+        "PRINT ARG=c.*,r.* FILE=colvar FMT=%.17g\n"
+    )
+
+
+def outputs(run):
+    assert run.returncode == 0, run.output[-3000:]
+    return run.read_table("colvar")[1], run.read_dump_forces(), run.read_table("prob")[1], run.read_table("sf")[1]
+
+
+def close(a, b, rtol):
+    return np.abs(a - b).max() <= rtol * max(np.abs(b).max(), 1e-300)
+
+
+def test_thread_count_does_not_change_results(tmp_path):
+    args = ["--ixyz", "traj.xyz", "--length-units", "A", "--dump-forces", "forces", "--dump-forces-fmt", "%.17g", "--dump-full-virial"]
+    files = dict(FILES, **{"traj.xyz": CASE / "traj.xyz"})
+    one = run_driver(tmp_path / "1", inp("NUM_THREADS=1"), args, files)
+    two = run_driver(tmp_path / "2", inp("NUM_THREADS=2"), args, files)
+    env = run_driver(tmp_path / "env", inp(""), args, files, env={"PLUMED_NUM_THREADS": "2"})
+    assert "2 OpenMP thread(s)" in two.output and "2 OpenMP thread(s)" in env.output and "1 OpenMP thread(s)" in one.output
+    ref = outputs(one)
+    for run in (two, env):
+        out = outputs(run)
+        assert close(out[0], ref[0], 1e-12)
+        for (v, f), (v0, f0) in zip(out[1], ref[1]):
+            assert close(f, f0, 1e-11) and close(v, v0, 1e-11)
+        assert close(out[2], ref[2], 1e-13) and close(out[3], ref[3], 1e-13)
+
+
+def test_units_do_not_change_results(tmp_path):
+    frames, boxes = read_xyz(CASE / "traj.xyz")
+    args = ["--ixyz", "traj.xyz", "--dump-forces", "forces", "--dump-forces-fmt", "%.17g", "--dump-full-virial"]
+    angstrom = run_driver(tmp_path / "A", inp(""), args + ["--length-units", "A"], dict(FILES, **{"traj.xyz": CASE / "traj.xyz"}))
+    nm_text = xyz_text([f / 10 for f in frames], [b / 10 for b in boxes])
+    nm = run_driver(tmp_path / "nm", inp("", length=10.0, units=""), args, dict(FILES, **{"traj.xyz": nm_text}))
+    a, n = outputs(angstrom), outputs(nm)
+    assert close(n[0], a[0], 1e-10)
+    for (vn, fn), (va, fa) in zip(n[1], a[1]):
+        assert close(fn, 10.0 * fa, 1e-9)  # kJ/mol/nm = 10 kJ/mol/A
+        assert close(vn, va, 1e-9)  # the virial is an energy
+    assert close(n[2], a[2], 1e-10) and close(n[3], a[3], 1e-10)
