@@ -90,3 +90,22 @@ def test_environment_changes_outputs(model, crystal_frame):
     a = run(model, frame_to_graph(crystal_frame)).embedding
     b = run(model, frame_to_graph(synthetic.crystal("parallel", (2, 3, 4), np.random.default_rng(0)))).embedding
     assert (a.mean(0) - b.mean(0)).abs().max() > 1e-3
+
+
+def test_fast_attention_equals_transformer_conv(crystal_frame):
+    torch.manual_seed(5)
+    model = MolecularGNN(n_forms=3, num_convs=2).eval()
+    # random non-zero biases and edge weights, so that every term of the rewrite is exercised
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    graph = frame_to_graph(crystal_frame)
+    pos = {k: graph.pos.clone().requires_grad_() for k in ("fast", "reference")}
+    outputs = {}
+    for key, reference in (("fast", False), ("reference", True)):
+        length = edge_lengths(pos[key], graph.edge_index, graph.edge_shift)
+        outputs[key] = model(graph.z, graph.edge_index, length, graph.molecule, graph.num_molecules, reference)
+    for fast, ref in zip(outputs["fast"], outputs["reference"]):
+        torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-4)
+    grads = {k: torch.autograd.grad(outputs[k].polymorph_logits[:, 0].sum(), pos[k])[0] for k in pos}
+    torch.testing.assert_close(grads["fast"], grads["reference"], atol=1e-5, rtol=1e-4)

@@ -21,8 +21,10 @@ description) as a TorchScript extra file; `load_exported` returns it with the mo
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -32,6 +34,15 @@ from molenv.gnn.model import TOPOLOGY_NAMES, MolecularGNN, edge_lengths
 
 METADATA_NAME = "molenv.json"
 EXPORT_FORMAT = 1
+
+
+@contextlib.contextmanager
+def _quiet_jit():
+    """Recent torch marks torch.jit deprecated in favour of torch.export, but TorchScript is
+    what libtorch (C++ MD codes, PLUMED) loads today: keep the warnings out of user output."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*torch.jit.*deprecated", category=DeprecationWarning)
+        yield
 
 
 class ExportedClassifier(nn.Module):
@@ -51,7 +62,8 @@ def export_torchscript(model: MolecularGNN, path: str | os.PathLike, form_names:
     if len(form_names) != model.n_forms:
         raise ValueError(f"{len(form_names)} form names for a model with {model.n_forms} polymorph classes")
     was_training = model.training
-    scripted = torch.jit.script(ExportedClassifier(model).eval())
+    with _quiet_jit():
+        scripted = torch.jit.script(ExportedClassifier(model).eval())
     model.train(was_training)
     metadata = {
         "format": EXPORT_FORMAT,
@@ -64,14 +76,16 @@ def export_torchscript(model: MolecularGNN, path: str | os.PathLike, form_names:
         "outputs": ["polymorph_probabilities", "topology_probabilities"],
     }
     path = Path(path)
-    torch.jit.save(scripted, str(path), _extra_files={METADATA_NAME: json.dumps(metadata, indent=2)})
+    with _quiet_jit():
+        torch.jit.save(scripted, str(path), _extra_files={METADATA_NAME: json.dumps(metadata, indent=2)})
     return path
 
 
 def load_exported(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[torch.jit.ScriptModule, dict]:
     """An exported classifier and its metadata."""
     extra = {METADATA_NAME: ""}
-    module = torch.jit.load(str(path), map_location=map_location, _extra_files=extra)
+    with _quiet_jit():
+        module = torch.jit.load(str(path), map_location=map_location, _extra_files=extra)
     if not extra[METADATA_NAME]:
         raise ValueError(f"{path}: not a molenv GNN export (no {METADATA_NAME} inside)")
     metadata = json.loads(extra[METADATA_NAME])

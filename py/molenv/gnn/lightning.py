@@ -107,6 +107,10 @@ class GNNTrainConfig:
     devices: int | str = "auto"
     strategy: str = "auto"  # e.g. "ddp" for several GPUs
     num_workers: int = 0
+    # deterministic kernels: bit-identical reruns (CPU backward passes of gathers are not
+    # otherwise; costs ~30 % on CPU). Where an op has no deterministic kernel (e.g. scatter
+    # max on CUDA) torch warns instead of failing.
+    deterministic: bool = True
     progress_bar: bool = False
     model_kwargs: dict = field(default_factory=dict)  # further MolecularGNN arguments
 
@@ -136,22 +140,22 @@ class GraphDataModule(L.LightningDataModule):
 def train_gnn(train_graphs: Sequence[MolecularGraph], val_graphs: Sequence[MolecularGraph], config: GNNTrainConfig, out_dir: str | os.PathLike) -> Path:
     """Train a `GNNClassifier`; return the path of the best checkpoint (lowest val_loss).
 
-    ``out_dir`` receives ``best.ckpt`` and the per-epoch metrics (``metrics.csv`` under
-    ``logs/``). The same graphs, config and seed give the same model on the same hardware.
+    ``out_dir`` receives ``checkpoints/best.ckpt``, the per-epoch metrics
+    (``logs/metrics.csv``) and ``train_config.json``. The same graphs, config and seed give
+    the same model on the same hardware (``config.deterministic``).
     """
     out_dir = Path(out_dir)
     if not train_graphs or not val_graphs:
         raise ValueError(f"need training and validation graphs, got {len(train_graphs)} and {len(val_graphs)}")
     L.seed_everything(config.seed, workers=True, verbose=False)
     module = GNNClassifier(config.form_names, lr=config.lr, num_convs=config.num_convs, dropout=config.dropout, **config.model_kwargs)
-    checkpoint = ModelCheckpoint(dirpath=out_dir, filename="best", monitor="val_loss", mode="min", save_top_k=1, enable_version_counter=False)
+    checkpoint = ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best", monitor="val_loss", mode="min", save_top_k=1, enable_version_counter=False)
     trainer = L.Trainer(
         max_epochs=config.max_epochs,
         accelerator=config.accelerator,
         devices=config.devices,
         strategy=config.strategy,
-        # "warn": max pooling (scatter amax) has no deterministic CUDA kernel; CPU runs are exact
-        deterministic="warn",
+        deterministic="warn" if config.deterministic else None,
         callbacks=[EarlyStopping(monitor="val_loss", mode="min", patience=config.patience), checkpoint],
         logger=CSVLogger(out_dir, name="logs", version=""),
         log_every_n_steps=1,
@@ -159,7 +163,12 @@ def train_gnn(train_graphs: Sequence[MolecularGraph], val_graphs: Sequence[Molec
         enable_model_summary=False,
     )
     data = GraphDataModule(train_graphs, val_graphs, batch_size=config.batch_size, num_workers=config.num_workers)
-    trainer.fit(module, datamodule=data)
+    # Lightning switches deterministic algorithms on process-wide: restore for later inference
+    deterministic = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        trainer.fit(module, datamodule=data)
+    finally:
+        torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
     (out_dir / "train_config.json").write_text(json.dumps(asdict(config), indent=2))
     return Path(checkpoint.best_model_path)
 

@@ -22,12 +22,14 @@ parameters with one convolution and 574,996 with two, the published "about 356k"
 """
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 from torch_geometric.nn import TransformerConv, global_max_pool
 from torch_geometric.nn.models.dimenet import BesselBasisLayer
+from torch_geometric.utils import scatter, softmax
 
 N_TOPOLOGY = 2  # bulk, surface
 TOPOLOGY_NAMES = ("bulk", "surface")
@@ -59,7 +61,12 @@ class ResidualBlock(nn.Module):
 class GraphConvBlock(nn.Module):
     """One message-passing step: project nodes and edge basis down to ``channels``, attend
     over neighbours with a `TransformerConv` (gated skip, ``beta=True``), project back up and
-    refine node-wise with a residual block."""
+    refine node-wise with a residual block.
+
+    The `TransformerConv` holds the parameters (the published layout) and is the reference
+    definition; `forward` evaluates the same function more cheaply (`attention`), and
+    ``reference=True`` calls the `TransformerConv` itself.
+    """
 
     def __init__(self, hidden: int, channels: int, num_radial: int, dropout: float):
         super().__init__()
@@ -69,9 +76,34 @@ class GraphConvBlock(nn.Module):
         self.node_out = nn.Linear(channels, hidden)
         self.block = ResidualBlock(hidden, dropout)
 
-    def forward(self, x: Tensor, edge_index: Tensor, basis: Tensor) -> Tensor:
-        x = self.conv(self.node_in(x), edge_index, self.edge_in(basis))
-        return self.block(self.node_out(x))
+    def forward(self, x: Tensor, edge_index: Tensor, basis: Tensor, reference: bool = False) -> Tensor:
+        h = self.node_in(x)
+        if reference:
+            h = self.conv(h, edge_index, self.edge_in(basis))
+        else:
+            h = self.attention(h, edge_index, basis)
+        return self.block(self.node_out(h))
+
+    def attention(self, h: Tensor, edge_index: Tensor, basis: Tensor) -> Tensor:
+        """``self.conv(h, edge_index, self.edge_in(basis))`` without per-edge projections.
+
+        The edge feature enters the TransformerConv as e_ij = W b_ij with W = W_edge W_in
+        (both bias-free), added to the key and to the value of every edge. So
+        q_i.(k_j + e_ij) = q_i.k_j + (W^T q_i).b_ij and sum_j a_ij (v_j + e_ij) =
+        sum_j a_ij v_j + W sum_j a_ij b_ij: the 128x128 product per edge becomes per-node
+        work, and per edge only 32-wide basis terms remain (about 2x faster on CPU).
+        """
+        conv = self.conv
+        source, target = edge_index[0], edge_index[1]
+        n = h.size(0)
+        query, key, value = conv.lin_query(h), conv.lin_key(h), conv.lin_value(h)
+        w = conv.lin_edge.weight @ self.edge_in.weight  # (channels, num_radial)
+        score = (query[target] * key[source]).sum(-1) + ((query @ w)[target] * basis).sum(-1)
+        alpha = softmax(score / math.sqrt(conv.out_channels), target, num_nodes=n).unsqueeze(-1)
+        out = scatter(value[source] * alpha, target, 0, n, reduce="sum") + scatter(basis * alpha, target, 0, n, reduce="sum") @ w.t()
+        skip = conv.lin_skip(h)
+        beta = conv.lin_beta(torch.cat([out, skip, out - skip], dim=-1)).sigmoid()
+        return beta * skip + (1 - beta) * out
 
 
 class MolecularGNN(nn.Module):
@@ -116,7 +148,7 @@ class MolecularGNN(nn.Module):
         self.head = nn.Sequential(ResidualBlock(hidden, dropout), ResidualBlock(hidden, dropout))
         self.output = nn.Linear(hidden, n_forms + N_TOPOLOGY, bias=False)
 
-    def forward(self, z: Tensor, edge_index: Tensor, edge_length: Tensor, molecule: Tensor, num_molecules: int) -> GNNOutput:
+    def forward(self, z: Tensor, edge_index: Tensor, edge_length: Tensor, molecule: Tensor, num_molecules: int, reference: bool = False) -> GNNOutput:
         """Classify every molecule of a graph (or a batch of graphs).
 
         Args:
@@ -125,11 +157,13 @@ class MolecularGNN(nn.Module):
             edge_length: (n_edges,) distances in Angstrom, all below the cutoff.
             molecule: (n_atoms,) molecule index of each atom, 0..num_molecules-1.
             num_molecules: number of molecules (rows of every output).
+            reference: evaluate the convolutions with torch_geometric's TransformerConv
+                itself instead of the equivalent, faster `GraphConvBlock.attention`.
         """
         x = self.type_linear(self.type_embedding(z))
         basis = self.basis(edge_length)
         for conv in self.convs:
-            x = conv(x, edge_index, basis)
+            x = conv(x, edge_index, basis, reference)
         embedding = global_max_pool(x, molecule, num_molecules)
         hidden = self.head(embedding)
         logits = self.output(hidden)
@@ -139,7 +173,7 @@ class MolecularGNN(nn.Module):
 def edge_lengths(pos: Tensor, edge_index: Tensor, edge_shift: Tensor) -> Tensor:
     """Edge lengths |pos[source] + shift - pos[target]| (shift: the source's lattice
     translation, zero for non-periodic graphs); differentiable in ``pos``."""
-    return (pos[edge_index[0]] + edge_shift - pos[edge_index[1]]).norm(dim=-1)
+    return torch.linalg.vector_norm(pos[edge_index[0]] + edge_shift - pos[edge_index[1]], dim=-1)
 
 
 def count_parameters(model: nn.Module) -> int:
