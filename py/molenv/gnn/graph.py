@@ -129,3 +129,20 @@ def molecule_graph_index(batch: Batch) -> torch.Tensor:
     """(n_molecules,) index of the graph (frame) each molecule of a batch belongs to."""
     counts = torch.as_tensor(batch.num_molecules).reshape(-1)
     return torch.arange(len(counts), device=counts.device).repeat_interleave(counts)
+
+
+GRAPH_FILE_FORMAT = 1
+
+
+def save_graphs(path, graphs: Sequence[MolecularGraph], form_names: Sequence[str]) -> None:
+    """Write graphs and the polymorph class names their labels index into (a torch file of
+    plain tensors and numbers, loadable with ``weights_only=True``)."""
+    torch.save({"format": GRAPH_FILE_FORMAT, "form_names": list(form_names), "graphs": [g.to_dict() for g in graphs]}, path)
+
+
+def load_graphs(path) -> tuple[list[MolecularGraph], list[str]]:
+    """Graphs and class names written by `save_graphs`."""
+    content = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(content, dict) or content.get("format") != GRAPH_FILE_FORMAT:
+        raise ValueError(f"{path}: not a molenv graph file (format {GRAPH_FILE_FORMAT})")
+    return [MolecularGraph(**fields) for fields in content["graphs"]], list(content["form_names"])

@@ -1,0 +1,91 @@
+"""Train the graph classifier (``molenv train gnn``).
+
+Reads training and validation graphs (files written by `molenv.gnn.graph.save_graphs`),
+trains with Adam and early stopping on the validation loss, keeps the best checkpoint and
+exports it as TorchScript. Outputs in --out: checkpoints/best.ckpt, logs/metrics.csv,
+train_config.json and model.pt (TorchScript, see `molenv.gnn.export`).
+"""
+from __future__ import annotations
+
+import argparse
+
+from molenv.cli import CommandError
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """Hyperparameters and hardware options (defaults: the published model and training)."""
+    group = parser.add_argument_group("GNN training")
+    group.add_argument("--convs", type=int, default=1, help="graph convolutions (published: 1)")
+    group.add_argument("--dropout", type=float, default=0.5, help="dropout of the residual blocks (paper 0.25, published code 0.5)")
+    group.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
+    group.add_argument("--batch-size", type=int, default=4, help="frames per mini-batch")
+    group.add_argument("--max-epochs", type=int, default=200)
+    group.add_argument("--patience", type=int, default=20, help="epochs without a better validation loss before stopping")
+    group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--accelerator", default="auto", help="cpu, gpu or auto (GPU when present)")
+    group.add_argument("--devices", default="auto", help="number of devices, or auto")
+    group.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp for several GPUs")
+    group.add_argument("--nondeterministic", action="store_true", help="allow faster non-reproducible kernels")
+    group.add_argument("--progress", action="store_true", help="show a progress bar")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--train", nargs="+", required=True, metavar="GRAPHS", help="training graph files")
+    parser.add_argument("--val", nargs="+", required=True, metavar="GRAPHS", help="validation graph files")
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--no-export", action="store_true", help="skip the TorchScript export")
+    add_training_arguments(parser)
+
+
+def config_from_args(args: argparse.Namespace, form_names: list[str]):
+    """A `GNNTrainConfig` from the options of `add_training_arguments`."""
+    from molenv.gnn.lightning import GNNTrainConfig
+
+    devices = args.devices if args.devices == "auto" else int(args.devices)
+    return GNNTrainConfig(
+        form_names=form_names,
+        num_convs=args.convs,
+        dropout=args.dropout,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        max_epochs=args.max_epochs,
+        patience=args.patience,
+        seed=args.seed,
+        accelerator=args.accelerator,
+        devices=devices,
+        strategy=args.strategy,
+        deterministic=not args.nondeterministic,
+        progress_bar=args.progress,
+    )
+
+
+def _read(paths: list[str]):
+    from molenv.gnn.graph import load_graphs
+
+    graphs, names = [], None
+    for path in paths:
+        part, part_names = load_graphs(path)
+        if names is not None and part_names != names:
+            raise CommandError(f"{path}: polymorph classes {part_names} differ from {names} of the other graph files")
+        graphs += part
+        names = part_names
+    return graphs, names
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from molenv.gnn.export import export_torchscript
+    from molenv.gnn.lightning import load_classifier, train_gnn
+
+    train, names = _read(args.train)
+    val, val_names = _read(args.val)
+    if val_names != names:
+        raise CommandError(f"validation classes {val_names} differ from training classes {names}")
+    out = Path(args.out)
+    checkpoint = train_gnn(train, val, config_from_args(args, names), out)
+    print(f"best checkpoint: {checkpoint}")
+    if not args.no_export:
+        classifier = load_classifier(checkpoint)
+        print(f"TorchScript model: {export_torchscript(classifier.model, out / 'model.pt', classifier.form_names)}")
+    return 0
