@@ -40,6 +40,7 @@
 #include "tools/Units.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <memory>
@@ -74,6 +75,7 @@ class MolenvClassify : public Colvar {
 public:
   static void registerKeywords(Keywords& keys);
   explicit MolenvClassify(const ActionOptions&);
+  ~MolenvClassify();
   void calculate() override;
   void apply() override;
 
@@ -115,6 +117,19 @@ private:
   std::vector<std::vector<MoleculePair>> pairs_;
   std::vector<unsigned> ranges_;
 
+  // ---- optional per-stage wall-clock timings (TIMINGS flag)
+  bool timings_ = false;
+  enum Stage { sGeometry, sNeighbours, sPass1, sNetwork, sValues, sPass2, sWrite, nStages };
+  double stageTime_[nStages] = {0, 0, 0, 0, 0, 0, 0};
+  unsigned long steps_ = 0, derivSteps_ = 0, pairCount_ = 0;
+  std::chrono::steady_clock::time_point tick_;
+  void lap(Stage s) {
+    if (!timings_) return;
+    auto now = std::chrono::steady_clock::now();
+    stageTime_[s] += std::chrono::duration<double>(now - tick_).count();
+    tick_ = now;
+  }
+
   void setupGeometry(double toA);
   void writeFiles();
 };
@@ -151,6 +166,7 @@ void MolenvClassify::registerKeywords(Keywords& keys) {
   keys.add("optional", "PROB_FILE", "write the class probabilities of every molecule to this file");
   keys.add("optional", "SF_FILE", "write the raw (unscaled) symmetry functions of every molecule to this file");
   keys.add("compulsory", "FILE_STRIDE", "1", "write PROB_FILE/SF_FILE every this many steps");
+  keys.addFlag("TIMINGS", false, "write a breakdown of this action's wall-clock time per stage to the log at the end");
   keys.addFlag("PROB_VECTORS", false,
                "also output the per-molecule class probabilities as vector components p_<CLASS> (one element per "
                "molecule; no derivatives, so they can be analysed but not biased)");
@@ -339,6 +355,7 @@ MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao)
   if (stride < 1) error("FILE_STRIDE must be at least 1");
   fileStride_ = stride;
   parseFlag("PROB_VECTORS", probVectors_);
+  parseFlag("TIMINGS", timings_);
   checkRead();
 
   // ---- components
@@ -414,6 +431,19 @@ MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao)
   log << "  Please cite: " << cite("Kuroshima, Kilgour, Tuckerman, Rogal, J. Chem. Theory Comput. 20, 6197 (2024)") << "\n";
 }
 
+MolenvClassify::~MolenvClassify() {
+  if (!timings_ || steps_ == 0) return;
+  static const char* names[nStages] = {"geometry and region", "neighbour cells", "pass 1 (descriptors)", "network and Jacobians",
+                                       "values and files", "pass 2 (pair derivatives)", "derivative arrays"};
+  double total = 0;
+  for (double t : stageTime_) total += t;
+  log.printf("  MOLENV_CLASSIFY %s timings: %lu steps (%lu with derivatives), %.1f pairs per step on average, %u thread(s)\n",
+             getLabel().c_str(), steps_, derivSteps_, double(pairCount_) / steps_, nthreads_);
+  for (unsigned s = 0; s < nStages; ++s)
+    log.printf("    %-28s %10.6f s  %6.1f us/molecule/step\n", names[s], stageTime_[s], 1e6 * stageTime_[s] / (double(steps_) * nmol_));
+  log.printf("    %-28s %10.6f s  %6.1f us/molecule/step\n", "total", total, 1e6 * total / (double(steps_) * nmol_));
+}
+
 void MolenvClassify::setupGeometry(double toA) {
   cell_ = CellGeometry();
   if (!nopbc_ && getPbc().isSet()) {
@@ -442,6 +472,7 @@ void MolenvClassify::setupGeometry(double toA) {
 }
 
 void MolenvClassify::calculate() {
+  if (timings_) tick_ = std::chrono::steady_clock::now();
   const double toA = getUnits().getLength() * 10.0;  // Angstrom per PLUMED length unit
   setupGeometry(toA);
   const bool derivs = !doNotCalculateDerivatives();
@@ -490,9 +521,13 @@ void MolenvClassify::calculate() {
     }
   }
   if (zeroVector < N) error("molecule " + std::to_string(zeroVector + 1) + " has an intramolecular vector of zero length (two atoms coincide)");
+  lap(sGeometry);
 
   // ---- neighbour pairs (pairs of two molecules that need no descriptors are skipped)
   cells_.build(centres_, cell_, sf_->rmax(), computed_, ranges_, T, pairs_);
+  ++steps_;
+  for (const auto& list : pairs_) pairCount_ += list.size();
+  lap(sNeighbours);
 
   // ---- pass 1: descriptors G(I) = sum_J t(I,J)
   G_.assign(static_cast<std::size_t>(N) * S, 0.0);
@@ -502,21 +537,32 @@ void MolenvClassify::calculate() {
     for (unsigned t = 0; t < T; ++t) {
       std::vector<double>& g = (T == 1) ? G_ : gbuf_[t];
       g.assign(static_cast<std::size_t>(N) * S, 0.0);
-      std::vector<double> term(S), cosv(V);
-      for (const MoleculePair& p : pairs_[t]) {
-        for (unsigned s = 0; s < V; ++s) {
-          const double* ui = &unitv_[3 * (p.i * V + s)];
-          const double* uj = &unitv_[3 * (p.j * V + s)];
-          cosv[s] = ui[0] * uj[0] + ui[1] * uj[1] + ui[2] * uj[2];
+      // pairs go through the kernel in blocks (columns: pair b of the block)
+      constexpr unsigned Bk = SymmetryFunctions::kBlock;
+      std::vector<double> rb(Bk), cb(static_cast<std::size_t>(V) * Bk + 1), tb(static_cast<std::size_t>(S) * Bk);
+      const std::vector<MoleculePair>& list = pairs_[t];
+      for (std::size_t p0 = 0; p0 < list.size(); p0 += Bk) {
+        const unsigned nb = std::min<std::size_t>(Bk, list.size() - p0);
+        for (unsigned b = 0; b < nb; ++b) {
+          const MoleculePair& p = list[p0 + b];
+          rb[b] = p.r;
+          for (unsigned s = 0; s < V; ++s) {
+            const double* ui = &unitv_[3 * (p.i * V + s)];
+            const double* uj = &unitv_[3 * (p.j * V + s)];
+            cb[s * Bk + b] = ui[0] * uj[0] + ui[1] * uj[1] + ui[2] * uj[2];
+          }
         }
-        sf_->values(p.r, cosv.data(), term.data());
-        if (computed_[p.i]) {
-          double* gi = &g[static_cast<std::size_t>(p.i) * S];
-          for (unsigned q = 0; q < S; ++q) gi[q] += term[q];
-        }
-        if (computed_[p.j]) {
-          double* gj = &g[static_cast<std::size_t>(p.j) * S];
-          for (unsigned q = 0; q < S; ++q) gj[q] += term[q];
+        sf_->values(nb, rb.data(), cb.data(), tb.data());
+        for (unsigned b = 0; b < nb; ++b) {
+          const MoleculePair& p = list[p0 + b];
+          if (computed_[p.i]) {
+            double* gi = &g[static_cast<std::size_t>(p.i) * S];
+            for (unsigned q = 0; q < S; ++q) gi[q] += tb[q * Bk + b];
+          }
+          if (computed_[p.j]) {
+            double* gj = &g[static_cast<std::size_t>(p.j) * S];
+            for (unsigned q = 0; q < S; ++q) gj[q] += tb[q * Bk + b];
+          }
         }
       }
     }
@@ -528,9 +574,12 @@ void MolenvClassify::calculate() {
     }
   }
 
+  lap(sPass1);
+
   // ---- network: probabilities and weighted Jacobians w_I dp(I)/dG(I)
   prob_.assign(static_cast<std::size_t>(N) * K, 0.0);
-  if (derivs) wjac_.assign(static_cast<std::size_t>(N) * K * S, 0.0);
+  const unsigned Kp = (K + 3) / 4 * 4;  // classes padded for SIMD
+  if (derivs) wjac_.assign(static_cast<std::size_t>(N) * Kp * S, 0.0);
   #pragma omp parallel num_threads(T)
   {
     Network::Workspace ws = net_->workspace();
@@ -541,11 +590,16 @@ void MolenvClassify::calculate() {
       const bool withJ = derivs && active_[m];
       net_->evaluate(&G_[static_cast<std::size_t>(m) * S], &prob_[static_cast<std::size_t>(m) * K], withJ ? jac.data() : nullptr, ws);
       if (withJ) {
-        double* out = &wjac_[static_cast<std::size_t>(m) * K * S];
-        for (std::size_t q = 0; q < jac.size(); ++q) out[q] = weight_[m] * jac[q];
+        // stored descriptor-major with the classes padded to Kp: the pair contraction in
+        // pass 2 then runs over classes with independent, vectorisable accumulators
+        double* out = &wjac_[static_cast<std::size_t>(m) * Kp * S];
+        for (unsigned q = 0; q < S; ++q)
+          for (unsigned k = 0; k < K; ++k) out[q * Kp + k] = weight_[m] * jac[static_cast<std::size_t>(k) * S + q];
       }
     }
   }
+
+  lap(sNetwork);
 
   // ---- values: populations, fractions, path (sums in molecule order)
   std::vector<double> n(K, 0.0);
@@ -605,7 +659,9 @@ void MolenvClassify::calculate() {
       for (unsigned m = 0; m < N; ++m) pVec_[k]->set(m, prob_[static_cast<std::size_t>(m) * K + k]);
   }
   if (fileStep) writeFiles();
+  lap(sValues);
   if (!derivs) return;
+  ++derivSteps_;
 
   // ---- pass 2: derivatives of n_k with respect to pair geometry, per class
   #pragma omp parallel num_threads(T)
@@ -616,83 +672,101 @@ void MolenvClassify::calculate() {
       db.assign(static_cast<std::size_t>(N) * dstride, 0.0);
       std::vector<double>& box = boxbuf_[t];
       box.assign(9 * (K + 1), 0.0);
-      std::vector<double> dr(S), dc(S), cosv(V), A(K), B(static_cast<std::size_t>(K) * V), C(S);
+      constexpr unsigned Bk = SymmetryFunctions::kBlock;
+      std::vector<double> rb(Bk), cb(static_cast<std::size_t>(V) * Bk + 1), drb(static_cast<std::size_t>(S) * Bk),
+          dcb(static_cast<std::size_t>(S) * Bk);
+      std::vector<double> dr(S), dc(S), A(Kp), Bv(static_cast<std::size_t>(Kp) * V + 1), gI(3 * V + 1), gJ(3 * V + 1);
+      const std::vector<double> zeroJac(static_cast<std::size_t>(Kp) * S, 0.0);  // inactive molecule: w = 0
       const unsigned radEnd = sf_->radialEnd();
-      for (const MoleculePair& p : pairs_[t]) {
-        if (!active_[p.i] && !active_[p.j]) continue;  // only needed for files/vectors
-        if (!(p.r > 0.0)) continue;                      // coincident centres: no direction
-        for (unsigned s = 0; s < V; ++s) {
-          const double* ui = &unitv_[3 * (p.i * V + s)];
-          const double* uj = &unitv_[3 * (p.j * V + s)];
-          cosv[s] = ui[0] * uj[0] + ui[1] * uj[1] + ui[2] * uj[2];
-        }
-        const bool edge = sf_->derivatives(p.r, cosv.data(), dr.data(), dc.data());
-        const unsigned rEnd = edge ? S : radEnd;
-        const double* Ji = active_[p.i] ? &wjac_[static_cast<std::size_t>(p.i) * K * S] : nullptr;
-        const double* Jj = active_[p.j] ? &wjac_[static_cast<std::size_t>(p.j) * K * S] : nullptr;
-        for (unsigned k = 0; k < K; ++k) {
-          // C = w_I J_I[k,:] + w_J J_J[k,:]
-          if (Ji && Jj) {
-            const double* a = Ji + static_cast<std::size_t>(k) * S;
-            const double* b = Jj + static_cast<std::size_t>(k) * S;
-            for (unsigned q = 0; q < S; ++q) C[q] = a[q] + b[q];
-          } else {
-            const double* a = (Ji ? Ji : Jj) + static_cast<std::size_t>(k) * S;
-            std::copy(a, a + S, C.begin());
-          }
-          double acc = 0.0;
-          for (unsigned q = 0; q < rEnd; ++q) acc += C[q] * dr[q];
-          A[k] = acc;
+      const std::vector<MoleculePair>& list = pairs_[t];
+      for (std::size_t p0 = 0; p0 < list.size(); p0 += Bk) {
+        const unsigned nb = std::min<std::size_t>(Bk, list.size() - p0);
+        for (unsigned b = 0; b < nb; ++b) {
+          const MoleculePair& p = list[p0 + b];
+          rb[b] = p.r;
           for (unsigned s = 0; s < V; ++s) {
-            double bs = 0.0;
-            for (unsigned q = sf_->angularBegin(s); q < sf_->angularEnd(s); ++q) bs += C[q] * dc[q];
-            B[k * V + s] = bs;
+            const double* ui = &unitv_[3 * (p.i * V + s)];
+            const double* uj = &unitv_[3 * (p.j * V + s)];
+            cb[s * Bk + b] = ui[0] * uj[0] + ui[1] * uj[1] + ui[2] * uj[2];
           }
         }
-        const double inv = 1.0 / p.r;
-        const double dhat[3] = {p.d[0] * inv, p.d[1] * inv, p.d[2] * inv};
-        double* di = &db[static_cast<std::size_t>(p.i) * dstride];
-        double* dj = &db[static_cast<std::size_t>(p.j) * dstride];
-        // d cos / d v_I = (u_J - c u_I)/|v_I| and symmetrically for J
-        double gi[3 * 8], gj[3 * 8];
-        std::vector<double> gbig;
-        double* gI = gi;
-        double* gJ = gj;
-        if (V > 8) {
-          gbig.resize(6 * V);
-          gI = gbig.data();
-          gJ = gbig.data() + 3 * V;
-        }
-        for (unsigned s = 0; s < V; ++s) {
-          const double* ui = &unitv_[3 * (p.i * V + s)];
-          const double* uj = &unitv_[3 * (p.j * V + s)];
-          const double li = vlen_[p.i * V + s], lj = vlen_[p.j * V + s];
-          for (unsigned x = 0; x < 3; ++x) {
-            gI[3 * s + x] = (uj[x] - cosv[s] * ui[x]) / li;
-            gJ[3 * s + x] = (ui[x] - cosv[s] * uj[x]) / lj;
+        sf_->derivatives(nb, rb.data(), cb.data(), drb.data(), dcb.data());
+        for (unsigned b = 0; b < nb; ++b) {
+          const MoleculePair& p = list[p0 + b];
+          if (!active_[p.i] && !active_[p.j]) continue;  // only needed for files/vectors
+          if (!(p.r > 0.0)) continue;                      // coincident centres: no direction
+          for (unsigned q = 0; q < S; ++q) {
+            dr[q] = drb[q * Bk + b];
+            dc[q] = dcb[q * Bk + b];
           }
-        }
-        for (unsigned k = 0; k < K; ++k) {
-          double* ci = di + k * (1 + V) * 3;
-          double* cj = dj + k * (1 + V) * 3;
-          for (unsigned x = 0; x < 3; ++x) {
-            const double f = A[k] * dhat[x];
-            ci[x] -= f;
-            cj[x] += f;
-            // box derivative of the pair term: -d (x) dF/dd
-            for (unsigned y = 0; y < 3; ++y) box[9 * k + 3 * y + x] -= p.d[y] * f;
+          // angular terms depend on r only in the switching shell
+          const unsigned rEnd = p.r > sf_->rmin() ? S : radEnd;
+          const double* Ji = active_[p.i] ? &wjac_[static_cast<std::size_t>(p.i) * Kp * S] : zeroJac.data();
+          const double* Jj = active_[p.j] ? &wjac_[static_cast<std::size_t>(p.j) * Kp * S] : zeroJac.data();
+          // A_k = sum_q C[q,k] dt_q/dr, B_sk = sum_q C[q,k] dt_q/dcos_s with C = w_I J_I + w_J J_J;
+          // q outer, k inner: one accumulator per class
+          std::fill(A.begin(), A.end(), 0.0);
+          std::fill(Bv.begin(), Bv.end(), 0.0);
+          double* __restrict a = A.data();
+          for (unsigned q = 0; q < radEnd; ++q) {
+            const double* __restrict ji = Ji + q * Kp;
+            const double* __restrict jj = Jj + q * Kp;
+            const double d = dr[q];
+            for (unsigned k = 0; k < Kp; ++k) a[k] += (ji[k] + jj[k]) * d;
           }
+          const bool edge = rEnd > radEnd;
           for (unsigned s = 0; s < V; ++s) {
-            const double b = B[k * V + s];
+            double* __restrict bv = Bv.data() + s * Kp;
+            for (unsigned q = sf_->angularBegin(s); q < sf_->angularEnd(s); ++q) {
+              const double* __restrict ji = Ji + q * Kp;
+              const double* __restrict jj = Jj + q * Kp;
+              const double d = dc[q];
+              for (unsigned k = 0; k < Kp; ++k) bv[k] += (ji[k] + jj[k]) * d;
+              if (edge) {
+                const double e = dr[q];
+                for (unsigned k = 0; k < Kp; ++k) a[k] += (ji[k] + jj[k]) * e;
+              }
+            }
+          }
+          // d cos_s / d v_I = (u_J - c u_I)/|v_I|, and symmetrically for J
+          for (unsigned s = 0; s < V; ++s) {
+            const double c = cb[s * Bk + b];
+            const double* ui = &unitv_[3 * (p.i * V + s)];
+            const double* uj = &unitv_[3 * (p.j * V + s)];
+            const double li = vlen_[p.i * V + s], lj = vlen_[p.j * V + s];
             for (unsigned x = 0; x < 3; ++x) {
-              ci[3 * (1 + s) + x] += b * gI[3 * s + x];
-              cj[3 * (1 + s) + x] += b * gJ[3 * s + x];
+              gI[3 * s + x] = (uj[x] - c * ui[x]) / li;
+              gJ[3 * s + x] = (ui[x] - c * uj[x]) / lj;
+            }
+          }
+          const double inv = 1.0 / p.r;
+          const double dhat[3] = {p.d[0] * inv, p.d[1] * inv, p.d[2] * inv};
+          double* di = &db[static_cast<std::size_t>(p.i) * dstride];
+          double* dj = &db[static_cast<std::size_t>(p.j) * dstride];
+          for (unsigned k = 0; k < K; ++k) {
+            double* ci = di + k * (1 + V) * 3;
+            double* cj = dj + k * (1 + V) * 3;
+            for (unsigned x = 0; x < 3; ++x) {
+              const double f = A[k] * dhat[x];  // d n_k / d d_x
+              ci[x] -= f;
+              cj[x] += f;
+              // box derivative of the pair term: -d (x) dF/dd
+              for (unsigned y = 0; y < 3; ++y) box[9 * k + 3 * y + x] -= p.d[y] * f;
+            }
+            for (unsigned s = 0; s < V; ++s) {
+              const double bks = Bv[s * Kp + k];
+              for (unsigned x = 0; x < 3; ++x) {
+                ci[3 * (1 + s) + x] += bks * gI[3 * s + x];
+                cj[3 * (1 + s) + x] += bks * gJ[3 * s + x];
+              }
             }
           }
         }
       }
     }
   }
+
+  lap(sPass2);
 
   // ---- reduce over threads, add vector and region terms, write PLUMED derivatives
   const unsigned C = comps.size();
@@ -771,6 +845,7 @@ void MolenvClassify::calculate() {
       comps[c]->setDerivative(3 * natoms + q, b);
     }
   }
+  lap(sWrite);
 }
 
 void MolenvClassify::writeFiles() {

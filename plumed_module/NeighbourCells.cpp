@@ -134,6 +134,7 @@ void NeighbourCells::build(const std::vector<double>& centres, const CellGeometr
           for (unsigned w = 0; w < noff[2]; ++w) stencil.push_back((offs[0][p] * ncell[1] + offs[1][q]) * ncell[2] + offs[2][w]);
       std::sort(stencil.begin(), stencil.end());  // fixed visiting order
       const double* ri = &centres[3 * i];
+      const double* si = &scaled_[3 * i];
       for (unsigned cj : stencil) {
         for (unsigned m = cellStart_[cj]; m < cellStart_[cj + 1]; ++m) {
           const unsigned j = cellMembers_[m];
@@ -142,7 +143,19 @@ void NeighbourCells::build(const std::vector<double>& centres, const CellGeometr
           MoleculePair pr;
           pr.i = i;
           pr.j = j;
-          cell.difference(ri, &centres[3 * j], pr.d);
+          if (cell.periodic) {
+            // fractional coordinates are wrapped into [0,1): the difference is in (-1,1)
+            // and the minimum image needs no rounding call
+            const double* sj = &scaled_[3 * j];
+            double ds[3];
+            for (unsigned a = 0; a < 3; ++a) {
+              const double x = sj[a] - si[a];
+              ds[a] = x > 0.5 ? x - 1.0 : (x < -0.5 ? x + 1.0 : x);
+            }
+            for (unsigned y = 0; y < 3; ++y) pr.d[y] = ds[0] * cell.h[0][y] + ds[1] * cell.h[1][y] + ds[2] * cell.h[2][y];
+          } else {
+            for (unsigned y = 0; y < 3; ++y) pr.d[y] = centres[3 * j + y] - ri[y];
+          }
           const double r2 = pr.d[0] * pr.d[0] + pr.d[1] * pr.d[1] + pr.d[2] * pr.d[2];
           if (r2 >= rcut2) continue;
           pr.r = std::sqrt(r2);

@@ -4,7 +4,9 @@
    S3 = sum_J exp(-eta (c_s - cs)^2) fc(r)        S4 = sum_J cos(kappa c_s) fc(r)
    with c_s = cos theta_IJ,s and r in Angstrom (METHOD.md section 2). */
 #include "SymmetryFunctions.h"
+#include "FastMath.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace PLMD {
@@ -33,6 +35,12 @@ SymmetryFunctions::SymmetryFunctions(const Model& model)
       }
     angOff_.push_back(order_.size());
   }
+  // FastMath::sinCos is exact for |x| < 2^20; kappa*r (r < rmax) or kappa*cos beyond that
+  // would need libm's full argument reduction
+  double big = 0.0;
+  for (double k : s2Kappa_) big = std::max(big, std::fabs(k) * rmax_);
+  for (double k : s4Kappa_) big = std::max(big, std::fabs(k));
+  libm_ = big >= 1e6;
 }
 
 void SymmetryFunctions::cutoff(double r, double& fc, double& dfc) const {
@@ -43,58 +51,179 @@ void SymmetryFunctions::cutoff(double r, double& fc, double& dfc) const {
   dfc = -0.5 * piOverWidth_ * std::sin(x);
 }
 
-void SymmetryFunctions::values(double r, const double* cosTheta, double* t) const {
-  double fc, dfc;
-  cutoff(r, fc, dfc);
-  for (unsigned i = 0; i < nS1_; ++i) {
-    const double x = r - s1Rs_[i];
-    t[i] = std::exp(-s1Eta_[i] * x * x) * fc;
-  }
-  for (unsigned i = 0; i < nS2_; ++i) t[nS1_ + i] = std::cos(s2Kappa_[i] * r) * fc;
-  const unsigned base = radialEnd();
-  for (unsigned s = 0; s < nvec_; ++s) {
-    const double c = cosTheta[s];
-    const unsigned b = angOff_[s], m = b + nS3_[s], e = angOff_[s + 1];
-    for (unsigned i = b; i < m; ++i) {
-      const double x = c - s3Cos_[i - base];
-      t[i] = std::exp(-s3Eta_[i - base] * x * x) * fc;
-    }
-    for (unsigned i = m; i < e; ++i) t[i] = std::cos(s4Kappa_[i - base] * c) * fc;
+void SymmetryFunctions::cutoffBlock(unsigned n, const double* r, double* fc, double* dfc) const {
+  // scalar: only the few pairs in the switching shell need a cosine
+  for (unsigned b = 0; b < n; ++b) cutoff(r[b], fc[b], dfc[b]);
+}
+
+namespace {
+
+/// Everything the block kernels need, as plain arrays.
+struct Params {
+  unsigned nS1, nS2, nvec, base;
+  const double *s1Rs, *s1Eta, *s2Kappa, *s3Cos, *s3Eta, *s4Kappa;
+  const unsigned *angOff, *nS3;
+};
+
+constexpr unsigned B = SymmetryFunctions::kBlock;
+
+template <bool Fast>
+inline double expNeg(double x) {
+  return Fast ? fastmath::expNegative(x) : std::exp(x);
+}
+template <bool Fast>
+inline void sinCos(double x, double& s, double& c) {
+  if (Fast) {
+    fastmath::sinCos(x, s, c);
+  } else {
+    s = std::sin(x);
+    c = std::cos(x);
   }
 }
 
-bool SymmetryFunctions::derivatives(double r, const double* cosTheta, double* dr, double* dc) const {
-  double fc, dfc;
-  cutoff(r, fc, dfc);
-  const bool edge = dfc != 0.0;  // only in the switching shell do angular terms depend on r
-  for (unsigned i = 0; i < nS1_; ++i) {
-    const double x = r - s1Rs_[i];
-    const double e = std::exp(-s1Eta_[i] * x * x);
-    dr[i] = e * (dfc - 2.0 * s1Eta_[i] * x * fc);
-    dc[i] = 0.0;
-  }
-  for (unsigned i = 0; i < nS2_; ++i) {
-    const double k = s2Kappa_[i], kr = k * r;
-    dr[nS1_ + i] = std::cos(kr) * dfc - k * std::sin(kr) * fc;
-    dc[nS1_ + i] = 0.0;
-  }
-  const unsigned base = radialEnd();
-  for (unsigned s = 0; s < nvec_; ++s) {
-    const double c = cosTheta[s];
-    const unsigned b = angOff_[s], m = b + nS3_[s], e = angOff_[s + 1];
-    for (unsigned i = b; i < m; ++i) {
-      const double eta = s3Eta_[i - base], x = c - s3Cos_[i - base];
-      const double g = std::exp(-eta * x * x);
-      dc[i] = -2.0 * eta * x * g * fc;
-      if (edge) dr[i] = g * dfc;
-    }
-    for (unsigned i = m; i < e; ++i) {
-      const double k = s4Kappa_[i - base], kc = k * c;
-      dc[i] = -k * std::sin(kc) * fc;
-      if (edge) dr[i] = std::cos(kc) * dfc;
+// The loops over b (pairs of a block) are the ones the compiler vectorises.
+template <bool Fast>
+inline __attribute__((always_inline)) void valuesImpl(const Params& P, unsigned n, const double* __restrict r,
+                                                      const double* __restrict fc, const double* __restrict cosv,
+                                                      double* __restrict t) {
+  for (unsigned i = 0; i < P.nS1; ++i) {
+    const double rs = P.s1Rs[i], eta = P.s1Eta[i];
+    double* __restrict out = t + i * B;
+    for (unsigned b = 0; b < n; ++b) {
+      const double x = r[b] - rs;
+      out[b] = expNeg<Fast>(-eta * x * x) * fc[b];
     }
   }
-  return edge;
+  for (unsigned i = 0; i < P.nS2; ++i) {
+    const double k = P.s2Kappa[i];
+    double* __restrict out = t + (P.nS1 + i) * B;
+    for (unsigned b = 0; b < n; ++b) {
+      double sn, cs;
+      sinCos<Fast>(k * r[b], sn, cs);
+      out[b] = cs * fc[b];
+    }
+  }
+  for (unsigned s = 0; s < P.nvec; ++s) {
+    const double* __restrict c = cosv + s * B;
+    const unsigned beg = P.angOff[s], mid = beg + P.nS3[s], end = P.angOff[s + 1];
+    for (unsigned i = beg; i < mid; ++i) {
+      const double c0 = P.s3Cos[i - P.base], eta = P.s3Eta[i - P.base];
+      double* __restrict out = t + i * B;
+      for (unsigned b = 0; b < n; ++b) {
+        const double x = c[b] - c0;
+        out[b] = expNeg<Fast>(-eta * x * x) * fc[b];
+      }
+    }
+    for (unsigned i = mid; i < end; ++i) {
+      const double k = P.s4Kappa[i - P.base];
+      double* __restrict out = t + i * B;
+      for (unsigned b = 0; b < n; ++b) {
+        double sn, cs;
+        sinCos<Fast>(k * c[b], sn, cs);
+        out[b] = cs * fc[b];
+      }
+    }
+  }
+}
+
+template <bool Fast>
+inline __attribute__((always_inline)) void derivativesImpl(const Params& P, unsigned n, const double* __restrict r,
+                                                           const double* __restrict fc, const double* __restrict dfc,
+                                                           const double* __restrict cosv, double* __restrict dr,
+                                                           double* __restrict dc) {
+  for (unsigned i = 0; i < P.nS1; ++i) {
+    const double rs = P.s1Rs[i], eta = P.s1Eta[i];
+    double* __restrict o = dr + i * B;
+    double* __restrict oc = dc + i * B;
+    for (unsigned b = 0; b < n; ++b) {
+      const double x = r[b] - rs;
+      const double e = expNeg<Fast>(-eta * x * x);
+      o[b] = e * (dfc[b] - 2.0 * eta * x * fc[b]);
+      oc[b] = 0.0;
+    }
+  }
+  for (unsigned i = 0; i < P.nS2; ++i) {
+    const double k = P.s2Kappa[i];
+    double* __restrict o = dr + (P.nS1 + i) * B;
+    double* __restrict oc = dc + (P.nS1 + i) * B;
+    for (unsigned b = 0; b < n; ++b) {
+      double sn, cs;
+      sinCos<Fast>(k * r[b], sn, cs);
+      o[b] = cs * dfc[b] - k * sn * fc[b];
+      oc[b] = 0.0;
+    }
+  }
+  for (unsigned s = 0; s < P.nvec; ++s) {
+    const double* __restrict c = cosv + s * B;
+    const unsigned beg = P.angOff[s], mid = beg + P.nS3[s], end = P.angOff[s + 1];
+    for (unsigned i = beg; i < mid; ++i) {
+      const double c0 = P.s3Cos[i - P.base], eta = P.s3Eta[i - P.base];
+      double* __restrict o = dr + i * B;
+      double* __restrict oc = dc + i * B;
+      for (unsigned b = 0; b < n; ++b) {
+        const double x = c[b] - c0;
+        const double g = expNeg<Fast>(-eta * x * x);
+        oc[b] = -2.0 * eta * x * g * fc[b];
+        o[b] = g * dfc[b];  // zero unless the pair is in the switching shell
+      }
+    }
+    for (unsigned i = mid; i < end; ++i) {
+      const double k = P.s4Kappa[i - P.base];
+      double* __restrict o = dr + i * B;
+      double* __restrict oc = dc + i * B;
+      for (unsigned b = 0; b < n; ++b) {
+        double sn, cs;
+        sinCos<Fast>(k * c[b], sn, cs);
+        oc[b] = -k * sn * fc[b];
+        o[b] = cs * dfc[b];
+      }
+    }
+  }
+}
+
+// One copy of the fast kernels per instruction set, chosen at load time (GCC
+// function multiversioning): AVX2+FMA where the CPU has it, baseline x86-64 else.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define MOLENV_CLONES __attribute__((target_clones("arch=haswell", "default")))
+#else
+#define MOLENV_CLONES
+#endif
+
+MOLENV_CLONES void valuesFast(const Params& P, unsigned n, const double* r, const double* fc, const double* cosv, double* t) {
+  valuesImpl<true>(P, n, r, fc, cosv, t);
+}
+void valuesLibm(const Params& P, unsigned n, const double* r, const double* fc, const double* cosv, double* t) {
+  valuesImpl<false>(P, n, r, fc, cosv, t);
+}
+MOLENV_CLONES void derivativesFast(const Params& P, unsigned n, const double* r, const double* fc, const double* dfc, const double* cosv,
+                                   double* dr, double* dc) {
+  derivativesImpl<true>(P, n, r, fc, dfc, cosv, dr, dc);
+}
+void derivativesLibm(const Params& P, unsigned n, const double* r, const double* fc, const double* dfc, const double* cosv, double* dr,
+                     double* dc) {
+  derivativesImpl<false>(P, n, r, fc, dfc, cosv, dr, dc);
+}
+
+}  // namespace
+
+#define MOLENV_PARAMS                                                                                                          \
+  Params P{nS1_, nS2_, nvec_, radialEnd(), s1Rs_.data(), s1Eta_.data(), s2Kappa_.data(), s3Cos_.data(), s3Eta_.data(), \
+           s4Kappa_.data(), angOff_.data(), nS3_.data()}
+
+void SymmetryFunctions::values(unsigned n, const double* r, const double* cosTheta, double* t) const {
+  double fc[B], dfc[B];
+  cutoffBlock(n, r, fc, dfc);
+  MOLENV_PARAMS;
+  if (libm_) valuesLibm(P, n, r, fc, cosTheta, t);
+  else valuesFast(P, n, r, fc, cosTheta, t);
+}
+
+void SymmetryFunctions::derivatives(unsigned n, const double* r, const double* cosTheta, double* dr, double* dc) const {
+  double fc[B], dfc[B];
+  cutoffBlock(n, r, fc, dfc);
+  MOLENV_PARAMS;
+  if (libm_) derivativesLibm(P, n, r, fc, dfc, cosTheta, dr, dc);
+  else derivativesFast(P, n, r, fc, dfc, cosTheta, dr, dc);
 }
 
 }  // namespace molenv

@@ -40,13 +40,17 @@ public:
   /// R_0=rmax-rmin) and its derivative.
   void cutoff(double r, double& fc, double& dfc) const;
 
-  /// t[i] = pair term of internal descriptor i (r in Angstrom, r < rmax).
-  void values(double r, const double* cosTheta, double* t) const;
+  /// Pairs are evaluated in blocks of up to kBlock pairs stored by columns:
+  /// r[b] (Angstrom, < rmax), cosTheta[s*kBlock+b]; outputs by descriptor,
+  /// out[i*kBlock+b] for internal descriptor i.  Blocks let the compiler vectorise the
+  /// exp/sin/cos of FastMath.h across pairs.
+  static constexpr unsigned kBlock = 64;
 
-  /// dr[i] = dt_i/dr, dc[i] = dt_i/dcos theta_(vector of i) (0 for radial ones).
-  /// Returns false when r <= rmin: then fc is flat and the angular dr[i] are zero
-  /// (and left unset), so that callers can skip them.
-  bool derivatives(double r, const double* cosTheta, double* dr, double* dc) const;
+  /// t[i*kBlock+b] = pair term of internal descriptor i for pair b.
+  void values(unsigned n, const double* r, const double* cosTheta, double* t) const;
+
+  /// dr[i*kBlock+b] = dt_i/dr, dc[i*kBlock+b] = dt_i/dcos theta_(vector of i) (0 for radial).
+  void derivatives(unsigned n, const double* r, const double* cosTheta, double* dr, double* dc) const;
 
 private:
   unsigned nvec_;
@@ -57,6 +61,9 @@ private:
   // angular, per vector: offsets into the internal order, S3 block then S4 block
   std::vector<unsigned> angOff_, nS3_;
   std::vector<double> s3Cos_, s3Eta_, s4Kappa_;  // in internal order, indexed from radialEnd()
+  bool libm_ = false;  ///< arguments too large for FastMath::sinCos: use libm
+
+  void cutoffBlock(unsigned n, const double* r, double* fc, double* dfc) const;
 };
 
 }  // namespace molenv
