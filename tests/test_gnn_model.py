@@ -9,7 +9,7 @@ from torch_geometric.data import Batch
 
 from molenv.gnn import synthetic
 from molenv.gnn.graph import frame_to_graph
-from molenv.gnn.model import MolecularGNN, count_parameters, edge_lengths
+from molenv.gnn.model import MolecularGNN, count_parameters, csr_pointer, edge_lengths
 
 UREA_FORMS = ["I", "IV", "Melt", "A", "B", "C", "III"]  # class order of the reference urea models
 
@@ -92,14 +92,20 @@ def test_environment_changes_outputs(model, crystal_frame):
     assert (a.mean(0) - b.mean(0)).abs().max() > 1e-3
 
 
-def test_fast_attention_equals_transformer_conv(crystal_frame):
+@pytest.mark.parametrize("case", ["sparse", "gather"])
+def test_fast_attention_equals_transformer_conv(crystal_frame, case):
     torch.manual_seed(5)
     model = MolecularGNN(n_forms=3, num_convs=2).eval()
     # random non-zero biases and edge weights, so that every term of the rewrite is exercised
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    graph = frame_to_graph(crystal_frame)
+    if case == "sparse":  # CSR kernels: unique, sorted atom pairs
+        graph = frame_to_graph(crystal_frame)
+        assert csr_pointer(graph.edge_index, graph.num_nodes) is not None
+    else:  # a cell thinner than twice the cutoff repeats pairs: gather path
+        graph = frame_to_graph(synthetic.crystal("antiparallel", (1, 1, 3), np.random.default_rng(6)))
+        assert csr_pointer(graph.edge_index, graph.num_nodes) is None
     pos = {k: graph.pos.clone().requires_grad_() for k in ("fast", "reference")}
     outputs = {}
     for key, reference in (("fast", False), ("reference", True)):
@@ -109,3 +115,11 @@ def test_fast_attention_equals_transformer_conv(crystal_frame):
         torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-4)
     grads = {k: torch.autograd.grad(outputs[k].polymorph_logits[:, 0].sum(), pos[k])[0] for k in pos}
     torch.testing.assert_close(grads["fast"], grads["reference"], atol=1e-5, rtol=1e-4)
+
+
+def test_csr_pointer_only_for_sorted_unique_edges():
+    edges = torch.tensor([[1, 2, 0, 2], [0, 0, 1, 1]])  # (source; target), sorted by target, source
+    assert csr_pointer(edges, 3).tolist() == [0, 2, 4, 4]
+    assert csr_pointer(edges[:, [1, 0, 2, 3]], 3) is None  # unsorted sources
+    assert csr_pointer(torch.tensor([[1, 1], [0, 0]]), 3) is None  # repeated pair
+    assert csr_pointer(edges, 2) is None  # atom 2 out of range

@@ -9,11 +9,21 @@ import pytest
 import torch
 
 from molenv.gnn import synthetic
-from molenv.gnn.graph import frame_to_graph
+from molenv.gnn.graph import FrameGraphs, frame_to_graph
 from molenv.gnn.lightning import GNNTrainConfig, load_classifier, predict_graphs, train_gnn
 
 FORMS = ["parallel", "antiparallel", "melt"]
 
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Train on one thread: on a CPU shared with other jobs, two OpenMP threads that wait
+    for each other run many times slower than one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 def toy_graphs(seed: int):
     """One small periodic frame of each toy form (bulk; cells below twice the cutoff, so
@@ -72,6 +82,19 @@ def test_training_reduces_loss_and_keeps_best_checkpoint(trained, data):
     np.testing.assert_allclose(predictions.polymorph_probabilities.sum(1), 1, rtol=1e-5)
     assert predictions.frame.tolist() == np.repeat(np.arange(4), [g.num_molecules for g in data[1]]).tolist()
     assert predictions.y_polymorph.tolist() == torch.cat([g.y_polymorph for g in data[1]]).tolist()
+
+
+def test_predict_frames_with_graph_workers(trained):
+    classifier = load_classifier(trained[1])
+    rng = np.random.default_rng(12)
+    frames = [synthetic.melt(2, 5.5, rng).replace(time=10.0 * k) for k in range(3)]
+    direct = predict_graphs(classifier, [frame_to_graph(f) for f in frames], batch_size=1)
+    # graphs built in a worker process, two frames per batch
+    lazy = predict_graphs(classifier, FrameGraphs(frames), batch_size=2, num_workers=1, embeddings=False)
+    np.testing.assert_allclose(lazy.polymorph_probabilities, direct.polymorph_probabilities, rtol=1e-5, atol=1e-6)
+    assert lazy.frame.tolist() == direct.frame.tolist() == np.repeat([0, 1, 2], 8).tolist()
+    assert lazy.times.tolist() == [0.0, 10.0, 20.0]
+    assert lazy.embedding is None and direct.embedding.shape == (24, 256)
 
 
 def test_same_seed_same_model(trained, data, tmp_path):

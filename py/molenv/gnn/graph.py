@@ -125,6 +125,22 @@ def frame_to_graph(
     )
 
 
+class FrameGraphs(torch.utils.data.Dataset):
+    """Frames (any sequence: a list, a `molenv.trajectory.Trajectory`) as graphs without
+    labels, each built when it is read, so that DataLoader workers can build graphs while
+    the network runs."""
+
+    def __init__(self, frames: Sequence[MolecularFrame], cutoff: float = DEFAULT_CUTOFF):
+        self.frames = frames
+        self.cutoff = cutoff
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, index: int) -> MolecularGraph:
+        return frame_to_graph(self.frames[index], cutoff=self.cutoff)
+
+
 def molecule_graph_index(batch: Batch) -> torch.Tensor:
     """(n_molecules,) index of the graph (frame) each molecule of a batch belongs to."""
     counts = torch.as_tensor(batch.num_molecules).reshape(-1)

@@ -137,11 +137,18 @@ class GraphDataModule(L.LightningDataModule):
         return self._loader("test", shuffle=False)
 
 
-def train_gnn(train_graphs: Sequence[MolecularGraph], val_graphs: Sequence[MolecularGraph], config: GNNTrainConfig, out_dir: str | os.PathLike) -> Path:
+def train_gnn(
+    train_graphs: Sequence[MolecularGraph],
+    val_graphs: Sequence[MolecularGraph],
+    config: GNNTrainConfig,
+    out_dir: str | os.PathLike,
+    callbacks: Sequence[L.Callback] = (),
+) -> Path:
     """Train a `GNNClassifier`; return the path of the best checkpoint (lowest val_loss).
 
     ``out_dir`` receives ``checkpoints/best.ckpt``, the per-epoch metrics
-    (``logs/metrics.csv``) and ``train_config.json``. The same graphs, config and seed give
+    (``logs/metrics.csv``) and ``train_config.json``; ``callbacks`` are added to the
+    trainer's own (e.g. for timing). The same graphs, config and seed give
     the same model on the same hardware (``config.deterministic``).
     """
     out_dir = Path(out_dir)
@@ -156,7 +163,7 @@ def train_gnn(train_graphs: Sequence[MolecularGraph], val_graphs: Sequence[Molec
         devices=config.devices,
         strategy=config.strategy,
         deterministic="warn" if config.deterministic else None,
-        callbacks=[EarlyStopping(monitor="val_loss", mode="min", patience=config.patience), checkpoint],
+        callbacks=[EarlyStopping(monitor="val_loss", mode="min", patience=config.patience), checkpoint, *callbacks],
         logger=CSVLogger(out_dir, name="logs", version=""),
         log_every_n_steps=1,
         enable_progress_bar=config.progress_bar,
@@ -180,20 +187,22 @@ def load_classifier(checkpoint: str | os.PathLike, map_location: str | torch.dev
 
 @dataclass
 class GNNPredictions:
-    """Per-molecule results over a list of graphs (molecules of graph 0 first).
+    """Per-molecule results over a sequence of graphs (molecules of graph 0 first).
 
-    ``frame`` is the index of each molecule's graph in the input list; the label arrays
-    hold `NO_LABEL` where the graph had no label.
+    ``frame`` is the index of each molecule's graph in the input; ``times`` the time of each
+    graph (frame); the label arrays hold `NO_LABEL` where a graph had no label; the
+    embeddings are None when not requested.
     """
 
     form_names: list[str]
     frame: np.ndarray  # (n,) int
+    times: np.ndarray  # (n_frames,) ps
     polymorph_probabilities: np.ndarray  # (n, n_forms)
     topology_probabilities: np.ndarray  # (n, 2)
-    embedding: np.ndarray  # (n, hidden) max-pooled molecule embedding
-    hidden: np.ndarray  # (n, hidden) last hidden layer
     y_polymorph: np.ndarray  # (n,)
     y_topology: np.ndarray  # (n,)
+    embedding: np.ndarray | None = None  # (n, hidden) max-pooled molecule embedding
+    hidden: np.ndarray | None = None  # (n, hidden) last hidden layer
     topology_names: tuple[str, ...] = TOPOLOGY_NAMES
 
     @property
@@ -205,21 +214,43 @@ class GNNPredictions:
         return self.topology_probabilities.argmax(1)
 
 
-@torch.no_grad()
-def predict_graphs(classifier: GNNClassifier, graphs: Sequence[MolecularGraph], batch_size: int = 8) -> GNNPredictions:
-    """Classify every molecule of ``graphs`` with a trained classifier (eval mode)."""
+@torch.inference_mode()
+def predict_graphs(
+    classifier: GNNClassifier,
+    graphs: Sequence[MolecularGraph] | torch.utils.data.Dataset,
+    batch_size: int = 8,
+    num_workers: int = 0,
+    embeddings: bool = True,
+) -> GNNPredictions:
+    """Classify every molecule of ``graphs`` with a trained classifier (eval mode).
+
+    ``graphs`` may be a `molenv.gnn.graph.FrameGraphs` dataset, which builds each graph
+    when it is needed: with ``num_workers`` > 0, worker processes build the graphs
+    (neighbour search) while this process runs the network. ``embeddings=False`` leaves out
+    the two 256-wide embeddings (t-SNE only; large for long trajectories).
+    """
     classifier.eval()
     device = classifier.device
-    parts: dict[str, list] = {k: [] for k in ("frame", "pp", "tp", "emb", "hid", "yp", "yt")}
-    for first, batch in zip(range(0, len(graphs), batch_size), DataLoader(list(graphs), batch_size=batch_size)):
+    keys = ("frame", "pp", "tp", "yp", "yt") + (("emb", "hid") if embeddings else ())
+    parts: dict[str, list] = {k: [] for k in keys}
+    times = []
+    dataset = graphs if isinstance(graphs, torch.utils.data.Dataset) else list(graphs)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
+    first = 0
+    for batch in loader:
         batch = batch.to(device)
         out = classifier(batch)
         parts["frame"].append(molecule_graph_index(batch) + first)
+        first += batch.num_graphs
+        times.append(torch.as_tensor(batch.time, dtype=torch.float64).reshape(-1))
         parts["pp"].append(out.polymorph_logits.softmax(-1))
         parts["tp"].append(out.topology_logits.softmax(-1))
-        parts["emb"].append(out.embedding)
-        parts["hid"].append(out.hidden)
         parts["yp"].append(batch.y_polymorph)
         parts["yt"].append(batch.y_topology)
+        if embeddings:
+            parts["emb"].append(out.embedding)
+            parts["hid"].append(out.hidden)
     cat = {k: torch.cat(v).cpu().numpy() for k, v in parts.items()}
-    return GNNPredictions(classifier.form_names, cat["frame"], cat["pp"], cat["tp"], cat["emb"], cat["hid"], cat["yp"], cat["yt"])
+    return GNNPredictions(
+        classifier.form_names, cat["frame"], torch.cat(times).numpy(), cat["pp"], cat["tp"], cat["yp"], cat["yt"], cat.get("emb"), cat.get("hid")
+    )
