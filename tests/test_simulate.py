@@ -223,3 +223,13 @@ def test_bad_input_fails_early(tmp_path, reference_dir, capsys, case, message):
 def test_structure_errors_name_the_file(tmp_path, capsys):
     assert simulate("crystal", "--molecule", "urea", "--structure", tmp_path / "missing.cif", "--out", tmp_path / "o") == 2
     assert "missing.cif: structure file not found" in capsys.readouterr().err
+
+
+def test_nose_hoover_cluster(tmp_path, ff_cache, reference_dir):
+    out = tmp_path / "nh"
+    assert simulate("cluster", "--molecule", "urea", "--atom-types", "gaff", "--ff-cache", ff_cache, "--structure", reference_dir / "urea/formI.cif",
+                    "--diameter", 10, "--thermostat", "nose-hoover", "--friction", 5, "--equilibrate", 0.1, "--production", 0.02,
+                    "--frame-interval", 0.01, "--threads", 1, "--no-progress", "--out", out) == 0
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["settings"]["thermostat"] == "nose-hoover" and meta["system"]["box_vectors"] is None
+    assert json.loads((out / "summary.json").read_text())["n_frames"] == 2
