@@ -9,7 +9,7 @@ from torch_geometric.data import Batch
 
 from molenv.gnn import synthetic
 from molenv.gnn.graph import frame_to_graph
-from molenv.gnn.model import MolecularGNN, count_parameters, csr_pointer, edge_lengths
+from molenv.gnn.model import MolecularGNN, _gathered_attention_terms, _sparse_attention_terms, count_parameters, csr_pointer, edge_lengths
 
 UREA_FORMS = ["I", "IV", "Melt", "A", "B", "C", "III"]  # class order of the reference urea models
 
@@ -123,3 +123,17 @@ def test_csr_pointer_only_for_sorted_unique_edges():
     assert csr_pointer(edges[:, [1, 0, 2, 3]], 3) is None  # unsorted sources
     assert csr_pointer(torch.tensor([[1, 1], [0, 0]]), 3) is None  # repeated pair
     assert csr_pointer(edges, 2) is None  # atom 2 out of range
+
+
+def test_chunked_gather_equals_sparse_kernels(crystal_frame):
+    graph = frame_to_graph(crystal_frame)
+    source, target = graph.edge_index
+    n, n_edges = graph.num_nodes, graph.num_edges
+    generator = torch.Generator().manual_seed(0)
+    query, key, value = (torch.randn(n, 16, generator=generator) for _ in range(3))
+    basis_score = torch.randn(n_edges, generator=generator)
+    sparse = _sparse_attention_terms(query, key, value, source, csr_pointer(graph.edge_index, n), basis_score, 0.25)
+    gathered = _gathered_attention_terms(query, key, value, source, target, basis_score, 0.25, chunk=1000)
+    assert n_edges > 3 * 1000  # several blocks, the last one partial
+    for g, s in zip(gathered, sparse):
+        torch.testing.assert_close(g, s, atol=1e-5, rtol=1e-5)

@@ -109,9 +109,7 @@ class GraphConvBlock(nn.Module):
         if pointer is not None:
             alpha, out = _sparse_attention_terms(query, key, value, source, pointer, basis_score, scale)
         else:
-            score = (query[target] * key[source]).sum(-1) + basis_score
-            alpha = softmax(score * scale, target, num_nodes=n)
-            out = scatter(value[source] * alpha.unsqueeze(-1), target, 0, n, reduce="sum")
+            alpha, out = _gathered_attention_terms(query, key, value, source, target, basis_score, scale)
         out = out + scatter(basis * alpha.unsqueeze(-1), target, 0, n, reduce="sum") @ w.t()
         skip = conv.lin_skip(h)
         beta = conv.lin_beta(torch.cat([out, skip, out - skip], dim=-1)).sigmoid()
@@ -133,6 +131,28 @@ def csr_pointer(edge_index: Tensor, num_nodes: int) -> Tensor | None:
     pointer = torch.zeros(num_nodes + 1, dtype=torch.long, device=target.device)
     pointer[1:] = torch.cumsum(torch.bincount(target, minlength=num_nodes), 0)
     return pointer
+
+
+EDGE_CHUNK = 16384  # edges per block: (EDGE_CHUNK, 128) float32 arrays of 8 MB
+
+
+def _gathered_attention_terms(
+    query: Tensor, key: Tensor, value: Tensor, source: Tensor, target: Tensor, basis_score: Tensor, scale: float, chunk: int = EDGE_CHUNK
+) -> tuple[Tensor, Tensor]:
+    """The same as `_sparse_attention_terms` by gathering node features onto edges, in
+    blocks of edges: arrays of (n_edges, 128) would exceed malloc's reuse threshold
+    (32 MB) for a 1000-atom frame and cost fresh zeroed pages each time."""
+    n, n_edges = query.size(0), source.numel()
+    scores = [basis_score.new_zeros(0)]
+    for start in range(0, n_edges, chunk):
+        t, s = target[start : start + chunk], source[start : start + chunk]
+        scores.append((query[t] * key[s]).sum(-1))
+    alpha = softmax((torch.cat(scores) + basis_score) * scale, target, num_nodes=n)
+    out = value.new_zeros(n, value.size(1))
+    for start in range(0, n_edges, chunk):
+        t, s = target[start : start + chunk], source[start : start + chunk]
+        out = out.index_add(0, t, value[s] * alpha[start : start + chunk].unsqueeze(-1))
+    return alpha, out
 
 
 @torch.jit.unused
