@@ -10,6 +10,7 @@ import torch
 
 from molenv.gnn import synthetic
 from molenv.gnn.graph import FrameGraphs, frame_to_graph
+from molenv.gnn.model import csr_pointer
 from molenv.gnn.lightning import GNNTrainConfig, load_classifier, predict_graphs, train_gnn
 
 FORMS = ["parallel", "antiparallel", "melt"]
@@ -25,17 +26,21 @@ def one_torch_thread():
     yield
     torch.set_num_threads(threads)
 
+
 def toy_graphs(seed: int):
-    """One small periodic frame of each toy form (bulk; cells below twice the cutoff, so
-    atoms also see their own images) and a cluster with surface molecules."""
+    """One periodic frame of each toy form (bulk) and a cluster with surface molecules.
+    Cells are at least twice the cutoff thick (unique atom pairs: the CSR kernels train; the
+    CLI test trains on thinner cells, through the gather path)."""
     rng = np.random.default_rng(seed)
     cluster, _ = synthetic.cluster(synthetic.crystal("antiparallel", (3, 3, 6), rng), 7.0)
-    return [
-        frame_to_graph(synthetic.crystal("parallel", (2, 2, 3), rng), polymorph=0, topology=0),
-        frame_to_graph(synthetic.crystal("antiparallel", (2, 1, 3), rng), polymorph=1, topology=0),
-        frame_to_graph(synthetic.melt(2, 5.5, rng), polymorph=2, topology=0),
+    graphs = [
+        frame_to_graph(synthetic.crystal("parallel", (2, 3, 4), rng), polymorph=0, topology=0),
+        frame_to_graph(synthetic.crystal("antiparallel", (2, 2, 4), rng), polymorph=1, topology=0),
+        frame_to_graph(synthetic.melt(3, 5.5, rng), polymorph=2, topology=0),
         frame_to_graph(cluster, polymorph=1, topology=synthetic.surface_labels(cluster)),
     ]
+    assert all(csr_pointer(g.edge_index, g.num_nodes) is not None for g in graphs)
+    return graphs
 
 
 def config(seed: int = 7, epochs: int = 4) -> GNNTrainConfig:

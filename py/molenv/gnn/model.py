@@ -15,6 +15,9 @@ Layout, with the published sizes (``hidden=256``, ``conv_channels=128``, ``num_r
     head: 2 pre-norm residual blocks -> Linear(256, n_forms + 2, no bias)     last hidden (256)
     logits[:, :n_forms] = polymorph, logits[:, n_forms:] = topology (0 bulk, 1 surface)
 
+The convolution's output replaces x (METHOD.md gives no residual around it; the
+TransformerConv's own gated skip, beta=True, carries each atom's features through).
+
 The default urea model (7 polymorph classes, as the reference urea classifiers: I, IV,
 melt, A, B, C, III; Embedding over atomic numbers 0..99 as in SchNet) has 355,988
 parameters with one convolution and 574,996 with two, the published "about 356k" and
