@@ -16,6 +16,9 @@ COMMANDS = {
     "plumed": "plumed",
     "import-reference": "import_reference",
     "simulate": "simulate",
+    "reanalyse": "reanalyse",
+    "classify": "classify",
+    "plumed-input": "plumed_input",
 }
 
 

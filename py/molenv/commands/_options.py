@@ -1,0 +1,123 @@
+"""Command-line options shared by `molenv classify`, `molenv reanalyse` and `molenv plumed-input`
+(not a command itself): how to read a trajectory as molecules of a spec, and what analysis
+to write. Heavy imports stay inside the functions."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_trajectory_arguments(parser: argparse.ArgumentParser, *, frames: bool = True, what: str = "trajectory") -> None:
+    """Options of `molenv.trajectory.Trajectory` (molecules, elements, atom order, box, frames)."""
+    g = parser.add_argument_group("reading molecules (see docs/analysis.md, 'Reading trajectories')")
+    g.add_argument("--spec", help="molecule spec: shipped name (urea, nicotinamide) or .toml (default: the shipped spec that matches the model)")
+    g.add_argument("--format", help=f"MDAnalysis format of the {what} where the extension does not tell (e.g. LAMMPSDUMP, XYZ)")
+    g.add_argument("--topology-format", help="MDAnalysis format of --topology")
+    g.add_argument("--selection", help="MDAnalysis selection of the molecules' atoms (e.g. 'resname URE')")
+    g.add_argument("--molecules", choices=("auto", "residues", "blocks"), default="auto", help="molecules from residues or contiguous blocks (default auto)")
+    g.add_argument("--atom-order", choices=("auto", "name", "position", "bonds"), default="auto", help="how atoms map onto the spec (default auto)")
+    g.add_argument("--name-map", help="file atom name or LAMMPS type -> spec atom name, e.g. 4:N1,5:N2 (pins urea's N1/N2)")
+    g.add_argument("--type-elements", help="LAMMPS numeric type -> element, e.g. 1:H,2:O,3:C,4:N, or a LAMMPS data file with Masses")
+    g.add_argument("--dimensions", help="box a,b,c,alpha,beta,gamma for every frame (files without a box, e.g. XYZ)")
+    g.add_argument("--no-pbc", action="store_true", help="ignore the box (a cluster)")
+    if frames:
+        f = parser.add_argument_group("frames")
+        f.add_argument("--start", type=int, help="first frame (0-based index in the file)")
+        f.add_argument("--stop", type=int, help="stop before this frame")
+        f.add_argument("--step", type=int, help="every this many frames")
+
+
+def parse_pairs(text: str | None, option: str) -> dict[str, str]:
+    """'4:N1,5:N2' -> {'4': 'N1', '5': 'N2'}."""
+    from molenv.cli import CommandError
+
+    out = {}
+    for item in (text or "").replace(" ", "").split(","):
+        if not item:
+            continue
+        if item.count(":") != 1:
+            raise CommandError(f"{option}: expected key:value pairs separated by commas, got {item!r}")
+        key, value = item.split(":")
+        out[key] = value
+    return out
+
+
+def parse_dimensions(text: str | None):
+    from molenv.cli import CommandError
+
+    if text is None:
+        return None
+    try:
+        values = [float(x) for x in text.replace(" ", "").split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 6:
+        raise CommandError(f"--dimensions: expected a,b,c,alpha,beta,gamma (6 numbers), got {text!r}")
+    return values
+
+
+def resolve_spec(args, atoms_per_molecule: int | None = None, centre: int | None = None, vectors=None):
+    """The spec of --spec, else the one shipped spec whose geometry matches the model's."""
+    from molenv.cli import CommandError
+    from molenv.spec import SPEC_DIR, load_spec
+
+    if args.spec:
+        return load_spec(args.spec)
+    if atoms_per_molecule is not None:
+        matches = []
+        for path in sorted(SPEC_DIR.glob("*.toml")):
+            spec = load_spec(path)
+            if spec.atoms_per_molecule == atoms_per_molecule and spec.centre == centre and list(spec.vectors) == list(vectors or []):
+                matches.append(spec)
+        if len(matches) == 1:
+            return matches[0]
+    raise CommandError("give --spec (the molecule: urea, nicotinamide or a spec .toml); it could not be inferred from the model")
+
+
+def open_trajectory(args, spec, path, topology=None):
+    """A `molenv.trajectory.Trajectory` of `path` with the options of `add_trajectory_arguments`."""
+    from molenv.trajectory import Trajectory
+
+    return Trajectory(
+        path, spec, topology=topology, format=args.format, topology_format=args.topology_format,
+        selection=args.selection, molecules=args.molecules, atom_order=args.atom_order,
+        name_map=parse_pairs(args.name_map, "--name-map") or None, type_elements=args.type_elements,
+        dimensions=parse_dimensions(args.dimensions), periodic=not args.no_pbc,
+        start=getattr(args, "start", None), stop=getattr(args, "stop", None), step=getattr(args, "step", None),
+    )
+
+
+def add_analysis_arguments(parser: argparse.ArgumentParser, default_out: str) -> None:
+    """Options of `molenv.analysis.summarise`."""
+    g = parser.add_argument_group("analysis output (see docs/analysis.md)")
+    g.add_argument("--out", default=default_out, help=f"output folder (default {default_out})")
+    g.add_argument("--threshold", type=float, default=0.5, help="a molecule whose top probability is below this is 'uncertain' (default 0.5; 0: never)")
+    g.add_argument("--cn-threshold", type=int, default=20, help="surface if the coordination number is below this (default 20)")
+    g.add_argument("--no-surface", action="store_true", help="no core/surface split (and no coordination numbers)")
+    g.add_argument("--region", help="count only molecules in a slab: axis:center:halfwidth[:smoothing] in A, e.g. z:135:10")
+    g.add_argument("--table-format", choices=("dat", "csv"), default="dat", help="populations table format (default dat, PLUMED-style)")
+    g.add_argument("--per-molecule", choices=("npz", "dat", "csv", "none"), default="npz", help="per-molecule probabilities file (default npz)")
+    g.add_argument("--no-plot", action="store_true", help="no time-series PNG")
+    g.add_argument("--xyz", action="store_true", help="also write classes.extxyz (extended XYZ with per-molecule classes, for OVITO)")
+    g.add_argument("--xyz-probabilities", action="store_true", help="with --xyz: add a p_<class> column per class")
+
+
+def summary_options(args):
+    from molenv.analysis import Region, SummaryOptions
+
+    return SummaryOptions(
+        threshold=args.threshold, cn_threshold=args.cn_threshold, split_surface=not args.no_surface,
+        region=Region.parse(args.region) if args.region else None, table_format=args.table_format,
+        per_molecule=None if args.per_molecule == "none" else args.per_molecule, plot=not args.no_plot,
+        xyz=args.xyz, xyz_probabilities=args.xyz_probabilities,
+    )
+
+
+def report(result, written: dict, threshold: float) -> None:
+    """Print a short summary of a result and the files written."""
+    from molenv.analysis import populations
+
+    counts = populations(result, threshold).mean(axis=0)
+    print(f"{result.n_frames} frames, {result.n_molecules} molecules; mean molecules per class:")
+    print("  " + "  ".join(f"{name} {c:.1f}" for name, c in zip(result.label_names, counts) if c > 0 or name != "uncertain"))
+    for what, path in written.items():
+        print(f"  {what}: {path}")

@@ -1,0 +1,58 @@
+"""Classify every molecule of every frame of a trajectory (any MDAnalysis format) with a model.
+
+  molenv classify --model urea.molenv --trajectory run.xtc --topology run.pdb --out classified
+  molenv classify --model gnn.ckpt --spec urea --trajectory run.xtc --topology run.pdb --xyz
+  molenv classify --model urea.molenv --trajectory interface.data --name-map 4:N1,5:N2 --region z:135:10
+
+The model is a molenv model file (SF network: descriptors + network in numpy, the numbers
+MOLENV_CLASSIFY computes) or a graph network (Lightning checkpoint from `molenv train gnn`,
+or its TorchScript export). Writes into --out: populations.dat (per frame: class counts,
+uncertain molecules, soft populations, core/surface split), molecules.npz (per-molecule
+probabilities), populations.png (time series) and, with --xyz, classes.extxyz for OVITO.
+Frames run in parallel with --backend multiprocessing --workers N. Full documentation:
+docs/analysis.md."""
+from __future__ import annotations
+
+from molenv.commands._options import add_analysis_arguments, add_trajectory_arguments
+
+
+def add_arguments(parser):
+    parser.add_argument("--model", required=True, help="molenv model file (.molenv), GNN checkpoint (.ckpt) or TorchScript export (.pt)")
+    parser.add_argument("--trajectory", "-t", required=True, help="trajectory or single structure (any format MDAnalysis reads)")
+    parser.add_argument("--topology", help="topology for coordinate-only trajectories (XTC, TRR, DCD): GRO, PDB, TPR, PSF, LAMMPS data")
+    add_trajectory_arguments(parser)
+    add_analysis_arguments(parser, "classified")
+    run = parser.add_argument_group("run")
+    run.add_argument("--backend", choices=("serial", "multiprocessing", "dask"), default="serial", help="parallel over frames (default serial; dask must be installed)")
+    run.add_argument("--workers", type=int, default=2, help="worker processes for multiprocessing/dask (default 2)")
+    run.add_argument("--device", default="cpu", help="torch device of a GNN (default cpu)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args):
+    from molenv.analysis import AnalysisError, summarise
+    from molenv.classify import ClassifierError, SFClassifier, classify_trajectory, load_classifier
+    from molenv.cli import CommandError
+    from molenv.commands._options import open_trajectory, report, resolve_spec, summary_options
+    from molenv.modelfile import ModelFileError
+    from molenv.spec import SpecError
+    from molenv.trajectory import TrajectoryError
+
+    try:
+        options = summary_options(args)
+        classifier = load_classifier(args.model, device=args.device)
+        if isinstance(classifier, SFClassifier):
+            d = classifier.model.descriptors
+            spec = resolve_spec(args, d.atoms_per_molecule, d.centre_atom, d.vectors)
+        else:
+            spec = resolve_spec(args)
+        trajectory = open_trajectory(args, spec, args.trajectory, args.topology)
+        workers = args.workers if args.backend != "serial" else 1
+        result = classify_trajectory(
+            trajectory, classifier, backend=args.backend, n_workers=workers, progress=not args.no_progress,
+            with_coordination=not args.no_surface,
+        )
+        written = summarise(result, args.out, options, frames=trajectory if options.xyz else None)
+    except (ClassifierError, ModelFileError, SpecError, TrajectoryError, AnalysisError) as err:
+        raise CommandError(str(err)) from None
+    report(result, written, options.threshold)

@@ -1,0 +1,102 @@
+"""Run a PLUMED input over any trajectory MDAnalysis reads (LAMMPS dumps included), through
+PLUMED's Python interface, with the kernel MOLENV_CLASSIFY was compiled against.
+
+  molenv reanalyse --plumed plumed.dat --trajectory dump.lammpstrj
+  molenv reanalyse --plumed plumed.dat --trajectory run.xtc --topology run.pdb --analyse --xyz
+
+Outputs (COLVAR, PROB_FILE, ...) are written where plumed.dat says, relative to the current
+directory, as with `plumed driver`; PLUMED atom k is the k-th atom of the file, the step is
+the frame index and PLUMED's time is step x --timestep (default: the time between the first
+two frames). --analyse turns the per-molecule probabilities of a MOLENV_CLASSIFY action
+(its PROB_FILE) into the same populations table, core/surface split, region filter, plots
+and extended XYZ as `molenv classify`. Full documentation: docs/analysis.md."""
+from __future__ import annotations
+
+from molenv.commands._options import add_analysis_arguments
+
+
+def add_arguments(parser):
+    parser.add_argument("--plumed", required=True, help="PLUMED input file")
+    parser.add_argument("--trajectory", "-t", required=True, help="trajectory (any format MDAnalysis reads)")
+    parser.add_argument("--topology", help="topology for coordinate-only trajectories (XTC, TRR, DCD)")
+    parser.add_argument("--format", help="MDAnalysis format of the trajectory where the extension does not tell")
+    parser.add_argument("--topology-format", help="MDAnalysis format of --topology")
+    parser.add_argument("--timestep", type=float, help="ps per frame for PLUMED's time (default: time between the first two frames)")
+    parser.add_argument("--start", type=int, help="first frame (0-based index in the file)")
+    parser.add_argument("--stop", type=int, help="stop before this frame")
+    parser.add_argument("--step", type=int, help="every this many frames")
+    parser.add_argument("--log", default="plumed.log", help="PLUMED log file (default plumed.log)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    a = parser.add_argument_group("analysis of MOLENV_CLASSIFY probabilities")
+    a.add_argument("--analyse", nargs="?", const="", metavar="LABEL",
+                   help="analyse the PROB_FILE of the MOLENV_CLASSIFY action LABEL (default: the only one)")
+    a.add_argument("--type-elements", help="LAMMPS type -> element (e.g. 1:H,2:O,3:C,4:N or a data file), for the extended XYZ species")
+    add_analysis_arguments(parser, "reanalysed")
+
+
+def _atomic_numbers(universe, type_elements):
+    """Atomic numbers of the file's atoms, 0 where unknown (species X in the extended XYZ)."""
+    import numpy as np
+
+    from molenv.trajectory import _symbol_tables, _type_key, parse_type_elements, type_elements_from_data
+
+    symbols, _ = _symbol_tables()
+    atoms = universe.atoms
+    if type_elements:
+        from pathlib import Path
+
+        mapping = type_elements_from_data(type_elements) if Path(type_elements).is_file() else parse_type_elements(type_elements)
+        types = atoms.types if hasattr(atoms, "types") else universe.trajectory.ts.data.get("element", [])
+        return np.array([symbols.get(mapping.get(_type_key(t), ""), 0) for t in types], dtype=np.int64)
+    if hasattr(atoms, "elements"):
+        return np.array([symbols.get(str(e).strip().capitalize(), 0) for e in atoms.elements], dtype=np.int64)
+    return np.zeros(atoms.n_atoms, dtype=np.int64)
+
+
+def run(args):
+    import warnings
+
+    from molenv.analysis import summarise
+    from molenv.cli import CommandError
+    from molenv.commands._options import report, summary_options
+    from molenv.reanalyse import GeometryCollector, ReanalyseError, classify_actions, open_universe, reanalyse, result_from_prob_file
+
+    try:
+        universe = open_universe(args.trajectory, args.topology, format=args.format, topology_format=args.topology_format)
+        collect = action = model = None
+        if args.analyse is not None:
+            from molenv.modelfile import read_model
+
+            options = summary_options(args)
+            actions = classify_actions(args.plumed)
+            chosen = [a for a in actions if not args.analyse or a.label == args.analyse]
+            if len(chosen) != 1:
+                have = ", ".join(a.label for a in actions) or "none"
+                raise CommandError(f"--analyse {args.analyse or ''}: {args.plumed} has MOLENV_CLASSIFY actions {have}; name one".replace("  ", " "))
+            action = chosen[0]
+            if action.prob_file is None:
+                raise CommandError(f"{action.where}: --analyse needs PROB_FILE=... on the MOLENV_CLASSIFY line (per-molecule probabilities)")
+            model = read_model(action.model_path)
+            d = model.descriptors
+            molecules = action.molecules(d.atoms_per_molecule)
+            if molecules.max() >= universe.atoms.n_atoms:
+                raise CommandError(f"{action.where}: atom {molecules.max() + 1} is beyond the {universe.atoms.n_atoms} atoms of {args.trajectory}")
+            collect = GeometryCollector(molecules, d.centre_atom, _atomic_numbers(universe, args.type_elements), stride=action.file_stride,
+                                        nopbc=action.nopbc, with_coordination=not args.no_surface)
+        done = reanalyse(args.plumed, args.trajectory, universe=universe, timestep=args.timestep, start=args.start, stop=args.stop,
+                         step=args.step, log=args.log, progress=not args.no_progress, collect=collect)
+        print(f"{len(done.frames)} frames of {done.n_atoms} atoms through PLUMED (timestep {done.timestep:g} ps); log: {args.log}")
+        if action is not None:
+            result = result_from_prob_file(action, done.records, model.classes, model.network.output_activation)
+
+            def frames():
+                for record in done.records:
+                    with warnings.catch_warnings():
+                        warnings.filterwarnings("ignore", message="Reader has no dt information")
+                        ts = universe.trajectory[record.frame]
+                    yield collect.frame(universe.atoms.positions, ts.dimensions, ts.time)
+
+            written = summarise(result, args.out, options, frames=frames() if options.xyz else None)
+            report(result, written, options.threshold)
+    except ReanalyseError as err:
+        raise CommandError(str(err)) from None

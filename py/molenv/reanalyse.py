@@ -1,0 +1,460 @@
+"""Feed any trajectory MDAnalysis reads to PLUMED through its Python interface.
+
+`plumed driver` reads only a few formats (xyz, gro, xtc/trr, dcd through molfile...) and
+has no LAMMPS dump reader; `reanalyse` reads the frames with MDAnalysis and passes them to
+a `plumed.Plumed()` object of the kernel that `MOLENV_CLASSIFY` was compiled against, as an
+MD code would (``setMDEngine``, ``setNatoms``, ``setMDLengthUnits`` (A), ``setTimestep``,
+``setPlumedDat``, ``init``, then per frame ``setStep``, ``setBox``, ``setPositions``,
+``setMasses``, ``setCharges``, ``setForces``, ``setVirial``, ``calc``).
+
+Conventions (the same as ``plumed driver``):
+
+- **atoms**: PLUMED atom k is the k-th atom of the file as MDAnalysis orders it (1-based);
+  for LAMMPS data and dump files MDAnalysis sorts atoms by id, so PLUMED atom k is LAMMPS
+  atom id k (as with ``fix plumed``) when ids run 1..N. The whole file is passed, no selection.
+- **steps and time**: the step of a frame is its index in the file (0-based, also with
+  ``start``/``stop``/``step``), and PLUMED's time is step x timestep, with the timestep by
+  default the time between the first two frames of the file (1 ps for one frame), so
+  PLUMED's time column equals the file's times when the file starts at time 0.
+- **units**: positions and cell in A (``setMDLengthUnits`` 0.1 nm), time in ps; write
+  ``UNITS LENGTH=A`` in the input to give PLUMED lengths (e.g. ``REGION_*``) in A.
+- **masses and charges**: from the file where it has them (MDAnalysis' guessed masses where
+  it does not, 1 if those are not positive); charges 0 where the file has none.
+- **box**: the cell vectors of each frame (triclinic ok); none for frames without a box,
+  so that PLUMED sees no periodicity (a cluster).
+
+`classify_actions` reads the ``MOLENV_CLASSIFY`` lines of a PLUMED input (molecules, model,
+``PROB_FILE``) and `reanalyse` can collect the per-frame geometry that `molenv.analysis`
+needs, so that the action's per-molecule probabilities become a `ClassificationResult`
+(`result_from_prob_file`) with the same populations, core/surface split, region, plots and
+extended XYZ as `molenv classify`.
+"""
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from molenv.analysis import ClassificationResult, FrameRecord, frame_record
+from molenv.frames import MolecularFrame, box_matrix
+
+__all__ = [
+    "ReanalyseError",
+    "load_plumed",
+    "open_universe",
+    "PlumedFeeder",
+    "ClassifyAction",
+    "classify_actions",
+    "reanalyse",
+    "ReanalyseRun",
+    "read_prob_file",
+    "result_from_prob_file",
+]
+
+
+class ReanalyseError(RuntimeError):
+    """A trajectory, PLUMED input or PLUMED run that failed; the message names the file and problem."""
+
+
+# ----------------------------------------------------------------------------- PLUMED
+
+
+def load_plumed():
+    """The `plumed` Python module and the kernel path of the installation the module was
+    compiled against (`molenv.plumed_env.installed`).
+
+    The kernel is loaded into the process with ``RTLD_GLOBAL`` first: the Python wrapper
+    opens it with local symbols, and a ``LOAD``-ed module (``libmolenv_plumed.so``) needs the
+    kernel's symbols to resolve.
+    """
+    from molenv.plumed_env import installed
+
+    kernel = installed().kernel
+    if not Path(kernel).is_file():
+        raise ReanalyseError(f"the PLUMED kernel {kernel} (recorded in molenv/_lib/plumed_install.json) is missing; run `make module`")
+    os.environ["PLUMED_KERNEL"] = kernel  # `import plumed` of the bundled wheel only sets it where unset
+    try:
+        ctypes.CDLL(kernel, mode=os.RTLD_GLOBAL | os.RTLD_NOW)
+    except OSError as err:
+        raise ReanalyseError(f"cannot load the PLUMED kernel {kernel}: {err}") from None
+    try:
+        import plumed
+    except ImportError:
+        raise ReanalyseError("the PLUMED Python interface is missing: pip install --no-deps hillclimber (or the `plumed` package of your PLUMED)") from None
+    return plumed, kernel
+
+
+def _plumed_message(err: Exception) -> str:
+    lines = [l.strip() for l in str(err).strip().splitlines() if l.strip()]
+    # PLUMED's messages start with the source location; keep what the user can act on
+    useful = [l for l in lines if not re.match(r"^\(.*\.cpp:\d+\)", l)]
+    return " ".join(useful or lines) or type(err).__name__
+
+
+class PlumedFeeder:
+    """One PLUMED instance fed frame by frame (a context manager; `finalize` flushes outputs).
+
+    ``PlumedFeeder(plumed_dat, n_atoms, timestep, masses=..., charges=..., log=...)``, then
+    ``feed(step, positions (n, 3) A, cell (3, 3) A rows or None)`` per frame.
+    """
+
+    def __init__(self, plumed_dat: str | Path, n_atoms: int, timestep: float, *, masses=None, charges=None, log: str | Path = "plumed.log"):
+        plumed, kernel = load_plumed()
+        self.plumed_dat = Path(plumed_dat)
+        if not self.plumed_dat.is_file():
+            raise ReanalyseError(f"{self.plumed_dat}: PLUMED input not found")
+        self.n_atoms = int(n_atoms)
+        self.masses = np.ascontiguousarray(np.ones(n_atoms) if masses is None else masses, dtype=np.float64)
+        self.charges = np.ascontiguousarray(np.zeros(n_atoms) if charges is None else charges, dtype=np.float64)
+        self.forces = np.zeros((n_atoms, 3))
+        self.virial = np.zeros((3, 3))
+        self._p = plumed.Plumed(kernel=kernel)
+        try:
+            for key, value in (
+                ("setMDEngine", "python"),
+                ("setNatoms", self.n_atoms),
+                ("setMDLengthUnits", 0.1),  # A
+                ("setMDTimeUnits", 1.0),  # ps
+                ("setTimestep", float(timestep)),
+                ("setLogFile", str(log)),
+                ("setPlumedDat", str(self.plumed_dat)),
+                ("init", None),
+            ):
+                self._p.cmd(key) if value is None else self._p.cmd(key, value)
+        except Exception as err:  # PLUMED raises its own exception types
+            raise ReanalyseError(f"{self.plumed_dat}: PLUMED could not start: {_plumed_message(err)} (see the log {log})") from None
+
+    def feed(self, step: int, positions: np.ndarray, cell: np.ndarray | None) -> None:
+        pos = np.ascontiguousarray(positions, dtype=np.float64)
+        if pos.shape != (self.n_atoms, 3):
+            raise ReanalyseError(f"step {step}: {pos.shape} positions for {self.n_atoms} atoms")
+        self.forces[:] = 0.0
+        self.virial[:] = 0.0
+        p = self._p
+        try:
+            p.cmd("setStep", int(step))
+            if cell is not None:
+                p.cmd("setBox", np.ascontiguousarray(cell, dtype=np.float64))
+            p.cmd("setMasses", self.masses)
+            p.cmd("setCharges", self.charges)
+            p.cmd("setPositions", pos)
+            p.cmd("setForces", self.forces)
+            p.cmd("setVirial", self.virial)
+            p.cmd("calc")
+        except Exception as err:
+            raise ReanalyseError(f"{self.plumed_dat}: PLUMED stopped at step {step}: {_plumed_message(err)}") from None
+
+    def finalize(self) -> None:
+        if self._p is not None:
+            self._p.finalize()
+            self._p = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.finalize()
+
+
+# ----------------------------------------------------------------------------- trajectories
+
+
+def open_universe(trajectory: str | Path, topology: str | Path | None = None, *, format: str | None = None, topology_format: str | None = None):
+    """An MDAnalysis Universe of a trajectory (all atoms, file order), with molenv's format
+    detection (LAMMPS dump/data by extension or content; the reference dumps' 'element' column)."""
+    import MDAnalysis as mda
+
+    from molenv.trajectory import COORDINATE_ONLY, SUPPORTED, _dump_columns, _sniff_format
+
+    path = Path(trajectory)
+    top = Path(topology) if topology is not None else path
+    for p in {path, top}:
+        if not p.is_file():
+            raise ReanalyseError(f"{p}: file not found")
+    format = format or _sniff_format(path)
+    where = str(path) if top == path else f"{top} + {path}"
+    if top == path and (format or path.suffix.lstrip(".")).upper() in COORDINATE_ONLY:
+        raise ReanalyseError(f"{path}: this format holds coordinates only; give a topology (e.g. a GRO, PDB, TPR, PSF or LAMMPS data file)")
+    topology_format = topology_format or (format if top == path else _sniff_format(top))
+    kwargs = {}
+    if format:
+        kwargs["format"] = format
+    if topology_format:
+        kwargs["topology_format"] = topology_format
+    if format == "LAMMPSDUMP" and "element" in _dump_columns(path):
+        kwargs["additional_columns"] = ["element"]
+    files = [top] if top == path else [top, path]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            universe = mda.Universe(*map(str, files), **kwargs)
+    except (ValueError, TypeError, OSError, IndexError, KeyError, NotImplementedError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ReanalyseError(f"{where}: cannot read it ({first}). Supported: {SUPPORTED} and whatever else MDAnalysis reads; give the format where the extension does not tell") from None
+    if len(universe.trajectory) == 0:
+        raise ReanalyseError(f"{where}: no frames")
+    return universe
+
+
+def _cell(ts) -> np.ndarray | None:
+    dims = ts.dimensions
+    if dims is None or not np.all(np.asarray(dims)[:3] > 0):
+        return None
+    return box_matrix(dims)
+
+
+def _masses_charges(universe) -> tuple[np.ndarray, np.ndarray]:
+    atoms = universe.atoms
+    masses = np.asarray(atoms.masses, dtype=np.float64) if hasattr(atoms, "masses") else np.ones(atoms.n_atoms)
+    masses = np.where(masses > 0, masses, 1.0)
+    charges = np.asarray(atoms.charges, dtype=np.float64) if hasattr(atoms, "charges") else np.zeros(atoms.n_atoms)
+    return masses, charges
+
+
+def default_timestep(universe) -> float:
+    """Time between the first two frames of the file (ps), 1 for a single frame."""
+    traj = universe.trajectory
+    if len(traj) < 2:
+        return 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = traj[0].time
+        t1 = traj[1].time
+        traj[0]
+    return float(t1 - t0) if t1 > t0 else 1.0
+
+
+# ----------------------------------------------------------------------------- the PLUMED input
+
+
+def _input_lines(path: Path) -> list[tuple[int, str]]:
+    """Logical lines of a PLUMED input (comments removed, '...' continuations joined)."""
+    out, pending, start = [], None, 0
+    for lineno, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if pending is not None:
+            if line.startswith("..."):
+                out.append((start, pending))
+                pending = None
+            else:
+                pending += " " + line
+            continue
+        if not line:
+            continue
+        if line.endswith("..."):
+            pending, start = line[:-3].strip(), lineno
+        else:
+            out.append((lineno, line))
+    if pending is not None:
+        raise ReanalyseError(f"{path}:{start}: continuation '...' is not closed")
+    return out
+
+
+def _parse_atoms(text: str, where: str) -> list[int]:
+    """A PLUMED atom list of numbers and ranges (``1-3456``, ``1-100:4``, ``5,7,9``), 1-based."""
+    atoms = []
+    for item in text.split(","):
+        m = re.fullmatch(r"(\d+)(?:-(\d+)(?::(\d+))?)?", item.strip())
+        if not m:
+            raise ReanalyseError(f"{where}: atom list item {item!r}: only numbers and ranges a-b[:stride] are understood here (no groups or @ shortcuts)")
+        a = int(m.group(1))
+        b = int(m.group(2)) if m.group(2) else a
+        s = int(m.group(3)) if m.group(3) else 1
+        atoms += list(range(a, b + 1, s))
+    return atoms
+
+
+@dataclass
+class ClassifyAction:
+    """A ``MOLENV_CLASSIFY`` line of a PLUMED input."""
+
+    label: str
+    keywords: dict[str, str]
+    flags: set[str]
+    where: str  # file:line
+
+    @property
+    def model_path(self) -> Path:
+        return Path(self.keywords["MODEL"])
+
+    @property
+    def prob_file(self) -> str | None:
+        return self.keywords.get("PROB_FILE")
+
+    @property
+    def file_stride(self) -> int:
+        return int(self.keywords.get("FILE_STRIDE", "1"))
+
+    @property
+    def nopbc(self) -> bool:
+        return "NOPBC" in self.flags
+
+    def molecules(self, atoms_per_molecule: int) -> np.ndarray:
+        """(n_molecules, atoms_per_molecule) 0-based atom indices, in the action's molecule order."""
+        if "MOLECULES" in self.keywords:
+            atoms = _parse_atoms(self.keywords["MOLECULES"], self.where)
+            if len(atoms) % atoms_per_molecule:
+                raise ReanalyseError(f"{self.where}: MOLECULES has {len(atoms)} atoms, not a multiple of {atoms_per_molecule}")
+            rows = np.array(atoms, dtype=np.int64).reshape(-1, atoms_per_molecule)
+        else:
+            keys = sorted((k for k in self.keywords if re.fullmatch(r"MOLECULE\d+", k)), key=lambda k: int(k[8:]))
+            if not keys:
+                raise ReanalyseError(f"{self.where}: MOLENV_CLASSIFY without MOLECULES or MOLECULE1, MOLECULE2, ...")
+            rows = []
+            for k in keys:
+                atoms = _parse_atoms(self.keywords[k], self.where)
+                if len(atoms) != atoms_per_molecule:
+                    raise ReanalyseError(f"{self.where}: {k} has {len(atoms)} atoms, the model {atoms_per_molecule}")
+                rows.append(atoms)
+            rows = np.array(rows, dtype=np.int64)
+        return rows - 1
+
+
+def classify_actions(plumed_dat: str | Path) -> list[ClassifyAction]:
+    """The ``MOLENV_CLASSIFY`` actions of a PLUMED input (``label: MOLENV_CLASSIFY ...`` or
+    ``LABEL=``), keywords as written (``KEY=value``, ``KEY={a b}``) and flags."""
+    path = Path(plumed_dat)
+    if not path.is_file():
+        raise ReanalyseError(f"{path}: PLUMED input not found")
+    actions = []
+    for lineno, line in _input_lines(path):
+        tokens = re.findall(r"\S+=\{[^}]*\}|\S+", line)
+        label = None
+        if tokens and tokens[0].endswith(":"):
+            label, tokens = tokens[0][:-1], tokens[1:]
+        if not tokens or tokens[0].upper() != "MOLENV_CLASSIFY":
+            continue
+        keywords, flags = {}, set()
+        for tok in tokens[1:]:
+            if "=" in tok:
+                key, value = tok.split("=", 1)
+                keywords[key.upper()] = value.strip("{}").strip()
+            else:
+                flags.add(tok.upper())
+        label = label or keywords.pop("LABEL", None) or f"@{len(actions)}"
+        actions.append(ClassifyAction(label, keywords, flags, f"{path}:{lineno}"))
+    return actions
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+@dataclass
+class ReanalyseRun:
+    """What `reanalyse` did: frames fed (their file indices and times), and the per-frame
+    geometry records collected for analysis (empty without ``collect``)."""
+
+    n_atoms: int
+    timestep: float
+    frames: list[int] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    records: list[FrameRecord] = field(default_factory=list)
+
+
+@dataclass
+class GeometryCollector:
+    """Collects centres, boxes and coordination numbers of a `ClassifyAction`'s molecules at
+    the steps where its ``PROB_FILE`` is written."""
+
+    molecules: np.ndarray  # (N, apm) 0-based file atom indices
+    centre_atom: int
+    atomic_numbers: np.ndarray  # (n_atoms,) for the extended XYZ; 0 = unknown
+    stride: int = 1
+    nopbc: bool = False
+    with_coordination: bool = True
+
+    def frame(self, positions: np.ndarray, dims, time: float) -> MolecularFrame:
+        box = None
+        if not self.nopbc and dims is not None and np.all(np.asarray(dims)[:3] > 0):
+            box = np.asarray(dims, dtype=np.float64)
+        return MolecularFrame(positions.astype(np.float64), box, self.molecules, self.atomic_numbers, time)
+
+    def __call__(self, step: int, ts, universe) -> FrameRecord | None:
+        if step % self.stride:
+            return None
+        frame = self.frame(universe.atoms.positions, ts.dimensions, ts.time)
+        return frame_record(frame, step, np.empty((len(self.molecules), 0)), self.centre_atom, with_coordination=self.with_coordination)
+
+
+def reanalyse(
+    plumed_dat: str | Path,
+    trajectory: str | Path,
+    topology: str | Path | None = None,
+    *,
+    format: str | None = None,
+    topology_format: str | None = None,
+    timestep: float | None = None,
+    start: int | None = None,
+    stop: int | None = None,
+    step: int | None = None,
+    log: str | Path = "plumed.log",
+    progress: bool = True,
+    collect: Callable | None = None,
+    universe=None,
+) -> ReanalyseRun:
+    """Run the PLUMED input `plumed_dat` over the frames of `trajectory` (see the module
+    docstring for atoms, steps, time and units). Output files are written where the input
+    says, relative to the current directory, as with ``plumed driver``. ``collect(step, ts,
+    universe)`` is called for every frame; what it returns (not None) goes to ``records``."""
+    from tqdm.auto import tqdm
+
+    u = universe if universe is not None else open_universe(trajectory, topology, format=format, topology_format=topology_format)
+    dt = default_timestep(u) if timestep is None else float(timestep)
+    if not dt > 0:
+        raise ReanalyseError(f"the timestep must be > 0, got {dt}")
+    masses, charges = _masses_charges(u)
+    frames = range(*slice(start, stop, step).indices(len(u.trajectory)))
+    run = ReanalyseRun(u.atoms.n_atoms, dt)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Reader has no dt information")
+        with PlumedFeeder(plumed_dat, u.atoms.n_atoms, dt, masses=masses, charges=charges, log=log) as feeder:
+            for index in tqdm(frames, desc="reanalyse", unit="frame", disable=not progress):
+                ts = u.trajectory[index]
+                feeder.feed(index, u.atoms.positions, _cell(ts))
+                run.frames.append(index)
+                run.times.append(float(ts.time))
+                if collect is not None:
+                    record = collect(index, ts, u)
+                    if record is not None:
+                        run.records.append(record)
+    return run
+
+
+# ----------------------------------------------------------------------------- PROB_FILE -> result
+
+
+def read_prob_file(path: str | Path, n_molecules: int, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(times (F,), probabilities (F, N, K)) from a ``PROB_FILE`` of `MOLENV_CLASSIFY`
+    (``#! FIELDS time mol <classes>``, N rows per written step)."""
+    from molenv.analysis import read_table
+
+    table = read_table(path)
+    expected = ["time", "mol", *classes]
+    if table.names != expected:
+        raise ReanalyseError(f"{path}: fields {' '.join(table.names)}, expected {' '.join(expected)}")
+    if len(table.data) % n_molecules:
+        raise ReanalyseError(f"{path}: {len(table.data)} rows are not whole frames of {n_molecules} molecules")
+    data = table.data.reshape(-1, n_molecules, len(expected))
+    if not np.array_equal(data[:, :, 1], np.broadcast_to(np.arange(1, n_molecules + 1), data.shape[:2])):
+        raise ReanalyseError(f"{path}: molecule numbers are not 1..{n_molecules} in every frame")
+    return data[:, 0, 0], data[:, :, 2:]
+
+
+def result_from_prob_file(action: ClassifyAction, records: list[FrameRecord], classes: list[str], output_activation: str) -> ClassificationResult:
+    """The `ClassificationResult` of a run: probabilities from the action's ``PROB_FILE``,
+    geometry from the `records` collected at the same steps."""
+    if action.prob_file is None:
+        raise ReanalyseError(f"{action.where}: the action {action.label} has no PROB_FILE, so there are no per-molecule probabilities to analyse")
+    n = len(records[0].centres) if records else 0
+    times, probabilities = read_prob_file(action.prob_file, n, classes)
+    if len(times) != len(records):
+        raise ReanalyseError(f"{action.prob_file}: {len(times)} frames of probabilities for {len(records)} frames fed at FILE_STRIDE {action.file_stride}")
+    records = [dataclasses.replace(r, probabilities=p) for r, p in zip(records, probabilities)]
+    return ClassificationResult.stack(records, classes, output_activation=output_activation, source=f"MOLENV_CLASSIFY {action.label} ({action.where})")
