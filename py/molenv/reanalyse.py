@@ -91,11 +91,24 @@ def load_plumed():
     return plumed, kernel
 
 
-def _plumed_message(err: Exception) -> str:
-    lines = [l.strip() for l in str(err).strip().splitlines() if l.strip()]
-    # PLUMED's messages start with the source location; keep what the user can act on
-    useful = [l for l in lines if not re.match(r"^\(.*\.cpp:\d+\)", l)]
-    return " ".join(useful or lines) or type(err).__name__
+def _plumed_message(err: Exception, log: str | Path | None = None) -> str:
+    """What went wrong, in PLUMED's words: the Python wrapper only passes on the outermost of
+    PLUMED's nested exceptions ("An error happened while calculating c"), the log has them all."""
+    def useful(lines):
+        # drop source locations, separators and the chaining sentence; keep the messages, in order
+        out = []
+        for l in (l.strip() for l in lines):
+            if l and not re.match(r"^\(.*\.(cpp|h):\d+\)", l) and not l.startswith("####") and "exception was the direct cause" not in l and l not in out:
+                out.append(l)
+        return out
+
+    messages = useful(str(err).splitlines())
+    if log is not None and Path(log).is_file():
+        text = [l[len("PLUMED:"):] if l.startswith("PLUMED:") else l for l in Path(log).read_text(errors="replace").splitlines()]
+        marks = [k for k, l in enumerate(text) if l.strip().startswith("####")]
+        if len(marks) >= 2:
+            messages = useful(text[marks[-2] + 1 : marks[-1]]) or messages
+    return " ".join(messages) or type(err).__name__
 
 
 class PlumedFeeder:
@@ -113,6 +126,7 @@ class PlumedFeeder:
         self.n_atoms = int(n_atoms)
         self.masses = np.ascontiguousarray(np.ones(n_atoms) if masses is None else masses, dtype=np.float64)
         self.charges = np.ascontiguousarray(np.zeros(n_atoms) if charges is None else charges, dtype=np.float64)
+        self.log = Path(log)
         self.forces = np.zeros((n_atoms, 3))
         self.virial = np.zeros((3, 3))
         self._p = plumed.Plumed(kernel=kernel)
@@ -129,7 +143,7 @@ class PlumedFeeder:
             ):
                 self._p.cmd(key) if value is None else self._p.cmd(key, value)
         except Exception as err:  # PLUMED raises its own exception types
-            raise ReanalyseError(f"{self.plumed_dat}: PLUMED could not start: {_plumed_message(err)} (see the log {log})") from None
+            raise ReanalyseError(f"{self.plumed_dat}: PLUMED could not start: {_plumed_message(err, log)} (log: {log})") from None
 
     def feed(self, step: int, positions: np.ndarray, cell: np.ndarray | None) -> None:
         pos = np.ascontiguousarray(positions, dtype=np.float64)
@@ -149,7 +163,7 @@ class PlumedFeeder:
             p.cmd("setVirial", self.virial)
             p.cmd("calc")
         except Exception as err:
-            raise ReanalyseError(f"{self.plumed_dat}: PLUMED stopped at step {step}: {_plumed_message(err)}") from None
+            raise ReanalyseError(f"{self.plumed_dat}: PLUMED stopped at step {step}: {_plumed_message(err, self.log)} (log: {self.log})") from None
 
     def finalize(self) -> None:
         if self._p is not None:

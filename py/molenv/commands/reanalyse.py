@@ -46,7 +46,9 @@ def _atomic_numbers(universe, type_elements):
         from pathlib import Path
 
         mapping = type_elements_from_data(type_elements) if Path(type_elements).is_file() else parse_type_elements(type_elements)
-        types = atoms.types if hasattr(atoms, "types") else universe.trajectory.ts.data.get("element", [])
+        data = universe.trajectory.ts.data
+        # the reference dumps keep the numeric type in an 'element' column (read as an extra column)
+        types = data["element"] if "element" in data else (atoms.types if hasattr(atoms, "types") else [])
         return np.array([symbols.get(mapping.get(_type_key(t), ""), 0) for t in types], dtype=np.int64)
     if hasattr(atoms, "elements"):
         return np.array([symbols.get(str(e).strip().capitalize(), 0) for e in atoms.elements], dtype=np.int64)

@@ -1,0 +1,42 @@
+"""Fixtures and helpers shared by the analysis tests (test_reanalyse, test_analysis,
+test_classify, test_plumed_input): the reference urea model written as a molenv model file,
+the committed urea MD data, and running `molenv` commands in-process."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO / "data" / "urea"
+UREA_TYPES = "1:H,2:O,3:C,4:N"  # element codes of the reference urea dump
+
+
+def md_files(name: str) -> tuple[Path, Path]:
+    """(trajectory, topology) of a committed urea run, e.g. 'urea-I-100K'."""
+    xtc, pdb = DATA / f"{name}.xtc", DATA / f"{name}.pdb.gz"
+    if not (xtc.exists() and pdb.exists()):
+        pytest.skip(f"committed MD data {xtc.name} not found")
+    return xtc, pdb
+
+
+@pytest.fixture(scope="session")
+def urea_model(reference_dir, tmp_path_factory) -> Path:
+    """The reference urea SF-MLP (classes I, IV, Melt, A, B, C, III) as a molenv model file."""
+    from molenv.modelfile import write_model
+    from molenv.reference import shipped_reference_model
+
+    path = tmp_path_factory.mktemp("model") / "urea_ref.molenv"
+    write_model(shipped_reference_model("urea", reference_dir), path)
+    return path
+
+
+def run_cli(argv: list[str]) -> int:
+    """Run `molenv ARGV` in this process; returns the exit code (errors print to stderr)."""
+    from molenv.cli import main
+
+    try:
+        main([str(a) for a in argv])
+    except SystemExit as done:
+        return int(done.code or 0)
+    return 0
