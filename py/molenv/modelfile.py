@@ -116,12 +116,19 @@ class Network:
 
     def forward(self, features: np.ndarray) -> np.ndarray:
         """Class probabilities, shape (n_molecules, n_classes), from unscaled descriptors."""
+        return self.layer_outputs(features)[-1]
+
+    def layer_outputs(self, features: np.ndarray) -> list[np.ndarray]:
+        """Scaled inputs, then the output of every layer (after its activation): the last
+        is the class probabilities, the one before it the last hidden layer (for t-SNE)."""
         h = (np.asarray(features, dtype=float) - self.mean) * self.stretch
+        outputs = [h]
         last = len(self.weights) - 1
         for k, (w, b) in enumerate(zip(self.weights, self.biases)):
             h = h @ w.T + b
             h = _activation(self.output_activation if k == last else self.hidden_activation, h)
-        return h
+            outputs.append(h)
+        return outputs
 
 
 def _activation(name: str, x: np.ndarray) -> np.ndarray:
