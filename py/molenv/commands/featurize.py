@@ -1,0 +1,135 @@
+"""Build a training dataset: label MD frames, split them, cache their symmetry functions.
+
+From the manifest of `molenv simulate` (data/manifest.json), the method's split (train on
+cold crystals and the melt, test on warmer crystals and held-out melt frames):
+
+  molenv featurize --manifest data/manifest.json --molecule urea --out datasets/urea
+
+or from trajectories given one by one (--label/--temperature/--split/--topology/--system
+once for all, or once per --trajectory, in the same order):
+
+  molenv featurize --molecule urea --out ds \\
+      --trajectory I.xtc --topology I.pdb --label I --temperature 100 \\
+      --trajectory melt.xtc --topology melt.pdb --label melt --temperature 350
+
+Every molecule gets a polymorph label (its source's) and a topology label (surface if
+fewer than --cn-threshold molecule centres lie within molecule radius + --cn-offset,
+itself counted). The dataset directory holds manifest.json (provenance, classes, splits,
+counts) and one .npz per source; see docs/training.md.
+"""
+from __future__ import annotations
+
+
+def add_arguments(parser):
+    src = parser.add_argument_group("sources")
+    src.add_argument("--manifest", help="manifest of `molenv simulate` trajectories (data/manifest.json)")
+    src.add_argument("--only", nargs="+", metavar="PATTERN", help="with --manifest: only trajectories whose names match these shell patterns")
+    src.add_argument("--trajectory", action="append", default=[], help="a trajectory file (repeat for several sources)")
+    src.add_argument("--topology", action="append", default=[], help="its topology (PDB, GRO, LAMMPS data...), if the trajectory has none")
+    src.add_argument("--label", action="append", default=[], help="its polymorph label (class name, e.g. I, IV, melt)")
+    src.add_argument("--temperature", action="append", default=[], type=float, help="its temperature in K (decides the split when --split is not given)")
+    src.add_argument("--split", action="append", default=[], choices=["train", "val", "test"], help="its split (default: from the temperature)")
+    src.add_argument("--system", action="append", default=[], choices=["crystal", "melt", "cluster"], help="its system kind (default: cluster without a box, melt for label melt, else crystal)")
+    src.add_argument("--name", action="append", default=[], help="its source name (default: the file name without extension)")
+    src.add_argument("--type-elements", help="LAMMPS numeric types to elements, e.g. 1:H,2:O,3:C,4:N (or a LAMMPS data file)")
+    parser.add_argument("--molecule", required=True, help="molecule spec: a shipped name (urea, nicotinamide) or a .toml file")
+    parser.add_argument("--out", required=True, help="dataset directory to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
+    frames = parser.add_argument_group("frames")
+    frames.add_argument("--start", type=int, help="first frame of each trajectory (0-based)")
+    frames.add_argument("--stop", type=int, help="stop before this frame")
+    frames.add_argument("--step", type=int, help="take every n-th frame")
+    labels = parser.add_argument_group("labels and splits")
+    labels.add_argument("--classes", help="class names in network-output order, comma separated (default: labels in order of first appearance)")
+    labels.add_argument("--split-mode", choices=["method", "random"], default="method", help="method: by source/temperature with held-out trailing frames (default); random: seeded random frames of every source")
+    labels.add_argument("--val-fraction", type=float, default=0.2, help="fraction of training frames kept for validation (default 0.2)")
+    labels.add_argument("--test-fraction", type=float, default=0.2, help="method: fraction of frames held out for testing in classes without a test trajectory (the melt); random: of every source (default 0.2)")
+    labels.add_argument("--train-temperature", type=float, help="crystals at this temperature train, others test, when a source has no split (default: the lowest)")
+    labels.add_argument("--seed", type=int, default=0, help="seed of the random split")
+    labels.add_argument("--cn-offset", type=float, default=6.0, help="coordination radius = molecule radius + this, in A (default 6)")
+    labels.add_argument("--cn-radius", type=float, help="fixed molecule radius in A instead of the largest atom-centre distance")
+    labels.add_argument("--cn-threshold", type=int, default=20, help="surface if the coordination number (self counted) is below this (default 20)")
+    parser.add_argument("--workers", type=int, default=1, help="processes computing descriptors in parallel (default 1)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _per_source(values: list, n: int, flag: str) -> list:
+    """One value per trajectory from a flag given 0, 1 or n times."""
+    from molenv.cli import CommandError
+
+    if not values:
+        return [None] * n
+    if len(values) == 1:
+        return values * n
+    if len(values) != n:
+        raise CommandError(f"{flag} was given {len(values)} times for {n} trajectories (give it once, or once per --trajectory)")
+    return values
+
+
+def _explicit_sources(args):
+    from pathlib import Path
+
+    from molenv.cli import CommandError
+    from molenv.featurize import Source
+
+    n = len(args.trajectory)
+    labels = _per_source(args.label, n, "--label")
+    if None in labels:
+        raise CommandError("each --trajectory needs a --label (its polymorph, e.g. I or melt)")
+    names = _per_source(args.name, n, "--name") if args.name else [Path(t).name.split(".")[0] for t in args.trajectory]
+    columns = zip(
+        names,
+        args.trajectory,
+        labels,
+        _per_source(args.temperature, n, "--temperature"),
+        _per_source(args.topology, n, "--topology"),
+        _per_source(args.system, n, "--system"),
+        _per_source(args.split, n, "--split"),
+    )
+    return [Source(name, Path(t), label, temp, Path(top) if top else None, system, split) for name, t, label, temp, top, system, split in columns]
+
+
+def run(args):
+    import shlex
+    import sys
+
+    from molenv.cli import CommandError
+    from molenv.featurize import TopologyRule, featurize, sources_from_manifest
+    from molenv.spec import load_spec
+
+    spec = load_spec(args.molecule)
+    if bool(args.manifest) == bool(args.trajectory):
+        raise CommandError("give either --manifest or one or more --trajectory")
+    if args.manifest:
+        for flag in ("topology", "label", "temperature", "split", "system", "name"):
+            if getattr(args, flag):
+                raise CommandError(f"--{flag} describes a --trajectory; with --manifest the manifest gives it")
+        sources = sources_from_manifest(args.manifest, spec.name, args.only)
+    else:
+        if args.only:
+            raise CommandError("--only selects manifest trajectories; use it with --manifest")
+        sources = _explicit_sources(args)
+    reader = {k: getattr(args, k) for k in ("start", "stop", "step") if getattr(args, k) is not None}
+    if args.type_elements:
+        reader["type_elements"] = args.type_elements
+    for s in sources:
+        s.reader.update(reader)
+    classes = [c for c in args.classes.replace(" ", "").split(",") if c] if args.classes else None
+    dataset = featurize(
+        sources,
+        spec,
+        args.out,
+        classes=classes,
+        split_mode=args.split_mode,
+        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
+        seed=args.seed,
+        train_temperature=args.train_temperature,
+        topology_rule=TopologyRule(args.cn_offset, args.cn_threshold, args.cn_radius),
+        workers=args.workers,
+        progress=not args.no_progress,
+        overwrite=args.overwrite,
+        command=" ".join(map(shlex.quote, ["molenv", *sys.argv[1:]])),
+    )
+    print(dataset.summary())
+    return 0

@@ -1,0 +1,384 @@
+"""Build a dataset (`molenv.dataset`) from MD trajectories: labels, splits, cached descriptors.
+
+Sources are trajectories of one kind of molecule, each with a polymorph label (a crystal
+form, or melt), a temperature, a system kind (crystal, melt, cluster) and a split. They
+come from the manifest that `molenv simulate` / data/generate.py writes
+(`sources_from_manifest`) or are given one by one (`Source`).
+
+Labels of every molecule of every frame:
+
+- **polymorph**: the source's label (class names in the order given, else in order of first
+  appearance);
+- **topology**: surface (1) if the coordination number CN_I, the number of molecule centres
+  within ``radius + offset`` of molecule I's centre (I itself counted, periodic images
+  counted), is below ``threshold``, else bulk (0). ``radius`` is the molecule radius (the
+  largest distance of an atom from its centre atom, the maximum over the frame's molecules)
+  unless fixed; the defaults (offset 6 A, threshold 20) are the published rule (METHOD.md §4).
+
+Splits (``split_mode``):
+
+- ``"method"`` (default): as in the paper, train on cold crystals and the melt, test on
+  warmer crystals and on held-out melt frames. Each source's split is its own (``train``/
+  ``val``/``test``: the simulate manifest's ``split`` field, or ``Source.split``); sources
+  without one get it from their temperature: crystals and clusters at the training
+  temperature (default the lowest crystal temperature) and melts train, crystals at other
+  temperatures test. Then, frame by frame in time order: a class that has no test source
+  keeps the last ``test_fraction`` of each of its training sources' frames for testing
+  (the held-out melt frames), and the last ``val_fraction`` of the remaining training
+  frames of every training source is the validation set (early stopping). Trailing blocks
+  rather than random frames keep time-correlated frames out of different splits.
+- ``"random"``: every source's frames are shuffled (seeded) and cut into
+  train / val / test by ``val_fraction`` and ``test_fraction``.
+
+Sources whose split is anything else (e.g. ``demo``: the I/IV interface) are skipped.
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+import multiprocessing
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from molenv.dataset import (
+    MANIFEST,
+    SPLITS,
+    TOPOLOGY_NAMES,
+    Dataset,
+    DatasetError,
+    descriptor_set_to_dict,
+    sha256,
+    write_manifest,
+    write_source,
+)
+from molenv.spec import MoleculeSpec, load_spec
+
+__all__ = ["Source", "TopologyRule", "sources_from_manifest", "assign_splits", "label_frame", "featurize"]
+
+SYSTEMS = ("crystal", "melt", "cluster")
+TRAIN, VAL, TEST = (SPLITS.index(s) for s in ("train", "val", "test"))
+
+
+@dataclass
+class Source:
+    """One trajectory and what it is.
+
+    ``split`` None: derived from the temperature (see the module docstring). ``system``
+    None: ``cluster`` if the trajectory has no box, ``melt`` if the label is melt (any
+    case), else ``crystal``. ``reader``: keyword options of `molenv.trajectory.Trajectory`
+    (``type_elements``, ``start``/``stop``/``step``, ``atom_order``, ...).
+    """
+
+    name: str
+    trajectory: Path
+    label: str
+    temperature: float | None = None
+    topology: Path | None = None
+    system: str | None = None
+    split: str | None = None
+    reader: dict = field(default_factory=dict)
+    origin: dict = field(default_factory=dict)  # provenance from the simulate manifest
+
+
+@dataclass(frozen=True)
+class TopologyRule:
+    """Surface if CN < threshold, CN = molecule centres within radius + offset (self counted)."""
+
+    offset: float = 6.0  # Angstrom, added to the molecule radius
+    threshold: int = 20
+    radius: float | None = None  # fixed radius instead of the molecule radius
+
+
+def sources_from_manifest(path: str | Path, molecule: str | None = None, names: list[str] | None = None) -> list[Source]:
+    """Sources of a `molenv simulate` manifest (data/manifest.json): trajectories of
+    `molecule` (required when the manifest holds several molecules) whose names match any
+    of the shell patterns `names` (all when None). Paths are relative to the manifest."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: manifest not found")
+    try:
+        entries = json.loads(path.read_text())["trajectories"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise DatasetError(f"{path}: not a `molenv simulate` manifest (a JSON object with 'trajectories'): {err}") from None
+    molecules = sorted({e.get("molecule") for e in entries})
+    if molecule is None:
+        if len(molecules) > 1:
+            raise DatasetError(f"{path}: holds trajectories of {', '.join(molecules)}; choose one with --molecule")
+    elif molecule not in molecules:
+        raise DatasetError(f"{path}: no trajectories of molecule {molecule!r} (it has {', '.join(molecules) or 'none'})")
+    out = []
+    for e in entries:
+        if molecule is not None and e.get("molecule") != molecule:
+            continue
+        if names and not any(fnmatch.fnmatchcase(e["name"], p) for p in names):
+            continue
+        try:
+            files = e["files"]
+            out.append(
+                Source(
+                    name=e["name"],
+                    trajectory=path.parent / files["trajectory"],
+                    topology=path.parent / files["topology"] if files.get("topology") else None,
+                    label=str(e["label"]),
+                    temperature=e.get("temperature_K"),
+                    system=e.get("system"),
+                    split=e.get("split"),
+                    origin={"manifest": str(path), "command": e.get("command"), "force_field": (e.get("force_field") or {}).get("description")},
+                )
+            )
+        except KeyError as err:
+            raise DatasetError(f"{path}: trajectory entry {e.get('name')!r} lacks {err}") from None
+    if not out:
+        raise DatasetError(f"{path}: no trajectories match (molecule {molecule}, names {names})")
+    return out
+
+
+def _trailing(n: int, fraction: float) -> int:
+    """Frames in a trailing block of `fraction` of n: at least 1 if fraction > 0 and n >= 3."""
+    if fraction <= 0 or n < 2:
+        return 0
+    return int(min(n - 1, max(1 if n >= 3 else 0, round(fraction * n))))
+
+
+def assign_splits(sources: list[Source], n_frames: list[int], *, mode: str = "method", val_fraction: float = 0.2, test_fraction: float = 0.2, seed: int = 0, train_temperature: float | None = None) -> list[np.ndarray]:
+    """Per source, the split code (index into `SPLITS`) of each frame; see the module docstring.
+
+    Sources must have ``system`` and ``split`` resolved (``split`` None is derived here).
+    """
+    for what, f in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0 <= f < 1:
+            raise DatasetError(f"{what} must lie in [0, 1), got {f}")
+    if val_fraction + test_fraction >= 1:
+        raise DatasetError(f"val_fraction + test_fraction must be below 1, got {val_fraction} + {test_fraction}")
+    if mode == "random":
+        rng = np.random.default_rng(seed)
+        out = []
+        for n in n_frames:
+            codes = np.full(n, TRAIN, dtype=np.int8)
+            order = rng.permutation(n)
+            n_test, n_val = int(round(test_fraction * n)), int(round(val_fraction * n))
+            codes[order[:n_test]] = TEST
+            codes[order[n_test:n_test + n_val]] = VAL
+            out.append(codes)
+        return out
+    if mode != "method":
+        raise DatasetError(f"unknown split mode {mode!r} (method, random)")
+    splits = [s.split for s in sources]
+    if any(s is None for s in splits):
+        crystal_t = [s.temperature for s in sources if s.system == "crystal" and s.temperature is not None]
+        cold = train_temperature if train_temperature is not None else (min(crystal_t) if crystal_t else None)
+        for k, s in enumerate(sources):
+            if s.split is not None:
+                continue
+            if s.system == "melt":
+                splits[k] = "train"
+            elif s.temperature is None or cold is None:
+                raise DatasetError(f"source {s.name}: give its split or temperature (a crystal's split follows from its temperature)")
+            else:
+                splits[k] = "train" if np.isclose(s.temperature, cold) else "test"
+    tested = {s.label for s, split in zip(sources, splits) if split == "test"}
+    out = []
+    for s, split, n in zip(sources, splits, n_frames):
+        codes = np.full(n, SPLITS.index(split), dtype=np.int8)
+        if split == "train":
+            n_test = _trailing(n, test_fraction) if s.label not in tested else 0
+            n_val = _trailing(n - n_test, val_fraction)
+            codes[n - n_test:] = TEST
+            codes[n - n_test - n_val:n - n_test] = VAL
+        out.append(codes)
+    return out
+
+
+def label_frame(frame, descriptors, centre_atom: int, rule: TopologyRule) -> tuple[np.ndarray, np.ndarray, float]:
+    """(symmetry functions (n_mol, n_sf), coordination numbers (n_mol,), radius used) of a frame."""
+    from molenv.descriptors import compute_descriptors, coordination_numbers, molecule_radius
+
+    features = compute_descriptors(frame, descriptors)
+    radius = rule.radius if rule.radius is not None else float(molecule_radius(frame, centre_atom).max())
+    cn = coordination_numbers(frame, centre_atom, radius + rule.offset)
+    return features, cn, radius
+
+
+def _label_job(job):
+    frame, descriptors, centre, rule = job
+    return label_frame(frame, descriptors, centre, rule)
+
+
+def _resolve(source: Source, spec: MoleculeSpec):
+    """Open the trajectory; fill in system and check it is usable."""
+    from molenv.trajectory import Trajectory
+
+    if not Path(source.trajectory).is_file():
+        raise DatasetError(f"source {source.name}: trajectory {source.trajectory} not found")
+    periodic = source.system != "cluster"
+    traj = Trajectory(source.trajectory, spec, topology=source.topology, periodic=periodic, **source.reader)
+    if len(traj) == 0:
+        raise DatasetError(f"source {source.name}: {source.trajectory} has no frames in the selected range")
+    if source.system is None:
+        source.system = "cluster" if traj[0].box is None else ("melt" if source.label.lower() == "melt" else "crystal")
+    if source.system not in SYSTEMS:
+        raise DatasetError(f"source {source.name}: system {source.system!r} cannot be training data (expected {', '.join(SYSTEMS)})")
+    return traj
+
+
+def _safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def featurize(
+    sources: list[Source],
+    spec: MoleculeSpec | str,
+    out: str | Path,
+    *,
+    classes: list[str] | None = None,
+    split_mode: str = "method",
+    val_fraction: float = 0.2,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    train_temperature: float | None = None,
+    topology_rule: TopologyRule = TopologyRule(),
+    workers: int = 1,
+    progress: bool = True,
+    overwrite: bool = False,
+    command: str | None = None,
+    log=print,
+) -> Dataset:
+    """Label, split and featurize `sources` into the dataset directory `out`; returns it opened.
+
+    ``workers`` > 1 computes descriptors of several frames in parallel (processes).
+    Raises DatasetError (naming the file and problem) for an empty dataset, a training
+    split with a single class, unknown class names, an existing dataset (unless
+    ``overwrite``); trajectory problems raise `molenv.trajectory.TrajectoryError`.
+    """
+    from tqdm import tqdm
+
+    spec = spec if isinstance(spec, MoleculeSpec) else load_spec(spec)
+    out = Path(out)
+    if (out / MANIFEST).exists() and not overwrite:
+        raise DatasetError(f"{out}: a dataset is already there (use --overwrite to replace it)")
+    kept = []
+    for s in sources:
+        if s.split is not None and s.split not in SPLITS:
+            log(f"skipping {s.name}: split {s.split!r} is not one of {', '.join(SPLITS)}")
+            continue
+        kept.append(s)
+    if not kept:
+        raise DatasetError("empty dataset: no source trajectories (after skipping those not meant for training or testing)")
+    names = [s.name for s in kept]
+    dupes = [n for n, c in Counter(map(_safe_name, names)).items() if c > 1]
+    if dupes:
+        raise DatasetError(f"source names must be unique, got {', '.join(dupes)} more than once")
+    labels = list(dict.fromkeys(s.label for s in kept))
+    if classes is None:
+        classes = labels
+    unknown = [l for l in labels if l not in classes]
+    if unknown:
+        raise DatasetError(f"source labels {', '.join(unknown)} are not among the classes {', '.join(classes)}")
+    from molenv.modelfile import CLASS_NAME
+
+    bad = [c for c in classes if not CLASS_NAME.match(c)]
+    if bad:
+        raise DatasetError(f"class names must match [A-Za-z0-9_]+ (they become PLUMED component names), got {', '.join(bad)}")
+
+    trajectories = [_resolve(s, spec) for s in kept]
+    codes = assign_splits(kept, [len(t) for t in trajectories], mode=split_mode, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, train_temperature=train_temperature)
+    train_classes = sorted({s.label for s, c in zip(kept, codes) if (c == TRAIN).any()})
+    if len(train_classes) == 1:
+        raise DatasetError(f"the training split holds a single class ({train_classes[0]}); a classifier needs two or more")
+
+    out.mkdir(parents=True, exist_ok=True)
+    descriptors = spec.descriptor_set()
+    total = sum(len(t) for t in trajectories)
+    entries = []
+    counts = {split: Counter() for split in SPLITS}
+    topology_counts = {split: Counter() for split in SPLITS}
+    pool = multiprocessing.get_context("fork").Pool(workers) if workers > 1 else None
+    started = time.time()
+    try:
+        with tqdm(total=total, desc="featurize", unit="frame", disable=not progress) as bar:
+            for source, traj, split in zip(kept, trajectories, codes):
+                bar.set_postfix_str(source.name)
+                frames = list(traj)
+                jobs = [(f, descriptors, spec.centre, topology_rule) for f in frames]
+                results = []
+                for result in (pool.imap(_label_job, jobs, chunksize=2) if pool else map(_label_job, jobs)):
+                    results.append(result)
+                    bar.update(1)
+                features = np.stack([r[0] for r in results])
+                cn = np.stack([r[1] for r in results])
+                topology = (cn < topology_rule.threshold).astype(np.int8)
+                n_mol = traj.molecules.shape[0]
+                label = np.full((len(frames), n_mol), classes.index(source.label), dtype=np.int16)
+                periodic = frames[0].box is not None
+                arrays = {
+                    "positions": np.stack([f.positions for f in frames]).astype(np.float32),
+                    "boxes": np.stack([f.box if f.box is not None else np.full(6, np.nan) for f in frames]),
+                    "times": np.array([f.time for f in frames]),
+                    "atomic_numbers": traj.atomic_numbers,
+                    "molecules": traj.molecules,
+                    "features": features,
+                    "labels": label,
+                    "topology": topology,
+                    "cn": cn,
+                    "cn_radius": np.array([r[2] for r in results]),
+                    "split": split,
+                }
+                file = f"{_safe_name(source.name)}.npz"
+                write_source(out / file, arrays)
+                for k, name in enumerate(SPLITS):
+                    counts[name][source.label] += int((split == k).sum()) * n_mol
+                    for t, tname in enumerate(TOPOLOGY_NAMES):
+                        topology_counts[name][tname] += int((topology[split == k] == t).sum())
+                entries.append(
+                    {
+                        "name": source.name,
+                        "file": file,
+                        "label": source.label,
+                        "temperature_K": source.temperature,
+                        "system": source.system,
+                        "periodic": periodic,
+                        "split": source.split,
+                        "frames": {name: int((split == k).sum()) for k, name in enumerate(SPLITS)},
+                        "n_frames": len(frames),
+                        "n_molecules": int(n_mol),
+                        "time_ps": [float(arrays["times"][0]), float(arrays["times"][-1])],
+                        "trajectory": str(source.trajectory),
+                        "trajectory_sha256": sha256(source.trajectory),
+                        "topology": str(source.topology) if source.topology else None,
+                        "topology_sha256": sha256(source.topology) if source.topology else None,
+                        "reader": {k: v for k, v in source.reader.items()} | {"atom_order": traj.atom_order, "molecules": traj.molecules_from},
+                        "surface_molecules": int(topology.sum()),
+                        "simulation": source.origin,
+                    }
+                )
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+    manifest = {
+        "molecule": spec.name,
+        "spec": {"name": spec.name, "path": str(spec.path), "sha256": sha256(spec.path) if spec.path else None},
+        "descriptors": descriptor_set_to_dict(descriptors),
+        "classes": list(classes),
+        "topology": {
+            "names": list(TOPOLOGY_NAMES),
+            "rule": "surface if CN < threshold; CN = molecule centres within radius + offset of the centre, self and periodic images counted",
+            "offset_A": topology_rule.offset,
+            "threshold": topology_rule.threshold,
+            "radius_A": topology_rule.radius if topology_rule.radius is not None else "molecule radius (largest atom-centre distance, max over the frame)",
+        },
+        "split": {"mode": split_mode, "val_fraction": val_fraction, "test_fraction": test_fraction, "seed": seed, "train_temperature_K": train_temperature},
+        "sources": entries,
+        "counts": {name: dict(counts[name]) for name in SPLITS},
+        "topology_counts": {name: dict(topology_counts[name]) for name in SPLITS},
+        "command": command,
+        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "wall_time_s": round(time.time() - started, 2),
+        "molenv_version": __import__("molenv").__version__,
+    }
+    write_manifest(out, manifest)
+    return Dataset(out)
