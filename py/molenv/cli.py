@@ -19,6 +19,10 @@ COMMANDS = {
     "reanalyse": "reanalyse",
     "classify": "classify",
     "plumed-input": "plumed_input",
+    "featurize": "featurize",
+    "train": "train",
+    "evaluate": "evaluate",
+    "export": "export",
 }
 
 

@@ -1,9 +1,11 @@
 """Train the graph classifier (``molenv train gnn``).
 
 Reads training and validation graphs (files written by `molenv.gnn.graph.save_graphs`),
-trains with Adam and early stopping on the validation loss, keeps the best checkpoint and
-exports it as TorchScript. Outputs in --out: checkpoints/best.ckpt, logs/metrics.csv,
-train_config.json and model.pt (TorchScript, see `molenv.gnn.export`).
+or builds them from the train and val frames of a dataset of `molenv featurize`
+(``molenv train gnn DATASET --out DIR``), trains with Adam and early stopping on the
+validation loss, keeps the best checkpoint and exports it as TorchScript. Outputs in
+--out: checkpoints/best.ckpt, logs/metrics.csv, train_config.json and model.pt
+(TorchScript, see `molenv.gnn.export`).
 """
 from __future__ import annotations
 
@@ -30,8 +32,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--train", nargs="+", required=True, metavar="GRAPHS", help="training graph files")
-    parser.add_argument("--val", nargs="+", required=True, metavar="GRAPHS", help="validation graph files")
+    parser.add_argument("dataset", nargs="?", help="dataset directory of `molenv featurize` (instead of --train/--val)")
+    parser.add_argument("--train", nargs="+", metavar="GRAPHS", help="training graph files")
+    parser.add_argument("--val", nargs="+", metavar="GRAPHS", help="validation graph files")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--no-export", action="store_true", help="skip the TorchScript export")
     add_training_arguments(parser)
@@ -72,14 +75,35 @@ def _read(paths: list[str]):
     return graphs, names
 
 
+def graphs_from_dataset(dataset, splits, cutoff: float | None = None) -> list:
+    """Graphs of the frames of `splits` of a `molenv.dataset.Dataset`, labelled with its
+    polymorph classes (indices into ``dataset.classes``) and topology (0 bulk, 1 surface)."""
+    from molenv.gnn.graph import DEFAULT_CUTOFF, frame_to_graph
+
+    cutoff = DEFAULT_CUTOFF if cutoff is None else cutoff
+    return [frame_to_graph(item.frame, item.polymorph, item.topology, cutoff=cutoff) for item in dataset.frames(splits)]
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from molenv.gnn.export import export_torchscript
     from molenv.gnn.lightning import load_classifier, train_gnn
 
-    train, names = _read(args.train)
-    val, val_names = _read(args.val)
+    if bool(args.dataset) == bool(args.train or args.val):
+        raise CommandError("give a dataset directory, or --train and --val graph files")
+    if args.dataset:
+        from molenv.dataset import open_dataset
+
+        dataset = open_dataset(args.dataset)
+        (train, names), (val, val_names) = ((graphs_from_dataset(dataset, split), dataset.classes) for split in ("train", "val"))
+        if not train or not val:
+            raise CommandError(f"{args.dataset}: needs train and val frames, has {len(train)} and {len(val)}")
+    elif not (args.train and args.val):
+        raise CommandError("give both --train and --val graph files")
+    else:
+        train, names = _read(args.train)
+        val, val_names = _read(args.val)
     if val_names != names:
         raise CommandError(f"validation classes {val_names} differ from training classes {names}")
     out = Path(args.out)

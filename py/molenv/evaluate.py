@@ -1,0 +1,318 @@
+"""Evaluate a classifier on a dataset split: metrics, confusion matrices, t-SNE maps.
+
+One code path for both classifiers. A classifier's per-molecule output is a set of
+`Head`s (the SF classifier: polymorph; the graph classifier: polymorph and topology) plus
+named embeddings (SF: the scaled descriptors and the last hidden layer; GNN: the pooled
+molecule embedding and the last hidden layer). `evaluate_outputs` turns them into
+
+- ``metrics.json``: per head micro/macro F1 (scikit-learn), per-class recall, precision,
+  F1 and support, the confusion matrix, per-source accuracy; the model and data evaluated;
+- ``confusion_<head>.png``: confusion matrix (rows: true class, columns: predicted class,
+  row-normalised colours, counts written in the cells);
+- ``tsne_<embedding>.png``: t-SNE map of a seeded random subsample, coloured by true
+  polymorph class, misclassified molecules marked.
+
+True and predicted classes are matched by name (ignoring case, so a dataset's ``melt``
+meets a model's ``Melt``); a model may know classes the data lack and vice versa (e.g. the
+7-class reference urea model on I / IV / melt data), the confusion matrix then has rows for
+the true classes present and columns for every predicted class.
+
+`evaluate_sf` and `evaluate_gnn` compute the heads of each classifier; `evaluate_path`
+accepts whatever `molenv evaluate` is given (a molenv model file, an SF checkpoint, a GNN
+checkpoint, or a training output directory).
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from molenv.dataset import TOPOLOGY_NAMES, Dataset, MoleculeTable
+
+__all__ = ["Head", "head_metrics", "plot_confusion", "plot_tsne", "evaluate_outputs", "evaluate_sf", "evaluate_gnn", "evaluate_path", "model_kind"]
+
+
+@dataclass
+class Head:
+    """Per-molecule predictions of one classification head and the true labels.
+
+    ``y_true`` indexes ``true_names`` (negative: no label, left out); ``probabilities``
+    has one column per name of ``pred_names``.
+    """
+
+    name: str
+    true_names: list[str]
+    pred_names: list[str]
+    y_true: np.ndarray
+    probabilities: np.ndarray
+
+    def matched(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """(class names, true index, predicted index) in one shared name list: the
+        predicted classes first, then true classes the model does not know."""
+        key = lambda name: name.lower()  # noqa: E731
+        names = list(self.pred_names)
+        known = {key(n): k for k, n in enumerate(names)}
+        true_map = []
+        for n in self.true_names:
+            if key(n) not in known:
+                known[key(n)] = len(names)
+                names.append(n)
+            true_map.append(known[key(n)])
+        labelled = self.y_true >= 0
+        y_true = np.asarray(true_map)[self.y_true[labelled]]
+        y_pred = np.argmax(self.probabilities[labelled], axis=1)
+        return names, y_true, y_pred
+
+
+def head_metrics(head: Head, groups: np.ndarray | None = None, group_names: Sequence[str] | None = None) -> dict:
+    """Metrics of one head (see the module docstring); ``groups`` (per molecule, indexing
+    ``group_names``) adds the accuracy of each group (source)."""
+    from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
+
+    names, y_true, y_pred = head.matched()
+    if len(y_true) == 0:
+        return {"n": 0}
+    present = np.unique(y_true)
+    columns = np.union1d(np.arange(len(head.pred_names)), present)
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=present, zero_division=0)
+    matrix = confusion_matrix(y_true, y_pred, labels=columns)
+    rows = np.searchsorted(columns, present)
+    out = {
+        "n": int(len(y_true)),
+        "micro_f1": float(f1_score(y_true, y_pred, average="micro")),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
+        "per_class": {
+            names[c]: {"recall": float(r), "precision": float(p), "f1": float(f), "support": int(s)}
+            for c, p, r, f, s in zip(present, precision, recall, f1, support)
+        },
+        "confusion_matrix": {"rows_true": [names[c] for c in present], "columns_predicted": [names[c] for c in columns], "counts": matrix[rows].tolist()},
+    }
+    if groups is not None:
+        labelled = head.y_true >= 0
+        g = np.asarray(groups)[labelled]
+        out["accuracy_by_source"] = {
+            group_names[k]: {"n": int((g == k).sum()), "accuracy": float((y_true[g == k] == y_pred[g == k]).mean())} for k in np.unique(g)
+        }
+    return out
+
+
+def plot_confusion(confusion: dict, path: str | Path, title: str) -> Path:
+    """PNG of a confusion matrix as `head_metrics` gives it (``confusion_matrix``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = np.asarray(confusion["counts"], dtype=float)
+    fraction = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    rows, cols = confusion["rows_true"], confusion["columns_predicted"]
+    fig, ax = plt.subplots(figsize=(1.2 + 0.8 * len(cols), 1.2 + 0.7 * len(rows)))
+    ax.imshow(fraction, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(rows)):
+        for j in range(len(cols)):
+            ax.text(j, i, f"{int(counts[i, j])}", ha="center", va="center", color="white" if fraction[i, j] > 0.5 else "black", fontsize=8)
+    ax.set_xticks(range(len(cols)), cols)
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def tsne(points: np.ndarray, seed: int = 0) -> np.ndarray:
+    """2-d t-SNE map (scikit-learn) of `points` (n, d); perplexity shrinks for small n.
+
+    Runs on one thread: on a shared CPU, OpenMP threads waiting for each other make
+    scikit-learn's t-SNE several times slower (1000 points: 8 s on one thread, 30 s on two
+    busy cores).
+    """
+    from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
+
+    n = len(points)
+    perplexity = float(min(30.0, max(2.0, (n - 1) / 3)))
+    with threadpool_limits(1):
+        return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed, n_jobs=1).fit_transform(np.asarray(points, dtype=np.float64))
+
+
+def plot_tsne(xy: np.ndarray, labels: np.ndarray, names: Sequence[str], wrong: np.ndarray, path: str | Path, title: str) -> Path:
+    """PNG of a 2-d map coloured by class, misclassified points marked with a black x."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    for k in np.unique(labels):
+        sel = labels == k
+        ax.scatter(xy[sel, 0], xy[sel, 1], s=6, alpha=0.7, label=f"{names[k]} ({sel.sum()})")
+    if wrong.any():
+        ax.scatter(xy[wrong, 0], xy[wrong, 1], s=14, marker="x", c="black", linewidths=0.7, label=f"misclassified ({wrong.sum()})")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(fontsize=7, markerscale=2)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def evaluate_outputs(
+    out_dir: str | os.PathLike,
+    heads: Sequence[Head],
+    embeddings: Mapping[str, np.ndarray] | None = None,
+    *,
+    groups: np.ndarray | None = None,
+    group_names: Sequence[str] | None = None,
+    info: Mapping | None = None,
+    tsne_samples: int = 1000,
+    seed: int = 0,
+    plots: bool = True,
+) -> dict:
+    """Write metrics.json, confusion and t-SNE PNGs for `heads`; return the metrics.
+
+    t-SNE maps are coloured by the true labels of the first head and mark its
+    misclassified molecules; ``tsne_samples`` molecules (seeded random subsample, the same
+    for every embedding) are mapped; 0 leaves t-SNE out.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    metrics = {"info": dict(info or {}), "heads": {}, "files": {}}
+    for head in heads:
+        metrics["heads"][head.name] = head_metrics(head, groups, group_names)
+        if plots and metrics["heads"][head.name]["n"]:
+            m = metrics["heads"][head.name]
+            file = f"confusion_{head.name}.png"
+            plot_confusion(m["confusion_matrix"], out / file, f"{head.name}: micro F1 {m['micro_f1']:.4f} (n = {m['n']})")
+            metrics["files"][f"confusion_{head.name}"] = file
+    first = heads[0]
+    labelled = np.flatnonzero(first.y_true >= 0)
+    if plots and embeddings and tsne_samples > 0 and len(labelled) >= 5:
+        rng = np.random.default_rng(seed)
+        pick = np.sort(rng.choice(labelled, size=min(tsne_samples, len(labelled)), replace=False))
+        wrong = np.argmax(first.probabilities[pick], axis=1) != _pred_index(first)[first.y_true[pick]]
+        for name, points in embeddings.items():
+            xy = tsne(np.asarray(points)[pick], seed)
+            file = f"tsne_{name}.png"
+            plot_tsne(xy, first.y_true[pick], first.true_names, wrong, out / file, f"t-SNE of {name.replace('_', ' ')} ({len(pick)} molecules)")
+            metrics["files"][f"tsne_{name}"] = file
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    return metrics
+
+
+def _pred_index(head: Head) -> np.ndarray:
+    """For each true class, its column among the predictions (-1 when the model lacks it)."""
+    lower = [n.lower() for n in head.pred_names]
+    return np.array([lower.index(n.lower()) if n.lower() in lower else -1 for n in head.true_names])
+
+
+# ----------------------------------------------------------------------------- classifiers
+
+
+def evaluate_sf(model, dataset: Dataset, out_dir, splits="test", *, include_clusters: bool = False, info: Mapping | None = None, **options) -> dict:
+    """Evaluate an SF classifier given as a molenv `Model` (a model file read back, or
+    `SFClassifier.to_model()`: the same numbers PLUMED computes) on the periodic bulk
+    molecules of `splits` (all molecules with ``include_clusters``)."""
+    from molenv.sf.train import training_molecules
+
+    names = [splits] if isinstance(splits, str) else list(splits)
+    tables = [training_molecules(dataset, s, include_clusters) for s in names]
+    table = MoleculeTable(**{k: (np.concatenate([getattr(t, k) for t in tables]) if k != "source_names" else tables[0].source_names) for k in vars(tables[0])})
+    if len(table) == 0:
+        raise ValueError(f"{dataset.path}: no molecules in split {', '.join(names)} to evaluate" + ("" if include_clusters else " (periodic bulk molecules only)"))
+    _check_descriptors(model, dataset)
+    layers = model.network.layer_outputs(table.features)
+    head = Head("polymorph", dataset.classes, list(model.classes), table.labels, layers[-1])
+    embeddings = {"descriptors": layers[0]}
+    if len(layers) > 2:
+        embeddings["last_hidden_layer"] = layers[-2]
+    details = {"kind": "sf", "model": model.name, "dataset": str(dataset.path), "splits": names, "clusters_included": include_clusters, **(info or {})}
+    return evaluate_outputs(out_dir, [head], embeddings, groups=table.source, group_names=table.source_names, info=details, **options)
+
+
+def _check_descriptors(model, dataset: Dataset) -> None:
+    from dataclasses import asdict
+
+    if asdict(model.descriptors) != asdict(dataset.descriptor_set):
+        raise ValueError(f"the model's descriptor definition differs from the one the dataset {dataset.path} was featurized with (molecule {dataset.molecule})")
+
+
+def evaluate_gnn(classifier, dataset: Dataset, out_dir, splits="test", *, batch_size: int = 4, info: Mapping | None = None, **options) -> dict:
+    """Evaluate a graph classifier (`molenv.gnn.lightning.GNNClassifier`) on every frame of
+    `splits` (clusters included: the GNN also classifies topology)."""
+    from molenv.gnn.cli import graphs_from_dataset
+    from molenv.gnn.lightning import predict_graphs
+
+    names = [splits] if isinstance(splits, str) else list(splits)
+    graphs = graphs_from_dataset(dataset, names, classifier.model.cutoff)
+    if not graphs:
+        raise ValueError(f"{dataset.path}: no frames in split {', '.join(names)} to evaluate")
+    pred = predict_graphs(classifier, graphs, batch_size=batch_size)
+    # source of each molecule: the dataset yields frames source by source
+    sources = [item.source for item in dataset.frames(names)]
+    groups = np.array([dataset.source_names.index(sources[f]) for f in pred.frame])
+    heads = [
+        Head("polymorph", dataset.classes, list(pred.form_names), pred.y_polymorph, pred.polymorph_probabilities),
+        Head("topology", list(TOPOLOGY_NAMES), list(pred.topology_names), pred.y_topology, pred.topology_probabilities),
+    ]
+    embeddings = {"pooled_embedding": pred.embedding, "last_hidden_layer": pred.hidden}
+    details = {"kind": "gnn", "dataset": str(dataset.path), "splits": names, **(info or {})}
+    return evaluate_outputs(out_dir, heads, embeddings, groups=groups, group_names=dataset.source_names, info=details, **options)
+
+
+def model_kind(path: str | os.PathLike) -> tuple[str, Path]:
+    """('model-file' | 'sf' | 'gnn', file) for a model file, a checkpoint or a training
+    output directory (its checkpoints/best.ckpt)."""
+    path = Path(path)
+    if path.is_dir():
+        best = path / "checkpoints" / "best.ckpt"
+        if not best.is_file():
+            raise FileNotFoundError(f"{path}: a directory, but not a training output (no checkpoints/best.ckpt)")
+        path = best
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: model not found")
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if b"molenv_model" in head:
+        return "model-file", path
+    import torch
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is a user error here
+        raise ValueError(f"{path}: neither a molenv model file nor a checkpoint ({type(err).__name__}: {err})") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise ValueError(f"{path}: neither a molenv model file nor a Lightning checkpoint")
+    if checkpoint.get("molenv_kind") == "sf":
+        return "sf", path
+    if "form_names" in checkpoint.get("hyper_parameters", {}):
+        return "gnn", path
+    raise ValueError(f"{path}: a checkpoint, but neither of an SF classifier nor of a graph classifier")
+
+
+def evaluate_path(model_path, dataset: Dataset, out_dir, splits="test", *, include_clusters: bool = False, batch_size: int = 4, **options) -> dict:
+    """`evaluate_sf` / `evaluate_gnn` for whatever `model_kind` recognises; ``options``
+    go to `evaluate_outputs` (tsne_samples, seed, plots)."""
+    kind, path = model_kind(model_path)
+    info = {"model_path": str(path)}
+    if kind == "gnn":
+        from molenv.gnn.lightning import load_classifier
+
+        return evaluate_gnn(load_classifier(path), dataset, out_dir, splits, batch_size=batch_size, info=info, **options)
+    if kind == "model-file":
+        from molenv.modelfile import read_model
+
+        model = read_model(path)
+    else:
+        from molenv.sf.train import load_sf
+
+        model = load_sf(path).to_model()
+    return evaluate_sf(model, dataset, out_dir, splits, include_clusters=include_clusters, info=info, **options)

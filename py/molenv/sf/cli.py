@@ -1,0 +1,80 @@
+"""Train the symmetry-function classifier (``molenv train sf DATASET --out DIR``).
+
+Trains an MLP (2 hidden layers of 25 sigmoid units by default, softmax outputs, input
+scaling from the training set) on the periodic bulk molecules of the dataset's train
+split, with early stopping on the validation loss. Outputs in --out:
+checkpoints/best.ckpt, logs/metrics.csv, train_config.json and model.molenv (the best
+checkpoint as a molenv model file for MOLENV_CLASSIFY, see `molenv export`).
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset", help="dataset directory of `molenv featurize`")
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--name", help="model name written into model.molenv")
+    parser.add_argument("--no-export", action="store_true", help="do not write model.molenv")
+    group = parser.add_argument_group("SF training")
+    group.add_argument("--hidden", default="25,25", help="hidden layer sizes, comma separated (default 25,25)")
+    group.add_argument("--activation", default="sigmoid", choices=["sigmoid", "tanh", "softplus", "identity"], help="hidden activation (default sigmoid)")
+    group.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate (default 1e-2)")
+    group.add_argument("--weight-decay", type=float, default=0.0, help="Adam weight decay (default 0)")
+    group.add_argument("--batch-size", type=int, default=256, help="molecules per step; 0 = full batch (default 256)")
+    group.add_argument("--max-epochs", type=int, default=500)
+    group.add_argument("--patience", type=int, default=30, help="epochs without a better validation loss before stopping (default 30)")
+    group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--include-clusters", action="store_true", help="also train on clusters and surface molecules (default: periodic bulk only)")
+    group.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    group.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def config_from_args(args: argparse.Namespace):
+    from molenv.cli import CommandError
+    from molenv.sf.train import SFTrainConfig
+
+    try:
+        hidden = [int(x) for x in args.hidden.replace(" ", "").split(",") if x]
+    except ValueError:
+        raise CommandError(f"--hidden: expected layer sizes separated by commas, e.g. 25,25, got {args.hidden!r}") from None
+    if not hidden or min(hidden) < 1:
+        raise CommandError(f"--hidden: need one or more positive layer sizes, got {args.hidden!r}")
+    return SFTrainConfig(
+        hidden=hidden,
+        activation=args.activation,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        batch_size=args.batch_size,
+        max_epochs=args.max_epochs,
+        patience=args.patience,
+        seed=args.seed,
+        include_clusters=args.include_clusters,
+        threads=args.threads,
+        progress_bar=not args.no_progress,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import shlex
+    import sys
+    from pathlib import Path
+
+    from molenv.dataset import open_dataset
+    from molenv.sf.train import load_sf, train_sf, training_molecules
+
+    config = config_from_args(args)
+    dataset = open_dataset(args.dataset)
+    out = Path(args.out)
+    checkpoint = train_sf(dataset, config, out)
+    print(f"best checkpoint: {checkpoint}")
+    model = load_sf(checkpoint).to_model()
+    val = training_molecules(dataset, "val", config.include_clusters)
+    accuracy = (model.predict_proba(val.features).argmax(1) == val.labels).mean()
+    print(f"validation micro F1: {accuracy:.4f} ({len(val)} molecules)")
+    if not args.no_export:
+        from molenv.sf.export import export_sf
+
+        export_sf(checkpoint, out / "model.molenv", name=args.name, command=" ".join(map(shlex.quote, ["molenv", *sys.argv[1:]])))
+        print(f"model file: {out / 'model.molenv'}")
+    return 0

@@ -1,0 +1,46 @@
+"""A trained SF checkpoint -> molenv model file (docs/model_format.md), with provenance.
+
+The model file carries, as ``meta`` records, where the model came from: the dataset (path
+and SHA-256 of its manifest), the training sources and sizes, the training configuration,
+the best validation loss and epoch, the checkpoint, the date and the command.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+__all__ = ["export_sf"]
+
+
+def export_sf(checkpoint: str | os.PathLike, out: str | os.PathLike, name: str | None = None, command: str | None = None):
+    """Write the model file of an SF checkpoint (`molenv.sf.train.train_sf`); returns the `Model`."""
+    import torch
+
+    from molenv.modelfile import write_model
+    from molenv.sf.train import load_sf
+
+    checkpoint = Path(checkpoint)
+    classifier = load_sf(checkpoint)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    provenance = dict(classifier.hparams.get("provenance") or {})
+    config = provenance.pop("config", {})
+    meta = {
+        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "trained_with": f"molenv {__import__('molenv').__version__} (molenv train sf, SFClassifier)",
+        "checkpoint": str(checkpoint.resolve()),
+        "epoch": str(state.get("epoch")),
+    }
+    callbacks = state.get("callbacks", {})
+    scores = [v.get("best_model_score") for k, v in callbacks.items() if k.startswith("ModelCheckpoint") and isinstance(v, dict)]
+    if scores and scores[0] is not None:
+        meta["best_val_loss"] = repr(float(scores[0]))
+    for key, value in provenance.items():
+        meta[key] = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+    meta["config"] = json.dumps(config, separators=(",", ":"))
+    if command:
+        meta["command"] = command
+    model = classifier.to_model(name=name, meta=meta)
+    write_model(model, out)
+    return model
