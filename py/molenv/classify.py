@@ -127,7 +127,8 @@ class GNNFrameClassifier:
             out = predict_graphs(net, [graph], batch_size=1, embeddings=False)
             return out.polymorph_probabilities.astype(np.float64), out.topology_probabilities.astype(np.float64)
         g = graph.to(self.device)
-        with torch.inference_mode():
+        # the profiling JIT re-optimises for every new graph size (slow first calls, no gain here)
+        with torch.inference_mode(), torch.jit.optimized_execution(False):
             poly, topo = net(g.z, g.pos, g.edge_index, g.edge_shift, g.molecule, int(g.num_molecules))
         return poly.cpu().numpy().astype(np.float64), topo.cpu().numpy().astype(np.float64)
 

@@ -46,6 +46,7 @@ def run(args):
             spec = resolve_spec(args, d.atoms_per_molecule, d.centre_atom, d.vectors)
         else:
             spec = resolve_spec(args)
+        classifier.check(spec)
         trajectory = open_trajectory(args, spec, args.trajectory, args.topology)
         workers = args.workers if args.backend != "serial" else 1
         result = classify_trajectory(
