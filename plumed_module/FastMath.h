@@ -92,7 +92,30 @@ inline void sinCos(double x, double& s, double& c) {
   c = bitsToDouble(b ^ (static_cast<std::uint64_t>((q + 1) & 2) << 62));
 }
 
+/// 1/(1+exp(-x)) for any finite x, without overflow and without branches (~1 ulp).
+inline double sigmoid(double x) {
+  const std::uint64_t bits = doubleToBits(x);
+  const std::uint64_t negative = static_cast<std::uint64_t>(0) - (bits >> 63);  // all ones if x < 0
+  const double e = expNegative(bitsToDouble(bits | (static_cast<std::uint64_t>(1) << 63)));  // exp(-|x|)
+  // x >= 0: 1/(1+e);  x < 0: e/(1+e)
+  const double num = bitsToDouble((doubleToBits(e) & negative) | (doubleToBits(1.0) & ~negative));
+  return num / (1.0 + e);
+}
+
 }  // namespace fastmath
+
+// One copy of the hot kernels per instruction set, chosen at load time (GCC function
+// multiversioning): AVX2+FMA where the CPU has it, baseline x86-64 else.  The clone is
+// chosen by ISA features (x86-64-v3: AVX2, FMA, BMI2, ...), not "arch=haswell", whose
+// resolver tests the CPU model and so picks the baseline on every AMD processor.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && __GNUC__ >= 12
+#define MOLENV_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#elif defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define MOLENV_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define MOLENV_CLONES
+#endif
+
 }  // namespace molenv
 }  // namespace PLMD
 

@@ -11,12 +11,25 @@
    t_g(r_IJ, cos theta_IJ,s) that are symmetric in I and J.  With J_I = dp(I)/dG(I)
    the network Jacobian and w_I the region weight,
        d n_k = sum_pairs sum_g (w_I J_I[k,g] + w_J J_J[k,g]) d t_g(I,J) + sum_I p_k(I) d w_I,
-   so each unordered pair is visited once per step for values (pass 1) and once for
-   derivatives (pass 2), where the pair terms are contracted on the fly with the two
-   weighted Jacobians into one scalar per class for r and one per class and vector for
-   cos theta.  Nothing of size N*neighbours*n_sf is stored.  f_k, nmol, s and z are
-   functions of (n_k, sum_I w_I), so their derivatives are linear combinations of the
-   per-class derivatives, formed per molecule when writing PLUMED's derivative arrays.
+   and f_k, nmol, s and z are functions of (n_k, W = sum_I w_I), so the derivative of
+   every component c is sum_k alpha_ck d n_k + beta_c d W with coefficients known once
+   the values are.  Each unordered pair is visited once per step for the values
+   (pass 1) and once for the derivatives (pass 2), where the pair terms are contracted
+   on the fly with the weighted Jacobians of both molecules; nothing of size
+   N*neighbours*n_sf is stored.
+
+   What a step needs is the forces, not the derivatives: with bias forces F_c on the
+   components, the force on the atoms is -sum_c F_c dc/dx = the derivative of
+   sum_k gamma_k n_k + delta W with gamma_k = sum_c F_c alpha_ck, delta = sum_c F_c beta_c.
+   So by default calculate() computes values only (and keeps the network activations),
+   and apply() turns the forces on the components into gamma, delta, runs ONE
+   vector-Jacobian product per molecule (seed w_I gamma) and ONE contracted pass 2, and
+   hands the atom forces and the virial to PLUMED: the cost does not grow with the
+   number of classes or of biased components.  PLUMED's per-component derivative
+   arrays are filled (per class: K Jacobian sweeps and a K-wide pass 2) only when
+   something reads them: FULL_DERIVATIVES, a DUMPDERIVATIVES/DUMPPROJECTIONS of a
+   component, an action that asks for gradients (e.g. METAD ADAPTIVE=GEOM), or
+   NUMERICAL_DERIVATIVES (then PLUMED fills them itself).
 
    Threads (OpenMP, NUM_THREADS): pairs are owned by contiguous molecule ranges, one
    per thread; each thread accumulates into its own buffers, which are summed in
@@ -35,6 +48,9 @@
 #include "colvar/Colvar.h"
 #include "config/version.h"
 #include "core/ActionRegister.h"
+#include "core/ActionSet.h"
+#include "core/ActionWithArguments.h"
+#include "core/PlumedMain.h"
 #include "tools/OFile.h"
 #include "tools/Pbc.h"
 #include "tools/Units.h"
@@ -106,21 +122,34 @@ private:
   Value* nmolVal_ = nullptr;
   Value* sVal_ = nullptr;
   Value* zVal_ = nullptr;
+  // ---- derivatives: what this step computes (see "Derivative scheme" above)
+  enum class Deriv { none, full, forces };
+  Deriv mode_ = Deriv::none;
+  bool fullDerivatives_ = false;  ///< FULL_DERIVATIVES flag
+  bool consumersChecked_ = false, dumpConsumer_ = false;
   // ---- per-step work arrays (Angstrom)
   CellGeometry cell_;
+  double toA_ = 1.0;
   std::vector<double> centres_, vraw_, unitv_, vlen_;
   std::vector<double> weight_, dweight_, rbox_;
   std::vector<char> active_, computed_;
-  std::vector<double> G_, prob_, wjac_;
+  std::vector<double> G_, prob_, wjac_, cjac_;
+  std::vector<unsigned> netList_;  ///< computed molecules, in blocks of Network::kBlock
+  std::vector<double> store_;      ///< network activations of each block (for the backward sweeps)
   std::vector<std::vector<double>> gbuf_, dbuf_, boxbuf_;
   NeighbourCells cells_;
   std::vector<std::vector<MoleculePair>> pairs_;
   std::vector<unsigned> ranges_;
+  // derivative coefficients of the components: d c = sum_k alpha_[c][k] d n_k + beta_[c] d W
+  std::vector<Value*> comps_;
+  std::vector<std::vector<double>> alpha_;
+  std::vector<double> beta_;
+  std::vector<double> forcesToApply_;
 
   // ---- optional per-stage wall-clock timings (TIMINGS flag)
   bool timings_ = false;
-  enum Stage { sGeometry, sNeighbours, sPass1, sNetwork, sValues, sPass2, sWrite, nStages };
-  double stageTime_[nStages] = {0, 0, 0, 0, 0, 0, 0};
+  enum Stage { sGeometry, sNeighbours, sPass1, sNetwork, sValues, sBackward, sPass2, sWrite, nStages };
+  double stageTime_[nStages] = {0, 0, 0, 0, 0, 0, 0, 0};
   unsigned long steps_ = 0, derivSteps_ = 0, pairCount_ = 0;
   std::chrono::steady_clock::time_point tick_;
   void lap(Stage s) {
@@ -130,6 +159,9 @@ private:
     tick_ = now;
   }
 
+  void checkConsumers();
+  void fullDerivativePass();
+  void forcePass(const std::vector<double>& gamma, double delta);
   void setupGeometry(double toA);
   void writeFiles();
 };
@@ -167,6 +199,10 @@ void MolenvClassify::registerKeywords(Keywords& keys) {
   keys.add("optional", "SF_FILE", "write the raw (unscaled) symmetry functions of every molecule to this file");
   keys.add("compulsory", "FILE_STRIDE", "1", "write PROB_FILE/SF_FILE every this many steps");
   keys.addFlag("TIMINGS", false, "write a breakdown of this action's wall-clock time per stage to the log at the end");
+  keys.addFlag("FULL_DERIVATIVES", false,
+               "fill PLUMED's derivative arrays of every component at every step (per class: slower); by default the bias "
+               "forces are contracted with the derivatives directly, and the arrays are filled only when DUMPDERIVATIVES, "
+               "DUMPPROJECTIONS or gradients (e.g. METAD ADAPTIVE=GEOM) need them");
   keys.addFlag("PROB_VECTORS", false,
                "also output the per-molecule class probabilities as vector components p_<CLASS> (one element per "
                "molecule; no derivatives, so they can be analysed but not biased)");
@@ -356,6 +392,7 @@ MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao)
   fileStride_ = stride;
   parseFlag("PROB_VECTORS", probVectors_);
   parseFlag("TIMINGS", timings_);
+  parseFlag("FULL_DERIVATIVES", fullDerivatives_);
   checkRead();
 
   // ---- components
@@ -428,16 +465,19 @@ MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao)
   }
   if (!probFileName_.empty()) log.printf("  per-molecule probabilities to %s every %u steps\n", probFileName_.c_str(), fileStride_);
   if (!sfFileName_.empty()) log.printf("  per-molecule symmetry functions to %s every %u steps\n", sfFileName_.c_str(), fileStride_);
+  log.printf("  derivatives: %s\n", fullDerivatives_ ? "derivative arrays of every component filled at every step (FULL_DERIVATIVES)"
+                                                      : "bias forces contracted with the derivatives in apply(); derivative arrays only "
+                                                        "when DUMPDERIVATIVES/DUMPPROJECTIONS or gradients need them");
   log << "  Please cite: " << cite("Kuroshima, Kilgour, Tuckerman, Rogal, J. Chem. Theory Comput. 20, 6197 (2024)") << "\n";
 }
 
 MolenvClassify::~MolenvClassify() {
   if (!timings_ || steps_ == 0) return;
-  static const char* names[nStages] = {"geometry and region", "neighbour cells", "pass 1 (descriptors)", "network and Jacobians",
-                                       "values and files", "pass 2 (pair derivatives)", "derivative arrays"};
+  static const char* names[nStages] = {"geometry and region", "neighbour cells", "pass 1 (descriptors)", "network",
+                                       "values and files", "network backward", "pass 2 (pair derivatives)", "forces / derivative arrays"};
   double total = 0;
   for (double t : stageTime_) total += t;
-  log.printf("  MOLENV_CLASSIFY %s timings: %lu steps (%lu with derivatives), %.1f pairs per step on average, %u thread(s)\n",
+  log.printf("  MOLENV_CLASSIFY %s timings: %lu steps (%lu with forces or derivatives), %.1f pairs per step on average, %u thread(s)\n",
              getLabel().c_str(), steps_, derivSteps_, double(pairCount_) / steps_, nthreads_);
   for (unsigned s = 0; s < nStages; ++s)
     log.printf("    %-28s %10.6f s  %6.1f us/molecule/step\n", names[s], stageTime_[s], 1e6 * stageTime_[s] / (double(steps_) * nmol_));
@@ -471,15 +511,32 @@ void MolenvClassify::setupGeometry(double toA) {
   }
 }
 
+void MolenvClassify::checkConsumers() {
+  // derivative arrays are read (not just used to apply forces) by these actions
+  const ActionWithValue* self = this;
+  for (const auto& a : plumed.getActionSet()) {
+    auto* aa = dynamic_cast<ActionWithArguments*>(a.get());
+    if (!aa || (a->getName() != "DUMPDERIVATIVES" && a->getName() != "DUMPPROJECTIONS")) continue;
+    for (Value* v : aa->getArguments())
+      if (v->getPntrToAction() == self) dumpConsumer_ = true;
+  }
+  if (dumpConsumer_) log.printf("  %s: a DUMPDERIVATIVES/DUMPPROJECTIONS reads the derivative arrays: filling them at every step\n", getLabel().c_str());
+}
+
 void MolenvClassify::calculate() {
   if (timings_) tick_ = std::chrono::steady_clock::now();
   const double toA = getUnits().getLength() * 10.0;  // Angstrom per PLUMED length unit
+  toA_ = toA;
   setupGeometry(toA);
-  const bool derivs = !doNotCalculateDerivatives();
+  if (!consumersChecked_) {
+    checkConsumers();
+    consumersChecked_ = true;
+  }
+  const bool derivs = !doNotCalculateDerivatives() && !checkNumericalDerivatives();
+  mode_ = !derivs ? Deriv::none : (fullDerivatives_ || dumpConsumer_ || isOptionOn("GRADIENTS")) ? Deriv::full : Deriv::forces;
   const bool fileStep = (!probFileName_.empty() || !sfFileName_.empty()) && getStep() % fileStride_ == 0;
   const bool needAll = fileStep || probVectors_;
   const unsigned T = nthreads_, N = nmol_, K = ncls_, S = nsf_, V = nvec_;
-  const unsigned dstride = K * (1 + V) * 3;  // per molecule: per class, centre + vectors
 
   // ---- per-molecule geometry, in Angstrom
   centres_.resize(3 * N);
@@ -576,26 +633,27 @@ void MolenvClassify::calculate() {
 
   lap(sPass1);
 
-  // ---- network: probabilities and weighted Jacobians w_I dp(I)/dG(I)
+  // ---- network, in blocks of computed molecules: probabilities (and activations kept
+  // for the backward sweeps)
+  constexpr unsigned NB = Network::kBlock;
+  netList_.clear();
+  for (unsigned m = 0; m < N; ++m)
+    if (computed_[m]) netList_.push_back(m);
+  const unsigned nblocks = (netList_.size() + NB - 1) / NB;
+  const std::size_t storeSize = net_->storeSize();
   prob_.assign(static_cast<std::size_t>(N) * K, 0.0);
-  const unsigned Kp = (K + 3) / 4 * 4;  // classes padded for SIMD
-  if (derivs) wjac_.assign(static_cast<std::size_t>(N) * Kp * S, 0.0);
+  store_.resize(nblocks * storeSize);
   #pragma omp parallel num_threads(T)
   {
-    Network::Workspace ws = net_->workspace();
-    std::vector<double> jac(static_cast<std::size_t>(K) * S);
+    std::vector<double> gin(static_cast<std::size_t>(NB) * S), pout(static_cast<std::size_t>(NB) * K);
     #pragma omp for schedule(static)
-    for (unsigned m = 0; m < N; ++m) {
-      if (!computed_[m]) continue;
-      const bool withJ = derivs && active_[m];
-      net_->evaluate(&G_[static_cast<std::size_t>(m) * S], &prob_[static_cast<std::size_t>(m) * K], withJ ? jac.data() : nullptr, ws);
-      if (withJ) {
-        // stored descriptor-major with the classes padded to Kp: the pair contraction in
-        // pass 2 then runs over classes with independent, vectorisable accumulators
-        double* out = &wjac_[static_cast<std::size_t>(m) * Kp * S];
-        for (unsigned q = 0; q < S; ++q)
-          for (unsigned k = 0; k < K; ++k) out[q * Kp + k] = weight_[m] * jac[static_cast<std::size_t>(k) * S + q];
-      }
+    for (unsigned blk = 0; blk < nblocks; ++blk) {
+      const unsigned first = blk * NB, nm = std::min<unsigned>(NB, netList_.size() - first);
+      for (unsigned mm = 0; mm < nm; ++mm)
+        std::copy_n(&G_[static_cast<std::size_t>(netList_[first + mm]) * S], S, &gin[static_cast<std::size_t>(mm) * S]);
+      net_->forward(nm, gin.data(), pout.data(), &store_[blk * storeSize]);
+      for (unsigned mm = 0; mm < nm; ++mm)
+        std::copy_n(&pout[static_cast<std::size_t>(mm) * K], K, &prob_[static_cast<std::size_t>(netList_[first + mm]) * K]);
     }
   }
 
@@ -616,24 +674,24 @@ void MolenvClassify::calculate() {
   }
   nmolVal_->set(W);
   // derivative coefficients of each component: d c = sum_k alpha[c][k] d n_k + beta[c] d W
-  std::vector<Value*> comps;
-  std::vector<std::vector<double>> alpha;
-  std::vector<double> beta;
+  comps_.clear();
+  alpha_.clear();
+  beta_.clear();
   for (unsigned k = 0; k < K; ++k) {
-    comps.push_back(nVal_[k]);
-    alpha.emplace_back(K, 0.0);
-    alpha.back()[k] = 1.0;
-    beta.push_back(0.0);
+    comps_.push_back(nVal_[k]);
+    alpha_.emplace_back(K, 0.0);
+    alpha_.back()[k] = 1.0;
+    beta_.push_back(0.0);
   }
   for (unsigned k = 0; k < K; ++k) {
-    comps.push_back(fVal_[k]);
-    alpha.emplace_back(K, 0.0);
-    alpha.back()[k] = invW;
-    beta.push_back(-n[k] * invW * invW);
+    comps_.push_back(fVal_[k]);
+    alpha_.emplace_back(K, 0.0);
+    alpha_.back()[k] = invW;
+    beta_.push_back(-n[k] * invW * invW);
   }
-  comps.push_back(nmolVal_);
-  alpha.emplace_back(K, 0.0);
-  beta.push_back(1.0);
+  comps_.push_back(nmolVal_);
+  alpha_.emplace_back(K, 0.0);
+  beta_.push_back(1.0);
   if (hasPath_) {
     const unsigned D = pathClasses_.size();
     std::vector<double> Q(D), dsdQ(D), dzdQ(D);
@@ -643,15 +701,15 @@ void MolenvClassify::calculate() {
     sVal_->set(s);
     zVal_->set(z);
     for (const auto* grad : {&dsdQ, &dzdQ}) {
-      comps.push_back(grad == &dsdQ ? sVal_ : zVal_);
-      alpha.emplace_back(K, 0.0);
+      comps_.push_back(grad == &dsdQ ? sVal_ : zVal_);
+      alpha_.emplace_back(K, 0.0);
       double b = 0.0;
       for (unsigned q = 0; q < D; ++q) {
         const unsigned k = pathClasses_[q];
-        alpha.back()[k] += (*grad)[q] * invW;
+        alpha_.back()[k] += (*grad)[q] * invW;
         b -= (*grad)[q] * n[k] * invW * invW;
       }
-      beta.push_back(b);
+      beta_.push_back(b);
     }
   }
   if (probVectors_) {
@@ -660,8 +718,47 @@ void MolenvClassify::calculate() {
   }
   if (fileStep) writeFiles();
   lap(sValues);
-  if (!derivs) return;
+  if (mode_ == Deriv::full) fullDerivativePass();
+}
+
+void MolenvClassify::fullDerivativePass() {
   ++derivSteps_;
+  const double toA = toA_;
+  const unsigned T = nthreads_, N = nmol_, K = ncls_, S = nsf_, V = nvec_;
+  const unsigned dstride = K * (1 + V) * 3;  // per molecule: per class, centre + vectors
+  const unsigned Kp = (K + 3) / 4 * 4;       // classes padded for SIMD
+  const std::vector<Value*>& comps = comps_;
+  const std::vector<std::vector<double>>& alpha = alpha_;
+  const std::vector<double>& beta = beta_;
+
+  // ---- weighted Jacobians w_I dp(I)/dG(I): one backward sweep per class, stored
+  // descriptor-major with the classes padded to Kp, so that the pair contraction in pass
+  // 2 runs over classes with independent, vectorisable accumulators
+  constexpr unsigned NB = Network::kBlock;
+  const unsigned nblocks = (netList_.size() + NB - 1) / NB;
+  const std::size_t storeSize = net_->storeSize();
+  wjac_.assign(static_cast<std::size_t>(N) * Kp * S, 0.0);
+  #pragma omp parallel num_threads(T)
+  {
+    std::vector<double> seed(static_cast<std::size_t>(NB) * K), grad(static_cast<std::size_t>(NB) * S);
+    #pragma omp for schedule(static)
+    for (unsigned blk = 0; blk < nblocks; ++blk) {
+      const unsigned first = blk * NB, nm = std::min<unsigned>(NB, netList_.size() - first);
+      for (unsigned k = 0; k < K; ++k) {
+        std::fill(seed.begin(), seed.end(), 0.0);
+        for (unsigned mm = 0; mm < nm; ++mm) seed[static_cast<std::size_t>(mm) * K + k] = active_[netList_[first + mm]] ? weight_[netList_[first + mm]] : 0.0;
+        net_->backward(nm, &store_[blk * storeSize], seed.data(), grad.data());
+        for (unsigned mm = 0; mm < nm; ++mm) {
+          const unsigned m = netList_[first + mm];
+          if (!active_[m]) continue;
+          double* out = &wjac_[static_cast<std::size_t>(m) * Kp * S];
+          for (unsigned q = 0; q < S; ++q) out[q * Kp + k] = grad[static_cast<std::size_t>(mm) * S + q];
+        }
+      }
+    }
+  }
+
+  lap(sBackward);
 
   // ---- pass 2: derivatives of n_k with respect to pair geometry, per class
   #pragma omp parallel num_threads(T)
@@ -848,6 +945,157 @@ void MolenvClassify::calculate() {
   lap(sWrite);
 }
 
+void MolenvClassify::forcePass(const std::vector<double>& gamma, double delta) {
+  const double toA = toA_;
+  const unsigned T = nthreads_, N = nmol_, K = ncls_, S = nsf_, V = nvec_;
+  const unsigned FS = 3 * (1 + V);  // per molecule: centre, then each vector
+
+  // ---- contracted Jacobian rows c_I = w_I sum_k gamma_k dp_k(I)/dG(I): one backward
+  // sweep per block of molecules
+  constexpr unsigned NB = Network::kBlock;
+  const unsigned nblocks = (netList_.size() + NB - 1) / NB;
+  const std::size_t storeSize = net_->storeSize();
+  cjac_.assign(static_cast<std::size_t>(N) * S, 0.0);
+  #pragma omp parallel num_threads(T)
+  {
+    std::vector<double> seed(static_cast<std::size_t>(NB) * K), grad(static_cast<std::size_t>(NB) * S);
+    #pragma omp for schedule(static)
+    for (unsigned blk = 0; blk < nblocks; ++blk) {
+      const unsigned first = blk * NB, nm = std::min<unsigned>(NB, netList_.size() - first);
+      bool any = false;
+      for (unsigned mm = 0; mm < nm; ++mm) {
+        const unsigned m = netList_[first + mm];
+        const double w = active_[m] ? weight_[m] : 0.0;
+        any |= w != 0.0;
+        for (unsigned k = 0; k < K; ++k) seed[static_cast<std::size_t>(mm) * K + k] = w * gamma[k];
+      }
+      if (!any) continue;
+      net_->backward(nm, &store_[blk * storeSize], seed.data(), grad.data());
+      for (unsigned mm = 0; mm < nm; ++mm)
+        std::copy_n(&grad[static_cast<std::size_t>(mm) * S], S, &cjac_[static_cast<std::size_t>(netList_[first + mm]) * S]);
+    }
+  }
+
+  lap(sBackward);
+
+  // ---- pass 2: d(sum_k gamma_k n_k)/d(pair geometry), accumulated per molecule
+  #pragma omp parallel num_threads(T)
+  {
+    #pragma omp for schedule(static, 1)
+    for (unsigned t = 0; t < T; ++t) {
+      std::vector<double>& fb = dbuf_[t];
+      fb.assign(static_cast<std::size_t>(N) * FS, 0.0);
+      std::vector<double>& vir = boxbuf_[t];
+      vir.assign(9, 0.0);
+      constexpr unsigned Bk = SymmetryFunctions::kBlock;
+      std::vector<double> rb(Bk), cb(static_cast<std::size_t>(V) * Bk + 1), Cb(static_cast<std::size_t>(S) * Bk), A(Bk),
+          Bc(static_cast<std::size_t>(V) * Bk + 1);
+      const std::vector<double> zero(S, 0.0);
+      const std::vector<MoleculePair>& list = pairs_[t];
+      for (std::size_t p0 = 0; p0 < list.size(); p0 += Bk) {
+        const unsigned nb = std::min<std::size_t>(Bk, list.size() - p0);
+        for (unsigned b = 0; b < nb; ++b) {
+          const MoleculePair& p = list[p0 + b];
+          rb[b] = p.r;
+          for (unsigned s = 0; s < V; ++s) {
+            const double* ui = &unitv_[3 * (p.i * V + s)];
+            const double* uj = &unitv_[3 * (p.j * V + s)];
+            cb[s * Bk + b] = ui[0] * uj[0] + ui[1] * uj[1] + ui[2] * uj[2];
+          }
+          const double* ci = active_[p.i] ? &cjac_[static_cast<std::size_t>(p.i) * S] : zero.data();
+          const double* cj = active_[p.j] ? &cjac_[static_cast<std::size_t>(p.j) * S] : zero.data();
+          for (unsigned q = 0; q < S; ++q) Cb[q * Bk + b] = ci[q] + cj[q];
+        }
+        sf_->contractedDerivatives(nb, rb.data(), cb.data(), Cb.data(), A.data(), Bc.data());
+        for (unsigned b = 0; b < nb; ++b) {
+          const MoleculePair& p = list[p0 + b];
+          if (!active_[p.i] && !active_[p.j]) continue;  // only needed for files/vectors
+          if (!(p.r > 0.0)) continue;                      // coincident centres: no direction
+          double* fi = &fb[static_cast<std::size_t>(p.i) * FS];
+          double* fj = &fb[static_cast<std::size_t>(p.j) * FS];
+          const double a = A[b] / p.r;
+          for (unsigned x = 0; x < 3; ++x) {
+            const double f = a * p.d[x];  // d/d d_x, d = r_J - r_I
+            fi[x] -= f;
+            fj[x] += f;
+            for (unsigned y = 0; y < 3; ++y) vir[3 * y + x] -= p.d[y] * f;  // -d (x) dF/dd
+          }
+          // d cos_s / d v_I = (u_J - c u_I)/|v_I|, and symmetrically for J
+          for (unsigned s = 0; s < V; ++s) {
+            const double c = cb[s * Bk + b], bs = Bc[s * Bk + b];
+            if (bs == 0.0) continue;
+            const double* ui = &unitv_[3 * (p.i * V + s)];
+            const double* uj = &unitv_[3 * (p.j * V + s)];
+            const double gi = bs / vlen_[p.i * V + s], gj = bs / vlen_[p.j * V + s];
+            for (unsigned x = 0; x < 3; ++x) {
+              fi[3 * (1 + s) + x] += gi * (uj[x] - c * ui[x]);
+              fj[3 * (1 + s) + x] += gj * (ui[x] - c * uj[x]);
+            }
+          }
+        }
+      }
+    }
+  }
+
+  lap(sPass2);
+
+  // ---- per molecule: sum the threads' buffers, add the vector and region terms, and
+  // hand PLUMED the derivative of sum_k gamma_k n_k + delta W (= sum_c F_c dc/dx)
+  const unsigned natoms = getNumberOfAtoms();
+  forcesToApply_.assign(3 * natoms + 9, 0.0);
+  std::vector<std::vector<double>> boxPart(T, std::vector<double>(9, 0.0));
+  #pragma omp parallel num_threads(T)
+  {
+    std::vector<double> local(3 * nlocal_), D(FS);
+    const int tid =
+#ifdef _OPENMP
+        omp_get_thread_num();
+#else
+        0;
+#endif
+    double* bp = boxPart[tid].data();
+    #pragma omp for schedule(static)
+    for (unsigned m = 0; m < N; ++m) {
+      std::copy_n(&dbuf_[0][static_cast<std::size_t>(m) * FS], FS, D.begin());
+      for (unsigned t = 1; t < T; ++t) {
+        const double* dt = &dbuf_[t][static_cast<std::size_t>(m) * FS];
+        for (unsigned q = 0; q < FS; ++q) D[q] += dt[q];
+      }
+      std::fill(local.begin(), local.end(), 0.0);
+      for (unsigned x = 0; x < 3; ++x) local[3 * centreSlot_ + x] += D[x];
+      for (unsigned s = 0; s < V; ++s) {
+        const double* vr = &vraw_[3 * (m * V + s)];
+        for (unsigned x = 0; x < 3; ++x) {
+          const double g = D[3 * (1 + s) + x];
+          local[3 * vecBSlot_[s] + x] += g;
+          local[3 * vecASlot_[s] + x] -= g;
+          for (unsigned y = 0; y < 3; ++y) bp[3 * y + x] -= vr[y] * g;  // -v (x) dF/dv
+        }
+      }
+      const double* dw = &dweight_[3 * m];
+      if (region_.enabled && (dw[0] != 0.0 || dw[1] != 0.0 || dw[2] != 0.0)) {
+        // n_k depends on w_I through w_I p_k(I), W through w_I
+        double coef = delta;
+        for (unsigned k = 0; k < K; ++k) coef += gamma[k] * prob_[static_cast<std::size_t>(m) * K + k];
+        const double* ri = &rbox_[3 * m];
+        for (unsigned x = 0; x < 3; ++x) {
+          const double g = coef * dw[x];
+          local[3 * centreSlot_ + x] += g;
+          for (unsigned y = 0; y < 3; ++y) bp[3 * y + x] -= ri[y] * g;  // see SlabRegion.h
+        }
+      }
+      double* out = &forcesToApply_[3 * m * nlocal_];
+      for (unsigned q = 0; q < 3 * nlocal_; ++q) out[q] = local[q] * toA;
+    }
+  }
+  // box (dimensionless: no unit conversion), summed in thread order
+  for (unsigned t = 0; t < T; ++t)
+    for (unsigned q = 0; q < 9; ++q) forcesToApply_[3 * natoms + q] += boxbuf_[t][q] + boxPart[t][q];
+  unsigned ind = 0;
+  setForcesOnAtoms(forcesToApply_, ind);
+  lap(sWrite);
+}
+
 void MolenvClassify::writeFiles() {
   const double time = getTime();
   if (!probFileName_.empty()) {
@@ -880,7 +1128,26 @@ void MolenvClassify::apply() {
     if (pVec_[k]->forcesWereAdded())
       error("a bias acts on the per-molecule vector p_" + model_.classes[k] +
             ", which has no derivatives: bias the n_<CLASS>, f_<CLASS>, s or z components instead");
-  Colvar::apply();
+  if (mode_ != Deriv::forces) {
+    Colvar::apply();  // derivative arrays (full mode, numerical derivatives) or no derivatives at all
+    return;
+  }
+  // bias forces on the components -> one combination of the populations and of W
+  std::vector<double> gamma(ncls_, 0.0);
+  double delta = 0.0;
+  bool any = false;
+  for (std::size_t c = 0; c < comps_.size(); ++c) {
+    if (!comps_[c]->forcesWereAdded()) continue;
+    const double f = comps_[c]->getForce();
+    if (f == 0.0) continue;
+    any = true;
+    for (unsigned k = 0; k < ncls_; ++k) gamma[k] += f * alpha_[c][k];
+    delta += f * beta_[c];
+  }
+  if (!any) return;
+  if (timings_) tick_ = std::chrono::steady_clock::now();
+  ++derivSteps_;
+  forcePass(gamma, delta);
 }
 
 }  // namespace molenv

@@ -1,8 +1,9 @@
-/* molenv: network forward pass and reverse-mode Jacobian (see Network.h).
-   The activations are written exactly as in py/molenv/modelfile.py (e.g. the
-   logistic function as 0.5*(1+tanh(x/2)), overflow free) so that C++ and numpy
-   agree to rounding. */
+/* molenv: network forward pass and vector-Jacobian product for blocks of molecules (see
+   Network.h).  The sums run in the same order as py/molenv/modelfile.py (bias, then
+   inputs in order); the logistic function is 1/(1+exp(-x)) evaluated without overflow,
+   equal to numpy's 0.5*(1+tanh(x/2)) to rounding. */
 #include "Network.h"
+#include "FastMath.h"
 
 #include <algorithm>
 #include <cmath>
@@ -12,21 +13,72 @@ namespace molenv {
 
 namespace {
 
-inline double activate(Activation a, double x) {
-  switch (a) {
-    case Activation::sigmoid: return 0.5 * (1.0 + std::tanh(0.5 * x));
-    case Activation::tanh: return std::tanh(x);
-    case Activation::softplus: return std::max(x, 0.0) + std::log1p(std::exp(-std::fabs(x)));
-    default: return x;  // identity (softmax is handled on the whole layer)
+constexpr unsigned B = Network::kBlock;
+
+/// Per-thread scratch space, grown on demand.
+struct Scratch {
+  std::vector<double> a, b;
+  void reserve(std::size_t n) {
+    if (a.size() < n) { a.resize(n); b.resize(n); }
+  }
+};
+thread_local Scratch scratch;
+
+/// out[j*B+m] = bias[j] + sum_i w[j*nin+i] in[i*B+m]: the loop over the molecules of
+/// the block is the vectorised one, with one accumulator per molecule.
+MOLENV_CLONES void denseForward(unsigned nin, unsigned nout, const double* __restrict w, const double* __restrict bias,
+                                const double* __restrict in, double* __restrict out) {
+  for (unsigned j = 0; j < nout; ++j) {
+    double acc[B];
+    for (unsigned m = 0; m < B; ++m) acc[m] = bias[j];
+    const double* __restrict wj = w + static_cast<std::size_t>(j) * nin;
+    for (unsigned i = 0; i < nin; ++i) {
+      const double wi = wj[i];
+      for (unsigned m = 0; m < B; ++m) acc[m] += wi * in[i * B + m];
+    }
+    for (unsigned m = 0; m < B; ++m) out[j * B + m] = acc[m];
   }
 }
 
-/// d act / d x, written in terms of the pre-activation x and the activation y.
-inline double activationDerivative(Activation a, double x, double y) {
+/// back[i*B+m] = sum_j w[j*nin+i] delta[j*B+m]
+MOLENV_CLONES void denseBackward(unsigned nin, unsigned nout, const double* __restrict w, const double* __restrict delta,
+                                 double* __restrict back) {
+  std::fill(back, back + static_cast<std::size_t>(nin) * B, 0.0);
+  for (unsigned j = 0; j < nout; ++j) {
+    const double* __restrict wj = w + static_cast<std::size_t>(j) * nin;
+    const double* __restrict dj = delta + j * B;
+    for (unsigned i = 0; i < nin; ++i) {
+      const double wi = wj[i];
+      for (unsigned m = 0; m < B; ++m) back[i * B + m] += wi * dj[m];
+    }
+  }
+}
+
+MOLENV_CLONES void sigmoidBlock(std::size_t n, double* __restrict x) {
+  for (std::size_t i = 0; i < n; ++i) x[i] = fastmath::sigmoid(x[i]);
+}
+
+/// Element-wise activation of n values in place (softmax is done by the caller).
+void activate(Activation a, std::size_t n, double* x) {
+  switch (a) {
+    case Activation::sigmoid: sigmoidBlock(n, x); break;
+    case Activation::tanh:
+      for (std::size_t i = 0; i < n; ++i) x[i] = std::tanh(x[i]);
+      break;
+    case Activation::softplus:
+      for (std::size_t i = 0; i < n; ++i) x[i] = std::max(x[i], 0.0) + std::log1p(std::exp(-std::fabs(x[i])));
+      break;
+    default: break;  // identity
+  }
+}
+
+/// d act/d x in terms of the activation y alone: sigmoid y(1-y), tanh 1-y^2,
+/// softplus 1-exp(-y) (= the logistic function of x), identity 1.
+inline double derivativeFromOutput(Activation a, double y) {
   switch (a) {
     case Activation::sigmoid: return y * (1.0 - y);
     case Activation::tanh: return 1.0 - y * y;
-    case Activation::softplus: return 0.5 * (1.0 + std::tanh(0.5 * x));
+    case Activation::softplus: return -std::expm1(-y);
     default: return 1.0;
   }
 }
@@ -34,86 +86,87 @@ inline double activationDerivative(Activation a, double x, double y) {
 }  // namespace
 
 Network::Network(const Model& model, const std::vector<unsigned>& order)
-    : model_(model), order_(order), nin_(model.nFeatures()), nout_(model.nClasses()) {}
-
-Network::Workspace Network::workspace() const {
-  Workspace ws;
-  ws.a.resize(model_.layers.size() + 1);
-  ws.a[0].resize(nin_);
-  std::size_t widest = nin_;
-  for (std::size_t l = 0; l < model_.layers.size(); ++l) {
-    // pre-activations are kept in the second half so the backward sweep can use them
-    ws.a[l + 1].resize(2 * model_.layers[l].nout);
-    widest = std::max<std::size_t>(widest, model_.layers[l].nout);
+    : model_(model), order_(order), nin_(model.nFeatures()), nout_(model.nClasses()), widest_(model.nFeatures()) {
+  std::size_t off = 0;
+  for (const auto& layer : model_.layers) {
+    offset_.push_back(off);
+    off += static_cast<std::size_t>(layer.nout) * B;
+    widest_ = std::max(widest_, layer.nout);
   }
-  ws.delta.resize(widest);
-  ws.back.resize(widest);
-  return ws;
+  storeSize_ = off;
 }
 
-void Network::evaluate(const double* G, double* p, double* J, Workspace& ws) const {
+void Network::forward(unsigned nm, const double* G, double* p, double* store) const {
   const auto& layers = model_.layers;
   const std::size_t L = layers.size();
-  double* x0 = ws.a[0].data();
+  scratch.reserve(static_cast<std::size_t>(widest_) * B);
+  double* x0 = scratch.a.data();
   for (unsigned i = 0; i < nin_; ++i) {
     const unsigned f = order_[i];
-    x0[f] = (G[i] - model_.mean[f]) * model_.stretch[f];
+    for (unsigned m = 0; m < B; ++m) x0[f * B + m] = m < nm ? (G[static_cast<std::size_t>(m) * nin_ + i] - model_.mean[f]) * model_.stretch[f] : 0.0;
   }
+  const double* in = x0;
   for (std::size_t l = 0; l < L; ++l) {
     const DenseLayer& D = layers[l];
-    const double* in = ws.a[l].data();
-    double* out = ws.a[l + 1].data();
-    double* pre = out + D.nout;
-    for (unsigned j = 0; j < D.nout; ++j) {
-      const double* w = D.w.data() + static_cast<std::size_t>(j) * D.nin;
-      double s = D.b[j];
-      for (unsigned i = 0; i < D.nin; ++i) s += w[i] * in[i];
-      pre[j] = s;
-    }
+    double* out = store + offset_[l];
+    denseForward(D.nin, D.nout, D.w.data(), D.b.data(), in, out);
     const Activation act = (l + 1 == L) ? model_.output : model_.hidden;
     if (act == Activation::softmax) {
-      double zmax = *std::max_element(pre, pre + D.nout), sum = 0.0;
-      for (unsigned j = 0; j < D.nout; ++j) sum += (out[j] = std::exp(pre[j] - zmax));
-      for (unsigned j = 0; j < D.nout; ++j) out[j] /= sum;
+      for (unsigned m = 0; m < B; ++m) {
+        double zmax = out[m], sum = 0.0;
+        for (unsigned j = 1; j < D.nout; ++j) zmax = std::max(zmax, out[j * B + m]);
+        for (unsigned j = 0; j < D.nout; ++j) sum += (out[j * B + m] = std::exp(out[j * B + m] - zmax));
+        for (unsigned j = 0; j < D.nout; ++j) out[j * B + m] /= sum;
+      }
     } else {
-      for (unsigned j = 0; j < D.nout; ++j) out[j] = activate(act, pre[j]);
+      activate(act, static_cast<std::size_t>(D.nout) * B, out);
+    }
+    in = out;
+  }
+  for (unsigned m = 0; m < nm; ++m)
+    for (unsigned k = 0; k < nout_; ++k) p[static_cast<std::size_t>(m) * nout_ + k] = in[k * B + m];
+}
+
+void Network::backward(unsigned nm, const double* store, const double* seed, double* grad) const {
+  const auto& layers = model_.layers;
+  const std::size_t L = layers.size();
+  scratch.reserve(static_cast<std::size_t>(widest_) * B);
+  double* delta = scratch.a.data();
+  double* back = scratch.b.data();
+  // delta = d(sum_k seed_k p_k)/d(pre-activation of the output layer)
+  const double* y = store + offset_[L - 1];
+  for (unsigned m = 0; m < B; ++m) {
+    if (m >= nm) {
+      for (unsigned k = 0; k < nout_; ++k) delta[k * B + m] = 0.0;
+      continue;
+    }
+    const double* sm = seed + static_cast<std::size_t>(m) * nout_;
+    if (model_.output == Activation::softmax) {
+      double s = 0.0;  // dp_k/dz_j = p_k (delta_kj - p_j)
+      for (unsigned k = 0; k < nout_; ++k) s += sm[k] * y[k * B + m];
+      for (unsigned j = 0; j < nout_; ++j) delta[j * B + m] = y[j * B + m] * (sm[j] - s);
+    } else {
+      for (unsigned k = 0; k < nout_; ++k) delta[k * B + m] = sm[k] * derivativeFromOutput(model_.output, y[k * B + m]);
     }
   }
-  const double* y = ws.a[L].data();
-  std::copy(y, y + nout_, p);
-  if (!J) return;
-
-  // Reverse sweep for each class k: delta = dp_k/d(pre-activation of the current layer).
-  double* delta = ws.delta.data();
-  double* back = ws.back.data();
-  for (unsigned k = 0; k < nout_; ++k) {
-    if (model_.output == Activation::softmax) {
-      for (unsigned j = 0; j < nout_; ++j) delta[j] = y[k] * ((j == k ? 1.0 : 0.0) - y[j]);
+  for (std::size_t l = L; l-- > 0;) {
+    const DenseLayer& D = layers[l];
+    denseBackward(D.nin, D.nout, D.w.data(), delta, back);
+    if (l == 0) break;
+    // back = d/d(output of layer l-1); chain through its activation
+    const double* out = store + offset_[l - 1];
+    const std::size_t n = static_cast<std::size_t>(D.nin) * B;
+    if (model_.hidden == Activation::sigmoid) {
+      for (std::size_t i = 0; i < n; ++i) delta[i] = back[i] * (out[i] * (1.0 - out[i]));
     } else {
-      std::fill(delta, delta + nout_, 0.0);
-      delta[k] = y[k] * (1.0 - y[k]);
+      for (std::size_t i = 0; i < n; ++i) delta[i] = back[i] * derivativeFromOutput(model_.hidden, out[i]);
     }
-    for (std::size_t l = L; l-- > 0;) {
-      const DenseLayer& D = layers[l];
-      std::fill(back, back + D.nin, 0.0);
-      for (unsigned j = 0; j < D.nout; ++j) {
-        const double dj = delta[j];
-        if (dj == 0.0) continue;
-        const double* w = D.w.data() + static_cast<std::size_t>(j) * D.nin;
-        for (unsigned i = 0; i < D.nin; ++i) back[i] += dj * w[i];
-      }
-      if (l == 0) break;
-      // back = dp_k / d(output of layer l-1); chain through its activation
-      const double* out = ws.a[l].data();
-      const double* pre = out + D.nin;
-      for (unsigned i = 0; i < D.nin; ++i) delta[i] = back[i] * activationDerivative(model_.hidden, pre[i], out[i]);
-    }
-    double* row = J + static_cast<std::size_t>(k) * nin_;
+  }
+  for (unsigned m = 0; m < nm; ++m)
     for (unsigned i = 0; i < nin_; ++i) {
       const unsigned f = order_[i];
-      row[i] = back[f] * model_.stretch[f];
+      grad[static_cast<std::size_t>(m) * nin_ + i] = back[f * B + m] * model_.stretch[f];
     }
-  }
 }
 
 }  // namespace molenv

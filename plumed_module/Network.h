@@ -1,14 +1,23 @@
-/* molenv: the per-molecule classifier network (input scaling + dense layers) with
-   its Jacobian with respect to the unscaled descriptors.
+/* molenv: the per-molecule classifier network (input scaling + dense layers), evaluated
+   for blocks of molecules, and its vector-Jacobian product with respect to the unscaled
+   descriptors.
 
-   The Jacobian is taken in reverse mode (one backward sweep per class), which costs
-   n_classes * sum(n_in * n_out) multiply-adds: cheaper than forward mode whenever
-   there are fewer classes than descriptors, as in every model of the paper. */
+   Molecules are processed kBlock at a time with the activations stored feature-major
+   ([unit][molecule of the block]), so that every loop over molecules is a
+   vectorisable loop without reductions, and the exp of the sigmoid/tanh units is the
+   branch-free one of FastMath.h.
+
+   Derivatives are taken in reverse mode: backward() returns, for each molecule m of a
+   block, sum_k seed[m][k] dp_k(m)/dG(m) from the activations forward() stored.  The
+   action seeds it with the bias forces on its components (one sweep per step,
+   whatever the number of classes), or with unit vectors when the full Jacobian is
+   needed (one sweep per class). */
 #ifndef __MOLENV_Network_h
 #define __MOLENV_Network_h
 
 #include "ModelFile.h"
 
+#include <cstddef>
 #include <vector>
 
 namespace PLMD {
@@ -16,11 +25,8 @@ namespace molenv {
 
 class Network {
 public:
-  /// Per-thread scratch space (activations of every layer).
-  struct Workspace {
-    std::vector<std::vector<double>> a;  ///< a[0] = scaled input, a[l] = output of layer l
-    std::vector<double> delta, back;
-  };
+  /// molecules per block
+  static constexpr unsigned kBlock = 8;
 
   /// `order[i]` is the model-file index of the i-th descriptor as the caller stores
   /// them (the symmetry-function kernel groups descriptors by kind).
@@ -28,16 +34,25 @@ public:
 
   unsigned nInputs() const { return nin_; }
   unsigned nOutputs() const { return nout_; }
-  Workspace workspace() const;
+  /// doubles of activations stored per block by forward() for backward()
+  std::size_t storeSize() const { return storeSize_; }
 
-  /// Class probabilities p (nOutputs) of descriptors G (nInputs, caller order); if J is
-  /// not null also J[k*nInputs+i] = dp_k/dG_i (caller order).
-  void evaluate(const double* G, double* p, double* J, Workspace& ws) const;
+  /// Probabilities p[m*nOutputs+k] of the nm <= kBlock molecules whose descriptors
+  /// (caller order) are G[m*nInputs+i]; keeps in `store` (storeSize() doubles) what
+  /// backward() needs.
+  void forward(unsigned nm, const double* G, double* p, double* store) const;
+
+  /// grad[m*nInputs+i] = sum_k seed[m*nOutputs+k] dp_k(m)/dG_i(m) (caller order) for
+  /// the block whose activations forward() left in `store`.
+  void backward(unsigned nm, const double* store, const double* seed, double* grad) const;
 
 private:
   const Model& model_;
   std::vector<unsigned> order_;
-  unsigned nin_, nout_;
+  unsigned nin_, nout_, widest_;
+  std::size_t storeSize_;
+  std::vector<std::size_t> offset_;  ///< offset_[l]: start of the outputs of layer l in a block's store
+  std::vector<double> inputScale_, inputShift_;  ///< per caller-order input: x = G*scale - shift
 };
 
 }  // namespace molenv

@@ -181,14 +181,6 @@ inline __attribute__((always_inline)) void derivativesImpl(const Params& P, unsi
   }
 }
 
-// One copy of the fast kernels per instruction set, chosen at load time (GCC
-// function multiversioning): AVX2+FMA where the CPU has it, baseline x86-64 else.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
-#define MOLENV_CLONES __attribute__((target_clones("arch=haswell", "default")))
-#else
-#define MOLENV_CLONES
-#endif
-
 MOLENV_CLONES void valuesFast(const Params& P, unsigned n, const double* r, const double* fc, const double* cosv, double* t) {
   valuesImpl<true>(P, n, r, fc, cosv, t);
 }
@@ -202,6 +194,68 @@ MOLENV_CLONES void derivativesFast(const Params& P, unsigned n, const double* r,
 void derivativesLibm(const Params& P, unsigned n, const double* r, const double* fc, const double* dfc, const double* cosv, double* dr,
                      double* dc) {
   derivativesImpl<false>(P, n, r, fc, dfc, cosv, dr, dc);
+}
+
+template <bool Fast>
+inline __attribute__((always_inline)) void contractedImpl(const Params& P, unsigned n, const double* __restrict r,
+                                                          const double* __restrict fc, const double* __restrict dfc,
+                                                          const double* __restrict cosv, const double* __restrict C,
+                                                          double* __restrict A, double* __restrict Bc) {
+  for (unsigned b = 0; b < n; ++b) A[b] = 0.0;
+  for (unsigned s = 0; s < P.nvec; ++s)
+    for (unsigned b = 0; b < n; ++b) Bc[s * B + b] = 0.0;
+  for (unsigned i = 0; i < P.nS1; ++i) {
+    const double rs = P.s1Rs[i], eta = P.s1Eta[i];
+    const double* __restrict w = C + i * B;
+    for (unsigned b = 0; b < n; ++b) {
+      const double x = r[b] - rs;
+      const double e = expNeg<Fast>(-eta * x * x);
+      A[b] += w[b] * (e * (dfc[b] - 2.0 * eta * x * fc[b]));
+    }
+  }
+  for (unsigned i = 0; i < P.nS2; ++i) {
+    const double k = P.s2Kappa[i];
+    const double* __restrict w = C + (P.nS1 + i) * B;
+    for (unsigned b = 0; b < n; ++b) {
+      double sn, cs;
+      sinCos<Fast>(k * r[b], sn, cs);
+      A[b] += w[b] * (cs * dfc[b] - k * sn * fc[b]);
+    }
+  }
+  for (unsigned s = 0; s < P.nvec; ++s) {
+    const double* __restrict c = cosv + s * B;
+    double* __restrict bs = Bc + s * B;
+    const unsigned beg = P.angOff[s], mid = beg + P.nS3[s], end = P.angOff[s + 1];
+    for (unsigned i = beg; i < mid; ++i) {
+      const double c0 = P.s3Cos[i - P.base], eta = P.s3Eta[i - P.base];
+      const double* __restrict w = C + i * B;
+      for (unsigned b = 0; b < n; ++b) {
+        const double x = c[b] - c0;
+        const double g = expNeg<Fast>(-eta * x * x);
+        bs[b] += w[b] * (-2.0 * eta * x * g * fc[b]);
+        A[b] += w[b] * (g * dfc[b]);  // zero unless the pair is in the switching shell
+      }
+    }
+    for (unsigned i = mid; i < end; ++i) {
+      const double k = P.s4Kappa[i - P.base];
+      const double* __restrict w = C + i * B;
+      for (unsigned b = 0; b < n; ++b) {
+        double sn, cs;
+        sinCos<Fast>(k * c[b], sn, cs);
+        bs[b] += w[b] * (-k * sn * fc[b]);
+        A[b] += w[b] * (cs * dfc[b]);
+      }
+    }
+  }
+}
+
+MOLENV_CLONES void contractedFast(const Params& P, unsigned n, const double* r, const double* fc, const double* dfc, const double* cosv,
+                                  const double* C, double* A, double* Bc) {
+  contractedImpl<true>(P, n, r, fc, dfc, cosv, C, A, Bc);
+}
+void contractedLibm(const Params& P, unsigned n, const double* r, const double* fc, const double* dfc, const double* cosv, const double* C,
+                    double* A, double* Bc) {
+  contractedImpl<false>(P, n, r, fc, dfc, cosv, C, A, Bc);
 }
 
 }  // namespace
@@ -224,6 +278,15 @@ void SymmetryFunctions::derivatives(unsigned n, const double* r, const double* c
   MOLENV_PARAMS;
   if (libm_) derivativesLibm(P, n, r, fc, dfc, cosTheta, dr, dc);
   else derivativesFast(P, n, r, fc, dfc, cosTheta, dr, dc);
+}
+
+void SymmetryFunctions::contractedDerivatives(unsigned n, const double* r, const double* cosTheta, const double* C, double* A,
+                                              double* Bc) const {
+  double fc[B], dfc[B];
+  cutoffBlock(n, r, fc, dfc);
+  MOLENV_PARAMS;
+  if (libm_) contractedLibm(P, n, r, fc, dfc, cosTheta, C, A, Bc);
+  else contractedFast(P, n, r, fc, dfc, cosTheta, C, A, Bc);
 }
 
 }  // namespace molenv

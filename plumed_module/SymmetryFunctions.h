@@ -52,6 +52,12 @@ public:
   /// dr[i*kBlock+b] = dt_i/dr, dc[i*kBlock+b] = dt_i/dcos theta_(vector of i) (0 for radial).
   void derivatives(unsigned n, const double* r, const double* cosTheta, double* dr, double* dc) const;
 
+  /// Derivatives contracted on the fly with one weight per descriptor and pair
+  /// (C[i*kBlock+b]: the sum of the two molecules' weighted Jacobian rows):
+  /// A[b] = sum_i C[i*kBlock+b] dt_i/dr and
+  /// Bc[s*kBlock+b] = sum_(i of vector s) C[i*kBlock+b] dt_i/dcos theta_s.
+  void contractedDerivatives(unsigned n, const double* r, const double* cosTheta, const double* C, double* A, double* Bc) const;
+
 private:
   unsigned nvec_;
   double rmin_, rmax_, piOverWidth_;
