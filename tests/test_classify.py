@@ -147,3 +147,20 @@ def test_errors(tmp_path, urea_model, reference_dir, capsys):
     assert "the model is for 8-atom molecules, spec nicotinamide has 15 atoms" in capsys.readouterr().err
     assert run_cli(["classify", "--model", urea_model, "-t", dump, "--type-elements", UREA_TYPES, "--region", "q:1:2", "--out", tmp_path / "x"]) == 2
     assert "region axis must be x, y or z" in capsys.readouterr().err
+
+
+def test_dask_backends_when_installed(urea_model):
+    """dask is optional: where it is installed, local dask processes and a dask.distributed
+    cluster (the scheduler-address path) give the serial result."""
+    pytest.importorskip("dask.distributed")
+    from dask.distributed import LocalCluster
+
+    xtc, pdb = md_files("urea-IV-100K")
+    traj = Trajectory(xtc, "urea", topology=pdb, stop=3)
+    classifier = SFClassifier(urea_model)
+    serial = classify_trajectory(traj, classifier, progress=False)
+    local = classify_trajectory(traj, classifier, backend="dask", n_workers=2, progress=False)
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+        remote = classify_trajectory(traj, classifier, backend="dask", n_workers=2, progress=False, scheduler=cluster.scheduler_address)
+    for other in (local, remote):
+        assert np.array_equal(other.probabilities, serial.probabilities) and np.array_equal(other.coordination, serial.coordination)

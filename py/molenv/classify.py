@@ -21,14 +21,14 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from MDAnalysis.analysis.backends import BackendMultiprocessing
+from MDAnalysis.analysis.backends import BackendBase, BackendMultiprocessing
 from MDAnalysis.analysis.base import AnalysisBase
 from MDAnalysis.analysis.results import ResultsGroup
 
 from molenv.analysis import ClassificationResult, frame_record
 from molenv.frames import MolecularFrame
 
-__all__ = ["ClassifierError", "SFClassifier", "GNNFrameClassifier", "load_classifier", "ClassifyFrames", "classify_trajectory", "BACKENDS"]
+__all__ = ["ClassifierError", "SFClassifier", "GNNFrameClassifier", "load_classifier", "ClassifyFrames", "DaskDistributedBackend", "classify_trajectory", "BACKENDS"]
 
 BACKENDS = ("serial", "multiprocessing", "dask")
 
@@ -214,15 +214,38 @@ class _MultiprocessingWithProgress(BackendMultiprocessing):
             return list(tqdm(pool.imap(func, computations), total=len(computations), unit="part", desc="classify"))
 
 
+class DaskDistributedBackend(BackendBase):
+    """Frames on a dask.distributed cluster: the parts go to the scheduler at `address`
+    (``tcp://host:8786``, as printed by ``dask scheduler``) with ``Client.map`` and come back
+    in order. MDAnalysis' own dask backend runs local processes only."""
+
+    def __init__(self, address: str, n_workers: int):
+        self.address = address
+        super().__init__(n_workers=n_workers)
+
+    def apply(self, func, computations):
+        from dask.distributed import Client
+
+        with Client(self.address) as client:
+            return client.gather(client.map(func, computations, pure=False))
+
+
 def classify_trajectory(trajectory, classifier, *, backend: str = "serial", n_workers: int = 1, progress: bool = True,
-                        with_coordination: bool = True) -> ClassificationResult:
+                        with_coordination: bool = True, scheduler: str | None = None) -> ClassificationResult:
     """Classify every frame of `trajectory` (its ``start``/``stop``/``step`` slice) with
-    `classifier`; ``backend`` as in MDAnalysis (``dask`` needs the optional dask package)."""
+    `classifier`; ``backend`` as in MDAnalysis (``dask`` needs the optional dask package:
+    local worker processes, or with ``scheduler`` the workers of a dask.distributed cluster,
+    the frames split into 4 x `n_workers` parts)."""
     if backend not in BACKENDS:
         raise ClassifierError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if scheduler is not None and backend != "dask":
+        raise ClassifierError(f"a dask scheduler address needs backend 'dask', not {backend!r}")
     if backend == "dask":
         try:
             import dask  # noqa: F401
+
+            if scheduler is not None:
+                import dask.distributed  # noqa: F401
         except ImportError:
             raise ClassifierError("the dask backend needs dask: pip install 'dask[distributed]' (or use --backend multiprocessing)") from None
     if n_workers < 1:
@@ -237,6 +260,9 @@ def classify_trajectory(trajectory, classifier, *, backend: str = "serial", n_wo
         elif backend == "multiprocessing" and progress:
             parts = int(min(len(frames), 4 * n_workers))
             analysis.run(frames=frames, backend=_MultiprocessingWithProgress(n_workers=n_workers), n_parts=parts, unsupported_backend=True)
+        elif scheduler is not None:
+            parts = int(min(len(frames), 4 * n_workers))
+            analysis.run(frames=frames, backend=DaskDistributedBackend(scheduler, n_workers), n_parts=parts, unsupported_backend=True)
         else:
             analysis.run(frames=frames, backend=backend, n_workers=n_workers)
     return analysis.results.classification

@@ -25,6 +25,7 @@ def add_arguments(parser):
     run = parser.add_argument_group("run")
     run.add_argument("--backend", choices=("serial", "multiprocessing", "dask"), default="serial", help="parallel over frames (default serial; dask must be installed)")
     run.add_argument("--workers", type=int, default=2, help="worker processes for multiprocessing/dask (default 2)")
+    run.add_argument("--dask-scheduler", metavar="ADDRESS", help="with --backend dask: a dask.distributed scheduler (e.g. tcp://head:8786) whose workers take the frames")
     run.add_argument("--device", default="cpu", help="torch device of a GNN (default cpu)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -51,7 +52,7 @@ def run(args):
         workers = args.workers if args.backend != "serial" else 1
         result = classify_trajectory(
             trajectory, classifier, backend=args.backend, n_workers=workers, progress=not args.no_progress,
-            with_coordination=not args.no_surface,
+            with_coordination=not args.no_surface, scheduler=args.dask_scheduler,
         )
         written = summarise(result, args.out, options, frames=trajectory if options.xyz else None)
     except (ClassifierError, ModelFileError, SpecError, TrajectoryError, AnalysisError) as err:

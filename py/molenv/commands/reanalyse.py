@@ -1,5 +1,7 @@
-"""Run a PLUMED input over any trajectory MDAnalysis reads (LAMMPS dumps included), through
-PLUMED's Python interface, with the kernel MOLENV_CLASSIFY was compiled against.
+"""Run a PLUMED input over any trajectory MDAnalysis reads (LAMMPS dumps included).
+
+Frames go to PLUMED through its Python interface, with the kernel MOLENV_CLASSIFY was
+compiled against, and a progress bar.
 
   molenv reanalyse --plumed plumed.dat --trajectory dump.lammpstrj
   molenv reanalyse --plumed plumed.dat --trajectory run.xtc --topology run.pdb --analyse --xyz
