@@ -24,3 +24,20 @@ def plumed_module() -> Path:
     from molenv.plumed_env import module_path
 
     return module_path()
+
+
+@pytest.fixture(scope="session")
+def urea_md_dataset(tmp_path_factory):
+    """A small dataset (`molenv featurize`) of the committed urea MD data: every 10th frame
+    of forms I and IV at 100 K and 200 K, the melt and the form I cluster (skipped where
+    data/ lacks them)."""
+    from molenv.featurize import featurize, sources_from_manifest
+
+    manifest = REPO / "data" / "manifest.json"
+    names = ["urea-I-100K", "urea-IV-100K", "urea-melt-350K", "urea-I-200K", "urea-IV-200K", "urea-I-cluster-100K"]
+    if not all((REPO / "data" / "urea" / f"{n}.xtc").is_file() for n in names):
+        pytest.skip("the urea MD data (data/urea) are not there")
+    sources = sources_from_manifest(manifest, "urea", names)
+    for s in sources:
+        s.reader["step"] = 10
+    return featurize(sources, "urea", tmp_path_factory.mktemp("urea-dataset") / "ds", progress=False, log=lambda *a: None)

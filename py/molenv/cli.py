@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(passthrough(argv[1:]))
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.command_line = ["molenv", *argv]  # provenance for the files a command writes
     try:
         result = args.run(args)
     except (CommandError, FileNotFoundError, ValueError) as err:

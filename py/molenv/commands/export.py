@@ -19,7 +19,6 @@ def add_arguments(parser):
 
 def run(args):
     import shlex
-    import sys
 
     from molenv.cli import CommandError
     from molenv.evaluate import model_kind
@@ -30,7 +29,7 @@ def run(args):
     if kind == "sf":
         from molenv.sf.export import export_sf
 
-        model = export_sf(path, args.out, name=args.name, command=" ".join(map(shlex.quote, ["molenv", *sys.argv[1:]])))
+        model = export_sf(path, args.out, name=args.name, command=shlex.join(getattr(args, "command_line", None) or []) or None)
         print(f"wrote {args.out}: {model.name}; classes {', '.join(model.classes)}; network {'-'.join(map(str, model.network.sizes))}")
         return 0
     from molenv.gnn.export import export_torchscript

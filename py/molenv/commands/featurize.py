@@ -91,7 +91,6 @@ def _explicit_sources(args):
 
 def run(args):
     import shlex
-    import sys
 
     from molenv.cli import CommandError
     from molenv.featurize import TopologyRule, featurize, sources_from_manifest
@@ -129,7 +128,7 @@ def run(args):
         workers=args.workers,
         progress=not args.no_progress,
         overwrite=args.overwrite,
-        command=" ".join(map(shlex.quote, ["molenv", *sys.argv[1:]])),
+        command=shlex.join(getattr(args, "command_line", None) or []) or None,
     )
     print(dataset.summary())
     return 0

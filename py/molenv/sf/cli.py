@@ -24,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--batch-size", type=int, default=256, help="molecules per step; 0 = full batch (default 256)")
     group.add_argument("--max-epochs", type=int, default=500)
     group.add_argument("--patience", type=int, default=30, help="epochs without a better validation loss before stopping (default 30)")
+    group.add_argument("--min-delta", type=float, default=1e-4, help="smaller validation-loss improvements do not count (default 1e-4)")
     group.add_argument("--seed", type=int, default=0)
     group.add_argument("--include-clusters", action="store_true", help="also train on clusters and surface molecules (default: periodic bulk only)")
     group.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -48,6 +49,7 @@ def config_from_args(args: argparse.Namespace):
         batch_size=args.batch_size,
         max_epochs=args.max_epochs,
         patience=args.patience,
+        min_delta=args.min_delta,
         seed=args.seed,
         include_clusters=args.include_clusters,
         threads=args.threads,
@@ -57,7 +59,6 @@ def config_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     import shlex
-    import sys
     from pathlib import Path
 
     from molenv.dataset import open_dataset
@@ -75,6 +76,6 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_export:
         from molenv.sf.export import export_sf
 
-        export_sf(checkpoint, out / "model.molenv", name=args.name, command=" ".join(map(shlex.quote, ["molenv", *sys.argv[1:]])))
+        export_sf(checkpoint, out / "model.molenv", name=args.name, command=shlex.join(getattr(args, "command_line", None) or []) or None)
         print(f"model file: {out / 'model.molenv'}")
     return 0

@@ -33,6 +33,7 @@ class SFTrainConfig:
     batch_size: int = 256  # molecules per step; 0 = the whole training set (full batch)
     max_epochs: int = 500
     patience: int = 30  # epochs without a better val_loss before stopping
+    min_delta: float = 1e-4  # smaller val_loss improvements do not count as better
     seed: int = 0
     include_clusters: bool = False  # also train on non-periodic sources and surface molecules
     threads: int = 1  # torch threads (the network is tiny: more threads only wait)
@@ -53,11 +54,11 @@ def _check(dataset: Dataset, train: MoleculeTable, val: MoleculeTable) -> None:
     where = dataset.path
     if len(train) == 0:
         raise DatasetError(f"{where}: no training molecules (periodic bulk; --include-clusters also takes clusters)")
-    if len(val) == 0:
-        raise DatasetError(f"{where}: no validation molecules (featurize with --val-fraction > 0)")
     present = np.unique(train.labels)
     if len(present) < 2:
         raise DatasetError(f"{where}: the training molecules hold a single class ({dataset.classes[present[0]]}); a classifier needs two or more")
+    if len(val) == 0:
+        raise DatasetError(f"{where}: no validation molecules (featurize with --val-fraction > 0)")
 
 
 def train_sf(dataset: Dataset, config: SFTrainConfig, out_dir: str | os.PathLike, callbacks=()) -> Path:
@@ -114,7 +115,7 @@ def train_sf(dataset: Dataset, config: SFTrainConfig, out_dir: str | os.PathLike
         devices=1,
         precision="64-true",
         deterministic=True,
-        callbacks=[EarlyStopping(monitor="val_loss", mode="min", patience=config.patience), checkpoint, *callbacks],
+        callbacks=[EarlyStopping(monitor="val_loss", mode="min", patience=config.patience, min_delta=config.min_delta), checkpoint, *callbacks],
         logger=CSVLogger(out_dir, name="logs", version=""),
         log_every_n_steps=1,
         enable_progress_bar=config.progress_bar,
