@@ -165,3 +165,14 @@ def test_featurize_command_with_explicit_sources(tmp_path, capsys):
         main(args[:-2] + ["--trajectory", str(data / "urea-I-100K.xtc"), "--overwrite"])
     assert exit_.value.code == 2 and "--label was given 2 times for 3 trajectories" in capsys.readouterr().err
 
+
+
+def test_parallel_featurize_gives_the_same_arrays(tmp_path):
+    sources = sources_from_manifest(REPO / "data/manifest.json", "urea", ["urea-I-100K", "urea-melt-350K"])
+    for s in sources:
+        s.reader.update(stop=4)
+    serial = featurize(sources, "urea", tmp_path / "serial", progress=False)
+    parallel = featurize(sources, "urea", tmp_path / "parallel", workers=2, progress=False)
+    for name in serial.source_names:
+        a, b = serial.arrays(name), parallel.arrays(name)
+        assert all(np.array_equal(a[k], b[k]) for k in a)

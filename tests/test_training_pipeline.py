@@ -79,3 +79,17 @@ def test_featurize_train_evaluate_export_plumed(tmp_path, capsys, plumed_module)
         assert np.abs(plumed_p - checkpoint_model.predict_proba(item.features)).max() <= 1e-8
         # and PLUMED's classes are the right ones
         assert (plumed_p.argmax(1) == item.polymorph).mean() > 0.9
+
+
+def test_committed_urea_model_classifies_the_warmer_crystals():
+    """models/urea_sf.molenv (trained on data/urea at 100 K + melt) on 200 K frames."""
+    from molenv.descriptors import compute_descriptors
+    from molenv.trajectory import Trajectory
+
+    if not (REPO / "data" / "urea" / "urea-IV-200K.xtc").is_file():
+        pytest.skip("the urea MD data (data/urea) are not there")
+    model = read_model(REPO / "models" / "urea_sf.molenv")
+    for name, label in (("urea-I-200K", "I"), ("urea-IV-200K", "IV")):
+        frame = Trajectory(REPO / "data" / "urea" / f"{name}.xtc", "urea", topology=REPO / "data" / "urea" / f"{name}.pdb.gz")[-1]
+        p = model.predict_proba(compute_descriptors(frame, model.descriptors))
+        assert (p.argmax(1) == model.classes.index(label)).mean() > 0.99
