@@ -63,7 +63,7 @@ class MoleculeSpec:
 def load_spec(name_or_path: str | Path) -> MoleculeSpec:
     """Load a shipped spec by name (``"urea"``) or any spec file by path."""
     path = Path(name_or_path)
-    if not path.suffix and not path.exists():
+    if not path.suffix and not path.is_file():  # a directory named like a molecule is not a spec
         path = SPEC_DIR / f"{name_or_path}.toml"
         if not path.exists():
             shipped = ", ".join(sorted(p.stem for p in SPEC_DIR.glob("*.toml")))
