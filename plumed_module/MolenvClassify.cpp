@@ -94,6 +94,9 @@ public:
   ~MolenvClassify();
   void calculate() override;
   void apply() override;
+#if PLUMED_VERSION_MAJOR > 2 || (PLUMED_VERSION_MAJOR == 2 && PLUMED_VERSION_MINOR >= 10)
+  void clearDerivatives(const bool& force = false) override;
+#endif
 
 private:
   // ---- model and kernels
@@ -548,7 +551,6 @@ void MolenvClassify::calculate() {
   rbox_.resize(3 * N);
   active_.assign(N, 1);
   computed_.assign(N, 1);
-  const bool pbc = cell_.periodic;
   unsigned zeroVector = N;
   #pragma omp parallel for num_threads(T)
   for (unsigned m = 0; m < N; ++m) {
@@ -557,11 +559,12 @@ void MolenvClassify::calculate() {
     for (unsigned s = 0; s < V; ++s) {
       const Vector& a = getPosition(m * nlocal_ + vecASlot_[s]);
       const Vector& b = getPosition(m * nlocal_ + vecBSlot_[s]);
-      // intramolecular vectors with PLUMED's general minimum image: molecules may be
-      // split across the boundary in wrapped input
-      const Vector v = pbc ? pbcDistance(a, b) : delta(a, b);
+      // intramolecular vectors with the minimum image (molecules may be split across the
+      // boundary in wrapped input); exact since they are shorter than half the smallest
+      // cell height (the cell is at least 2 rmax high)
+      const double ra[3] = {a[0] * toA, a[1] * toA, a[2] * toA}, rb[3] = {b[0] * toA, b[1] * toA, b[2] * toA};
       double* vr = &vraw_[3 * (m * V + s)];
-      for (unsigned j = 0; j < 3; ++j) vr[j] = v[j] * toA;
+      cell_.difference(ra, rb, vr);
       const double len = std::sqrt(vr[0] * vr[0] + vr[1] * vr[1] + vr[2] * vr[2]);
       vlen_[m * V + s] = len;
       if (!(len > 0.0)) {
@@ -1121,6 +1124,15 @@ void MolenvClassify::writeFiles() {
     sfFile_.flush();
   }
 }
+
+#if PLUMED_VERSION_MAJOR > 2 || (PLUMED_VERSION_MAJOR == 2 && PLUMED_VERSION_MINOR >= 10)
+void MolenvClassify::clearDerivatives(const bool& force) {
+  // PLUMED zeroes the 3*natoms+9 derivatives of every component before each step.  This
+  // action never writes them in the default mode and overwrites every element in the
+  // full mode, so only numerical derivatives (which PLUMED accumulates) need the zeroing.
+  if (checkNumericalDerivatives()) ActionWithValue::clearDerivatives(force);
+}
+#endif
 
 void MolenvClassify::apply() {
   // the per-molecule vectors carry no derivatives: a force on them cannot be applied

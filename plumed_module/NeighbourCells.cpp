@@ -1,11 +1,50 @@
 /* molenv: linked cells in fractional coordinates (see NeighbourCells.h). */
 #include "NeighbourCells.h"
+#include "FastMath.h"
 
 #include <algorithm>
 #include <cmath>
 
 namespace PLMD {
 namespace molenv {
+
+namespace {
+
+/// Squared distances (and difference vectors) of one centre to n candidates given by
+/// contiguous coordinates: periodic: fractional coordinates, minimum image by rounding
+/// the fractional difference, then Cartesian; otherwise plain Cartesian differences.
+MOLENV_CLONES void candidateDistances(bool periodic, const double (&h)[3][3], double xi, double yi, double zi, std::size_t n,
+                                      const double* __restrict x, const double* __restrict y, const double* __restrict z,
+                                      double* __restrict dx, double* __restrict dy, double* __restrict dz, double* __restrict r2) {
+  if (periodic) {
+    constexpr double kRound = fastmath::kRound;  // (v + kRound) - kRound rounds to the nearest integer
+    const double h00 = h[0][0], h01 = h[0][1], h02 = h[0][2], h10 = h[1][0], h11 = h[1][1], h12 = h[1][2], h20 = h[2][0],
+                 h21 = h[2][1], h22 = h[2][2];
+    for (std::size_t q = 0; q < n; ++q) {
+      double a0 = x[q] - xi, a1 = y[q] - yi, a2 = z[q] - zi;  // in (-1, 1)
+      a0 -= (a0 + kRound) - kRound;
+      a1 -= (a1 + kRound) - kRound;
+      a2 -= (a2 + kRound) - kRound;
+      const double u = a0 * h00 + a1 * h10 + a2 * h20;
+      const double v = a0 * h01 + a1 * h11 + a2 * h21;
+      const double w = a0 * h02 + a1 * h12 + a2 * h22;
+      dx[q] = u;
+      dy[q] = v;
+      dz[q] = w;
+      r2[q] = u * u + v * v + w * w;
+    }
+  } else {
+    for (std::size_t q = 0; q < n; ++q) {
+      const double u = x[q] - xi, v = y[q] - yi, w = z[q] - zi;
+      dx[q] = u;
+      dy[q] = v;
+      dz[q] = w;
+      r2[q] = u * u + v * v + w * w;
+    }
+  }
+}
+
+}  // namespace
 
 void CellGeometry::setBox(const double box[3][3]) {
   periodic = true;
@@ -56,9 +95,11 @@ void NeighbourCells::build(const std::vector<double>& centres, const CellGeometr
                            std::vector<std::vector<MoleculePair>>& pairs) {
   const unsigned n = centres.size() / 3;
   const double rcut2 = rcut * rcut;
+  const bool periodic = cell.periodic;
   unsigned ncell[3] = {1, 1, 1};
+  double thick[3] = {0, 0, 0};  // extent of the binned domain perpendicular to each cell face
   scaled_.resize(3 * n);
-  if (cell.periodic) {
+  if (periodic) {
     for (unsigned i = 0; i < n; ++i) {
       double* s = &scaled_[3 * i];
       cell.toScaled(&centres[3 * i], s);
@@ -67,24 +108,31 @@ void NeighbourCells::build(const std::vector<double>& centres, const CellGeometr
         if (s[a] >= 1.0) s[a] = 0.0;  // -1e-17 - floor() rounds up to 1
       }
     }
-    for (unsigned a = 0; a < 3; ++a) ncell[a] = std::max(1u, static_cast<unsigned>(std::floor(cell.height[a] / rcut)));
+    for (unsigned a = 0; a < 3; ++a) thick[a] = cell.height[a];
   } else {
-    // bounding box of the centres, cut into cells at least rcut wide; scaled_ holds
-    // the fractional position inside the bounding box
+    // bounding box of the centres; scaled_ holds the fractional position inside it
     double lo[3], hi[3];
     for (unsigned a = 0; a < 3; ++a) { lo[a] = 1e300; hi[a] = -1e300; }
     for (unsigned i = 0; i < n; ++i)
       for (unsigned a = 0; a < 3; ++a) { lo[a] = std::min(lo[a], centres[3 * i + a]); hi[a] = std::max(hi[a], centres[3 * i + a]); }
     for (unsigned a = 0; a < 3; ++a) {
-      const double extent = n ? hi[a] - lo[a] : 0.0;
-      ncell[a] = std::max(1u, static_cast<unsigned>(std::min(1e6, std::floor(extent / rcut))));
-      for (unsigned i = 0; i < n; ++i) scaled_[3 * i + a] = extent > 0 ? (centres[3 * i + a] - lo[a]) / extent : 0.0;
+      thick[a] = n ? hi[a] - lo[a] : 0.0;
+      for (unsigned i = 0; i < n; ++i) scaled_[3 * i + a] = thick[a] > 0 ? (centres[3 * i + a] - lo[a]) / thick[a] : 0.0;
     }
   }
-  // never more cells than needed: a dilute system would otherwise waste memory
-  while (static_cast<double>(ncell[0]) * ncell[1] * ncell[2] > 8.0 * n + 27.0) {
+  // cells about rcut/2 thick ...
+  for (unsigned a = 0; a < 3; ++a) ncell[a] = std::max(1u, static_cast<unsigned>(std::min(1e6, std::floor(thick[a] / (0.5 * rcut)))));
+  // ... but never many more cells than molecules: a dilute system would waste memory
+  while (static_cast<double>(ncell[0]) * ncell[1] * ncell[2] > 2.0 * n + 125.0) {
     unsigned a = std::max_element(ncell, ncell + 3) - ncell;
     ncell[a] = std::max(1u, ncell[a] / 2);
+  }
+  int reach[3];
+  bool halfStencil = true;  // every offset of the stencil reaches a distinct cell
+  for (unsigned a = 0; a < 3; ++a) {
+    reach[a] = (ncell[a] == 1 || !(thick[a] > 0)) ? 0 : static_cast<int>(std::ceil(rcut * ncell[a] / thick[a]));
+    reach[a] = std::min<int>(reach[a], ncell[a]);
+    if (periodic && ncell[a] < 2u * reach[a] + 1u) halfStencil = false;
   }
   const unsigned total = ncell[0] * ncell[1] * ncell[2];
   cellOf_.resize(n);
@@ -97,9 +145,41 @@ void NeighbourCells::build(const std::vector<double>& centres, const CellGeometr
   }
   for (unsigned c = 0; c < total; ++c) cellStart_[c + 1] += cellStart_[c];
   cellMembers_.resize(n);
+  slotOf_.resize(n);
+  sorted_.resize(3 * static_cast<std::size_t>(n));
   {
     std::vector<unsigned> fill(cellStart_.begin(), cellStart_.end() - 1);
-    for (unsigned i = 0; i < n; ++i) cellMembers_[fill[cellOf_[i]]++] = i;
+    for (unsigned i = 0; i < n; ++i) {
+      const unsigned k = fill[cellOf_[i]]++;
+      cellMembers_[k] = i;
+      slotOf_[i] = k;
+      // periodic: fractional coordinates; otherwise Cartesian (differences taken directly)
+      for (unsigned a = 0; a < 3; ++a) sorted_[a * static_cast<std::size_t>(n) + k] = periodic ? scaled_[3 * i + a] : centres[3 * i + a];
+    }
+  }
+  const double* sx = sorted_.data();
+  const double* sy = sx + n;
+  const double* sz = sy + n;
+  // stencil offsets: with distinct cells, the lexicographically positive half (the own
+  // cell is handled separately); otherwise all of them
+  std::vector<int> offsets;
+  for (int ox = -reach[0]; ox <= reach[0]; ++ox)
+    for (int oy = -reach[1]; oy <= reach[1]; ++oy)
+      for (int oz = -reach[2]; oz <= reach[2]; ++oz) {
+        const bool positive = ox > 0 || (ox == 0 && (oy > 0 || (oy == 0 && oz > 0)));
+        if (halfStencil ? positive : true) { offsets.push_back(ox); offsets.push_back(oy); offsets.push_back(oz); }
+      }
+  const unsigned noff = offsets.size() / 3;
+  double h[3][3];
+  for (unsigned i = 0; i < 3; ++i)
+    for (unsigned j = 0; j < 3; ++j) h[i][j] = cell.h[i][j];
+
+  // wrapped (periodic) or clipped (-1: outside) neighbour cell coordinate along each axis,
+  // indexed by cell + offset + reach: no divisions in the loop over molecules
+  std::vector<int> wrapped[3];
+  for (unsigned a = 0; a < 3; ++a) {
+    const int na = ncell[a];
+    for (int x = -reach[a]; x < na + reach[a]; ++x) wrapped[a].push_back(periodic ? ((x % na) + na) % na : (x >= 0 && x < na ? x : -1));
   }
 
   const unsigned nlists = ranges.size() - 1;
@@ -108,59 +188,61 @@ void NeighbourCells::build(const std::vector<double>& centres, const CellGeometr
   for (unsigned t = 0; t < nlists; ++t) {
     std::vector<MoleculePair>& list = pairs[t];
     list.clear();
-    std::vector<unsigned> stencil;
+    std::vector<unsigned> cand, cells;
+    std::vector<double> cx, cy, cz, dx, dy, dz, r2;
     for (unsigned i = ranges[t]; i < ranges[t + 1]; ++i) {
-      // distinct neighbour cells (with 1 or 2 cells along a direction, +1 and -1 coincide)
       const unsigned ci = cellOf_[i];
       const int c[3] = {static_cast<int>(ci / (ncell[1] * ncell[2])), static_cast<int>((ci / ncell[2]) % ncell[1]),
                         static_cast<int>(ci % ncell[2])};
-      int offs[3][3] = {{0, 0, 0}, {0, 0, 0}, {0, 0, 0}};
-      unsigned noff[3];
-      for (unsigned a = 0; a < 3; ++a) {
-        noff[a] = 0;
-        const int na = ncell[a];
-        for (int o = -1; o <= 1; ++o) {
-          int x = c[a] + o;
-          if (cell.periodic) x = (x + na) % na;
-          else if (x < 0 || x >= na) continue;
-          bool seen = false;
-          for (unsigned q = 0; q < noff[a]; ++q) seen |= offs[a][q] == x;
-          if (!seen) offs[a][noff[a]++] = x;
-        }
+      cells.clear();
+      for (unsigned o = 0; o < noff; ++o) {
+        const int x = wrapped[0][c[0] + offsets[3 * o] + reach[0]];
+        const int y = wrapped[1][c[1] + offsets[3 * o + 1] + reach[1]];
+        const int z = wrapped[2][c[2] + offsets[3 * o + 2] + reach[2]];
+        if (x < 0 || y < 0 || z < 0) continue;
+        cells.push_back((x * ncell[1] + y) * ncell[2] + z);
       }
-      stencil.clear();
-      for (unsigned p = 0; p < noff[0]; ++p)
-        for (unsigned q = 0; q < noff[1]; ++q)
-          for (unsigned w = 0; w < noff[2]; ++w) stencil.push_back((offs[0][p] * ncell[1] + offs[1][q]) * ncell[2] + offs[2][w]);
-      std::sort(stencil.begin(), stencil.end());  // fixed visiting order
-      const double* ri = &centres[3 * i];
-      const double* si = &scaled_[3 * i];
-      for (unsigned cj : stencil) {
-        for (unsigned m = cellStart_[cj]; m < cellStart_[cj + 1]; ++m) {
-          const unsigned j = cellMembers_[m];
-          if (j == i || (i < j) != (((i + j) & 1u) != 0)) continue;  // each unordered pair once
-          if (!active[i] && !active[j]) continue;
-          MoleculePair pr;
-          pr.i = i;
-          pr.j = j;
-          if (cell.periodic) {
-            // fractional coordinates are wrapped into [0,1): the difference is in (-1,1)
-            // and the minimum image needs no rounding call
-            const double* sj = &scaled_[3 * j];
-            double ds[3];
-            for (unsigned a = 0; a < 3; ++a) {
-              const double x = sj[a] - si[a];
-              ds[a] = x > 0.5 ? x - 1.0 : (x < -0.5 ? x + 1.0 : x);
-            }
-            for (unsigned y = 0; y < 3; ++y) pr.d[y] = ds[0] * cell.h[0][y] + ds[1] * cell.h[1][y] + ds[2] * cell.h[2][y];
-          } else {
-            for (unsigned y = 0; y < 3; ++y) pr.d[y] = centres[3 * j + y] - ri[y];
-          }
-          const double r2 = pr.d[0] * pr.d[0] + pr.d[1] * pr.d[1] + pr.d[2] * pr.d[2];
-          if (r2 >= rcut2) continue;
-          pr.r = std::sqrt(r2);
-          list.push_back(pr);
-        }
+      if (!halfStencil) {
+        // small periodic box: several offsets reach the same cell; visit each cell once and
+        // keep one of the two visits of every pair by the parity of i+j
+        std::sort(cells.begin(), cells.end());
+        cells.erase(std::unique(cells.begin(), cells.end()), cells.end());
+      }
+      // candidate slots (positions in cell order) and their coordinates, contiguous
+      cand.clear();
+      if (halfStencil)
+        for (unsigned k = slotOf_[i] + 1; k < cellStart_[ci + 1]; ++k) cand.push_back(k);
+      for (unsigned cj : cells)
+        for (unsigned k = cellStart_[cj]; k < cellStart_[cj + 1]; ++k) cand.push_back(k);
+      const std::size_t nc = cand.size();
+      cx.resize(nc);
+      cy.resize(nc);
+      cz.resize(nc);
+      dx.resize(nc);
+      dy.resize(nc);
+      dz.resize(nc);
+      r2.resize(nc);
+      for (std::size_t q = 0; q < nc; ++q) {
+        cx[q] = sx[cand[q]];
+        cy[q] = sy[cand[q]];
+        cz[q] = sz[cand[q]];
+      }
+      const std::size_t si = slotOf_[i];
+      candidateDistances(periodic, h, sx[si], sy[si], sz[si], nc, cx.data(), cy.data(), cz.data(), dx.data(), dy.data(), dz.data(), r2.data());
+      for (std::size_t q = 0; q < nc; ++q) {
+        if (!(r2[q] < rcut2)) continue;
+        const unsigned j = cellMembers_[cand[q]];
+        if (j == i) continue;
+        if (!halfStencil && (i < j) != (((i + j) & 1u) != 0)) continue;  // each unordered pair once
+        if (!active[i] && !active[j]) continue;
+        MoleculePair pr;
+        pr.i = i;
+        pr.j = j;
+        pr.d[0] = dx[q];
+        pr.d[1] = dy[q];
+        pr.d[2] = dz[q];
+        pr.r = std::sqrt(r2[q]);
+        list.push_back(pr);
       }
     }
   }

@@ -7,10 +7,20 @@
 
    Correctness of the minimum image: the action requires every perpendicular cell
    height to be at least 2*rcut.  Two centres closer than rcut then differ by at most
-   rcut/height <= 1/2 in every fractional coordinate, so (i) the cell stencil +-1
-   along each cell vector with cells at least rcut high finds every such pair, and
-   (ii) wrapping the fractional difference into [-1/2, 1/2) gives exactly the image
-   within rcut (if there is one, it is unique). */
+   rcut/height <= 1/2 in every fractional coordinate, so (i) a stencil of
+   +-reach[a] cells along cell vector a, reach[a] = ceil(rcut * ncell[a] / height[a]),
+   finds every such pair, and (ii) wrapping the fractional difference into [-1/2, 1/2)
+   gives exactly the image within rcut (if there is one, it is unique).
+
+   Cost: cells are about rcut/2 thick, so the stencil (5x5x5 cells) holds ~3.7 times
+   the volume of the cutoff sphere instead of ~6.4 times for cells rcut thick (3x3x3),
+   and each unordered pair is examined once: a molecule scans the later molecules of
+   its own cell and all molecules of the cells at the lexicographically positive half of
+   the offsets, with the coordinates stored contiguously in cell order so that the
+   distances of all candidates of a molecule are computed in one vectorised loop.  When
+   a periodic direction has too few cells for the offsets to reach distinct cells
+   (small boxes), the full stencil is scanned with de-duplicated cells instead, and a
+   parity rule picks one of the two visits of each pair. */
 #ifndef __MOLENV_NeighbourCells_h
 #define __MOLENV_NeighbourCells_h
 
@@ -48,15 +58,16 @@ public:
   /// Find all pairs of centres closer than rcut, each unordered pair once, skipping
   /// pairs of two inactive molecules.  Pairs are distributed over `ranges.size()-1`
   /// lists: list t holds the pairs owned by molecules ranges[t] <= i < ranges[t+1]
-  /// (ownership alternates between the lower and the higher index by the parity of
-  /// i+j, which balances the work of the ranges).  Lists are filled in parallel with
-  /// `nthreads` OpenMP threads; their content does not depend on nthreads.
+  /// (the owner is the molecule whose scan finds the pair: the same number of
+  /// neighbour cells per molecule, which balances the work of the ranges).  Lists are
+  /// filled in parallel with `nthreads` OpenMP threads; their content does not depend
+  /// on nthreads.
   void build(const std::vector<double>& centres, const CellGeometry& cell, double rcut, const std::vector<char>& active,
              const std::vector<unsigned>& ranges, unsigned nthreads, std::vector<std::vector<MoleculePair>>& pairs);
 
 private:
-  std::vector<unsigned> cellOf_, cellStart_, cellMembers_;
-  std::vector<double> scaled_;
+  std::vector<unsigned> cellOf_, cellStart_, cellMembers_, slotOf_;
+  std::vector<double> scaled_, sorted_;  ///< fractional coordinates; sorted_: by cell, [x..., y..., z...]
 };
 
 }  // namespace molenv

@@ -40,17 +40,18 @@ MOLENV_CLONES void denseForward(unsigned nin, unsigned nout, const double* __res
   }
 }
 
-/// back[i*B+m] = sum_j w[j*nin+i] delta[j*B+m]
-MOLENV_CLONES void denseBackward(unsigned nin, unsigned nout, const double* __restrict w, const double* __restrict delta,
+/// back[i*B+m] = sum_j w[j*nin+i] delta[j*B+m], with wT[i*nout+j] = w[j*nin+i]
+MOLENV_CLONES void denseBackward(unsigned nin, unsigned nout, const double* __restrict wT, const double* __restrict delta,
                                  double* __restrict back) {
-  std::fill(back, back + static_cast<std::size_t>(nin) * B, 0.0);
-  for (unsigned j = 0; j < nout; ++j) {
-    const double* __restrict wj = w + static_cast<std::size_t>(j) * nin;
-    const double* __restrict dj = delta + j * B;
-    for (unsigned i = 0; i < nin; ++i) {
-      const double wi = wj[i];
-      for (unsigned m = 0; m < B; ++m) back[i * B + m] += wi * dj[m];
+  for (unsigned i = 0; i < nin; ++i) {
+    double acc[B];
+    for (unsigned m = 0; m < B; ++m) acc[m] = 0.0;
+    const double* __restrict wi = wT + static_cast<std::size_t>(i) * nout;
+    for (unsigned j = 0; j < nout; ++j) {
+      const double w = wi[j];
+      for (unsigned m = 0; m < B; ++m) acc[m] += w * delta[j * B + m];
     }
+    for (unsigned m = 0; m < B; ++m) back[i * B + m] = acc[m];
   }
 }
 
@@ -89,6 +90,10 @@ Network::Network(const Model& model, const std::vector<unsigned>& order)
     : model_(model), order_(order), nin_(model.nFeatures()), nout_(model.nClasses()), widest_(model.nFeatures()) {
   std::size_t off = 0;
   for (const auto& layer : model_.layers) {
+    std::vector<double> t(static_cast<std::size_t>(layer.nin) * layer.nout);
+    for (unsigned j = 0; j < layer.nout; ++j)
+      for (unsigned i = 0; i < layer.nin; ++i) t[static_cast<std::size_t>(i) * layer.nout + j] = layer.w[static_cast<std::size_t>(j) * layer.nin + i];
+    wT_.push_back(std::move(t));
     offset_.push_back(off);
     off += static_cast<std::size_t>(layer.nout) * B;
     widest_ = std::max(widest_, layer.nout);
@@ -151,7 +156,7 @@ void Network::backward(unsigned nm, const double* store, const double* seed, dou
   }
   for (std::size_t l = L; l-- > 0;) {
     const DenseLayer& D = layers[l];
-    denseBackward(D.nin, D.nout, D.w.data(), delta, back);
+    denseBackward(D.nin, D.nout, wT_[l].data(), delta, back);
     if (l == 0) break;
     // back = d/d(output of layer l-1); chain through its activation
     const double* out = store + offset_[l - 1];

@@ -52,7 +52,7 @@ private:
   unsigned nin_, nout_, widest_;
   std::size_t storeSize_;
   std::vector<std::size_t> offset_;  ///< offset_[l]: start of the outputs of layer l in a block's store
-  std::vector<double> inputScale_, inputShift_;  ///< per caller-order input: x = G*scale - shift
+  std::vector<std::vector<double>> wT_;  ///< transposed weights of each layer (nin x nout), for backward()
 };
 
 }  // namespace molenv
