@@ -1,7 +1,8 @@
 """Classify every molecule of every frame of a trajectory, in parallel over frames.
 
-Two kinds of classifier, one interface (`FrameClassifier.predict(frame)` -> class
-probabilities (n_molecules, n_classes), and bulk/surface probabilities or None):
+Two kinds of classifier, one interface (``predict(frame)`` -> class probabilities
+(n_molecules, n_classes), and bulk/surface probabilities or None; ``classes``,
+``output_activation``, ``centre_atom``, ``check(spec)``, ``describe()``):
 
 - `SFClassifier`: a molenv model file (docs/model_format.md): `molenv.descriptors` +
   `Network.forward` in numpy, the same numbers `MOLENV_CLASSIFY` computes (1e-9);
