@@ -164,3 +164,20 @@ def test_dask_backends_when_installed(urea_model):
         remote = classify_trajectory(traj, classifier, backend="dask", n_workers=2, progress=False, scheduler=cluster.scheduler_address)
     for other in (local, remote):
         assert np.array_equal(other.probabilities, serial.probabilities) and np.array_equal(other.coordination, serial.coordination)
+
+
+def test_spec_from_model():
+    """Without --spec: the model's `meta molecule`, else the one shipped spec of the same geometry."""
+    from argparse import Namespace
+
+    from molenv.cli import CommandError
+    from molenv.commands._options import resolve_spec
+
+    none = Namespace(spec=None)
+    assert resolve_spec(none, 8, 1, [(1, 2), (3, 6)]).name == "urea"
+    assert resolve_spec(none, 8, 1, [(1, 2), (3, 6)], molecule="nicotinamide").name == "nicotinamide"
+    assert resolve_spec(Namespace(spec="nicotinamide"), 8, 1, [(1, 2), (3, 6)], molecule="urea").name == "nicotinamide"
+    with pytest.raises(CommandError, match="give --spec"):
+        resolve_spec(none, 8, 2, [(1, 2)])
+    with pytest.raises(CommandError, match="give --spec"):
+        resolve_spec(none)  # a GNN: no geometry to match

@@ -55,13 +55,16 @@ def parse_dimensions(text: str | None):
     return values
 
 
-def resolve_spec(args, atoms_per_molecule: int | None = None, centre: int | None = None, vectors=None):
-    """The spec of --spec, else the one shipped spec whose geometry matches the model's."""
+def resolve_spec(args, atoms_per_molecule: int | None = None, centre: int | None = None, vectors=None, molecule: str | None = None):
+    """The spec of --spec, else the model's ``meta molecule`` (written by `molenv export`),
+    else the one shipped spec whose geometry matches the model's."""
     from molenv.cli import CommandError
     from molenv.spec import SPEC_DIR, load_spec
 
     if args.spec:
         return load_spec(args.spec)
+    if molecule:
+        return load_spec(molecule)
     if atoms_per_molecule is not None:
         matches = []
         for path in sorted(SPEC_DIR.glob("*.toml")):

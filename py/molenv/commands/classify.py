@@ -44,7 +44,7 @@ def run(args):
         classifier = load_classifier(args.model, device=args.device)
         if isinstance(classifier, SFClassifier):
             d = classifier.model.descriptors
-            spec = resolve_spec(args, d.atoms_per_molecule, d.centre_atom, d.vectors)
+            spec = resolve_spec(args, d.atoms_per_molecule, d.centre_atom, d.vectors, classifier.model.meta.get("molecule"))
         else:
             spec = resolve_spec(args)
         classifier.check(spec)

@@ -60,7 +60,7 @@ def run(args):
 
     model = read_model(args.model)
     d = model.descriptors
-    spec = resolve_spec(args, d.atoms_per_molecule, d.centre_atom, d.vectors)
+    spec = resolve_spec(args, d.atoms_per_molecule, d.centre_atom, d.vectors, model.meta.get("molecule"))
     if spec.atoms_per_molecule != d.atoms_per_molecule:
         raise CommandError(f"{args.model}: the model is for {d.atoms_per_molecule}-atom molecules, spec {spec.name} has {spec.atoms_per_molecule}")
     traj = open_trajectory(args, spec, args.topology)
