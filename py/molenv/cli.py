@@ -19,6 +19,7 @@ COMMANDS = {
     "reanalyse": "reanalyse",
     "classify": "classify",
     "plumed-input": "plumed_input",
+    "demo": "demo",
     "featurize": "featurize",
     "train": "train",
     "evaluate": "evaluate",

@@ -1,0 +1,29 @@
+"""`molenv demo` (what `make demo` runs), on every 5th frame of the committed data."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from molenv.demo import DATA
+
+
+@pytest.mark.slow
+def test_demo_quick(tmp_path):
+    if not (DATA / "manifest.json").exists():
+        pytest.skip("the committed MD data (data/) is absent")
+    out = tmp_path / "demo"
+    proc = subprocess.run([sys.executable, "-m", "molenv", "demo", "--quick", "--out", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Report:" in proc.stdout
+    report = (out / "report.md").read_text()
+    for picture in ("evaluation/confusion_polymorph.png", "interface/colvar.png", "interface/profile.png", "interface/analysis/populations.png"):
+        assert picture in report and (out / picture).stat().st_size > 1000
+    metrics = json.loads((out / "evaluation" / "metrics.json").read_text())
+    assert metrics["heads"]["polymorph"]["micro_f1"] > 0.95
+    # the action saw both forms of the interface run in about the proportions they were built in
+    header = (out / "interface" / "COLVAR").read_text().splitlines()[0].split()[2:]
+    colvar = np.loadtxt(out / "interface" / "COLVAR")
+    f_i, f_iv = colvar[:, header.index("cls.f_I")], colvar[:, header.index("cls.f_IV")]
+    assert np.all(np.abs(f_i - 160 / 340) < 0.08) and np.all(np.abs(f_iv - 180 / 340) < 0.08)
