@@ -208,10 +208,11 @@ class OpenMMPeer:
 
         self.name = f"openmm T={threads}"
         self.period = 1
-        integrator = openmm.VerletIntegrator(0.001)
-        self.context = openmm.Context(copy.deepcopy(mm_system), integrator, openmm.Platform.getPlatformByName("CPU"), {"Threads": str(threads)})
+        self.system = copy.deepcopy(mm_system)  # kept alive with the context
+        self.integrator = openmm.VerletIntegrator(0.001)
+        self.context = openmm.Context(self.system, self.integrator, openmm.Platform.getPlatformByName("CPU"), {"Threads": str(threads)})
         self.context.setPositions(positions / 10.0 * unit.nanometer)
-        self.pme = self.context.getSystem().getForce([f.getName() for f in self.context.getSystem().getForces()].index("NonbondedForce"))
+        self.pme = next(f for f in self.system.getForces() if isinstance(f, openmm.NonbondedForce))
 
     def step(self) -> tuple[float, float]:
         c0, t0 = time.process_time(), time.perf_counter()

@@ -153,7 +153,7 @@ private:
   bool timings_ = false;
   enum Stage { sGeometry, sNeighbours, sPass1, sNetwork, sValues, sBackward, sPass2, sWrite, nStages };
   double stageTime_[nStages] = {0, 0, 0, 0, 0, 0, 0, 0};
-  unsigned long steps_ = 0, derivSteps_ = 0, pairCount_ = 0;
+  unsigned long steps_ = 0, derivSteps_ = 0, pairCount_ = 0, rebuilds_ = 0;
   std::chrono::steady_clock::time_point tick_;
   void lap(Stage s) {
     if (!timings_) return;
@@ -198,6 +198,10 @@ void MolenvClassify::registerKeywords(Keywords& keys) {
   keys.add("optional", "PATH_NIMAGES", "number of images of the linear path from PATH_START to PATH_END (at least 2)");
   keys.add("numbered", "PATH_IMAGE", "explicit path images, PATH_IMAGE1=..., PATH_IMAGE2=..., fractions of the PATH_CLASSES");
   keys.add("optional", "LAMBDA", "lambda of the path CV (1/fraction^2), e.g. 200; needed with a path");
+  keys.add("optional", "NL_SKIN",
+           "skin of the neighbour list (length units; default 0.1 nm): pairs closer than the cutoff plus the skin are listed "
+           "and the list is reused until a molecule centre has moved by more than half the skin or the cell changes; 0 "
+           "searches neighbours at every step");
   keys.add("optional", "PROB_FILE", "write the class probabilities of every molecule to this file");
   keys.add("optional", "SF_FILE", "write the raw (unscaled) symmetry functions of every molecule to this file");
   keys.add("compulsory", "FILE_STRIDE", "1", "write PROB_FILE/SF_FILE every this many steps");
@@ -396,6 +400,11 @@ MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao)
   parseFlag("PROB_VECTORS", probVectors_);
   parseFlag("TIMINGS", timings_);
   parseFlag("FULL_DERIVATIVES", fullDerivatives_);
+  double skin = std::nan("");
+  parse("NL_SKIN", skin);
+  if (skin < 0.0) error("NL_SKIN must be >= 0 (0: search neighbours at every step)");
+  const double skinA = std::isnan(skin) ? 1.0 : skin * getUnits().getLength() * 10.0;  // Angstrom
+  cells_.setSkin(skinA);
   checkRead();
 
   // ---- components
@@ -468,6 +477,11 @@ MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao)
   }
   if (!probFileName_.empty()) log.printf("  per-molecule probabilities to %s every %u steps\n", probFileName_.c_str(), fileStride_);
   if (!sfFileName_.empty()) log.printf("  per-molecule symmetry functions to %s every %u steps\n", sfFileName_.c_str(), fileStride_);
+  if (skinA > 0.0)
+    log.printf("  neighbour list: pairs within %g A (cutoff + skin %g A), rebuilt when a centre has moved by more than %g A or the cell changes\n",
+               model_.rmax + skinA, skinA, 0.5 * skinA);
+  else
+    log.printf("  neighbour list: searched at every step (NL_SKIN=0)\n");
   log.printf("  derivatives: %s\n", fullDerivatives_ ? "derivative arrays of every component filled at every step (FULL_DERIVATIVES)"
                                                       : "bias forces contracted with the derivatives in apply(); derivative arrays only "
                                                         "when DUMPDERIVATIVES/DUMPPROJECTIONS or gradients need them");
@@ -480,8 +494,9 @@ MolenvClassify::~MolenvClassify() {
                                        "values and files", "network backward", "pass 2 (pair derivatives)", "forces / derivative arrays"};
   double total = 0;
   for (double t : stageTime_) total += t;
-  log.printf("  MOLENV_CLASSIFY %s timings: %lu steps (%lu with forces or derivatives), %.1f pairs per step on average, %u thread(s)\n",
-             getLabel().c_str(), steps_, derivSteps_, double(pairCount_) / steps_, nthreads_);
+  log.printf("  MOLENV_CLASSIFY %s timings: %lu steps (%lu with forces or derivatives), %.1f pairs per step on average, "
+             "%lu neighbour-list builds, %u thread(s)\n",
+             getLabel().c_str(), steps_, derivSteps_, double(pairCount_) / steps_, rebuilds_, nthreads_);
   for (unsigned s = 0; s < nStages; ++s)
     log.printf("    %-28s %10.6f s  %6.1f us/molecule/step\n", names[s], stageTime_[s], 1e6 * stageTime_[s] / (double(steps_) * nmol_));
   log.printf("    %-28s %10.6f s  %6.1f us/molecule/step\n", "total", total, 1e6 * total / (double(steps_) * nmol_));
@@ -584,7 +599,7 @@ void MolenvClassify::calculate() {
   lap(sGeometry);
 
   // ---- neighbour pairs (pairs of two molecules that need no descriptors are skipped)
-  cells_.build(centres_, cell_, sf_->rmax(), computed_, ranges_, T, pairs_);
+  if (cells_.update(centres_, cell_, sf_->rmax(), computed_, ranges_, T, pairs_)) ++rebuilds_;
   ++steps_;
   for (const auto& list : pairs_) pairCount_ += list.size();
   lap(sNeighbours);

@@ -90,8 +90,86 @@ void CellGeometry::difference(const double* r1, const double* r2, double* d) con
   for (unsigned j = 0; j < 3; ++j) d[j] = ds[0] * h[0][j] + ds[1] * h[1][j] + ds[2] * h[2][j];
 }
 
+bool NeighbourCells::update(const std::vector<double>& centres, const CellGeometry& cell, double rcut, const std::vector<char>& active,
+                            const std::vector<unsigned>& ranges, unsigned nthreads, std::vector<std::vector<MoleculePair>>& pairs) {
+  if (!(skin_ > 0.0)) {
+    build(centres, cell, rcut, &active, ranges, nthreads, pairs);
+    return true;
+  }
+  const unsigned n = centres.size() / 3;
+  bool rebuild = !valid_ || refCentres_.size() != centres.size() || refRcut_ != rcut || refRanges_ != ranges ||
+                 refCell_.periodic != cell.periodic;
+  for (unsigned i = 0; i < 3 && !rebuild; ++i)
+    for (unsigned j = 0; j < 3; ++j) rebuild |= refCell_.h[i][j] != cell.h[i][j];
+  if (!rebuild) {
+    // largest displacement of a centre since the build (minimum image: centres may have
+    // been wrapped back into the cell)
+    const double limit2 = 0.25 * skin_ * skin_;
+    bool moved = false;
+    #pragma omp parallel for num_threads(nthreads) reduction(|| : moved)
+    for (unsigned m = 0; m < n; ++m) {
+      double d[3];
+      cell.difference(&refCentres_[3 * m], &centres[3 * m], d);
+      moved = moved || (d[0] * d[0] + d[1] * d[1] + d[2] * d[2] > limit2);
+    }
+    rebuild = moved;
+  }
+  if (rebuild) {
+    build(centres, cell, rcut + skin_, nullptr, ranges, nthreads, wide_);
+    verlet_.resize(wide_.size());
+    for (std::size_t t = 0; t < wide_.size(); ++t) {
+      verlet_[t].resize(2 * wide_[t].size());
+      for (std::size_t q = 0; q < wide_[t].size(); ++q) {
+        verlet_[t][2 * q] = wide_[t][q].i;
+        verlet_[t][2 * q + 1] = wide_[t][q].j;
+      }
+      std::vector<MoleculePair>().swap(wide_[t]);
+    }
+    refCentres_ = centres;
+    refCell_ = cell;
+    refRcut_ = rcut;
+    refRanges_ = ranges;
+    valid_ = true;
+  }
+  // distances of the listed pairs now; keep those within rcut
+  const double rcut2 = rcut * rcut;
+  scaled_.resize(3 * n);
+  if (cell.periodic)
+    for (unsigned m = 0; m < n; ++m) cell.toScaled(&centres[3 * m], &scaled_[3 * m]);
+  pairs.resize(verlet_.size());
+  #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
+  for (unsigned t = 0; t < verlet_.size(); ++t) {
+    std::vector<MoleculePair>& list = pairs[t];
+    list.clear();
+    const std::vector<unsigned>& v = verlet_[t];
+    for (std::size_t q = 0; q < v.size(); q += 2) {
+      const unsigned i = v[q], j = v[q + 1];
+      if (!active[i] && !active[j]) continue;
+      MoleculePair pr;
+      pr.i = i;
+      pr.j = j;
+      if (cell.periodic) {
+        constexpr double kRound = fastmath::kRound;
+        double a[3];
+        for (unsigned x = 0; x < 3; ++x) {
+          a[x] = scaled_[3 * j + x] - scaled_[3 * i + x];
+          a[x] -= (a[x] + kRound) - kRound;
+        }
+        for (unsigned y = 0; y < 3; ++y) pr.d[y] = a[0] * cell.h[0][y] + a[1] * cell.h[1][y] + a[2] * cell.h[2][y];
+      } else {
+        for (unsigned y = 0; y < 3; ++y) pr.d[y] = centres[3 * j + y] - centres[3 * i + y];
+      }
+      const double r2 = pr.d[0] * pr.d[0] + pr.d[1] * pr.d[1] + pr.d[2] * pr.d[2];
+      if (!(r2 < rcut2)) continue;
+      pr.r = std::sqrt(r2);
+      list.push_back(pr);
+    }
+  }
+  return rebuild;
+}
+
 void NeighbourCells::build(const std::vector<double>& centres, const CellGeometry& cell, double rcut,
-                           const std::vector<char>& active, const std::vector<unsigned>& ranges, unsigned nthreads,
+                           const std::vector<char>* active, const std::vector<unsigned>& ranges, unsigned nthreads,
                            std::vector<std::vector<MoleculePair>>& pairs) {
   const unsigned n = centres.size() / 3;
   const double rcut2 = rcut * rcut;
@@ -234,7 +312,7 @@ void NeighbourCells::build(const std::vector<double>& centres, const CellGeometr
         const unsigned j = cellMembers_[cand[q]];
         if (j == i) continue;
         if (!halfStencil && (i < j) != (((i + j) & 1u) != 0)) continue;  // each unordered pair once
-        if (!active[i] && !active[j]) continue;
+        if (active && !(*active)[i] && !(*active)[j]) continue;
         MoleculePair pr;
         pr.i = i;
         pr.j = j;

@@ -55,19 +55,40 @@ struct MoleculePair {
 
 class NeighbourCells {
 public:
+  /// Verlet skin (Angstrom): update() lists the pairs closer than rcut + skin and reuses
+  /// that list until a centre has moved by more than skin/2 (minimum image) since it was
+  /// built, or the cell, the cutoff or the ranges change.  0: search at every step.
+  void setSkin(double skin) { skin_ = skin; valid_ = false; }
+  double skin() const { return skin_; }
+
+  /// Pairs of centres closer than rcut (each unordered pair once, pairs of two inactive
+  /// molecules skipped) into `pairs`, distributed like build(), from the Verlet list
+  /// (rebuilt when needed).  Returns true when the list was rebuilt.
+  bool update(const std::vector<double>& centres, const CellGeometry& cell, double rcut, const std::vector<char>& active,
+              const std::vector<unsigned>& ranges, unsigned nthreads, std::vector<std::vector<MoleculePair>>& pairs);
+
   /// Find all pairs of centres closer than rcut, each unordered pair once, skipping
-  /// pairs of two inactive molecules.  Pairs are distributed over `ranges.size()-1`
-  /// lists: list t holds the pairs owned by molecules ranges[t] <= i < ranges[t+1]
-  /// (the owner is the molecule whose scan finds the pair: the same number of
-  /// neighbour cells per molecule, which balances the work of the ranges).  Lists are
-  /// filled in parallel with `nthreads` OpenMP threads; their content does not depend
-  /// on nthreads.
-  void build(const std::vector<double>& centres, const CellGeometry& cell, double rcut, const std::vector<char>& active,
+  /// pairs of two inactive molecules (all pairs if `active` is null).  Pairs are
+  /// distributed over `ranges.size()-1` lists: list t holds the pairs owned by
+  /// molecules ranges[t] <= i < ranges[t+1] (the owner is the molecule whose scan finds
+  /// the pair: the same number of neighbour cells per molecule, which balances the work
+  /// of the ranges).  Lists are filled in parallel with `nthreads` OpenMP threads; their
+  /// content does not depend on nthreads.
+  void build(const std::vector<double>& centres, const CellGeometry& cell, double rcut, const std::vector<char>* active,
              const std::vector<unsigned>& ranges, unsigned nthreads, std::vector<std::vector<MoleculePair>>& pairs);
 
 private:
   std::vector<unsigned> cellOf_, cellStart_, cellMembers_, slotOf_;
   std::vector<double> scaled_, sorted_;  ///< fractional coordinates; sorted_: by cell, [x..., y..., z...]
+  // Verlet list
+  double skin_ = 0.0;
+  bool valid_ = false;
+  std::vector<std::vector<MoleculePair>> wide_;          ///< pairs within rcut + skin at the last build
+  std::vector<std::vector<unsigned>> verlet_;            ///< (i, j) of those pairs, per list
+  std::vector<double> refCentres_;                       ///< centres at the last build
+  CellGeometry refCell_;
+  double refRcut_ = 0.0;
+  std::vector<unsigned> refRanges_;
 };
 
 }  // namespace molenv
