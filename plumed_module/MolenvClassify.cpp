@@ -605,7 +605,7 @@ void MolenvClassify::calculate() {
   lap(sNeighbours);
 
   // ---- pass 1: descriptors G(I) = sum_J t(I,J)
-  G_.assign(static_cast<std::size_t>(N) * S, 0.0);
+  G_.resize(static_cast<std::size_t>(N) * S);
   #pragma omp parallel num_threads(T)
   {
     #pragma omp for schedule(static, 1)
@@ -614,8 +614,18 @@ void MolenvClassify::calculate() {
       g.assign(static_cast<std::size_t>(N) * S, 0.0);
       // pairs go through the kernel in blocks (columns: pair b of the block)
       constexpr unsigned Bk = SymmetryFunctions::kBlock;
-      std::vector<double> rb(Bk), cb(static_cast<std::size_t>(V) * Bk + 1), tb(static_cast<std::size_t>(S) * Bk);
+      std::vector<double> rb(Bk), cb(static_cast<std::size_t>(V) * Bk + 1), tb(static_cast<std::size_t>(S) * Bk), acc(S, 0.0);
       const std::vector<MoleculePair>& list = pairs_[t];
+      // the list is grouped by its first molecule: its terms are summed in acc and added
+      // to G once per molecule
+      unsigned cur = N;
+      auto flush = [&]() {
+        if (cur < N && computed_[cur]) {
+          double* gi = &g[static_cast<std::size_t>(cur) * S];
+          for (unsigned q = 0; q < S; ++q) gi[q] += acc[q];
+        }
+        std::fill(acc.begin(), acc.end(), 0.0);
+      };
       for (std::size_t p0 = 0; p0 < list.size(); p0 += Bk) {
         const unsigned nb = std::min<std::size_t>(Bk, list.size() - p0);
         for (unsigned b = 0; b < nb; ++b) {
@@ -630,22 +640,34 @@ void MolenvClassify::calculate() {
         sf_->values(nb, rb.data(), cb.data(), tb.data());
         for (unsigned b = 0; b < nb; ++b) {
           const MoleculePair& p = list[p0 + b];
-          if (computed_[p.i]) {
-            double* gi = &g[static_cast<std::size_t>(p.i) * S];
-            for (unsigned q = 0; q < S; ++q) gi[q] += tb[q * Bk + b];
+          if (p.i != cur) {
+            flush();
+            cur = p.i;
           }
+          double* __restrict a = acc.data();
           if (computed_[p.j]) {
-            double* gj = &g[static_cast<std::size_t>(p.j) * S];
-            for (unsigned q = 0; q < S; ++q) gj[q] += tb[q * Bk + b];
+            double* __restrict gj = &g[static_cast<std::size_t>(p.j) * S];
+            for (unsigned q = 0; q < S; ++q) {
+              const double v = tb[q * Bk + b];
+              a[q] += v;
+              gj[q] += v;
+            }
+          } else {
+            for (unsigned q = 0; q < S; ++q) a[q] += tb[q * Bk + b];
           }
         }
       }
+      flush();
     }
     if (T > 1) {
+      // G = sum over the threads' buffers, in thread order
       #pragma omp for schedule(static)
-      for (unsigned m = 0; m < N; ++m)
-        for (unsigned t = 0; t < T; ++t)
-          for (unsigned q = 0; q < S; ++q) G_[static_cast<std::size_t>(m) * S + q] += gbuf_[t][static_cast<std::size_t>(m) * S + q];
+      for (unsigned m = 0; m < N; ++m) {
+        double* gm = &G_[static_cast<std::size_t>(m) * S];
+        std::copy_n(&gbuf_[0][static_cast<std::size_t>(m) * S], S, gm);
+        for (unsigned t = 1; t < T; ++t)
+          for (unsigned q = 0; q < S; ++q) gm[q] += gbuf_[t][static_cast<std::size_t>(m) * S + q];
+      }
     }
   }
 
@@ -973,7 +995,7 @@ void MolenvClassify::forcePass(const std::vector<double>& gamma, double delta) {
   constexpr unsigned NB = Network::kBlock;
   const unsigned nblocks = (netList_.size() + NB - 1) / NB;
   const std::size_t storeSize = net_->storeSize();
-  cjac_.assign(static_cast<std::size_t>(N) * S, 0.0);
+  cjac_.resize(static_cast<std::size_t>(N) * S);  // rows are read only for active molecules, whose blocks are all written
   #pragma omp parallel num_threads(T)
   {
     std::vector<double> seed(static_cast<std::size_t>(NB) * K), grad(static_cast<std::size_t>(NB) * S);
@@ -1060,7 +1082,8 @@ void MolenvClassify::forcePass(const std::vector<double>& gamma, double delta) {
   // ---- per molecule: sum the threads' buffers, add the vector and region terms, and
   // hand PLUMED the derivative of sum_k gamma_k n_k + delta W (= sum_c F_c dc/dx)
   const unsigned natoms = getNumberOfAtoms();
-  forcesToApply_.assign(3 * natoms + 9, 0.0);
+  forcesToApply_.resize(3 * natoms + 9);  // every atom entry is written below
+  std::fill(forcesToApply_.end() - 9, forcesToApply_.end(), 0.0);
   std::vector<std::vector<double>> boxPart(T, std::vector<double>(9, 0.0));
   #pragma omp parallel num_threads(T)
   {

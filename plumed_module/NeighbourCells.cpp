@@ -21,7 +21,7 @@ MOLENV_CLONES void candidateDistances(bool periodic, const double (&h)[3][3], do
     const double h00 = h[0][0], h01 = h[0][1], h02 = h[0][2], h10 = h[1][0], h11 = h[1][1], h12 = h[1][2], h20 = h[2][0],
                  h21 = h[2][1], h22 = h[2][2];
     for (std::size_t q = 0; q < n; ++q) {
-      double a0 = x[q] - xi, a1 = y[q] - yi, a2 = z[q] - zi;  // in (-1, 1)
+      double a0 = x[q] - xi, a1 = y[q] - yi, a2 = z[q] - zi;
       a0 -= (a0 + kRound) - kRound;
       a1 -= (a1 + kRound) - kRound;
       a2 -= (a2 + kRound) - kRound;
@@ -137,32 +137,43 @@ bool NeighbourCells::update(const std::vector<double>& centres, const CellGeomet
   if (cell.periodic)
     for (unsigned m = 0; m < n; ++m) cell.toScaled(&centres[3 * m], &scaled_[3 * m]);
   pairs.resize(verlet_.size());
+  const bool periodic = cell.periodic;
+  const double* pos = periodic ? scaled_.data() : centres.data();
+  double h[3][3];
+  for (unsigned i = 0; i < 3; ++i)
+    for (unsigned j = 0; j < 3; ++j) h[i][j] = cell.h[i][j];
   #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
   for (unsigned t = 0; t < verlet_.size(); ++t) {
     std::vector<MoleculePair>& list = pairs[t];
     list.clear();
     const std::vector<unsigned>& v = verlet_[t];
-    for (std::size_t q = 0; q < v.size(); q += 2) {
-      const unsigned i = v[q], j = v[q + 1];
-      if (!active[i] && !active[j]) continue;
-      MoleculePair pr;
-      pr.i = i;
-      pr.j = j;
-      if (cell.periodic) {
-        constexpr double kRound = fastmath::kRound;
-        double a[3];
-        for (unsigned x = 0; x < 3; ++x) {
-          a[x] = scaled_[3 * j + x] - scaled_[3 * i + x];
-          a[x] -= (a[x] + kRound) - kRound;
-        }
-        for (unsigned y = 0; y < 3; ++y) pr.d[y] = a[0] * cell.h[0][y] + a[1] * cell.h[1][y] + a[2] * cell.h[2][y];
-      } else {
-        for (unsigned y = 0; y < 3; ++y) pr.d[y] = centres[3 * j + y] - centres[3 * i + y];
+    // chunks of pairs: gather the coordinate differences, then one vectorised loop for
+    // the minimum image and the distances
+    constexpr std::size_t kChunk = 256;
+    double ax[kChunk], ay[kChunk], az[kChunk], dx[kChunk], dy[kChunk], dz[kChunk], r2[kChunk];
+    for (std::size_t q0 = 0; q0 < v.size(); q0 += 2 * kChunk) {
+      const std::size_t nq = std::min(kChunk, (v.size() - q0) / 2);
+      for (std::size_t q = 0; q < nq; ++q) {
+        const double* pi = pos + 3 * static_cast<std::size_t>(v[q0 + 2 * q]);
+        const double* pj = pos + 3 * static_cast<std::size_t>(v[q0 + 2 * q + 1]);
+        ax[q] = pj[0] - pi[0];
+        ay[q] = pj[1] - pi[1];
+        az[q] = pj[2] - pi[2];
       }
-      const double r2 = pr.d[0] * pr.d[0] + pr.d[1] * pr.d[1] + pr.d[2] * pr.d[2];
-      if (!(r2 < rcut2)) continue;
-      pr.r = std::sqrt(r2);
-      list.push_back(pr);
+      candidateDistances(periodic, h, 0.0, 0.0, 0.0, nq, ax, ay, az, dx, dy, dz, r2);
+      for (std::size_t q = 0; q < nq; ++q) {
+        if (!(r2[q] < rcut2)) continue;
+        const unsigned i = v[q0 + 2 * q], j = v[q0 + 2 * q + 1];
+        if (!active[i] && !active[j]) continue;
+        MoleculePair pr;
+        pr.i = i;
+        pr.j = j;
+        pr.d[0] = dx[q];
+        pr.d[1] = dy[q];
+        pr.d[2] = dz[q];
+        pr.r = std::sqrt(r2[q]);
+        list.push_back(pr);
+      }
     }
   }
   return rebuild;
