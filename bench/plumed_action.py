@@ -1,33 +1,41 @@
 """Cost of MOLENV_CLASSIFY per MD step, with forces, on urea form I supercells, measured
-side by side with two peers in the same process and the same run:
+side by side with peers in the same process and the same run:
 
 * PLUMED's own ``COORDINATION`` over the same molecule centres (the C atoms) with the same
   cutoff function (``SWITCH={COSINUS R_0=0.2 D_0=9.8}`` in Angstrom: 1 up to 9.8 A, cosine
-  to 0 at 10 A, exactly the descriptors' fc), with a neighbour list
-  ``NLIST NL_CUTOFF=11.0 NL_STRIDE=10`` (1 A skin, rebuilt every 10 steps: PLUMED's
-  neighbour list is an O(N^2) search, so every timing of it covers whole multiples of 10
-  steps, rebuilds included);
+  to 0 at 10 A, exactly the descriptors' fc) and a neighbour list
+  ``NLIST NL_CUTOFF=11.0 NL_STRIDE=1000000``: built at the first (untimed) step and reused
+  at every timed step, like the action's own Verlet list (PLUMED's neighbour-list build is
+  an O(N^2) search: its time is reported separately as ``first_step_s``);
 * the force and energy evaluation of the same system in OpenMM on the CPU platform
   (``context.getState(getForces=True, getEnergy=True)``): GAFF + AM1-BCC urea
-  (``molenv.simulate.parametrise``), tleap topology, PME with a 9 A cutoff and
-  ewaldErrorTolerance 5e-4, HBonds constraints (the settings of ``molenv simulate``),
-  ``Threads`` = 1 and 2.
+  (``molenv.simulate.parametrise``), tleap topology (cached in bench/out/openmm), PME with
+  a 9 A cutoff and ewaldErrorTolerance 5e-4, HBonds constraints (the settings of
+  ``molenv simulate``), ``Threads`` = 1 and 2;
+* a trivially parallel OpenMP loop (compiled here with the module's compiler) with 1 and 2
+  threads, sized like the action's step: its speed-up is what the machine offered during
+  the run, the reference for the action's 2-thread speed-up on a shared machine.
 
-The action is timed with a bias on one component (``RESTRAINT ARG=c.f_I``), so that every
-step computes derivatives and applies forces, and also without any bias (values only).
-Every PLUMED configuration is its own ``plumed.Plumed`` instance in this process, fed the
-same coordinates through the Python interface; a step's time is the wall time of
-``cmd("calc")`` (PLUMED's data sharing, the action, the bias and the force scattering: no
-file I/O). Positions are the ideal crystal plus Gaussian noise of 0.05 A, the same in
-every peer and at every step (OpenMM therefore reuses its neighbour list between
-evaluations; the action searches neighbours at every step).
+The action runs with a bias on one component (``RESTRAINT ARG=c.f_I``), so that every
+step computes derivatives and applies forces; it is also timed without any bias (values
+only) and with ``NL_SKIN=0`` (neighbour search at every step instead of the default
+Verlet list). Every PLUMED configuration is its own ``plumed.Plumed`` instance in this
+process, fed the same coordinates through the Python interface; a step's time is the wall
+time of ``cmd("calc")`` (PLUMED's data sharing, the action, the bias and the force
+scattering; no file I/O). Positions are the ideal crystal plus Gaussian noise of 0.05 A,
+the same in every configuration and at every step: like OpenMM, the action and
+COORDINATION therefore reuse their neighbour lists at every timed step.
 
-The machine is shared, so timings are noisy: the configurations are measured in
-interleaved rounds (each round times every configuration for ``--min-time`` seconds or at
-least one step, or one NL_STRIDE period), the first step of each is discarded, and the
-report gives per configuration the median and minimum step time over all rounds and the
-ratios between configurations as the median over rounds of the ratio of the round
-medians. The load average is recorded before and after each size.
+The machine is shared, so timings are noisy: the configurations are interleaved at the
+finest grain (a cycle runs every configuration for one step), cycles are repeated for
+``--rounds`` x ``--min-time`` seconds per configuration, and the first step of each
+configuration is discarded. The report gives per configuration the median and minimum
+step time (wall clock) and the median CPU time of the process per step, and every ratio
+as the median over cycles of the ratio of the two step times of the same cycle. CPU-time
+ratios of single-thread configurations are given too: they do not count time slices lost
+to other processes. For 2 threads, the CPU time of the main thread is recorded as well:
+total CPU / max(main, other threads) per step estimates the speed-up on idle cores. The
+load average is recorded before and after each size.
 
     .venv/bin/python bench/plumed_action.py                  # 504, 3456, 27648 molecules
     .venv/bin/python bench/plumed_action.py --sizes 504 --rounds 3 --no-openmm
@@ -35,17 +43,20 @@ medians. The load average is recorded before and after each size.
 
 Options: ``--threads 1,2`` (NUM_THREADS of the action and Threads of OpenMM),
 ``--extra-module LABEL=PATH`` (also time another build of the module, e.g. an older one,
-as a peer), ``--no-openmm``, ``--no-coordination``.  Sizes are molecule counts of urea
-form I supercells: 504 (6x6x7 cells), 3456 (12x12x12), 27648 (24x24x24); other counts
-n1*n2*n3*2 can be given as ``--sizes 6x6x6``.
+as a peer), ``--no-openmm``, ``--no-coordination``, ``--no-extras`` (only the biased
+action and the peers).  Sizes are molecule counts of urea form I supercells: 504 (6x6x7
+cells), 3456 (12x12x12), 27648 (24x24x24); other supercells can be given as
+``--sizes 6x6x6``.
 """
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -60,7 +71,6 @@ OUT = REPO / "bench" / "out"
 SIZES = {"504": (6, 6, 7), "3456": (12, 12, 12), "27648": (24, 24, 24)}
 JITTER = 0.05  # Angstrom
 CUTOFF = {"rmin": 9.8, "rmax": 10.0}  # urea reference model, METHOD.md section 2
-NL_STRIDE = 10
 OPENMM_CUTOFF = 9.0  # Angstrom, as molenv simulate (MDSettings.cutoff)
 
 
@@ -116,8 +126,8 @@ def import_plumed():
 class PlumedPeer:
     """One plumed.Plumed instance fed the same coordinates at every step."""
 
-    def __init__(self, plumed, name: str, lines: list[str], positions: np.ndarray, box: np.ndarray, log: Path, period: int = 1):
-        self.name, self.period, self.log = name, period, log
+    def __init__(self, plumed, name: str, lines: list[str], positions: np.ndarray, box: np.ndarray, log: Path, threads: int = 1):
+        self.name, self.log, self.threads = name, log, threads
         n = len(positions)
         self.p = plumed.Plumed()
         self.p.cmd("setMDEngine", "python")
@@ -135,8 +145,8 @@ class PlumedPeer:
         self.step_no = 0
         self.biased = any(line.startswith("RESTRAINT") for line in lines)
 
-    def step(self) -> tuple[float, float]:
-        """(wall time, CPU time of this process) of one calc"""
+    def step(self) -> tuple[float, float, float]:
+        """(wall time, CPU time of this process, CPU time of this thread) of one calc"""
         p = self.p
         self.forces[:] = 0.0
         self.virial[:] = 0.0
@@ -147,11 +157,11 @@ class PlumedPeer:
         p.cmd("setPositions", self.positions)
         p.cmd("setForces", self.forces)
         p.cmd("setVirial", self.virial)
-        c0, t0 = time.process_time(), time.perf_counter()
+        m0, c0, t0 = time.thread_time(), time.process_time(), time.perf_counter()
         p.cmd("calc")
-        dt, dc = time.perf_counter() - t0, time.process_time() - c0
+        t1, c1, m1 = time.perf_counter(), time.process_time(), time.thread_time()
         self.step_no += 1
-        return dt, dc
+        return t1 - t0, c1 - c0, m1 - m0
 
     def close(self) -> str:
         self.p.finalize()
@@ -206,22 +216,75 @@ class OpenMMPeer:
         import openmm
         from openmm import unit
 
-        self.name = f"openmm T={threads}"
-        self.period = 1
+        self.name, self.threads = f"openmm T={threads}", threads
         self.system = copy.deepcopy(mm_system)  # kept alive with the context
         self.integrator = openmm.VerletIntegrator(0.001)
         self.context = openmm.Context(self.system, self.integrator, openmm.Platform.getPlatformByName("CPU"), {"Threads": str(threads)})
         self.context.setPositions(positions / 10.0 * unit.nanometer)
         self.pme = next(f for f in self.system.getForces() if isinstance(f, openmm.NonbondedForce))
 
-    def step(self) -> tuple[float, float]:
-        c0, t0 = time.process_time(), time.perf_counter()
+    def step(self) -> tuple[float, float, float]:
+        m0, c0, t0 = time.thread_time(), time.process_time(), time.perf_counter()
         self.context.getState(getForces=True, getEnergy=True)
-        return time.perf_counter() - t0, time.process_time() - c0
+        t1, c1, m1 = time.perf_counter(), time.process_time(), time.thread_time()
+        return t1 - t0, c1 - c0, m1 - m0
 
     def describe(self) -> dict:
-        alpha, nx, ny, nz = self.pme.getPMEParametersInContext(self.context)
-        return {"pme_alpha_per_nm": alpha, "pme_grid": [nx, ny, nz]}
+        info = {"cutoff_nm": self.pme.getCutoffDistance().value_in_unit(self.pme.getCutoffDistance().unit),
+                "ewald_error_tolerance": self.pme.getEwaldErrorTolerance(), "atoms": self.system.getNumParticles()}
+        try:
+            alpha, nx, ny, nz = self.pme.getPMEParametersInContext(self.context)
+            info.update(pme_alpha_per_nm=alpha, pme_grid=[nx, ny, nz])
+        except Exception:  # some OpenMM builds cannot map the force to the context from Python
+            pass
+        return info
+
+
+# ---------------------------------------------------------------------------------------
+# reference: what parallel speed-up the machine offers right now
+
+REFERENCE_LOOP = r"""
+#include <omp.h>
+extern "C" double molenv_bench_loop(int threads, long n) {
+  double total = 0.0;
+  #pragma omp parallel num_threads(threads) reduction(+ : total)
+  {
+    double s = 0.0;
+    #pragma omp for schedule(static)
+    for (long i = 0; i < n; ++i) s += 1.0 / (1.0 + (double)i);
+    total += s;
+  }
+  return total;
+}
+"""
+
+
+def reference_library(directory: Path):
+    src, lib = directory / "loop.cpp", directory / "libloop.so"
+    src.write_text(REFERENCE_LOOP)
+    cxx = os.environ.get("CXX", "g++")
+    subprocess.run([cxx, "-O2", "-fopenmp", "-fPIC", "-shared", str(src), "-o", str(lib)], check=True)
+    dll = ctypes.CDLL(str(lib))
+    dll.molenv_bench_loop.restype = ctypes.c_double
+    dll.molenv_bench_loop.argtypes = [ctypes.c_int, ctypes.c_long]
+    return dll
+
+
+class LoopPeer:
+    """The same amount of trivially parallel work with `threads` threads."""
+
+    def __init__(self, dll, threads: int, seconds: float):
+        self.name, self.threads, self.dll = f"parallel loop T={threads}", threads, dll
+        t0 = time.process_time()
+        dll.molenv_bench_loop(1, 10_000_000)
+        per_item = max((time.process_time() - t0) / 1e7, 1e-10)
+        self.n = max(100_000, int(seconds / per_item))
+
+    def step(self) -> tuple[float, float, float]:
+        m0, c0, t0 = time.thread_time(), time.process_time(), time.perf_counter()
+        self.dll.molenv_bench_loop(self.threads, self.n)
+        t1, c1, m1 = time.perf_counter(), time.process_time(), time.thread_time()
+        return t1 - t0, c1 - c0, m1 - m0
 
 
 # ---------------------------------------------------------------------------------------
@@ -229,42 +292,44 @@ class OpenMMPeer:
 
 
 def measure(peers: list, rounds: int, min_time: float) -> dict:
-    """Interleaved rounds: each round runs every peer for about min_time seconds (whole
-    periods); returns per peer the step times (wall and CPU) and the round medians."""
+    """Interleaved at the finest grain: a cycle runs every peer for one step, and the
+    rounds repeat cycles for about min_time seconds per peer.  Returns per peer the wall,
+    process-CPU and main-thread-CPU times of every cycle, and the first (untimed) step."""
+    out = {key: {peer.name: [] for peer in peers} for key in ("steps", "cpu", "main")}
+    out["first"] = {}
     for peer in peers:  # warm-up: first step (setup, first neighbour lists) not counted
-        for _ in range(peer.period):
-            peer.step()
-    out = {key: {peer.name: [] for peer in peers} for key in ("steps", "cpu", "round_medians", "round_cpu")}
+        out["first"][peer.name] = peer.step()[0]
     for _ in range(rounds):
-        for peer in peers:
-            wall, cpu = [], []
-            t_start = time.perf_counter()
-            while True:
-                for _ in range(peer.period):
-                    w, c = peer.step()
-                    wall.append(w)
-                    cpu.append(c)
-                if time.perf_counter() - t_start >= min_time:
-                    break
-            if peer.period > 1:  # averages over whole periods (one neighbour-list rebuild each)
-                wall = [float(np.mean(wall[i : i + peer.period])) for i in range(0, len(wall), peer.period)]
-                cpu = [float(np.mean(cpu[i : i + peer.period])) for i in range(0, len(cpu), peer.period)]
-            out["steps"][peer.name].extend(wall)
-            out["cpu"][peer.name].extend(cpu)
-            out["round_medians"][peer.name].append(statistics.median(wall))
-            out["round_cpu"][peer.name].append(statistics.median(cpu))
+        t_start = time.perf_counter()
+        while True:
+            for peer in peers:
+                w, c, m = peer.step()
+                out["steps"][peer.name].append(w)
+                out["cpu"][peer.name].append(c)
+                out["main"][peer.name].append(m)
+            if time.perf_counter() - t_start >= min_time * len(peers):
+                break
     return out
 
 
-def ratio(result: dict, a: str, b: str, key: str = "round_medians") -> float | None:
-    """median over rounds of (round median of a) / (round median of b)"""
+def ratio(result: dict, a: str, b: str, key: str = "steps") -> float | None:
+    """median over cycles of (step time of a) / (step time of b), both from the same cycle"""
     ra, rb = result[key].get(a), result[key].get(b)
     if not ra or not rb:
         return None
     return statistics.median(x / y for x, y in zip(ra, rb))
 
 
-def run_size(plumed, repeats, args, workdir: Path) -> dict:
+def idle_speedup(result: dict, one: str, two: str) -> float | None:
+    """Speed-up of `two` (2 threads) over `one` expected on idle cores from CPU times: CPU
+    time of `one` / max(main thread, other threads) of `two`, medians over cycles."""
+    if one not in result["cpu"] or two not in result["cpu"]:
+        return None
+    crit = [max(m, c - m) for c, m in zip(result["cpu"][two], result["main"][two])]
+    return statistics.median(result["cpu"][one]) / statistics.median(crit)
+
+
+def run_size(plumed, repeats, args, workdir: Path, loop_dll) -> dict:
     from molenv import plumed_env
 
     system, positions = build_system(repeats)
@@ -281,25 +346,28 @@ def run_size(plumed, repeats, args, workdir: Path) -> dict:
         modules[name] = str(Path(path).resolve())
     peers = []
     restraint = "RESTRAINT ARG=c.f_I AT=0.5 KAPPA=100"
+    logname = lambda name: workdir / (name.replace(" ", "_").replace("=", "") + ".log")  # noqa: E731
     for mod_name, lib in modules.items():
         for t in args.threads:
             action = f"c: MOLENV_CLASSIFY MODEL={model} MOLECULES=1-{natoms} NUM_THREADS={t} TIMINGS"
             name = f"{mod_name} T={t}"
-            peers.append(PlumedPeer(plumed, name, ["UNITS LENGTH=A", f"LOAD FILE={lib}", action, restraint], positions, box,
-                                    workdir / f"{name.replace(' ', '_').replace('=', '')}.log"))
-    if not args.no_values_only:
+            peers.append(PlumedPeer(plumed, name, ["UNITS LENGTH=A", f"LOAD FILE={lib}", action, restraint], positions, box, logname(name), t))
+    lib = modules["molenv"]
+    if not args.no_extras:
         # without a consumer PLUMED would skip the action: PRINT one component (one short line per step)
-        action = f"c: MOLENV_CLASSIFY MODEL={model} MOLECULES=1-{natoms} NUM_THREADS=1"
-        lines = ["UNITS LENGTH=A", f"LOAD FILE={modules['molenv']}", action, f"PRINT ARG=c.f_I FILE={workdir / 'colvar'}"]
-        peers.append(PlumedPeer(plumed, "molenv T=1 no bias", lines, positions, box,
-                                workdir / "values_only.log"))
+        action = f"c: MOLENV_CLASSIFY MODEL={model} MOLECULES=1-{natoms} NUM_THREADS=1 TIMINGS"
+        lines = ["UNITS LENGTH=A", f"LOAD FILE={lib}", action, f"PRINT ARG=c.f_I FILE={workdir / 'colvar'}"]
+        peers.append(PlumedPeer(plumed, "molenv T=1 no bias", lines, positions, box, logname("values only")))
+        action = f"c: MOLENV_CLASSIFY MODEL={model} MOLECULES=1-{natoms} NUM_THREADS=1 NL_SKIN=0 TIMINGS"
+        peers.append(PlumedPeer(plumed, "molenv T=1 NL_SKIN=0", ["UNITS LENGTH=A", f"LOAD FILE={lib}", action, restraint], positions, box,
+                                logname("nl_skin_0")))
     if not args.no_coordination:
         centres = ",".join(str(8 * m + 1) for m in range(nmol))  # C, the descriptor centre
         switch = f"SWITCH={{COSINUS R_0={CUTOFF['rmax'] - CUTOFF['rmin']:.1f} D_0={CUTOFF['rmin']}}}"
         lines = ["UNITS LENGTH=A", f"cen: GROUP ATOMS={centres}",
-                 f"c: COORDINATION GROUPA=cen {switch} NLIST NL_CUTOFF={CUTOFF['rmax'] + 1.0} NL_STRIDE={NL_STRIDE}",
+                 f"c: COORDINATION GROUPA=cen {switch} NLIST NL_CUTOFF={CUTOFF['rmax'] + 1.0} NL_STRIDE=1000000",
                  "RESTRAINT ARG=c AT=0 KAPPA=0.001"]
-        peers.append(PlumedPeer(plumed, "COORDINATION", lines, positions, box, workdir / "coordination.log", period=NL_STRIDE))
+        peers.append(PlumedPeer(plumed, "COORDINATION", lines, positions, box, workdir / "coordination.log"))
     openmm_info = {}
     if not args.no_openmm:
         t0 = time.perf_counter()
@@ -309,28 +377,31 @@ def run_size(plumed, repeats, args, workdir: Path) -> dict:
             peers.append(peer)
             openmm_info = peer.describe()
         openmm_info["setup_s"] = time.perf_counter() - t0
+    if loop_dll is not None:
+        # as much work as the action's single-thread step (timed once here)
+        probe = peers[0]
+        probe.step()
+        seconds = min(probe.step()[1], 2.0)
+        for t in args.threads:
+            peers.append(LoopPeer(loop_dll, t, seconds))
     result = measure(peers, args.rounds, args.min_time)
 
-    logs = {}
-    for peer in peers:
-        if isinstance(peer, PlumedPeer):
-            logs[peer.name] = peer.close()
+    logs = {peer.name: peer.close() for peer in peers if isinstance(peer, PlumedPeer)}
     # the bias must have produced forces (derivatives were really computed)
     for peer in peers:
-        if isinstance(peer, PlumedPeer) and peer.biased and peer.name != "COORDINATION":
-            if not np.abs(peer.forces).max() > 0:
-                raise RuntimeError(f"{peer.name}: the restraint produced no forces")
+        if isinstance(peer, PlumedPeer) and peer.biased and peer.name != "COORDINATION" and not np.abs(peer.forces).max() > 0:
+            raise RuntimeError(f"{peer.name}: the restraint produced no forces")
     load_after = os.getloadavg()
 
     rows = {}
     for name, steps in result["steps"].items():
         med, best, cpu = statistics.median(steps), min(steps), statistics.median(result["cpu"][name])
         rows[name] = {"median_ms": 1e3 * med, "min_ms": 1e3 * best, "median_us_per_molecule": 1e6 * med / nmol,
-                      "min_us_per_molecule": 1e6 * best / nmol, "median_cpu_ms": 1e3 * cpu, "samples": len(steps)}
-        if name in logs:
-            stages = timings_from_log(logs[name])
-            if stages:
-                rows[name]["stages_us_per_molecule"] = stages
+                      "min_us_per_molecule": 1e6 * best / nmol, "median_cpu_ms": 1e3 * cpu,
+                      "median_cpu_us_per_molecule": 1e6 * cpu / nmol, "first_step_s": result["first"][name], "samples": len(steps)}
+        stages = timings_from_log(logs.get(name, ""))
+        if stages:
+            rows[name]["stages_us_per_molecule"] = stages
     ratios = {}
     for t in args.threads:
         me = f"molenv T={t}"
@@ -343,29 +414,37 @@ def run_size(plumed, repeats, args, workdir: Path) -> dict:
                 ratios[f"{me} / {name} T={t}"] = ratio(result, me, f"{name} T={t}")
     if 1 in args.threads and 2 in args.threads:
         ratios["molenv speed-up T=2 vs T=1"] = ratio(result, "molenv T=1", "molenv T=2")
+        ratios["molenv speed-up T=2 vs T=1 upper bound on idle cores (CPU times)"] = idle_speedup(result, "molenv T=1", "molenv T=2")
         if not args.no_openmm:
             ratios["openmm speed-up T=2 vs T=1"] = ratio(result, "openmm T=1", "openmm T=2")
-    if not args.no_values_only:
+        if loop_dll is not None:
+            ratios["parallel loop speed-up T=2 vs T=1 (what the machine offered)"] = ratio(result, "parallel loop T=1", "parallel loop T=2")
+    if not args.no_extras:
         ratios["molenv T=1 with forces / no bias"] = ratio(result, "molenv T=1", "molenv T=1 no bias")
+        ratios["molenv T=1 NL_SKIN=0 / default"] = ratio(result, "molenv T=1 NL_SKIN=0", "molenv T=1")
     # single-thread peers by CPU time: not inflated by time slices lost to other processes
     if 1 in args.threads:
         if not args.no_coordination:
-            ratios["CPU time: molenv T=1 / COORDINATION"] = ratio(result, "molenv T=1", "COORDINATION", "round_cpu")
+            ratios["CPU time: molenv T=1 / COORDINATION"] = ratio(result, "molenv T=1", "COORDINATION", "cpu")
         if not args.no_openmm:
-            ratios["CPU time: molenv T=1 / openmm T=1"] = ratio(result, "molenv T=1", "openmm T=1", "round_cpu")
+            ratios["CPU time: molenv T=1 / openmm T=1"] = ratio(result, "molenv T=1", "openmm T=1", "cpu")
+        if not args.no_extras:
+            ratios["CPU time: molenv T=1 NL_SKIN=0 / openmm T=1"] = (ratio(result, "molenv T=1 NL_SKIN=0", "openmm T=1", "cpu")
+                                                                      if not args.no_openmm else None)
         for name in modules:
             if name != "molenv":
-                ratios[f"CPU time: molenv T=1 / {name} T=1"] = ratio(result, "molenv T=1", f"{name} T=1", "round_cpu")
+                ratios[f"CPU time: molenv T=1 / {name} T=1"] = ratio(result, "molenv T=1", f"{name} T=1", "cpu")
     for name, row in rows.items():
-        print(f"  {name:20s} median {row['median_ms']:9.2f} ms  min {row['min_ms']:9.2f} ms  CPU {row['median_cpu_ms']:9.2f} ms  "
-              f"{row['median_us_per_molecule']:7.2f} (min {row['min_us_per_molecule']:.2f}) us/molecule  n={row['samples']}")
+        print(f"  {name:24s} median {row['median_ms']:9.2f} ms  min {row['min_ms']:9.2f} ms  CPU {row['median_cpu_ms']:9.2f} ms  "
+              f"{row['median_us_per_molecule']:7.2f} (min {row['min_us_per_molecule']:.2f}) us/molecule  first {row['first_step_s']:.2f} s  "
+              f"n={row['samples']}")
     for name, value in ratios.items():
-        print(f"  {name:44s} {value:8.3f}" if value is not None else f"  {name}: n/a")
+        print(f"  {name:62s} {value:8.3f}" if value is not None else f"  {name}: n/a")
     print(f"  load average before {load_before[0]:.2f}, after {load_after[0]:.2f}", flush=True)
     return {"repeats": list(repeats), "molecules": nmol, "atoms": natoms, "box_A": np.round(np.diag(box), 3).tolist(),
             "load_average_before": load_before, "load_average_after": load_after, "peers": rows, "ratios": ratios,
-            "openmm": openmm_info, "round_medians_ms": {k: [1e3 * x for x in v] for k, v in result["round_medians"].items()},
-            "round_cpu_ms": {k: [1e3 * x for x in v] for k, v in result["round_cpu"].items()}}
+            "openmm": openmm_info, "step_ms": {k: [round(1e3 * x, 4) for x in v] for k, v in result["steps"].items()},
+            "step_cpu_ms": {k: [round(1e3 * x, 4) for x in v] for k, v in result["cpu"].items()}}
 
 
 def cpu_description() -> str:
@@ -384,8 +463,8 @@ def markdown(results: dict, threads: list[int]) -> str:
         return "n/a" if x is None else format(x, fmt)
 
     lines = ["| molecules | threads | molenv ms/step | molenv us/molecule | molenv / COORDINATION | molenv / OpenMM force call | "
-             "COORDINATION ms/step | OpenMM ms/step |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "molenv CPU / OpenMM CPU | COORDINATION ms/step | OpenMM ms/step |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for size in results["sizes"]:
         for t in threads:
             row = size["peers"].get(f"molenv T={t}")
@@ -399,6 +478,7 @@ def markdown(results: dict, threads: list[int]) -> str:
                 f"{row['median_us_per_molecule']:.2f} (min {row['min_us_per_molecule']:.2f})",
                 num(size["ratios"].get(f"molenv T={t} / COORDINATION"), ".3f"),
                 num(size["ratios"].get(f"molenv T={t} / openmm T={t}"), ".3f"),
+                num(size["ratios"].get("CPU time: molenv T=1 / openmm T=1") if t == 1 else None, ".3f"),
                 num(coord.get("median_ms"), ".2f"), num(omm.get("median_ms"), ".1f") + " |"]))
     return "\n".join(lines)
 
@@ -407,11 +487,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="504,3456,27648", help="comma separated: 504, 3456, 27648 or n1xn2xn3 cells")
     parser.add_argument("--threads", default="1,2", help="comma separated thread counts (action NUM_THREADS, OpenMM Threads)")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved measurement rounds")
-    parser.add_argument("--min-time", type=float, default=0.4, help="seconds per configuration and round (at least one step)")
+    parser.add_argument("--rounds", type=int, default=5, help="measurement rounds")
+    parser.add_argument("--min-time", type=float, default=0.4, help="seconds per configuration and round (at least one cycle)")
     parser.add_argument("--no-openmm", action="store_true")
     parser.add_argument("--no-coordination", action="store_true")
-    parser.add_argument("--no-values-only", action="store_true", help="skip the action without a bias")
+    parser.add_argument("--no-extras", action="store_true", help="skip the action without a bias, with NL_SKIN=0 and the parallel loop")
     parser.add_argument("--extra-module", action="append", default=[], metavar="LABEL=PATH", help="also time this build of the module")
     parser.add_argument("--json", help="write all results here")
     parser.add_argument("--markdown", action="store_true", help="print the summary table in Markdown")
@@ -422,6 +502,7 @@ def main(argv=None) -> int:
         print(f"reference data not found at {REFERENCE} (set MOLENV_REFERENCE)", file=sys.stderr)
         return 1
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # numpy's BLAS threads would compete for the cores
     plumed = import_plumed()
     results = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "cpu": cpu_description(), "cpu_count": os.cpu_count(),
                "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "date": time.strftime("%Y-%m-%d %H:%M:%S"), "sizes": []}
@@ -436,10 +517,16 @@ def main(argv=None) -> int:
     print(f"{results['cpu']}, {results['cpu_count']} cores, OMP_WAIT_POLICY={results['omp_wait_policy']}, load average {os.getloadavg()}")
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="molenv-bench-") as tmp:
+        loop_dll = None
+        if not args.no_extras and len(args.threads) > 1:
+            try:
+                loop_dll = reference_library(Path(tmp))
+            except (OSError, subprocess.CalledProcessError) as err:
+                print(f"cannot build the parallel reference loop ({err}): skipping it", file=sys.stderr)
         for repeats in sizes:
             workdir = Path(tmp) / "x".join(map(str, repeats))
             workdir.mkdir()
-            results["sizes"].append(run_size(plumed, repeats, args, workdir))
+            results["sizes"].append(run_size(plumed, repeats, args, workdir, loop_dll))
     results["wall_s"] = time.perf_counter() - t0
     if args.markdown:
         print()
