@@ -165,12 +165,29 @@ def update_manifest(entry: dict) -> None:
     MANIFEST.write_text(json.dumps(manifest, indent=1) + "\n")
 
 
+def table() -> str:
+    """The manifest as a markdown table (for data/README.md)."""
+    rows = ["| name | split | molecules (atoms) | T (K) | ensemble | equil. + prod. (ps) | frames | MD wall time (s) | ns/day (prod.) | MB |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for e in json.loads(MANIFEST.read_text())["trajectories"]:
+        prod = e["stages"][-1]
+        before = sum(s["time_ps"] for s in e["stages"][:-1])
+        ens = e["ensemble"] + (f" ({e['barostat']})" if e["barostat"] else "")
+        rows.append(f"| {e['name']} | {e['split']} | {e['n_molecules']} ({e['n_atoms']}) | {e['temperature_K']:g} | {ens} | {before:g} + {prod['time_ps']:g} "
+                    f"| {e['n_frames']} | {e['wall_time_s']:.0f} | {prod['ns_per_day']:.1f} | {e['bytes'] / 1e6:.2f} |")
+    return "\n".join(rows)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", nargs="+", metavar="NAME", help="only these runs")
     parser.add_argument("--list", action="store_true", help="list the runs and their state")
     parser.add_argument("--collect", action="store_true", help="only collect finished runs into data/ and the manifest")
+    parser.add_argument("--table", action="store_true", help="print the manifest as a markdown table")
     args = parser.parse_args()
+    if args.table:
+        print(table())
+        return 0
     runs = [r for r in plan() if not args.only or r["name"] in args.only]
     if args.only and len(runs) != len(args.only):
         parser.error(f"unknown run name(s); known: {', '.join(r['name'] for r in plan())}")
