@@ -58,11 +58,30 @@ def test_train_gnn_command(graph_files, tmp_path):
     args = parser().parse_args(["--train", str(graph_files / "train.pt"), "--val", str(graph_files / "val.pt"), "--out", str(tmp_path), "--max-epochs", "1", "--accelerator", "cpu", "--devices", "1", "--lr", "1e-3"])
     config = cli.config_from_args(args, FORMS)
     assert (config.num_convs, config.dropout, config.lr, config.devices, config.deterministic) == (1, 0.5, 1e-3, 1, True)
+    assert (config.batching, config.max_time_min, config.min_delta) == ("stratified", None, 0.0)
     assert cli.run(args) == 0
     assert (tmp_path / "checkpoints" / "best.ckpt").is_file()
     assert (tmp_path / "logs" / "metrics.csv").is_file()
     _, metadata = load_exported(tmp_path / "model.pt")
     assert metadata["form_names"] == FORMS
+
+
+def test_frame_steps_need_a_dataset(graph_files, tmp_path):
+    args = parser().parse_args(["--train", str(graph_files / "train.pt"), "--val", str(graph_files / "val.pt"), "--out", str(tmp_path), "--frame-step", "2"])
+    with pytest.raises(CommandError, match="select dataset frames"):
+        cli.run(args)
+    args = parser().parse_args(["--train", str(graph_files / "train.pt"), "--val", str(graph_files / "val.pt"), "--out", str(tmp_path), "--val-frame-step", "0"])
+    with pytest.raises(CommandError, match=">= 1"):
+        cli.run(args)
+
+
+def test_graphs_from_dataset_frame_step(urea_md_dataset):
+    per_source = [s["frames"]["train"] for s in urea_md_dataset.sources if s["frames"].get("train")]
+    graphs = cli.graphs_from_dataset(urea_md_dataset, "train", step=2)
+    assert len(graphs) == sum((n + 1) // 2 for n in per_source) < sum(per_source)
+    every = cli.graphs_from_dataset(urea_md_dataset, "train")
+    assert len(every) == sum(per_source)
+    assert torch.equal(graphs[1].pos, every[2].pos)  # first source: frames 0, 2, ...
 
 
 def test_train_gnn_refuses_mixed_classes(graph_files, tmp_path):

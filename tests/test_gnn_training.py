@@ -3,6 +3,7 @@ the same data and seed give the same model."""
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import torch
 from molenv.gnn import synthetic
 from molenv.gnn.graph import FrameGraphs, frame_to_graph
 from molenv.gnn.model import csr_pointer
-from molenv.gnn.lightning import GNNTrainConfig, load_classifier, predict_graphs, train_gnn
+from molenv.gnn.lightning import GNNTrainConfig, StratifiedBatchSampler, frame_groups, load_classifier, predict_graphs, train_gnn
 
 FORMS = ["parallel", "antiparallel", "melt"]
 
@@ -77,6 +78,11 @@ def test_training_reduces_loss_and_keeps_best_checkpoint(trained, data):
     scores = [s["best_model_score"] for k, s in best["callbacks"].items() if k.startswith("ModelCheckpoint")]
     assert float(scores[0]) == pytest.approx(min(val_loss), rel=1e-6)
 
+    record = json.loads((out / "train_config.json").read_text())
+    assert record["epochs"] == 4 and record["stopped_by"] == "max_epochs (4)" and record["batching"] == "stratified"
+    assert record["n_train_graphs"] == 4 and record["best_val_loss"] == pytest.approx(min(val_loss), rel=1e-6)
+    assert val_loss[record["best_epoch"]] == pytest.approx(min(val_loss), rel=1e-6)
+
     classifier = load_classifier(checkpoint)
     assert classifier.form_names == FORMS
     predictions = predict_graphs(classifier, data[1], batch_size=3)
@@ -110,3 +116,18 @@ def test_same_seed_same_model(trained, data, tmp_path):
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
     assert not all(torch.equal(weights[0][k], weights[2][k]) for k in weights[0])
+
+
+def test_stratified_batches_mix_groups(data):
+    # (form, has surface) of the toy frames: (0, 0) (1, 0) (2, 0) (1, 1), numbered in sorted order
+    assert frame_groups(data[0]).tolist() == [0, 1, 3, 2]
+    groups = [0] * 8 + [1] * 8 + [2] * 4
+    sampler = StratifiedBatchSampler(groups, 4, seed=3)
+    first, second = list(sampler), list(sampler)  # two epochs
+    for epoch in (first, second):
+        assert len(epoch) == len(sampler) == 5
+        assert sorted(i for batch in epoch for i in batch) == list(range(20))  # each frame once
+        assert all(len({groups[i] for i in batch}) >= 2 for batch in epoch)
+    assert first != second
+    assert list(StratifiedBatchSampler(groups, 4, seed=3)) == first
+    assert [len(b) for b in StratifiedBatchSampler([0] * 5, 2)] == [2, 2, 1]

@@ -21,9 +21,14 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--dropout", type=float, default=0.5, help="dropout of the residual blocks (paper 0.25, published code 0.5)")
     group.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
     group.add_argument("--batch-size", type=int, default=4, help="frames per mini-batch")
+    group.add_argument("--batching", choices=["stratified", "shuffle"], default="stratified",
+                       help="stratified (default): every batch mixes frames of different classes/systems, spread evenly over the epoch; shuffle: random order")
     group.add_argument("--max-epochs", type=int, default=200)
     group.add_argument("--patience", type=int, default=20, help="epochs without a better validation loss before stopping")
+    group.add_argument("--min-delta", type=float, default=0.0, help="smaller validation-loss improvements do not count (default 0)")
+    group.add_argument("--max-time", type=float, metavar="MIN", help="stop after this many minutes of training; the best checkpoint so far is kept")
     group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--threads", type=int, default=0, help="torch CPU threads (default 0: torch's default; on a shared CPU 1 is fastest)")
     group.add_argument("--accelerator", default="auto", help="cpu, gpu or auto (GPU when present)")
     group.add_argument("--devices", default="auto", help="number of devices, or auto")
     group.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp for several GPUs")
@@ -37,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val", nargs="+", metavar="GRAPHS", help="validation graph files")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--no-export", action="store_true", help="skip the TorchScript export")
+    frames = parser.add_argument_group("frames (with a dataset)")
+    frames.add_argument("--frame-step", type=int, default=1, metavar="N", help="train on every N-th training frame of each source (default 1: all)")
+    frames.add_argument("--val-frame-step", type=int, default=1, metavar="N", help="validate on every N-th validation frame of each source (default 1: all)")
     add_training_arguments(parser)
 
 
@@ -51,8 +59,11 @@ def config_from_args(args: argparse.Namespace, form_names: list[str]):
         dropout=args.dropout,
         lr=args.lr,
         batch_size=args.batch_size,
+        batching=args.batching,
         max_epochs=args.max_epochs,
         patience=args.patience,
+        min_delta=args.min_delta,
+        max_time_min=args.max_time,
         seed=args.seed,
         accelerator=args.accelerator,
         devices=devices,
@@ -75,16 +86,28 @@ def _read(paths: list[str]):
     return graphs, names
 
 
-def graphs_from_dataset(dataset, splits, cutoff: float | None = None) -> list:
+def graphs_from_dataset(dataset, splits, cutoff: float | None = None, step: int = 1) -> list:
     """Graphs of the frames of `splits` of a `molenv.dataset.Dataset`, labelled with its
-    polymorph classes (indices into ``dataset.classes``) and topology (0 bulk, 1 surface)."""
+    polymorph classes (indices into ``dataset.classes``) and topology (0 bulk, 1 surface).
+
+    ``step`` > 1 keeps every step-th of each source's selected frames (the first, then
+    every step-th after it): neighbouring MD frames are strongly correlated, so a stride
+    loses little information and saves graph memory and training time."""
     from molenv.gnn.graph import DEFAULT_CUTOFF, frame_to_graph
 
+    if step < 1:
+        raise ValueError(f"frame step must be >= 1, got {step}")
     cutoff = DEFAULT_CUTOFF if cutoff is None else cutoff
-    return [frame_to_graph(item.frame, item.polymorph, item.topology, cutoff=cutoff) for item in dataset.frames(splits)]
+    graphs, seen = [], {}
+    for item in dataset.frames(splits):
+        k = seen[item.source] = seen.get(item.source, -1) + 1
+        if k % step == 0:
+            graphs.append(frame_to_graph(item.frame, item.polymorph, item.topology, cutoff=cutoff))
+    return graphs
 
 
 def run(args: argparse.Namespace) -> int:
+    import shlex
     from pathlib import Path
 
     from molenv.gnn.export import export_torchscript
@@ -92,22 +115,34 @@ def run(args: argparse.Namespace) -> int:
 
     if bool(args.dataset) == bool(args.train or args.val):
         raise CommandError("give a dataset directory, or --train and --val graph files")
+    if args.frame_step < 1 or args.val_frame_step < 1:
+        raise CommandError("--frame-step and --val-frame-step must be >= 1")
+    if args.threads > 0:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    info = {"command": shlex.join(getattr(args, "command_line", None) or []) or None}
     if args.dataset:
         from molenv.dataset import open_dataset
 
         dataset = open_dataset(args.dataset)
-        (train, names), (val, val_names) = ((graphs_from_dataset(dataset, split), dataset.classes) for split in ("train", "val"))
+        train = graphs_from_dataset(dataset, "train", step=args.frame_step)
+        val = graphs_from_dataset(dataset, "val", step=args.val_frame_step)
+        names = val_names = dataset.classes
+        info.update(dataset=str(dataset.path), dataset_manifest_sha256=dataset.manifest_sha256(), frame_step=args.frame_step, val_frame_step=args.val_frame_step)
         if not train or not val:
             raise CommandError(f"{args.dataset}: needs train and val frames, has {len(train)} and {len(val)}")
     elif not (args.train and args.val):
         raise CommandError("give both --train and --val graph files")
+    elif args.frame_step != 1 or args.val_frame_step != 1:
+        raise CommandError("--frame-step and --val-frame-step select dataset frames; graph files are used whole")
     else:
         train, names = _read(args.train)
         val, val_names = _read(args.val)
     if val_names != names:
         raise CommandError(f"validation classes {val_names} differ from training classes {names}")
     out = Path(args.out)
-    checkpoint = train_gnn(train, val, config_from_args(args, names), out)
+    checkpoint = train_gnn(train, val, config_from_args(args, names), out, info=info)
     print(f"best checkpoint: {checkpoint}")
     if not args.no_export:
         classifier = load_classifier(checkpoint)
