@@ -20,7 +20,7 @@ import pytest
 REGTEST = Path(__file__).resolve().parent.parent / "regtest"
 sys.path.insert(0, str(REGTEST))
 
-from harness import run_driver  # noqa: E402
+from harness import read_xyz, run_driver, xyz_text  # noqa: E402
 
 CASE = REGTEST / "rt-forces"  # 20 toy molecules of 5 atoms; frame 0 orthorhombic, frame 1 triclinic
 APM, NMOL = 5, 20
@@ -99,3 +99,22 @@ def test_full_derivatives_debug_forces(tmp_path, component):
         scale = np.abs(ana).max()
         assert scale > 1e-3
         assert np.abs(ana - num).max() <= 1e-5 * scale
+
+
+def test_gradients_for_metad_geom_switch_to_derivative_arrays(tmp_path):
+    """METAD ADAPTIVE=GEOM takes the metric from the CV gradients (PLUMED's GRADIENTS
+    option): the action must fill its derivative arrays, giving the same hills (and forces)
+    as FULL_DERIVATIVES."""
+    x, boxes = read_xyz(CASE / "traj.xyz")
+    rng = np.random.default_rng(5)
+    files = dict(FILES, **{"traj.xyz": xyz_text([x[0] + rng.normal(scale=0.02, size=x[0].shape) for _ in range(3)], [boxes[0]] * 3)})
+    bias = "METAD ARG=c.f_B,c.s ADAPTIVE=GEOM SIGMA=0.2 HEIGHT=1.0 PACE=1 FILE=HILLS FMT=%20.12e\n"
+    default = run_driver(tmp_path / "default", actions() + bias, ARGS, files)
+    full = run_driver(tmp_path / "full", actions("FULL_DERIVATIVES") + bias, ARGS, files)
+    for run in (default, full):
+        assert run.returncode == 0, run.output[-3000:]
+    ha, hb = default.read_table("HILLS")[1], full.read_table("HILLS")[1]
+    assert len(ha) >= 1 and np.abs(ha[:, 3:6]).max() > 0  # metric from nonzero gradients
+    assert close(ha, hb, 1e-9)
+    (va, fa), (vb, fb) = default.read_dump_forces()[2], full.read_dump_forces()[2]  # earlier hills act on frame 3
+    assert np.abs(fa).max() > 1e-3 and close(fa, fb, 1e-9) and close(va, vb, 1e-9)
