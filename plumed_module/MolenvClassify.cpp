@@ -41,6 +41,7 @@
 #include "ModelFile.h"
 #include "Network.h"
 #include "NeighbourCells.h"
+#include "PairBlocks.h"
 #include "PathCV.h"
 #include "SlabRegion.h"
 #include "SymmetryFunctions.h"
@@ -614,7 +615,8 @@ void MolenvClassify::calculate() {
       g.assign(static_cast<std::size_t>(N) * S, 0.0);
       // pairs go through the kernel in blocks (columns: pair b of the block)
       constexpr unsigned Bk = SymmetryFunctions::kBlock;
-      std::vector<double> rb(Bk), cb(static_cast<std::size_t>(V) * Bk + 1), tb(static_cast<std::size_t>(S) * Bk), acc(S, 0.0);
+      std::vector<double> rb(Bk), cb(static_cast<std::size_t>(V) * Bk + 1), tb(static_cast<std::size_t>(S) * Bk),
+          tr(static_cast<std::size_t>(S) * Bk), acc(S, 0.0);
       const std::vector<MoleculePair>& list = pairs_[t];
       // the list is grouped by its first molecule: its terms are summed in acc and added
       // to G once per molecule
@@ -638,6 +640,7 @@ void MolenvClassify::calculate() {
           }
         }
         sf_->values(nb, rb.data(), cb.data(), tb.data());
+        pairblocks::columnsToRows(nb, S, tb.data(), tr.data());  // tr[b*S+q]: the terms of pair b
         for (unsigned b = 0; b < nb; ++b) {
           const MoleculePair& p = list[p0 + b];
           if (p.i != cur) {
@@ -645,15 +648,11 @@ void MolenvClassify::calculate() {
             cur = p.i;
           }
           double* __restrict a = acc.data();
+          const double* __restrict row = &tr[static_cast<std::size_t>(b) * S];
+          for (unsigned q = 0; q < S; ++q) a[q] += row[q];
           if (computed_[p.j]) {
             double* __restrict gj = &g[static_cast<std::size_t>(p.j) * S];
-            for (unsigned q = 0; q < S; ++q) {
-              const double v = tb[q * Bk + b];
-              a[q] += v;
-              gj[q] += v;
-            }
-          } else {
-            for (unsigned q = 0; q < S; ++q) a[q] += tb[q * Bk + b];
+            for (unsigned q = 0; q < S; ++q) gj[q] += row[q];
           }
         }
       }
@@ -1031,6 +1030,8 @@ void MolenvClassify::forcePass(const std::vector<double>& gamma, double delta) {
       std::vector<double> rb(Bk), cb(static_cast<std::size_t>(V) * Bk + 1), Cb(static_cast<std::size_t>(S) * Bk), A(Bk),
           Bc(static_cast<std::size_t>(V) * Bk + 1);
       const std::vector<double> zero(S, 0.0);
+      const double* rowI[Bk];
+      const double* rowJ[Bk];
       const std::vector<MoleculePair>& list = pairs_[t];
       for (std::size_t p0 = 0; p0 < list.size(); p0 += Bk) {
         const unsigned nb = std::min<std::size_t>(Bk, list.size() - p0);
@@ -1042,10 +1043,10 @@ void MolenvClassify::forcePass(const std::vector<double>& gamma, double delta) {
             const double* uj = &unitv_[3 * (p.j * V + s)];
             cb[s * Bk + b] = ui[0] * uj[0] + ui[1] * uj[1] + ui[2] * uj[2];
           }
-          const double* ci = active_[p.i] ? &cjac_[static_cast<std::size_t>(p.i) * S] : zero.data();
-          const double* cj = active_[p.j] ? &cjac_[static_cast<std::size_t>(p.j) * S] : zero.data();
-          for (unsigned q = 0; q < S; ++q) Cb[q * Bk + b] = ci[q] + cj[q];
+          rowI[b] = active_[p.i] ? &cjac_[static_cast<std::size_t>(p.i) * S] : zero.data();
+          rowJ[b] = active_[p.j] ? &cjac_[static_cast<std::size_t>(p.j) * S] : zero.data();
         }
+        pairblocks::sumRowsToColumns(nb, S, rowI, rowJ, Cb.data());  // Cb[q*Bk+b] = c_I[q] + c_J[q]
         sf_->contractedDerivatives(nb, rb.data(), cb.data(), Cb.data(), A.data(), Bc.data());
         for (unsigned b = 0; b < nb; ++b) {
           const MoleculePair& p = list[p0 + b];
