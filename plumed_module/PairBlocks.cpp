@@ -1,6 +1,8 @@
 /* molenv: row <-> pair-column transpositions (see PairBlocks.h). */
 #include "PairBlocks.h"
 
+#include <cstdlib>
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define MOLENV_HAVE_AVX2_PATH 1
@@ -80,6 +82,7 @@ __attribute__((target("avx2"))) void toRowsAvx2(unsigned nb, unsigned S, const d
 
 bool detectAvx2() {
 #ifdef MOLENV_HAVE_AVX2_PATH
+  if (std::getenv("MOLENV_NO_AVX2_TILES")) return false;  // for testing the scalar path
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2");
 #else

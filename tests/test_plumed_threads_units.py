@@ -4,7 +4,9 @@
   same values, forces and virial (per-thread buffers are summed in thread order, so
   thread counts differ only by rounding);
 * the same system in nm without UNITS and in Angstrom with UNITS LENGTH=A: same values,
-  forces scaled by exactly the length conversion, same virial.
+  forces scaled by exactly the length conversion, same virial;
+* the scalar row/column transpositions (MOLENV_NO_AVX2_TILES=1) and the AVX2 tiles: same
+  numbers to rounding.
 """
 from __future__ import annotations
 
@@ -74,3 +76,15 @@ def test_units_do_not_change_results(tmp_path):
         assert close(fn, 10.0 * fa, 1e-9)  # kJ/mol/nm = 10 kJ/mol/A
         assert close(vn, va, 1e-9)  # the virial is an energy
     assert close(n[2], a[2], 1e-10) and close(n[3], a[3], 1e-10)
+
+
+def test_scalar_and_avx2_transpositions_agree(tmp_path):
+    args = ["--ixyz", "traj.xyz", "--length-units", "A", "--dump-forces", "forces", "--dump-forces-fmt", "%.17g", "--dump-full-virial"]
+    files = dict(FILES, **{"traj.xyz": CASE / "traj.xyz"})
+    tiles = run_driver(tmp_path / "tiles", inp("NUM_THREADS=1"), args, files)
+    scalar = run_driver(tmp_path / "scalar", inp("NUM_THREADS=1"), args, files, env={"MOLENV_NO_AVX2_TILES": "1"})
+    a, b = outputs(tiles), outputs(scalar)
+    assert close(b[0], a[0], 1e-12)
+    for (v, f), (v0, f0) in zip(b[1], a[1]):
+        assert close(f, f0, 1e-11) and close(v, v0, 1e-11)
+    assert close(b[2], a[2], 1e-13) and close(b[3], a[3], 1e-13)
