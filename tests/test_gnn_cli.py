@@ -55,13 +55,13 @@ def test_graph_file_round_trip(graph_files):
 
 
 def test_train_gnn_command(graph_files, tmp_path):
-    args = parser().parse_args(["--train", str(graph_files / "train.pt"), "--val", str(graph_files / "val.pt"), "--out", str(tmp_path), "--max-epochs", "1", "--accelerator", "cpu", "--devices", "1", "--lr", "1e-3"])
+    args = parser().parse_args(["--train", str(graph_files / "train.pt"), "--val", str(graph_files / "val.pt"), "--out", str(tmp_path), "--accelerator", "cpu", "--devices", "1", "--lr", "1e-3", "--lr-decay", "0.5", "--max-epochs", "2"])
     config = cli.config_from_args(args, FORMS)
     assert (config.num_convs, config.dropout, config.lr, config.devices, config.deterministic) == (1, 0.5, 1e-3, 1, True)
-    assert (config.batching, config.max_time_min, config.min_delta) == ("stratified", None, 0.0)
+    assert (config.batching, config.max_time_min, config.min_delta, config.lr_decay, config.lr_patience) == ("stratified", None, 0.0, 0.5, 2)
     assert cli.run(args) == 0
     assert (tmp_path / "checkpoints" / "best.ckpt").is_file()
-    assert (tmp_path / "logs" / "metrics.csv").is_file()
+    assert "lr-Adam" in (tmp_path / "logs" / "metrics.csv").read_text().splitlines()[0]  # the learning rate is logged
     _, metadata = load_exported(tmp_path / "model.pt")
     assert metadata["form_names"] == FORMS
 

@@ -20,6 +20,8 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--convs", type=int, default=1, help="graph convolutions (published: 1)")
     group.add_argument("--dropout", type=float, default=0.5, help="dropout of the residual blocks (paper 0.25, published code 0.5)")
     group.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
+    group.add_argument("--lr-decay", type=float, default=1.0, help="multiply the learning rate by this when the validation loss has not improved for --lr-patience epochs (default 1: constant)")
+    group.add_argument("--lr-patience", type=int, default=2, help="epochs without a better validation loss before --lr-decay (default 2)")
     group.add_argument("--batch-size", type=int, default=4, help="frames per mini-batch")
     group.add_argument("--batching", choices=["stratified", "shuffle"], default="stratified",
                        help="stratified (default): every batch mixes frames of different classes/systems, spread evenly over the epoch; shuffle: random order")
@@ -58,6 +60,8 @@ def config_from_args(args: argparse.Namespace, form_names: list[str]):
         num_convs=args.convs,
         dropout=args.dropout,
         lr=args.lr,
+        lr_decay=args.lr_decay,
+        lr_patience=args.lr_patience,
         batch_size=args.batch_size,
         batching=args.batching,
         max_epochs=args.max_epochs,

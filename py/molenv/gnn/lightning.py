@@ -24,7 +24,7 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from torch_geometric.loader import DataLoader
 
@@ -50,14 +50,18 @@ class GNNClassifier(L.LightningModule):
     Args:
         form_names: polymorph class names in logit order (melt included).
         lr: Adam learning rate (published 1e-4).
+        lr_decay: factor the learning rate is multiplied by when the validation loss has
+            not improved for ``lr_patience`` epochs (ReduceLROnPlateau); 1: constant.
         **model_kwargs: passed to `MolecularGNN` (num_convs, dropout, cutoff, ...).
     """
 
-    def __init__(self, form_names: Sequence[str], lr: float = 1e-4, **model_kwargs):
+    def __init__(self, form_names: Sequence[str], lr: float = 1e-4, lr_decay: float = 1.0, lr_patience: int = 2, **model_kwargs):
         super().__init__()
         self.save_hyperparameters()
         self.form_names = list(form_names)
         self.lr = lr
+        self.lr_decay = lr_decay
+        self.lr_patience = lr_patience
         self.model = MolecularGNN(n_forms=len(self.form_names), **model_kwargs)
 
     def forward(self, batch) -> GNNOutput:
@@ -90,7 +94,11 @@ class GNNClassifier(L.LightningModule):
         self._step(batch, "test")
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=self.lr)
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.lr)
+        if self.lr_decay >= 1.0:
+            return optimizer
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=self.lr_decay, patience=self.lr_patience)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss", "interval": "epoch"}}
 
 
 @dataclass
@@ -101,6 +109,8 @@ class GNNTrainConfig:
     num_convs: int = 1
     dropout: float = 0.5  # paper 0.25, final published code 0.5
     lr: float = 1e-4
+    lr_decay: float = 1.0  # < 1: multiply lr by this when val_loss stalls for lr_patience epochs
+    lr_patience: int = 2
     batch_size: int = 4  # frames (graphs) per mini-batch
     batching: str = "stratified"  # or "shuffle"; see StratifiedBatchSampler
     max_epochs: int = 200
@@ -239,7 +249,9 @@ def train_gnn(
     if not train_graphs or not val_graphs:
         raise ValueError(f"need training and validation graphs, got {len(train_graphs)} and {len(val_graphs)}")
     L.seed_everything(config.seed, workers=True, verbose=False)
-    module = GNNClassifier(config.form_names, lr=config.lr, num_convs=config.num_convs, dropout=config.dropout, **config.model_kwargs)
+    module = GNNClassifier(
+        config.form_names, lr=config.lr, lr_decay=config.lr_decay, lr_patience=config.lr_patience, num_convs=config.num_convs, dropout=config.dropout, **config.model_kwargs
+    )
     checkpoint = ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best", monitor="val_loss", mode="min", save_top_k=1, enable_version_counter=False)
     stopping = EarlyStopping(monitor="val_loss", mode="min", patience=config.patience, min_delta=config.min_delta)
     trainer = L.Trainer(
@@ -249,7 +261,7 @@ def train_gnn(
         devices=config.devices,
         strategy=config.strategy,
         deterministic="warn" if config.deterministic else None,
-        callbacks=[stopping, checkpoint, *callbacks],
+        callbacks=[stopping, checkpoint, *([LearningRateMonitor("epoch")] if config.lr_decay < 1.0 else []), *callbacks],
         logger=CSVLogger(out_dir, name="logs", version=""),
         log_every_n_steps=1,
         enable_progress_bar=config.progress_bar,
