@@ -434,9 +434,8 @@ def run_size(plumed, repeats, args, workdir: Path, loop_dll) -> dict:
             ratios["CPU time: molenv T=1 / COORDINATION"] = ratio(result, "molenv T=1", "COORDINATION", "cpu")
         if not args.no_openmm:
             ratios["CPU time: molenv T=1 / openmm T=1"] = ratio(result, "molenv T=1", "openmm T=1", "cpu")
-        if not args.no_extras:
-            ratios["CPU time: molenv T=1 NL_SKIN=0 / openmm T=1"] = (ratio(result, "molenv T=1 NL_SKIN=0", "openmm T=1", "cpu")
-                                                                      if not args.no_openmm else None)
+        if not args.no_extras and not args.no_openmm:
+            ratios["CPU time: molenv T=1 NL_SKIN=0 / openmm T=1"] = ratio(result, "molenv T=1 NL_SKIN=0", "openmm T=1", "cpu")
         for name in modules:
             if name != "molenv":
                 ratios[f"CPU time: molenv T=1 / {name} T=1"] = ratio(result, "molenv T=1", f"{name} T=1", "cpu")
