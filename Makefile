@@ -15,13 +15,14 @@ MODULE     := $(MODULE_DIR)/libmolenv_plumed.so
 MODULE_SRC := $(wildcard plumed_module/*.cpp)
 MODULE_HDR := $(wildcard plumed_module/*.h)
 
-.PHONY: install module test pytest regtest demo bench clean help
+.PHONY: install module test pytest regtest demo bench data clean help
 
 help:
 	@echo "make demo     train on the committed urea data and classify an I/IV interface run"
 	@echo "make test     unit tests, PLUMED regression tests and force checks"
 	@echo "make install  create $(VENV) with all dependencies and build the PLUMED module"
 	@echo "make bench    benchmarks (see docs/benchmarks.md)"
+	@echo "make data     (re)generate the MD data in data/ (hours on one core; resumable, see data/README.md)"
 
 install: $(STAMP) $(MODULE)
 
@@ -55,6 +56,9 @@ demo: install
 
 bench: install
 	$(PY) bench/run.py
+
+data: install
+	$(PY) data/generate.py
 
 clean:
 	rm -rf $(MODULE_DIR) build regtest/*/tmp
