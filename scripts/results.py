@@ -1,0 +1,628 @@
+#!/usr/bin/env python3
+"""Accuracy table: train both classifiers on the MD data and write docs/results.md + .json.
+
+For each molecule (urea, nicotinamide) this runs, as subprocesses, the same `molenv`
+commands a user would type:
+
+1. ``molenv featurize --manifest data/manifest.json --molecule M`` (every train/test
+   trajectory of M in the manifest: crystals, melt, clusters; the method's split);
+2. ``molenv train sf`` and ``molenv evaluate`` on the test split;
+3. ``molenv train gnn`` and ``molenv evaluate`` on the test split (polymorph and topology
+   heads), plus an evaluation on the held-out validation frames, which hold the cluster
+   frames (surface molecules) when the test split has none;
+
+then copies the confusion-matrix and t-SNE PNGs (downscaled to 100 dpi, 256-colour
+palette) into ``docs/results/`` and writes ``docs/results.md`` and ``docs/results.json``
+from the ``metrics.json`` files, the dataset manifests and the training records: nothing
+in them is typed by hand except the published values (METHOD.md §6, `PUBLISHED` below).
+
+Runs (datasets, checkpoints, logs) go to ``--work`` (default /work/runs, outside
+the repository). Every step's command, wall time and end date are kept in
+``WORK/<molecule>/steps.json``, so that a later call with ``--reuse`` (skip steps whose
+outputs exist) or ``--report-only`` still reports them.
+
+    .venv/bin/python scripts/results.py                           # both molecules, both models
+    .venv/bin/python scripts/results.py --molecule urea --model gnn --reuse
+    .venv/bin/python scripts/results.py --report-only             # rewrite the docs from the runs
+    .venv/bin/python scripts/results.py --quick --work /tmp/q     # smoke test (~1 min per molecule)
+
+GNN training on a 2-core CPU is the bottleneck (~0.5 s per urea frame of ~1500 atoms,
+forward + backward, one thread). The defaults (`GNN_DEFAULTS`) make it fit in ~30-45 min
+per molecule: every 2nd training frame (neighbouring 1-1.5 ps frames are strongly
+correlated), 2 frames per step, Adam lr 1e-3 (10x the published 1e-4, which needs far more
+steps than a CPU affords), dropout 0.25 (the paper's), early stopping on the validation
+loss and a wall-clock limit. ``--quick`` uses few frames and one epoch, and writes its
+documents into WORK/docs instead of docs/.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+MOLECULES = ("urea", "nicotinamide")
+MODELS = ("sf", "gnn")
+GOAL = 0.98
+
+# METHOD.md §6 (Kuroshima et al., JCTC 2024): micro F1 on their test data. None: not
+# published as a number; the note says what was published instead.
+PUBLISHED = {
+    "urea": {
+        "sf": {"f1_polymorph": 0.98, "note": ">= 0.98 (bulk only)"},
+        "gnn": {"f1_polymorph": 0.969, "f1_topology": 0.960, "note": "crystals 200 K + melt 350 K"},
+    },
+    "nicotinamide": {
+        "sf": {"f1_polymorph": None, "note": "\"excellent\" (confusion matrix in the SI; bulk only)"},
+        "gnn": {"f1_polymorph": 0.875, "f1_topology": 0.922, "note": "350 K"},
+    },
+}
+
+SF_DEFAULTS = {"lr": 1e-2, "batch_size": 256, "max_epochs": 500, "patience": 30}
+GNN_DEFAULTS = {
+    "frame_step": 2,
+    "val_frame_step": 1,
+    "batch_size": 4,
+    "batching": "stratified",
+    "lr": 1e-3,
+    "lr_decay": 0.5,
+    "lr_patience": 2,
+    "dropout": 0.1,
+    "max_epochs": 100,
+    "patience": 10,
+    "max_time": 40.0,
+}
+# per molecule: nicotinamide has 16 training frames per crystal form (urea 40) and 10
+# classes, so it trains on every frame and gets more time
+GNN_MOLECULE_DEFAULTS = {"urea": {}, "nicotinamide": {"frame_step": 1, "max_time": 60.0}}
+
+
+def gnn_option(args, molecule: str, name: str):
+    """An option given on the command line, else the molecule's default, else the general one."""
+    value = getattr(args, f"gnn_{name}")
+    if value is not None:
+        return value
+    return GNN_MOLECULE_DEFAULTS.get(molecule, {}).get(name, GNN_DEFAULTS[name])
+QUICK = {"featurize_step": 10, "sf_max_epochs": 5, "gnn_max_epochs": 1, "gnn_frame_step": 2, "tsne_samples": 100}
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def molenv_command(*args) -> list[str]:
+    """The command line as a user types it (``molenv ...``) and as it is run here."""
+    return ["molenv", *[str(a) for a in args]]
+
+
+class Runner:
+    """Runs steps as subprocesses (``python -m molenv``), niced, with logs, and keeps a
+    record (command, wall time, date) per step in ``<work>/<molecule>/steps.json``."""
+
+    def __init__(self, work: Path, molecule: str, nice: int, dry_run: bool = False):
+        self.dir = work / molecule
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.record_path = self.dir / "steps.json"
+        self.records = json.loads(self.record_path.read_text()) if self.record_path.is_file() else {}
+        self.nice = nice
+        self.dry_run = dry_run
+
+    def run(self, step: str, command: list) -> None:
+        command = [str(c) for c in command]
+        log = self.dir / f"{step}.log"
+        print(f"[{time.strftime('%H:%M:%S')}] {step}: {shlex.join(command)}  (log {log})", flush=True)
+        if self.dry_run:
+            return
+        env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "py"), env.get("PYTHONPATH")]))
+        real = [sys.executable, "-m", "molenv", *command[1:]]
+        if self.nice:
+            real = ["nice", "-n", str(self.nice), *real]
+        start = time.perf_counter()
+        with open(log, "w") as fh:
+            result = subprocess.run(real, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT, env=env)
+        wall = time.perf_counter() - start
+        if result.returncode:
+            tail = "\n".join(log.read_text().splitlines()[-25:])
+            raise SystemExit(f"{step} failed (exit {result.returncode}); last lines of {log}:\n{tail}")
+        self.records[step] = {"command": shlex.join(command), "wall_s": round(wall, 1), "finished": dt.datetime.now().isoformat(timespec="seconds")}
+        self.record_path.write_text(json.dumps(self.records, indent=1) + "\n")
+        print(f"    done in {wall:.0f} s", flush=True)
+
+
+def run_molecule(molecule: str, models: list[str], args) -> None:
+    work = Path(args.work)
+    runner = Runner(work, molecule, args.nice, args.dry_run)
+    d = runner.dir
+    dataset, sf, gnn = d / "dataset", d / "sf", d / "gnn"
+    tsne = QUICK["tsne_samples"] if args.quick else args.tsne_samples
+
+    if not (args.reuse and (dataset / "manifest.json").is_file()):
+        cmd = molenv_command("featurize", "--manifest", args.manifest, "--molecule", molecule, "--out", dataset, "--no-progress", "--overwrite")
+        if args.only:
+            cmd += ["--only", *args.only]
+        if args.quick:
+            cmd += ["--step", QUICK["featurize_step"]]
+        runner.run("featurize", cmd)
+        for model in (sf, gnn):  # runs of an older dataset are stale
+            if model.exists() and not args.dry_run:
+                shutil.rmtree(model)
+
+    if "sf" in models:
+        if not (args.reuse and (sf / "checkpoints" / "best.ckpt").is_file()):
+            if sf.exists() and not args.dry_run:
+                shutil.rmtree(sf)
+            cmd = molenv_command(
+                "train", "sf", dataset, "--out", sf, "--name", f"{molecule}-sf", "--threads", 1, "--no-progress",
+                "--lr", args.sf_lr, "--batch-size", args.sf_batch_size, "--patience", args.sf_patience,
+                "--max-epochs", QUICK["sf_max_epochs"] if args.quick else args.sf_max_epochs,
+            )
+            runner.run("train_sf", cmd)
+        if not (args.reuse and (sf / "eval-test" / "metrics.json").is_file() and "evaluate_sf" in runner.records):
+            runner.run("evaluate_sf", molenv_command("evaluate", sf, dataset, "--out", sf / "eval-test", "--split", "test", "--tsne-samples", tsne))
+
+    if "gnn" in models:
+        if not (args.reuse and (gnn / "checkpoints" / "best.ckpt").is_file()):
+            if gnn.exists() and not args.dry_run:
+                shutil.rmtree(gnn)
+            cmd = molenv_command(
+                "train", "gnn", dataset, "--out", gnn,
+                "--frame-step", QUICK["gnn_frame_step"] if args.quick else gnn_option(args, molecule, "frame_step"),
+                "--val-frame-step", args.gnn_val_frame_step,
+                "--batch-size", args.gnn_batch_size, "--batching", args.gnn_batching, "--lr", args.gnn_lr,
+                "--lr-decay", args.gnn_lr_decay, "--lr-patience", args.gnn_lr_patience, "--dropout", args.gnn_dropout,
+                "--max-epochs", QUICK["gnn_max_epochs"] if args.quick else args.gnn_max_epochs,
+                "--patience", args.gnn_patience, "--threads", 1, "--accelerator", "cpu", "--devices", 1,
+            )
+            max_time = gnn_option(args, molecule, "max_time")
+            if max_time and not args.quick:
+                cmd += ["--max-time", max_time]
+            if args.quick:
+                cmd += ["--no-export"]
+            runner.run("train_gnn", cmd)
+        if not (args.reuse and (gnn / "eval-test" / "metrics.json").is_file() and "evaluate_gnn" in runner.records):
+            runner.run("evaluate_gnn", molenv_command("evaluate", gnn, dataset, "--out", gnn / "eval-test", "--split", "test", "--tsne-samples", tsne))
+        if not (args.reuse and (gnn / "eval-val" / "metrics.json").is_file() and "evaluate_gnn_val" in runner.records):
+            runner.run("evaluate_gnn_val", molenv_command("evaluate", gnn, dataset, "--out", gnn / "eval-val", "--split", "val", "--no-plots"))
+
+
+# ----------------------------------------------------------------------------- collecting
+
+
+def _json(path: Path):
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def collect(work: Path, molecule: str) -> dict | None:
+    """Everything the report needs about one molecule, from the files of its runs."""
+    d = work / molecule
+    manifest = _json(d / "dataset" / "manifest.json")
+    if manifest is None:
+        return None
+    steps = _json(d / "steps.json") or {}
+    if "featurize" not in steps and manifest.get("command"):  # a dataset made outside this script
+        steps["featurize"] = {"command": manifest["command"], "wall_s": manifest.get("wall_time_s")}
+    out = {"dataset": manifest, "steps": steps, "models": {}}
+    for model in MODELS:
+        metrics = _json(d / model / "eval-test" / "metrics.json")
+        if metrics is None:
+            continue
+        config = _json(d / model / "train_config.json") or {}
+        entry = {"metrics": metrics, "config": config, "dir": d / model}
+        if model == "gnn":
+            entry["val_metrics"] = _json(d / model / "eval-val" / "metrics.json")
+        out["models"][model] = entry
+    return out
+
+
+def train_record(model: str, entry: dict, steps: dict) -> dict:
+    """Epochs, best epoch, stopping reason, wall time and command of a training run."""
+    c = entry["config"]
+    step = steps.get(f"train_{model}", {})
+    if model == "sf":
+        epochs, best = c.get("epochs"), None
+        metrics_csv = entry["dir"] / "logs" / "metrics.csv"
+        if metrics_csv.is_file() and c.get("best_val_loss") is not None:
+            best = _best_epoch(metrics_csv, c["best_val_loss"])
+        options = c.get("config", {})
+        stopped = None
+        if epochs is not None and options.get("max_epochs") is not None:
+            stopped = f"max_epochs ({options['max_epochs']})" if epochs >= options["max_epochs"] else f"early stopping (patience {options.get('patience')})"
+        return {"epochs": epochs, "best_epoch": best, "best_val_loss": c.get("best_val_loss"), "stopped_by": stopped,
+                "train_molecules": c.get("provenance", {}).get("train_molecules"), "wall_s": step.get("wall_s"),
+                "command": step.get("command"), "options": options}
+    keys = ("form_names", "num_convs", "dropout", "lr", "lr_decay", "lr_patience", "batch_size", "batching", "max_epochs", "patience", "min_delta", "max_time_min", "seed", "frame_step", "val_frame_step", "deterministic")
+    return {"epochs": c.get("epochs"), "best_epoch": c.get("best_epoch"), "best_val_loss": c.get("best_val_loss"), "stopped_by": c.get("stopped_by"),
+            "train_frames": c.get("n_train_graphs"), "val_frames": c.get("n_val_graphs"), "train_molecules": c.get("n_train_molecules"),
+            "wall_s": step.get("wall_s", c.get("wall_time_s")), "fit_s": c.get("wall_time_s"),
+            "command": step.get("command", c.get("command")), "options": {k: c.get(k) for k in keys if k in c}}
+
+
+def _best_epoch(metrics_csv: Path, best_loss: float) -> int | None:
+    import csv
+
+    with open(metrics_csv) as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("val_loss")]
+    if not rows:
+        return None
+    return int(min(rows, key=lambda r: abs(float(r["val_loss"]) - best_loss))["epoch"])
+
+
+def results_json(collected: dict) -> dict:
+    out = {}
+    for molecule, c in collected.items():
+        out[molecule] = {}
+        for model, entry in c["models"].items():
+            heads = entry["metrics"]["heads"]
+            r = {"f1_polymorph": heads["polymorph"].get("micro_f1")}
+            if model == "gnn":
+                r["f1_topology"] = heads["topology"].get("micro_f1")
+            r["macro_f1_polymorph"] = heads["polymorph"].get("macro_f1")
+            r["n_test_molecules"] = heads["polymorph"].get("n")
+            r["recall_polymorph"] = {k: v["recall"] for k, v in heads["polymorph"].get("per_class", {}).items()}
+            if model == "gnn" and entry.get("val_metrics"):
+                vh = entry["val_metrics"]["heads"]
+                r["val"] = {"f1_polymorph": vh["polymorph"].get("micro_f1"), "f1_topology": vh["topology"].get("micro_f1"),
+                            "recall_surface": vh["topology"].get("per_class", {}).get("surface", {}).get("recall")}
+            r["published"] = {k: v for k, v in PUBLISHED[molecule][model].items()}
+            r["meets_goal"] = all(r[k] is not None and r[k] >= GOAL for k in ("f1_polymorph", "f1_topology") if k in r)
+            t = train_record(model, entry, c["steps"])
+            r["training"] = {k: t[k] for k in ("epochs", "best_epoch", "stopped_by", "wall_s", "command")}
+            out[molecule][model] = r
+    return out
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def copy_figures(collected: dict, figure_dir: Path, dpi: int) -> dict:
+    """Downscaled palette copies of the PNGs of each evaluation; {(molecule, model): [names]}."""
+    from PIL import Image
+
+    figure_dir.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for molecule, c in collected.items():
+        for model, entry in c["models"].items():
+            names = []
+            for key, file in entry["metrics"].get("files", {}).items():
+                src = entry["dir"] / "eval-test" / file
+                if not src.is_file():
+                    continue
+                dst = figure_dir / f"{molecule}_{model}_{file}"
+                with Image.open(src) as img:
+                    scale = dpi / 120.0  # molenv.evaluate writes 120 dpi
+                    small = img.convert("RGB").resize((round(img.width * scale), round(img.height * scale)), Image.LANCZOS)
+                    small.quantize(colors=256).save(dst, optimize=True)
+                names.append(dst.name)
+            files[(molecule, model)] = names
+    return files
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def f(x, digits: int = 3) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def minutes(seconds) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def every(n) -> str:
+    """'every frame', 'every 2nd frame', ..."""
+    if n in (None, 1):
+        return "every frame"
+    suffix = {1: "st", 2: "nd", 3: "rd"}.get(n % 10 if n % 100 not in (11, 12, 13) else 0, "th")
+    return f"every {n}{suffix} frame"
+
+
+def md_table(header: list[str], rows: list[list]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(x) for x in row) + " |" for row in rows]
+    return lines
+
+
+def confusion_table(head: dict) -> list[str]:
+    cm = head["confusion_matrix"]
+    rows = []
+    for name, counts in zip(cm["rows_true"], cm["counts"]):
+        total = max(sum(counts), 1)
+        rows.append([f"**{name}**"] + [f"{c}" if c == 0 or c == total else f"{c} ({100 * c / total:.1f} %)" for c in counts])
+    return md_table(["true \\ predicted"] + cm["columns_predicted"], rows)
+
+
+def largest_confusions(head: dict, n: int = 4) -> list[tuple[str, str, int, float]]:
+    cm = head["confusion_matrix"]
+    out = []
+    for true, counts in zip(cm["rows_true"], cm["counts"]):
+        total = sum(counts)
+        for pred, count in zip(cm["columns_predicted"], counts):
+            if pred != true and count:
+                out.append((true, pred, count, count / total))
+    return sorted(out, key=lambda x: -x[2])[:n]
+
+
+def planned_missing(molecule: str, manifest_path: Path) -> list[str]:
+    """Trajectories data/generate.py plans for `molecule` that the manifest does not list
+    yet (the MD data generation still running), train/test splits only."""
+    try:
+        sys.path.insert(0, str(REPO / "data"))
+        import generate  # data/generate.py
+
+        planned = [r for r in generate.plan() if r["molecule"] == molecule and r["split"] in ("train", "val", "test")]
+    except Exception:  # noqa: BLE001 - the plan is informative only
+        return []
+    finally:
+        sys.path.pop(0)
+    present = {t["name"] for t in json.loads(manifest_path.read_text())["trajectories"]}
+    return [f"{r['name']} ({r['split']})" for r in planned if r["name"] not in present]
+
+
+def report(collected: dict, results: dict, figures: dict, args, figure_rel: str) -> str:
+    L: list[str] = []
+    add = L.append
+    add("# Accuracy of the classifiers on our MD data")
+    add("")
+    add(f"Written by `scripts/results.py` on {dt.date.today().isoformat()} from the `metrics.json` of `molenv evaluate`, the dataset "
+        "manifests and the training records; do not edit by hand (rerun `.venv/bin/python scripts/results.py --report-only`). "
+        "Published values: METHOD.md §6 (Kuroshima et al., JCTC 2024), micro F1 on *their* test data (their LAMMPS GAFF "
+        f"trajectories), not on ours. Goal: micro F1 >= {GOAL} for both models on both molecules.")
+    add("")
+    add("## Summary (test split, micro F1)")
+    add("")
+    rows = []
+    for molecule in MOLECULES:
+        for model in MODELS:
+            r = results.get(molecule, {}).get(model)
+            pub = PUBLISHED[molecule][model]
+            if r is None:
+                rows.append([molecule, "SF-MLP" if model == "sf" else "GNN", "not run", "", "", "", "", ""])
+                continue
+            topo = f(r.get("f1_topology")) if model == "gnn" else "(bulk only)"
+            val_topo = "-"
+            if model == "gnn" and r.get("val"):
+                val_topo = f"{f(r['val']['f1_topology'])} (surface recall {f(r['val']['recall_surface'])})"
+            rows.append([molecule, "SF-MLP" if model == "sf" else "GNN", f"**{f(r['f1_polymorph'])}**", pub["note"] if pub["f1_polymorph"] is None or model == "sf" else f(pub["f1_polymorph"]),
+                         f"**{topo}**" if model == "gnn" else topo, f(pub.get("f1_topology")) if model == "gnn" else "-", val_topo,
+                         "yes" if r["meets_goal"] else "**no**"])
+    L += md_table(["molecule", "model", "polymorph (ours)", "polymorph (published)", "topology (ours)", "topology (published)",
+                   "topology, held-out val frames incl. clusters", f">= {GOAL}"], rows)
+    add("")
+    add("Test split (the paper's protocol, `molenv featurize --split-mode method`): crystals at a higher temperature than the "
+        "training crystals (urea 200 K, nicotinamide 350 K; trained at 100 K) and the last 20 % of the melt frames. "
+        "The SF-MLP is evaluated on the periodic bulk molecules (as the reference SF classifier), the GNN on every molecule of "
+        "every test frame, clusters included where the test split has them.")
+    # data caveats
+    for molecule, c in collected.items():
+        missing = planned_missing(molecule, REPO / args.manifest)
+        test_topology = c["dataset"].get("topology_counts", {}).get("test", {})
+        notes = []
+        if missing:
+            notes.append(f"the dataset was made while the MD generation was still running: planned trajectories not yet in "
+                         f"`data/manifest.json` then: {', '.join(missing)}")
+        if "gnn" in c["models"] and not test_topology.get("surface"):
+            notes.append("the test split has no cluster (surface) molecules, so the test topology F1 only shows that bulk molecules "
+                         "are called bulk; the last column evaluates the GNN on the held-out validation frames, which include the "
+                         "cluster frames (100 K) and therefore surface molecules")
+        for note in notes:
+            add("")
+            add(f"*{molecule}*: {note}.")
+    add("")
+
+    for molecule in MOLECULES:
+        c = collected.get(molecule)
+        if c is None:
+            continue
+        ds = c["dataset"]
+        add(f"## {molecule}")
+        add("")
+        add("### Data")
+        add("")
+        add(f"Dataset from `data/manifest.json` ({len(ds['sources'])} trajectories, classes {', '.join(ds['classes'])}; "
+            f"featurized in {minutes(ds.get('wall_time_s'))}). Frames per split of each trajectory:")
+        add("")
+        rows = []
+        for s in ds["sources"]:
+            fr = s["frames"]
+            rows.append([s["name"], s["label"], s["system"], f"{s['temperature_K']:g}", s["n_molecules"],
+                         fr.get("train", 0), fr.get("val", 0), fr.get("test", 0), s.get("surface_molecules", "-")])
+        L += md_table(["trajectory", "label", "system", "T (K)", "molecules", "train frames", "val frames", "test frames", "surface molecules (all frames)"], rows)
+        add("")
+        add("Molecules per split and class, and per topology class (all molecules of all frames; the SF-MLP trains and is "
+            "evaluated on the periodic bulk ones, the GNN trains on a subsample of the training frames, see below):")
+        add("")
+        classes = ds["classes"]
+        rows = []
+        for split, counts in ds.get("counts", {}).items():
+            topo = ds.get("topology_counts", {}).get(split, {})
+            rows.append([split] + [counts.get(k, 0) for k in classes] + [sum(counts.values()), topo.get("bulk", 0), topo.get("surface", 0)])
+        L += md_table(["split"] + classes + ["total", "bulk", "surface"], rows)
+        add("")
+        for model in MODELS:
+            entry = c["models"].get(model)
+            if entry is None:
+                continue
+            r = results[molecule][model]
+            t = train_record(model, entry, c["steps"])
+            heads = entry["metrics"]["heads"]
+            title = "SF-MLP (symmetry functions + MLP)" if model == "sf" else "GNN (graph network)"
+            add(f"### {title}")
+            add("")
+            p = heads["polymorph"]
+            line = f"Test: polymorph micro F1 **{f(p['micro_f1'], 4)}**, macro F1 {f(p['macro_f1'], 4)} ({p['n']} molecules)"
+            if model == "gnn":
+                tp = heads["topology"]
+                line += f"; topology micro F1 **{f(tp['micro_f1'], 4)}** ({tp['n']} molecules)"
+            add(line + ".")
+            add("")
+            opts = t["options"]
+            if model == "sf":
+                add(f"Training: {t['train_molecules']} periodic bulk training molecules, hidden {opts.get('hidden')} {opts.get('activation')}, "
+                    f"Adam lr {opts.get('lr')}, batch {opts.get('batch_size')} molecules, early stopping patience {opts.get('patience')} "
+                    f"(min delta {opts.get('min_delta')}), max {opts.get('max_epochs')} epochs, seed {opts.get('seed')}, 1 thread. "
+                    f"Ran {t['epochs']} epochs (best epoch {t['best_epoch']}, validation loss {f(t['best_val_loss'], 5)}; stopped by {t['stopped_by']}) "
+                    f"in {minutes(t['wall_s'])}.")
+            else:
+                limit = f"wall-clock limit {opts['max_time_min']:g} min" if opts.get("max_time_min") else "no wall-clock limit"
+                add(f"Training: {t['train_frames']} training frames ({t['train_molecules']} molecules; {every(opts.get('frame_step'))} of each trajectory's "
+                    f"training frames), {t['val_frames']} validation frames ({every(opts.get('val_frame_step'))}); {opts.get('num_convs')} convolution "
+                    f"(published architecture), dropout {opts.get('dropout')}, Adam lr {opts.get('lr')} (x {opts.get('lr_decay')} after {opts.get('lr_patience')} epochs without a better validation loss), {opts.get('batch_size')} frames per step ({opts.get('batching')} batches), "
+                    f"early stopping patience {opts.get('patience')}, at most {opts.get('max_epochs')} epochs, {limit}, "
+                    f"seed {opts.get('seed')}, deterministic kernels, 1 CPU thread. Ran {t['epochs']} epochs (best epoch {t['best_epoch']}, validation "
+                    f"loss {f(t['best_val_loss'], 4)}; stopped by {t['stopped_by']}) in {minutes(t['fit_s'])} of fitting, {minutes(t['wall_s'])} in all "
+                    "(with building the graphs).")
+            ev = c["steps"].get(f"evaluate_{model}", {})
+            if ev.get("wall_s") is not None:
+                add(f"Evaluation (with t-SNE maps): {minutes(ev['wall_s'])}.")
+            add("")
+            add("Recall per class (test):")
+            add("")
+            L += md_table(["class"] + list(p["per_class"]), [["recall"] + [f(v["recall"], 4) for v in p["per_class"].values()],
+                                                              ["support"] + [v["support"] for v in p["per_class"].values()]])
+            add("")
+            add("Polymorph confusion matrix (test; rows true, columns predicted):")
+            add("")
+            L += confusion_table(p)
+            add("")
+            if model == "gnn":
+                add("Topology confusion matrix (test):")
+                add("")
+                L += confusion_table(heads["topology"])
+                add("")
+                vm = entry.get("val_metrics")
+                if vm:
+                    vp, vt = vm["heads"]["polymorph"], vm["heads"]["topology"]
+                    add(f"Held-out validation frames (used for early stopping, {vp['n']} molecules): polymorph micro F1 {f(vp['micro_f1'], 4)}, "
+                        f"topology micro F1 {f(vt['micro_f1'], 4)}; topology confusion:")
+                    add("")
+                    L += confusion_table(vt)
+                    add("")
+            worst = sorted(p.get("accuracy_by_source", {}).items(), key=lambda kv: kv[1]["accuracy"])
+            if worst:
+                add("Accuracy by test trajectory: " + ", ".join(f"{k} {f(v['accuracy'], 4)} (n {v['n']})" for k, v in worst) + ".")
+                add("")
+            if not r["meets_goal"]:
+                conf = largest_confusions(p)
+                if conf:
+                    add("Largest polymorph confusions (true -> predicted): " + "; ".join(f"{a} -> {b}: {n} ({100 * x:.1f} % of {a})" for a, b, n, x in conf) + ".")
+                    add("")
+            for name in figures.get((molecule, model), []):
+                add(f"![{name}]({figure_rel}/{name})")
+            add("")
+            if t.get("command"):
+                add("```")
+                add(t["command"])
+                if ev.get("command"):
+                    add(ev["command"])
+                add("```")
+                add("")
+
+    if args.notes and Path(args.notes).is_file():
+        add(Path(args.notes).read_text().strip())
+        add("")
+
+    add("## How these numbers were made")
+    add("")
+    add("```bash")
+    add(".venv/bin/python scripts/results.py" + ("" if not args.command_line else " " + args.command_line))
+    add("```")
+    add("")
+    add("runs, per molecule (the exact commands, in order):")
+    add("")
+    add("```")
+    for molecule in MOLECULES:
+        c = collected.get(molecule)
+        if c is None:
+            continue
+        for step in ("featurize", "train_sf", "evaluate_sf", "train_gnn", "evaluate_gnn", "evaluate_gnn_val"):
+            s = c["steps"].get(step)
+            if s:
+                add(f"{s['command']}    # {minutes(s['wall_s'])}")
+    add("```")
+    add("")
+    add(f"Machine: {platform.machine()}, {os.cpu_count()} cores shared with other work (MD data generation, builds); every step niced, "
+        "one torch/OpenMP thread. Wall times include waiting for the shared CPU. PNGs in `docs/results/` are 100 dpi copies of "
+        "`molenv evaluate`'s; t-SNE maps show 1000 randomly chosen test molecules (seeded), misclassified ones marked x.")
+    add("")
+    return "\n".join(L)
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog="See the module docstring for details.")
+    parser.add_argument("--molecule", nargs="+", choices=MOLECULES, default=list(MOLECULES), help="molecules (default both)")
+    parser.add_argument("--model", nargs="+", choices=MODELS, default=list(MODELS), help="models (default both)")
+    parser.add_argument("--manifest", default="data/manifest.json", help="MD manifest, relative to the repository (default data/manifest.json)")
+    parser.add_argument("--only", nargs="+", metavar="PATTERN", help="only these manifest trajectories (shell patterns; passed to featurize --only)")
+    parser.add_argument("--work", default="/work/runs", help="directory for datasets, runs and logs, one folder per molecule (default /work/runs)")
+    parser.add_argument("--docs", help="directory for results.md, results.json and results/*.png (default docs/, with --quick WORK/docs)")
+    parser.add_argument("--reuse", action="store_true", help="keep an existing dataset and runs of the molecule; only run the missing steps")
+    parser.add_argument("--report-only", action="store_true", help="run nothing; write the documents from the runs in --work")
+    parser.add_argument("--quick", action="store_true", help="smoke test: every 10th frame, 5 SF epochs, 1 GNN epoch, 100-point t-SNE")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    parser.add_argument("--nice", type=int, default=10, help="niceness of the steps (default 10; 0: not niced)")
+    parser.add_argument("--tsne-samples", type=int, default=1000, help="molecules per t-SNE map (default 1000)")
+    parser.add_argument("--dpi", type=int, default=100, help="resolution of the copied PNGs (default 100)")
+    parser.add_argument("--notes", default=str(REPO / "docs" / "results_notes.md"),
+                        help="markdown appended as the discussion (default docs/results_notes.md, if present)")
+    sf = parser.add_argument_group("SF-MLP training (molenv train sf)")
+    sf.add_argument("--sf-lr", type=float, default=SF_DEFAULTS["lr"])
+    sf.add_argument("--sf-batch-size", type=int, default=SF_DEFAULTS["batch_size"])
+    sf.add_argument("--sf-max-epochs", type=int, default=SF_DEFAULTS["max_epochs"])
+    sf.add_argument("--sf-patience", type=int, default=SF_DEFAULTS["patience"])
+    g = parser.add_argument_group("GNN training (molenv train gnn)")
+    g.add_argument("--gnn-frame-step", type=int, help=f"every N-th training frame of each trajectory (default {GNN_DEFAULTS['frame_step']}, nicotinamide 1)")
+    g.add_argument("--gnn-val-frame-step", type=int, default=GNN_DEFAULTS["val_frame_step"], help="every N-th validation frame (default %(default)s)")
+    g.add_argument("--gnn-batch-size", type=int, default=GNN_DEFAULTS["batch_size"], help="frames per step (default %(default)s)")
+    g.add_argument("--gnn-batching", choices=["stratified", "shuffle"], default=GNN_DEFAULTS["batching"], help="order of the training frames (default %(default)s)")
+    g.add_argument("--gnn-lr", type=float, default=GNN_DEFAULTS["lr"], help="Adam learning rate (default %(default)s; published 1e-4)")
+    g.add_argument("--gnn-lr-decay", type=float, default=GNN_DEFAULTS["lr_decay"], help="lr factor when the validation loss stalls (default %(default)s; 1: constant)")
+    g.add_argument("--gnn-lr-patience", type=int, default=GNN_DEFAULTS["lr_patience"], help="epochs without improvement before the lr decays (default %(default)s)")
+    g.add_argument("--gnn-dropout", type=float, default=GNN_DEFAULTS["dropout"], help="dropout (default %(default)s; paper 0.25, published code 0.5)")
+    g.add_argument("--gnn-max-epochs", type=int, default=GNN_DEFAULTS["max_epochs"], help="(default %(default)s)")
+    g.add_argument("--gnn-patience", type=int, default=GNN_DEFAULTS["patience"], help="early-stopping patience in epochs (default %(default)s)")
+    g.add_argument("--gnn-max-time", type=float, help=f"wall-clock limit of the fit in minutes (default {GNN_DEFAULTS['max_time']:g}, nicotinamide 60; 0: none)")
+    args = parser.parse_args(argv)
+    args.command_line = shlex.join(argv if argv is not None else sys.argv[1:])
+    work = Path(args.work)
+    if args.quick and args.work == parser.get_default("work"):
+        work = Path(args.work) / "quick"
+        args.work = str(work)
+    docs = Path(args.docs) if args.docs else (work / "docs" if args.quick else REPO / "docs")
+
+    if not args.report_only:
+        for molecule in args.molecule:
+            run_molecule(molecule, args.model, args)
+    if args.dry_run:
+        return 0
+
+    collected = {m: c for m in MOLECULES if (c := collect(work, m)) is not None}
+    if not collected:
+        raise SystemExit(f"{work}: no runs to report")
+    results = results_json(collected)
+    figure_dir = docs / "results"
+    figures = copy_figures(collected, figure_dir, args.dpi)
+    docs.mkdir(parents=True, exist_ok=True)
+    (docs / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    (docs / "results.md").write_text(report(collected, results, figures, args, os.path.relpath(figure_dir, docs)))
+    print(f"wrote {docs / 'results.md'}, {docs / 'results.json'} and {sum(map(len, figures.values()))} figures in {figure_dir}")
+    for molecule, r in results.items():
+        for model, v in r.items():
+            print(f"  {molecule} {model}: polymorph {f(v['f1_polymorph'], 4)}" + (f", topology {f(v['f1_topology'], 4)}" if "f1_topology" in v else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""scripts/results.py writes docs/results.md and results.json from the files of the runs
+(here: made-up evaluations of a real dataset manifest; no training)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from molenv.evaluate import Head, evaluate_outputs
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def results_script():
+    spec = importlib.util.spec_from_file_location("results_script", REPO / "scripts" / "results.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def fake_head(name, classes, y_true, errors, rng):
+    """A head whose predictions are the true labels except for `errors` molecules."""
+    y_pred = y_true.copy()
+    wrong = rng.choice(len(y_true), errors, replace=False)
+    y_pred[wrong] = (y_pred[wrong] + 1) % len(classes)
+    return Head(name, classes, classes, y_true, np.eye(len(classes))[y_pred])
+
+
+def test_report_from_runs(results_script, urea_md_dataset, tmp_path):
+    rng = np.random.default_rng(0)
+    work, docs = tmp_path / "work", tmp_path / "docs"
+    shutil.copytree(urea_md_dataset.path, work / "urea" / "dataset")
+    classes = urea_md_dataset.classes
+    y = rng.integers(0, len(classes), 200)
+    evaluate_outputs(work / "urea" / "sf" / "eval-test", [fake_head("polymorph", classes, y, 0, rng)], {"descriptors": rng.normal(size=(200, 4))}, tsne_samples=50)
+    (work / "urea" / "sf" / "train_config.json").write_text(json.dumps({"config": {"max_epochs": 500, "patience": 30}, "provenance": {"train_molecules": 123}, "epochs": 40, "best_val_loss": 0.01}))
+    topology = rng.integers(0, 2, 200)
+    gnn_heads = [fake_head("polymorph", classes, y, 10, rng), fake_head("topology", ["bulk", "surface"], topology, 3, rng)]
+    evaluate_outputs(work / "urea" / "gnn" / "eval-test", gnn_heads, tsne_samples=0)
+    evaluate_outputs(work / "urea" / "gnn" / "eval-val", gnn_heads, plots=False)
+    config = {"form_names": classes, "num_convs": 1, "dropout": 0.1, "lr": 1e-3, "batch_size": 4, "batching": "stratified", "frame_step": 2, "val_frame_step": 1,
+              "n_train_graphs": 80, "n_val_graphs": 40, "n_train_molecules": 9999, "epochs": 12, "best_epoch": 9, "best_val_loss": 0.2,
+              "stopped_by": "max_time (40.0 min)", "wall_time_s": 1234.0, "command": "molenv train gnn DATASET --out GNN", "max_time_min": 40.0}
+    (work / "urea" / "gnn" / "train_config.json").write_text(json.dumps(config))
+
+    assert results_script.main(["--report-only", "--molecule", "urea", "--work", str(work), "--docs", str(docs)]) == 0
+    results = json.loads((docs / "results.json").read_text())
+    assert set(results) == {"urea"} and set(results["urea"]) == {"sf", "gnn"}
+    assert results["urea"]["sf"]["f1_polymorph"] == 1.0 and results["urea"]["sf"]["meets_goal"]
+    assert results["urea"]["gnn"]["f1_polymorph"] == pytest.approx(0.95)
+    assert results["urea"]["gnn"]["f1_topology"] == pytest.approx(1 - 3 / 200)
+    assert not results["urea"]["gnn"]["meets_goal"]
+    assert results["urea"]["gnn"]["published"]["f1_polymorph"] == 0.969
+    assert results["urea"]["gnn"]["training"]["command"] == "molenv train gnn DATASET --out GNN"
+    text = (docs / "results.md").read_text()
+    assert "| urea | GNN | **0.950** | 0.969 | **0.985** | 0.960 |" in text
+    assert "| nicotinamide | GNN | not run |" in text
+    assert "every 2nd frame" in text and "stopped by max_time (40.0 min)" in text
+    assert "Largest polymorph confusions" in text  # below the goal: the confusions are listed
+    figures = sorted(p.name for p in (docs / "results").iterdir())
+    assert figures == ["urea_gnn_confusion_polymorph.png", "urea_gnn_confusion_topology.png", "urea_sf_confusion_polymorph.png", "urea_sf_tsne_descriptors.png"]
+    for name in figures:
+        assert f"](results/{name})" in text
