@@ -44,6 +44,19 @@ MOLENV_CLONES void candidateDistances(bool periodic, const double (&h)[3][3], do
   }
 }
 
+/// Appends the pair (i, j) of a candidate q of candidateDistances().
+inline void addPair(std::vector<MoleculePair>& list, unsigned i, unsigned j, const double* dx, const double* dy, const double* dz,
+                    const double* r2, std::size_t q) {
+  MoleculePair pr;
+  pr.i = i;
+  pr.j = j;
+  pr.d[0] = dx[q];
+  pr.d[1] = dy[q];
+  pr.d[2] = dz[q];
+  pr.r = std::sqrt(r2[q]);
+  list.push_back(pr);
+}
+
 }  // namespace
 
 void CellGeometry::setBox(const double box[3][3]) {
@@ -165,14 +178,7 @@ bool NeighbourCells::update(const std::vector<double>& centres, const CellGeomet
         if (!(r2[q] < rcut2)) continue;
         const unsigned i = v[q0 + 2 * q], j = v[q0 + 2 * q + 1];
         if (!active[i] && !active[j]) continue;
-        MoleculePair pr;
-        pr.i = i;
-        pr.j = j;
-        pr.d[0] = dx[q];
-        pr.d[1] = dy[q];
-        pr.d[2] = dz[q];
-        pr.r = std::sqrt(r2[q]);
-        list.push_back(pr);
+        addPair(list, i, j, dx, dy, dz, r2, q);
       }
     }
   }
@@ -324,14 +330,7 @@ void NeighbourCells::build(const std::vector<double>& centres, const CellGeometr
         if (j == i) continue;
         if (!halfStencil && (i < j) != (((i + j) & 1u) != 0)) continue;  // each unordered pair once
         if (active && !(*active)[i] && !(*active)[j]) continue;
-        MoleculePair pr;
-        pr.i = i;
-        pr.j = j;
-        pr.d[0] = dx[q];
-        pr.d[1] = dy[q];
-        pr.d[2] = dz[q];
-        pr.r = std::sqrt(r2[q]);
-        list.push_back(pr);
+        addPair(list, i, j, dx.data(), dy.data(), dz.data(), r2.data(), q);
       }
     }
   }
