@@ -7,29 +7,40 @@
    derivatives with respect to the atoms and the cell.  Full documentation:
    docs/plumed_action.md.
 
+   This file is the action: keywords, parsing, components, and the orchestration of a
+   step; the computation lives in
+     MoleculeFrame     per-step geometry of the molecules (centres, vectors, region weights)
+     NeighbourCells    pairs of molecules within the cutoff (cell list + Verlet list)
+     ValuePass         pass 1 over the pairs (descriptors) and the network (probabilities)
+     DerivativePass    backward sweeps, pass 2 over the pairs, per-molecule reduction,
+                       contracted with per-molecule seeds
+     MoleculeFiles     PROB_FILE / SF_FILE
+   on top of the kernels SymmetryFunctions, Network, PairBlocks, PathCV, SlabRegion.
+
    Derivative scheme.  Every descriptor of molecule I is a sum of pair terms
    t_g(r_IJ, cos theta_IJ,s) that are symmetric in I and J.  With J_I = dp(I)/dG(I)
    the network Jacobian and w_I the region weight,
        d n_k = sum_pairs sum_g (w_I J_I[k,g] + w_J J_J[k,g]) d t_g(I,J) + sum_I p_k(I) d w_I,
    and f_k, nmol, s and z are functions of (n_k, W = sum_I w_I), so the derivative of
    every component c is sum_k alpha_ck d n_k + beta_c d W with coefficients known once
-   the values are.  Each unordered pair is visited once per step for the values
-   (pass 1) and once for the derivatives (pass 2), where the pair terms are contracted
-   on the fly with the weighted Jacobians of both molecules; nothing of size
+   the values are (setComponents()).  Each unordered pair is visited once per step for
+   the values (pass 1) and once for the derivatives (pass 2), where the pair terms are
+   contracted on the fly with the weighted Jacobians of both molecules; nothing of size
    N*neighbours*n_sf is stored.
 
    What a step needs is the forces, not the derivatives: with bias forces F_c on the
    components, the force on the atoms is -sum_c F_c dc/dx = the derivative of
    sum_k gamma_k n_k + delta W with gamma_k = sum_c F_c alpha_ck, delta = sum_c F_c beta_c.
    So by default calculate() computes values only (and keeps the network activations),
-   and apply() turns the forces on the components into gamma, delta, runs ONE
-   vector-Jacobian product per molecule (seed w_I gamma) and ONE contracted pass 2, and
-   hands the atom forces and the virial to PLUMED: the cost does not grow with the
-   number of classes or of biased components.  PLUMED's per-component derivative
-   arrays are filled (per class: K Jacobian sweeps and a K-wide pass 2) only when
-   something reads them: FULL_DERIVATIVES, a DUMPDERIVATIVES/DUMPPROJECTIONS of a
-   component, an action that asks for gradients (e.g. METAD ADAPTIVE=GEOM), or
-   NUMERICAL_DERIVATIVES (then PLUMED fills them itself).
+   and apply() turns the forces on the components into gamma, delta and runs the
+   derivative pass with that ONE seed: one vector-Jacobian product per molecule (seed
+   w_I gamma) and one contracted pass 2, which hand the atom forces and the virial to
+   PLUMED: the cost does not grow with the number of classes or of biased components.
+   PLUMED's per-component derivative arrays are filled (the same pass with K + 1 seeds,
+   n_0 .. n_{K-1} and W: K Jacobian sweeps and a K-wide pass 2, combined with alpha and
+   beta) only when something reads them: FULL_DERIVATIVES, a
+   DUMPDERIVATIVES/DUMPPROJECTIONS of a component, an action that asks for gradients
+   (e.g. METAD ADAPTIVE=GEOM), or NUMERICAL_DERIVATIVES (then PLUMED fills them itself).
 
    Threads (OpenMP, NUM_THREADS): pairs are owned by contiguous molecule ranges, one
    per thread; each thread accumulates into its own buffers, which are summed in
@@ -38,13 +49,16 @@
 
    Units: the model works in Angstrom; positions are converted from PLUMED's internal
    length unit once per step, derivatives converted back. */
+#include "DerivativePass.h"
 #include "ModelFile.h"
+#include "MoleculeFiles.h"
+#include "MoleculeFrame.h"
 #include "Network.h"
 #include "NeighbourCells.h"
-#include "PairBlocks.h"
 #include "PathCV.h"
 #include "SlabRegion.h"
 #include "SymmetryFunctions.h"
+#include "ValuePass.h"
 
 #include "colvar/Colvar.h"
 #include "config/version.h"
@@ -52,7 +66,6 @@
 #include "core/ActionSet.h"
 #include "core/ActionWithArguments.h"
 #include "core/PlumedMain.h"
-#include "tools/OFile.h"
 #include "tools/Pbc.h"
 #include "tools/Units.h"
 
@@ -62,10 +75,6 @@
 #include <cstdlib>
 #include <memory>
 #include <set>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace PLMD {
 namespace molenv {
@@ -100,15 +109,14 @@ public:
 #endif
 
 private:
-  // ---- model and kernels
+  // ---- model, kernels and the passes over the pairs
   Model model_;
   std::unique_ptr<SymmetryFunctions> sf_;
   std::unique_ptr<Network> net_;
   unsigned nmol_ = 0, nvec_ = 0, ncls_ = 0, nsf_ = 0;
-  // requested atoms are molecule-major: atom slot q of molecule m is m*nlocal_+q;
-  // slots are the distinct model positions among the centre and vector end points
-  unsigned nlocal_ = 0, centreSlot_ = 0;
-  std::vector<unsigned> vecASlot_, vecBSlot_;
+  AtomSlots slots_;  ///< requested atoms are molecule-major: slot q of molecule m is m*nlocal+q
+  std::unique_ptr<ValuePass> values_;
+  std::unique_ptr<DerivativePass> derivs_;
   // ---- options
   bool nopbc_ = false;
   unsigned nthreads_ = 1;
@@ -117,9 +125,7 @@ private:
   bool hasPath_ = false;
   PathCV path_;
   std::vector<unsigned> pathClasses_;
-  std::string probFileName_, sfFileName_;
-  OFile probFile_, sfFile_;
-  unsigned fileStride_ = 1;
+  MoleculeFiles files_;
   bool probVectors_ = false;
   // ---- outputs
   std::vector<Value*> nVal_, fVal_, pVec_;
@@ -131,19 +137,13 @@ private:
   Deriv mode_ = Deriv::none;
   bool fullDerivatives_ = false;  ///< FULL_DERIVATIVES flag
   bool consumersChecked_ = false, dumpConsumer_ = false;
-  // ---- per-step work arrays (Angstrom)
+  // ---- per-step state (Angstrom)
   CellGeometry cell_;
   double toA_ = 1.0;
-  std::vector<double> centres_, vraw_, unitv_, vlen_;
-  std::vector<double> weight_, dweight_, rbox_;
-  std::vector<char> active_, computed_;
-  std::vector<double> G_, prob_, wjac_, cjac_;
-  std::vector<unsigned> netList_;  ///< computed molecules, in blocks of Network::kBlock
-  std::vector<double> store_;      ///< network activations of each block (for the backward sweeps)
-  std::vector<std::vector<double>> gbuf_, dbuf_, boxbuf_;
+  MoleculeFrame frame_;
   NeighbourCells cells_;
-  std::vector<std::vector<MoleculePair>> pairs_;
-  std::vector<unsigned> ranges_;
+  PairLists pairs_;
+  std::vector<unsigned> ranges_;  ///< thread t owns the pairs found from molecules ranges_[t] .. ranges_[t+1]-1
   // derivative coefficients of the components: d c = sum_k alpha_[c][k] d n_k + beta_[c] d W
   std::vector<Value*> comps_;
   std::vector<std::vector<double>> alpha_;
@@ -164,10 +164,9 @@ private:
   }
 
   void checkConsumers();
-  void fullDerivativePass();
-  void forcePass(const std::vector<double>& gamma, double delta);
   void setupGeometry(double toA);
-  void writeFiles();
+  void setComponents();
+  void derivatives(const Seeds& seeds, DerivativeSink& sink);
 };
 
 PLUMED_REGISTER_ACTION(MolenvClassify, "MOLENV_CLASSIFY")
@@ -241,6 +240,69 @@ std::string joinNames(const std::vector<std::string>& v) {
   return out;
 }
 
+/// Forces (default): the derivatives of the one channel sum_k gamma_k n_k + delta W,
+/// in PLUMED's units, into the array handed to setForcesOnAtoms (atoms, then the box).
+class ForceSink : public DerivativeSink {
+public:
+  ForceSink(std::vector<double>& forces, unsigned nlocal, double toA) : forces_(forces), nlocal_(nlocal), toA_(toA) {}
+  void molecule(unsigned m, const double* local) override {
+    double* out = &forces_[3 * m * nlocal_];
+    for (unsigned q = 0; q < 3 * nlocal_; ++q) out[q] = local[q] * toA_;
+  }
+  void box(const double* box) override {
+    std::copy_n(box, 9, forces_.end() - 9);  // dimensionless: no unit conversion
+  }
+
+private:
+  std::vector<double>& forces_;
+  unsigned nlocal_;
+  double toA_;
+};
+
+/// Derivative arrays: from the channels n_0 .. n_{K-1}, W, every component's
+/// derivatives d c = sum_k alpha[c][k] d n_k + beta[c] d W.
+class ComponentSink : public DerivativeSink {
+public:
+  ComponentSink(const std::vector<Value*>& comps, const std::vector<std::vector<double>>& alpha, const std::vector<double>& beta,
+                unsigned K, unsigned nlocal, unsigned natoms, double toA)
+      : comps_(comps), alpha_(alpha), beta_(beta), K_(K), nlocal_(nlocal), natoms_(natoms), toA_(toA), terms_(comps.size()) {
+    // the nonzero coefficients of each component, channel W last
+    for (std::size_t c = 0; c < comps.size(); ++c)
+      for (unsigned k = 0; k <= K; ++k) {
+        const double coef = (k < K) ? alpha[c][k] : beta[c];
+        if (coef != 0.0) terms_[c].emplace_back(k, coef);
+      }
+  }
+  void molecule(unsigned m, const double* local) override {
+    const unsigned n = 3 * nlocal_, base = m * n;
+    for (std::size_t c = 0; c < comps_.size(); ++c) {
+      for (unsigned q = 0; q < n; ++q) {
+        double d = 0.0;
+        for (const auto& term : terms_[c]) d += term.second * local[term.first * n + q];
+        comps_[c]->setDerivative(base + q, d * toA_);
+      }
+    }
+  }
+  void box(const double* box) override {
+    // dimensionless: no unit conversion
+    for (std::size_t c = 0; c < comps_.size(); ++c) {
+      for (unsigned q = 0; q < 9; ++q) {
+        double b = beta_[c] * box[9 * K_ + q];
+        for (unsigned k = 0; k < K_; ++k) b += alpha_[c][k] * box[9 * k + q];
+        comps_[c]->setDerivative(3 * natoms_ + q, b);
+      }
+    }
+  }
+
+private:
+  const std::vector<Value*>& comps_;
+  const std::vector<std::vector<double>>& alpha_;
+  const std::vector<double>& beta_;
+  unsigned K_, nlocal_, natoms_;
+  double toA_;
+  std::vector<std::vector<std::pair<unsigned, double>>> terms_;
+};
+
 }  // namespace
 
 MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao) {
@@ -292,12 +354,12 @@ MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao)
   for (const auto& v : model_.vectors) { used.push_back(v[0]); used.push_back(v[1]); }
   std::sort(used.begin(), used.end());
   used.erase(std::unique(used.begin(), used.end()), used.end());
-  nlocal_ = used.size();
+  slots_.nlocal = used.size();
   auto slot = [&](unsigned pos) { return static_cast<unsigned>(std::lower_bound(used.begin(), used.end(), pos) - used.begin()); };
-  centreSlot_ = slot(model_.centre);
-  for (const auto& v : model_.vectors) { vecASlot_.push_back(slot(v[0])); vecBSlot_.push_back(slot(v[1])); }
+  slots_.centre = slot(model_.centre);
+  for (const auto& v : model_.vectors) { slots_.vecA.push_back(slot(v[0])); slots_.vecB.push_back(slot(v[1])); }
   std::vector<AtomNumber> requested;
-  requested.reserve(nmol_ * nlocal_);
+  requested.reserve(nmol_ * slots_.nlocal);
   for (const auto& mol : molecules)
     for (unsigned pos : used) requested.push_back(mol[pos]);
 
@@ -392,12 +454,12 @@ MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao)
   }
 
   // ---- files and vectors
-  parse("PROB_FILE", probFileName_);
-  parse("SF_FILE", sfFileName_);
+  std::string probFileName, sfFileName;
+  parse("PROB_FILE", probFileName);
+  parse("SF_FILE", sfFileName);
   int stride = 1;
   parse("FILE_STRIDE", stride);
   if (stride < 1) error("FILE_STRIDE must be at least 1");
-  fileStride_ = stride;
   parseFlag("PROB_VECTORS", probVectors_);
   parseFlag("TIMINGS", timings_);
   parseFlag("FULL_DERIVATIVES", fullDerivatives_);
@@ -439,30 +501,19 @@ MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao)
     }
   }
   requestAtoms(requested);
+  files_.open(*this, probFileName, sfFileName, stride);
 
-  if (!probFileName_.empty()) {
-    probFile_.link(*this);
-    probFile_.open(probFileName_);
-    probFile_.fmtField(" %.17g");
-  }
-  if (!sfFileName_.empty()) {
-    sfFile_.link(*this);
-    sfFile_.open(sfFileName_);
-    sfFile_.fmtField(" %.17g");
-  }
-
-  // ---- thread ranges and buffers
+  // ---- thread ranges and the passes
   ranges_.resize(nthreads_ + 1);
   for (unsigned t = 0; t <= nthreads_; ++t) ranges_[t] = static_cast<unsigned long>(nmol_) * t / nthreads_;
-  gbuf_.resize(nthreads_);
-  dbuf_.resize(nthreads_);
-  boxbuf_.resize(nthreads_);
+  values_ = std::make_unique<ValuePass>(*sf_, *net_, nthreads_);
+  derivs_ = std::make_unique<DerivativePass>(*sf_, *net_, slots_, nthreads_);
 
   // ---- log
   log.printf("  model %s: \"%s\", %u classes (%s), %u atoms per molecule, %u vectors, %u symmetry functions, cutoff %g-%g A, %s outputs\n",
              model_.path.c_str(), model_.name.c_str(), ncls_, joinNames(model_.classes).c_str(), apm, nvec_, nsf_, model_.rmin, model_.rmax,
              activationName(model_.output).c_str());
-  log.printf("  %u molecules, %u atoms each used (centre and vector atoms)\n", nmol_, nlocal_);
+  log.printf("  %u molecules, %u atoms each used (centre and vector atoms)\n", nmol_, slots_.nlocal);
   log.printf("  %u OpenMP thread(s)%s\n", nthreads_, nopbc_ ? ", no periodic boundary conditions (NOPBC)" : "");
   if (region_.enabled)
     log.printf("  populations restricted to the slab normal to axis %s: centre %g, half width %g, smoothing %g (length units)\n", axis.c_str(),
@@ -476,8 +527,8 @@ MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao)
       log.printf("\n");
     }
   }
-  if (!probFileName_.empty()) log.printf("  per-molecule probabilities to %s every %u steps\n", probFileName_.c_str(), fileStride_);
-  if (!sfFileName_.empty()) log.printf("  per-molecule symmetry functions to %s every %u steps\n", sfFileName_.c_str(), fileStride_);
+  if (!probFileName.empty()) log.printf("  per-molecule probabilities to %s every %d steps\n", probFileName.c_str(), stride);
+  if (!sfFileName.empty()) log.printf("  per-molecule symmetry functions to %s every %d steps\n", sfFileName.c_str(), stride);
   if (skinA > 0.0)
     log.printf("  neighbour list: pairs within %g A (cutoff + skin %g A), rebuilt when a centre has moved by more than %g A or the cell changes\n",
                model_.rmax + skinA, skinA, 0.5 * skinA);
@@ -544,167 +595,65 @@ void MolenvClassify::checkConsumers() {
 
 void MolenvClassify::calculate() {
   if (timings_) tick_ = std::chrono::steady_clock::now();
-  const double toA = getUnits().getLength() * 10.0;  // Angstrom per PLUMED length unit
-  toA_ = toA;
-  setupGeometry(toA);
+  toA_ = getUnits().getLength() * 10.0;  // Angstrom per PLUMED length unit
+  setupGeometry(toA_);
   if (!consumersChecked_) {
     checkConsumers();
     consumersChecked_ = true;
   }
   const bool derivs = !doNotCalculateDerivatives() && !checkNumericalDerivatives();
   mode_ = !derivs ? Deriv::none : (fullDerivatives_ || dumpConsumer_ || isOptionOn("GRADIENTS")) ? Deriv::full : Deriv::forces;
-  const bool fileStep = (!probFileName_.empty() || !sfFileName_.empty()) && getStep() % fileStride_ == 0;
-  const bool needAll = fileStep || probVectors_;
-  const unsigned T = nthreads_, N = nmol_, K = ncls_, S = nsf_, V = nvec_;
+  const bool fileStep = files_.due(getStep());
 
-  // ---- per-molecule geometry, in Angstrom
-  centres_.resize(3 * N);
-  vraw_.resize(3 * N * V);
-  unitv_.resize(3 * N * V);
-  vlen_.resize(N * V);
-  weight_.assign(N, 1.0);
-  dweight_.assign(3 * N, 0.0);
-  rbox_.resize(3 * N);
-  active_.assign(N, 1);
-  computed_.assign(N, 1);
-  unsigned zeroVector = N;
-  #pragma omp parallel for num_threads(T)
-  for (unsigned m = 0; m < N; ++m) {
-    const Vector& c = getPosition(m * nlocal_ + centreSlot_);
-    for (unsigned j = 0; j < 3; ++j) centres_[3 * m + j] = c[j] * toA;
-    for (unsigned s = 0; s < V; ++s) {
-      const Vector& a = getPosition(m * nlocal_ + vecASlot_[s]);
-      const Vector& b = getPosition(m * nlocal_ + vecBSlot_[s]);
-      // intramolecular vectors with the minimum image (molecules may be split across the
-      // boundary in wrapped input); exact since they are shorter than half the smallest
-      // cell height (the cell is at least 2 rmax high)
-      const double ra[3] = {a[0] * toA, a[1] * toA, a[2] * toA}, rb[3] = {b[0] * toA, b[1] * toA, b[2] * toA};
-      double* vr = &vraw_[3 * (m * V + s)];
-      cell_.difference(ra, rb, vr);
-      const double len = std::sqrt(vr[0] * vr[0] + vr[1] * vr[1] + vr[2] * vr[2]);
-      vlen_[m * V + s] = len;
-      if (!(len > 0.0)) {
-        #pragma omp critical
-        zeroVector = std::min(zeroVector, m);
-        continue;
-      }
-      for (unsigned j = 0; j < 3; ++j) unitv_[3 * (m * V + s) + j] = vr[j] / len;
-    }
-    if (region_.enabled) {
-      weight_[m] = region_.weight(cell_, &centres_[3 * m], &dweight_[3 * m], &rbox_[3 * m]);
-      active_[m] = weight_[m] > 0.0;
-      computed_[m] = active_[m] || needAll;
-    }
-  }
-  if (zeroVector < N) error("molecule " + std::to_string(zeroVector + 1) + " has an intramolecular vector of zero length (two atoms coincide)");
+  // ---- per-molecule geometry, in Angstrom; molecules outside the region need descriptors
+  // only at file steps and with PROB_VECTORS
+  const unsigned zeroVector = frame_.update(getPositions(), slots_, toA_, cell_, region_, fileStep || probVectors_, nthreads_);
+  if (zeroVector < nmol_) error("molecule " + std::to_string(zeroVector + 1) + " has an intramolecular vector of zero length (two atoms coincide)");
   lap(sGeometry);
 
   // ---- neighbour pairs (pairs of two molecules that need no descriptors are skipped)
-  if (cells_.update(centres_, cell_, sf_->rmax(), computed_, ranges_, T, pairs_)) ++rebuilds_;
+  if (cells_.update(frame_.centres, cell_, sf_->rmax(), frame_.computed, ranges_, nthreads_, pairs_)) ++rebuilds_;
   ++steps_;
   for (const auto& list : pairs_) pairCount_ += list.size();
   lap(sNeighbours);
 
-  // ---- pass 1: descriptors G(I) = sum_J t(I,J)
-  G_.resize(static_cast<std::size_t>(N) * S);
-  #pragma omp parallel num_threads(T)
-  {
-    #pragma omp for schedule(static, 1)
-    for (unsigned t = 0; t < T; ++t) {
-      std::vector<double>& g = (T == 1) ? G_ : gbuf_[t];
-      g.assign(static_cast<std::size_t>(N) * S, 0.0);
-      // pairs go through the kernel in blocks (columns: pair b of the block)
-      constexpr unsigned Bk = SymmetryFunctions::kBlock;
-      std::vector<double> rb(Bk), cb(static_cast<std::size_t>(V) * Bk + 1), tb(static_cast<std::size_t>(S) * Bk),
-          tr(static_cast<std::size_t>(S) * Bk), acc(S, 0.0);
-      const std::vector<MoleculePair>& list = pairs_[t];
-      // the list is grouped by its first molecule: its terms are summed in acc and added
-      // to G once per molecule
-      unsigned cur = N;
-      auto flush = [&]() {
-        if (cur < N && computed_[cur]) {
-          double* gi = &g[static_cast<std::size_t>(cur) * S];
-          for (unsigned q = 0; q < S; ++q) gi[q] += acc[q];
-        }
-        std::fill(acc.begin(), acc.end(), 0.0);
-      };
-      for (std::size_t p0 = 0; p0 < list.size(); p0 += Bk) {
-        const unsigned nb = std::min<std::size_t>(Bk, list.size() - p0);
-        for (unsigned b = 0; b < nb; ++b) {
-          const MoleculePair& p = list[p0 + b];
-          rb[b] = p.r;
-          for (unsigned s = 0; s < V; ++s) {
-            const double* ui = &unitv_[3 * (p.i * V + s)];
-            const double* uj = &unitv_[3 * (p.j * V + s)];
-            cb[s * Bk + b] = ui[0] * uj[0] + ui[1] * uj[1] + ui[2] * uj[2];
-          }
-        }
-        sf_->values(nb, rb.data(), cb.data(), tb.data());
-        pairblocks::columnsToRows(nb, S, tb.data(), tr.data());  // tr[b*S+q]: the terms of pair b
-        for (unsigned b = 0; b < nb; ++b) {
-          const MoleculePair& p = list[p0 + b];
-          if (p.i != cur) {
-            flush();
-            cur = p.i;
-          }
-          double* __restrict a = acc.data();
-          const double* __restrict row = &tr[static_cast<std::size_t>(b) * S];
-          for (unsigned q = 0; q < S; ++q) a[q] += row[q];
-          if (computed_[p.j]) {
-            double* __restrict gj = &g[static_cast<std::size_t>(p.j) * S];
-            for (unsigned q = 0; q < S; ++q) gj[q] += row[q];
-          }
-        }
-      }
-      flush();
-    }
-    if (T > 1) {
-      // G = sum over the threads' buffers, in thread order
-      #pragma omp for schedule(static)
-      for (unsigned m = 0; m < N; ++m) {
-        double* gm = &G_[static_cast<std::size_t>(m) * S];
-        std::copy_n(&gbuf_[0][static_cast<std::size_t>(m) * S], S, gm);
-        for (unsigned t = 1; t < T; ++t)
-          for (unsigned q = 0; q < S; ++q) gm[q] += gbuf_[t][static_cast<std::size_t>(m) * S + q];
-      }
-    }
-  }
-
+  // ---- pass 1: descriptors G(I) = sum_J t(I,J); network: probabilities (activations
+  // kept for the backward sweeps)
+  values_->descriptors(frame_, pairs_);
   lap(sPass1);
-
-  // ---- network, in blocks of computed molecules: probabilities (and activations kept
-  // for the backward sweeps)
-  constexpr unsigned NB = Network::kBlock;
-  netList_.clear();
-  for (unsigned m = 0; m < N; ++m)
-    if (computed_[m]) netList_.push_back(m);
-  const unsigned nblocks = (netList_.size() + NB - 1) / NB;
-  const std::size_t storeSize = net_->storeSize();
-  prob_.assign(static_cast<std::size_t>(N) * K, 0.0);
-  store_.resize(nblocks * storeSize);
-  #pragma omp parallel num_threads(T)
-  {
-    std::vector<double> gin(static_cast<std::size_t>(NB) * S), pout(static_cast<std::size_t>(NB) * K);
-    #pragma omp for schedule(static)
-    for (unsigned blk = 0; blk < nblocks; ++blk) {
-      const unsigned first = blk * NB, nm = std::min<unsigned>(NB, netList_.size() - first);
-      for (unsigned mm = 0; mm < nm; ++mm)
-        std::copy_n(&G_[static_cast<std::size_t>(netList_[first + mm]) * S], S, &gin[static_cast<std::size_t>(mm) * S]);
-      net_->forward(nm, gin.data(), pout.data(), &store_[blk * storeSize]);
-      for (unsigned mm = 0; mm < nm; ++mm)
-        std::copy_n(&pout[static_cast<std::size_t>(mm) * K], K, &prob_[static_cast<std::size_t>(netList_[first + mm]) * K]);
-    }
-  }
-
+  values_->network(frame_);
   lap(sNetwork);
 
-  // ---- values: populations, fractions, path (sums in molecule order)
+  // ---- values of the components and outputs
+  setComponents();
+  const std::vector<double>& prob = values_->prob();
+  if (probVectors_) {
+    for (unsigned k = 0; k < ncls_; ++k)
+      for (unsigned m = 0; m < nmol_; ++m) pVec_[k]->set(m, prob[static_cast<std::size_t>(m) * ncls_ + k]);
+  }
+  if (fileStep) files_.write(getTime(), nmol_, model_.classes, prob, sf_->order(), values_->G());
+  lap(sValues);
+
+  // ---- derivative arrays, when something reads them: the derivatives of n_0 .. n_{K-1}
+  // and W, combined into each component's
+  if (mode_ == Deriv::full) {
+    ++derivSteps_;
+    ComponentSink sink(comps_, alpha_, beta_, ncls_, slots_.nlocal, getNumberOfAtoms(), toA_);
+    derivatives(Seeds::populations(ncls_), sink);
+    lap(sWrite);
+  }
+}
+
+void MolenvClassify::setComponents() {
+  // populations and W, summed in molecule order
+  const unsigned N = nmol_, K = ncls_;
+  const std::vector<double>& prob = values_->prob();
   std::vector<double> n(K, 0.0);
   double W = 0.0;
   for (unsigned m = 0; m < N; ++m) {
-    if (!active_[m]) continue;
-    W += weight_[m];
-    for (unsigned k = 0; k < K; ++k) n[k] += weight_[m] * prob_[static_cast<std::size_t>(m) * K + k];
+    if (!frame_.active[m]) continue;
+    W += frame_.weight[m];
+    for (unsigned k = 0; k < K; ++k) n[k] += frame_.weight[m] * prob[static_cast<std::size_t>(m) * K + k];
   }
   const double invW = W > 0 ? 1.0 / W : 0.0;  // empty region: fractions reported as 0
   for (unsigned k = 0; k < K; ++k) {
@@ -751,417 +700,14 @@ void MolenvClassify::calculate() {
       beta_.push_back(b);
     }
   }
-  if (probVectors_) {
-    for (unsigned k = 0; k < K; ++k)
-      for (unsigned m = 0; m < N; ++m) pVec_[k]->set(m, prob_[static_cast<std::size_t>(m) * K + k]);
-  }
-  if (fileStep) writeFiles();
-  lap(sValues);
-  if (mode_ == Deriv::full) fullDerivativePass();
 }
 
-void MolenvClassify::fullDerivativePass() {
-  ++derivSteps_;
-  const double toA = toA_;
-  const unsigned T = nthreads_, N = nmol_, K = ncls_, S = nsf_, V = nvec_;
-  const unsigned dstride = K * (1 + V) * 3;  // per molecule: per class, centre + vectors
-  const unsigned Kp = (K + 3) / 4 * 4;       // classes padded for SIMD
-  const std::vector<Value*>& comps = comps_;
-  const std::vector<std::vector<double>>& alpha = alpha_;
-  const std::vector<double>& beta = beta_;
-
-  // ---- weighted Jacobians w_I dp(I)/dG(I): one backward sweep per class, stored
-  // descriptor-major with the classes padded to Kp, so that the pair contraction in pass
-  // 2 runs over classes with independent, vectorisable accumulators
-  constexpr unsigned NB = Network::kBlock;
-  const unsigned nblocks = (netList_.size() + NB - 1) / NB;
-  const std::size_t storeSize = net_->storeSize();
-  wjac_.assign(static_cast<std::size_t>(N) * Kp * S, 0.0);
-  #pragma omp parallel num_threads(T)
-  {
-    std::vector<double> seed(static_cast<std::size_t>(NB) * K), grad(static_cast<std::size_t>(NB) * S);
-    #pragma omp for schedule(static)
-    for (unsigned blk = 0; blk < nblocks; ++blk) {
-      const unsigned first = blk * NB, nm = std::min<unsigned>(NB, netList_.size() - first);
-      for (unsigned k = 0; k < K; ++k) {
-        std::fill(seed.begin(), seed.end(), 0.0);
-        for (unsigned mm = 0; mm < nm; ++mm) seed[static_cast<std::size_t>(mm) * K + k] = active_[netList_[first + mm]] ? weight_[netList_[first + mm]] : 0.0;
-        net_->backward(nm, &store_[blk * storeSize], seed.data(), grad.data());
-        for (unsigned mm = 0; mm < nm; ++mm) {
-          const unsigned m = netList_[first + mm];
-          if (!active_[m]) continue;
-          double* out = &wjac_[static_cast<std::size_t>(m) * Kp * S];
-          for (unsigned q = 0; q < S; ++q) out[q * Kp + k] = grad[static_cast<std::size_t>(mm) * S + q];
-        }
-      }
-    }
-  }
-
+void MolenvClassify::derivatives(const Seeds& seeds, DerivativeSink& sink) {
+  derivs_->backward(frame_, *values_, seeds);
   lap(sBackward);
-
-  // ---- pass 2: derivatives of n_k with respect to pair geometry, per class
-  #pragma omp parallel num_threads(T)
-  {
-    #pragma omp for schedule(static, 1)
-    for (unsigned t = 0; t < T; ++t) {
-      std::vector<double>& db = dbuf_[t];
-      db.assign(static_cast<std::size_t>(N) * dstride, 0.0);
-      std::vector<double>& box = boxbuf_[t];
-      box.assign(9 * (K + 1), 0.0);
-      constexpr unsigned Bk = SymmetryFunctions::kBlock;
-      std::vector<double> rb(Bk), cb(static_cast<std::size_t>(V) * Bk + 1), drb(static_cast<std::size_t>(S) * Bk),
-          dcb(static_cast<std::size_t>(S) * Bk);
-      std::vector<double> dr(S), dc(S), A(Kp), Bv(static_cast<std::size_t>(Kp) * V + 1), gI(3 * V + 1), gJ(3 * V + 1);
-      const std::vector<double> zeroJac(static_cast<std::size_t>(Kp) * S, 0.0);  // inactive molecule: w = 0
-      const unsigned radEnd = sf_->radialEnd();
-      const std::vector<MoleculePair>& list = pairs_[t];
-      for (std::size_t p0 = 0; p0 < list.size(); p0 += Bk) {
-        const unsigned nb = std::min<std::size_t>(Bk, list.size() - p0);
-        for (unsigned b = 0; b < nb; ++b) {
-          const MoleculePair& p = list[p0 + b];
-          rb[b] = p.r;
-          for (unsigned s = 0; s < V; ++s) {
-            const double* ui = &unitv_[3 * (p.i * V + s)];
-            const double* uj = &unitv_[3 * (p.j * V + s)];
-            cb[s * Bk + b] = ui[0] * uj[0] + ui[1] * uj[1] + ui[2] * uj[2];
-          }
-        }
-        sf_->derivatives(nb, rb.data(), cb.data(), drb.data(), dcb.data());
-        for (unsigned b = 0; b < nb; ++b) {
-          const MoleculePair& p = list[p0 + b];
-          if (!active_[p.i] && !active_[p.j]) continue;  // only needed for files/vectors
-          if (!(p.r > 0.0)) continue;                      // coincident centres: no direction
-          for (unsigned q = 0; q < S; ++q) {
-            dr[q] = drb[q * Bk + b];
-            dc[q] = dcb[q * Bk + b];
-          }
-          // angular terms depend on r only in the switching shell
-          const unsigned rEnd = p.r > sf_->rmin() ? S : radEnd;
-          const double* Ji = active_[p.i] ? &wjac_[static_cast<std::size_t>(p.i) * Kp * S] : zeroJac.data();
-          const double* Jj = active_[p.j] ? &wjac_[static_cast<std::size_t>(p.j) * Kp * S] : zeroJac.data();
-          // A_k = sum_q C[q,k] dt_q/dr, B_sk = sum_q C[q,k] dt_q/dcos_s with C = w_I J_I + w_J J_J;
-          // q outer, k inner: one accumulator per class
-          std::fill(A.begin(), A.end(), 0.0);
-          std::fill(Bv.begin(), Bv.end(), 0.0);
-          double* __restrict a = A.data();
-          for (unsigned q = 0; q < radEnd; ++q) {
-            const double* __restrict ji = Ji + q * Kp;
-            const double* __restrict jj = Jj + q * Kp;
-            const double d = dr[q];
-            for (unsigned k = 0; k < Kp; ++k) a[k] += (ji[k] + jj[k]) * d;
-          }
-          const bool edge = rEnd > radEnd;
-          for (unsigned s = 0; s < V; ++s) {
-            double* __restrict bv = Bv.data() + s * Kp;
-            for (unsigned q = sf_->angularBegin(s); q < sf_->angularEnd(s); ++q) {
-              const double* __restrict ji = Ji + q * Kp;
-              const double* __restrict jj = Jj + q * Kp;
-              const double d = dc[q];
-              for (unsigned k = 0; k < Kp; ++k) bv[k] += (ji[k] + jj[k]) * d;
-              if (edge) {
-                const double e = dr[q];
-                for (unsigned k = 0; k < Kp; ++k) a[k] += (ji[k] + jj[k]) * e;
-              }
-            }
-          }
-          // d cos_s / d v_I = (u_J - c u_I)/|v_I|, and symmetrically for J
-          for (unsigned s = 0; s < V; ++s) {
-            const double c = cb[s * Bk + b];
-            const double* ui = &unitv_[3 * (p.i * V + s)];
-            const double* uj = &unitv_[3 * (p.j * V + s)];
-            const double li = vlen_[p.i * V + s], lj = vlen_[p.j * V + s];
-            for (unsigned x = 0; x < 3; ++x) {
-              gI[3 * s + x] = (uj[x] - c * ui[x]) / li;
-              gJ[3 * s + x] = (ui[x] - c * uj[x]) / lj;
-            }
-          }
-          const double inv = 1.0 / p.r;
-          const double dhat[3] = {p.d[0] * inv, p.d[1] * inv, p.d[2] * inv};
-          double* di = &db[static_cast<std::size_t>(p.i) * dstride];
-          double* dj = &db[static_cast<std::size_t>(p.j) * dstride];
-          for (unsigned k = 0; k < K; ++k) {
-            double* ci = di + k * (1 + V) * 3;
-            double* cj = dj + k * (1 + V) * 3;
-            for (unsigned x = 0; x < 3; ++x) {
-              const double f = A[k] * dhat[x];  // d n_k / d d_x
-              ci[x] -= f;
-              cj[x] += f;
-              // box derivative of the pair term: -d (x) dF/dd
-              for (unsigned y = 0; y < 3; ++y) box[9 * k + 3 * y + x] -= p.d[y] * f;
-            }
-            for (unsigned s = 0; s < V; ++s) {
-              const double bks = Bv[s * Kp + k];
-              for (unsigned x = 0; x < 3; ++x) {
-                ci[3 * (1 + s) + x] += bks * gI[3 * s + x];
-                cj[3 * (1 + s) + x] += bks * gJ[3 * s + x];
-              }
-            }
-          }
-        }
-      }
-    }
-  }
-
+  derivs_->pairDerivatives(frame_, pairs_);
   lap(sPass2);
-
-  // ---- reduce over threads, add vector and region terms, write PLUMED derivatives
-  const unsigned C = comps.size();
-  std::vector<std::vector<double>> boxPart(T, std::vector<double>(9 * (K + 1), 0.0));
-  #pragma omp parallel num_threads(T)
-  {
-    std::vector<double> local(static_cast<std::size_t>(K + 1) * nlocal_ * 3);  // dn_k (and dW) per local atom
-    std::vector<double> comp(3 * nlocal_);
-    #pragma omp for schedule(static)
-    for (unsigned m = 0; m < N; ++m) {
-      double* d0 = &dbuf_[0][static_cast<std::size_t>(m) * dstride];
-      for (unsigned t = 1; t < T; ++t) {
-        const double* dt = &dbuf_[t][static_cast<std::size_t>(m) * dstride];
-        for (unsigned q = 0; q < dstride; ++q) d0[q] += dt[q];
-      }
-      const int tid =
-#ifdef _OPENMP
-          omp_get_thread_num();
-#else
-          0;
-#endif
-      double* bp = boxPart[tid].data();
-      std::fill(local.begin(), local.end(), 0.0);
-      const double* dw = &dweight_[3 * m];
-      const double* ri = &rbox_[3 * m];
-      const bool inShell = region_.enabled && (dw[0] != 0.0 || dw[1] != 0.0 || dw[2] != 0.0);
-      for (unsigned k = 0; k <= K; ++k) {
-        double* lk = &local[static_cast<std::size_t>(k) * nlocal_ * 3];
-        if (k < K) {
-          const double* dk = d0 + k * (1 + V) * 3;
-          for (unsigned x = 0; x < 3; ++x) lk[3 * centreSlot_ + x] += dk[x];
-          for (unsigned s = 0; s < V; ++s) {
-            const double* vr = &vraw_[3 * (m * V + s)];
-            for (unsigned x = 0; x < 3; ++x) {
-              const double g = dk[3 * (1 + s) + x];
-              lk[3 * vecBSlot_[s] + x] += g;
-              lk[3 * vecASlot_[s] + x] -= g;
-              for (unsigned y = 0; y < 3; ++y) bp[9 * k + 3 * y + x] -= vr[y] * g;  // -v (x) dF/dv
-            }
-          }
-        }
-        if (inShell) {
-          // n_k depends on w_I through w_I p_k(I); W through w_I
-          const double pk = (k < K) ? prob_[static_cast<std::size_t>(m) * K + k] : 1.0;
-          for (unsigned x = 0; x < 3; ++x) {
-            const double g = pk * dw[x];
-            lk[3 * centreSlot_ + x] += g;
-            for (unsigned y = 0; y < 3; ++y) bp[9 * k + 3 * y + x] -= ri[y] * g;  // see SlabRegion.h
-          }
-        }
-      }
-      // every component is a linear combination of the n_k and W derivatives
-      for (unsigned c = 0; c < C; ++c) {
-        std::fill(comp.begin(), comp.end(), 0.0);
-        for (unsigned k = 0; k <= K; ++k) {
-          const double coef = (k < K) ? alpha[c][k] : beta[c];
-          if (coef == 0.0) continue;
-          const double* lk = &local[static_cast<std::size_t>(k) * nlocal_ * 3];
-          for (unsigned q = 0; q < 3 * nlocal_; ++q) comp[q] += coef * lk[q];
-        }
-        Value* v = comps[c];
-        const unsigned base = 3 * m * nlocal_;
-        for (unsigned q = 0; q < 3 * nlocal_; ++q) v->setDerivative(base + q, comp[q] * toA);
-      }
-    }
-  }
-  // box derivatives (dimensionless: no unit conversion)
-  std::vector<double> boxTotal(9 * (K + 1), 0.0);
-  for (unsigned t = 0; t < T; ++t)
-    for (unsigned q = 0; q < boxTotal.size(); ++q) boxTotal[q] += boxbuf_[t][q] + boxPart[t][q];
-  const unsigned natoms = getNumberOfAtoms();
-  for (unsigned c = 0; c < C; ++c) {
-    for (unsigned q = 0; q < 9; ++q) {
-      double b = beta[c] * boxTotal[9 * K + q];
-      for (unsigned k = 0; k < K; ++k) b += alpha[c][k] * boxTotal[9 * k + q];
-      comps[c]->setDerivative(3 * natoms + q, b);
-    }
-  }
-  lap(sWrite);
-}
-
-void MolenvClassify::forcePass(const std::vector<double>& gamma, double delta) {
-  const double toA = toA_;
-  const unsigned T = nthreads_, N = nmol_, K = ncls_, S = nsf_, V = nvec_;
-  const unsigned FS = 3 * (1 + V);  // per molecule: centre, then each vector
-
-  // ---- contracted Jacobian rows c_I = w_I sum_k gamma_k dp_k(I)/dG(I): one backward
-  // sweep per block of molecules
-  constexpr unsigned NB = Network::kBlock;
-  const unsigned nblocks = (netList_.size() + NB - 1) / NB;
-  const std::size_t storeSize = net_->storeSize();
-  cjac_.resize(static_cast<std::size_t>(N) * S);  // rows are read only for active molecules, whose blocks are all written
-  #pragma omp parallel num_threads(T)
-  {
-    std::vector<double> seed(static_cast<std::size_t>(NB) * K), grad(static_cast<std::size_t>(NB) * S);
-    #pragma omp for schedule(static)
-    for (unsigned blk = 0; blk < nblocks; ++blk) {
-      const unsigned first = blk * NB, nm = std::min<unsigned>(NB, netList_.size() - first);
-      bool any = false;
-      for (unsigned mm = 0; mm < nm; ++mm) {
-        const unsigned m = netList_[first + mm];
-        const double w = active_[m] ? weight_[m] : 0.0;
-        any |= w != 0.0;
-        for (unsigned k = 0; k < K; ++k) seed[static_cast<std::size_t>(mm) * K + k] = w * gamma[k];
-      }
-      if (!any) continue;
-      net_->backward(nm, &store_[blk * storeSize], seed.data(), grad.data());
-      for (unsigned mm = 0; mm < nm; ++mm)
-        std::copy_n(&grad[static_cast<std::size_t>(mm) * S], S, &cjac_[static_cast<std::size_t>(netList_[first + mm]) * S]);
-    }
-  }
-
-  lap(sBackward);
-
-  // ---- pass 2: d(sum_k gamma_k n_k)/d(pair geometry), accumulated per molecule
-  #pragma omp parallel num_threads(T)
-  {
-    #pragma omp for schedule(static, 1)
-    for (unsigned t = 0; t < T; ++t) {
-      std::vector<double>& fb = dbuf_[t];
-      fb.assign(static_cast<std::size_t>(N) * FS, 0.0);
-      std::vector<double>& vir = boxbuf_[t];
-      vir.assign(9, 0.0);
-      constexpr unsigned Bk = SymmetryFunctions::kBlock;
-      std::vector<double> rb(Bk), cb(static_cast<std::size_t>(V) * Bk + 1), Cb(static_cast<std::size_t>(S) * Bk), A(Bk),
-          Bc(static_cast<std::size_t>(V) * Bk + 1);
-      const std::vector<double> zero(S, 0.0);
-      const double* rowI[Bk];
-      const double* rowJ[Bk];
-      const std::vector<MoleculePair>& list = pairs_[t];
-      for (std::size_t p0 = 0; p0 < list.size(); p0 += Bk) {
-        const unsigned nb = std::min<std::size_t>(Bk, list.size() - p0);
-        for (unsigned b = 0; b < nb; ++b) {
-          const MoleculePair& p = list[p0 + b];
-          rb[b] = p.r;
-          for (unsigned s = 0; s < V; ++s) {
-            const double* ui = &unitv_[3 * (p.i * V + s)];
-            const double* uj = &unitv_[3 * (p.j * V + s)];
-            cb[s * Bk + b] = ui[0] * uj[0] + ui[1] * uj[1] + ui[2] * uj[2];
-          }
-          rowI[b] = active_[p.i] ? &cjac_[static_cast<std::size_t>(p.i) * S] : zero.data();
-          rowJ[b] = active_[p.j] ? &cjac_[static_cast<std::size_t>(p.j) * S] : zero.data();
-        }
-        pairblocks::sumRowsToColumns(nb, S, rowI, rowJ, Cb.data());  // Cb[q*Bk+b] = c_I[q] + c_J[q]
-        sf_->contractedDerivatives(nb, rb.data(), cb.data(), Cb.data(), A.data(), Bc.data());
-        for (unsigned b = 0; b < nb; ++b) {
-          const MoleculePair& p = list[p0 + b];
-          if (!active_[p.i] && !active_[p.j]) continue;  // only needed for files/vectors
-          if (!(p.r > 0.0)) continue;                      // coincident centres: no direction
-          double* fi = &fb[static_cast<std::size_t>(p.i) * FS];
-          double* fj = &fb[static_cast<std::size_t>(p.j) * FS];
-          const double a = A[b] / p.r;
-          for (unsigned x = 0; x < 3; ++x) {
-            const double f = a * p.d[x];  // d/d d_x, d = r_J - r_I
-            fi[x] -= f;
-            fj[x] += f;
-            for (unsigned y = 0; y < 3; ++y) vir[3 * y + x] -= p.d[y] * f;  // -d (x) dF/dd
-          }
-          // d cos_s / d v_I = (u_J - c u_I)/|v_I|, and symmetrically for J
-          for (unsigned s = 0; s < V; ++s) {
-            const double c = cb[s * Bk + b], bs = Bc[s * Bk + b];
-            if (bs == 0.0) continue;
-            const double* ui = &unitv_[3 * (p.i * V + s)];
-            const double* uj = &unitv_[3 * (p.j * V + s)];
-            const double gi = bs / vlen_[p.i * V + s], gj = bs / vlen_[p.j * V + s];
-            for (unsigned x = 0; x < 3; ++x) {
-              fi[3 * (1 + s) + x] += gi * (uj[x] - c * ui[x]);
-              fj[3 * (1 + s) + x] += gj * (ui[x] - c * uj[x]);
-            }
-          }
-        }
-      }
-    }
-  }
-
-  lap(sPass2);
-
-  // ---- per molecule: sum the threads' buffers, add the vector and region terms, and
-  // hand PLUMED the derivative of sum_k gamma_k n_k + delta W (= sum_c F_c dc/dx)
-  const unsigned natoms = getNumberOfAtoms();
-  forcesToApply_.resize(3 * natoms + 9);  // every atom entry is written below
-  std::fill(forcesToApply_.end() - 9, forcesToApply_.end(), 0.0);
-  std::vector<std::vector<double>> boxPart(T, std::vector<double>(9, 0.0));
-  #pragma omp parallel num_threads(T)
-  {
-    std::vector<double> local(3 * nlocal_), D(FS);
-    const int tid =
-#ifdef _OPENMP
-        omp_get_thread_num();
-#else
-        0;
-#endif
-    double* bp = boxPart[tid].data();
-    #pragma omp for schedule(static)
-    for (unsigned m = 0; m < N; ++m) {
-      std::copy_n(&dbuf_[0][static_cast<std::size_t>(m) * FS], FS, D.begin());
-      for (unsigned t = 1; t < T; ++t) {
-        const double* dt = &dbuf_[t][static_cast<std::size_t>(m) * FS];
-        for (unsigned q = 0; q < FS; ++q) D[q] += dt[q];
-      }
-      std::fill(local.begin(), local.end(), 0.0);
-      for (unsigned x = 0; x < 3; ++x) local[3 * centreSlot_ + x] += D[x];
-      for (unsigned s = 0; s < V; ++s) {
-        const double* vr = &vraw_[3 * (m * V + s)];
-        for (unsigned x = 0; x < 3; ++x) {
-          const double g = D[3 * (1 + s) + x];
-          local[3 * vecBSlot_[s] + x] += g;
-          local[3 * vecASlot_[s] + x] -= g;
-          for (unsigned y = 0; y < 3; ++y) bp[3 * y + x] -= vr[y] * g;  // -v (x) dF/dv
-        }
-      }
-      const double* dw = &dweight_[3 * m];
-      if (region_.enabled && (dw[0] != 0.0 || dw[1] != 0.0 || dw[2] != 0.0)) {
-        // n_k depends on w_I through w_I p_k(I), W through w_I
-        double coef = delta;
-        for (unsigned k = 0; k < K; ++k) coef += gamma[k] * prob_[static_cast<std::size_t>(m) * K + k];
-        const double* ri = &rbox_[3 * m];
-        for (unsigned x = 0; x < 3; ++x) {
-          const double g = coef * dw[x];
-          local[3 * centreSlot_ + x] += g;
-          for (unsigned y = 0; y < 3; ++y) bp[3 * y + x] -= ri[y] * g;  // see SlabRegion.h
-        }
-      }
-      double* out = &forcesToApply_[3 * m * nlocal_];
-      for (unsigned q = 0; q < 3 * nlocal_; ++q) out[q] = local[q] * toA;
-    }
-  }
-  // box (dimensionless: no unit conversion), summed in thread order
-  for (unsigned t = 0; t < T; ++t)
-    for (unsigned q = 0; q < 9; ++q) forcesToApply_[3 * natoms + q] += boxbuf_[t][q] + boxPart[t][q];
-  unsigned ind = 0;
-  setForcesOnAtoms(forcesToApply_, ind);
-  lap(sWrite);
-}
-
-void MolenvClassify::writeFiles() {
-  const double time = getTime();
-  if (!probFileName_.empty()) {
-    for (unsigned m = 0; m < nmol_; ++m) {
-      probFile_.printField("time", time).printField("mol", static_cast<int>(m + 1));
-      for (unsigned k = 0; k < ncls_; ++k) probFile_.printField(model_.classes[k], prob_[static_cast<std::size_t>(m) * ncls_ + k]);
-      probFile_.printField();
-    }
-    probFile_.flush();
-  }
-  if (!sfFileName_.empty()) {
-    // model-file order of the descriptors
-    const auto& order = sf_->order();
-    std::vector<double> g(nsf_);
-    std::vector<std::string> names(nsf_);
-    for (unsigned f = 0; f < nsf_; ++f) names[f] = "sf" + std::to_string(f + 1);
-    for (unsigned m = 0; m < nmol_; ++m) {
-      for (unsigned i = 0; i < nsf_; ++i) g[order[i]] = G_[static_cast<std::size_t>(m) * nsf_ + i];
-      sfFile_.printField("time", time).printField("mol", static_cast<int>(m + 1));
-      for (unsigned f = 0; f < nsf_; ++f) sfFile_.printField(names[f], g[f]);
-      sfFile_.printField();
-    }
-    sfFile_.flush();
-  }
+  derivs_->reduce(frame_, *values_, seeds, region_, sink);
 }
 
 #if PLUMED_VERSION_MAJOR > 2 || (PLUMED_VERSION_MAJOR == 2 && PLUMED_VERSION_MINOR >= 10)
@@ -1198,7 +744,13 @@ void MolenvClassify::apply() {
   if (!any) return;
   if (timings_) tick_ = std::chrono::steady_clock::now();
   ++derivSteps_;
-  forcePass(gamma, delta);
+  // hand PLUMED the derivative of sum_k gamma_k n_k + delta W (= sum_c F_c dc/dx)
+  forcesToApply_.resize(3 * getNumberOfAtoms() + 9);  // every entry is written by the sink
+  ForceSink sink(forcesToApply_, slots_.nlocal, toA_);
+  derivatives(Seeds::combination(gamma, delta), sink);
+  unsigned ind = 0;
+  setForcesOnAtoms(forcesToApply_, ind);
+  lap(sWrite);
 }
 
 }  // namespace molenv

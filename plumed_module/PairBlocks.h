@@ -6,10 +6,12 @@
    per-molecule data (descriptors G, contracted Jacobian rows) are rows of S contiguous
    numbers.  Going from one layout to the other is a transposition; done element by
    element it costs as much as the kernels themselves, so on CPUs with AVX2 it is done in
-   4x4 tiles in registers (a scalar version is used elsewhere and for the tails). */
+   4x4 tiles in registers (a scalar version is used elsewhere and for the tails).
+   pairColumns() fills a block's inputs (distances, cosines of the unit vectors). */
 #ifndef __MOLENV_PairBlocks_h
 #define __MOLENV_PairBlocks_h
 
+#include "MoleculeFrame.h"
 #include "SymmetryFunctions.h"
 
 namespace PLMD {
@@ -17,6 +19,14 @@ namespace molenv {
 namespace pairblocks {
 
 constexpr unsigned B = SymmetryFunctions::kBlock;
+
+/// The kernels' inputs for the nb <= B pairs p[0..nb): r[b] and cosTheta[s*B+b].
+inline void pairColumns(const MoleculeFrame& f, const MoleculePair* p, unsigned nb, double* r, double* cosTheta) {
+  for (unsigned b = 0; b < nb; ++b) {
+    r[b] = p[b].r;
+    for (unsigned s = 0; s < f.nvec; ++s) cosTheta[s * B + b] = f.cosine(p[b], s);
+  }
+}
 
 /// C[q*B+b] = rowI[b][q] + rowJ[b][q] for b < nb, q < S.
 void sumRowsToColumns(unsigned nb, unsigned S, const double* const* rowI, const double* const* rowJ, double* C);
