@@ -41,8 +41,12 @@ def test_report_from_runs(results_script, urea_md_dataset, tmp_path):
     (work / "urea" / "sf" / "train_config.json").write_text(json.dumps({"config": {"max_epochs": 500, "patience": 30}, "provenance": {"train_molecules": 123}, "epochs": 40, "best_val_loss": 0.01}))
     topology = rng.integers(0, 2, 200)
     gnn_heads = [fake_head("polymorph", classes, y, 10, rng), fake_head("topology", ["bulk", "surface"], topology, 3, rng)]
-    evaluate_outputs(work / "urea" / "gnn" / "eval-test", gnn_heads, tsne_samples=0)
-    evaluate_outputs(work / "urea" / "gnn" / "eval-val", gnn_heads, plots=False)
+    # molecules 0-149 from a crystal, 150-199 from a cluster
+    names = urea_md_dataset.source_names
+    groups = np.where(np.arange(200) < 150, names.index("urea-I-200K"), names.index("urea-I-cluster-100K"))
+    right = gnn_heads[0].probabilities.argmax(1) == y
+    for split in ("test", "val"):
+        evaluate_outputs(work / "urea" / "gnn" / f"eval-{split}", gnn_heads, groups=groups, group_names=names, tsne_samples=0, plots=split == "test")
     config = {"form_names": classes, "num_convs": 1, "dropout": 0.1, "lr": 1e-3, "batch_size": 4, "batching": "stratified", "frame_step": 2, "val_frame_step": 1,
               "n_train_graphs": 80, "n_val_graphs": 40, "n_train_molecules": 9999, "epochs": 12, "best_epoch": 9, "best_val_loss": 0.2,
               "stopped_by": "max_time (40.0 min)", "wall_time_s": 1234.0, "command": "molenv train gnn DATASET --out GNN", "max_time_min": 40.0}
@@ -54,11 +58,14 @@ def test_report_from_runs(results_script, urea_md_dataset, tmp_path):
     assert results["urea"]["sf"]["f1_polymorph"] == 1.0 and results["urea"]["sf"]["meets_goal"]
     assert results["urea"]["gnn"]["f1_polymorph"] == pytest.approx(0.95)
     assert results["urea"]["gnn"]["f1_topology"] == pytest.approx(1 - 3 / 200)
+    assert results["urea"]["gnn"]["f1_polymorph_periodic"] == pytest.approx(right[:150].mean())
+    assert results["urea"]["gnn"]["f1_polymorph_clusters"] == pytest.approx(right[150:].mean())
     assert not results["urea"]["gnn"]["meets_goal"]
     assert results["urea"]["gnn"]["published"]["f1_polymorph"] == 0.969
     assert results["urea"]["gnn"]["training"]["command"] == "molenv train gnn DATASET --out GNN"
     text = (docs / "results.md").read_text()
-    assert "| urea | GNN | **0.950** | 0.969 | **0.985** | 0.960 |" in text
+    row = f"| urea | GNN | **0.950** | {right[:150].mean():.3f} | {right[150:].mean():.3f} | 0.969 (crystals 200 K + melt 350 K) | **0.985** |"
+    assert row in text
     assert "| nicotinamide | GNN | not run |" in text
     assert "every 2nd frame" in text and "stopped by max_time (40.0 min)" in text
     assert "Largest polymorph confusions" in text  # below the goal: the confusions are listed
