@@ -371,6 +371,72 @@ def sf_diagnostics(work: Path, molecule: str) -> list[dict] | None:
     return rows
 
 
+def _orientation(a: dict, vector: tuple[int, int], frames: tuple[int, int]):
+    """cos between each molecule's first intramolecular vector in two frames."""
+    import numpy as np
+
+    from molenv.frames import minimum_image
+
+    i, j = vector
+    out = []
+    for f in frames:
+        box = a["boxes"][f]
+        v = a["positions"][f][a["molecules"][:, j]].astype(float) - a["positions"][f][a["molecules"][:, i]]
+        v = minimum_image(v, None if np.isnan(box).any() else box)
+        out.append(v / np.linalg.norm(v, axis=1, keepdims=True))
+    return np.sum(out[0] * out[1], axis=1)
+
+
+def gnn_cluster_diagnostics(work: Path, molecule: str) -> list[dict] | None:
+    """Per cluster trajectory and split (val, test): the GNN's polymorph accuracy on the
+    core (bulk-labelled) and on the surface molecules, and their orientational order (as
+    in `sf_diagnostics`, first vs last frame of the trajectory; core/surface as labelled in
+    the first frame). Cached in gnn/cluster_diagnostics.json for the checkpoint and dataset."""
+    import numpy as np
+
+    d = work / molecule
+    checkpoint = d / "gnn" / "checkpoints" / "best.ckpt"
+    if not checkpoint.is_file():
+        return None
+    key = {"checkpoint_mtime": checkpoint.stat().st_mtime, "dataset": _sha256(d / "dataset" / "manifest.json")}
+    cache = d / "gnn" / "cluster_diagnostics.json"
+    cached = _json(cache)
+    if cached and cached.get("key") == key:
+        return cached["rows"]
+    sys.path.insert(0, str(REPO / "py"))
+    import torch
+
+    from molenv.dataset import open_dataset
+    from molenv.gnn.graph import frame_to_graph
+    from molenv.gnn.lightning import load_classifier, predict_graphs
+
+    torch.set_num_threads(1)
+    ds = open_dataset(d / "dataset")
+    classifier = load_classifier(checkpoint)
+    names = [n.lower() for n in classifier.form_names]
+    to_model = np.array([names.index(c.lower()) if c.lower() in names else -1 for c in ds.classes])
+    rows = []
+    for source in ds.sources:
+        if source["periodic"]:
+            continue
+        a = ds.arrays(source["name"])
+        cos = _orientation(a, ds.descriptor_set.vectors[0], (0, len(a["positions"]) - 1))
+        surface0 = a["topology"][0] == 1
+        for split in ("val", "test"):
+            items = list(ds.frames(split, sources=[source["name"]]))
+            if not items:
+                continue
+            pred = predict_graphs(classifier, [frame_to_graph(it.frame, it.polymorph, it.topology) for it in items], embeddings=False)
+            right = pred.polymorph == to_model[pred.y_polymorph]
+            surface = pred.y_topology == 1
+            rows.append({"source": source["name"], "split": split, "frames": len(items), "temperature": source["temperature_K"],
+                         "accuracy": float(right.mean()), "accuracy_core": float(right[~surface].mean()) if (~surface).any() else None,
+                         "accuracy_surface": float(right[surface].mean()) if surface.any() else None, "surface_fraction": float(surface.mean()),
+                         "order_core": float(cos[~surface0].mean()), "order_surface": float(cos[surface0].mean()) if surface0.any() else None})
+    cache.write_text(json.dumps({"key": key, "rows": rows}, indent=1) + "\n")
+    return rows
+
+
 # ----------------------------------------------------------------------------- figures
 
 
@@ -616,6 +682,15 @@ def report(collected: dict, results: dict, figures: dict, args, figure_rel: str)
                 add("")
                 L += md_table(["trajectory", "split", "molecules", "polymorph", "topology"], rows)
                 add("")
+                if c.get("cluster_diagnostics"):
+                    add("Clusters: polymorph accuracy of the core (bulk-labelled) and the surface molecules, and the orientational order "
+                        "of the core and surface molecules (mean cos between each molecule's first intramolecular vector in the first and "
+                        "the last frame of the trajectory; ~1: crystalline, molecules keep their orientation):")
+                    add("")
+                    L += md_table(["trajectory", "split", "frames", "surface share", "polymorph", "core", "surface", "order, core", "order, surface"],
+                                  [[x["source"], x["split"], x["frames"], f(x["surface_fraction"], 2), f(x["accuracy"]), f(x["accuracy_core"]),
+                                    f(x["accuracy_surface"]), f(x["order_core"]), f(x["order_surface"])] for x in c["cluster_diagnostics"]])
+                    add("")
             elif worst:
                 add("Accuracy by test trajectory: " + ", ".join(f"{k} {f(v['accuracy'], 4)} (n {v['n']})" for k, v in worst) + ".")
                 add("")
@@ -692,6 +767,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="featurize again (e.g. after new test trajectories); keep trained runs whose training and validation frames are unchanged and evaluate them again")
     parser.add_argument("--report-only", action="store_true", help="run nothing; write the documents from the runs in --work")
     parser.add_argument("--quick", action="store_true", help="smoke test: every 10th frame, 5 SF epochs, 1 GNN epoch, 100-point t-SNE")
+    parser.add_argument("--no-diagnostics", action="store_true", help="leave out the GNN cluster diagnostics (a forward pass over the cluster frames)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     parser.add_argument("--nice", type=int, default=10, help="niceness of the steps (default 10; 0: not niced)")
     parser.add_argument("--tsne-samples", type=int, default=1000, help="molecules per t-SNE map (default 1000)")
@@ -733,6 +809,8 @@ def main(argv: list[str] | None = None) -> int:
     for molecule, c in collected.items():
         if "sf" in c["models"]:
             c["diagnostics"] = sf_diagnostics(work, molecule)
+        if "gnn" in c["models"] and not args.no_diagnostics:
+            c["cluster_diagnostics"] = gnn_cluster_diagnostics(work, molecule)
     if not collected:
         raise SystemExit(f"{work}: no runs to report")
     results = results_json(collected)
