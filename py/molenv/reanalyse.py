@@ -31,9 +31,7 @@ extended XYZ as `molenv classify`.
 """
 from __future__ import annotations
 
-import ctypes
 import dataclasses
-import os
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -44,6 +42,9 @@ import numpy as np
 
 from molenv.analysis import ClassificationResult, FrameRecord, frame_record
 from molenv.frames import MolecularFrame, box_matrix
+from molenv.plumed_engine import PlumedError
+from molenv.plumed_engine import load_plumed as _load_plumed
+from molenv.plumed_engine import plumed_message as _plumed_message
 
 __all__ = [
     "ReanalyseError",
@@ -59,7 +60,7 @@ __all__ = [
 ]
 
 
-class ReanalyseError(RuntimeError):
+class ReanalyseError(PlumedError):
     """A trajectory, PLUMED input or PLUMED run that failed; the message names the file and problem."""
 
 
@@ -67,48 +68,9 @@ class ReanalyseError(RuntimeError):
 
 
 def load_plumed():
-    """The `plumed` Python module and the kernel path of the installation the module was
-    compiled against (`molenv.plumed_env.installed`).
-
-    The kernel is loaded into the process with ``RTLD_GLOBAL`` first: the Python wrapper
-    opens it with local symbols, and a ``LOAD``-ed module (``libmolenv_plumed.so``) needs the
-    kernel's symbols to resolve.
-    """
-    from molenv.plumed_env import installed
-
-    kernel = installed().kernel
-    if not Path(kernel).is_file():
-        raise ReanalyseError(f"the PLUMED kernel {kernel} (recorded in molenv/_lib/plumed_install.json) is missing; run `make module`")
-    os.environ["PLUMED_KERNEL"] = kernel  # `import plumed` of the bundled wheel only sets it where unset
-    try:
-        ctypes.CDLL(kernel, mode=os.RTLD_GLOBAL | os.RTLD_NOW)
-    except OSError as err:
-        raise ReanalyseError(f"cannot load the PLUMED kernel {kernel}: {err}") from None
-    try:
-        import plumed
-    except ImportError:
-        raise ReanalyseError("the PLUMED Python interface is missing: pip install --no-deps hillclimber (or the `plumed` package of your PLUMED)") from None
-    return plumed, kernel
-
-
-def _plumed_message(err: Exception, log: str | Path | None = None) -> str:
-    """What went wrong, in PLUMED's words: the Python wrapper only passes on the outermost of
-    PLUMED's nested exceptions ("An error happened while calculating c"), the log has them all."""
-    def useful(lines):
-        # drop source locations, separators and the chaining sentence; keep the messages, in order
-        out = []
-        for l in (l.strip() for l in lines):
-            if l and not re.match(r"^\(.*\.(cpp|h):\d+\)", l) and not l.startswith("####") and "exception was the direct cause" not in l and l not in out:
-                out.append(l)
-        return out
-
-    messages = useful(str(err).splitlines())
-    if log is not None and Path(log).is_file():
-        text = [l[len("PLUMED:"):] if l.startswith("PLUMED:") else l for l in Path(log).read_text(errors="replace").splitlines()]
-        marks = [k for k, l in enumerate(text) if l.strip().startswith("####")]
-        if len(marks) >= 2:
-            messages = useful(text[marks[-2] + 1 : marks[-1]]) or messages
-    return " ".join(messages) or type(err).__name__
+    """The `plumed` Python module and the kernel path (`molenv.plumed_engine.load_plumed`);
+    problems raise `ReanalyseError`."""
+    return _load_plumed(ReanalyseError)
 
 
 class PlumedFeeder:
