@@ -5,11 +5,14 @@
   molenv simulate cluster   --molecule urea --structure formI.cif --diameter 30 --temperature 100 --out runs/urea-I-cluster
   molenv simulate interface --molecule urea --structure formI.cif --structure2 formIV.cif --symmetrise2 0.3 --axis y --out runs/urea-I-IV
   molenv simulate parametrise --molecule nicotinamide --atom-types gaff2
+  molenv simulate crystal   ... --plumed plumed.dat      # PLUMED bias (e.g. METAD on MOLENV_CLASSIFY's path CV) in production
 
 GAFF/GAFF2 + AM1-BCC with AmberTools (cached per molecule) or your own mol2/frcmod; OpenMM
 on the CPU; frames in <out>/trajectory.xtc with <out>/topology.pdb (residue = molecule,
 atoms in spec order). Running the same command again resumes an interrupted run from its
-last checkpoint. Full documentation: docs/simulate.md."""
+last checkpoint. `--plumed` biases the production (or `--plumed-stages`) with a PLUMED input
+through an openmm.PythonForce; PLUMED's files are in <out>/plumed/. Full documentation:
+docs/simulate.md."""
 from __future__ import annotations
 
 import argparse
@@ -58,6 +61,11 @@ def _add_md(p, mode):
     g.add_argument("--seed", type=int, default=2024, help="random seed (velocities, thermostat, barostat)")
     g.add_argument("--checkpoint-interval", type=float, default=10.0, metavar="PS", help="checkpoint every this many ps (default 10)")
     g.add_argument("--report-interval", type=float, default=2.0, metavar="PS", help="log line every this many ps (default 2)")
+    b = p.add_argument_group("enhanced sampling (PLUMED bias; docs/simulate.md)")
+    b.add_argument("--plumed", metavar="FILE", help="PLUMED input biasing the MD (e.g. METAD/OPES on a MOLENV_CLASSIFY component); "
+                   "PLUMED runs in <out>/plumed, where its output files land")
+    b.add_argument("--plumed-stages", default="production", metavar="NAMES",
+                   help="comma-separated stages the bias acts in, consecutive and at one temperature (default production; e.g. equilibrate,production)")
     r = p.add_argument_group("run")
     r.add_argument("--out", required=True, help="run directory (created; rerunning with the same options resumes)")
     r.add_argument("--overwrite", action="store_true", help="discard a run in --out made with other options")
@@ -200,6 +208,12 @@ def run(args):
     from molenv.spec import load_spec
 
     spec = load_spec(args.molecule)
+    plumed = None
+    if args.mode != "parametrise" and args.plumed:
+        from molenv.simulate.plumed_bias import PlumedOptions, check_input
+
+        check_input(args.plumed)  # before anything is built
+        plumed = PlumedOptions(Path(args.plumed), tuple(x.strip() for x in args.plumed_stages.split(",") if x.strip()))
     if args.mode == "parametrise":
         ff = _forcefield(args, spec)
         print(f"{spec.name}: {ff.describe()}{' (cached)' if ff.info.get('cached') else ''}")
@@ -229,6 +243,9 @@ def run(args):
                 "barostat": barostat}
 
     runtime = md.Runtime(platform=args.platform, threads=args.threads, progress=not args.no_progress)
-    summary = md.run(args.out, _request(args, spec), setup, stages, settings, runtime, overwrite=args.overwrite, command=command_line(args))
+    summary = md.run(args.out, _request(args, spec), setup, stages, settings, runtime, overwrite=args.overwrite, command=command_line(args),
+                     plumed=plumed)
     print(f"{args.out}: {summary['n_frames']} frames in {Path(args.out) / 'trajectory.xtc'} (MD wall time {summary['wall_s']:.0f} s)")
+    if plumed is not None:
+        print(f"{args.out}: PLUMED files in {Path(args.out) / 'plumed'}: {', '.join(summary['plumed']['files'])}")
     return 0

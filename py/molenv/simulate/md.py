@@ -15,6 +15,8 @@ directory holds
 ``trajectory.xtc``            all recorded frames, written when the run ends (MDAnalysis XTC)
 ``topology.pdb``              topology for the trajectory (first recorded frame, box in CRYST1)
 ``final.xml``, ``summary.json``  final state; frame count, wall times, speed, mean T and box
+``plumed/``                   with a PLUMED bias: the input copy, PLUMED's log and output files
+``plumed-checkpoint-NNNNN/``  PLUMED's files at the last checkpoint (removed when the run ends)
 ============================  ==================================================================
 
 Checkpoints are written every ``checkpoint_ps`` of simulated time and at the end of every
@@ -23,6 +25,10 @@ an interrupted run continues from its last checkpoint when the same command is r
 frames recorded after that checkpoint are recomputed, never duplicated. The random streams
 of the thermostat and barostat are reseeded on resume, so a resumed run is statistically,
 not bitwise, the continuation.
+
+A PLUMED input (`molenv.simulate.plumed_bias.PlumedOptions`) biases the stages it names
+through an `openmm.PythonForce` (units, barostat, checkpoints and resume: see
+`molenv.simulate.plumed_bias`).
 """
 from __future__ import annotations
 
@@ -45,6 +51,13 @@ BAROSTATS = ("iso", "xy", "aniso", "flexible")
 THERMOSTATS = ("langevin", "nose-hoover")
 RUN_FILES = ("run.json", "progress.json", "system.pdb", "system.prmtop", "system.inpcrd", "system.tleap.log", "run.log",
              "trajectory.xtc", "topology.pdb", "final.xml", "summary.json", "frame_boxes.npz")
+RUN_DIRS = ("chunks", "plumed")  # and plumed-checkpoint-NNNNN
+
+
+def _is_run_file(name: str) -> bool:
+    from molenv.simulate.plumed_bias import SNAPSHOT_PREFIX
+
+    return name in RUN_FILES or name in RUN_DIRS or name.startswith(SNAPSHOT_PREFIX)
 
 
 @dataclass
@@ -153,12 +166,14 @@ class RunDirectory:
             self.file(name).unlink(missing_ok=True)
         for p in self.path.glob("checkpoint-*.xml"):
             p.unlink()
-        shutil.rmtree(self.file("chunks"), ignore_errors=True)
+        for p in self.path.iterdir() if self.path.is_dir() else []:
+            if p.is_dir() and _is_run_file(p.name):
+                shutil.rmtree(p, ignore_errors=True)
 
     def check_new(self) -> None:
         if self.path.exists() and not self.path.is_dir():
             raise SimulationError(f"{self.path}: exists and is not a directory")
-        if self.path.is_dir() and not self.exists() and any(p.name not in RUN_FILES for p in self.path.iterdir()):
+        if self.path.is_dir() and not self.exists() and any(not _is_run_file(p.name) for p in self.path.iterdir()):
             raise SimulationError(f"{self.path}: directory exists, is not empty and holds no molenv run (run.json); choose another --out")
 
 
@@ -166,17 +181,37 @@ class RunDirectory:
 # the run
 
 
+def _check_plumed_stages(plumed, stages: list[Stage]) -> None:
+    names = [st.name for st in stages]
+    unknown = [n for n in plumed.stages if n not in names]
+    if unknown or not plumed.stages:
+        raise SimulationError(f"PLUMED stages {', '.join(unknown) or '(none)'}: the stages of this run are {', '.join(names)}")
+    index = sorted(names.index(n) for n in plumed.stages)
+    biased = [stages[k] for k in index]
+    if index != list(range(index[0], index[0] + len(index))):
+        raise SimulationError(f"PLUMED stages {', '.join(plumed.stages)}: they must follow each other (stages: {', '.join(names)})")
+    if any(st.temperature_end not in (None, st.temperature) or st.temperature != biased[0].temperature for st in biased):
+        raise SimulationError(f"PLUMED stages {', '.join(plumed.stages)}: they must run at one constant temperature (PLUMED's kBT)")
+
+
 def run(out: str | Path, request: dict, setup, stages: list[Stage], settings: MDSettings, runtime: Runtime | None = None,
-        overwrite: bool = False, command: str = "") -> dict:
+        overwrite: bool = False, command: str = "", plumed=None) -> dict:
     """Run (or resume, or report as complete) the simulation in directory ``out``.
 
     ``request`` describes what was asked (inputs and options); a run directory made with
     a different request is refused unless ``overwrite``. ``setup(directory) -> dict`` builds
     ``system.pdb`` and ``system.prmtop`` there and returns a summary of the system; it is
-    called only for a new run. Returns the summary (``summary.json``)."""
+    called only for a new run. ``plumed`` (`molenv.simulate.plumed_bias.PlumedOptions`):
+    a PLUMED bias in the stages it names. Returns the summary (``summary.json``)."""
     runtime = runtime or Runtime()
     rd = RunDirectory(out)
-    plan = {"request": request, "stages": [asdict(s) for s in stages], "settings": asdict(settings)}
+    if plumed is not None:
+        from molenv.simulate.plumed_bias import check_input
+
+        check_input(plumed.input)
+        _check_plumed_stages(plumed, stages)
+    plan = {"request": request, "stages": [asdict(s) for s in stages], "settings": asdict(settings),
+            "plumed": None if plumed is None else plumed.plan()}
     if rd.exists():
         old = rd.load()
         diff = _differences(plan, {k: old.get(k) for k in plan})
@@ -192,6 +227,8 @@ def run(out: str | Path, request: dict, setup, stages: list[Stage], settings: MD
         t0 = time.perf_counter()
         try:
             system_info = setup(rd.path)
+            if plumed is not None:
+                _setup_plumed(rd, plumed, stages, settings, system_info)
         except BaseException:
             rd.clear()
             if created and not any(rd.path.iterdir()):
@@ -200,12 +237,25 @@ def run(out: str | Path, request: dict, setup, stages: list[Stage], settings: MD
         record = plan | {"system": system_info, "command": command, "setup_wall_s": round(time.perf_counter() - t0, 2),
                          "created": time.strftime("%Y-%m-%d %H:%M:%S"), "host": platform.node()}
         _write_json(rd.file("run.json"), record)
-    return _Runner(rd, stages, settings, runtime).execute()
+    return _Runner(rd, stages, settings, runtime, plumed).execute()
+
+
+def _setup_plumed(rd: RunDirectory, plumed, stages: list[Stage], settings: MDSettings, system_info: dict) -> None:
+    """Copy the PLUMED input into the new run (input paths made absolute) and start PLUMED
+    once with it, so that a broken input stops the run before any MD."""
+    from molenv.simulate import plumed_bias as pb
+
+    dest = rd.file(pb.DIRECTORY) / pb.INPUT_NAME
+    pb.prepare_input(plumed.input, dest)
+    first = next(st for st in stages if st.name in plumed.stages)
+    pb.validate(dest, int(system_info["n_atoms"]), settings.timestep_fs / 1000.0, first.temperature, system_info.get("box_vectors") is not None)
 
 
 class _Runner:
-    def __init__(self, rd: RunDirectory, stages: list[Stage], settings: MDSettings, runtime: Runtime):
+    def __init__(self, rd: RunDirectory, stages: list[Stage], settings: MDSettings, runtime: Runtime, plumed=None):
         self.rd, self.stages, self.settings, self.runtime = rd, stages, settings, runtime
+        self.plumed = plumed
+        self.bias = None  # the PlumedBias while biased stages run
         self.meta = rd.load()
         self.periodic = self.meta["system"].get("box_vectors") is not None
         self.log = self._logger()
@@ -265,13 +315,15 @@ class _Runner:
             return openmm.LangevinMiddleIntegrator(temperature * unit.kelvin, s.friction_ps / unit.picosecond, dt)
         return openmm.NoseHooverIntegrator(temperature * unit.kelvin, s.friction_ps / unit.picosecond, dt)
 
-    def _simulation(self, stage: Stage, seed: int):
+    def _simulation(self, stage: Stage, seed: int, bias=None):
         import copy
 
         import openmm
         from openmm import app
 
         system = copy.deepcopy(self.base_system)
+        if bias is not None:
+            system.addForce(bias.force())
         if stage.ensemble == "npt":
             if not self.periodic:
                 raise SimulationError(f"stage {stage.name}: NPT needs a periodic system (clusters run NVT)")
@@ -303,9 +355,10 @@ class _Runner:
 
         context.setState(openmm.XmlSerializer.deserialize(path.read_text()))
 
-    def _checkpoint(self, context, progress: dict, frames: list, wall: float, stage_name: str) -> None:
-        """Frame chunk, then a new state file, then progress.json (atomic); ``wall`` seconds
-        are booked to ``stage_name``. ``progress`` already says where the run resumes."""
+    def _checkpoint(self, context, progress: dict, frames: list, wall: float, stage_name: str, plumed_step: int | None = None) -> None:
+        """Frame chunk, then a new state file, then (with a bias) a copy of PLUMED's files,
+        then progress.json (atomic); ``wall`` seconds are booked to ``stage_name``.
+        ``progress`` already says where the run resumes."""
         if frames:
             chunks = self.rd.file("chunks")
             chunks.mkdir(exist_ok=True)
@@ -318,13 +371,22 @@ class _Runner:
             progress["n_frames"] += len(frames)
             frames.clear()
         old = progress.get("checkpoint")
+        old_plumed = (progress.get("plumed") or {}).get("checkpoint")
         progress["n_checkpoints"] += 1
         progress["checkpoint"] = f"checkpoint-{progress['n_checkpoints']:05d}.xml"
         self._save_state(context, self.rd.file(progress["checkpoint"]))
+        if plumed_step is not None:
+            from molenv.simulate import plumed_bias as pb
+
+            name = f"{pb.SNAPSHOT_PREFIX}{progress['n_checkpoints']:05d}"
+            pb.snapshot(self.rd.file(pb.DIRECTORY), self.rd.file(name))
+            progress["plumed"] = {"checkpoint": name, "step": plumed_step}
         progress["wall_s"][stage_name] = round(progress["wall_s"].get(stage_name, 0.0) + wall, 2)
         _write_json(self.rd.file("progress.json"), progress)
         if old and old != progress["checkpoint"]:
             self.rd.file(old).unlink(missing_ok=True)
+        if old_plumed and old_plumed != progress["plumed"]["checkpoint"]:
+            shutil.rmtree(self.rd.file(old_plumed), ignore_errors=True)
 
     # -- measurements --------------------------------------------------------------------
     def _observables(self, state) -> dict:
@@ -354,7 +416,44 @@ class _Runner:
         try:
             return self._execute()
         finally:
+            self._stop_plumed()
             self._close_log()
+
+    # -- PLUMED bias ---------------------------------------------------------------------
+    def _biased(self, stage: Stage) -> bool:
+        return self.plumed is not None and stage.name in self.plumed.stages
+
+    def _start_plumed(self, stage: Stage, progress: dict):
+        """The PLUMED bias, fresh or (after a checkpoint in a biased stage) restarted from the
+        PLUMED files of that checkpoint."""
+        from openmm import unit
+
+        from molenv.simulate import plumed_bias as pb
+
+        directory = self.rd.file(pb.DIRECTORY)
+        pb.rotate_log(directory)
+        snap = progress.get("plumed")
+        if snap:
+            pb.restore(directory, self.rd.file(snap["checkpoint"]))
+        else:
+            pb.clean(directory)
+        system = self.base_system
+        masses = [system.getParticleMass(i).value_in_unit(unit.dalton) for i in range(system.getNumParticles())]
+        charges = None
+        for force in system.getForces():
+            if force.__class__.__name__ == "NonbondedForce":
+                charges = [force.getParticleParameters(i)[0].value_in_unit(unit.elementary_charge) for i in range(force.getNumParticles())]
+        bias = pb.PlumedBias(directory, directory / pb.INPUT_NAME, masses, charges, self.settings.timestep_fs / 1000.0, stage.temperature,
+                             self.periodic, restart=bool(snap), done_step=snap["step"] if snap else None)
+        self.log.info("PLUMED bias %s/%s in stage%s %s%s", pb.DIRECTORY, pb.INPUT_NAME, "s" if len(self.plumed.stages) > 1 else "",
+                      ", ".join(self.plumed.stages), f", restarted from its checkpoint at PLUMED step {snap['step']}" if snap else "")
+        return bias
+
+    def _stop_plumed(self) -> None:
+        if self.bias is not None:
+            bias, self.bias = self.bias, None
+            self.log.info("PLUMED: %d evaluations, %d updates, %.1f s in PLUMED", bias.n_calcs, bias.n_updates, bias.seconds)
+            bias.finalize()
 
     def _execute(self) -> dict:
         from openmm import unit
@@ -405,9 +504,14 @@ class _Runner:
         stage = self.stages[i]
         n_steps = s.steps(stage.time_ps)
         frame_steps = s.steps(stage.frame_interval_ps) if stage.frame_interval_ps > 0 else 0
-        report_steps, ckpt_steps = max(1, s.steps(s.report_ps)), max(1, s.steps(s.checkpoint_ps))
         seed = s.seed + 1000 * i + progress["n_checkpoints"]
-        sim = self._simulation(stage, seed)
+        biased = self._biased(stage)
+        if biased and self.bias is None:
+            self.bias = self._start_plumed(stage, progress)
+        elif not biased:
+            self._stop_plumed()
+        bias = self.bias if biased else None
+        sim = self._simulation(stage, seed, bias)
         ctx = sim.context
         if progress["checkpoint"]:
             self._load_state(ctx, self.rd.file(progress["checkpoint"]))
@@ -429,7 +533,39 @@ class _Runner:
                       f", barostat {s.barostat}" if stage.ensemble == "npt" else "", f", a frame every {stage.frame_interval_ps:g} ps" if frame_steps else "")
         frames: list = []
         step = progress["step"]
+        groups = -1
+        if bias is not None:
+            # PLUMED steps count from the start of the first biased stage
+            before = sum(s.steps(st.time_ps) for st in self.stages[:i] if self._biased(st))
+            bias.step_offset = ctx.getStepCount() - step - before
+            bias.active = True  # not during the minimisation and velocity set-up above
+            from molenv.simulate.plumed_bias import MD_GROUPS
+
+            groups = MD_GROUPS  # logged energies without the bias: no PLUMED call
         t_wall = time.perf_counter()
+        try:
+            self._steps(sim, stage, progress, bar, frames, bias, groups, t_wall)
+        finally:
+            if bias is not None:
+                bias.active = False
+        if n_steps == 0:
+            progress["stage"], progress["step"] = i + 1, 0
+            plumed_step = bias.checkpoint(ctx) if bias is not None else None
+            self._checkpoint(ctx, progress, frames, time.perf_counter() - t_wall, stage.name, plumed_step)
+        if bias is not None and (i + 1 == len(self.stages) or not self._biased(self.stages[i + 1])):
+            self._stop_plumed()
+
+    def _steps(self, sim, stage: Stage, progress: dict, bar, frames: list, bias, groups, t_wall: float) -> None:
+        from openmm import unit
+
+        s = self.settings
+        i = progress["stage"]
+        ctx = sim.context
+        n_steps = s.steps(stage.time_ps)
+        frame_steps = s.steps(stage.frame_interval_ps) if stage.frame_interval_ps > 0 else 0
+        report_steps, ckpt_steps = max(1, s.steps(s.report_ps)), max(1, s.steps(s.checkpoint_ps))
+        ramp = stage.temperature_end is not None and stage.temperature_end != stage.temperature
+        step = progress["step"]
         t_block, step_block = t_wall, step
         while step < n_steps:
             nxt = n_steps
@@ -441,28 +577,32 @@ class _Runner:
                 sim.integrator.setTemperature(temp * unit.kelvin)
                 if stage.ensemble == "npt":
                     ctx.setParameter("MonteCarloTemperature", temp)
-            sim.step(nxt - step)
+            try:
+                sim.step(nxt - step)
+            except Exception:
+                if bias is not None and bias.error is not None:
+                    raise bias.error from None  # PLUMED's message, not OpenMM's wrapping of it
+                raise
             bar.update(nxt - step)
             step = nxt
             if frame_steps and step % frame_steps == 0:
                 frames.append(self._frame(ctx))
             if step % report_steps == 0 or step == n_steps:
                 now = time.perf_counter()
-                obs = self._observables(ctx.getState(getEnergy=True))
+                obs = self._observables(ctx.getState(getEnergy=True, groups=groups))
                 speed = (step - step_block) * s.timestep_fs * 1e-6 / max(now - t_block, 1e-9) * 86400
                 t_block, step_block = now, step
                 bar.set_postfix(stage=stage.name, T=f"{obs['T']:.0f}", refresh=False)
                 box = f" box {' '.join(f'{x:.2f}' for x in obs['box'])} A density {obs['density']:.4f} g/cm3" if self.periodic else ""
-                self.log.info("%s step %d/%d t=%.1f ps T=%.1f K PE=%.1f kJ/mol%s %.2f ns/day", stage.name, step, n_steps,
-                              ctx.getState().getTime().value_in_unit(unit.picosecond), obs["T"], obs["PE"], box, speed)
+                self.log.info("%s step %d/%d t=%.1f ps T=%.1f K PE=%.1f kJ/mol%s%s %.2f ns/day", stage.name, step, n_steps,
+                              ctx.getState().getTime().value_in_unit(unit.picosecond), obs["T"], obs["PE"],
+                              f" bias={bias.last_bias:.3f} kJ/mol" if bias is not None else "", box, speed)
             if step % ckpt_steps == 0 or step == n_steps:
+                plumed_step = bias.checkpoint(ctx) if bias is not None else None
                 now = time.perf_counter()
                 progress["stage"], progress["step"] = (i + 1, 0) if step == n_steps else (i, step)
-                self._checkpoint(ctx, progress, frames, now - t_wall, stage.name)
+                self._checkpoint(ctx, progress, frames, now - t_wall, stage.name, plumed_step)
                 t_wall = now
-        if n_steps == 0:
-            progress["stage"], progress["step"] = i + 1, 0
-            self._checkpoint(ctx, progress, frames, time.perf_counter() - t_wall, stage.name)
 
     # -- end -----------------------------------------------------------------------------
     def _finish(self, progress: dict) -> dict:
@@ -479,6 +619,14 @@ class _Runner:
         summary |= {"stages": stage_info, "wall_s": round(sum(progress["wall_s"].values()), 1),
                     "setup_wall_s": self.meta.get("setup_wall_s"), "timestep_fs": s.timestep_fs,
                     "n_atoms": self.meta["system"].get("n_atoms"), "n_molecules": self.meta["system"].get("n_molecules")}
+        if self.meta.get("plumed"):
+            from molenv.simulate import plumed_bias as pb
+
+            for p in self.rd.path.glob(pb.SNAPSHOT_PREFIX + "*"):
+                shutil.rmtree(p, ignore_errors=True)
+            directory = self.rd.file(pb.DIRECTORY)
+            summary["plumed"] = self.meta["plumed"] | {"directory": pb.DIRECTORY,
+                                                       "files": sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []}
         _write_json(self.rd.file("summary.json"), summary)
         self.log.info("done: %d frames in trajectory.xtc, MD wall time %.0f s", summary["n_frames"], summary["wall_s"])
         return summary
