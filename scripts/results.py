@@ -24,15 +24,20 @@ outputs exist) or ``--report-only`` still reports them.
     .venv/bin/python scripts/results.py                           # both molecules, both models
     .venv/bin/python scripts/results.py --molecule urea --model gnn --reuse
     .venv/bin/python scripts/results.py --report-only             # rewrite the docs from the runs
-    .venv/bin/python scripts/results.py --quick --work /tmp/q     # smoke test (~1 min per molecule)
+    .venv/bin/python scripts/results.py --quick --work /tmp/q     # smoke test (a few minutes per molecule)
 
 GNN training on a 2-core CPU is the bottleneck (~0.5 s per urea frame of ~1500 atoms,
-forward + backward, one thread). The defaults (`GNN_DEFAULTS`) make it fit in ~30-45 min
-per molecule: every 2nd training frame (neighbouring 1-1.5 ps frames are strongly
-correlated), 2 frames per step, Adam lr 1e-3 (10x the published 1e-4, which needs far more
-steps than a CPU affords), dropout 0.25 (the paper's), early stopping on the validation
-loss and a wall-clock limit. ``--quick`` uses few frames and one epoch, and writes its
-documents into WORK/docs instead of docs/.
+forward + backward, one thread). The defaults (`GNN_DEFAULTS`, `GNN_MOLECULE_DEFAULTS`)
+make it fit in 40 min (urea) and 60 min (nicotinamide): every 2nd training frame for urea
+(neighbouring 1 ps frames are strongly correlated; nicotinamide, with 16 training frames
+per form, uses all), 4 frames per step in stratified batches (every batch mixes classes;
+shuffled batches of a few single-class frames did not learn), Adam lr 1e-3 (10x the
+published 1e-4, which needs far more steps than a CPU affords) halved when the validation
+loss stalls for 2 epochs, dropout 0.1 (paper 0.25, published code 0.5), early stopping
+(patience 10) and a wall-clock limit. ``--quick`` uses every 10th frame, 5 SF epochs and
+one GNN epoch, and writes its documents into <work>/docs instead of docs/ (work default
+/work/runs/quick).
+docs/results_notes.md, if present, is appended to results.md as the discussion.
 """
 from __future__ import annotations
 
@@ -160,7 +165,7 @@ def run_molecule(molecule: str, models: list[str], args) -> None:
             for stale in ([model / "eval-test", model / "eval-val"] if keep else [model]):
                 if stale.exists() and not args.dry_run:
                     shutil.rmtree(stale)
-        for step in ("evaluate_sf", "evaluate_gnn", "evaluate_gnn_val") + (() if keep else ("train_sf", "train_gnn")):
+        for step in ("evaluate_sf", "evaluate_sf_val", "evaluate_gnn", "evaluate_gnn_val") + (() if keep else ("train_sf", "train_gnn")):
             runner.records.pop(step, None)
 
     if "sf" in models:
@@ -175,6 +180,8 @@ def run_molecule(molecule: str, models: list[str], args) -> None:
             runner.run("train_sf", cmd)
         if not (args.reuse and (sf / "eval-test" / "metrics.json").is_file() and "evaluate_sf" in runner.records):
             runner.run("evaluate_sf", molenv_command("evaluate", sf, dataset, "--out", sf / "eval-test", "--split", "test", "--tsne-samples", tsne))
+        if not (args.reuse and (sf / "eval-val" / "metrics.json").is_file() and "evaluate_sf_val" in runner.records):
+            runner.run("evaluate_sf_val", molenv_command("evaluate", sf, dataset, "--out", sf / "eval-val", "--split", "val", "--no-plots"))
 
     if "gnn" in models:
         if not (args.reuse and (gnn / "checkpoints" / "best.ckpt").is_file()):
@@ -244,8 +251,7 @@ def collect(work: Path, molecule: str) -> dict | None:
         entry = {"metrics": metrics, "config": config, "dir": d / model}
         trained_on = config.get("dataset_manifest_sha256") or config.get("provenance", {}).get("dataset_manifest_sha256")
         entry["earlier_dataset"] = bool(trained_on) and trained_on != _sha256(d / "dataset" / "manifest.json")
-        if model == "gnn":
-            entry["val_metrics"] = _json(d / model / "eval-val" / "metrics.json")
+        entry["val_metrics"] = _json(d / model / "eval-val" / "metrics.json")
         out["models"][model] = entry
     return out
 
@@ -307,6 +313,8 @@ def results_json(collected: dict) -> dict:
             r["macro_f1_polymorph"] = heads["polymorph"].get("macro_f1")
             r["n_test_molecules"] = heads["polymorph"].get("n")
             r["recall_polymorph"] = {k: v["recall"] for k, v in heads["polymorph"].get("per_class", {}).items()}
+            if model == "sf" and entry.get("val_metrics"):
+                r["val"] = {"f1_polymorph": entry["val_metrics"]["heads"]["polymorph"].get("micro_f1")}
             if model == "gnn" and entry.get("val_metrics"):
                 vh = entry["val_metrics"]["heads"]
                 r["val"] = {"f1_polymorph": vh["polymorph"].get("micro_f1"), "f1_topology": vh["topology"].get("micro_f1"),
@@ -699,6 +707,11 @@ def report(collected: dict, results: dict, figures: dict, args, figure_rel: str)
                 if conf:
                     add("Largest polymorph confusions (true -> predicted): " + "; ".join(f"{a} -> {b}: {n} ({100 * x:.1f} % of {a})" for a, b, n, x in conf) + ".")
                     add("")
+            if model == "sf" and entry.get("val_metrics"):
+                vp = entry["val_metrics"]["heads"]["polymorph"]
+                add(f"Held-out validation frames (training temperature; used for early stopping, {vp['n']} molecules): polymorph micro F1 "
+                    f"{f(vp['micro_f1'], 4)}.")
+                add("")
             if model == "sf" and c.get("diagnostics"):
                 rows = [[d["source"], f"{d['temperature']:g}", d["split"], f(d["order"]), f(d.get("accuracy")), f(d.get("lowest")), f(d.get("first_half")),
                          f(d.get("second_half")), f"{d['main_error']} ({100 * d['main_error_fraction']:.1f} %)" if d.get("main_error") else "-"]
@@ -727,18 +740,16 @@ def report(collected: dict, results: dict, figures: dict, args, figure_rel: str)
 
     add("## How these numbers were made")
     add("")
-    add("```bash")
-    add(".venv/bin/python scripts/results.py" + ("" if not args.command_line else " " + args.command_line))
-    add("```")
-    add("")
-    add("runs, per molecule (the exact commands, in order):")
+    add("`.venv/bin/python scripts/results.py` (both molecules, the defaults above) runs everything and writes this page; "
+        "`--molecule`, `--model`, `--reuse`, `--update-dataset` and `--report-only` redo parts (`--help`). The steps behind the "
+        "numbers on this page, with their wall times (the runs are in `" + str(args.work) + "`):")
     add("")
     add("```")
     for molecule in MOLECULES:
         c = collected.get(molecule)
         if c is None:
             continue
-        for step in ("featurize", "train_sf", "evaluate_sf", "train_gnn", "evaluate_gnn", "evaluate_gnn_val"):
+        for step in ("featurize", "train_sf", "evaluate_sf", "evaluate_sf_val", "train_gnn", "evaluate_gnn", "evaluate_gnn_val"):
             s = c["steps"].get(step)
             if s:
                 add(f"{s['command']}    # {minutes(s['wall_s'])}")
