@@ -38,11 +38,23 @@ loss stalls for 2 epochs, dropout 0.1 (paper 0.25, published code 0.5), early st
 one GNN epoch, and writes its documents into <work>/docs instead of docs/ (work default
 /work/runs/quick).
 docs/results_notes.md, if present, is appended to results.md as the discussion.
+
+Protocols (``--protocol``): ``method`` (default) is the paper's: training crystals at one
+temperature (the lowest training-crystal temperature in the MD manifest, 100 K) and the
+melt; ``multi-temperature`` (not the paper's) trains on every training trajectory of the
+manifest, i.e. also on crystals at further training temperatures (nicotinamide 250 K), and
+tests on the same split. Its runs go to ``WORK/multi-temperature/<molecule>`` and are
+reported in their own section and as ``<model>_multi_temperature`` in results.json; the
+paper-protocol dataset leaves those crystals out (``featurize --only``). ``--report-only``
+reports the runs of both protocols that exist.
+
+    .venv/bin/python scripts/results.py --protocol multi-temperature --molecule nicotinamide
 """
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import fnmatch
 import json
 import os
 import platform
@@ -99,6 +111,65 @@ def gnn_option(args, molecule: str, name: str):
 QUICK = {"featurize_step": 10, "sf_max_epochs": 5, "gnn_max_epochs": 1, "gnn_frame_step": 2, "tsne_samples": 100}
 
 
+# ----------------------------------------------------------------------------- protocols
+
+# method: the paper's (METHOD.md §4): crystals at the lowest training temperature + the melt.
+# multi-temperature: not the paper's: every training trajectory of the MD manifest, crystals
+# at further training temperatures included; the same test split.
+PROTOCOLS = ("method", "multi-temperature")
+
+
+def protocol_suffix(protocol: str) -> str:
+    """Key suffix in results.json and figure names: '' for the paper protocol."""
+    return "" if protocol == "method" else "_" + protocol.replace("-", "_")
+
+
+def protocol_work(work: Path, protocol: str) -> Path:
+    """Where a protocol's molecule folders are: WORK (paper protocol), WORK/<protocol>."""
+    return Path(work) if protocol == "method" else Path(work) / protocol
+
+
+def manifest_entries(manifest_path: Path) -> list[dict]:
+    return json.loads(Path(manifest_path).read_text())["trajectories"]
+
+
+def extra_training(entries: list[dict], molecule: str) -> list[dict]:
+    """Training crystals of `molecule` above its lowest training-crystal temperature: what
+    the multi-temperature protocol adds to the paper's (entries need name, molecule,
+    system, split, temperature_K)."""
+    crystals = [e for e in entries if e["molecule"] == molecule and e["system"] == "crystal" and e["split"] == "train" and e.get("temperature_K") is not None]
+    if not crystals:
+        return []
+    cold = min(e["temperature_K"] for e in crystals)
+    return [e for e in crystals if e["temperature_K"] > cold + 1e-6]
+
+
+def method_only(entries: list[dict], molecule: str) -> list[str] | None:
+    """`featurize --only` patterns for the paper protocol: every trajectory of `molecule`
+    but the extra training crystals (`extra_training`), as `<molecule>-*-<T>K` patterns
+    where such a pattern takes none of those, else by name; None when there are none to
+    leave out (then featurize takes everything)."""
+    extra = {e["name"] for e in extra_training(entries, molecule)}
+    if not extra:
+        return None
+    mine = [e for e in entries if e["molecule"] == molecule]
+    kept = [e for e in mine if e["name"] not in extra]
+    patterns = []
+    for t in dict.fromkeys(e.get("temperature_K") for e in kept):
+        group = [e["name"] for e in kept if e.get("temperature_K") == t]
+        pattern = f"{molecule}-*-{t:g}K" if t is not None else None
+        if pattern and not any(fnmatch.fnmatchcase(n, pattern) for n in extra):
+            patterns.append(pattern)
+        else:
+            patterns += group
+    return patterns
+
+
+def train_crystal_temperatures(manifest: dict) -> list[float]:
+    """Temperatures of the crystals with training frames in a dataset manifest."""
+    return sorted({s["temperature_K"] for s in manifest["sources"] if s["system"] == "crystal" and s["frames"].get("train")})
+
+
 # ----------------------------------------------------------------------------- running
 
 
@@ -142,8 +213,13 @@ class Runner:
         print(f"    done in {wall:.0f} s", flush=True)
 
 
-def run_molecule(molecule: str, models: list[str], args) -> None:
-    work = Path(args.work)
+def run_molecule(molecule: str, models: list[str], args, protocol: str = "method") -> None:
+    work = protocol_work(Path(args.work), protocol)
+    entries = manifest_entries(REPO / args.manifest)
+    if protocol != "method" and not extra_training(entries, molecule):
+        print(f"{molecule}: no training crystals beyond the lowest temperature in {args.manifest}; "
+              f"the {protocol} protocol is the paper's, skipped", flush=True)
+        return
     runner = Runner(work, molecule, args.nice, args.dry_run)
     d = runner.dir
     dataset, sf, gnn = d / "dataset", d / "sf", d / "gnn"
@@ -152,8 +228,9 @@ def run_molecule(molecule: str, models: list[str], args) -> None:
     old = _json(dataset / "manifest.json")
     if args.update_dataset or not (args.reuse and old is not None):
         cmd = molenv_command("featurize", "--manifest", args.manifest, "--molecule", molecule, "--out", dataset, "--no-progress", "--overwrite")
-        if args.only:
-            cmd += ["--only", *args.only]
+        only = args.only or (method_only(entries, molecule) if protocol == "method" else None)
+        if only:
+            cmd += ["--only", *only]
         if args.quick:
             cmd += ["--step", QUICK["featurize_step"]]
         runner.run("featurize", cmd)
@@ -173,7 +250,7 @@ def run_molecule(molecule: str, models: list[str], args) -> None:
             if sf.exists() and not args.dry_run:
                 shutil.rmtree(sf)
             cmd = molenv_command(
-                "train", "sf", dataset, "--out", sf, "--name", f"{molecule}-sf", "--threads", 1, "--no-progress",
+                "train", "sf", dataset, "--out", sf, "--name", f"{molecule}-sf" + ("" if protocol == "method" else f"-{protocol}"), "--threads", 1, "--no-progress",
                 "--lr", args.sf_lr, "--batch-size", args.sf_batch_size, "--patience", args.sf_patience,
                 "--max-epochs", QUICK["sf_max_epochs"] if args.quick else args.sf_max_epochs,
             )
@@ -298,7 +375,8 @@ def by_system(head: dict, manifest: dict, periodic: bool) -> float | None:
     return sum(p[0] * p[1] for p in parts) / n if n else None
 
 
-def results_json(collected: dict) -> dict:
+def results_json(collected: dict, protocol: str = "method") -> dict:
+    """{molecule: {model + protocol_suffix(protocol): {f1_polymorph, ...}}}."""
     out = {}
     for molecule, c in collected.items():
         out[molecule] = {}
@@ -325,7 +403,9 @@ def results_json(collected: dict) -> dict:
             r["meets_goal"] = all(r[k] is not None and r[k] >= GOAL for k in ("f1_polymorph", "f1_topology") if k in r)
             t = train_record(model, entry, c["steps"])
             r["training"] = {k: t[k] for k in ("epochs", "best_epoch", "stopped_by", "wall_s", "command")}
-            out[molecule][model] = r
+            r["protocol"] = protocol
+            r["train_crystal_temperatures_K"] = train_crystal_temperatures(c["dataset"])
+            out[molecule][model + protocol_suffix(protocol)] = r
     return out
 
 
@@ -448,8 +528,9 @@ def gnn_cluster_diagnostics(work: Path, molecule: str) -> list[dict] | None:
 # ----------------------------------------------------------------------------- figures
 
 
-def copy_figures(collected: dict, figure_dir: Path, dpi: int) -> dict:
-    """Downscaled palette copies of the PNGs of each evaluation; {(molecule, model): [names]}."""
+def copy_figures(collected: dict, figure_dir: Path, dpi: int, suffix: str = "", only: tuple[str, ...] | None = None) -> dict:
+    """Downscaled palette copies of the PNGs of each evaluation (those named in `only`, or
+    all); {(molecule, model + suffix): [names]}."""
     from PIL import Image
 
     figure_dir.mkdir(parents=True, exist_ok=True)
@@ -459,15 +540,15 @@ def copy_figures(collected: dict, figure_dir: Path, dpi: int) -> dict:
             names = []
             for key, file in entry["metrics"].get("files", {}).items():
                 src = entry["dir"] / "eval-test" / file
-                if not src.is_file():
+                if not src.is_file() or (only is not None and key not in only):
                     continue
-                dst = figure_dir / f"{molecule}_{model}_{file}"
+                dst = figure_dir / f"{molecule}_{model}{suffix}_{file}"
                 with Image.open(src) as img:
                     scale = dpi / 120.0  # molenv.evaluate writes 120 dpi
                     small = img.convert("RGB").resize((round(img.width * scale), round(img.height * scale)), Image.LANCZOS)
                     small.quantize(colors=256).save(dst, optimize=True)
                 names.append(dst.name)
-            files[(molecule, model)] = names
+            files[(molecule, model + suffix)] = names
     return files
 
 
@@ -518,14 +599,21 @@ def largest_confusions(head: dict, n: int = 4) -> list[tuple[str, str, int, floa
     return sorted(out, key=lambda x: -x[2])[:n]
 
 
-def planned_missing(molecule: str, manifest_path: Path) -> list[str]:
+def planned_missing(molecule: str, manifest_path: Path, protocol: str = "method") -> list[str]:
     """Trajectories data/generate.py plans for `molecule` that the manifest does not list
-    yet (the MD data generation still running), train/test splits only."""
+    yet (the MD data generation still running), train/test splits only; for the paper
+    protocol without the extra training crystals it leaves out."""
     try:
         sys.path.insert(0, str(REPO / "data"))
         import generate  # data/generate.py
 
         planned = [r for r in generate.plan() if r["molecule"] == molecule and r["split"] in ("train", "val", "test")]
+        if protocol == "method":
+            described = [{"name": r["name"], "molecule": r["molecule"], "system": r["mode"], "split": r["split"],
+                          "temperature_K": float(r["args"][r["args"].index("--temperature") + 1]) if "--temperature" in r["args"] else None}
+                         for r in planned]
+            extra = {e["name"] for e in extra_training(described, molecule)}
+            planned = [r for r in planned if r["name"] not in extra]
     except Exception:  # noqa: BLE001 - the plan is informative only
         return []
     finally:
@@ -534,7 +622,10 @@ def planned_missing(molecule: str, manifest_path: Path) -> list[str]:
     return [f"{r['name']} ({r['split']})" for r in planned if r["name"] not in present]
 
 
-def report(collected: dict, results: dict, figures: dict, args, figure_rel: str) -> str:
+def report(by_protocol: dict, results: dict, figures: dict, args, figure_rel: str) -> str:
+    """results.md from the collected runs of each protocol ({protocol: {molecule: collect()}})."""
+    collected = by_protocol.get("method", {})
+    multi = by_protocol.get("multi-temperature", {})
     L: list[str] = []
     add = L.append
     add("# Accuracy of the classifiers on our MD data")
@@ -573,7 +664,7 @@ def report(collected: dict, results: dict, figures: dict, args, figure_rel: str)
         "The goal column asks for the 'test' numbers.")
     # data caveats
     for molecule, c in collected.items():
-        missing = planned_missing(molecule, REPO / args.manifest)
+        missing = planned_missing(molecule, REPO / args.manifest, "method")
         test_topology = c["dataset"].get("topology_counts", {}).get("test", {})
         notes = []
         if missing:
@@ -590,12 +681,45 @@ def report(collected: dict, results: dict, figures: dict, args, figure_rel: str)
             add(f"*{molecule}*: {note}.")
     add("")
 
-    for molecule in MOLECULES:
-        c = collected.get(molecule)
-        if c is None:
-            continue
+    if multi:
+        add("## Beyond the paper: multi-temperature training")
+        add("")
+        add("Not the paper's protocol: the training set adds crystals of every form at an intermediate temperature (their last 20 % "
+            "of frames join the validation set, so early stopping also sees them); the test split is the same as above (crystals at "
+            "the test temperature, held-out melt frames), which stays unseen. Same training options as the paper-protocol runs. "
+            "Micro F1 on the test split:")
+        add("")
+        rows = []
+        for molecule in MOLECULES:
+            for model in MODELS:
+                r = results.get(molecule, {}).get(model + protocol_suffix("multi-temperature"))
+                if r is None:
+                    continue
+                base = results.get(molecule, {}).get(model)
+                change = f"{r['f1_polymorph'] - base['f1_polymorph']:+.3f}" if base and base.get("f1_polymorph") is not None and r["f1_polymorph"] is not None else "-"
+                temps = " + ".join(f"{t:g}" for t in r["train_crystal_temperatures_K"])
+                rows.append([molecule, "SF-MLP" if model == "sf" else "GNN", temps, f"**{f(r['f1_polymorph'])}**", f(base["f1_polymorph"]) if base else "-",
+                             change, f"{f(r['macro_f1_polymorph'])}", f"**{f(r.get('f1_topology'))}**" if model == "gnn" else "(bulk only)",
+                             f(r.get("val", {}).get("f1_polymorph")), "yes" if r["meets_goal"] else "**no**"])
+        L += md_table(["molecule", "model", "training crystals (K)", "polymorph, test", "paper protocol", "change", "macro F1", "topology, test",
+                       "polymorph, held-out val", f">= {GOAL}"], rows)
+        for molecule, c in multi.items():
+            missing = planned_missing(molecule, REPO / args.manifest, "multi-temperature")
+            if missing:
+                add("")
+                add(f"*{molecule}, multi-temperature*: the dataset was made while the MD generation was still running: planned "
+                    f"trajectories not yet in `data/manifest.json` then: {', '.join(missing)}.")
+        add("")
+
+    def molecule_section(molecule: str, c: dict, protocol: str) -> None:
+        nonlocal L
         ds = c["dataset"]
-        add(f"## {molecule}")
+        suffix = protocol_suffix(protocol)
+        if protocol == "method":
+            add(f"## {molecule}")
+        else:
+            temps = " + ".join(f"{t:g}" for t in train_crystal_temperatures(ds))
+            add(f"## {molecule}: {protocol} training (crystals at {temps} K; not the paper's protocol)")
         add("")
         add("### Data")
         add("")
@@ -623,7 +747,7 @@ def report(collected: dict, results: dict, figures: dict, args, figure_rel: str)
             entry = c["models"].get(model)
             if entry is None:
                 continue
-            r = results[molecule][model]
+            r = results[molecule][model + suffix]
             t = train_record(model, entry, c["steps"])
             heads = entry["metrics"]["heads"]
             title = "SF-MLP (symmetry functions + MLP)" if model == "sf" else "GNN (graph network)"
@@ -711,7 +835,7 @@ def report(collected: dict, results: dict, figures: dict, args, figure_rel: str)
                     add("")
             if model == "sf" and entry.get("val_metrics"):
                 vp = entry["val_metrics"]["heads"]["polymorph"]
-                add(f"Held-out validation frames (training temperature; used for early stopping, {vp['n']} molecules): polymorph micro F1 "
+                add(f"Held-out validation frames ({'training temperature' if protocol == 'method' else 'training temperatures'}; used for early stopping, {vp['n']} molecules): polymorph micro F1 "
                     f"{f(vp['micro_f1'], 4)}.")
                 add("")
             if model == "sf" and c.get("diagnostics"):
@@ -725,7 +849,7 @@ def report(collected: dict, results: dict, figures: dict, args, figure_rel: str)
                 add("")
                 L += md_table(["trajectory", "T (K)", "split", "order", "accuracy", "lowest frame", "1st half", "2nd half", "most common error"], rows)
                 add("")
-            for name in figures.get((molecule, model), []):
+            for name in figures.get((molecule, model + suffix), []):
                 add(f"![{name}]({figure_rel}/{name})")
             add("")
             if t.get("command"):
@@ -736,6 +860,14 @@ def report(collected: dict, results: dict, figures: dict, args, figure_rel: str)
                 add("```")
                 add("")
 
+
+    for molecule in MOLECULES:
+        if collected.get(molecule) is not None:
+            molecule_section(molecule, collected[molecule], "method")
+    for molecule in MOLECULES:
+        if multi.get(molecule) is not None:
+            molecule_section(molecule, multi[molecule], "multi-temperature")
+
     if args.notes and Path(args.notes).is_file():
         add(Path(args.notes).read_text().strip())
         add("")
@@ -743,12 +875,12 @@ def report(collected: dict, results: dict, figures: dict, args, figure_rel: str)
     add("## How these numbers were made")
     add("")
     add("`.venv/bin/python scripts/results.py` (both molecules, the defaults above) runs everything and writes this page; "
-        "`--molecule`, `--model`, `--reuse`, `--update-dataset` and `--report-only` redo parts (`--help`). The steps behind the "
+        "`--molecule`, `--model`, `--reuse`, `--update-dataset` and `--report-only` redo parts, `--protocol multi-temperature` runs the "
+        "multi-temperature training (`--help`). The steps behind the "
         "numbers on this page, with their wall times (the runs are in `" + str(args.work) + "`):")
     add("")
     add("```")
-    for molecule in MOLECULES:
-        c = collected.get(molecule)
+    for molecule, c in [(m, by_protocol.get(p, {}).get(m)) for p in PROTOCOLS for m in MOLECULES]:
         if c is None:
             continue
         for step in ("featurize", "train_sf", "evaluate_sf", "evaluate_sf_val", "train_gnn", "evaluate_gnn", "evaluate_gnn_val"):
@@ -769,6 +901,9 @@ def report(collected: dict, results: dict, figures: dict, args, figure_rel: str)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog="See the module docstring for details.")
+    parser.add_argument("--protocol", nargs="+", choices=PROTOCOLS, default=["method"],
+                        help="training protocols to run (default method, the paper's; multi-temperature: also the training crystals at "
+                             "further temperatures, runs in WORK/multi-temperature); the report covers the runs of both")
     parser.add_argument("--molecule", nargs="+", choices=MOLECULES, default=list(MOLECULES), help="molecules (default both)")
     parser.add_argument("--model", nargs="+", choices=MODELS, default=list(MODELS), help="models (default both)")
     parser.add_argument("--manifest", default="data/manifest.json", help="MD manifest, relative to the repository (default data/manifest.json)")
@@ -813,25 +948,35 @@ def main(argv: list[str] | None = None) -> int:
     docs = Path(args.docs) if args.docs else (work / "docs" if args.quick else REPO / "docs")
 
     if not args.report_only:
-        for molecule in args.molecule:
-            run_molecule(molecule, args.model, args)
+        for protocol in args.protocol:
+            for molecule in args.molecule:
+                run_molecule(molecule, args.model, args, protocol)
     if args.dry_run:
         return 0
 
-    collected = {m: c for m in MOLECULES if (c := collect(work, m)) is not None}
-    for molecule, c in collected.items():
-        if "sf" in c["models"]:
-            c["diagnostics"] = sf_diagnostics(work, molecule)
-        if "gnn" in c["models"] and not args.no_diagnostics:
-            c["cluster_diagnostics"] = gnn_cluster_diagnostics(work, molecule)
-    if not collected:
+    by_protocol = {}
+    for protocol in PROTOCOLS:
+        pwork = protocol_work(work, protocol)
+        collected = {m: c for m in MOLECULES if (c := collect(pwork, m)) is not None}
+        for molecule, c in collected.items():
+            if "sf" in c["models"]:
+                c["diagnostics"] = sf_diagnostics(pwork, molecule)
+            if "gnn" in c["models"] and not args.no_diagnostics:
+                c["cluster_diagnostics"] = gnn_cluster_diagnostics(pwork, molecule)
+        by_protocol[protocol] = collected
+    if not any(by_protocol.values()):
         raise SystemExit(f"{work}: no runs to report")
-    results = results_json(collected)
+    results = {}
     figure_dir = docs / "results"
-    figures = copy_figures(collected, figure_dir, args.dpi)
+    figures = {}
+    for protocol, collected in by_protocol.items():
+        for molecule, r in results_json(collected, protocol).items():
+            results.setdefault(molecule, {}).update(r)
+        # the paper protocol's figures all; the other protocols' polymorph confusion matrix only
+        figures.update(copy_figures(collected, figure_dir, args.dpi, protocol_suffix(protocol), None if protocol == "method" else ("confusion_polymorph",)))
     docs.mkdir(parents=True, exist_ok=True)
     (docs / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    (docs / "results.md").write_text(report(collected, results, figures, args, os.path.relpath(figure_dir, docs)))
+    (docs / "results.md").write_text(report(by_protocol, results, figures, args, os.path.relpath(figure_dir, docs)))
     print(f"wrote {docs / 'results.md'}, {docs / 'results.json'} and {sum(map(len, figures.values()))} figures in {figure_dir}")
     for molecule, r in results.items():
         for model, v in r.items():

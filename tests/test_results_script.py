@@ -73,3 +73,75 @@ def test_report_from_runs(results_script, urea_md_dataset, tmp_path):
     assert figures == ["urea_gnn_confusion_polymorph.png", "urea_gnn_confusion_topology.png", "urea_sf_confusion_polymorph.png", "urea_sf_tsne_descriptors.png"]
     for name in figures:
         assert f"](results/{name})" in text
+
+
+def _entry(name, system, split, t, molecule="nicotinamide"):
+    return {"name": name, "molecule": molecule, "system": system, "split": split, "temperature_K": t}
+
+
+NICOTINAMIDE_ENTRIES = [
+    _entry("nicotinamide-I-100K", "crystal", "train", 100.0), _entry("nicotinamide-II-100K", "crystal", "train", 100.0),
+    _entry("nicotinamide-melt-350K", "melt", "train", 350.0),
+    _entry("nicotinamide-I-350K", "crystal", "test", 350.0), _entry("nicotinamide-II-350K", "crystal", "test", 350.0),
+    _entry("nicotinamide-I-cluster-100K", "cluster", "train", 100.0),
+    _entry("urea-I-100K", "crystal", "train", 100.0, "urea"),
+]
+
+
+def test_protocol_selection(results_script):
+    """The paper protocol leaves out training crystals above the lowest training temperature."""
+    s = results_script
+    assert s.extra_training(NICOTINAMIDE_ENTRIES, "nicotinamide") == []
+    assert s.method_only(NICOTINAMIDE_ENTRIES, "nicotinamide") is None  # nothing to leave out: featurize takes all
+    warm = [_entry("nicotinamide-I-250K", "crystal", "train", 250.0), _entry("nicotinamide-II-250K", "crystal", "train", 250.0)]
+    entries = NICOTINAMIDE_ENTRIES + warm
+    assert [e["name"] for e in s.extra_training(entries, "nicotinamide")] == ["nicotinamide-I-250K", "nicotinamide-II-250K"]
+    assert s.extra_training(entries, "urea") == []
+    assert s.method_only(entries, "nicotinamide") == ["nicotinamide-*-100K", "nicotinamide-*-350K"]
+    # an extra training crystal at the test temperature: that temperature is listed by name
+    entries = NICOTINAMIDE_ENTRIES + [_entry("nicotinamide-III-350K", "crystal", "train", 350.0)]
+    assert s.method_only(entries, "nicotinamide") == ["nicotinamide-*-100K", "nicotinamide-melt-350K", "nicotinamide-I-350K", "nicotinamide-II-350K"]
+
+
+def test_protocol_commands(results_script, tmp_path, capsys):
+    """--dry-run: the paper protocol's featurize selects without the 250 K crystals, the
+    multi-temperature one takes every trajectory and runs in WORK/multi-temperature."""
+    manifest = tmp_path / "manifest.json"
+    entries = NICOTINAMIDE_ENTRIES + [_entry("nicotinamide-I-250K", "crystal", "train", 250.0)]
+    manifest.write_text(json.dumps({"trajectories": entries}))
+    work = tmp_path / "work"
+    argv = ["--dry-run", "--protocol", "method", "multi-temperature", "--molecule", "nicotinamide", "urea", "--model", "sf", "--manifest", str(manifest), "--work", str(work)]
+    assert results_script.main(argv) == 0
+    lines = [l for l in capsys.readouterr().out.splitlines() if "featurize:" in l or "skipped" in l]
+    assert f"--out {work}/nicotinamide/dataset --no-progress --overwrite --only 'nicotinamide-*-100K' 'nicotinamide-*-350K'" in lines[0]
+    assert "molenv featurize --manifest" in lines[1] and "urea" in lines[1] and "--only" not in lines[1]
+    assert f"--out {work}/multi-temperature/nicotinamide/dataset --no-progress --overwrite  (log" in lines[2]
+    assert "urea: no training crystals beyond the lowest temperature" in lines[3]
+
+
+def test_report_multi_temperature(results_script, urea_md_dataset, tmp_path):
+    """Runs of the multi-temperature protocol are reported next to the paper protocol's,
+    which stay as they are."""
+    rng = np.random.default_rng(1)
+    work, docs = tmp_path / "work", tmp_path / "docs"
+    classes = urea_md_dataset.classes
+    y = rng.integers(0, len(classes), 200)
+    for base, errors in ((work, 20), (work / "multi-temperature", 2)):
+        shutil.copytree(urea_md_dataset.path, base / "urea" / "dataset")
+        evaluate_outputs(base / "urea" / "sf" / "eval-test", [fake_head("polymorph", classes, y, errors, rng)], {"descriptors": rng.normal(size=(200, 4))}, tsne_samples=50)
+        (base / "urea" / "sf" / "train_config.json").write_text(json.dumps({"config": {"max_epochs": 500, "patience": 30}, "provenance": {"train_molecules": 123}, "epochs": 40, "best_val_loss": 0.01}))
+    assert results_script.main(["--report-only", "--molecule", "urea", "--work", str(work), "--docs", str(docs)]) == 0
+    results = json.loads((docs / "results.json").read_text())
+    assert set(results["urea"]) == {"sf", "sf_multi_temperature"}
+    assert results["urea"]["sf"]["f1_polymorph"] == pytest.approx(0.9) and results["urea"]["sf"]["protocol"] == "method"
+    multi = results["urea"]["sf_multi_temperature"]
+    assert multi["f1_polymorph"] == pytest.approx(0.99) and multi["protocol"] == "multi-temperature" and multi["meets_goal"]
+    assert multi["train_crystal_temperatures_K"] == [100.0]
+    text = (docs / "results.md").read_text()
+    assert "| urea | SF-MLP | **0.900** |" in text  # the paper-protocol summary
+    assert "## Beyond the paper: multi-temperature training" in text
+    assert "| urea | SF-MLP | 100 | **0.990** | 0.900 | +0.090 |" in text
+    assert "## urea: multi-temperature training (crystals at 100 K; not the paper's protocol)" in text
+    figures = sorted(p.name for p in (docs / "results").iterdir())
+    assert figures == ["urea_sf_confusion_polymorph.png", "urea_sf_multi_temperature_confusion_polymorph.png", "urea_sf_tsne_descriptors.png"]
+    assert "](results/urea_sf_multi_temperature_confusion_polymorph.png)" in text
