@@ -7,7 +7,10 @@ nicotinamide form I = NICOAM13) with `molenv.crystals`; frames are thermal-like 
 Timings per frame include building the graph (neighbour search) and the forward pass of
 the published architecture (1 convolution, random weights: speed does not depend on them);
 "pipelined" is what `predict_graphs` over a `FrameGraphs` dataset does with one worker
-process building graphs while the network runs (2 cores). The load average is recorded:
+process building graphs while the network runs (2 cores). The peer measured in the same
+run on the same frames is the SF classifier in Python (`molenv.classify.SFClassifier`'s
+path: `compute_descriptors` with the molecule spec's symmetry functions, then a
+24-25-25-K network in numpy), one process. The load average is recorded:
 on a CPU shared with other jobs, several torch threads slow down badly (use --threads 1).
 
     .venv/bin/python bench/gnn_inference.py [--threads 2] [--frames 100] [--json out.json]
@@ -31,9 +34,9 @@ import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE = Path(os.environ.get("MOLENV_REFERENCE", REPO.parent / "shared" / "reference"))
-# system -> (spec, structure, supercell repeats): ~100 molecules, all heights > 12 A
+# system -> (spec, structure, supercell repeats): 100-160 molecules, every height > 2 x the SF cutoff
 SYSTEMS = {
-    "urea": ("urea", "urea/formI.cif", (4, 4, 4)),  # 128 molecules, 22.3 x 22.3 x 18.7 A
+    "urea": ("urea", "urea/formI.cif", (4, 4, 5)),  # 160 molecules, 22.3 x 22.3 x 23.4 A (SF cutoff 10 A)
     "nicotinamide": ("nicotinamide", "nicotinamide/NICOAM13.pdb", None),  # min height 20 A
 }
 
@@ -102,6 +105,25 @@ def bench_inference(frames, classifier, exported, threads: int) -> dict:
     }
 
 
+def bench_sf_peer(frames, spec_name: str, n_classes: int) -> dict:
+    """Time per frame of the SF classifier in Python on the same frames (the peer)."""
+    from molenv.descriptors import compute_descriptors
+    from molenv.modelfile import Network
+    from molenv.spec import load_spec
+
+    descriptors = load_spec(spec_name).descriptor_set()
+    rng = np.random.default_rng(0)
+    sizes = [descriptors.n_features, 25, 25, n_classes]
+    network = Network(np.zeros(sizes[0]), np.ones(sizes[0]), [rng.normal(size=(b, a)) for a, b in zip(sizes, sizes[1:])],
+                      [np.zeros(b) for b in sizes[1:]])
+    network.forward(compute_descriptors(frames[0], descriptors))  # warm-up
+    t0, c0 = time.perf_counter(), time.process_time()
+    for frame in frames[1:]:
+        network.forward(compute_descriptors(frame, descriptors))
+    n = len(frames) - 1
+    return {"sf_python_ms": 1000 * (time.perf_counter() - t0) / n, "sf_python_cpu_ms": 1000 * (time.process_time() - c0) / n}
+
+
 def bench_training(frames, n_forms: int, epochs: int = 2, batch_size: int = 4) -> dict:
     import lightning as L
 
@@ -154,7 +176,10 @@ def main(argv=None) -> int:
             exported, _ = load_exported(export_torchscript(classifier.model, Path(tmp) / "m.pt", classifier.form_names))
         frame = box(system)
         row = {"box": [round(float(x), 2) for x in frame.box]}
-        row.update(bench_inference(jittered(frame, args.frames), classifier, exported, args.threads))
+        frames = jittered(frame, args.frames)
+        row.update(bench_inference(frames, classifier, exported, args.threads))
+        row.update(bench_sf_peer(frames, SYSTEMS[system][0], n_forms[system]))
+        row["gnn_sequential_frame / sf_python_frame"] = (row["graph_ms"] + row["forward_ms"]) / row["sf_python_ms"]
         torch.set_num_threads(args.threads)
         row.update(bench_training(jittered(frame, args.train_frames, seed=2), n_forms[system]))
         results["systems"][system] = row
