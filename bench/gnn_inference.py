@@ -8,7 +8,7 @@ Timings per frame include building the graph (neighbour search) and the forward 
 the published architecture (1 convolution, random weights: speed does not depend on them);
 "pipelined" is what `predict_graphs` over a `FrameGraphs` dataset does with one worker
 process building graphs while the network runs (2 cores). The peer measured in the same
-run on the same frames is the SF classifier in Python (`molenv.classify.SFClassifier`'s
+run on the same frames is the SF classifier in Python (`molenv.classify.SFFrameClassifier`'s
 path: `compute_descriptors` with the molecule spec's symmetry functions, then a
 24-25-25-K network in numpy), one process. The load average is recorded:
 on a CPU shared with other jobs, several torch threads slow down badly (use --threads 1).

@@ -79,7 +79,7 @@ def test_core_surface_split_of_a_cluster():
 def test_region_weights_equal_molenv_classify(tmp_path, urea_model, reference_dir, monkeypatch):
     """Soft populations with `region_weights` equal the action's n_<class> and nmol with the
     same REGION_* (a slab across the periodic boundary, with smoothing), to 1e-9."""
-    from molenv.classify import SFClassifier, classify_trajectory
+    from molenv.classify import SFFrameClassifier, classify_trajectory
     from molenv.plumed_env import module_path
     from molenv.reanalyse import reanalyse
     from molenv.trajectory import Trajectory
@@ -94,7 +94,7 @@ def test_region_weights_equal_molenv_classify(tmp_path, urea_model, reference_di
     monkeypatch.chdir(tmp_path)
     reanalyse("plumed.dat", dump, progress=False)
     colvar = read_table("colvar")
-    r = classify_trajectory(Trajectory(dump, "urea", type_elements="1:H,2:O,3:C,4:N"), SFClassifier(urea_model), progress=False, with_coordination=False)
+    r = classify_trajectory(Trajectory(dump, "urea", type_elements="1:H,2:O,3:C,4:N"), SFFrameClassifier(urea_model), progress=False, with_coordination=False)
     w = region_weights(r.centres, r.boxes, region)
     assert np.any((w > 0) & (w < 1)) and np.any(w == 1) and np.any(w == 0)
     assert np.allclose(w.sum(axis=1), colvar.column("c.nmol"), rtol=1e-10)

@@ -9,7 +9,7 @@ import pytest
 
 from _analysis_support import UREA_TYPES, md_files, run_cli, urea_model  # noqa: F401
 from molenv.analysis import Region, population_table, read_table
-from molenv.classify import ClassifierError, SFClassifier, classify_trajectory, load_classifier
+from molenv.classify import ClassifierError, SFFrameClassifier, classify_trajectory, load_classifier
 from molenv.trajectory import Trajectory
 
 
@@ -33,7 +33,7 @@ def test_reference_dump_is_form_I(tmp_path, urea_model, reference_dir):
 def interface(reference_dir, urea_model):
     """The reference urea form I / form IV interface (LAMMPS data file, 1200 molecules; N1/N2 pinned by type)."""
     traj = Trajectory(reference_dir / "urea" / "formI_formIV_interface.data", "urea", name_map={"4": "N1", "5": "N2"})
-    return traj, classify_trajectory(traj, SFClassifier(urea_model), progress=False)
+    return traj, classify_trajectory(traj, SFFrameClassifier(urea_model), progress=False)
 
 
 def test_interface_has_both_forms_and_the_region_separates_them(interface):
@@ -70,7 +70,7 @@ def test_interface_cli_region_and_xyz(tmp_path, urea_model, reference_dir, inter
 def test_serial_and_multiprocessing_give_identical_results(urea_model):
     xtc, pdb = md_files("urea-IV-100K")
     traj = Trajectory(xtc, "urea", topology=pdb, stop=4)
-    classifier = SFClassifier(urea_model)
+    classifier = SFFrameClassifier(urea_model)
     serial = classify_trajectory(traj, classifier, progress=False)
     parallel = classify_trajectory(traj, classifier, backend="multiprocessing", n_workers=2, progress=True)
     assert serial.n_frames == 4 and serial.n_molecules == parallel.n_molecules
@@ -135,12 +135,12 @@ def test_errors(tmp_path, urea_model, reference_dir, capsys):
     dump = reference_dir / "urea" / "formI_6x6x6_molstruc.dump"
     traj = Trajectory(dump, "urea", type_elements=UREA_TYPES)
     with pytest.raises(ClassifierError, match="backend must be one of serial, multiprocessing, dask"):
-        classify_trajectory(traj, SFClassifier(urea_model), backend="threads")
+        classify_trajectory(traj, SFFrameClassifier(urea_model), backend="threads")
     try:
         import dask  # noqa: F401
     except ImportError:
         with pytest.raises(ClassifierError, match=r"the dask backend needs dask: pip install"):
-            classify_trajectory(traj, SFClassifier(urea_model), backend="dask")
+            classify_trajectory(traj, SFFrameClassifier(urea_model), backend="dask")
     assert run_cli(["classify", "--model", urea_model, "-t", dump, "--no-progress", "--out", tmp_path / "x"]) == 2
     assert "cannot tell the atoms' elements" in capsys.readouterr().err
     assert run_cli(["classify", "--model", urea_model, "-t", dump, "--type-elements", UREA_TYPES, "--spec", "nicotinamide", "--out", tmp_path / "x"]) == 2
@@ -157,7 +157,7 @@ def test_dask_backends_when_installed(urea_model):
 
     xtc, pdb = md_files("urea-IV-100K")
     traj = Trajectory(xtc, "urea", topology=pdb, stop=3)
-    classifier = SFClassifier(urea_model)
+    classifier = SFFrameClassifier(urea_model)
     serial = classify_trajectory(traj, classifier, progress=False)
     local = classify_trajectory(traj, classifier, backend="dask", n_workers=2, progress=False)
     with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:

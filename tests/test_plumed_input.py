@@ -8,7 +8,7 @@ import numpy as np
 
 from _analysis_support import md_files, run_cli, urea_model  # noqa: F401
 from molenv.analysis import Region, read_table, region_weights, soft_populations
-from molenv.classify import SFClassifier, classify_trajectory
+from molenv.classify import SFFrameClassifier, classify_trajectory
 from molenv.plumed_input import atom_list, molecule_keywords
 from molenv.reanalyse import classify_actions, read_prob_file, reanalyse
 from molenv.trajectory import Trajectory
@@ -31,8 +31,8 @@ def test_interface_molecule_lists_run_and_match_python(tmp_path, urea_model, ref
     traj = Trajectory(data, "urea", name_map={"4": "N1", "5": "N2"})
     assert np.array_equal(action.molecules(8), traj.atoms.indices[traj.molecules])
     reanalyse("plumed.dat", data, progress=False)
-    python = classify_trajectory(traj, SFClassifier(urea_model), progress=False, with_coordination=False)
-    _, prob = read_prob_file("prob.dat", 1200, SFClassifier(urea_model).classes)
+    python = classify_trajectory(traj, SFFrameClassifier(urea_model), progress=False, with_coordination=False)
+    _, prob = read_prob_file("prob.dat", 1200, SFFrameClassifier(urea_model).classes)
     assert np.abs(prob - python.probabilities).max() <= 1e-9
     colvar = read_table("COLVAR")
     assert colvar.column("cls.nmol")[0] == 1200
@@ -50,7 +50,7 @@ def test_range_region_and_path(tmp_path, urea_model, monkeypatch):
     reanalyse("plumed.dat", xtc, pdb, stop=2, progress=False)
     cv = read_table("cv")
     assert {"u.s", "u.z", "u.nmol", "u.n_I"} <= set(cv.names)
-    python = classify_trajectory(Trajectory(xtc, "urea", topology=pdb, stop=2), SFClassifier(urea_model), progress=False, with_coordination=False)
+    python = classify_trajectory(Trajectory(xtc, "urea", topology=pdb, stop=2), SFFrameClassifier(urea_model), progress=False, with_coordination=False)
     w = region_weights(python.centres, python.boxes, Region("z", 3.0, 5.0, 1.5))
     assert np.allclose(cv.column("u.nmol"), w.sum(axis=1), rtol=1e-9) and np.all(w.sum(axis=1) < 100)
     assert np.allclose(cv.column("u.n_I"), soft_populations(python, w)[:, 0], rtol=1e-9)

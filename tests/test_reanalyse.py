@@ -81,7 +81,7 @@ def dump_run(tmp_path, urea_model, reference_dir, monkeypatch):
 def test_lammps_dump_that_plumed_driver_cannot_read(dump_run, urea_model):
     """Every molecule of the reference form I dump is form I, and PLUMED's per-molecule
     probabilities equal those of the Python SF path (`molenv.classify`) to 1e-9."""
-    from molenv.classify import SFClassifier, classify_trajectory
+    from molenv.classify import SFFrameClassifier, classify_trajectory
     from molenv.reanalyse import read_prob_file
     from molenv.trajectory import Trajectory
 
@@ -90,7 +90,7 @@ def test_lammps_dump_that_plumed_driver_cannot_read(dump_run, urea_model):
     colvar = read_table("colvar")
     assert np.allclose(colvar.column("time"), [0.0, 10.0])  # timestep = the dump's frame interval
     assert np.all(colvar.column("c.nmol") == 432) and np.all(colvar.column("c.f_I") > 0.999)
-    classifier = SFClassifier(urea_model)
+    classifier = SFFrameClassifier(urea_model)
     times, prob = read_prob_file("prob.dat", 432, classifier.classes)
     assert prob.shape == (2, 432, 7) and np.all(prob.argmax(axis=2) == 0)
     python = classify_trajectory(Trajectory(dump, "urea", type_elements=UREA_TYPES), classifier, progress=False, with_coordination=False)

@@ -4,7 +4,7 @@ Two kinds of classifier, one interface (``predict(frame)`` -> class probabilitie
 (n_molecules, n_classes), and bulk/surface probabilities or None; ``classes``,
 ``output_activation``, ``centre_atom``, ``check(spec)``, ``describe()``):
 
-- `SFClassifier`: a molenv model file (docs/model_format.md): `molenv.descriptors` +
+- `SFFrameClassifier`: a molenv model file (docs/model_format.md): `molenv.descriptors` +
   `Network.forward` in numpy, the same numbers `MOLENV_CLASSIFY` computes (1e-9);
 - `GNNFrameClassifier`: a graph network, either a Lightning checkpoint (``.ckpt``, through
   `molenv.gnn.lightning.load_classifier` + `predict_graphs`) or a TorchScript export
@@ -29,7 +29,7 @@ from MDAnalysis.analysis.results import ResultsGroup
 from molenv.analysis import ClassificationResult, frame_record
 from molenv.frames import MolecularFrame
 
-__all__ = ["ClassifierError", "SFClassifier", "GNNFrameClassifier", "load_classifier", "ClassifyFrames", "DaskDistributedBackend", "classify_trajectory", "BACKENDS"]
+__all__ = ["ClassifierError", "SFFrameClassifier", "GNNFrameClassifier", "load_classifier", "ClassifyFrames", "DaskDistributedBackend", "classify_trajectory", "BACKENDS"]
 
 BACKENDS = ("serial", "multiprocessing", "dask")
 
@@ -38,7 +38,7 @@ class ClassifierError(ValueError):
     """A classifier file that cannot be used; the message names the file and problem."""
 
 
-class SFClassifier:
+class SFFrameClassifier:
     """The SF network of a molenv model file, evaluated in numpy (identical to PLUMED's)."""
 
     kind = "sf"
@@ -135,7 +135,7 @@ class GNNFrameClassifier:
 
 
 def load_classifier(path: str | Path, device: str = "cpu"):
-    """`SFClassifier` for a molenv model file, `GNNFrameClassifier` for a Lightning checkpoint
+    """`SFFrameClassifier` for a molenv model file, `GNNFrameClassifier` for a Lightning checkpoint
     or a TorchScript export (told apart by content, not by name)."""
     import zipfile
 
@@ -145,7 +145,7 @@ def load_classifier(path: str | Path, device: str = "cpu"):
     with open(path, "rb") as fh:
         head = fh.read(4096)
     if b"molenv_model" in head:
-        return SFClassifier(path)
+        return SFFrameClassifier(path)
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()

@@ -219,7 +219,7 @@ def _pred_index(head: Head) -> np.ndarray:
 
 def evaluate_sf(model, dataset: Dataset, out_dir, splits="test", *, include_clusters: bool = False, info: Mapping | None = None, **options) -> dict:
     """Evaluate an SF classifier given as a molenv `Model` (a model file read back, or
-    `SFClassifier.to_model()`: the same numbers PLUMED computes) on the periodic bulk
+    `molenv.sf.model.SFClassifier.to_model()`: the same numbers PLUMED computes) on the periodic bulk
     molecules of `splits` (all molecules with ``include_clusters``)."""
     from molenv.sf.train import training_molecules
 

@@ -32,7 +32,7 @@ def add_arguments(parser):
 
 def run(args):
     from molenv.analysis import AnalysisError, summarise
-    from molenv.classify import ClassifierError, SFClassifier, classify_trajectory, load_classifier
+    from molenv.classify import ClassifierError, SFFrameClassifier, classify_trajectory, load_classifier
     from molenv.cli import CommandError
     from molenv.commands._options import open_trajectory, report, resolve_spec, summary_options
     from molenv.modelfile import ModelFileError
@@ -42,7 +42,7 @@ def run(args):
     try:
         options = summary_options(args)
         classifier = load_classifier(args.model, device=args.device)
-        if isinstance(classifier, SFClassifier):
+        if isinstance(classifier, SFFrameClassifier):
             d = classifier.model.descriptors
             spec = resolve_spec(args, d.atoms_per_molecule, d.centre_atom, d.vectors, classifier.model.meta.get("molecule"))
         else:
