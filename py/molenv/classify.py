@@ -186,7 +186,7 @@ class ClassifyFrames(AnalysisBase):
         self.results.records = []
 
     def _single_frame(self):
-        frame = self.molenv_trajectory._frame(self._ts)  # the trajectory's own frame builder (box, selection, atom order)
+        frame = self.molenv_trajectory.frame_at(self._ts)  # the trajectory's own frame builder (box, selection, atom order)
         probabilities, topology = self.classifier.predict(frame)
         self.results.records.append(
             frame_record(frame, self._ts.frame, probabilities, self.classifier.centre_atom,
@@ -252,7 +252,7 @@ def classify_trajectory(trajectory, classifier, *, backend: str = "serial", n_wo
     if n_workers < 1:
         raise ClassifierError(f"n_workers must be >= 1, got {n_workers}")
     analysis = ClassifyFrames(trajectory, classifier, with_coordination=with_coordination)
-    frames = np.asarray(trajectory._frames, dtype=np.int64)
+    frames = np.asarray(trajectory.frame_indices, dtype=np.int64)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Reader has no dt information")
         warnings.filterwarnings("ignore", message="Set `n_parts` to")

@@ -147,24 +147,24 @@ def open_universe(trajectory: str | Path, topology: str | Path | None = None, *,
     detection (LAMMPS dump/data by extension or content; the reference dumps' 'element' column)."""
     import MDAnalysis as mda
 
-    from molenv.trajectory import COORDINATE_ONLY, SUPPORTED, _dump_columns, _sniff_format
+    from molenv.trajectory import COORDINATE_ONLY, SUPPORTED, dump_columns, sniff_format
 
     path = Path(trajectory)
     top = Path(topology) if topology is not None else path
     for p in {path, top}:
         if not p.is_file():
             raise ReanalyseError(f"{p}: file not found")
-    format = format or _sniff_format(path)
+    format = format or sniff_format(path)
     where = str(path) if top == path else f"{top} + {path}"
     if top == path and (format or path.suffix.lstrip(".")).upper() in COORDINATE_ONLY:
         raise ReanalyseError(f"{path}: this format holds coordinates only; give a topology (e.g. a GRO, PDB, TPR, PSF or LAMMPS data file)")
-    topology_format = topology_format or (format if top == path else _sniff_format(top))
+    topology_format = topology_format or (format if top == path else sniff_format(top))
     kwargs = {}
     if format:
         kwargs["format"] = format
     if topology_format:
         kwargs["topology_format"] = topology_format
-    if format == "LAMMPSDUMP" and "element" in _dump_columns(path):
+    if format == "LAMMPSDUMP" and "element" in dump_columns(path):
         kwargs["additional_columns"] = ["element"]
     files = [top] if top == path else [top, path]
     try:

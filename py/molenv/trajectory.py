@@ -52,6 +52,10 @@ __all__ = [
     "parse_type_elements",
     "type_elements_from_data",
     "element_from_mass",
+    "sniff_format",
+    "dump_columns",
+    "symbol_tables",
+    "type_key",
 ]
 
 # file extensions MDAnalysis does not map to the format molenv means
@@ -68,7 +72,7 @@ class TrajectoryError(ValueError):
 
 
 @functools.lru_cache(maxsize=None)
-def _symbol_tables() -> tuple[dict[str, int], dict[str, float]]:
+def symbol_tables() -> tuple[dict[str, int], dict[str, float]]:
     """(element symbol -> atomic number, element symbol -> standard mass), from MDAnalysis' tables."""
     from MDAnalysis.guesser.tables import SYMB2Z, masses
 
@@ -77,7 +81,7 @@ def _symbol_tables() -> tuple[dict[str, int], dict[str, float]]:
 
 
 def _element_symbol(text: str, where: str) -> str:
-    symbols, _ = _symbol_tables()
+    symbols, _ = symbol_tables()
     symbol = str(text).strip().capitalize()
     if symbol not in symbols:
         raise TrajectoryError(f"{where}: {text!r} is not an element symbol")
@@ -86,7 +90,7 @@ def _element_symbol(text: str, where: str) -> str:
 
 def element_from_mass(mass: float, tolerance: float = 0.1) -> str | None:
     """The element whose standard atomic mass is nearest to `mass` (u), if within `tolerance`."""
-    _, masses = _symbol_tables()
+    _, masses = symbol_tables()
     symbol, best = min(masses.items(), key=lambda item: abs(item[1] - mass))
     return symbol if abs(best - mass) <= tolerance else None
 
@@ -100,7 +104,7 @@ def parse_type_elements(text: str) -> dict[str, str]:
         if item.count(":") != 1:
             raise TrajectoryError(f"type-element mapping {text!r}: expected 'type:Element' items separated by commas, got {item!r}")
         key, symbol = item.split(":")
-        out[_type_key(key)] = _element_symbol(symbol, f"type-element mapping {text!r}")
+        out[type_key(key)] = _element_symbol(symbol, f"type-element mapping {text!r}")
     if not out:
         raise TrajectoryError(f"type-element mapping {text!r} is empty")
     return out
@@ -129,7 +133,7 @@ def type_elements_from_data(path: str | Path, tolerance: float = 0.1) -> dict[st
             continue
         if len(fields) < 2 or not fields[0].lstrip("-").isdigit():
             break
-        masses[_type_key(fields[0])] = float(fields[1])
+        masses[type_key(fields[0])] = float(fields[1])
     if not masses:
         raise TrajectoryError(f"{path}: the 'Masses' section is empty")
     out = {}
@@ -150,14 +154,14 @@ def _element_from_name(name: str, expected: list[str], where: str) -> str:
             return symbol
     from MDAnalysis.guesser.default_guesser import DefaultGuesser
 
-    symbols, _ = _symbol_tables()
+    symbols, _ = symbol_tables()
     symbol = str(DefaultGuesser(None).guess_atom_element(name)).capitalize()
     if symbol not in symbols:
         raise TrajectoryError(f"{where}: cannot tell the element of atoms named {name!r}; give type_elements or a file with elements")
     return symbol
 
 
-def _type_key(value) -> str:
+def type_key(value) -> str:
     """Normalise an atom type ('3', 3, 3.0) to the string key used in type maps."""
     text = str(value).strip()
     try:
@@ -170,7 +174,8 @@ def _type_key(value) -> str:
 # ----------------------------------------------------------------------------- reader
 
 
-def _dump_columns(path: Path) -> list[str]:
+def dump_columns(path: Path) -> list[str]:
+    """The column names of the first ``ITEM: ATOMS`` line of a LAMMPS dump."""
     with open(path) as fh:
         for line in fh:
             if line.startswith("ITEM: ATOMS"):
@@ -178,7 +183,9 @@ def _dump_columns(path: Path) -> list[str]:
     return []
 
 
-def _sniff_format(path: Path) -> str | None:
+def sniff_format(path: Path) -> str | None:
+    """The MDAnalysis format molenv reads ``path`` as (by extension, then by content), or None
+    to let MDAnalysis decide."""
     suffix = path.suffix.lower().lstrip(".")
     if suffix in EXTENSION_FORMATS:
         return EXTENSION_FORMATS[suffix]
@@ -251,11 +258,12 @@ class Trajectory:
             self.dimensions = np.asarray(dimensions, dtype=np.float64)
 
         self.universe = self._open(format, topology_format)
-        self._frames = range(*slice(start, stop, step).indices(len(self.universe.trajectory)))
+        self.frame_indices = range(  # indices into the file of the frames this trajectory yields
+            *slice(start, stop, step).indices(len(self.universe.trajectory)))
         self.atoms = self._select(selection)
         self.molecules, self.molecules_from = self._molecule_rows(molecules)
         elements = self._elements(type_elements)
-        symbols, _ = _symbol_tables()
+        symbols, _ = symbol_tables()
         self.atomic_numbers = np.array([symbols[e] for e in elements], dtype=np.int64)
         self.molecules, self.atom_order = self._order_atoms(elements, atom_order)
         self._check_elements(elements)
@@ -270,7 +278,7 @@ class Trajectory:
         for p in {self.path, self.topology_path}:
             if not p.is_file():
                 raise TrajectoryError(f"{p}: file not found")
-        format = format or _sniff_format(self.path)
+        format = format or sniff_format(self.path)
         if self.topology_path == self.path:
             kind = (format or self.path.suffix.lstrip(".")).upper()
             if kind in COORDINATE_ONLY:
@@ -282,7 +290,7 @@ class Trajectory:
         if self.topology_path == self.path:
             topology_format = topology_format or format
         else:
-            topology_format = topology_format or _sniff_format(self.topology_path)
+            topology_format = topology_format or sniff_format(self.topology_path)
         if format:
             kwargs["format"] = format
         if topology_format:
@@ -290,7 +298,7 @@ class Trajectory:
         self._dump_topology = topology_format == "LAMMPSDUMP"
         self._dump_types_in_element = False
         if self._dump_topology:
-            columns = _dump_columns(self.topology_path)
+            columns = dump_columns(self.topology_path)
             # the reference dumps call the numeric type column 'element'
             self._dump_types_in_element = "type" not in columns and "element" in columns
             self._dump_has_mass = "mass" in columns
@@ -352,18 +360,18 @@ class Trajectory:
         if self._dump_topology and self._dump_types_in_element:
             if "element" not in self.universe.trajectory.ts.data:
                 return None
-            return np.array([_type_key(t) for t in self.universe.trajectory.ts.data["element"]])[self.atoms.indices]
-        if self._dump_topology and "type" not in _dump_columns(self.topology_path):
+            return np.array([type_key(t) for t in self.universe.trajectory.ts.data["element"]])[self.atoms.indices]
+        if self._dump_topology and "type" not in dump_columns(self.topology_path):
             return None
         if not hasattr(self.atoms, "types"):
             return None
-        return np.array([_type_key(t) for t in self.atoms.types])
+        return np.array([type_key(t) for t in self.atoms.types])
 
     def _elements(self, type_elements) -> np.ndarray:
         where = self._where()
         if type_elements is not None:
             if isinstance(type_elements, Mapping):
-                mapping = {_type_key(k): _element_symbol(v, "type_elements") for k, v in type_elements.items()}
+                mapping = {type_key(k): _element_symbol(v, "type_elements") for k, v in type_elements.items()}
             elif Path(str(type_elements)).is_file():
                 mapping = type_elements_from_data(type_elements)
             else:
@@ -377,7 +385,7 @@ class Trajectory:
             return np.array([mapping[t] for t in types])
         if hasattr(self.atoms, "elements"):
             found = np.array([str(e).strip().capitalize() for e in self.atoms.elements])
-            symbols, _ = _symbol_tables()
+            symbols, _ = symbol_tables()
             if len(found) and all(e in symbols for e in found):
                 return found
         if hasattr(self.atoms, "masses") and (self._masses_from_file()):
@@ -398,7 +406,7 @@ class Trajectory:
 
     def _masses_from_file(self) -> bool:
         """Whether the topology's masses were read from the file (not guessed by MDAnalysis)."""
-        if _sniff_format(self.topology_path) == "DATA":
+        if sniff_format(self.topology_path) == "DATA":
             return True
         if self._dump_topology:
             return self._dump_has_mass
@@ -544,12 +552,15 @@ class Trajectory:
     # -- frames
     @property
     def n_frames(self) -> int:
-        return len(self._frames)
+        return len(self.frame_indices)
 
     def __len__(self) -> int:
         return self.n_frames
 
-    def _frame(self, ts) -> MolecularFrame:
+    def frame_at(self, ts) -> MolecularFrame:
+        """The frame of the MDAnalysis timestep ``ts`` the universe is positioned at (the
+        selection, atom order and box of this trajectory applied); used by analyses that
+        let MDAnalysis iterate."""
         box = None
         if self.periodic:
             if self.dimensions is not None:
@@ -567,13 +578,13 @@ class Trajectory:
     def _read(self, index: int) -> MolecularFrame:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Reader has no dt information")
-            return self._frame(self.universe.trajectory[index])
+            return self.frame_at(self.universe.trajectory[index])
 
     def __getitem__(self, k: int) -> MolecularFrame:
-        return self._read(self._frames[k])
+        return self._read(self.frame_indices[k])
 
     def __iter__(self) -> Iterator[MolecularFrame]:
-        for index in self._frames:
+        for index in self.frame_indices:
             yield self._read(index)
 
 

@@ -40,9 +40,9 @@ def _atomic_numbers(universe, type_elements):
     """Atomic numbers of the file's atoms, 0 where unknown (species X in the extended XYZ)."""
     import numpy as np
 
-    from molenv.trajectory import _symbol_tables, _type_key, parse_type_elements, type_elements_from_data
+    from molenv.trajectory import symbol_tables, type_key, parse_type_elements, type_elements_from_data
 
-    symbols, _ = _symbol_tables()
+    symbols, _ = symbol_tables()
     atoms = universe.atoms
     if type_elements:
         from pathlib import Path
@@ -51,7 +51,7 @@ def _atomic_numbers(universe, type_elements):
         data = universe.trajectory.ts.data
         # the reference dumps keep the numeric type in an 'element' column (read as an extra column)
         types = data["element"] if "element" in data else (atoms.types if hasattr(atoms, "types") else [])
-        return np.array([symbols.get(mapping.get(_type_key(t), ""), 0) for t in types], dtype=np.int64)
+        return np.array([symbols.get(mapping.get(type_key(t), ""), 0) for t in types], dtype=np.int64)
     if hasattr(atoms, "elements"):
         return np.array([symbols.get(str(e).strip().capitalize(), 0) for e in atoms.elements], dtype=np.int64)
     return np.zeros(atoms.n_atoms, dtype=np.int64)
