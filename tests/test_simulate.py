@@ -2,23 +2,19 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from _md_support import kill_in_production
 from molenv.cli import main
 from molenv.spec import load_spec
 
 pytest.importorskip("openmm")
 pytestmark = pytest.mark.reference
 
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
@@ -138,25 +134,7 @@ def test_interrupted_run_resumes_from_checkpoint(tmp_path, ff_cache, reference_d
             "--structure", str(reference_dir / "urea/formI.cif"), "--diameter", "12", "--temperature", "100",
             "--equilibrate", "1", "--production", "8", "--frame-interval", "0.1", "--checkpoint-interval", "0.5",
             "--threads", "1", "--no-progress", "--no-minimise", "--out", str(out)]
-    env = dict(os.environ, PYTHONPATH=str(REPO / "py"))
-    proc = subprocess.Popen([sys.executable, "-m", "molenv", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    progress = out / "progress.json"
-    deadline = time.time() + 120
-    try:
-        while time.time() < deadline:
-            if progress.is_file():
-                p = json.loads(progress.read_text())
-                if p["stage"] == 1 and p["step"] >= 500:
-                    break
-            if proc.poll() is not None:
-                pytest.fail("the run ended before it could be interrupted")
-            time.sleep(0.02)
-        else:
-            pytest.fail("no checkpoint in production within 120 s")
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    stopped = json.loads(progress.read_text())
+    stopped = kill_in_production(args, out, step=500)
     assert not stopped["done"] and stopped["n_frames"] >= 5
     assert simulate(*args[1:]) == 0
     log = (out / "run.log").read_text()

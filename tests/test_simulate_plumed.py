@@ -4,16 +4,12 @@ COLVAR/HILLS and a killed run resumes with every COLVAR line and every hill exac
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from _md_support import kill_in_production
 from molenv.cli import main
 
 openmm = pytest.importorskip("openmm")
@@ -132,26 +128,7 @@ def test_killed_biased_run_resumes_plumed_exactly(tmp_path, ff_cache, reference_
                    "PRINT ARG=cls.s,cls.z,cls.f_I,cls.f_IV FILE=COLVAR FMT=%.12g\n")
     out = tmp_path / "run"
     args = ["simulate", *map(str, crystal_args(ff_cache, reference_dir, out, dat.name, 0.4))]
-    env = dict(os.environ, PYTHONPATH=str(REPO / "py"))
-    proc = subprocess.Popen([sys.executable, "-m", "molenv", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    progress = out / "progress.json"
-    deadline = time.time() + 120
-    try:
-        while time.time() < deadline:
-            if progress.is_file():
-                p = json.loads(progress.read_text())
-                if p["stage"] == 1 and p["step"] >= 60:
-                    break
-            if proc.poll() is not None:
-                pytest.fail(f"the run ended before it could be interrupted: {proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.02)
-        else:
-            pytest.fail("no checkpoint in production within 120 s")
-        time.sleep(0.1)  # PLUMED writes past the checkpoint
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    stopped = json.loads(progress.read_text())
+    stopped = kill_in_production(args, out, step=60, settle=0.1)  # PLUMED writes past the checkpoint
     assert not stopped["done"] and stopped["plumed"]["step"] == stopped["step"]
     assert (out / stopped["plumed"]["checkpoint"]).is_dir()
     copy = (out / "plumed" / "plumed.dat").read_text()
