@@ -47,6 +47,29 @@ class DriverRun:
         rows = [l.split() for l in (self.workdir / name).read_text().splitlines() if l.strip() and not l.startswith("#")]
         return np.array([[float(x) for x in r] for r in rows])
 
+    def check_debug_forces(self, natoms: int, nframes: int, what: str = "", name: str = "debug") -> list[np.ndarray]:
+        """Assert that the analytical derivatives of `--debug-forces` (3 natoms positions,
+        then 9 box entries per frame) match PLUMED's finite differences to 1e-5 of the
+        largest (PLUMED's differences are accurate to ~1e-6 relative), positions and box
+        separately; return the analytical derivatives of each frame."""
+        rows = self.read_debug_forces(name)
+        per_frame = 3 * natoms + 9
+        assert len(rows) == nframes * per_frame, f"{what}: {len(rows)} rows for {nframes} frames of {natoms} atoms"
+        analytical = []
+        for frame in range(nframes):
+            block = rows[frame * per_frame : (frame + 1) * per_frame]
+            ana, num = block[:, 1], block[:, 2]
+            scale = np.abs(ana).max()
+            assert scale > 1e-3, f"{what}: no forces to check in frame {frame}"
+            err = np.abs(ana - num)
+            worst = int(err.argmax())
+            where = f"atom {worst // 3 + 1} {'xyz'[worst % 3]}" if worst < 3 * natoms else f"box {worst - 3 * natoms}"
+            assert err.max() <= 1e-5 * scale, f"{what} frame {frame}: {where} analytical {ana[worst]} numerical {num[worst]}"
+            box = slice(3 * natoms, per_frame)
+            assert np.abs(ana[box] - num[box]).max() <= 1e-5 * max(scale, np.abs(ana[box]).max()), f"{what} frame {frame}: box"
+            analytical.append(ana)
+        return analytical
+
 
 def run_driver(workdir: Path, plumed_dat: str, args: list[str], files: dict[str, str | Path] | None = None, env: dict | None = None) -> DriverRun:
     """Write plumed.dat (with @MOLENV_LIB@ replaced) and `files` (name -> text or path to
