@@ -12,7 +12,18 @@ from pathlib import Path
 
 import pytest
 
+from molenv.cli import main
+
 REPO = Path(__file__).resolve().parent.parent
+
+
+def simulate(*args) -> int:
+    """``molenv simulate ARGS`` in this process; its exit status."""
+    try:
+        main(["simulate", *map(str, args)])
+    except SystemExit as exc:
+        return exc.code
+    return 0
 
 
 def kill_in_production(args: list[str], out: Path, step: int, settle: float = 0.0, timeout: float = 120.0) -> dict:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from _torch_support import one_torch_thread  # noqa: F401  (autouse)
 from molenv.cli import CommandError
 from molenv.gnn import cli, synthetic
 from molenv.gnn.export import load_exported
@@ -14,16 +15,6 @@ from molenv.gnn.graph import frame_to_graph, load_graphs, save_graphs
 
 FORMS = ["parallel", "antiparallel"]
 
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Train on one thread: on a CPU shared with other jobs, two OpenMP threads that wait
-    for each other run many times slower than one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser()

@@ -9,23 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from _torch_support import one_torch_thread  # noqa: F401  (autouse)
 from molenv.gnn import synthetic
 from molenv.gnn.graph import FrameGraphs, frame_to_graph
 from molenv.gnn.model import csr_pointer
 from molenv.gnn.lightning import GNNTrainConfig, StratifiedBatchSampler, frame_groups, load_classifier, predict_graphs, train_gnn
 
 FORMS = ["parallel", "antiparallel", "melt"]
-
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Train on one thread: on a CPU shared with other jobs, two OpenMP threads that wait
-    for each other run many times slower than one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def toy_graphs(seed: int):

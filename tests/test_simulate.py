@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _md_support import kill_in_production
-from molenv.cli import main
+from _md_support import kill_in_production, simulate
 from molenv.spec import load_spec
 
 pytest.importorskip("openmm")
@@ -28,13 +27,6 @@ def urea_ff(ff_cache):
 
     return parametrise(load_spec("urea"), atom_types="gaff", cache_dir=ff_cache)
 
-
-def simulate(*args) -> int:
-    try:
-        main(["simulate", *map(str, args)])
-    except SystemExit as exc:
-        return exc.code
-    return 0
 
 
 def test_parametrise_urea_is_cached(ff_cache, urea_ff):

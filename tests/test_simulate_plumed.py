@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _md_support import kill_in_production
-from molenv.cli import main
+from _md_support import kill_in_production, simulate
 
 openmm = pytest.importorskip("openmm")
 if not hasattr(openmm, "PythonForce"):
@@ -21,13 +20,6 @@ MODEL = REPO / "models" / "urea_sf.molenv"
 INTERFACE = REPO / "data" / "urea" / "urea-I-IV-interface-100K"
 PATH = "PATH_CLASSES=I,IV PATH_START=0.9,0.1 PATH_END=0.27,0.73 PATH_NIMAGES=10 LAMBDA=200"
 
-
-def simulate(*args) -> int:
-    try:
-        main(["simulate", *map(str, args)])
-    except SystemExit as exc:
-        return exc.code
-    return 0
 
 
 def colvar(path: Path) -> tuple[list[str], np.ndarray]:
