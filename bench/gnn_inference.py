@@ -7,7 +7,9 @@ nicotinamide form I = NICOAM13) with `molenv.crystals`; frames are thermal-like 
 Timings per frame include building the graph (neighbour search) and the forward pass of
 the published architecture (1 convolution, random weights: speed does not depend on them);
 "pipelined" is what `predict_graphs` over a `FrameGraphs` dataset does with one worker
-process building graphs while the network runs (2 cores). The peer measured in the same
+process building graphs while the network runs (2 cores); "two processes" splits the frames
+over two processes of one torch thread each, as `molenv classify --backend multiprocessing
+--workers 2` does. The peer measured in the same
 run on the same frames is the SF classifier in Python (`molenv.classify.SFFrameClassifier`'s
 path: `compute_descriptors` with the molecule spec's symmetry functions, then a
 24-25-25-K network in numpy), one process. The load average is recorded:
@@ -54,6 +56,36 @@ def jittered(frame, n: int, seed: int = 0):
     return [frame.replace(positions=frame.positions + rng.normal(scale=0.1, size=frame.positions.shape), time=float(k)) for k in range(n)]
 
 
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _classify_frames(classifier, frames) -> int:
+    """Graph and forward pass of every frame, one torch thread (a worker of `two_processes`)."""
+    import torch
+
+    from molenv.gnn.graph import frame_to_graph
+
+    with torch.inference_mode():
+        for frame in frames:
+            classifier(frame_to_graph(frame)).polymorph_logits.softmax(-1)
+    return len(frames)
+
+
+def two_processes(frames, classifier) -> float:
+    """Seconds for all frames split over two processes of one torch thread each: what
+    `molenv classify --backend multiprocessing --workers 2` does (process start-up included)."""
+    import multiprocessing
+
+    t0 = time.perf_counter()
+    with multiprocessing.get_context("spawn").Pool(2, initializer=_one_thread) as pool:
+        done = pool.starmap(_classify_frames, [(classifier, frames[0::2]), (classifier, frames[1::2])])
+    assert sum(done) == len(frames)
+    return time.perf_counter() - t0
+
+
 def bench_inference(frames, classifier, exported, threads: int) -> dict:
     """Sequential (graph then network, one process, ``threads`` torch threads) and
     pipelined timings (`predict_graphs` with one worker process building graphs while the
@@ -88,6 +120,7 @@ def bench_inference(frames, classifier, exported, threads: int) -> dict:
     predictions = predict_graphs(classifier, FrameGraphs(frames), batch_size=1, num_workers=1, embeddings=False)
     pipelined_s = time.perf_counter() - t0
     assert len(predictions.times) == len(frames)
+    two_s = two_processes(frames, classifier)
     return {
         "atoms": int(g.num_nodes),
         "molecules": int(g.num_molecules),
@@ -102,6 +135,8 @@ def bench_inference(frames, classifier, exported, threads: int) -> dict:
         "sequential_frames_per_s": n / (graph_s + forward_s),
         "pipelined_frames_per_s": len(frames) / pipelined_s,
         "pipelined_seconds_per_500_frames": 500 * pipelined_s / len(frames),
+        "two_processes_frames_per_s": len(frames) / two_s,
+        "two_processes_seconds_per_500_frames": 500 * two_s / len(frames),
     }
 
 
