@@ -93,16 +93,15 @@ public:
         B_(static_cast<std::size_t>(frame.nvec) * Bk + 1), zero_(S_, 0.0) {}
   static constexpr unsigned channels() { return 1; }
 
-  void block(const pairblocks::PairBlock& blk) {
-    const unsigned nb = blk.n;
+  void block(unsigned nb, const MoleculePair* p, const double* r, const double* cosTheta) {
     for (unsigned b = 0; b < nb; ++b) {
-      rowI_[b] = frame_.active[blk.i[b]] ? &jac_[static_cast<std::size_t>(blk.i[b]) * S_] : zero_.data();  // inactive: w = 0
-      rowJ_[b] = frame_.active[blk.j[b]] ? &jac_[static_cast<std::size_t>(blk.j[b]) * S_] : zero_.data();
+      rowI_[b] = frame_.active[p[b].i] ? &jac_[static_cast<std::size_t>(p[b].i) * S_] : zero_.data();  // inactive: w = 0
+      rowJ_[b] = frame_.active[p[b].j] ? &jac_[static_cast<std::size_t>(p[b].j) * S_] : zero_.data();
     }
     pairblocks::sumRowsToColumns(nb, S_, rowI_, rowJ_, C_.data());  // C[q*Bk+b] = c_I[q] + c_J[q]
-    sf_.contractedDerivatives(nb, blk.r, blk.cosTheta.data(), C_.data(), A_.data(), B_.data());
+    sf_.contractedDerivatives(nb, r, cosTheta, C_.data(), A_.data(), B_.data());
   }
-  void pair(const pairblocks::PairBlock& /*blk*/, unsigned /*b*/) {}
+  void pair(unsigned /*b*/, const MoleculePair& /*p*/) {}
   const double* radial(unsigned b) const { return &A_[b]; }
   const double* angular(unsigned b, unsigned s) const { return &B_[s * Bk + b]; }
 
@@ -129,15 +128,16 @@ public:
         B_(static_cast<std::size_t>(Kp_) * frame.nvec + 1), zero_(static_cast<std::size_t>(Kp_) * S_, 0.0) {}
   unsigned channels() const { return nch_; }
 
-  void block(const pairblocks::PairBlock& blk) { sf_.derivatives(blk.n, blk.r, blk.cosTheta.data(), drb_.data(), dcb_.data()); }
-  void pair(const pairblocks::PairBlock& blk, unsigned b) {
+  void block(unsigned nb, const MoleculePair* /*p*/, const double* r, const double* cosTheta) {
+    sf_.derivatives(nb, r, cosTheta, drb_.data(), dcb_.data());
+  }
+  void pair(unsigned b, const MoleculePair& p) {
     for (unsigned q = 0; q < S_; ++q) {
       dr_[q] = drb_[q * Bk + b];
       dc_[q] = dcb_[q * Bk + b];
     }
-    const unsigned i = blk.i[b], j = blk.j[b];
-    const double* Ji = frame_.active[i] ? &jac_[static_cast<std::size_t>(i) * Kp_ * S_] : zero_.data();  // inactive: w = 0
-    const double* Jj = frame_.active[j] ? &jac_[static_cast<std::size_t>(j) * Kp_ * S_] : zero_.data();
+    const double* Ji = frame_.active[p.i] ? &jac_[static_cast<std::size_t>(p.i) * Kp_ * S_] : zero_.data();  // inactive: w = 0
+    const double* Jj = frame_.active[p.j] ? &jac_[static_cast<std::size_t>(p.j) * Kp_ * S_] : zero_.data();
     std::fill(A_.begin(), A_.end(), 0.0);
     std::fill(B_.begin(), B_.end(), 0.0);
     double* __restrict a = A_.data();
@@ -148,7 +148,7 @@ public:
       for (unsigned k = 0; k < Kp_; ++k) a[k] += (ji[k] + jj[k]) * d;
     }
     // angular terms depend on r only in the switching shell
-    const bool edge = blk.r[b] > sf_.rmin();
+    const bool edge = p.r > sf_.rmin();
     for (unsigned s = 0; s < frame_.nvec; ++s) {
       double* __restrict bv = B_.data() + s * Kp_;
       for (unsigned q = sf_.angularBegin(s); q < sf_.angularEnd(s); ++q) {
@@ -192,7 +192,6 @@ void DerivativePass::pairLoop(const MoleculeFrame& frame, const PairLists& pairs
   // there is one channel, the geometry when there are several (the other side is
   // divided by 1, which the compiler drops)
   constexpr bool single = Contraction::kSingle;
-  const double rcut = sf_.rmax();
   #pragma omp parallel num_threads(T)
   {
     #pragma omp for schedule(static, 1)
@@ -202,22 +201,23 @@ void DerivativePass::pairLoop(const MoleculeFrame& frame, const PairLists& pairs
       std::vector<double>& box = boxbuf_[t];
       box.assign(9 * nch_, 0.0);
       Contraction ctr(sf_, frame, jac_.data(), stride_, npair_);
-      pairblocks::PairBlock blk(V);
-      std::size_t pos = 0;
-      while (blk.fill(frame, pairs[t], pos, rcut)) {
-        ctr.block(blk);
-        for (unsigned b = 0; b < blk.n; ++b) {
-          const unsigned pi = blk.i[b], pj = blk.j[b];
-          const double pr = blk.r[b], pd[3] = {blk.dx[b], blk.dy[b], blk.dz[b]};
-          if (!frame.active[pi] && !frame.active[pj]) continue;  // only needed for files/vectors
-          if (!(pr > 0.0)) continue;                               // coincident centres: no direction
-          ctr.pair(blk, b);
-          double* fi = &db[static_cast<std::size_t>(pi) * dstride];
-          double* fj = &db[static_cast<std::size_t>(pj) * dstride];
+      std::vector<double> rb(Bk), cb(static_cast<std::size_t>(V) * Bk + 1);
+      const std::vector<MoleculePair>& list = pairs[t];
+      for (std::size_t p0 = 0; p0 < list.size(); p0 += Bk) {
+        const unsigned nb = std::min<std::size_t>(Bk, list.size() - p0);
+        pairblocks::pairColumns(frame, &list[p0], nb, rb.data(), cb.data());
+        ctr.block(nb, &list[p0], rb.data(), cb.data());
+        for (unsigned b = 0; b < nb; ++b) {
+          const MoleculePair& p = list[p0 + b];
+          if (!frame.active[p.i] && !frame.active[p.j]) continue;  // only needed for files/vectors
+          if (!(p.r > 0.0)) continue;                                // coincident centres: no direction
+          ctr.pair(b, p);
+          double* fi = &db[static_cast<std::size_t>(p.i) * dstride];
+          double* fj = &db[static_cast<std::size_t>(p.j) * dstride];
           // centres (d = r_J - r_I) and the box: -d (x) dX/dd
           const double* dXdr = ctr.radial(b);
-          const double rc = single ? pr : 1.0, rg = single ? 1.0 : 1.0 / pr;
-          const double dir[3] = {pd[0] * rg, pd[1] * rg, pd[2] * rg};
+          const double rc = single ? p.r : 1.0, rg = single ? 1.0 : 1.0 / p.r;
+          const double dir[3] = {p.d[0] * rg, p.d[1] * rg, p.d[2] * rg};
           for (unsigned j = 0; j < ctr.channels(); ++j) {
             const double a = dXdr[j] / rc;
             double* bx = &box[9 * j];
@@ -225,15 +225,15 @@ void DerivativePass::pairLoop(const MoleculeFrame& frame, const PairLists& pairs
               const double f = a * dir[x];
               fi[j * FS + x] -= f;
               fj[j * FS + x] += f;
-              for (unsigned y = 0; y < 3; ++y) bx[3 * y + x] -= pd[y] * f;
+              for (unsigned y = 0; y < 3; ++y) bx[3 * y + x] -= p.d[y] * f;
             }
           }
           // vectors: d cos_s / d v_I = (u_J - c u_I)/|v_I|, and symmetrically for J
           for (unsigned s = 0; s < V; ++s) {
-            const double c = blk.cosTheta[s * Bk + b];
-            const double* ui = &frame.unitv[3 * (pi * V + s)];
-            const double* uj = &frame.unitv[3 * (pj * V + s)];
-            const double li = frame.vlen[pi * V + s], lj = frame.vlen[pj * V + s];
+            const double c = cb[s * Bk + b];
+            const double* ui = &frame.unitv[3 * (p.i * V + s)];
+            const double* uj = &frame.unitv[3 * (p.j * V + s)];
+            const double li = frame.vlen[p.i * V + s], lj = frame.vlen[p.j * V + s];
             const double ci = single ? li : 1.0, cj = single ? lj : 1.0, gi = single ? 1.0 : li, gj = single ? 1.0 : lj;
             const double hi[3] = {(uj[0] - c * ui[0]) / gi, (uj[1] - c * ui[1]) / gi, (uj[2] - c * ui[2]) / gi};
             const double hj[3] = {(ui[0] - c * uj[0]) / gj, (ui[1] - c * uj[1]) / gj, (ui[2] - c * uj[2]) / gj};

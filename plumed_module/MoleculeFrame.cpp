@@ -21,15 +21,11 @@ unsigned MoleculeFrame::update(const std::vector<Vector>& positions, const AtomS
   rbox.resize(3 * N);
   active.assign(N, 1);
   computed.assign(N, 1);
-  this->cell = cell;
-  pairPos.resize(3 * N);
   unsigned zeroVector = N;
   #pragma omp parallel for num_threads(nthreads)
   for (unsigned m = 0; m < N; ++m) {
     const Vector& c = positions[m * L + slots.centre];
     for (unsigned j = 0; j < 3; ++j) centres[3 * m + j] = c[j] * toA;
-    if (cell.periodic) cell.toScaled(&centres[3 * m], &pairPos[3 * m]);
-    else std::copy_n(&centres[3 * m], 3, &pairPos[3 * m]);
     for (unsigned s = 0; s < V; ++s) {
       const Vector& a = positions[m * L + slots.vecA[s]];
       const Vector& b = positions[m * L + slots.vecB[s]];
@@ -55,22 +51,6 @@ unsigned MoleculeFrame::update(const std::vector<Vector>& positions, const AtomS
     }
   }
   return zeroVector;
-}
-
-void MoleculeFrame::pairGeometry(std::size_t n, const PairIndex* p, double* dx, double* dy, double* dz, double* r2) const {
-  constexpr std::size_t kChunk = 64;
-  double ax[kChunk], ay[kChunk], az[kChunk];
-  for (std::size_t q0 = 0; q0 < n; q0 += kChunk) {
-    const std::size_t nq = std::min(kChunk, n - q0);
-    for (std::size_t q = 0; q < nq; ++q) {
-      const double* pi = &pairPos[3 * static_cast<std::size_t>(p[q0 + q].i)];
-      const double* pj = &pairPos[3 * static_cast<std::size_t>(p[q0 + q].j)];
-      ax[q] = pj[0] - pi[0];
-      ay[q] = pj[1] - pi[1];
-      az[q] = pj[2] - pi[2];
-    }
-    pairDifferences(cell.periodic, cell.h, nq, ax, ay, az, dx + q0, dy + q0, dz + q0, r2 + q0);
-  }
 }
 
 }  // namespace molenv

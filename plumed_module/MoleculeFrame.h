@@ -4,7 +4,7 @@
    centre and the end points of the intramolecular vectors: "local slots"), molecule-major.
    Once per step MoleculeFrame::update() turns their positions into Angstrom centres,
    minimum-image intramolecular vectors (raw, unit, length) and region weights, and
-   fractional centres for the pair distances, and marks which molecules count (active: w > 0) and which need descriptors (computed:
+   marks which molecules count (active: w > 0) and which need descriptors (computed:
    active, or every molecule at steps with per-molecule output). */
 #ifndef __MOLENV_MoleculeFrame_h
 #define __MOLENV_MoleculeFrame_h
@@ -27,14 +27,15 @@ struct AtomSlots {
   std::vector<unsigned> vecA, vecB;  ///< vector s is r(vecB[s]) - r(vecA[s])
 };
 
+/// Pairs of molecules closer than the cutoff, one list per thread (see NeighbourCells).
+using PairLists = std::vector<std::vector<MoleculePair>>;
+
 struct MoleculeFrame {
   unsigned nmol = 0, nvec = 0;
   std::vector<double> centres;                ///< 3 per molecule
   std::vector<double> vraw, unitv, vlen;      ///< intramolecular vectors: [3*(m*nvec+s)+x], unit, length
   std::vector<double> weight, dweight, rbox;  ///< region weight w, dw/dr, box position (SlabRegion::weight)
   std::vector<char> active, computed;         ///< counted (w > 0); needs descriptors
-  CellGeometry cell;                          ///< of the step
-  std::vector<double> pairPos;                ///< 3 per molecule: fractional centres (periodic) or centres
 
   /// Geometry of the step from the requested positions (PLUMED length units, toA
   /// Angstrom each).  Molecules with w = 0 are computed only when needAll.  Returns the
@@ -42,14 +43,10 @@ struct MoleculeFrame {
   unsigned update(const std::vector<Vector>& positions, const AtomSlots& slots, double toA, const CellGeometry& cell,
                   const SlabRegion& region, bool needAll, unsigned nthreads);
 
-  /// Minimum-image differences d = r_j - r_i and squared distances of the n pairs p
-  /// (from pairPos, so that they cost no more than reading them from a stored list).
-  void pairGeometry(std::size_t n, const PairIndex* p, double* dx, double* dy, double* dz, double* r2) const;
-
-  /// cos theta_s of the pair (i, j): the product of the two unit vectors s
-  double cosine(unsigned i, unsigned j, unsigned s) const {
-    const double* ui = &unitv[3 * (i * nvec + s)];
-    const double* uj = &unitv[3 * (j * nvec + s)];
+  /// cos theta_s of a pair: the product of the two unit vectors s
+  double cosine(const MoleculePair& p, unsigned s) const {
+    const double* ui = &unitv[3 * (p.i * nvec + s)];
+    const double* uj = &unitv[3 * (p.j * nvec + s)];
     return ui[0] * uj[0] + ui[1] * uj[1] + ui[2] * uj[2];
   }
 };

@@ -10,8 +10,7 @@
    This file is the action: keywords, parsing, components, and the orchestration of a
    step; the computation lives in
      MoleculeFrame     per-step geometry of the molecules (centres, vectors, region weights)
-     NeighbourCells    candidate pairs of molecules (cell list + Verlet list)
-     PairBlocks        blocks of the pairs within the cutoff, with their geometry
+     NeighbourCells    pairs of molecules within the cutoff (cell list + Verlet list)
      ValuePass         pass 1 over the pairs (descriptors) and the network (probabilities)
      DerivativePass    backward sweeps, pass 2 over the pairs, per-molecule reduction,
                        contracted with per-molecule seeds
@@ -142,7 +141,8 @@ private:
   CellGeometry cell_;
   double toA_ = 1.0;
   MoleculeFrame frame_;
-  NeighbourCells cells_;  ///< candidate pairs (Verlet list)
+  NeighbourCells cells_;
+  PairLists pairs_;
   std::vector<unsigned> ranges_;  ///< thread t owns the pairs found from molecules ranges_[t] .. ranges_[t+1]-1
   // derivative coefficients of the components: d c = sum_k alpha_[c][k] d n_k + beta_[c] d W
   std::vector<Value*> comps_;
@@ -611,16 +611,15 @@ void MolenvClassify::calculate() {
   if (zeroVector < nmol_) error("molecule " + std::to_string(zeroVector + 1) + " has an intramolecular vector of zero length (two atoms coincide)");
   lap(sGeometry);
 
-  // ---- candidate pairs (the passes keep those within the cutoff, skipping pairs of two
-  // molecules that need no descriptors)
-  if (cells_.update(frame_.centres, cell_, sf_->rmax(), ranges_, nthreads_)) ++rebuilds_;
+  // ---- neighbour pairs (pairs of two molecules that need no descriptors are skipped)
+  if (cells_.update(frame_.centres, cell_, sf_->rmax(), frame_.computed, ranges_, nthreads_, pairs_)) ++rebuilds_;
   ++steps_;
+  for (const auto& list : pairs_) pairCount_ += list.size();
   lap(sNeighbours);
 
   // ---- pass 1: descriptors G(I) = sum_J t(I,J); network: probabilities (activations
   // kept for the backward sweeps)
-  values_->descriptors(frame_, cells_.candidates());
-  pairCount_ += values_->pairCount();
+  values_->descriptors(frame_, pairs_);
   lap(sPass1);
   values_->network(frame_);
   lap(sNetwork);
@@ -706,7 +705,7 @@ void MolenvClassify::setComponents() {
 void MolenvClassify::derivatives(const Seeds& seeds, DerivativeSink& sink) {
   derivs_->backward(frame_, *values_, seeds);
   lap(sBackward);
-  derivs_->pairDerivatives(frame_, cells_.candidates());
+  derivs_->pairDerivatives(frame_, pairs_);
   lap(sPass2);
   derivs_->reduce(frame_, *values_, seeds, region_, sink);
 }

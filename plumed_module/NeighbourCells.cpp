@@ -8,15 +8,20 @@
 namespace PLMD {
 namespace molenv {
 
-MOLENV_CLONES void pairDifferences(bool periodic, const double (&h)[3][3], std::size_t n, const double* __restrict ax,
-                                   const double* __restrict ay, const double* __restrict az, double* __restrict dx,
-                                   double* __restrict dy, double* __restrict dz, double* __restrict r2) {
+namespace {
+
+/// Squared distances (and difference vectors) of one centre to n candidates given by
+/// contiguous coordinates: periodic: fractional coordinates, minimum image by rounding
+/// the fractional difference, then Cartesian; otherwise plain Cartesian differences.
+MOLENV_CLONES void candidateDistances(bool periodic, const double (&h)[3][3], double xi, double yi, double zi, std::size_t n,
+                                      const double* __restrict x, const double* __restrict y, const double* __restrict z,
+                                      double* __restrict dx, double* __restrict dy, double* __restrict dz, double* __restrict r2) {
   if (periodic) {
     constexpr double kRound = fastmath::kRound;  // (v + kRound) - kRound rounds to the nearest integer
     const double h00 = h[0][0], h01 = h[0][1], h02 = h[0][2], h10 = h[1][0], h11 = h[1][1], h12 = h[1][2], h20 = h[2][0],
                  h21 = h[2][1], h22 = h[2][2];
     for (std::size_t q = 0; q < n; ++q) {
-      double a0 = ax[q], a1 = ay[q], a2 = az[q];
+      double a0 = x[q] - xi, a1 = y[q] - yi, a2 = z[q] - zi;
       a0 -= (a0 + kRound) - kRound;
       a1 -= (a1 + kRound) - kRound;
       a2 -= (a2 + kRound) - kRound;
@@ -30,7 +35,7 @@ MOLENV_CLONES void pairDifferences(bool periodic, const double (&h)[3][3], std::
     }
   } else {
     for (std::size_t q = 0; q < n; ++q) {
-      const double u = ax[q], v = ay[q], w = az[q];
+      const double u = x[q] - xi, v = y[q] - yi, w = z[q] - zi;
       dx[q] = u;
       dy[q] = v;
       dz[q] = w;
@@ -38,6 +43,21 @@ MOLENV_CLONES void pairDifferences(bool periodic, const double (&h)[3][3], std::
     }
   }
 }
+
+/// Appends the pair (i, j) of a candidate q of candidateDistances().
+inline void addPair(std::vector<MoleculePair>& list, unsigned i, unsigned j, const double* dx, const double* dy, const double* dz,
+                    const double* r2, std::size_t q) {
+  MoleculePair pr;
+  pr.i = i;
+  pr.j = j;
+  pr.d[0] = dx[q];
+  pr.d[1] = dy[q];
+  pr.d[2] = dz[q];
+  pr.r = std::sqrt(r2[q]);
+  list.push_back(pr);
+}
+
+}  // namespace
 
 void CellGeometry::setBox(const double box[3][3]) {
   periodic = true;
@@ -83,10 +103,10 @@ void CellGeometry::difference(const double* r1, const double* r2, double* d) con
   for (unsigned j = 0; j < 3; ++j) d[j] = ds[0] * h[0][j] + ds[1] * h[1][j] + ds[2] * h[2][j];
 }
 
-bool NeighbourCells::update(const std::vector<double>& centres, const CellGeometry& cell, double rcut, const std::vector<unsigned>& ranges,
-                            unsigned nthreads) {
+bool NeighbourCells::update(const std::vector<double>& centres, const CellGeometry& cell, double rcut, const std::vector<char>& active,
+                            const std::vector<unsigned>& ranges, unsigned nthreads, std::vector<std::vector<MoleculePair>>& pairs) {
   if (!(skin_ > 0.0)) {
-    build(centres, cell, rcut, ranges, nthreads, lists_);
+    build(centres, cell, rcut, &active, ranges, nthreads, pairs);
     return true;
   }
   const unsigned n = centres.size() / 3;
@@ -108,18 +128,66 @@ bool NeighbourCells::update(const std::vector<double>& centres, const CellGeomet
     rebuild = moved;
   }
   if (rebuild) {
-    build(centres, cell, rcut + skin_, ranges, nthreads, lists_);
+    build(centres, cell, rcut + skin_, nullptr, ranges, nthreads, wide_);
+    verlet_.resize(wide_.size());
+    for (std::size_t t = 0; t < wide_.size(); ++t) {
+      verlet_[t].resize(2 * wide_[t].size());
+      for (std::size_t q = 0; q < wide_[t].size(); ++q) {
+        verlet_[t][2 * q] = wide_[t][q].i;
+        verlet_[t][2 * q + 1] = wide_[t][q].j;
+      }
+      std::vector<MoleculePair>().swap(wide_[t]);
+    }
     refCentres_ = centres;
     refCell_ = cell;
     refRcut_ = rcut;
     refRanges_ = ranges;
     valid_ = true;
   }
+  // distances of the listed pairs now; keep those within rcut
+  const double rcut2 = rcut * rcut;
+  scaled_.resize(3 * n);
+  if (cell.periodic)
+    for (unsigned m = 0; m < n; ++m) cell.toScaled(&centres[3 * m], &scaled_[3 * m]);
+  pairs.resize(verlet_.size());
+  const bool periodic = cell.periodic;
+  const double* pos = periodic ? scaled_.data() : centres.data();
+  double h[3][3];
+  for (unsigned i = 0; i < 3; ++i)
+    for (unsigned j = 0; j < 3; ++j) h[i][j] = cell.h[i][j];
+  #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
+  for (unsigned t = 0; t < verlet_.size(); ++t) {
+    std::vector<MoleculePair>& list = pairs[t];
+    list.clear();
+    const std::vector<unsigned>& v = verlet_[t];
+    // chunks of pairs: gather the coordinate differences, then one vectorised loop for
+    // the minimum image and the distances
+    constexpr std::size_t kChunk = 256;
+    double ax[kChunk], ay[kChunk], az[kChunk], dx[kChunk], dy[kChunk], dz[kChunk], r2[kChunk];
+    for (std::size_t q0 = 0; q0 < v.size(); q0 += 2 * kChunk) {
+      const std::size_t nq = std::min(kChunk, (v.size() - q0) / 2);
+      for (std::size_t q = 0; q < nq; ++q) {
+        const double* pi = pos + 3 * static_cast<std::size_t>(v[q0 + 2 * q]);
+        const double* pj = pos + 3 * static_cast<std::size_t>(v[q0 + 2 * q + 1]);
+        ax[q] = pj[0] - pi[0];
+        ay[q] = pj[1] - pi[1];
+        az[q] = pj[2] - pi[2];
+      }
+      candidateDistances(periodic, h, 0.0, 0.0, 0.0, nq, ax, ay, az, dx, dy, dz, r2);
+      for (std::size_t q = 0; q < nq; ++q) {
+        if (!(r2[q] < rcut2)) continue;
+        const unsigned i = v[q0 + 2 * q], j = v[q0 + 2 * q + 1];
+        if (!active[i] && !active[j]) continue;
+        addPair(list, i, j, dx, dy, dz, r2, q);
+      }
+    }
+  }
   return rebuild;
 }
 
-void NeighbourCells::build(const std::vector<double>& centres, const CellGeometry& cell, double rcut, const std::vector<unsigned>& ranges,
-                           unsigned nthreads, PairLists& pairs) {
+void NeighbourCells::build(const std::vector<double>& centres, const CellGeometry& cell, double rcut,
+                           const std::vector<char>* active, const std::vector<unsigned>& ranges, unsigned nthreads,
+                           std::vector<std::vector<MoleculePair>>& pairs) {
   const unsigned n = centres.size() / 3;
   const double rcut2 = rcut * rcut;
   const bool periodic = cell.periodic;
@@ -213,7 +281,7 @@ void NeighbourCells::build(const std::vector<double>& centres, const CellGeometr
   pairs.resize(nlists);
   #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
   for (unsigned t = 0; t < nlists; ++t) {
-    std::vector<PairIndex>& list = pairs[t];
+    std::vector<MoleculePair>& list = pairs[t];
     list.clear();
     std::vector<unsigned> cand, cells;
     std::vector<double> cx, cy, cz, dx, dy, dz, r2;
@@ -249,19 +317,20 @@ void NeighbourCells::build(const std::vector<double>& centres, const CellGeometr
       dy.resize(nc);
       dz.resize(nc);
       r2.resize(nc);
-      const std::size_t si = slotOf_[i];
       for (std::size_t q = 0; q < nc; ++q) {
-        cx[q] = sx[cand[q]] - sx[si];
-        cy[q] = sy[cand[q]] - sy[si];
-        cz[q] = sz[cand[q]] - sz[si];
+        cx[q] = sx[cand[q]];
+        cy[q] = sy[cand[q]];
+        cz[q] = sz[cand[q]];
       }
-      pairDifferences(periodic, h, nc, cx.data(), cy.data(), cz.data(), dx.data(), dy.data(), dz.data(), r2.data());
+      const std::size_t si = slotOf_[i];
+      candidateDistances(periodic, h, sx[si], sy[si], sz[si], nc, cx.data(), cy.data(), cz.data(), dx.data(), dy.data(), dz.data(), r2.data());
       for (std::size_t q = 0; q < nc; ++q) {
         if (!(r2[q] < rcut2)) continue;
         const unsigned j = cellMembers_[cand[q]];
         if (j == i) continue;
         if (!halfStencil && (i < j) != (((i + j) & 1u) != 0)) continue;  // each unordered pair once
-        list.push_back({i, j});
+        if (active && !(*active)[i] && !(*active)[j]) continue;
+        addPair(list, i, j, dx.data(), dy.data(), dz.data(), r2.data(), q);
       }
     }
   }

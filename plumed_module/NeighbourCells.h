@@ -24,7 +24,6 @@
 #ifndef __MOLENV_NeighbourCells_h
 #define __MOLENV_NeighbourCells_h
 
-#include <cstddef>
 #include <vector>
 
 namespace PLMD {
@@ -47,19 +46,12 @@ struct CellGeometry {
   void difference(const double* r1, const double* r2, double* d) const;
 };
 
-/// One unordered pair of molecules (a candidate: the passes compute its distance).
-struct PairIndex {
+/// One unordered pair of molecules closer than the cutoff; d = r_j - r_i (Angstrom).
+struct MoleculePair {
   unsigned i, j;
+  double d[3];
+  double r;
 };
-
-/// Candidate pairs, one list per molecule range (thread); see NeighbourCells::build().
-using PairLists = std::vector<std::vector<PairIndex>>;
-
-/// Squared distances r2 and difference vectors d of n pairs from the differences a of
-/// their positions: periodic: fractional coordinates, minimum image by rounding, then
-/// Cartesian with the rows of h; otherwise a is already Cartesian.  Vectorised.
-void pairDifferences(bool periodic, const double (&h)[3][3], std::size_t n, const double* ax, const double* ay, const double* az,
-                     double* dx, double* dy, double* dz, double* r2);
 
 class NeighbourCells {
 public:
@@ -69,23 +61,21 @@ public:
   void setSkin(double skin) { skin_ = skin; valid_ = false; }
   double skin() const { return skin_; }
 
-  /// Makes candidates() hold every pair of centres closer than rcut (each unordered pair
-  /// once), distributed like build(): the Verlet list, rebuilt when needed (it also holds
-  /// pairs up to rcut + skin: the passes over the pairs compute the distances of the step
-  /// and skip those, which costs less than writing a list of the pairs within rcut at
-  /// every step and reading it twice).  Returns true when the list was rebuilt.
-  bool update(const std::vector<double>& centres, const CellGeometry& cell, double rcut, const std::vector<unsigned>& ranges,
-              unsigned nthreads);
-  const PairLists& candidates() const { return lists_; }
+  /// Pairs of centres closer than rcut (each unordered pair once, pairs of two inactive
+  /// molecules skipped) into `pairs`, distributed like build(), from the Verlet list
+  /// (rebuilt when needed).  Returns true when the list was rebuilt.
+  bool update(const std::vector<double>& centres, const CellGeometry& cell, double rcut, const std::vector<char>& active,
+              const std::vector<unsigned>& ranges, unsigned nthreads, std::vector<std::vector<MoleculePair>>& pairs);
 
-  /// Find all pairs of centres closer than rcut, each unordered pair once.  Pairs are
+  /// Find all pairs of centres closer than rcut, each unordered pair once, skipping
+  /// pairs of two inactive molecules (all pairs if `active` is null).  Pairs are
   /// distributed over `ranges.size()-1` lists: list t holds the pairs owned by
   /// molecules ranges[t] <= i < ranges[t+1] (the owner is the molecule whose scan finds
   /// the pair: the same number of neighbour cells per molecule, which balances the work
-  /// of the ranges), grouped by owner.  Lists are filled in parallel with `nthreads`
-  /// OpenMP threads; their content does not depend on nthreads.
-  void build(const std::vector<double>& centres, const CellGeometry& cell, double rcut, const std::vector<unsigned>& ranges,
-             unsigned nthreads, PairLists& pairs);
+  /// of the ranges).  Lists are filled in parallel with `nthreads` OpenMP threads; their
+  /// content does not depend on nthreads.
+  void build(const std::vector<double>& centres, const CellGeometry& cell, double rcut, const std::vector<char>* active,
+             const std::vector<unsigned>& ranges, unsigned nthreads, std::vector<std::vector<MoleculePair>>& pairs);
 
 private:
   std::vector<unsigned> cellOf_, cellStart_, cellMembers_, slotOf_;
@@ -93,8 +83,9 @@ private:
   // Verlet list
   double skin_ = 0.0;
   bool valid_ = false;
-  PairLists lists_;                ///< pairs within rcut + skin at the last build
-  std::vector<double> refCentres_;  ///< centres at the last build
+  std::vector<std::vector<MoleculePair>> wide_;          ///< pairs within rcut + skin at the last build
+  std::vector<std::vector<unsigned>> verlet_;            ///< (i, j) of those pairs, per list
+  std::vector<double> refCentres_;                       ///< centres at the last build
   CellGeometry refCell_;
   double refRcut_ = 0.0;
   std::vector<unsigned> refRanges_;

@@ -1,8 +1,6 @@
 /* molenv: row <-> pair-column transpositions (see PairBlocks.h). */
 #include "PairBlocks.h"
 
-#include <algorithm>
-#include <cmath>
 #include <cstdlib>
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -93,39 +91,6 @@ bool detectAvx2() {
 }
 
 }  // namespace
-
-bool PairBlock::fill(const MoleculeFrame& f, const std::vector<PairIndex>& list, std::size_t& pos, double rcut) {
-  const double rcut2 = rcut * rcut;
-  const char* computed = f.computed.data();
-  double r2[B];
-  n = 0;
-  // candidates in chunks that fit the free slots: the geometry of a chunk in one
-  // vectorised call, written after the pairs kept so far; then the chunk is compacted in
-  // place (branch-free) to the pairs within the cutoff
-  while (n < B && pos < list.size()) {
-    const std::size_t m = std::min<std::size_t>(B - n, list.size() - pos);
-    const PairIndex* p = &list[pos];
-    f.pairGeometry(m, p, dx + n, dy + n, dz + n, r2 + n);
-    unsigned k = n;
-    for (std::size_t q = 0; q < m; ++q) {
-      const unsigned src = n + q;
-      const unsigned keep = (r2[src] < rcut2) & (computed[p[q].i] | computed[p[q].j]);
-      i[k] = p[q].i;
-      j[k] = p[q].j;
-      dx[k] = dx[src];
-      dy[k] = dy[src];
-      dz[k] = dz[src];
-      r2[k] = r2[src];
-      k += keep;
-    }
-    n = k;
-    pos += m;
-  }
-  for (unsigned b = 0; b < n; ++b) r[b] = std::sqrt(r2[b]);
-  for (unsigned s = 0; s < f.nvec; ++s)
-    for (unsigned b = 0; b < n; ++b) cosTheta[s * B + b] = f.cosine(i[b], j[b], s);
-  return n > 0;
-}
 
 bool usingAvx2() {
   static const bool avx2 = detectAvx2();

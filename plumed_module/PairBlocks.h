@@ -7,16 +7,12 @@
    numbers.  Going from one layout to the other is a transposition; done element by
    element it costs as much as the kernels themselves, so on CPUs with AVX2 it is done in
    4x4 tiles in registers (a scalar version is used elsewhere and for the tails).
-   PairBlock gathers the pairs of a block from a candidate list (NeighbourCells) with their
-   geometry and the kernels' inputs (distances, cosines of the unit vectors). */
+   pairColumns() fills a block's inputs (distances, cosines of the unit vectors). */
 #ifndef __MOLENV_PairBlocks_h
 #define __MOLENV_PairBlocks_h
 
 #include "MoleculeFrame.h"
 #include "SymmetryFunctions.h"
-
-#include <cstddef>
-#include <vector>
 
 namespace PLMD {
 namespace molenv {
@@ -24,22 +20,13 @@ namespace pairblocks {
 
 constexpr unsigned B = SymmetryFunctions::kBlock;
 
-/// A block of up to B pairs with their geometry, by columns: pair b is (i[b], j[b]),
-/// d = r_j - r_i = (dx[b], dy[b], dz[b]), r[b] = |d|, cosTheta[s*B+b].
-class PairBlock {
-public:
-  explicit PairBlock(unsigned nvec) : cosTheta(static_cast<std::size_t>(nvec) * B + 1) {}
-
-  /// The next pairs of the candidates list[pos..) that are closer than rcut and have a
-  /// molecule that needs descriptors (frame.computed), in list order; advances pos.
-  /// Returns false when there are none left.
-  bool fill(const MoleculeFrame& f, const std::vector<PairIndex>& list, std::size_t& pos, double rcut);
-
-  unsigned n = 0;
-  unsigned i[B], j[B];
-  double dx[B], dy[B], dz[B], r[B];
-  std::vector<double> cosTheta;
-};
+/// The kernels' inputs for the nb <= B pairs p[0..nb): r[b] and cosTheta[s*B+b].
+inline void pairColumns(const MoleculeFrame& f, const MoleculePair* p, unsigned nb, double* r, double* cosTheta) {
+  for (unsigned b = 0; b < nb; ++b) {
+    r[b] = p[b].r;
+    for (unsigned s = 0; s < f.nvec; ++s) cosTheta[s * B + b] = f.cosine(p[b], s);
+  }
+}
 
 /// C[q*B+b] = rowI[b][q] + rowJ[b][q] for b < nb, q < S.
 void sumRowsToColumns(unsigned nb, unsigned S, const double* const* rowI, const double* const* rowJ, double* C);

@@ -13,8 +13,6 @@ ValuePass::ValuePass(const SymmetryFunctions& sf, const Network& net, unsigned n
 void ValuePass::descriptors(const MoleculeFrame& frame, const PairLists& pairs) {
   const unsigned T = nthreads_, N = frame.nmol, S = sf_.size(), V = frame.nvec;
   const std::vector<char>& computed = frame.computed;
-  const double rcut = sf_.rmax();
-  npairs_.assign(T, 0);
   G_.resize(static_cast<std::size_t>(N) * S);
   #pragma omp parallel num_threads(T)
   {
@@ -24,8 +22,9 @@ void ValuePass::descriptors(const MoleculeFrame& frame, const PairLists& pairs) 
       g.assign(static_cast<std::size_t>(N) * S, 0.0);
       // pairs go through the kernel in blocks (columns: pair b of the block)
       constexpr unsigned Bk = SymmetryFunctions::kBlock;
-      pairblocks::PairBlock blk(V);
-      std::vector<double> tb(static_cast<std::size_t>(S) * Bk), tr(static_cast<std::size_t>(S) * Bk), acc(S, 0.0);
+      std::vector<double> rb(Bk), cb(static_cast<std::size_t>(V) * Bk + 1), tb(static_cast<std::size_t>(S) * Bk),
+          tr(static_cast<std::size_t>(S) * Bk), acc(S, 0.0);
+      const std::vector<MoleculePair>& list = pairs[t];
       // the list is grouped by its first molecule: its terms are summed in acc and added
       // to G once per molecule
       unsigned cur = N;
@@ -36,28 +35,26 @@ void ValuePass::descriptors(const MoleculeFrame& frame, const PairLists& pairs) 
         }
         std::fill(acc.begin(), acc.end(), 0.0);
       };
-      std::size_t pos = 0;
-      unsigned long npairs = 0;
-      while (blk.fill(frame, pairs[t], pos, rcut)) {
-        const unsigned nb = blk.n;
-        npairs += nb;
-        sf_.values(nb, blk.r, blk.cosTheta.data(), tb.data());
+      for (std::size_t p0 = 0; p0 < list.size(); p0 += Bk) {
+        const unsigned nb = std::min<std::size_t>(Bk, list.size() - p0);
+        pairblocks::pairColumns(frame, &list[p0], nb, rb.data(), cb.data());
+        sf_.values(nb, rb.data(), cb.data(), tb.data());
         pairblocks::columnsToRows(nb, S, tb.data(), tr.data());  // tr[b*S+q]: the terms of pair b
         for (unsigned b = 0; b < nb; ++b) {
-          if (blk.i[b] != cur) {
+          const MoleculePair& p = list[p0 + b];
+          if (p.i != cur) {
             flush();
-            cur = blk.i[b];
+            cur = p.i;
           }
           double* __restrict a = acc.data();
           const double* __restrict row = &tr[static_cast<std::size_t>(b) * S];
           for (unsigned q = 0; q < S; ++q) a[q] += row[q];
-          if (computed[blk.j[b]]) {
-            double* __restrict gj = &g[static_cast<std::size_t>(blk.j[b]) * S];
+          if (computed[p.j]) {
+            double* __restrict gj = &g[static_cast<std::size_t>(p.j) * S];
             for (unsigned q = 0; q < S; ++q) gj[q] += row[q];
           }
         }
       }
-      npairs_[t] = npairs;
       flush();
     }
     if (T > 1) {

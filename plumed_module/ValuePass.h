@@ -26,15 +26,8 @@ public:
   ValuePass(const SymmetryFunctions& sf, const Network& net, unsigned nthreads);
 
   /// pass 1: G[m*S+i] (internal descriptor order, SymmetryFunctions::order()) for the
-  /// computed molecules, 0 for the others, from the candidate pairs (those closer than
-  /// the cutoff count)
+  /// computed molecules, 0 for the others
   void descriptors(const MoleculeFrame& frame, const PairLists& pairs);
-  /// number of pairs closer than the cutoff at the last descriptors()
-  unsigned long pairCount() const {
-    unsigned long n = 0;
-    for (unsigned long c : npairs_) n += c;
-    return n;
-  }
   /// p_k(m) = prob[m*K+k] for the computed molecules (0 for the others)
   void network(const MoleculeFrame& frame);
 
@@ -54,7 +47,6 @@ private:
   std::vector<double> G_, prob_, store_;
   std::vector<unsigned> netList_;
   std::vector<std::vector<double>> gbuf_;  ///< per-thread G (more than one thread)
-  std::vector<unsigned long> npairs_;      ///< per thread, pairs within the cutoff
 };
 
 }  // namespace molenv
