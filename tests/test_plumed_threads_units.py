@@ -2,7 +2,7 @@
 
 * NUM_THREADS=1, NUM_THREADS=2 and PLUMED_NUM_THREADS=2 (the default of NUM_THREADS):
   same values, forces and virial (per-thread buffers are summed in thread order, so
-  thread counts differ only by rounding);
+  thread counts differ only by rounding), also in a system of 2,500 molecules;
 * the same system in nm without UNITS and in Angstrom with UNITS LENGTH=A: same values,
   forces scaled by exactly the length conversion, same virial;
 * the scalar row/column transpositions (MOLENV_NO_AVX2_TILES=1) and the AVX2 tiles: same
@@ -88,3 +88,31 @@ def test_scalar_and_avx2_transpositions_agree(tmp_path):
     for (v, f), (v0, f0) in zip(b[1], a[1]):
         assert close(f, f0, 1e-11) and close(v, v0, 1e-11)
     assert close(b[2], a[2], 1e-13) and close(b[3], a[3], 1e-13)
+
+
+def test_thread_count_does_not_change_results_of_a_large_system(tmp_path):
+    """2,500 molecules (frame 0 of rt-forces, 5x5x5 cells) with the slab region: each
+    thread's range holds active and inactive molecules, and its pairs reach into the
+    other range across both range boundaries (periodic)."""
+    frames, boxes = read_xyz(CASE / "traj.xyz")
+    x0, h = frames[0], boxes[0]
+    tiles = [x0 + a * h[0] + b * h[1] + c * h[2] for a in range(5) for b in range(5) for c in range(5)]
+    x = np.concatenate(tiles) + np.random.default_rng(7).normal(scale=0.02, size=(len(tiles) * len(x0), 3))
+    natoms = len(x)
+    text = (
+        "UNITS LENGTH=A\nLOAD FILE=@MOLENV_LIB@\n"
+        f"r: MOLENV_CLASSIFY MODEL=sigmoid.molenv MOLECULES=1-{natoms} REGION_AXIS=z REGION_CENTER=1.0 REGION_HALFWIDTH=6.0 "
+        "REGION_SMOOTHING=2.5 {threads}\n"
+        "RESTRAINT ARG=r.n_I,r.f_Melt,r.nmol AT=1,0.3,6 KAPPA=1.3,25,0.5\n"
+        "PRINT ARG=r.* FILE=colvar FMT=%.17g\n"
+    )
+    args = ["--ixyz", "traj.xyz", "--length-units", "A", "--dump-forces", "forces", "--dump-forces-fmt", "%.17g", "--dump-full-virial"]
+    files = {"sigmoid.molenv": CASE / "sigmoid.molenv", "traj.xyz": xyz_text([x], [h * 5])}
+    one = run_driver(tmp_path / "1", text.replace("{threads}", "NUM_THREADS=1"), args, files)
+    two = run_driver(tmp_path / "2", text.replace("{threads}", "NUM_THREADS=2"), args, files)
+    for run in (one, two):
+        assert run.returncode == 0, run.output[-3000:]
+    a, b = one.read_table("colvar")[1], two.read_table("colvar")[1]
+    assert close(b, a, 1e-12) and 0 < a[0, -1] < 2500  # nmol: the slab holds some of the molecules
+    for (v, f), (v0, f0) in zip(two.read_dump_forces(), one.read_dump_forces()):
+        assert np.abs(f0).max() > 0 and close(f, f0, 1e-11) and close(v, v0, 1e-11)
