@@ -686,7 +686,8 @@ def report(by_protocol: dict, results: dict, figures: dict, args, figure_rel: st
         add("")
         add("Not the paper's protocol: the training set adds crystals of every form at an intermediate temperature (their last 20 % "
             "of frames join the validation set, so early stopping also sees them); the test split is the same as above (crystals at "
-            "the test temperature, held-out melt frames), which stays unseen. Same training options as the paper-protocol runs. "
+            "the test temperature, held-out melt frames), which stays unseen. Training options as for the paper-protocol runs, except "
+            "where the training command in the sections below differs. "
             "Micro F1 on the test split:")
         add("")
         rows = []
