@@ -492,6 +492,16 @@ MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao)
     sVal_ = getPntrToComponent("s");
     zVal_ = getPntrToComponent("z");
   }
+  // the scalar components in the order of their derivative coefficients (setComponents())
+  comps_.insert(comps_.end(), nVal_.begin(), nVal_.end());
+  comps_.insert(comps_.end(), fVal_.begin(), fVal_.end());
+  comps_.push_back(nmolVal_);
+  if (hasPath_) {
+    comps_.push_back(sVal_);
+    comps_.push_back(zVal_);
+  }
+  alpha_.assign(comps_.size(), std::vector<double>(ncls_, 0.0));
+  beta_.assign(comps_.size(), 0.0);
   if (probVectors_) {
     std::vector<std::size_t> shape(1, nmol_);
     for (const auto& c : model_.classes) {
@@ -661,25 +671,15 @@ void MolenvClassify::setComponents() {
     fVal_[k]->set(n[k] * invW);
   }
   nmolVal_->set(W);
-  // derivative coefficients of each component: d c = sum_k alpha[c][k] d n_k + beta[c] d W
-  comps_.clear();
-  alpha_.clear();
-  beta_.clear();
+  // derivative coefficients of each component (order of comps_): d c = sum_k alpha[c][k] d n_k + beta[c] d W
+  for (auto& a : alpha_) std::fill(a.begin(), a.end(), 0.0);
   for (unsigned k = 0; k < K; ++k) {
-    comps_.push_back(nVal_[k]);
-    alpha_.emplace_back(K, 0.0);
-    alpha_.back()[k] = 1.0;
-    beta_.push_back(0.0);
+    alpha_[k][k] = 1.0;  // n_k
+    beta_[k] = 0.0;
+    alpha_[K + k][k] = invW;  // f_k = n_k / W
+    beta_[K + k] = -n[k] * invW * invW;
   }
-  for (unsigned k = 0; k < K; ++k) {
-    comps_.push_back(fVal_[k]);
-    alpha_.emplace_back(K, 0.0);
-    alpha_.back()[k] = invW;
-    beta_.push_back(-n[k] * invW * invW);
-  }
-  comps_.push_back(nmolVal_);
-  alpha_.emplace_back(K, 0.0);
-  beta_.push_back(1.0);
+  beta_[2 * K] = 1.0;  // nmol = W
   if (hasPath_) {
     const unsigned D = pathClasses_.size();
     std::vector<double> Q(D), dsdQ(D), dzdQ(D);
@@ -688,16 +688,17 @@ void MolenvClassify::setComponents() {
     path_.evaluate(Q.data(), s, z, dsdQ.data(), dzdQ.data());
     sVal_->set(s);
     zVal_->set(z);
-    for (const auto* grad : {&dsdQ, &dzdQ}) {
-      comps_.push_back(grad == &dsdQ ? sVal_ : zVal_);
-      alpha_.emplace_back(K, 0.0);
+    // s and z depend on the fractions Q_q = n_k(q) / W
+    const std::vector<double>* grads[2] = {&dsdQ, &dzdQ};
+    for (unsigned g = 0; g < 2; ++g) {
+      const unsigned c = 2 * K + 1 + g;
       double b = 0.0;
       for (unsigned q = 0; q < D; ++q) {
         const unsigned k = pathClasses_[q];
-        alpha_.back()[k] += (*grad)[q] * invW;
-        b -= (*grad)[q] * n[k] * invW * invW;
+        alpha_[c][k] += (*grads[g])[q] * invW;
+        b -= (*grads[g])[q] * n[k] * invW * invW;
       }
-      beta_.push_back(b);
+      beta_[c] = b;
     }
   }
 }
