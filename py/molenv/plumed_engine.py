@@ -10,7 +10,7 @@ import os
 import re
 from pathlib import Path
 
-__all__ = ["PlumedError", "load_plumed", "plumed_message"]
+__all__ = ["PlumedError", "load_plumed", "start_plumed", "share_step", "plumed_message"]
 
 
 class PlumedError(RuntimeError):
@@ -40,6 +40,31 @@ def load_plumed(error: type[Exception] = PlumedError):
     except ImportError:
         raise error("the PLUMED Python interface is missing: pip install --no-deps hillclimber (or the `plumed` package of your PLUMED)") from None
     return plumed, kernel
+
+
+def start_plumed(plumed, kernel: str, settings) -> object:
+    """A PLUMED instance of ``kernel``, given the (command, value) pairs of ``settings``
+    (engine, units, timestep, log, input...) and then initialised; PLUMED's exceptions pass."""
+    p = plumed.Plumed(kernel=kernel)
+    for key, value in settings:
+        p.cmd(key, value)
+    p.cmd("init")
+    return p
+
+
+def share_step(p, step: int, positions, cell, masses, charges, forces, virial) -> None:
+    """Hand PLUMED one step's data (``cell`` None: no box); ``forces`` and ``virial`` are
+    zeroed here and receive PLUMED's bias contributions at the next calculation."""
+    forces[:] = 0.0
+    virial[:] = 0.0
+    p.cmd("setStep", int(step))
+    if cell is not None:
+        p.cmd("setBox", cell)
+    p.cmd("setMasses", masses)
+    p.cmd("setCharges", charges)
+    p.cmd("setPositions", positions)
+    p.cmd("setForces", forces)
+    p.cmd("setVirial", virial)
 
 
 def plumed_message(err: Exception, log: str | Path | None = None) -> str:

@@ -42,7 +42,7 @@ import numpy as np
 
 from molenv.analysis import ClassificationResult, FrameRecord, frame_record
 from molenv.frames import MolecularFrame, box_matrix
-from molenv.plumed_engine import PlumedError
+from molenv.plumed_engine import PlumedError, share_step, start_plumed
 from molenv.plumed_engine import load_plumed as _load_plumed
 from molenv.plumed_engine import plumed_message as _plumed_message
 
@@ -91,9 +91,8 @@ class PlumedFeeder:
         self.log = Path(log)
         self.forces = np.zeros((n_atoms, 3))
         self.virial = np.zeros((3, 3))
-        self._p = plumed.Plumed(kernel=kernel)
         try:
-            for key, value in (
+            self._p = start_plumed(plumed, kernel, (
                 ("setMDEngine", "python"),
                 ("setNatoms", self.n_atoms),
                 ("setMDLengthUnits", 0.1),  # A
@@ -101,9 +100,7 @@ class PlumedFeeder:
                 ("setTimestep", float(timestep)),
                 ("setLogFile", str(log)),
                 ("setPlumedDat", str(self.plumed_dat)),
-                ("init", None),
-            ):
-                self._p.cmd(key) if value is None else self._p.cmd(key, value)
+            ))
         except Exception as err:  # PLUMED raises its own exception types
             raise ReanalyseError(f"{self.plumed_dat}: PLUMED could not start: {_plumed_message(err, log)} (log: {log})") from None
 
@@ -111,19 +108,10 @@ class PlumedFeeder:
         pos = np.ascontiguousarray(positions, dtype=np.float64)
         if pos.shape != (self.n_atoms, 3):
             raise ReanalyseError(f"step {step}: {pos.shape} positions for {self.n_atoms} atoms")
-        self.forces[:] = 0.0
-        self.virial[:] = 0.0
-        p = self._p
+        cell = None if cell is None else np.ascontiguousarray(cell, dtype=np.float64)
         try:
-            p.cmd("setStep", int(step))
-            if cell is not None:
-                p.cmd("setBox", np.ascontiguousarray(cell, dtype=np.float64))
-            p.cmd("setMasses", self.masses)
-            p.cmd("setCharges", self.charges)
-            p.cmd("setPositions", pos)
-            p.cmd("setForces", self.forces)
-            p.cmd("setVirial", self.virial)
-            p.cmd("calc")
+            share_step(self._p, step, pos, cell, self.masses, self.charges, self.forces, self.virial)
+            self._p.cmd("calc")
         except Exception as err:
             raise ReanalyseError(f"{self.plumed_dat}: PLUMED stopped at step {step}: {_plumed_message(err, self.log)} (log: {self.log})") from None
 

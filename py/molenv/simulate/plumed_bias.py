@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-from molenv.plumed_engine import PlumedError, load_plumed, plumed_message
+from molenv.plumed_engine import PlumedError, load_plumed, plumed_message, share_step, start_plumed
 from molenv.simulate import SimulationError
 
 BIAS_GROUP = 31  # OpenMM force group of the PLUMED force (the MD forces are in group 0)
@@ -213,16 +213,15 @@ class PlumedBias:
         self._calc: dict | None = None  # the last configuration PLUMED calculated
         self._serial = 0
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._p = plumed.Plumed(kernel=kernel)
+        self._p = None
         try:
             with self._here():
-                for key, value in (("setMDEngine", "openmm"), ("setNatoms", self.n_atoms), ("setMDEnergyUnits", 1.0), ("setMDLengthUnits", 1.0),
-                                   ("setMDTimeUnits", 1.0), ("setMDMassUnits", 1.0), ("setMDChargeUnits", 1.0), ("setTimestep", float(timestep_ps)),
-                                   ("setKbT", BOLTZMANN * float(temperature)), ("setRestart", int(bool(restart))), ("setLogFile", str(self.log)),
-                                   ("setPlumedDat", str(self.input)), ("init", None)):
-                    self._p.cmd(key) if value is None else self._p.cmd(key, value)
+                self._p = start_plumed(plumed, kernel, (
+                    ("setMDEngine", "openmm"), ("setNatoms", self.n_atoms), ("setMDEnergyUnits", 1.0), ("setMDLengthUnits", 1.0),
+                    ("setMDTimeUnits", 1.0), ("setMDMassUnits", 1.0), ("setMDChargeUnits", 1.0), ("setTimestep", float(timestep_ps)),
+                    ("setKbT", BOLTZMANN * float(temperature)), ("setRestart", int(bool(restart))), ("setLogFile", str(self.log)),
+                    ("setPlumedDat", str(self.input))))
         except Exception as err:
-            self._p = None
             raise SimulationError(f"{self.input}: PLUMED could not start: {plumed_message(err, self.log)} (log: {self.log})") from None
 
     # -- OpenMM side ---------------------------------------------------------------------
@@ -295,19 +294,10 @@ class PlumedBias:
 
     def _calculate(self, step: int, pos: np.ndarray, cell: np.ndarray | None) -> dict:
         p = self._p
-        self._forces[:] = 0.0
-        self._virial[:] = 0.0
         t0 = time.perf_counter()
         try:
             with self._here():
-                p.cmd("setStep", int(step))
-                if cell is not None:
-                    p.cmd("setBox", cell)
-                p.cmd("setMasses", self.masses)
-                p.cmd("setCharges", self.charges)
-                p.cmd("setPositions", pos)
-                p.cmd("setForces", self._forces)
-                p.cmd("setVirial", self._virial)
+                share_step(p, step, pos, cell, self.masses, self.charges, self._forces, self._virial)
                 p.cmd("prepareCalc")
                 p.cmd("isEnergyNeeded", self._flag)
                 if self._flag[0]:
