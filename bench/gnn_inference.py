@@ -17,6 +17,10 @@ on a CPU shared with other jobs, several torch threads slow down badly (use --th
 
     .venv/bin/python bench/gnn_inference.py [--threads 2] [--frames 100] [--json out.json]
 
+``--gpu`` also times, on a CUDA GPU, the forward pass (graph built on the CPU and copied)
+and a training epoch of the same frames (Lightning, ``accelerator="gpu"``), and reports
+the CPU / GPU ratio of the epoch time.
+
 The issue's target: 500 frames of a 20 A urea box classified in under a minute on 2 cores;
 ``--frames 500`` measures it directly.
 """
@@ -159,7 +163,7 @@ def bench_sf_peer(frames, spec_name: str, n_classes: int) -> dict:
     return {"sf_python_ms": 1000 * (time.perf_counter() - t0) / n, "sf_python_cpu_ms": 1000 * (time.process_time() - c0) / n}
 
 
-def bench_training(frames, n_forms: int, epochs: int = 2, batch_size: int = 4) -> dict:
+def bench_training(frames, n_forms: int, epochs: int = 2, batch_size: int = 4, accelerator: str = "cpu") -> dict:
     import lightning as L
 
     from molenv.gnn.graph import frame_to_graph
@@ -178,11 +182,33 @@ def bench_training(frames, n_forms: int, epochs: int = 2, batch_size: int = 4) -
     rng = np.random.default_rng(1)
     graphs = [frame_to_graph(f, polymorph=int(rng.integers(n_forms)), topology=0) for f in frames]
     timer = EpochTimer()
-    config = GNNTrainConfig(form_names=[f"form{k}" for k in range(n_forms)], batch_size=batch_size, max_epochs=epochs, accelerator="cpu", devices=1)
+    config = GNNTrainConfig(form_names=[f"form{k}" for k in range(n_forms)], batch_size=batch_size, max_epochs=epochs, accelerator=accelerator, devices=1)
     with tempfile.TemporaryDirectory() as out:
         train_gnn(graphs, graphs[:batch_size], config, out, callbacks=[timer])
     per_epoch = min(timer.times)
     return {"train_frames": len(graphs), "batch_size": batch_size, "epoch_s": per_epoch, "train_ms_per_frame": 1000 * per_epoch / len(graphs)}
+
+
+def bench_gpu(frames, classifier, n_forms: int) -> dict:
+    """The network's forward pass on the GPU (graphs built on the CPU and copied, the copy
+    included) and a training epoch there (Lightning, accelerator gpu)."""
+    import torch
+
+    from molenv.gnn.graph import frame_to_graph
+
+    graphs = [frame_to_graph(frame) for frame in frames]
+    model = classifier.to("cuda")
+    with torch.inference_mode():
+        for k, g in enumerate(graphs):
+            if k == 1:  # the first frame warms up CUDA and the allocator
+                torch.cuda.synchronize()
+                t0 = time.perf_counter()
+            model(g.to("cuda")).polymorph_logits.softmax(-1).cpu()
+    forward_ms = 1000 * (time.perf_counter() - t0) / (len(graphs) - 1)
+    classifier.to("cpu")
+    train = bench_training(frames, n_forms, accelerator="gpu")
+    return {"gpu": torch.cuda.get_device_name(), "gpu_forward_ms": forward_ms, "gpu_epoch_s": train["epoch_s"],
+            "gpu_train_ms_per_frame": train["train_ms_per_frame"]}
 
 
 def main(argv=None) -> int:
@@ -191,6 +217,7 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, default=100, help="inference frames per system")
     parser.add_argument("--train-frames", type=int, default=16, help="frames of the training epoch")
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS))
+    parser.add_argument("--gpu", action="store_true", help="also time the forward pass and a training epoch on the GPU (CUDA)")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)
 
@@ -199,6 +226,9 @@ def main(argv=None) -> int:
     from molenv.gnn.export import export_torchscript, load_exported
     from molenv.gnn.lightning import GNNClassifier
 
+    if args.gpu and not torch.cuda.is_available():
+        print("--gpu: torch sees no CUDA device", file=sys.stderr)
+        return 1
     if not REFERENCE.is_dir():
         print(f"reference data not found at {REFERENCE} (set MOLENV_REFERENCE)", file=sys.stderr)
         return 1
@@ -216,7 +246,11 @@ def main(argv=None) -> int:
         row.update(bench_sf_peer(frames, SYSTEMS[system][0], n_forms[system]))
         row["gnn_sequential_frame / sf_python_frame"] = (row["graph_ms"] + row["forward_ms"]) / row["sf_python_ms"]
         torch.set_num_threads(args.threads)
-        row.update(bench_training(jittered(frame, args.train_frames, seed=2), n_forms[system]))
+        train_frames = jittered(frame, args.train_frames, seed=2)
+        row.update(bench_training(train_frames, n_forms[system]))
+        if args.gpu:
+            row.update(bench_gpu(train_frames, classifier, n_forms[system]))
+            row["cpu_epoch / gpu_epoch"] = row["epoch_s"] / row["gpu_epoch_s"]
         results["systems"][system] = row
         print(system, json.dumps(row), flush=True)
     results["load_average_end"] = os.getloadavg()

@@ -418,13 +418,14 @@ def run_size(plumed, repeats, args, workdir: Path, loop_dll) -> dict:
         for name in modules:
             if name != "molenv":
                 ratios[f"{me} / {name} T={t}"] = ratio(result, me, f"{name} T={t}")
-    if 1 in args.threads and 2 in args.threads:
-        ratios["molenv speed-up T=2 vs T=1"] = ratio(result, "molenv T=1", "molenv T=2")
-        ratios["molenv speed-up T=2 vs T=1 upper bound on idle cores (CPU times)"] = idle_speedup(result, "molenv T=1", "molenv T=2")
+    for t in (t for t in args.threads if t > 1 and 1 in args.threads):
+        ratios[f"molenv speed-up T={t} vs T=1"] = ratio(result, "molenv T=1", f"molenv T={t}")
+        if t == 2:
+            ratios["molenv speed-up T=2 vs T=1 upper bound on idle cores (CPU times)"] = idle_speedup(result, "molenv T=1", "molenv T=2")
         if not args.no_openmm:
-            ratios["openmm speed-up T=2 vs T=1"] = ratio(result, "openmm T=1", "openmm T=2")
+            ratios[f"openmm speed-up T={t} vs T=1"] = ratio(result, "openmm T=1", f"openmm T={t}")
         if loop_dll is not None:
-            ratios["parallel loop speed-up T=2 vs T=1 (what the machine offered)"] = ratio(result, "parallel loop T=1", "parallel loop T=2")
+            ratios[f"parallel loop speed-up T={t} vs T=1 (what the machine offered)"] = ratio(result, "parallel loop T=1", f"parallel loop T={t}")
     if not args.no_extras:
         ratios["molenv T=1 with forces / no bias"] = ratio(result, "molenv T=1", "molenv T=1 no bias")
         ratios["molenv T=1 NL_SKIN=0 / default"] = ratio(result, "molenv T=1 NL_SKIN=0", "molenv T=1")
@@ -468,8 +469,8 @@ def markdown(results: dict, threads: list[int]) -> str:
         return "n/a" if x is None else format(x, fmt)
 
     lines = ["| molecules | threads | molenv ms/step | molenv us/molecule | molenv / COORDINATION | molenv / OpenMM force call | "
-             "molenv CPU / OpenMM CPU | COORDINATION ms/step | OpenMM ms/step |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "molenv CPU / OpenMM CPU | COORDINATION ms/step | OpenMM ms/step | molenv speed-up vs 1 thread | parallel loop speed-up |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for size in results["sizes"]:
         for t in threads:
             row = size["peers"].get(f"molenv T={t}")
@@ -484,7 +485,9 @@ def markdown(results: dict, threads: list[int]) -> str:
                 num(size["ratios"].get(f"molenv T={t} / COORDINATION"), ".3f"),
                 num(size["ratios"].get(f"molenv T={t} / openmm T={t}"), ".3f"),
                 num(size["ratios"].get("CPU time: molenv T=1 / openmm T=1") if t == 1 else None, ".3f"),
-                num(coord.get("median_ms"), ".2f"), num(omm.get("median_ms"), ".1f") + " |"]))
+                num(coord.get("median_ms"), ".2f"), num(omm.get("median_ms"), ".1f"),
+                num(size["ratios"].get(f"molenv speed-up T={t} vs T=1"), ".2f"),
+                num(size["ratios"].get(f"parallel loop speed-up T={t} vs T=1 (what the machine offered)"), ".2f") + " |"]))
     return "\n".join(lines)
 
 
