@@ -271,7 +271,7 @@ def run_molecule(molecule: str, models: list[str], args, protocol: str = "method
                 "--batch-size", args.gnn_batch_size, "--batching", args.gnn_batching, "--lr", args.gnn_lr,
                 "--lr-decay", args.gnn_lr_decay, "--lr-patience", args.gnn_lr_patience, "--dropout", args.gnn_dropout,
                 "--max-epochs", QUICK["gnn_max_epochs"] if args.quick else args.gnn_max_epochs,
-                "--patience", args.gnn_patience, "--threads", 1, "--accelerator", "cpu", "--devices", 1,
+                "--patience", args.gnn_patience, "--threads", 1, "--accelerator", args.gnn_accelerator, "--devices", 1,
             )
             max_time = gnn_option(args, molecule, "max_time")
             if max_time and not args.quick:
@@ -353,7 +353,7 @@ def train_record(model: str, entry: dict, steps: dict) -> dict:
     return {"epochs": c.get("epochs"), "best_epoch": c.get("best_epoch"), "best_val_loss": c.get("best_val_loss"), "stopped_by": c.get("stopped_by"),
             "train_frames": c.get("n_train_graphs"), "val_frames": c.get("n_val_graphs"), "train_molecules": c.get("n_train_molecules"),
             "wall_s": step.get("wall_s", c.get("wall_time_s")), "fit_s": c.get("wall_time_s"),
-            "command": step.get("command", c.get("command")), "options": {k: c.get(k) for k in keys if k in c}}
+            "command": step.get("command", c.get("command")), "hardware": c.get("hardware"), "options": {k: c.get(k) for k in keys if k in c}}
 
 
 def _best_epoch(metrics_csv: Path, best_loss: float) -> int | None:
@@ -774,12 +774,13 @@ def report(by_protocol: dict, results: dict, figures: dict, args, figure_rel: st
                     f"training frames), {t['val_frames']} validation frames ({every(opts.get('val_frame_step'))}); {opts.get('num_convs')} convolution "
                     f"(published architecture), dropout {opts.get('dropout')}, Adam lr {opts.get('lr')} (x {opts.get('lr_decay')} after {opts.get('lr_patience')} epochs without a better validation loss), {opts.get('batch_size')} frames per step ({opts.get('batching')} batches), "
                     f"early stopping patience {opts.get('patience')}, at most {opts.get('max_epochs')} epochs, {limit}, "
-                    f"seed {opts.get('seed')}, deterministic kernels, 1 CPU thread. Ran {t['epochs']} epochs (best epoch {t['best_epoch']}, validation "
+                    f"seed {opts.get('seed')}, deterministic kernels, on {t.get('hardware') or '1 CPU thread'}. Ran {t['epochs']} epochs (best epoch {t['best_epoch']}, validation "
                     f"loss {f(t['best_val_loss'], 4)}; stopped by {t['stopped_by']}) in {minutes(t['fit_s'])} of fitting, {minutes(t['wall_s'])} in all "
                     "(with building the graphs).")
             if entry.get("earlier_dataset"):
-                add("The model was trained on an earlier featurization of the same trajectories with the same training and validation frames "
-                    "(`--update-dataset` added test trajectories) and evaluated on the current dataset.")
+                add("The model was trained on another featurization of the same trajectories with the same training and validation frames "
+                    "(an earlier one, before `--update-dataset` added test trajectories, or one made where the model was trained) "
+                    "and evaluated on the current dataset.")
             ev = c["steps"].get(f"evaluate_{model}", {})
             if ev.get("wall_s") is not None:
                 add(f"Evaluation (with t-SNE maps): {minutes(ev['wall_s'])}.")
@@ -939,6 +940,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--gnn-dropout", type=float, default=GNN_DEFAULTS["dropout"], help="dropout (default %(default)s; paper 0.25, published code 0.5)")
     g.add_argument("--gnn-max-epochs", type=int, default=GNN_DEFAULTS["max_epochs"], help="(default %(default)s)")
     g.add_argument("--gnn-patience", type=int, default=GNN_DEFAULTS["patience"], help="early-stopping patience in epochs (default %(default)s)")
+    g.add_argument("--gnn-accelerator", choices=["cpu", "gpu"], default="cpu", help="where the GNN trains (default cpu, one thread; gpu: one CUDA device)")
     g.add_argument("--gnn-max-time", type=float, help=f"wall-clock limit of the fit in minutes (default {GNN_DEFAULTS['max_time']:g}, nicotinamide 60; 0: none)")
     args = parser.parse_args(argv)
     args.command_line = shlex.join(argv if argv is not None else sys.argv[1:])

@@ -72,6 +72,7 @@ def test_training_reduces_loss_and_keeps_best_checkpoint(trained, data):
     assert record["epochs"] == 4 and record["stopped_by"] == "max_epochs (4)" and record["batching"] == "stratified"
     assert record["n_train_graphs"] == 4 and record["best_val_loss"] == pytest.approx(min(val_loss), rel=1e-6)
     assert val_loss[record["best_epoch"]] == pytest.approx(min(val_loss), rel=1e-6)
+    assert record["hardware"].startswith("CPU (") and "torch thread" in record["hardware"]  # the config's accelerator is cpu
 
     classifier = load_classifier(checkpoint)
     assert classifier.form_names == FORMS

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
@@ -295,9 +296,29 @@ def train_gnn(
         "best_val_loss": None if checkpoint.best_model_score is None else float(checkpoint.best_model_score),
         "stopped_by": stopped,
         "wall_time_s": round(wall, 1),
+        "hardware": _hardware(trainer),
     }
     (out_dir / "train_config.json").write_text(json.dumps({**asdict(config), **result, **(info or {})}, indent=2))
     return Path(checkpoint.best_model_path)
+
+
+def _hardware(trainer: L.Trainer) -> str:
+    """What the fit ran on, for the record: the GPU's name, or the CPU and torch's threads."""
+    root = trainer.strategy.root_device
+    if root.type == "cuda":
+        return f"{trainer.num_devices} x {torch.cuda.get_device_name(root)}"
+    return f"CPU ({_cpu_name()}), {torch.get_num_threads()} torch thread(s)"
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
 
 
 def load_classifier(checkpoint: str | os.PathLike, map_location: str | torch.device = "cpu") -> GNNClassifier:
