@@ -49,7 +49,8 @@ def test_report_from_runs(results_script, urea_md_dataset, tmp_path):
         evaluate_outputs(work / "urea" / "gnn" / f"eval-{split}", gnn_heads, groups=groups, group_names=names, tsne_samples=0, plots=split == "test")
     config = {"form_names": classes, "num_convs": 1, "dropout": 0.1, "lr": 1e-3, "batch_size": 4, "batching": "stratified", "frame_step": 2, "val_frame_step": 1,
               "n_train_graphs": 80, "n_val_graphs": 40, "n_train_molecules": 9999, "epochs": 12, "best_epoch": 9, "best_val_loss": 0.2,
-              "stopped_by": "max_time (40.0 min)", "wall_time_s": 1234.0, "command": "molenv train gnn DATASET --out GNN", "max_time_min": 40.0}
+              "stopped_by": "max_time (40.0 min)", "wall_time_s": 1234.0, "command": "molenv train gnn DATASET --out GNN", "max_time_min": 40.0,
+              "hardware": "1 x NVIDIA H100 80GB HBM3"}
     (work / "urea" / "gnn" / "train_config.json").write_text(json.dumps(config))
 
     assert results_script.main(["--report-only", "--molecule", "urea", "--work", str(work), "--docs", str(docs)]) == 0
@@ -68,6 +69,7 @@ def test_report_from_runs(results_script, urea_md_dataset, tmp_path):
     assert row in text
     assert "| nicotinamide | GNN | not run |" in text
     assert "every 2nd frame" in text and "stopped by max_time (40.0 min)" in text
+    assert "deterministic kernels, on 1 x NVIDIA H100 80GB HBM3." in text  # the hardware of the fit
     assert "Largest polymorph confusions" in text  # below the goal: the confusions are listed
     figures = sorted(p.name for p in (docs / "results").iterdir())
     assert figures == ["urea_gnn_confusion_polymorph.png", "urea_gnn_confusion_topology.png", "urea_sf_confusion_polymorph.png", "urea_sf_tsne_descriptors.png"]
@@ -117,6 +119,17 @@ def test_protocol_commands(results_script, tmp_path, capsys):
     assert "molenv featurize --manifest" in lines[1] and "urea" in lines[1] and "--only" not in lines[1]
     assert f"--out {work}/multi-temperature/nicotinamide/dataset --no-progress --overwrite  (log" in lines[2]
     assert "urea: no training crystals beyond the lowest temperature" in lines[3]
+
+
+def test_gnn_accelerator(results_script, tmp_path, capsys):
+    """--gnn-accelerator reaches the GNN training command (default: one CPU thread)."""
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"trajectories": NICOTINAMIDE_ENTRIES}))
+    for extra, expected in (([], "--threads 1 --accelerator cpu --devices 1"), (["--gnn-accelerator", "gpu"], "--threads 1 --accelerator gpu --devices 1")):
+        argv = ["--dry-run", "--molecule", "urea", "--model", "gnn", "--manifest", str(manifest), "--work", str(tmp_path / "work"), *extra]
+        assert results_script.main(argv) == 0
+        train = [l for l in capsys.readouterr().out.splitlines() if "train_gnn:" in l]
+        assert len(train) == 1 and expected in train[0]
 
 
 def test_report_multi_temperature(results_script, urea_md_dataset, tmp_path):
