@@ -198,8 +198,9 @@ void DerivativePass::pairLoop(const MoleculeFrame& frame, const PairLists& pairs
     for (unsigned t = 0; t < T; ++t) {
       std::vector<double>& db = dbuf_[t];
       db.assign(static_cast<std::size_t>(N) * dstride, 0.0);
-      std::vector<double>& box = boxbuf_[t];
-      box.assign(9 * nch_, 0.0);
+      // the box sum of the thread's pairs: in a vector of its own, copied to boxbuf_[t] at
+      // the end (the small per-thread vectors may share cache lines: no writes per pair)
+      std::vector<double> box(9 * nch_, 0.0);
       Contraction ctr(sf_, frame, jac_.data(), stride_, npair_);
       std::vector<double> rb(Bk), cb(static_cast<std::size_t>(V) * Bk + 1);
       const std::vector<MoleculePair>& list = pairs[t];
@@ -252,6 +253,7 @@ void DerivativePass::pairLoop(const MoleculeFrame& frame, const PairLists& pairs
           }
         }
       }
+      boxbuf_[t] = box;
     }
   }
 }
@@ -271,7 +273,8 @@ void DerivativePass::reduce(const MoleculeFrame& frame, const ValuePass& values,
 #else
         0;
 #endif
-    double* bp = boxPart[tid].data();
+    std::vector<double> part(9 * nch, 0.0);  // copied to boxPart[tid] at the end (see pairLoop)
+    double* bp = part.data();
     #pragma omp for schedule(static)
     for (unsigned m = 0; m < N; ++m) {
       std::copy_n(&dbuf_[0][static_cast<std::size_t>(m) * dstride], dstride, D.begin());
@@ -313,6 +316,7 @@ void DerivativePass::reduce(const MoleculeFrame& frame, const ValuePass& values,
       }
       sink.molecule(m, local.data());
     }
+    boxPart[tid] = part;
   }
   // box, summed in thread order
   std::vector<double> boxTotal(9 * nch, 0.0);

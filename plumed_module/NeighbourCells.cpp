@@ -44,6 +44,20 @@ MOLENV_CLONES void candidateDistances(bool periodic, const double (&h)[3][3], do
   }
 }
 
+/// One thread's pair list, filled in a vector object of the thread's own: the vector
+/// objects of the lists (begin, end, capacity) lie side by side in PairLists, and a
+/// push_back into them would write to a cache line that the other threads write too
+/// (false sharing).  Takes the list's storage (cleared, capacity kept) and gives it back.
+struct ThreadList {
+  std::vector<MoleculePair>& owner;
+  std::vector<MoleculePair> pairs;
+  explicit ThreadList(std::vector<MoleculePair>& list) : owner(list) {
+    pairs.swap(owner);
+    pairs.clear();
+  }
+  ~ThreadList() { pairs.swap(owner); }
+};
+
 /// Appends the pair (i, j) of a candidate q of candidateDistances().
 inline void addPair(std::vector<MoleculePair>& list, unsigned i, unsigned j, const double* dx, const double* dy, const double* dz,
                     const double* r2, std::size_t q) {
@@ -157,8 +171,7 @@ bool NeighbourCells::update(const std::vector<double>& centres, const CellGeomet
     for (unsigned j = 0; j < 3; ++j) h[i][j] = cell.h[i][j];
   #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
   for (unsigned t = 0; t < verlet_.size(); ++t) {
-    std::vector<MoleculePair>& list = pairs[t];
-    list.clear();
+    ThreadList list(pairs[t]);
     const std::vector<unsigned>& v = verlet_[t];
     // chunks of pairs: gather the coordinate differences, then one vectorised loop for
     // the minimum image and the distances
@@ -178,7 +191,7 @@ bool NeighbourCells::update(const std::vector<double>& centres, const CellGeomet
         if (!(r2[q] < rcut2)) continue;
         const unsigned i = v[q0 + 2 * q], j = v[q0 + 2 * q + 1];
         if (!active[i] && !active[j]) continue;
-        addPair(list, i, j, dx, dy, dz, r2, q);
+        addPair(list.pairs, i, j, dx, dy, dz, r2, q);
       }
     }
   }
@@ -281,8 +294,7 @@ void NeighbourCells::build(const std::vector<double>& centres, const CellGeometr
   pairs.resize(nlists);
   #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
   for (unsigned t = 0; t < nlists; ++t) {
-    std::vector<MoleculePair>& list = pairs[t];
-    list.clear();
+    ThreadList list(pairs[t]);
     std::vector<unsigned> cand, cells;
     std::vector<double> cx, cy, cz, dx, dy, dz, r2;
     for (unsigned i = ranges[t]; i < ranges[t + 1]; ++i) {
@@ -330,7 +342,7 @@ void NeighbourCells::build(const std::vector<double>& centres, const CellGeometr
         if (j == i) continue;
         if (!halfStencil && (i < j) != (((i + j) & 1u) != 0)) continue;  // each unordered pair once
         if (active && !(*active)[i] && !(*active)[j]) continue;
-        addPair(list, i, j, dx.data(), dy.data(), dz.data(), r2.data(), q);
+        addPair(list.pairs, i, j, dx.data(), dy.data(), dz.data(), r2.data(), q);
       }
     }
   }
