@@ -891,8 +891,13 @@ def report(by_protocol: dict, results: dict, figures: dict, args, figure_rel: st
                 add(f"{s['command']}    # {minutes(s['wall_s'])}")
     add("```")
     add("")
+    elsewhere = sorted({h for c in (c for p in by_protocol.values() for c in p.values() if c) for e in c["models"].values()
+                        if (h := e["config"].get("hardware")) and not h.startswith("CPU")})
     add(f"Machine: {platform.machine()}, {os.cpu_count()} cores shared with other work (MD data generation, builds); every step niced, "
-        "one torch/OpenMP thread. Wall times include waiting for the shared CPU. PNGs in `docs/results/` are 100 dpi copies of "
+        "one torch/OpenMP thread. Wall times include waiting for the shared CPU. "
+        + (f"Trainings whose paragraph names other hardware ({', '.join(elsewhere)}) ran on that machine, in the folders their commands name, "
+           "and were evaluated here. " if elsewhere else "")
+        + "PNGs in `docs/results/` are 100 dpi copies of "
         "`molenv evaluate`'s; t-SNE maps show 1000 randomly chosen test molecules (seeded), misclassified ones marked x.")
     add("")
     return "\n".join(L)
