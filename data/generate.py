@@ -19,7 +19,7 @@ wall times, the exact command).
 Temperatures follow the method: training crystals at 100 K and melts at 350 K; test crystals
 at 200 K (urea) and 350 K (nicotinamide); gas-phase clusters (~30 A) for the surface/bulk
 label; a urea form I / form IV interface for the demo. Beyond the method: nicotinamide crystals at
-250 K (split train), used only by the multi-temperature protocol of scripts/results.py.
+250 K and 300 K (split train), used only by the multi-temperature protocol of scripts/results.py.
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ UREA_MD = ["--equilibrate", "20", "--production", "50", "--frame-interval", "1"]
 NIC_MD = ["--equilibrate", "10", "--production", "30", "--frame-interval", "1.5"]
 CLUSTER_MD = ["--equilibrate", "10", "--production", "30", "--frame-interval", "1"]
 MELT = ["--melt-temperature", "800", "--melt-time", "20", "--quench-time", "20"]
-MULTI_T_NICOTINAMIDE = 250  # K, the extra training temperature of the multi-temperature protocol
+MULTI_T_NICOTINAMIDE = (250, 300)  # K, the extra training temperatures of the multi-temperature protocol
 
 
 def plan() -> list[dict]:
@@ -91,9 +91,10 @@ def plan() -> list[dict]:
     # not the paper's protocol: nicotinamide crystals at an intermediate temperature, extra
     # training data for the multi-temperature protocol of scripts/results.py (the paper
     # protocol leaves them out)
-    for form, code in NICOTINAMIDE.items():
-        add(f"nicotinamide-{form}-{MULTI_T_NICOTINAMIDE}K", "nicotinamide", "crystal", form, "train",
-            [*NIC_FF, "--structure", f"{REF}/nicotinamide/{code}.pdb", "--temperature", str(MULTI_T_NICOTINAMIDE), *NIC_MD])
+    for t in MULTI_T_NICOTINAMIDE:
+        for form, code in NICOTINAMIDE.items():
+            add(f"nicotinamide-{form}-{t}K", "nicotinamide", "crystal", form, "train",
+                [*NIC_FF, "--structure", f"{REF}/nicotinamide/{code}.pdb", "--temperature", str(t), *NIC_MD])
     return runs
 
 
