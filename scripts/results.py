@@ -684,7 +684,7 @@ def report(by_protocol: dict, results: dict, figures: dict, args, figure_rel: st
     if multi:
         add("## Beyond the paper: multi-temperature training")
         add("")
-        add("Not the paper's protocol: the training set adds crystals of every form at an intermediate temperature (their last 20 % "
+        add("Not the paper's protocol: the training set adds crystals of every form at intermediate temperatures (their last 20 % "
             "of frames join the validation set, so early stopping also sees them); the test split is the same as above (crystals at "
             "the test temperature, held-out melt frames), which stays unseen. Training options as for the paper-protocol runs, except "
             "where the training command in the sections below differs. "
