@@ -57,7 +57,6 @@ import argparse
 import ctypes
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -453,16 +452,6 @@ def run_size(plumed, repeats, args, workdir: Path, loop_dll) -> dict:
             "step_cpu_ms": {k: [round(1e3 * x, 4) for x in v] for k, v in result["cpu"].items()}}
 
 
-def cpu_description() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def markdown(results: dict, threads: list[int]) -> str:
     """One row per size and thread count: the action's step time and its ratios to the peers."""
     def num(x, fmt):
@@ -513,6 +502,8 @@ def main(argv=None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # numpy's BLAS threads would compete for the cores
     plumed = import_plumed()
+    from molenv.hardware import cpu_description
+
     results = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "cpu": cpu_description(), "cpu_count": os.cpu_count(),
                "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "date": time.strftime("%Y-%m-%d %H:%M:%S"), "sizes": []}
     try:

@@ -263,6 +263,7 @@ void DerivativePass::reduce(const MoleculeFrame& frame, const ValuePass& values,
   const unsigned T = nthreads_, N = frame.nmol, V = frame.nvec, K = seeds.nclasses, L = slots_.nlocal;
   const unsigned FS = 3 * (1 + V), dstride = npair_ * FS, nch = nch_;
   const std::vector<double>& prob = values.prob();
+  // each thread's box sum (zeros for threads the team may not have)
   std::vector<std::vector<double>> boxPart(T, std::vector<double>(9 * nch, 0.0));
   #pragma omp parallel num_threads(T)
   {

@@ -573,6 +573,18 @@ def every(n) -> str:
     return f"every {n}{suffix} frame"
 
 
+def accelerators(by_protocol: dict) -> set[str]:
+    """The hardware, other than a CPU, that the reported trainings ran on."""
+    found = set()
+    for collected in by_protocol.values():
+        for c in collected.values():
+            for entry in c["models"].values():
+                hardware = entry["config"].get("hardware")
+                if hardware and not hardware.startswith("CPU"):
+                    found.add(hardware)
+    return found
+
+
 def md_table(header: list[str], rows: list[list]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(x) for x in row) + " |" for row in rows]
@@ -891,8 +903,7 @@ def report(by_protocol: dict, results: dict, figures: dict, args, figure_rel: st
                 add(f"{s['command']}    # {minutes(s['wall_s'])}")
     add("```")
     add("")
-    elsewhere = sorted({h for c in (c for p in by_protocol.values() for c in p.values() if c) for e in c["models"].values()
-                        if (h := e["config"].get("hardware")) and not h.startswith("CPU")})
+    elsewhere = sorted(accelerators(by_protocol))
     add(f"Machine: {platform.machine()}, {os.cpu_count()} cores shared with other work (MD data generation, builds); every step niced, "
         "one torch/OpenMP thread. Wall times include waiting for the shared CPU. "
         + (f"Trainings whose paragraph names other hardware ({', '.join(elsewhere)}) ran on that machine, in the folders their commands name, "

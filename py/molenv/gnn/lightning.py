@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
@@ -31,6 +30,7 @@ from torch_geometric.loader import DataLoader
 
 from molenv.gnn.graph import NO_LABEL, MolecularGraph, molecule_graph_index
 from molenv.gnn.model import TOPOLOGY_NAMES, GNNOutput, MolecularGNN, edge_lengths
+from molenv.hardware import cpu_description
 
 
 def total_molecules(batch) -> int:
@@ -307,18 +307,7 @@ def _hardware(trainer: L.Trainer) -> str:
     root = trainer.strategy.root_device
     if root.type == "cuda":
         return f"{trainer.num_devices} x {torch.cuda.get_device_name(root)}"
-    return f"CPU ({_cpu_name()}), {torch.get_num_threads()} torch thread(s)"
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
+    return f"CPU ({cpu_description()}), {torch.get_num_threads()} torch thread(s)"
 
 
 def load_classifier(checkpoint: str | os.PathLike, map_location: str | torch.device = "cpu") -> GNNClassifier:
