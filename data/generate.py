@@ -19,7 +19,8 @@ wall times, the exact command).
 Temperatures follow the method: training crystals at 100 K and melts at 350 K; test crystals
 at 200 K (urea) and 350 K (nicotinamide); gas-phase clusters (~30 A) for the surface/bulk
 label; a urea form I / form IV interface for the demo. Beyond the method: nicotinamide crystals at
-250 K and 300 K (split train), used only by the multi-temperature protocol of scripts/results.py.
+250 K and 300 K and urea crystals and clusters at 150 K (split train), used only by the
+multi-temperature protocol of scripts/results.py.
 """
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ NIC_MD = ["--equilibrate", "10", "--production", "30", "--frame-interval", "1.5"
 CLUSTER_MD = ["--equilibrate", "10", "--production", "30", "--frame-interval", "1"]
 MELT = ["--melt-temperature", "800", "--melt-time", "20", "--quench-time", "20"]
 MULTI_T_NICOTINAMIDE = (250, 300)  # K, the extra training temperatures of the multi-temperature protocol
+MULTI_T_UREA = (150,)  # K, the same for urea (crystals and clusters; the urea test systems are at 200 K)
 
 
 def plan() -> list[dict]:
@@ -88,13 +90,20 @@ def plan() -> list[dict]:
     for form in ("I", "IV"):
         add(f"urea-{form}-cluster-200K", "urea", "cluster", form, "test",
             [*UREA_FF, "--structure", UREA[form], *UREA_SYMMETRISE.get(form, []), "--diameter", "30", "--temperature", "200", *CLUSTER_MD])
-    # not the paper's protocol: nicotinamide crystals at an intermediate temperature, extra
-    # training data for the multi-temperature protocol of scripts/results.py (the paper
-    # protocol leaves them out)
+    # not the paper's protocol: crystals (and, for urea, clusters) at intermediate
+    # temperatures, extra training data for the multi-temperature protocol of
+    # scripts/results.py (the paper protocol leaves them out)
     for t in MULTI_T_NICOTINAMIDE:
         for form, code in NICOTINAMIDE.items():
             add(f"nicotinamide-{form}-{t}K", "nicotinamide", "crystal", form, "train",
                 [*NIC_FF, "--structure", f"{REF}/nicotinamide/{code}.pdb", "--temperature", str(t), *NIC_MD])
+    for t in MULTI_T_UREA:
+        for form in ("I", "IV"):
+            add(f"urea-{form}-{t}K", "urea", "crystal", form, "train",
+                [*UREA_FF, "--structure", UREA[form], *UREA_SYMMETRISE.get(form, []), "--temperature", str(t), *UREA_MD])
+        for form in ("I", "IV"):
+            add(f"urea-{form}-cluster-{t}K", "urea", "cluster", form, "train",
+                [*UREA_FF, "--structure", UREA[form], *UREA_SYMMETRISE.get(form, []), "--diameter", "30", "--temperature", str(t), *CLUSTER_MD])
     return runs
 
 

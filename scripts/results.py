@@ -42,10 +42,11 @@ docs/results_notes.md, if present, is appended to results.md as the discussion.
 Protocols (``--protocol``): ``method`` (default) is the paper's: training crystals at one
 temperature (the lowest training-crystal temperature in the MD manifest, 100 K) and the
 melt; ``multi-temperature`` (not the paper's) trains on every training trajectory of the
-manifest, i.e. also on crystals at further training temperatures (nicotinamide 250 K), and
-tests on the same split. Its runs go to ``WORK/multi-temperature/<molecule>`` and are
+manifest, i.e. also on crystals (and clusters) at further training temperatures
+(nicotinamide crystals at 250 and 300 K, urea crystals and clusters at 150 K), and tests on
+the same split. Its runs go to ``WORK/multi-temperature/<molecule>`` and are
 reported in their own section and as ``<model>_multi_temperature`` in results.json; the
-paper-protocol dataset leaves those crystals out (``featurize --only``). ``--report-only``
+paper-protocol dataset leaves those trajectories out (``featurize --only``). ``--report-only``
 reports the runs of both protocols that exist.
 
     .venv/bin/python scripts/results.py --protocol multi-temperature --molecule nicotinamide
@@ -134,19 +135,21 @@ def manifest_entries(manifest_path: Path) -> list[dict]:
 
 
 def extra_training(entries: list[dict], molecule: str) -> list[dict]:
-    """Training crystals of `molecule` above its lowest training-crystal temperature: what
-    the multi-temperature protocol adds to the paper's (entries need name, molecule,
-    system, split, temperature_K)."""
-    crystals = [e for e in entries if e["molecule"] == molecule and e["system"] == "crystal" and e["split"] == "train" and e.get("temperature_K") is not None]
-    if not crystals:
-        return []
-    cold = min(e["temperature_K"] for e in crystals)
-    return [e for e in crystals if e["temperature_K"] > cold + 1e-6]
+    """Training crystals and clusters of `molecule` above the lowest training temperature of
+    their kind of system: what the multi-temperature protocol adds to the paper's (entries
+    need name, molecule, system, split, temperature_K)."""
+    extra = []
+    for system in ("crystal", "cluster"):
+        train = [e for e in entries if e["molecule"] == molecule and e["system"] == system and e["split"] == "train" and e.get("temperature_K") is not None]
+        if train:
+            cold = min(e["temperature_K"] for e in train)
+            extra += [e for e in train if e["temperature_K"] > cold + 1e-6]
+    return sorted(extra, key=entries.index)
 
 
 def method_only(entries: list[dict], molecule: str) -> list[str] | None:
     """`featurize --only` patterns for the paper protocol: every trajectory of `molecule`
-    but the extra training crystals (`extra_training`), as `<molecule>-*-<T>K` patterns
+    but the extra training trajectories (`extra_training`), as `<molecule>-*-<T>K` patterns
     where such a pattern takes none of those, else by name; None when there are none to
     leave out (then featurize takes everything)."""
     extra = {e["name"] for e in extra_training(entries, molecule)}
@@ -271,7 +274,7 @@ def run_molecule(molecule: str, models: list[str], args, protocol: str = "method
                 "--batch-size", args.gnn_batch_size, "--batching", args.gnn_batching, "--lr", args.gnn_lr,
                 "--lr-decay", args.gnn_lr_decay, "--lr-patience", args.gnn_lr_patience, "--dropout", args.gnn_dropout,
                 "--max-epochs", QUICK["gnn_max_epochs"] if args.quick else args.gnn_max_epochs,
-                "--patience", args.gnn_patience, "--threads", 1, "--accelerator", args.gnn_accelerator, "--devices", 1,
+                "--patience", args.gnn_patience, "--threads", args.gnn_threads, "--accelerator", args.gnn_accelerator, "--devices", 1,
             )
             max_time = gnn_option(args, molecule, "max_time")
             if max_time and not args.quick:
@@ -696,7 +699,7 @@ def report(by_protocol: dict, results: dict, figures: dict, args, figure_rel: st
     if multi:
         add("## Beyond the paper: multi-temperature training")
         add("")
-        add("Not the paper's protocol: the training set adds crystals of every form at intermediate temperatures (their last 20 % "
+        add("Not the paper's protocol: the training set adds crystals of every form (for urea also the clusters) at intermediate temperatures (their last 20 % "
             "of frames join the validation set, so early stopping also sees them); the test split is the same as above (crystals at "
             "the test temperature, held-out melt frames), which stays unseen. Training options as for the paper-protocol runs, except "
             "where the training command in the sections below differs. "
@@ -920,8 +923,8 @@ def report(by_protocol: dict, results: dict, figures: dict, args, figure_rel: st
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog="See the module docstring for details.")
     parser.add_argument("--protocol", nargs="+", choices=PROTOCOLS, default=["method"],
-                        help="training protocols to run (default method, the paper's; multi-temperature: also the training crystals at "
-                             "further temperatures, runs in WORK/multi-temperature); the report covers the runs of both")
+                        help="training protocols to run (default method, the paper's; multi-temperature: also the training crystals "
+                             "and clusters at further temperatures, runs in WORK/multi-temperature); the report covers the runs of both")
     parser.add_argument("--molecule", nargs="+", choices=MOLECULES, default=list(MOLECULES), help="molecules (default both)")
     parser.add_argument("--model", nargs="+", choices=MODELS, default=list(MODELS), help="models (default both)")
     parser.add_argument("--manifest", default="data/manifest.json", help="MD manifest, relative to the repository (default data/manifest.json)")
@@ -956,7 +959,8 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--gnn-dropout", type=float, default=GNN_DEFAULTS["dropout"], help="dropout (default %(default)s; paper 0.25, published code 0.5)")
     g.add_argument("--gnn-max-epochs", type=int, default=GNN_DEFAULTS["max_epochs"], help="(default %(default)s)")
     g.add_argument("--gnn-patience", type=int, default=GNN_DEFAULTS["patience"], help="early-stopping patience in epochs (default %(default)s)")
-    g.add_argument("--gnn-accelerator", choices=["cpu", "gpu"], default="cpu", help="where the GNN trains (default cpu, one thread; gpu: one CUDA device)")
+    g.add_argument("--gnn-accelerator", choices=["cpu", "gpu"], default="cpu", help="where the GNN trains (default cpu; gpu: one CUDA device)")
+    g.add_argument("--gnn-threads", type=int, default=1, help="torch CPU threads of the fit (default %(default)s; recorded in train_config.json)")
     g.add_argument("--gnn-max-time", type=float, help=f"wall-clock limit of the fit in minutes (default {GNN_DEFAULTS['max_time']:g}, nicotinamide 60; 0: none)")
     args = parser.parse_args(argv)
     args.command_line = shlex.join(argv if argv is not None else sys.argv[1:])

@@ -103,6 +103,10 @@ def test_protocol_selection(results_script):
     # an extra training crystal at the test temperature: that temperature is listed by name
     entries = NICOTINAMIDE_ENTRIES + [_entry("nicotinamide-III-350K", "crystal", "train", 350.0)]
     assert s.method_only(entries, "nicotinamide") == ["nicotinamide-*-100K", "nicotinamide-melt-350K", "nicotinamide-I-350K", "nicotinamide-II-350K"]
+    # clusters count on their own: a warmer training cluster is extra, the cold ones are not
+    entries = NICOTINAMIDE_ENTRIES + [_entry("nicotinamide-I-cluster-150K", "cluster", "train", 150.0), _entry("nicotinamide-I-150K", "crystal", "train", 150.0)]
+    assert [e["name"] for e in s.extra_training(entries, "nicotinamide")] == ["nicotinamide-I-cluster-150K", "nicotinamide-I-150K"]
+    assert s.method_only(entries, "nicotinamide") == ["nicotinamide-*-100K", "nicotinamide-*-350K"]
 
 
 def test_protocol_commands(results_script, tmp_path, capsys):
