@@ -15,7 +15,7 @@ MODULE     := $(MODULE_DIR)/libmolenv_plumed.so
 MODULE_SRC := $(wildcard plumed_module/*.cpp)
 MODULE_HDR := $(wildcard plumed_module/*.h)
 
-.PHONY: install module test pytest regtest demo bench data clean help
+.PHONY: install module test pytest regtest demo bench data clean help print-cxxflags
 
 help:
 	@echo "make demo     train on the committed urea data and classify an I/IV interface run"
@@ -55,7 +55,11 @@ demo: install
 	$(PY) -m molenv demo
 
 bench: install
+	PY=$(PY) bench/optimised_kernel.sh  # an -O3 PLUMED kernel for fair peers (docs/benchmarks.md)
 	$(PY) bench/run.py
+
+print-cxxflags:  # the module's compiler flags (bench/optimised_kernel.sh builds it the same way)
+	@echo $(CXXFLAGS)
 
 data: install
 	$(PY) data/generate.py

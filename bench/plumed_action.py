@@ -70,6 +70,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "py"))
 REFERENCE = Path(os.environ.get("MOLENV_REFERENCE", REPO.parent / "shared" / "reference"))
 OUT = REPO / "bench" / "out"
+OPTIMISED = OUT / "plumed-O3"  # bench/optimised_kernel.sh: the bundled kernel's sources built with -O3
 SIZES = {"504": (6, 6, 7), "3456": (12, 12, 12), "27648": (24, 24, 24)}
 JITTER = 0.05  # Angstrom
 CUTOFF = {"rmin": 9.8, "rmax": 10.0}  # urea reference model, METHOD.md section 2
@@ -112,17 +113,38 @@ def model_file(directory: Path) -> Path:
 # PLUMED
 
 
-def import_plumed():
-    """The `plumed` Python wrapper on the kernel the module was built against, with the
-    kernel's symbols global so that LOAD can link the module against them."""
+def choose_kernel(args) -> None:
+    """PLUMED_KERNEL and args.module: the optimised build of bench/optimised_kernel.sh where it
+    exists (unless --bundled-kernel), else the kernel the module was built against."""
     from molenv import plumed_env
 
-    install = plumed_env.installed()
-    os.environ.setdefault("PLUMED_KERNEL", install.kernel)
+    optimised = (OPTIMISED / "lib" / "libplumedKernel.so", OPTIMISED / "libmolenv_plumed.so")
+    if args.kernel:
+        os.environ["PLUMED_KERNEL"] = str(Path(args.kernel).resolve())
+    elif not args.bundled_kernel and "PLUMED_KERNEL" not in os.environ and all(p.is_file() for p in optimised):
+        os.environ["PLUMED_KERNEL"] = str(optimised[0])
+        args.module = args.module or str(optimised[1])
+    os.environ.setdefault("PLUMED_KERNEL", plumed_env.installed().kernel)
+
+
+def import_plumed():
+    """The `plumed` Python wrapper on the chosen kernel (`choose_kernel`), with the kernel's
+    symbols global so that LOAD can link the module against them."""
     os.environ["PLUMED_LOAD_NAMESPACE"] = "GLOBAL"
     import plumed
 
     return plumed
+
+
+def kernel_cxxflags(kernel: str) -> str | None:
+    """The compiler flags a PLUMED kernel was built with (its installed config.txt)."""
+    config = Path(kernel).resolve().parent / "plumed" / "src" / "config" / "config.txt"
+    if not config.is_file():
+        return None
+    for line in config.read_text().splitlines():
+        if line.startswith("makefile_conf CXXFLAGS="):
+            return line.split("=", 1)[1].strip()
+    return None
 
 
 class PlumedPeer:
@@ -162,6 +184,8 @@ class PlumedPeer:
         m0, c0, t0 = time.thread_time(), time.process_time(), time.perf_counter()
         p.cmd("calc")
         t1, c1, m1 = time.perf_counter(), time.process_time(), time.thread_time()
+        if self.step_no == 0:
+            self.first_s = t1 - t0  # the step that builds the neighbour lists
         self.step_no += 1
         return t1 - t0, c1 - c0, m1 - m0
 
@@ -170,21 +194,23 @@ class PlumedPeer:
         return self.log.read_text()
 
 
-def timings_from_log(text: str) -> dict:
-    """The per-stage lines of the action's TIMINGS report (us per molecule and step)."""
-    out = {}
-    on = False
+def timings_from_log(text: str) -> tuple[dict, float | None, int | None]:
+    """The action's TIMINGS report: ({stage: us per molecule and step}, the action's total
+    seconds, its number of steps)."""
+    out, steps, total_s = {}, None, None
     for line in text.splitlines():
-        if "MOLENV_CLASSIFY" in line and "timings" in line:
-            on = True
+        body = line.replace("PLUMED:", "").strip()
+        if "MOLENV_CLASSIFY" in body and "timings:" in body:
+            steps = int(body.split("timings:")[1].split()[0])
             continue
-        if on:
-            body = line.replace("PLUMED:", "").strip()
+        if steps is not None:
             if "us/molecule/step" not in body:
                 break
             name = body.split("  ")[0].strip()
             out[name] = float(body.split()[-2])
-    return out
+            if name == "total":
+                total_s = float(body.split()[-4])
+    return out, total_s, steps
 
 
 # ---------------------------------------------------------------------------------------
@@ -342,7 +368,7 @@ def run_size(plumed, repeats, args, workdir: Path, loop_dll) -> dict:
     print(f"\n== urea form I {label}: {nmol} molecules, {natoms} atoms, box {np.round(np.diag(box), 2).tolist()} A", flush=True)
     load_before = os.getloadavg()
 
-    modules = {"molenv": str(plumed_env.module_path())}
+    modules = {"molenv": str(Path(args.module).resolve() if args.module else plumed_env.module_path())}
     for extra in args.extra_module:
         name, _, path = extra.partition("=")
         modules[name] = str(Path(path).resolve())
@@ -392,6 +418,7 @@ def run_size(plumed, repeats, args, workdir: Path, loop_dll) -> dict:
     result = measure(peers, args.rounds, args.min_time)
 
     logs = {peer.name: peer.close() for peer in peers if isinstance(peer, PlumedPeer)}
+    first_s = {peer.name: peer.first_s for peer in peers if isinstance(peer, PlumedPeer)}
     # the bias must have produced forces (derivatives were really computed)
     for peer in peers:
         if isinstance(peer, PlumedPeer) and peer.biased and peer.name != "COORDINATION" and not np.abs(peer.forces).max() > 0:
@@ -404,9 +431,15 @@ def run_size(plumed, repeats, args, workdir: Path, loop_dll) -> dict:
         rows[name] = {"median_ms": 1e3 * med, "min_ms": 1e3 * best, "median_us_per_molecule": 1e6 * med / nmol,
                       "min_us_per_molecule": 1e6 * best / nmol, "median_cpu_ms": 1e3 * cpu,
                       "median_cpu_us_per_molecule": 1e6 * cpu / nmol, "first_step_s": result["first"][name], "samples": len(steps)}
-        stages = timings_from_log(logs.get(name, ""))
+        stages, total_s, n_steps = timings_from_log(logs.get(name, ""))
         if stages:
             rows[name]["stages_us_per_molecule"] = stages
+            # the action's mean over the steps after the first (which builds the neighbour list;
+            # the few other untimed warm-up steps are ordinary ones): the mean timed step is
+            # that plus PLUMED's own work around the action (data sharing, bias, forces)
+            action_ms = 1e3 * (total_s - first_s[name]) / (n_steps - 1)
+            rows[name]["action_ms_per_step"] = action_ms
+            rows[name]["outside_action_ms_per_step"] = 1e3 * statistics.fmean(steps) - action_ms
     ratios = {}
     for t in args.threads:
         me = f"molenv T={t}"
@@ -419,6 +452,11 @@ def run_size(plumed, repeats, args, workdir: Path, loop_dll) -> dict:
                 ratios[f"{me} / {name} T={t}"] = ratio(result, me, f"{name} T={t}")
     for t in (t for t in args.threads if t > 1 and 1 in args.threads):
         ratios[f"molenv speed-up T={t} vs T=1"] = ratio(result, "molenv T=1", f"molenv T={t}")
+        # the action alone, from its TIMINGS (means over all steps): the step also holds
+        # PLUMED's own serial work (data sharing, force scattering), the same at any T
+        one, many = (rows.get(f"molenv T={n}", {}).get("action_ms_per_step") for n in (1, t))
+        if one and many:
+            ratios[f"molenv speed-up T={t} vs T=1, action alone (TIMINGS means)"] = one / many
         if t == 2:
             ratios["molenv speed-up T=2 vs T=1 upper bound on idle cores (CPU times)"] = idle_speedup(result, "molenv T=1", "molenv T=2")
         if not args.no_openmm:
@@ -443,6 +481,9 @@ def run_size(plumed, repeats, args, workdir: Path, loop_dll) -> dict:
         print(f"  {name:24s} median {row['median_ms']:9.2f} ms  min {row['min_ms']:9.2f} ms  CPU {row['median_cpu_ms']:9.2f} ms  "
               f"{row['median_us_per_molecule']:7.2f} (min {row['min_us_per_molecule']:.2f}) us/molecule  first {row['first_step_s']:.2f} s  "
               f"n={row['samples']}")
+        if row.get("action_ms_per_step") is not None:
+            print(f"  {'':24s} mean: the action {row['action_ms_per_step']:.2f} ms (TIMINGS, after the first step), "
+                  f"PLUMED outside it {row['outside_action_ms_per_step']:.2f} ms")
     for name, value in ratios.items():
         print(f"  {name:62s} {value:8.3f}" if value is not None else f"  {name}: n/a")
     print(f"  load average before {load_before[0]:.2f}, after {load_after[0]:.2f}", flush=True)
@@ -490,7 +531,14 @@ def main(argv=None) -> int:
     parser.add_argument("--no-coordination", action="store_true")
     parser.add_argument("--coordination-max", type=int, default=5000, help="skip COORDINATION above this many molecules")
     parser.add_argument("--no-extras", action="store_true", help="skip the action without a bias, with NL_SKIN=0 and the parallel loop")
+    parser.add_argument("--kernel", metavar="PATH", help="PLUMED kernel (default: bench/out/plumed-O3, built by bench/optimised_kernel.sh, "
+                        "where it exists, else the one the module was built against)")
+    parser.add_argument("--bundled-kernel", action="store_true", help="use the kernel the module was built against even where bench/out/plumed-O3 exists")
+    parser.add_argument("--module", metavar="PATH", help="the build of MOLENV_CLASSIFY to time (default: the one built against the chosen kernel)")
     parser.add_argument("--extra-module", action="append", default=[], metavar="LABEL=PATH", help="also time this build of the module")
+    parser.add_argument("--spin-count", type=int, metavar="N",
+                        help="GOMP_SPINCOUNT: idle OpenMP threads spin N times before they sleep (libgomp; e.g. 20000, some "
+                             "microseconds), instead of OMP_WAIT_POLICY=passive (sleep at once, the default here)")
     parser.add_argument("--json", help="write all results here")
     parser.add_argument("--markdown", action="store_true", help="print the summary table in Markdown")
     args = parser.parse_args(argv)
@@ -499,13 +547,19 @@ def main(argv=None) -> int:
     if not REFERENCE.is_dir():
         print(f"reference data not found at {REFERENCE} (set MOLENV_REFERENCE)", file=sys.stderr)
         return 1
-    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+    if args.spin_count is not None:
+        os.environ["GOMP_SPINCOUNT"] = str(args.spin_count)  # libgomp: takes precedence over the policy
+    else:
+        os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # numpy's BLAS threads would compete for the cores
+    from molenv import plumed_env
+
+    choose_kernel(args)
     plumed = import_plumed()
     from molenv.hardware import cpu_description
 
     results = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "cpu": cpu_description(), "cpu_count": os.cpu_count(),
-               "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "date": time.strftime("%Y-%m-%d %H:%M:%S"), "sizes": []}
+               "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"), "date": time.strftime("%Y-%m-%d %H:%M:%S"), "sizes": []}
     try:
         results["commit"] = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     except OSError:
@@ -518,7 +572,15 @@ def main(argv=None) -> int:
         if not args.no_openmm:
             print("OpenMM is not installed: skipping the OpenMM peer", file=sys.stderr)
             args.no_openmm = True
-    print(f"{results['cpu']}, {results['cpu_count']} cores, OMP_WAIT_POLICY={results['omp_wait_policy']}, load average {os.getloadavg()}")
+    results["plumed_kernel"] = os.environ["PLUMED_KERNEL"]
+    results["plumed_kernel_cxxflags"] = kernel_cxxflags(results["plumed_kernel"])
+    print(f"{results['cpu']}, {results['cpu_count']} cores, OMP_WAIT_POLICY={results['omp_wait_policy']}, "
+          f"GOMP_SPINCOUNT={results['gomp_spincount']}, load average {os.getloadavg()}")
+    print(f"PLUMED kernel {results['plumed_kernel']}, compiled with {results['plumed_kernel_cxxflags']}; module {args.module or plumed_env.module_path()}")
+    if results["plumed_kernel_cxxflags"] is not None and "-O" not in results["plumed_kernel_cxxflags"]:
+        print("  this kernel is not optimised (no -O flag): COORDINATION and PLUMED's own work around the action are much slower "
+              "than in a production build; bench/optimised_kernel.sh builds an optimised one", flush=True)
+    results["module"] = args.module or str(plumed_env.module_path())
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="molenv-bench-") as tmp:
         loop_dll = None
