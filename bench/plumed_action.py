@@ -114,8 +114,9 @@ def model_file(directory: Path) -> Path:
 
 
 def choose_kernel(args) -> None:
-    """PLUMED_KERNEL and args.module: the optimised build of bench/optimised_kernel.sh where it
-    exists (unless --bundled-kernel), else the kernel the module was built against."""
+    """Set PLUMED_KERNEL and args.module: the optimised build of bench/optimised_kernel.sh and
+    the module compiled against it where they exist (unless --bundled-kernel or a kernel is
+    given), else the kernel and module of `make install`."""
     from molenv import plumed_env
 
     optimised = (OPTIMISED / "lib" / "libplumedKernel.so", OPTIMISED / "libmolenv_plumed.so")
@@ -125,6 +126,7 @@ def choose_kernel(args) -> None:
         os.environ["PLUMED_KERNEL"] = str(optimised[0])
         args.module = args.module or str(optimised[1])
     os.environ.setdefault("PLUMED_KERNEL", plumed_env.installed().kernel)
+    args.module = str(Path(args.module).resolve()) if args.module else str(plumed_env.module_path())
 
 
 def import_plumed():
@@ -358,8 +360,6 @@ def idle_speedup(result: dict, one: str, two: str) -> float | None:
 
 
 def run_size(plumed, repeats, args, workdir: Path, loop_dll) -> dict:
-    from molenv import plumed_env
-
     system, positions = build_system(repeats)
     nmol, natoms = system.n_molecules, system.n_atoms
     box = system.box_vectors()  # rows, Angstrom (OpenMM's reduced form; rectangular for urea I)
@@ -368,7 +368,7 @@ def run_size(plumed, repeats, args, workdir: Path, loop_dll) -> dict:
     print(f"\n== urea form I {label}: {nmol} molecules, {natoms} atoms, box {np.round(np.diag(box), 2).tolist()} A", flush=True)
     load_before = os.getloadavg()
 
-    modules = {"molenv": str(Path(args.module).resolve() if args.module else plumed_env.module_path())}
+    modules = {"molenv": args.module}
     for extra in args.extra_module:
         name, _, path = extra.partition("=")
         modules[name] = str(Path(path).resolve())
@@ -452,7 +452,7 @@ def run_size(plumed, repeats, args, workdir: Path, loop_dll) -> dict:
                 ratios[f"{me} / {name} T={t}"] = ratio(result, me, f"{name} T={t}")
     for t in (t for t in args.threads if t > 1 and 1 in args.threads):
         ratios[f"molenv speed-up T={t} vs T=1"] = ratio(result, "molenv T=1", f"molenv T={t}")
-        # the action alone, from its TIMINGS (means over all steps): the step also holds
+        # the action alone, from its TIMINGS (means after the first step): the step also holds
         # PLUMED's own serial work (data sharing, force scattering), the same at any T
         one, many = (rows.get(f"molenv T={n}", {}).get("action_ms_per_step") for n in (1, t))
         if one and many:
@@ -534,7 +534,8 @@ def main(argv=None) -> int:
     parser.add_argument("--kernel", metavar="PATH", help="PLUMED kernel (default: bench/out/plumed-O3, built by bench/optimised_kernel.sh, "
                         "where it exists, else the one the module was built against)")
     parser.add_argument("--bundled-kernel", action="store_true", help="use the kernel the module was built against even where bench/out/plumed-O3 exists")
-    parser.add_argument("--module", metavar="PATH", help="the build of MOLENV_CLASSIFY to time (default: the one built against the chosen kernel)")
+    parser.add_argument("--module", metavar="PATH", help="the build of MOLENV_CLASSIFY to time (default: bench/out/plumed-O3's with that "
+                        "kernel, else the one of `make module`)")
     parser.add_argument("--extra-module", action="append", default=[], metavar="LABEL=PATH", help="also time this build of the module")
     parser.add_argument("--spin-count", type=int, metavar="N",
                         help="GOMP_SPINCOUNT: idle OpenMP threads spin N times before they sleep (libgomp; e.g. 20000, some "
@@ -552,8 +553,6 @@ def main(argv=None) -> int:
     else:
         os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # numpy's BLAS threads would compete for the cores
-    from molenv import plumed_env
-
     choose_kernel(args)
     plumed = import_plumed()
     from molenv.hardware import cpu_description
@@ -576,11 +575,11 @@ def main(argv=None) -> int:
     results["plumed_kernel_cxxflags"] = kernel_cxxflags(results["plumed_kernel"])
     print(f"{results['cpu']}, {results['cpu_count']} cores, OMP_WAIT_POLICY={results['omp_wait_policy']}, "
           f"GOMP_SPINCOUNT={results['gomp_spincount']}, load average {os.getloadavg()}")
-    print(f"PLUMED kernel {results['plumed_kernel']}, compiled with {results['plumed_kernel_cxxflags']}; module {args.module or plumed_env.module_path()}")
+    print(f"PLUMED kernel {results['plumed_kernel']}, compiled with {results['plumed_kernel_cxxflags']}; module {args.module}")
     if results["plumed_kernel_cxxflags"] is not None and "-O" not in results["plumed_kernel_cxxflags"]:
         print("  this kernel is not optimised (no -O flag): COORDINATION and PLUMED's own work around the action are much slower "
               "than in a production build; bench/optimised_kernel.sh builds an optimised one", flush=True)
-    results["module"] = args.module or str(plumed_env.module_path())
+    results["module"] = args.module
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="molenv-bench-") as tmp:
         loop_dll = None
