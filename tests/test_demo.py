@@ -20,6 +20,9 @@ def test_demo_quick(tmp_path):
     report = (out / "report.md").read_text()
     for picture in ("evaluation/confusion_polymorph.png", "interface/colvar.png", "interface/profile.png", "interface/analysis/populations.png"):
         assert picture in report and (out / picture).stat().st_size > 1000
+    # the method's temperatures only (not the extra 150 K training data of the multi-temperature protocol)
+    sources = [src["name"] for src in json.loads((out / "dataset" / "manifest.json").read_text())["sources"]]
+    assert "urea-I-100K" in sources and "urea-I-200K" in sources and not any("150K" in name for name in sources)
     metrics = json.loads((out / "evaluation" / "metrics.json").read_text())
     assert metrics["heads"]["polymorph"]["micro_f1"] > 0.95
     # the action saw both forms of the interface run in about the proportions they were built in
