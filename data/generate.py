@@ -63,47 +63,50 @@ def plan() -> list[dict]:
     def add(name, molecule, mode, label, split, args):
         runs.append({"name": name, "molecule": molecule, "mode": mode, "label": label, "split": split, "args": args})
 
+    def urea(form, t, split, cluster=False):
+        """A urea crystal (or a 30 A cluster cut from it) of `form` at `t` K."""
+        shape = ["--diameter", "30"] if cluster else []
+        add(f"urea-{form}-{'cluster-' if cluster else ''}{t}K", "urea", "cluster" if cluster else "crystal", form, split,
+            [*UREA_FF, "--structure", UREA[form], *UREA_SYMMETRISE.get(form, []), *shape, "--temperature", str(t),
+             *(CLUSTER_MD if cluster else UREA_MD)])
+
+    def nicotinamide(form, t, split):
+        """A nicotinamide crystal of `form` at `t` K."""
+        add(f"nicotinamide-{form}-{t}K", "nicotinamide", "crystal", form, split,
+            [*NIC_FF, "--structure", f"{REF}/nicotinamide/{NICOTINAMIDE[form]}.pdb", "--temperature", str(t), *NIC_MD])
+
     for form in ("I", "IV"):
-        add(f"urea-{form}-100K", "urea", "crystal", form, "train",
-            [*UREA_FF, "--structure", UREA[form], *UREA_SYMMETRISE.get(form, []), "--temperature", "100", *UREA_MD])
+        urea(form, 100, "train")
     add("urea-melt-350K", "urea", "melt", "melt", "train",
         [*UREA_FF, "--structure", UREA["I"], "--temperature", "350", *MELT, *UREA_MD])
     for form in ("I", "IV"):
-        add(f"urea-{form}-200K", "urea", "crystal", form, "test",
-            [*UREA_FF, "--structure", UREA[form], *UREA_SYMMETRISE.get(form, []), "--temperature", "200", *UREA_MD])
+        urea(form, 200, "test")
     for form in ("I", "IV"):
-        add(f"urea-{form}-cluster-100K", "urea", "cluster", form, "train",
-            [*UREA_FF, "--structure", UREA[form], *UREA_SYMMETRISE.get(form, []), "--diameter", "30", "--temperature", "100", *CLUSTER_MD])
+        urea(form, 100, "train", cluster=True)
     add("urea-I-IV-interface-100K", "urea", "interface", "I/IV", "demo",
         [*UREA_FF, "--structure", UREA["I"], "--structure2", UREA["IV"], "--symmetrise2", "0.3", "--axis", "y",
          "--temperature", "100", "--equilibrate", "10", "--production", "40", "--frame-interval", "1"])
-    for form, code in NICOTINAMIDE.items():
-        add(f"nicotinamide-{form}-100K", "nicotinamide", "crystal", form, "train",
-            [*NIC_FF, "--structure", f"{REF}/nicotinamide/{code}.pdb", "--temperature", "100", *NIC_MD])
+    for form in NICOTINAMIDE:
+        nicotinamide(form, 100, "train")
     add("nicotinamide-melt-350K", "nicotinamide", "melt", "melt", "train",
         [*NIC_FF, "--structure", f"{REF}/nicotinamide/NICOAM13.pdb", "--temperature", "350", *MELT, *NIC_MD])
-    for form, code in NICOTINAMIDE.items():
-        add(f"nicotinamide-{form}-350K", "nicotinamide", "crystal", form, "test",
-            [*NIC_FF, "--structure", f"{REF}/nicotinamide/{code}.pdb", "--temperature", "350", *NIC_MD])
+    for form in NICOTINAMIDE:
+        nicotinamide(form, 350, "test")
     add("nicotinamide-I-cluster-100K", "nicotinamide", "cluster", "I", "train",
         [*NIC_FF, "--structure", f"{REF}/nicotinamide/NICOAM13.pdb", "--diameter", "30", "--temperature", "100", *CLUSTER_MD])
     for form in ("I", "IV"):
-        add(f"urea-{form}-cluster-200K", "urea", "cluster", form, "test",
-            [*UREA_FF, "--structure", UREA[form], *UREA_SYMMETRISE.get(form, []), "--diameter", "30", "--temperature", "200", *CLUSTER_MD])
+        urea(form, 200, "test", cluster=True)
     # not the paper's protocol: crystals (and, for urea, clusters) at intermediate
     # temperatures, extra training data for the multi-temperature protocol of
-    # scripts/results.py (the paper protocol leaves them out)
+    # scripts/results.py (the paper protocol leaves them out: molenv.protocols)
     for t in MULTI_T_NICOTINAMIDE:
-        for form, code in NICOTINAMIDE.items():
-            add(f"nicotinamide-{form}-{t}K", "nicotinamide", "crystal", form, "train",
-                [*NIC_FF, "--structure", f"{REF}/nicotinamide/{code}.pdb", "--temperature", str(t), *NIC_MD])
+        for form in NICOTINAMIDE:
+            nicotinamide(form, t, "train")
     for t in MULTI_T_UREA:
         for form in ("I", "IV"):
-            add(f"urea-{form}-{t}K", "urea", "crystal", form, "train",
-                [*UREA_FF, "--structure", UREA[form], *UREA_SYMMETRISE.get(form, []), "--temperature", str(t), *UREA_MD])
+            urea(form, t, "train")
         for form in ("I", "IV"):
-            add(f"urea-{form}-cluster-{t}K", "urea", "cluster", form, "train",
-                [*UREA_FF, "--structure", UREA[form], *UREA_SYMMETRISE.get(form, []), "--diameter", "30", "--temperature", str(t), *CLUSTER_MD])
+            urea(form, t, "train", cluster=True)
     return runs
 
 

@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import fnmatch
 import json
 import os
 import platform
@@ -67,6 +66,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "py"))
+from molenv.protocols import extra_training, manifest_entries, method_only  # noqa: E402
 MOLECULES = ("urea", "nicotinamide")
 MODELS = ("sf", "gnn")
 GOAL = 0.98
@@ -116,7 +117,8 @@ QUICK = {"featurize_step": 10, "sf_max_epochs": 5, "gnn_max_epochs": 1, "gnn_fra
 
 # method: the paper's (METHOD.md §4): crystals at the lowest training temperature + the melt.
 # multi-temperature: not the paper's: every training trajectory of the MD manifest, crystals
-# at further training temperatures included; the same test split.
+# and clusters at further training temperatures included; the same test split
+# (molenv.protocols selects the trajectories).
 PROTOCOLS = ("method", "multi-temperature")
 
 
@@ -128,44 +130,6 @@ def protocol_suffix(protocol: str) -> str:
 def protocol_work(work: Path, protocol: str) -> Path:
     """Where a protocol's molecule folders are: WORK (paper protocol), WORK/<protocol>."""
     return Path(work) if protocol == "method" else Path(work) / protocol
-
-
-def manifest_entries(manifest_path: Path) -> list[dict]:
-    return json.loads(Path(manifest_path).read_text())["trajectories"]
-
-
-def extra_training(entries: list[dict], molecule: str) -> list[dict]:
-    """Training crystals and clusters of `molecule` above the lowest training temperature of
-    their kind of system: what the multi-temperature protocol adds to the paper's (entries
-    need name, molecule, system, split, temperature_K)."""
-    extra = []
-    for system in ("crystal", "cluster"):
-        train = [e for e in entries if e["molecule"] == molecule and e["system"] == system and e["split"] == "train" and e.get("temperature_K") is not None]
-        if train:
-            cold = min(e["temperature_K"] for e in train)
-            extra += [e for e in train if e["temperature_K"] > cold + 1e-6]
-    return sorted(extra, key=entries.index)
-
-
-def method_only(entries: list[dict], molecule: str) -> list[str] | None:
-    """`featurize --only` patterns for the paper protocol: every trajectory of `molecule`
-    but the extra training trajectories (`extra_training`), as `<molecule>-*-<T>K` patterns
-    where such a pattern takes none of those, else by name; None when there are none to
-    leave out (then featurize takes everything)."""
-    extra = {e["name"] for e in extra_training(entries, molecule)}
-    if not extra:
-        return None
-    mine = [e for e in entries if e["molecule"] == molecule]
-    kept = [e for e in mine if e["name"] not in extra]
-    patterns = []
-    for t in dict.fromkeys(e.get("temperature_K") for e in kept):
-        group = [e["name"] for e in kept if e.get("temperature_K") == t]
-        pattern = f"{molecule}-*-{t:g}K" if t is not None else None
-        if pattern and not any(fnmatch.fnmatchcase(n, pattern) for n in extra):
-            patterns.append(pattern)
-        else:
-            patterns += group
-    return patterns
 
 
 def train_crystal_temperatures(manifest: dict) -> list[float]:

@@ -23,12 +23,11 @@ import sys
 import time
 from pathlib import Path
 
+from molenv.protocols import manifest_entries, method_only
+
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "data"
 INTERFACE = "urea-I-IV-interface-100K"
-# the method's temperatures only: data/ also holds urea crystals and clusters at 150 K, extra
-# training data of the multi-temperature protocol of scripts/results.py
-METHOD_TRAJECTORIES = ["urea-*-100K", "urea-*-200K", "urea-*-350K"]
 # METHOD.md §7: reference I -> IV path, 10 images from (0.9, 0.1) to (0.27, 0.73), lambda 200
 PATH_CV = "I,IV:0.9,0.1:0.27,0.73:10:200"
 
@@ -197,8 +196,11 @@ def run_demo(out: str | Path = "out/demo", *, quick: bool = False) -> Path:
     dataset, sf, evaluation = out / "dataset", out / "sf", out / "evaluation"
     model = sf / "model.molenv"
     step = ["--step", "5"] if quick else []
+    # the paper's protocol: data/ also holds training data at further temperatures
+    only = method_only(manifest_entries(manifest), "urea")
+    selection = ["--only", *only] if only else []
     steps = [
-        (["featurize", "--manifest", manifest, "--molecule", "urea", "--out", dataset, "--overwrite", "--only", *METHOD_TRAJECTORIES, *step], None),
+        (["featurize", "--manifest", manifest, "--molecule", "urea", "--out", dataset, "--overwrite", *selection, *step], None),
         (["train", "sf", dataset, "--out", sf, "--name", "urea SF-MLP (molenv demo)"], None),
         (["evaluate", sf, dataset, "--out", evaluation, "--tsne-samples", "600"], None),
         (["plumed-input", "--model", model, "--topology", DATA / "urea" / f"{INTERFACE}.pdb.gz", "--out", interface_dir / "plumed.dat",
