@@ -122,3 +122,49 @@ def test_stratified_batches_mix_groups(data):
     assert first != second
     assert list(StratifiedBatchSampler(groups, 4, seed=3)) == first
     assert [len(b) for b in StratifiedBatchSampler([0] * 5, 2)] == [2, 2, 1]
+
+
+def test_resume_continues_the_fit(trained, data, tmp_path):
+    _, first = trained
+    before = torch.load(first, map_location="cpu", weights_only=False)
+    resumed_cfg = config(epochs=before["epoch"] + 3)
+    resumed_cfg.resume_from = str(first)
+    out = tmp_path / "resumed"
+    checkpoint = train_gnn(*data, resumed_cfg, out)
+    rows = metrics(out)
+    epochs = sorted({int(r["epoch"]) for r in rows})
+    # the epoch counter continues after the checkpoint's epoch, up to max_epochs
+    assert epochs == list(range(before["epoch"] + 1, before["epoch"] + 3))
+    report = json.loads((out / "train_config.json").read_text())
+    assert report["epochs"] == before["epoch"] + 3 and report["resume_from"] == str(first)
+    # the optimiser state was restored: Adam's step count goes on from the checkpoint's
+    after = torch.load(checkpoint, map_location="cpu", weights_only=False) if checkpoint.is_file() else None
+    if after is not None and after["epoch"] > before["epoch"]:
+        step = lambda s: int(next(iter(s["optimizer_states"][0]["state"].values()))["step"])  # noqa: E731
+        assert step(after) > step(before)
+
+
+def test_resume_keeps_the_resumed_checkpoint_when_not_beaten(trained, data, tmp_path):
+    # a fit that runs no further epoch (max_epochs reached) cannot beat the resumed
+    # checkpoint: that checkpoint is the new directory's best
+    _, first = trained
+    before = torch.load(first, map_location="cpu", weights_only=False)
+    cfg = config(epochs=before["epoch"] + 1)
+    cfg.resume_from = str(first)
+    checkpoint = train_gnn(*data, cfg, tmp_path / "none")
+    assert checkpoint == tmp_path / "none" / "checkpoints" / "best.ckpt"
+    assert checkpoint.read_bytes() == first.read_bytes()
+    assert json.loads((tmp_path / "none" / "train_config.json").read_text())["best_epoch"] == before["epoch"]
+
+
+def test_resume_refuses_other_classes_or_missing_file(trained, data, tmp_path):
+    _, first = trained
+    other = config()
+    other.form_names = FORMS[::-1]
+    other.resume_from = str(first)
+    with pytest.raises(ValueError, match="trained on the classes"):
+        train_gnn(*data, other, tmp_path / "a")
+    other = config()
+    other.resume_from = str(tmp_path / "none.ckpt")
+    with pytest.raises(FileNotFoundError, match="no such checkpoint"):
+        train_gnn(*data, other, tmp_path / "b")

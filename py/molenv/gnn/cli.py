@@ -29,6 +29,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--patience", type=int, default=20, help="epochs without a better validation loss before stopping")
     group.add_argument("--min-delta", type=float, default=0.0, help="smaller validation-loss improvements do not count (default 0)")
     group.add_argument("--max-time", type=float, metavar="MIN", help="stop after this many minutes of training; the best checkpoint so far is kept")
+    group.add_argument("--resume", metavar="CKPT", help="continue the fit saved in this checkpoint (e.g. checkpoints/best.ckpt of a fit stopped by "
+                       "--max-time): weights, optimiser, learning rate, epoch count and time spent, which --max-time counts; give the "
+                       "earlier fit's options and a new --out")
     group.add_argument("--seed", type=int, default=0)
     group.add_argument("--threads", type=int, default=0, help="torch CPU threads (default 0: torch's default; on a shared CPU 1 is fastest)")
     group.add_argument("--accelerator", default="auto", help="cpu, gpu or auto (GPU when present)")
@@ -68,6 +71,7 @@ def config_from_args(args: argparse.Namespace, form_names: list[str]):
         patience=args.patience,
         min_delta=args.min_delta,
         max_time_min=args.max_time,
+        resume_from=args.resume,
         seed=args.seed,
         accelerator=args.accelerator,
         devices=devices,

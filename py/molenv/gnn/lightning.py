@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
@@ -117,7 +118,8 @@ class GNNTrainConfig:
     max_epochs: int = 200
     patience: int = 20  # epochs without improvement of val_loss before stopping
     min_delta: float = 0.0  # smaller val_loss improvements do not reset the patience
-    max_time_min: float | None = None  # wall-clock limit of the fit (minutes); the best checkpoint so far is kept
+    max_time_min: float | None = None  # wall-clock limit of the fit (minutes, counting a resumed fit's earlier part); the best checkpoint so far is kept
+    resume_from: str | None = None  # a checkpoint of an earlier fit of the same classes: continue it (see train_gnn)
     seed: int = 0
     accelerator: str = "auto"  # cpu, gpu, auto
     devices: int | str = "auto"
@@ -245,10 +247,19 @@ def train_gnn(
     to the trainer's own (e.g. for timing). The same graphs, config and seed give the same
     model on the same hardware (``config.deterministic``), unless ``config.max_time_min``
     cuts the fit short.
+
+    ``config.resume_from`` continues an earlier fit (e.g. one stopped by its time limit)
+    from that checkpoint: weights, optimiser and learning-rate state, epoch counter, the
+    early-stopping patience, and the training time already spent, which ``max_time_min``
+    counts too (so give the total). The other hyperparameters of ``config`` should be those
+    of the earlier fit; the restored optimiser keeps its own learning rate. Write to a new
+    ``out_dir``: its metrics start at the resumed epoch.
     """
     out_dir = Path(out_dir)
     if not train_graphs or not val_graphs:
         raise ValueError(f"need training and validation graphs, got {len(train_graphs)} and {len(val_graphs)}")
+    if config.resume_from is not None:
+        _check_resumable(config.resume_from, config.form_names)
     L.seed_everything(config.seed, workers=True, verbose=False)
     module = GNNClassifier(
         config.form_names, lr=config.lr, lr_decay=config.lr_decay, lr_patience=config.lr_patience, num_convs=config.num_convs, dropout=config.dropout, **config.model_kwargs
@@ -273,10 +284,12 @@ def train_gnn(
     deterministic = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     start = time.perf_counter()
     try:
-        trainer.fit(module, datamodule=data)
+        trainer.fit(module, datamodule=data, ckpt_path=config.resume_from)
     finally:
         torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
     wall = time.perf_counter() - start
+    if config.resume_from is not None:
+        _keep_resumed_if_better(Path(config.resume_from), checkpoint)
     epochs = trainer.current_epoch  # epochs completed
     if stopping.stopped_epoch:
         stopped = f"early stopping: val_loss not better for {config.patience} epochs"
@@ -300,6 +313,35 @@ def train_gnn(
     }
     (out_dir / "train_config.json").write_text(json.dumps({**asdict(config), **result, **(info or {})}, indent=2))
     return Path(checkpoint.best_model_path)
+
+
+def _check_resumable(path: str | os.PathLike, form_names: Sequence[str]) -> None:
+    """Fail early, with the reason, where a fit cannot continue from checkpoint `path`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint to resume from")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(state, dict) or "optimizer_states" not in state or "hyper_parameters" not in state:
+        raise ValueError(f"{path}: not a full Lightning training checkpoint of `molenv train gnn` (no optimiser state)")
+    saved = list(state["hyper_parameters"].get("form_names", []))
+    if saved != list(form_names):
+        raise ValueError(f"{path}: trained on the classes {saved}, the data have {list(form_names)}")
+
+
+def _keep_resumed_if_better(resumed: Path, checkpoint: ModelCheckpoint) -> None:
+    """A fit resumed into a new directory starts its checkpoint's record afresh (Lightning
+    reloads the best score only in the same directory): where no epoch of the continued fit
+    beat the resumed checkpoint's validation loss, that checkpoint stays the best."""
+    state = torch.load(resumed, map_location="cpu", weights_only=False)
+    scores = [v.get("best_model_score") for k, v in state.get("callbacks", {}).items() if k.startswith("ModelCheckpoint")]
+    old = next((float(s) for s in scores if s is not None), None)
+    new = None if checkpoint.best_model_score is None else float(checkpoint.best_model_score)
+    if old is None or (new is not None and new < old and Path(checkpoint.best_model_path).parent == Path(checkpoint.dirpath)):
+        return
+    target = Path(checkpoint.dirpath) / "best.ckpt"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(resumed, target)
+    checkpoint.best_model_path, checkpoint.best_model_score = str(target), torch.tensor(old)
 
 
 def _hardware(trainer: L.Trainer) -> str:
