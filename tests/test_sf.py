@@ -86,6 +86,23 @@ def test_same_data_and_seed_give_the_same_model(trained, urea_md_dataset, tmp_pa
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
+def test_input_noise_changes_training_only(trained, urea_md_dataset, tmp_path):
+    # noise on the training inputs: another model than without it, the same one for the same
+    # seed, and the training data (so the input scaling) are unchanged
+    _, plain = trained
+    noisy = [train_sf(urea_md_dataset, SFTrainConfig(max_epochs=3, batch_size=128, input_noise=0.2), tmp_path / d) for d in ("a", "b")]
+    a, b, c = (load_sf(p).state_dict() for p in (noisy[0], noisy[1], plain))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["layers.0.weight"], c["layers.0.weight"])
+    assert torch.equal(a["mean"], c["mean"]) and torch.equal(a["stretch"], c["stretch"])
+    assert json.loads((tmp_path / "a" / "train_config.json").read_text())["config"]["input_noise"] == 0.2
+    # still learns the (well separated) urea classes
+    val = training_molecules(urea_md_dataset, "val")
+    assert (load_sf(noisy[0]).to_model().predict_proba(val.features).argmax(1) == val.labels).mean() > 0.9
+    with pytest.raises(ValueError, match="input_noise must be >= 0"):
+        SFClassifier(["a", "b"], descriptor_set_to_dict(load_spec("urea").descriptor_set()), input_noise=-1.0)
+
+
 def test_export_writes_provenance(trained, urea_md_dataset, tmp_path):
     _, checkpoint = trained
     model = export_sf(checkpoint, tmp_path / "m.molenv", command="molenv export x --out m.molenv")
@@ -106,3 +123,18 @@ def test_training_needs_two_bulk_classes(tmp_path):
     ds = featurize(sources, "urea", tmp_path / "ds", progress=False)
     with pytest.raises(DatasetError, match="single class .I."):
         train_sf(ds, small_config(), tmp_path / "run")
+
+
+def test_train_sf_options_are_checked():
+    import argparse
+
+    from molenv.cli import CommandError
+    from molenv.sf.cli import add_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert config_from_args(parser.parse_args(["ds", "--out", "o", "--input-noise", "0.2"])).input_noise == 0.2
+    with pytest.raises(CommandError, match="--input-noise must be >= 0"):
+        config_from_args(parser.parse_args(["ds", "--out", "o", "--input-noise", "-0.1"]))
+    with pytest.raises(CommandError, match="--hidden"):
+        config_from_args(parser.parse_args(["ds", "--out", "o", "--hidden", "25,x"]))

@@ -21,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--activation", default="sigmoid", choices=["sigmoid", "tanh", "softplus", "identity"], help="hidden activation (default sigmoid)")
     group.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate (default 1e-2)")
     group.add_argument("--weight-decay", type=float, default=0.0, help="Adam weight decay (default 0)")
+    group.add_argument("--input-noise", type=float, default=0.0, metavar="SIGMA",
+                       help="add Gaussian noise of this width to the scaled descriptors (range ~2 per feature) of each training "
+                            "step, e.g. 0.2 when the model must classify crystals hotter than its training crystals (default 0: none)")
     group.add_argument("--batch-size", type=int, default=256, help="molecules per step; 0 = full batch (default 256)")
     group.add_argument("--max-epochs", type=int, default=500)
     group.add_argument("--patience", type=int, default=30, help="epochs without a better validation loss before stopping (default 30)")
@@ -41,11 +44,14 @@ def config_from_args(args: argparse.Namespace):
         raise CommandError(f"--hidden: expected layer sizes separated by commas, e.g. 25,25, got {args.hidden!r}") from None
     if not hidden or min(hidden) < 1:
         raise CommandError(f"--hidden: need one or more positive layer sizes, got {args.hidden!r}")
+    if not args.input_noise >= 0:
+        raise CommandError(f"--input-noise must be >= 0, got {args.input_noise}")
     return SFTrainConfig(
         hidden=hidden,
         activation=args.activation,
         lr=args.lr,
         weight_decay=args.weight_decay,
+        input_noise=args.input_noise,
         batch_size=args.batch_size,
         max_epochs=args.max_epochs,
         patience=args.patience,

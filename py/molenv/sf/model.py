@@ -45,6 +45,11 @@ class SFClassifier(L.LightningModule):
         hidden: sizes of the hidden layers (published: 25, 25).
         activation: hidden activation, one the model file supports (sigmoid, tanh, softplus, identity).
         lr, weight_decay: Adam.
+        input_noise: standard deviation of Gaussian noise added to the scaled inputs of
+            the training steps (not validation, not the exported model): blurs the narrow
+            descriptor distributions of cold training crystals, so that the same crystals'
+            broader distributions at a higher temperature stay on their side of the
+            class boundaries (0: none, the published training).
         provenance: free-form facts about the training data (written into exported models).
     """
 
@@ -57,10 +62,13 @@ class SFClassifier(L.LightningModule):
         lr: float = 1e-2,
         weight_decay: float = 0.0,
         provenance: dict | None = None,
+        input_noise: float = 0.0,
     ):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r} (one of {', '.join(ACTIVATIONS)})")
+        if not input_noise >= 0.0:
+            raise ValueError(f"input_noise must be >= 0, got {input_noise}")
         if len(class_names) < 2:
             raise ValueError(f"a classifier needs two or more classes, got {list(class_names)}")
         self.save_hyperparameters()
@@ -104,7 +112,11 @@ class SFClassifier(L.LightningModule):
         return loss
 
     def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
+        x, y = batch
+        if self.hparams.input_noise > 0:
+            # noise of the given width in scaled units: x' = (x - mean) * stretch + noise
+            x = x + self.hparams.input_noise * torch.randn_like(x) / self.stretch
+        return self._step((x, y), "train")
 
     def validation_step(self, batch, batch_idx):
         self._step(batch, "val")

@@ -30,6 +30,7 @@ class SFTrainConfig:
     activation: str = "sigmoid"
     lr: float = 1e-2
     weight_decay: float = 0.0
+    input_noise: float = 0.0  # Gaussian noise on the scaled training inputs (see SFClassifier)
     batch_size: int = 256  # molecules per step; 0 = the whole training set (full batch)
     max_epochs: int = 500
     patience: int = 30  # epochs without a better val_loss before stopping
@@ -100,6 +101,7 @@ def train_sf(dataset: Dataset, config: SFTrainConfig, out_dir: str | os.PathLike
         lr=config.lr,
         weight_decay=config.weight_decay,
         provenance=provenance,
+        input_noise=config.input_noise,
     )
     module.set_scaling(train.features)
 
