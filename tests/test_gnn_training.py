@@ -8,12 +8,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from torch_geometric.data import Batch
 
 from _torch_support import one_torch_thread  # noqa: F401  (autouse)
 from molenv.gnn import synthetic
 from molenv.gnn.graph import FrameGraphs, frame_to_graph
 from molenv.gnn.model import csr_pointer
-from molenv.gnn.lightning import GNNTrainConfig, StratifiedBatchSampler, frame_groups, load_classifier, predict_graphs, train_gnn
+from molenv.gnn.lightning import GNNClassifier, GNNTrainConfig, StratifiedBatchSampler, frame_groups, load_classifier, predict_graphs, train_gnn
 
 FORMS = ["parallel", "antiparallel", "melt"]
 
@@ -168,3 +169,23 @@ def test_resume_refuses_other_classes_or_missing_file(trained, data, tmp_path):
     other.resume_from = str(tmp_path / "none.ckpt")
     with pytest.raises(FileNotFoundError, match="no such checkpoint"):
         train_gnn(*data, other, tmp_path / "b")
+
+
+def test_position_noise_changes_training_only(trained, data, tmp_path):
+    _, plain = trained
+    noisy_cfg = config()
+    noisy_cfg.position_noise = 0.1
+    noisy = [train_gnn(*data, noisy_cfg, tmp_path / d) for d in ("a", "b")]
+    a, b, c = (torch.load(p, map_location="cpu", weights_only=False)["state_dict"] for p in (*noisy, plain))
+    assert all(torch.equal(a[k], b[k]) for k in a)  # seeded
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+    # validation and inference see the frames as they are
+    classifier = load_classifier(noisy[0])
+    assert classifier.position_noise == 0.1
+    batch = Batch.from_data_list(data[1][:2])
+    with torch.no_grad():  # eval mode: no dropout, so only the noise is random
+        val = [classifier._step(batch, "val") for _ in range(2)]
+        train = [classifier._step(batch, "train") for _ in range(2)]
+    assert torch.equal(val[0], val[1]) and not torch.equal(train[0], train[1])
+    with pytest.raises(ValueError, match="position_noise must be >= 0"):
+        GNNClassifier(FORMS, position_noise=-0.1)

@@ -22,6 +22,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
     group.add_argument("--lr-decay", type=float, default=1.0, help="multiply the learning rate by this when the validation loss has not improved for --lr-patience epochs (default 1: constant)")
     group.add_argument("--lr-patience", type=int, default=2, help="epochs without a better validation loss before --lr-decay (default 2)")
+    group.add_argument("--position-noise", type=float, default=0.0, metavar="A",
+                       help="Gaussian displacement (Angstrom, per coordinate) of every atom of the training batches, drawn anew "
+                            "each step, e.g. 0.1 when the model must classify crystals hotter than its training crystals (default 0)")
     group.add_argument("--batch-size", type=int, default=4, help="frames per mini-batch")
     group.add_argument("--batching", choices=["stratified", "shuffle"], default="stratified",
                        help="stratified (default): every batch mixes frames of different classes/systems, spread evenly over the epoch; shuffle: random order")
@@ -65,6 +68,7 @@ def config_from_args(args: argparse.Namespace, form_names: list[str]):
         lr=args.lr,
         lr_decay=args.lr_decay,
         lr_patience=args.lr_patience,
+        position_noise=args.position_noise,
         batch_size=args.batch_size,
         batching=args.batching,
         max_epochs=args.max_epochs,
@@ -123,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
 
     if bool(args.dataset) == bool(args.train or args.val):
         raise CommandError("give a dataset directory, or --train and --val graph files")
+    if not args.position_noise >= 0:
+        raise CommandError(f"--position-noise must be >= 0, got {args.position_noise}")
     if args.frame_step < 1 or args.val_frame_step < 1:
         raise CommandError("--frame-step and --val-frame-step must be >= 1")
     if args.threads > 0:

@@ -54,24 +54,37 @@ class GNNClassifier(L.LightningModule):
         lr: Adam learning rate (published 1e-4).
         lr_decay: factor the learning rate is multiplied by when the validation loss has
             not improved for ``lr_patience`` epochs (ReduceLROnPlateau); 1: constant.
+        position_noise: standard deviation (Angstrom) of Gaussian displacements added to
+            every atom of the training batches (not validation), drawn anew at each step: a
+            cheap stand-in for the larger thermal motion of crystals hotter than the
+            training ones (0: none, the published training).
         **model_kwargs: passed to `MolecularGNN` (num_convs, dropout, cutoff, ...).
     """
 
-    def __init__(self, form_names: Sequence[str], lr: float = 1e-4, lr_decay: float = 1.0, lr_patience: int = 2, **model_kwargs):
+    def __init__(self, form_names: Sequence[str], lr: float = 1e-4, lr_decay: float = 1.0, lr_patience: int = 2, position_noise: float = 0.0, **model_kwargs):
         super().__init__()
+        if not position_noise >= 0.0:
+            raise ValueError(f"position_noise must be >= 0, got {position_noise}")
         self.save_hyperparameters()
+        self.position_noise = position_noise
         self.form_names = list(form_names)
         self.lr = lr
         self.lr_decay = lr_decay
         self.lr_patience = lr_patience
         self.model = MolecularGNN(n_forms=len(self.form_names), **model_kwargs)
 
-    def forward(self, batch) -> GNNOutput:
-        length = edge_lengths(batch.pos, batch.edge_index, batch.edge_shift)
+    def forward(self, batch, pos: torch.Tensor | None = None) -> GNNOutput:
+        """Outputs for the graphs of ``batch``, at positions ``pos`` (default: the batch's)."""
+        length = edge_lengths(batch.pos if pos is None else pos, batch.edge_index, batch.edge_shift)
         return self.model(batch.z, batch.edge_index, length, batch.molecule, total_molecules(batch))
 
     def _step(self, batch, stage: str) -> torch.Tensor:
-        out = self(batch)
+        pos = None
+        if stage == "train" and self.position_noise > 0:
+            # the edges stay those of the frame: a pair displaced beyond the cutoff stays
+            # an edge, whose basis (DimeNet's envelope) is exactly zero there
+            pos = batch.pos + self.position_noise * torch.randn_like(batch.pos)
+        out = self(batch, pos)
         loss_form = _cross_entropy(out.polymorph_logits, batch.y_polymorph)
         loss_topology = _cross_entropy(out.topology_logits, batch.y_topology)
         loss = loss_form + loss_topology
@@ -118,6 +131,7 @@ class GNNTrainConfig:
     max_epochs: int = 200
     patience: int = 20  # epochs without improvement of val_loss before stopping
     min_delta: float = 0.0  # smaller val_loss improvements do not reset the patience
+    position_noise: float = 0.0  # Angstrom: Gaussian displacements of the training atoms (see GNNClassifier)
     max_time_min: float | None = None  # wall-clock limit of the fit (minutes, counting a resumed fit's earlier part); the best checkpoint so far is kept
     resume_from: str | None = None  # a checkpoint of an earlier fit of the same classes: continue it (see train_gnn)
     seed: int = 0
@@ -262,7 +276,7 @@ def train_gnn(
         _check_resumable(config.resume_from, config.form_names)
     L.seed_everything(config.seed, workers=True, verbose=False)
     module = GNNClassifier(
-        config.form_names, lr=config.lr, lr_decay=config.lr_decay, lr_patience=config.lr_patience, num_convs=config.num_convs, dropout=config.dropout, **config.model_kwargs
+        config.form_names, lr=config.lr, lr_decay=config.lr_decay, lr_patience=config.lr_patience, position_noise=config.position_noise, num_convs=config.num_convs, dropout=config.dropout, **config.model_kwargs
     )
     checkpoint = ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best", monitor="val_loss", mode="min", save_top_k=1, enable_version_counter=False)
     stopping = EarlyStopping(monitor="val_loss", mode="min", patience=config.patience, min_delta=config.min_delta)
