@@ -317,10 +317,17 @@ def train_record(model: str, entry: dict, steps: dict) -> dict:
                 "train_molecules": c.get("provenance", {}).get("train_molecules"), "wall_s": step.get("wall_s"),
                 "command": step.get("command"), "options": options}
     keys = ("form_names", "num_convs", "dropout", "lr", "lr_decay", "lr_patience", "batch_size", "batching", "max_epochs", "patience", "min_delta", "max_time_min", "seed", "frame_step", "val_frame_step", "deterministic")
-    return {"epochs": c.get("epochs"), "best_epoch": c.get("best_epoch"), "best_val_loss": c.get("best_val_loss"), "stopped_by": c.get("stopped_by"),
-            "train_frames": c.get("n_train_graphs"), "val_frames": c.get("n_val_graphs"), "train_molecules": c.get("n_train_molecules"),
-            "wall_s": step.get("wall_s", c.get("wall_time_s")), "fit_s": c.get("wall_time_s"),
-            "command": step.get("command", c.get("command")), "hardware": c.get("hardware"), "options": {k: c.get(k) for k in keys if k in c}}
+    record = {"epochs": c.get("epochs"), "best_epoch": c.get("best_epoch"), "best_val_loss": c.get("best_val_loss"), "stopped_by": c.get("stopped_by"),
+              "train_frames": c.get("n_train_graphs"), "val_frames": c.get("n_val_graphs"), "train_molecules": c.get("n_train_molecules"),
+              "wall_s": step.get("wall_s", c.get("wall_time_s")), "fit_s": c.get("wall_time_s"),
+              "command": step.get("command", c.get("command")), "hardware": c.get("hardware"), "options": {k: c.get(k) for k in keys if k in c}}
+    resumed = c.get("resumed_fit")
+    if resumed:
+        # `molenv train gnn --resume`: a first fit, continued from its best checkpoint; the
+        # script's step record (if any) is the first fit's
+        record.update(resumed=resumed, wall_s=None, fit_s=(c.get("wall_time_s") or 0) + (resumed.get("wall_time_s") or 0),
+                      command="\n".join(x for x in (resumed.get("command"), c.get("command")) if x))
+    return record
 
 
 def _best_epoch(metrics_csv: Path, best_loss: float) -> int | None:
@@ -524,6 +531,11 @@ def copy_figures(collected: dict, figure_dir: Path, dpi: int, suffix: str = "", 
 
 def f(x, digits: int = 3) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
+
+
+def continued_fit_s(t: dict, resumed: dict) -> float | None:
+    """Fitting time of the continued part of a resumed GNN fit."""
+    return None if t.get("fit_s") is None else t["fit_s"] - (resumed.get("wall_time_s") or 0)
 
 
 def minutes(seconds) -> str:
@@ -754,8 +766,14 @@ def report(by_protocol: dict, results: dict, figures: dict, args, figure_rel: st
                     f"(published architecture), dropout {opts.get('dropout')}, Adam lr {opts.get('lr')} (x {opts.get('lr_decay')} after {opts.get('lr_patience')} epochs without a better validation loss), {opts.get('batch_size')} frames per step ({opts.get('batching')} batches), "
                     f"early stopping patience {opts.get('patience')}, at most {opts.get('max_epochs')} epochs, {limit}, "
                     f"seed {opts.get('seed')}, deterministic kernels, on {t.get('hardware') or '1 CPU thread'}. Ran {t['epochs']} epochs (best epoch {t['best_epoch']}, validation "
-                    f"loss {f(t['best_val_loss'], 4)}; stopped by {t['stopped_by']}) in {minutes(t['fit_s'])} of fitting, {minutes(t['wall_s'])} in all "
-                    "(with building the graphs).")
+                    f"loss {f(t['best_val_loss'], 4)}; stopped by {t['stopped_by']}) in {minutes(t['fit_s'])} of fitting"
+                    + (f", {minutes(t['wall_s'])} in all (with building the graphs)." if t.get("wall_s") is not None else "."))
+                first = t.get("resumed")
+                if first:
+                    add("")
+                    add(f"The fit ran in two parts (`molenv train gnn --resume`, the wall-clock limit counting both): a first fit of "
+                        f"{first.get('epochs')} epochs in {minutes(first.get('wall_time_s'))} (stopped by {first.get('stopped_by')}), continued from its best "
+                        f"checkpoint (epoch {first.get('checkpoint_epoch')}) for {minutes(continued_fit_s(t, first))}; the commands are below.")
             if entry.get("earlier_dataset"):
                 add("The model was trained on another featurization of the same trajectories with the same training and validation frames "
                     "(an earlier one, before `--update-dataset` added test trajectories, or one made where the model was trained) "

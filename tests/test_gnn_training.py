@@ -138,6 +138,9 @@ def test_resume_continues_the_fit(trained, data, tmp_path):
     assert epochs == list(range(before["epoch"] + 1, before["epoch"] + 3))
     report = json.loads((out / "train_config.json").read_text())
     assert report["epochs"] == before["epoch"] + 3 and report["resume_from"] == str(first)
+    earlier = json.loads((first.parent.parent / "train_config.json").read_text())
+    assert report["resumed_fit"]["checkpoint_epoch"] == before["epoch"] == earlier["best_epoch"]
+    assert report["resumed_fit"]["epochs"] == earlier["epochs"] and report["resumed_fit"]["wall_time_s"] == earlier["wall_time_s"]
     # the optimiser state was restored: Adam's step count goes on from the checkpoint's
     after = torch.load(checkpoint, map_location="cpu", weights_only=False) if checkpoint.is_file() else None
     if after is not None and after["epoch"] > before["epoch"]:

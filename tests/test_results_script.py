@@ -162,3 +162,15 @@ def test_report_multi_temperature(results_script, urea_md_dataset, tmp_path):
     figures = sorted(p.name for p in (docs / "results").iterdir())
     assert figures == ["urea_sf_confusion_polymorph.png", "urea_sf_multi_temperature_confusion_polymorph.png", "urea_sf_tsne_descriptors.png"]
     assert "](results/urea_sf_multi_temperature_confusion_polymorph.png)" in text
+
+
+def test_train_record_of_a_resumed_gnn_fit(results_script, tmp_path):
+    # `molenv train gnn --resume`: both commands, the fitting time of both parts
+    config = {"epochs": 40, "best_epoch": 38, "best_val_loss": 0.03, "stopped_by": "max_time (175.0 min)", "wall_time_s": 3000.0,
+              "command": "molenv train gnn D --out B --resume A/checkpoints/best.ckpt --max-time 175", "max_time_min": 175.0,
+              "resumed_fit": {"checkpoint_epoch": 27, "epochs": 29, "best_epoch": 27, "stopped_by": "max_time (80.0 min)", "wall_time_s": 4800.0,
+                              "command": "molenv train gnn D --out A --max-time 80"}}
+    t = results_script.train_record("gnn", {"config": config, "dir": tmp_path}, {"train_gnn": {"command": "molenv train gnn D --out A --max-time 80", "wall_s": 4900.0}})
+    assert t["command"].splitlines() == ["molenv train gnn D --out A --max-time 80", config["command"]]
+    assert t["fit_s"] == 7800.0 and t["wall_s"] is None and t["resumed"]["checkpoint_epoch"] == 27
+    assert results_script.continued_fit_s(t, t["resumed"]) == 3000.0

@@ -272,8 +272,10 @@ def train_gnn(
     out_dir = Path(out_dir)
     if not train_graphs or not val_graphs:
         raise ValueError(f"need training and validation graphs, got {len(train_graphs)} and {len(val_graphs)}")
+    resumed = None
     if config.resume_from is not None:
         _check_resumable(config.resume_from, config.form_names)
+        resumed = earlier_fit(config.resume_from)
     L.seed_everything(config.seed, workers=True, verbose=False)
     module = GNNClassifier(
         config.form_names, lr=config.lr, lr_decay=config.lr_decay, lr_patience=config.lr_patience, position_noise=config.position_noise, num_convs=config.num_convs, dropout=config.dropout, **config.model_kwargs
@@ -325,6 +327,8 @@ def train_gnn(
         "wall_time_s": round(wall, 1),
         "hardware": _hardware(trainer),
     }
+    if resumed is not None:
+        result["resumed_fit"] = resumed
     (out_dir / "train_config.json").write_text(json.dumps({**asdict(config), **result, **(info or {})}, indent=2))
     return Path(checkpoint.best_model_path)
 
@@ -340,6 +344,25 @@ def _check_resumable(path: str | os.PathLike, form_names: Sequence[str]) -> None
     saved = list(state["hyper_parameters"].get("form_names", []))
     if saved != list(form_names):
         raise ValueError(f"{path}: trained on the classes {saved}, the data have {list(form_names)}")
+
+
+def earlier_fit(checkpoint: str | os.PathLike) -> dict:
+    """What a resumed fit continues: the checkpoint's epoch and training time so far (where
+    the fit had a --max-time, whose timer keeps it), and
+    the command, epochs and wall time of the fit that wrote it (from the train_config.json
+    beside its checkpoints/ folder, where that is still there)."""
+    checkpoint = Path(checkpoint)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    timer = next((v for k, v in state.get("callbacks", {}).items() if k.startswith("Timer")), {})
+    out = {"checkpoint": str(checkpoint.resolve()), "checkpoint_epoch": int(state["epoch"]),
+           "training_s_at_checkpoint": timer.get("time_elapsed", {}).get("train")}
+    config = checkpoint.resolve().parent.parent / "train_config.json"
+    if config.is_file():
+        earlier = json.loads(config.read_text())
+        out.update({k: earlier.get(k) for k in ("command", "epochs", "best_epoch", "stopped_by", "wall_time_s", "hardware")})
+        if earlier.get("resumed_fit"):
+            out["resumed_fit"] = earlier["resumed_fit"]  # a chain of resumed fits
+    return out
 
 
 def _keep_resumed_if_better(resumed: Path, checkpoint: ModelCheckpoint) -> None:
