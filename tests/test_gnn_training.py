@@ -172,6 +172,34 @@ def test_resume_refuses_other_classes_or_missing_file(trained, data, tmp_path):
     other.resume_from = str(tmp_path / "none.ckpt")
     with pytest.raises(FileNotFoundError, match="no such checkpoint"):
         train_gnn(*data, other, tmp_path / "b")
+    both = config()
+    both.resume_from = both.init_from = str(first)
+    with pytest.raises(ValueError, match="not both"):
+        train_gnn(*data, both, tmp_path / "c")
+
+
+def test_init_from_starts_a_new_fit_from_the_weights(trained, data, tmp_path):
+    _, first = trained
+    before = torch.load(first, map_location="cpu", weights_only=False)
+    cfg = config(epochs=2)
+    cfg.init_from = str(first)
+    out = tmp_path / "tuned"
+    checkpoint = train_gnn(*data, cfg, out)
+    # a new fit: epochs from 0, its best checkpoint one of them, provenance recorded
+    assert sorted({int(r["epoch"]) for r in metrics(out)}) == [0, 1]
+    after = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    assert after["epoch"] in (0, 1)
+    report = json.loads((out / "train_config.json").read_text())
+    assert report["init_from"] == str(first) and report["initial_weights"]["checkpoint_epoch"] == before["epoch"]
+    # it started from the checkpoint's weights: its first epoch's validation loss is near
+    # the checkpoint's, far below a fresh network's
+    fresh = metrics(first.parent.parent)
+    first_val = [float(r["val_loss"]) for r in metrics(out) if r.get("val_loss")][0]
+    assert first_val < float([r for r in fresh if r.get("val_loss")][0]["val_loss"])
+    wrong = config()
+    wrong.init_from, wrong.num_convs = str(first), 2
+    with pytest.raises(ValueError, match="network differs"):
+        train_gnn(*data, wrong, tmp_path / "wrong")
 
 
 def test_position_noise_changes_training_only(trained, data, tmp_path):

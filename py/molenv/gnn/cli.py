@@ -35,6 +35,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--resume", metavar="CKPT", help="continue the fit saved in this checkpoint (e.g. checkpoints/best.ckpt of a fit stopped by "
                        "--max-time): weights, optimiser, learning rate, epoch count and time spent, which --max-time counts; give the "
                        "earlier fit's options and a new --out")
+    group.add_argument("--init-from", metavar="CKPT", help="start a new fit from the weights of this checkpoint (fine-tuning, e.g. with "
+                       "--position-noise or more data of the same classes): fresh optimiser at --lr, epochs, early stopping and "
+                       "--max-time; the best checkpoint is chosen among the new epochs")
     group.add_argument("--seed", type=int, default=0)
     group.add_argument("--threads", type=int, default=0, help="torch CPU threads (default 0: torch's default; on a shared CPU 1 is fastest)")
     group.add_argument("--accelerator", default="auto", help="cpu, gpu or auto (GPU when present)")
@@ -76,6 +79,7 @@ def config_from_args(args: argparse.Namespace, form_names: list[str]):
         min_delta=args.min_delta,
         max_time_min=args.max_time,
         resume_from=args.resume,
+        init_from=args.init_from,
         seed=args.seed,
         accelerator=args.accelerator,
         devices=devices,
@@ -127,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
 
     if bool(args.dataset) == bool(args.train or args.val):
         raise CommandError("give a dataset directory, or --train and --val graph files")
+    if args.resume and args.init_from:
+        raise CommandError("give --resume (continue a fit) or --init-from (a new fit from its weights), not both")
     if not args.position_noise >= 0:
         raise CommandError(f"--position-noise must be >= 0, got {args.position_noise}")
     if args.frame_step < 1 or args.val_frame_step < 1:

@@ -134,6 +134,7 @@ class GNNTrainConfig:
     position_noise: float = 0.0  # Angstrom: Gaussian displacements of the training atoms (see GNNClassifier)
     max_time_min: float | None = None  # wall-clock limit of the fit (minutes, counting a resumed fit's earlier part); the best checkpoint so far is kept
     resume_from: str | None = None  # a checkpoint of an earlier fit of the same classes: continue it (see train_gnn)
+    init_from: str | None = None  # a checkpoint whose weights start a new fit (fine-tuning; see train_gnn)
     seed: int = 0
     accelerator: str = "auto"  # cpu, gpu, auto
     devices: int | str = "auto"
@@ -268,18 +269,33 @@ def train_gnn(
     counts too (so give the total). The other hyperparameters of ``config`` should be those
     of the earlier fit; the restored optimiser keeps its own learning rate. Write to a new
     ``out_dir``: its metrics start at the resumed epoch.
+
+    ``config.init_from`` instead starts a new fit from a checkpoint's weights only
+    (fine-tuning, e.g. with ``position_noise`` or on more data of the same classes): a fresh
+    optimiser at ``config.lr``, epoch count, early stopping and time limit, and the best
+    checkpoint is chosen among the new epochs only. The architecture options must be the
+    checkpoint's.
     """
     out_dir = Path(out_dir)
     if not train_graphs or not val_graphs:
         raise ValueError(f"need training and validation graphs, got {len(train_graphs)} and {len(val_graphs)}")
-    resumed = None
+    if config.resume_from is not None and config.init_from is not None:
+        raise ValueError("give resume_from (continue a fit) or init_from (a new fit from its weights), not both")
+    resumed = initial = None
     if config.resume_from is not None:
-        _check_resumable(config.resume_from, config.form_names)
+        _read_checkpoint(config.resume_from, config.form_names, training_state=True)
         resumed = earlier_fit(config.resume_from)
+    if config.init_from is not None:
+        initial = _read_checkpoint(config.init_from, config.form_names, training_state=False)["state_dict"]
     L.seed_everything(config.seed, workers=True, verbose=False)
     module = GNNClassifier(
         config.form_names, lr=config.lr, lr_decay=config.lr_decay, lr_patience=config.lr_patience, position_noise=config.position_noise, num_convs=config.num_convs, dropout=config.dropout, **config.model_kwargs
     )
+    if initial is not None:
+        try:
+            module.load_state_dict(initial)
+        except RuntimeError as err:
+            raise ValueError(f"{config.init_from}: its network differs from the one configured (--convs and the model options must be its own): {err}") from None
     checkpoint = ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best", monitor="val_loss", mode="min", save_top_k=1, enable_version_counter=False)
     stopping = EarlyStopping(monitor="val_loss", mode="min", patience=config.patience, min_delta=config.min_delta)
     trainer = L.Trainer(
@@ -329,21 +345,27 @@ def train_gnn(
     }
     if resumed is not None:
         result["resumed_fit"] = resumed
+    if initial is not None:
+        result["initial_weights"] = earlier_fit(config.init_from)
     (out_dir / "train_config.json").write_text(json.dumps({**asdict(config), **result, **(info or {})}, indent=2))
     return Path(checkpoint.best_model_path)
 
 
-def _check_resumable(path: str | os.PathLike, form_names: Sequence[str]) -> None:
-    """Fail early, with the reason, where a fit cannot continue from checkpoint `path`."""
+def _read_checkpoint(path: str | os.PathLike, form_names: Sequence[str], training_state: bool) -> dict:
+    """A checkpoint of `molenv train gnn` to continue (``training_state``: with its optimiser
+    state) or to start from; fails early, with the reason, where it cannot be used."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint to resume from")
+        raise FileNotFoundError(f"{path}: no such checkpoint")
     state = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(state, dict) or "optimizer_states" not in state or "hyper_parameters" not in state:
-        raise ValueError(f"{path}: not a full Lightning training checkpoint of `molenv train gnn` (no optimiser state)")
+    needed = ("state_dict", "hyper_parameters") + (("optimizer_states",) if training_state else ())
+    if not isinstance(state, dict) or any(k not in state for k in needed):
+        raise ValueError(f"{path}: not a {'full ' if training_state else ''}Lightning training checkpoint of `molenv train gnn`"
+                         + (" (no optimiser state)" if training_state else ""))
     saved = list(state["hyper_parameters"].get("form_names", []))
     if saved != list(form_names):
         raise ValueError(f"{path}: trained on the classes {saved}, the data have {list(form_names)}")
+    return state
 
 
 def earlier_fit(checkpoint: str | os.PathLike) -> dict:
