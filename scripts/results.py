@@ -325,7 +325,7 @@ def train_record(model: str, entry: dict, steps: dict) -> dict:
     if resumed:
         # `molenv train gnn --resume`: a first fit, continued from its best checkpoint; the
         # script's step record (if any) is the first fit's
-        record.update(resumed=resumed, wall_s=None, fit_s=(c.get("wall_time_s") or 0) + (resumed.get("wall_time_s") or 0),
+        record.update(resumed=resumed, wall_s=None, continued_s=c.get("wall_time_s"), fit_s=(c.get("wall_time_s") or 0) + (resumed.get("wall_time_s") or 0),
                       command="\n".join(x for x in (resumed.get("command"), c.get("command")) if x))
     return record
 
@@ -531,11 +531,6 @@ def copy_figures(collected: dict, figure_dir: Path, dpi: int, suffix: str = "", 
 
 def f(x, digits: int = 3) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
-
-
-def continued_fit_s(t: dict, resumed: dict) -> float | None:
-    """Fitting time of the continued part of a resumed GNN fit."""
-    return None if t.get("fit_s") is None else t["fit_s"] - (resumed.get("wall_time_s") or 0)
 
 
 def minutes(seconds) -> str:
@@ -773,7 +768,7 @@ def report(by_protocol: dict, results: dict, figures: dict, args, figure_rel: st
                     add("")
                     add(f"The fit ran in two parts (`molenv train gnn --resume`, the wall-clock limit counting both): a first fit of "
                         f"{first.get('epochs')} epochs in {minutes(first.get('wall_time_s'))} (stopped by {first.get('stopped_by')}), continued from its best "
-                        f"checkpoint (epoch {first.get('checkpoint_epoch')}) for {minutes(continued_fit_s(t, first))}; the commands are below.")
+                        f"checkpoint (epoch {first.get('checkpoint_epoch')}) for {minutes(t['continued_s'])}; the commands are below.")
             if entry.get("earlier_dataset"):
                 add("The model was trained on another featurization of the same trajectories with the same training and validation frames "
                     "(an earlier one, before `--update-dataset` added test trajectories, or one made where the model was trained) "

@@ -281,19 +281,20 @@ def train_gnn(
         raise ValueError(f"need training and validation graphs, got {len(train_graphs)} and {len(val_graphs)}")
     if config.resume_from is not None and config.init_from is not None:
         raise ValueError("give resume_from (continue a fit) or init_from (a new fit from its weights), not both")
-    resumed = initial = None
+    resumed = initial = None  # (path, checkpoint state)
     if config.resume_from is not None:
-        _read_checkpoint(config.resume_from, config.form_names, training_state=True)
-        resumed = earlier_fit(config.resume_from)
+        if Path(config.resume_from).resolve().parent == (out_dir / "checkpoints").resolve():
+            raise ValueError(f"{config.resume_from}: write the continued fit to a new output directory, not the checkpoint's own")
+        resumed = Path(config.resume_from), _read_checkpoint(config.resume_from, config.form_names, training_state=True)
     if config.init_from is not None:
-        initial = _read_checkpoint(config.init_from, config.form_names, training_state=False)["state_dict"]
+        initial = Path(config.init_from), _read_checkpoint(config.init_from, config.form_names, training_state=False)
     L.seed_everything(config.seed, workers=True, verbose=False)
     module = GNNClassifier(
         config.form_names, lr=config.lr, lr_decay=config.lr_decay, lr_patience=config.lr_patience, position_noise=config.position_noise, num_convs=config.num_convs, dropout=config.dropout, **config.model_kwargs
     )
     if initial is not None:
         try:
-            module.load_state_dict(initial)
+            module.load_state_dict(initial[1]["state_dict"])
         except RuntimeError as err:
             raise ValueError(f"{config.init_from}: its network differs from the one configured (--convs and the model options must be its own): {err}") from None
     checkpoint = ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best", monitor="val_loss", mode="min", save_top_k=1, enable_version_counter=False)
@@ -320,8 +321,8 @@ def train_gnn(
     finally:
         torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
     wall = time.perf_counter() - start
-    if config.resume_from is not None:
-        _keep_resumed_if_better(Path(config.resume_from), checkpoint)
+    if resumed is not None:
+        _keep_resumed_if_better(*resumed, checkpoint)
     epochs = trainer.current_epoch  # epochs completed
     if stopping.stopped_epoch:
         stopped = f"early stopping: val_loss not better for {config.patience} epochs"
@@ -344,9 +345,9 @@ def train_gnn(
         "hardware": _hardware(trainer),
     }
     if resumed is not None:
-        result["resumed_fit"] = resumed
+        result["resumed_fit"] = earlier_fit(*resumed)
     if initial is not None:
-        result["initial_weights"] = earlier_fit(config.init_from)
+        result["initial_weights"] = earlier_fit(*initial)
     (out_dir / "train_config.json").write_text(json.dumps({**asdict(config), **result, **(info or {})}, indent=2))
     return Path(checkpoint.best_model_path)
 
@@ -368,16 +369,19 @@ def _read_checkpoint(path: str | os.PathLike, form_names: Sequence[str], trainin
     return state
 
 
-def earlier_fit(checkpoint: str | os.PathLike) -> dict:
-    """What a resumed fit continues: the checkpoint's epoch and training time so far (where
-    the fit had a --max-time, whose timer keeps it), and
-    the command, epochs and wall time of the fit that wrote it (from the train_config.json
-    beside its checkpoints/ folder, where that is still there)."""
-    checkpoint = Path(checkpoint)
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    timer = next((v for k, v in state.get("callbacks", {}).items() if k.startswith("Timer")), {})
+def _callback_state(state: dict, name: str) -> dict:
+    """The saved state of the trainer callback `name` (e.g. Timer, ModelCheckpoint) in a
+    checkpoint, {} where it had none (Lightning keys callbacks by name and options)."""
+    return next((v for k, v in state.get("callbacks", {}).items() if k.startswith(name)), {})
+
+
+def earlier_fit(checkpoint: Path, state: dict) -> dict:
+    """What a resumed or fine-tuning fit starts from: the checkpoint's epoch and training
+    time so far (where that fit had a --max-time, whose timer keeps it), and the command,
+    epochs and wall time of the fit that wrote it (from the train_config.json beside its
+    checkpoints/ folder, where that is still there)."""
     out = {"checkpoint": str(checkpoint.resolve()), "checkpoint_epoch": int(state["epoch"]),
-           "training_s_at_checkpoint": timer.get("time_elapsed", {}).get("train")}
+           "training_s_at_checkpoint": _callback_state(state, "Timer").get("time_elapsed", {}).get("train")}
     config = checkpoint.resolve().parent.parent / "train_config.json"
     if config.is_file():
         earlier = json.loads(config.read_text())
@@ -387,20 +391,18 @@ def earlier_fit(checkpoint: str | os.PathLike) -> dict:
     return out
 
 
-def _keep_resumed_if_better(resumed: Path, checkpoint: ModelCheckpoint) -> None:
+def _keep_resumed_if_better(resumed: Path, state: dict, checkpoint: ModelCheckpoint) -> None:
     """A fit resumed into a new directory starts its checkpoint's record afresh (Lightning
     reloads the best score only in the same directory): where no epoch of the continued fit
     beat the resumed checkpoint's validation loss, that checkpoint stays the best."""
-    state = torch.load(resumed, map_location="cpu", weights_only=False)
-    scores = [v.get("best_model_score") for k, v in state.get("callbacks", {}).items() if k.startswith("ModelCheckpoint")]
-    old = next((float(s) for s in scores if s is not None), None)
-    new = None if checkpoint.best_model_score is None else float(checkpoint.best_model_score)
-    if old is None or (new is not None and new < old and Path(checkpoint.best_model_path).parent == Path(checkpoint.dirpath)):
+    old = _callback_state(state, "ModelCheckpoint").get("best_model_score")
+    new = checkpoint.best_model_score
+    if old is None or (new is not None and float(new) < float(old)):
         return
     target = Path(checkpoint.dirpath) / "best.ckpt"
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(resumed, target)
-    checkpoint.best_model_path, checkpoint.best_model_score = str(target), torch.tensor(old)
+    checkpoint.best_model_path, checkpoint.best_model_score = str(target), torch.as_tensor(float(old))
 
 
 def _hardware(trainer: L.Trainer) -> str:
