@@ -98,6 +98,7 @@ GNN_DEFAULTS = {
     "max_epochs": 100,
     "patience": 10,
     "max_time": 40.0,
+    "convs": 1,
 }
 # per molecule: nicotinamide has 16 training frames per crystal form (urea 40) and 10
 # classes, so it trains on every frame and gets more time
@@ -240,6 +241,9 @@ def run_molecule(molecule: str, models: list[str], args, protocol: str = "method
                 "--max-epochs", QUICK["gnn_max_epochs"] if args.quick else args.gnn_max_epochs,
                 "--patience", args.gnn_patience, "--threads", args.gnn_threads, "--accelerator", args.gnn_accelerator, "--devices", 1,
             )
+            convs = gnn_option(args, molecule, "convs")
+            if convs != 1:
+                cmd += ["--convs", convs]
             max_time = gnn_option(args, molecule, "max_time")
             if max_time and not args.quick:
                 cmd += ["--max-time", max_time]
@@ -316,18 +320,26 @@ def train_record(model: str, entry: dict, steps: dict) -> dict:
         return {"epochs": epochs, "best_epoch": best, "best_val_loss": c.get("best_val_loss"), "stopped_by": stopped,
                 "train_molecules": c.get("provenance", {}).get("train_molecules"), "wall_s": step.get("wall_s"),
                 "command": step.get("command"), "options": options}
-    keys = ("form_names", "num_convs", "dropout", "lr", "lr_decay", "lr_patience", "batch_size", "batching", "max_epochs", "patience", "min_delta", "max_time_min", "seed", "frame_step", "val_frame_step", "deterministic")
+    keys = ("form_names", "num_convs", "dropout", "lr", "lr_decay", "lr_patience", "batch_size", "batching", "max_epochs", "patience", "min_delta", "max_time_min", "seed", "frame_step", "val_frame_step", "deterministic", "position_noise")
     record = {"epochs": c.get("epochs"), "best_epoch": c.get("best_epoch"), "best_val_loss": c.get("best_val_loss"), "stopped_by": c.get("stopped_by"),
               "train_frames": c.get("n_train_graphs"), "val_frames": c.get("n_val_graphs"), "train_molecules": c.get("n_train_molecules"),
               "wall_s": step.get("wall_s", c.get("wall_time_s")), "fit_s": c.get("wall_time_s"),
               "command": step.get("command", c.get("command")), "hardware": c.get("hardware"), "options": {k: c.get(k) for k in keys if k in c}}
-    resumed = c.get("resumed_fit")
-    if resumed:
-        # `molenv train gnn --resume`: a first fit, continued from its best checkpoint; the
-        # script's step record (if any) is the first fit's
-        record.update(resumed=resumed, wall_s=None, continued_s=c.get("wall_time_s"), fit_s=(c.get("wall_time_s") or 0) + (resumed.get("wall_time_s") or 0),
-                      command="\n".join(x for x in (resumed.get("command"), c.get("command")) if x))
+    # a fit in two parts: `molenv train gnn --resume` (a first fit, continued from its best
+    # checkpoint) or `--init-from` (a new fit from the first one's weights: fine-tuning); the
+    # script's step record (if any) is the first fit's
+    for key, kind in (("resumed_fit", "resumed"), ("initial_weights", "fine-tuned")):
+        first = c.get(key)
+        if first:
+            record.update(first_fit=first, two_parts=kind, wall_s=None, continued_s=c.get("wall_time_s"),
+                          fit_s=(c.get("wall_time_s") or 0) + (first.get("wall_time_s") or 0),
+                          command="\n".join(x for x in (first.get("command"), c.get("command")) if x))
     return record
+
+
+def convolutions(n) -> str:
+    """The GNN's graph convolutions, against the published model's one (METHOD.md §4)."""
+    return "1 convolution (published architecture)" if n == 1 else f"{n} convolutions (the published model has 1)"
 
 
 def _best_epoch(metrics_csv: Path, best_loss: float) -> int | None:
@@ -757,18 +769,24 @@ def report(by_protocol: dict, results: dict, figures: dict, args, figure_rel: st
             else:
                 limit = f"wall-clock limit {opts['max_time_min']:g} min" if opts.get("max_time_min") else "no wall-clock limit"
                 add(f"Training: {t['train_frames']} training frames ({t['train_molecules']} molecules; {every(opts.get('frame_step'))} of each trajectory's "
-                    f"training frames), {t['val_frames']} validation frames ({every(opts.get('val_frame_step'))}); {opts.get('num_convs')} convolution "
-                    f"(published architecture), dropout {opts.get('dropout')}, Adam lr {opts.get('lr')} (x {opts.get('lr_decay')} after {opts.get('lr_patience')} epochs without a better validation loss), {opts.get('batch_size')} frames per step ({opts.get('batching')} batches), "
+                    f"training frames), {t['val_frames']} validation frames ({every(opts.get('val_frame_step'))}); {convolutions(opts.get('num_convs'))}, "
+                    + (f"position noise {opts['position_noise']:g} A, " if opts.get("position_noise") else "")
+                    + f"dropout {opts.get('dropout')}, Adam lr {opts.get('lr')} (x {opts.get('lr_decay')} after {opts.get('lr_patience')} epochs without a better validation loss), {opts.get('batch_size')} frames per step ({opts.get('batching')} batches), "
                     f"early stopping patience {opts.get('patience')}, at most {opts.get('max_epochs')} epochs, {limit}, "
                     f"seed {opts.get('seed')}, deterministic kernels, on {t.get('hardware') or '1 CPU thread'}. Ran {t['epochs']} epochs (best epoch {t['best_epoch']}, validation "
                     f"loss {f(t['best_val_loss'], 4)}; stopped by {t['stopped_by']}) in {minutes(t['fit_s'])} of fitting"
                     + (f", {minutes(t['wall_s'])} in all (with building the graphs)." if t.get("wall_s") is not None else "."))
-                first = t.get("resumed")
-                if first:
+                first = t.get("first_fit")
+                if first and t["two_parts"] == "resumed":
                     add("")
                     add(f"The fit ran in two parts (`molenv train gnn --resume`, the wall-clock limit counting both): a first fit of "
                         f"{first.get('epochs')} epochs in {minutes(first.get('wall_time_s'))} (stopped by {first.get('stopped_by')}), continued from its best "
                         f"checkpoint (epoch {first.get('checkpoint_epoch')}) for {minutes(t['continued_s'])}; the commands are below.")
+                elif first:
+                    add("")
+                    add(f"The fit ran in two parts: a first fit from random weights of {first.get('epochs')} epochs in {minutes(first.get('wall_time_s'))} "
+                        f"(stopped by {first.get('stopped_by')}; its own options are in its command below), then the fit above, started from that fit's best "
+                        f"checkpoint (epoch {first.get('checkpoint_epoch')}; `molenv train gnn --init-from`, fine-tuning); the commands are below.")
             if entry.get("earlier_dataset"):
                 add("The model was trained on another featurization of the same trajectories with the same training and validation frames "
                     "(an earlier one, before `--update-dataset` added test trajectories, or one made where the model was trained) "
@@ -879,7 +897,12 @@ def report(by_protocol: dict, results: dict, figures: dict, args, figure_rel: st
             continue
         for step in ("featurize", "train_sf", "evaluate_sf", "evaluate_sf_val", "train_gnn", "evaluate_gnn", "evaluate_gnn_val"):
             s = c["steps"].get(step)
-            if s:
+            gnn = c["models"].get("gnn") if step == "train_gnn" else None
+            t = train_record("gnn", gnn, c["steps"]) if gnn else {}
+            if t.get("first_fit"):  # a fit in two parts: both commands, with their fitting times
+                add(f"{t['first_fit'].get('command')}    # {minutes(t['first_fit'].get('wall_time_s'))} of fitting")
+                add(f"{gnn['config'].get('command')}    # {minutes(t['continued_s'])} of fitting")
+            elif s:
                 add(f"{s['command']}    # {minutes(s['wall_s'])}")
     add("```")
     add("")
@@ -938,6 +961,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--gnn-patience", type=int, default=GNN_DEFAULTS["patience"], help="early-stopping patience in epochs (default %(default)s)")
     g.add_argument("--gnn-accelerator", choices=["cpu", "gpu"], default="cpu", help="where the GNN trains (default cpu; gpu: one CUDA device)")
     g.add_argument("--gnn-threads", type=int, default=1, help="torch CPU threads of the fit (default %(default)s; recorded in train_config.json)")
+    g.add_argument("--gnn-convs", type=int, help=f"graph convolutions (default {GNN_DEFAULTS['convs']}, the published model)")
     g.add_argument("--gnn-max-time", type=float, help=f"wall-clock limit of the fit in minutes (default {GNN_DEFAULTS['max_time']:g}, nicotinamide 60; 0: none)")
     args = parser.parse_args(argv)
     args.command_line = shlex.join(argv if argv is not None else sys.argv[1:])

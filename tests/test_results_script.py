@@ -172,5 +172,31 @@ def test_train_record_of_a_resumed_gnn_fit(results_script, tmp_path):
                               "command": "molenv train gnn D --out A --max-time 80"}}
     t = results_script.train_record("gnn", {"config": config, "dir": tmp_path}, {"train_gnn": {"command": "molenv train gnn D --out A --max-time 80", "wall_s": 4900.0}})
     assert t["command"].splitlines() == ["molenv train gnn D --out A --max-time 80", config["command"]]
-    assert t["fit_s"] == 7800.0 and t["wall_s"] is None and t["resumed"]["checkpoint_epoch"] == 27
+    assert t["fit_s"] == 7800.0 and t["wall_s"] is None and t["first_fit"]["checkpoint_epoch"] == 27
+    assert t["two_parts"] == "resumed"
     assert t["continued_s"] == 3000.0
+
+
+def test_train_record_of_a_fine_tuned_gnn_fit(results_script, tmp_path):
+    # `molenv train gnn --init-from`: the first fit's record comes from initial_weights
+    config = {"epochs": 20, "best_epoch": 19, "best_val_loss": 0.05, "stopped_by": "max_time (3.2 min)", "wall_time_s": 190.0, "num_convs": 2,
+              "position_noise": 0.05, "frame_step": 1, "command": "molenv train gnn D --out B --convs 2 --init-from A/best.ckpt",
+              "initial_weights": {"checkpoint_epoch": 45, "epochs": 56, "stopped_by": "early stopping", "wall_time_s": 340.0,
+                                  "command": "molenv train gnn D --out A --convs 2"}}
+    t = results_script.train_record("gnn", {"config": config, "dir": tmp_path}, {})
+    assert t["two_parts"] == "fine-tuned" and t["first_fit"]["checkpoint_epoch"] == 45
+    assert t["command"].splitlines() == ["molenv train gnn D --out A --convs 2", config["command"]]
+    assert t["fit_s"] == 530.0 and t["options"]["num_convs"] == 2 and t["options"]["position_noise"] == 0.05
+    assert results_script.convolutions(1) == "1 convolution (published architecture)"
+    assert results_script.convolutions(2) == "2 convolutions (the published model has 1)"
+
+
+def test_gnn_convs_option(results_script, tmp_path, capsys):
+    """--gnn-convs reaches `molenv train gnn --convs`; the published single convolution is the default."""
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"trajectories": NICOTINAMIDE_ENTRIES}))
+    for extra, expected in (([], False), (["--gnn-convs", "2"], True)):
+        argv = ["--dry-run", "--molecule", "urea", "--model", "gnn", "--manifest", str(manifest), "--work", str(tmp_path / "work"), *extra]
+        assert results_script.main(argv) == 0
+        train = [l for l in capsys.readouterr().out.splitlines() if "train_gnn:" in l]
+        assert len(train) == 1 and ("--convs 2" in train[0]) == expected
