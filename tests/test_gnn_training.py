@@ -231,3 +231,21 @@ def test_position_noise_changes_training_only(trained, data, tmp_path):
     assert torch.equal(val[0], val[1]) and not torch.equal(train[0], train[1])
     with pytest.raises(ValueError, match="position_noise must be >= 0"):
         GNNClassifier(FORMS, position_noise=-0.1)
+
+
+def test_a_checkpoint_moved_alone_keeps_its_fits_command(trained, data, tmp_path):
+    # every checkpoint carries its fit's command and hardware, so a fine-tuning (or resumed)
+    # fit from a copy with no train_config.json beside it still records where it came from
+    _, first = trained
+    cfg = config(epochs=1)
+    cfg.init_from = str(first)
+    tuned = train_gnn(*data, cfg, tmp_path / "tuned", info={"command": "molenv train gnn D --out tuned"})
+    alone = tmp_path / "copied" / "tuned.ckpt"
+    alone.parent.mkdir()
+    alone.write_bytes(tuned.read_bytes())
+    again = config(epochs=1)
+    again.init_from = str(alone)
+    train_gnn(*data, again, tmp_path / "again")
+    initial = json.loads((tmp_path / "again" / "train_config.json").read_text())["initial_weights"]
+    assert initial["command"] == "molenv train gnn D --out tuned" and initial["hardware"].startswith("CPU")
+    assert "epochs" not in initial  # only the train_config.json beside a checkpoint has those

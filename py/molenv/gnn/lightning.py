@@ -297,6 +297,7 @@ def train_gnn(
             module.load_state_dict(initial[1]["state_dict"])
         except RuntimeError as err:
             raise ValueError(f"{config.init_from}: its network differs from the one configured (--convs and the model options must be its own): {err}") from None
+    record = FitRecord({k: v for k, v in (info or {}).items() if k in ("command", "dataset", "dataset_manifest_sha256")})
     checkpoint = ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best", monitor="val_loss", mode="min", save_top_k=1, enable_version_counter=False)
     stopping = EarlyStopping(monitor="val_loss", mode="min", patience=config.patience, min_delta=config.min_delta)
     trainer = L.Trainer(
@@ -306,7 +307,7 @@ def train_gnn(
         devices=config.devices,
         strategy=config.strategy,
         deterministic="warn" if config.deterministic else None,
-        callbacks=[stopping, checkpoint, *([LearningRateMonitor("epoch")] if config.lr_decay < 1.0 else []), *callbacks],
+        callbacks=[stopping, checkpoint, record, *([LearningRateMonitor("epoch")] if config.lr_decay < 1.0 else []), *callbacks],
         logger=CSVLogger(out_dir, name="logs", version=""),
         log_every_n_steps=1,
         enable_progress_bar=config.progress_bar,
@@ -352,6 +353,18 @@ def train_gnn(
     return Path(checkpoint.best_model_path)
 
 
+class FitRecord(L.Callback):
+    """Writes the record of the fit (its command, dataset, hardware) into every checkpoint
+    it saves, under ``molenv_fit``: a checkpoint copied away from its run directory (to or
+    from a GPU machine, say) still tells a resumed or fine-tuning fit where it came from."""
+
+    def __init__(self, record: dict):
+        self.record = dict(record)
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+        checkpoint["molenv_fit"] = {**self.record, "hardware": _hardware(trainer)}
+
+
 def _read_checkpoint(path: str | os.PathLike, form_names: Sequence[str], training_state: bool) -> dict:
     """A checkpoint of `molenv train gnn` to continue (``training_state``: with its optimiser
     state) or to start from; fails early, with the reason, where it cannot be used."""
@@ -377,11 +390,13 @@ def _callback_state(state: dict, name: str) -> dict:
 
 def earlier_fit(checkpoint: Path, state: dict) -> dict:
     """What a resumed or fine-tuning fit starts from: the checkpoint's epoch and training
-    time so far (where that fit had a --max-time, whose timer keeps it), and the command,
-    epochs and wall time of the fit that wrote it (from the train_config.json beside its
-    checkpoints/ folder, where that is still there)."""
+    time so far (where that fit had a --max-time, whose timer keeps it), the command and
+    hardware of the fit that wrote it (saved in the checkpoint), and that fit's epochs and
+    wall time (from the train_config.json beside its checkpoints/ folder, where that is
+    still there)."""
     out = {"checkpoint": str(checkpoint.resolve()), "checkpoint_epoch": int(state["epoch"]),
-           "training_s_at_checkpoint": _callback_state(state, "Timer").get("time_elapsed", {}).get("train")}
+           "training_s_at_checkpoint": _callback_state(state, "Timer").get("time_elapsed", {}).get("train"),
+           **state.get("molenv_fit", {})}
     config = checkpoint.resolve().parent.parent / "train_config.json"
     if config.is_file():
         earlier = json.loads(config.read_text())
