@@ -192,11 +192,14 @@ def test_train_record_of_a_fine_tuned_gnn_fit(results_script, tmp_path):
 
 
 def test_gnn_convs_option(results_script, tmp_path, capsys):
-    """--gnn-convs reaches `molenv train gnn --convs`; the published single convolution is the default."""
+    """--gnn-convs reaches `molenv train gnn --convs`; the default is urea's two convolutions,
+    nicotinamide's single one (published), which adds no option."""
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps({"trajectories": NICOTINAMIDE_ENTRIES}))
-    for extra, expected in (([], False), (["--gnn-convs", "2"], True)):
-        argv = ["--dry-run", "--molecule", "urea", "--model", "gnn", "--manifest", str(manifest), "--work", str(tmp_path / "work"), *extra]
+    cases = ((["--molecule", "urea"], True), (["--molecule", "urea", "--gnn-convs", "1"], False),
+             (["--molecule", "nicotinamide"], False), (["--molecule", "nicotinamide", "--gnn-convs", "2"], True))
+    for extra, expected in cases:
+        argv = ["--dry-run", "--model", "gnn", "--manifest", str(manifest), "--work", str(tmp_path / "work"), *extra]
         assert results_script.main(argv) == 0
         train = [l for l in capsys.readouterr().out.splitlines() if "train_gnn:" in l]
         assert len(train) == 1 and ("--convs 2" in train[0]) == expected
