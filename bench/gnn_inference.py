@@ -163,7 +163,7 @@ def bench_sf_peer(frames, spec_name: str, n_classes: int) -> dict:
     return {"sf_python_ms": 1000 * (time.perf_counter() - t0) / n, "sf_python_cpu_ms": 1000 * (time.process_time() - c0) / n}
 
 
-def bench_training(frames, n_forms: int, epochs: int = 2, batch_size: int = 4, accelerator: str = "cpu") -> dict:
+def bench_training(frames, n_forms: int, epochs: int = 2, batch_size: int = 4, accelerator: str = "cpu", num_convs: int = 1) -> dict:
     import lightning as L
 
     from molenv.gnn.graph import frame_to_graph
@@ -182,7 +182,8 @@ def bench_training(frames, n_forms: int, epochs: int = 2, batch_size: int = 4, a
     rng = np.random.default_rng(1)
     graphs = [frame_to_graph(f, polymorph=int(rng.integers(n_forms)), topology=0) for f in frames]
     timer = EpochTimer()
-    config = GNNTrainConfig(form_names=[f"form{k}" for k in range(n_forms)], batch_size=batch_size, max_epochs=epochs, accelerator=accelerator, devices=1)
+    config = GNNTrainConfig(form_names=[f"form{k}" for k in range(n_forms)], batch_size=batch_size, max_epochs=epochs, accelerator=accelerator, devices=1,
+                            num_convs=num_convs)
     with tempfile.TemporaryDirectory() as out:
         train_gnn(graphs, graphs[:batch_size], config, out, callbacks=[timer])
     per_epoch = min(timer.times)
@@ -217,6 +218,9 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, default=100, help="inference frames per system")
     parser.add_argument("--train-frames", type=int, default=16, help="frames of the training epoch")
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS))
+    parser.add_argument("--train-convs", type=int, nargs="+", default=[1],
+                        help="graph convolutions of the timed training epochs (the first gives epoch_s; each further N adds "
+                        "epoch_s_convsN and its ratio to the first)")
     parser.add_argument("--gpu", action="store_true", help="also time the forward pass and a training epoch on the GPU (CUDA)")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)
@@ -247,7 +251,10 @@ def main(argv=None) -> int:
         row["gnn_sequential_frame / sf_python_frame"] = (row["graph_ms"] + row["forward_ms"]) / row["sf_python_ms"]
         torch.set_num_threads(args.threads)
         train_frames = jittered(frame, args.train_frames, seed=2)
-        row.update(bench_training(train_frames, n_forms[system]))
+        row.update(bench_training(train_frames, n_forms[system], num_convs=args.train_convs[0]))
+        for n in args.train_convs[1:]:
+            row[f"epoch_s_convs{n}"] = bench_training(train_frames, n_forms[system], num_convs=n)["epoch_s"]
+            row[f"epoch_convs{n} / epoch_convs{args.train_convs[0]}"] = row[f"epoch_s_convs{n}"] / row["epoch_s"]
         if args.gpu:
             row.update(bench_gpu(train_frames, classifier, n_forms[system]))
             row["cpu_epoch / gpu_epoch"] = row["epoch_s"] / row["gpu_epoch_s"]

@@ -104,7 +104,7 @@ GNN_DEFAULTS = {
 # per molecule: nicotinamide has 16 training frames per crystal form (urea 40) and 10
 # classes, so it trains on every frame and gets more time; urea's clusters need two graph
 # convolutions (one underfits the surface molecules: docs/results_notes.md), which cost
-# ~1.4x per epoch on a CPU thread, and more epochs
+# ~1.7x per epoch on a CPU thread (docs/benchmarks.md), and more epochs
 GNN_MOLECULE_DEFAULTS = {"urea": {"convs": 2, "max_time": 100.0}, "nicotinamide": {"frame_step": 1, "max_time": 60.0}}
 
 

@@ -361,8 +361,11 @@ class FitRecord(L.Callback):
     def __init__(self, record: dict):
         self.record = dict(record)
 
+    def on_fit_start(self, trainer, pl_module):
+        self.record["hardware"] = _hardware(trainer)
+
     def on_save_checkpoint(self, trainer, pl_module, checkpoint):
-        checkpoint["molenv_fit"] = {**self.record, "hardware": _hardware(trainer)}
+        checkpoint["molenv_fit"] = self.record
 
 
 def _read_checkpoint(path: str | os.PathLike, form_names: Sequence[str], training_state: bool) -> dict:
