@@ -84,8 +84,9 @@ def test_urea_form_IV_convention_and_symmetrisation(reference_dir, urea):
     cell = C.cell_molecules(sym, urea)
     v2 = cell.positions[:, 5] - cell.positions[:, 2]
     v2 /= np.linalg.norm(v2, axis=1)[:, None]
-    # the two molecules' N1->N2 vectors make an obtuse angle in our convention (the reference
-    # urea model has an S3(v2) Gaussian at cos = -0.64); C->O vectors are antiparallel
+    # carried by symmetry, the two molecules' N1->N2 vectors make an obtuse angle (the 2-fold
+    # axes swap N1 and N2); the system builders relabel one of them (tests/test_labelling.py).
+    # C->O vectors are antiparallel
     assert v2[0] @ v2[1] == pytest.approx(-0.675, abs=0.01)
     v1 = cell.positions[:, 1] - cell.positions[:, 0]
     assert v1[0] @ v1[1] / np.linalg.norm(v1[0]) / np.linalg.norm(v1[1]) == pytest.approx(-1.0, abs=1e-6)

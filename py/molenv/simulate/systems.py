@@ -8,6 +8,9 @@ is a protocol (high-temperature NVT, quench, NPT), see :mod:`molenv.simulate.md`
 ``MolecularSystem.prepare`` writes what OpenMM needs: ``system.pdb`` (residue = molecule,
 spec atom names and order, CONECT records, CRYST1) and ``system.prmtop`` built by tleap from
 the molecule's residue template.
+
+Every system's molecules are labelled to the convention of :mod:`molenv.labelling` (urea:
+every N1 -> N2 in one hemisphere), whatever labelling the structure file carried.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import numpy as np
 
 from molenv.crystals import CrystalError, box_vectors, cell_molecules, read_crystal, supercell, symmetrise
 from molenv.frames import MolecularFrame, perpendicular_heights
+from molenv.labelling import apply_convention
 from molenv.simulate import SimulationError
 from molenv.simulate.parametrise import ForceField, residue_name, run_tleap
 from molenv.spec import MoleculeSpec
@@ -36,6 +40,13 @@ class MolecularSystem:
     groups: list[tuple[str, int]]  # (name, number of molecules), consecutive
     description: str
     info: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        # every builder's molecules follow one labelling of graph-equivalent atoms (urea's
+        # N1/N2): molenv.labelling; what was relabelled goes to run.json and run.log
+        self.positions, reports = apply_convention(self.spec, self.positions, self.dimensions)
+        if reports:
+            self.info["labelling"] = [r.describe() for r in reports]
 
     @property
     def n_molecules(self) -> int:

@@ -1,0 +1,162 @@
+"""Labelling convention for graph-equivalent atoms that a descriptor vector joins.
+
+A point-vector descriptor may use a vector between two atoms that the molecular graph does
+not tell apart: urea's v2 = N1 -> N2 (a graph automorphism swaps N1 with N2 and their H).
+Which N is "N1" is then a labelling choice, and it changes the descriptor: the symmetry
+functions S3/S4 use cos(v_I, v_J) without absolute value, so relabelling one molecule turns
++cos into -cos for all its pairs. A model trained on one labelling misreads another: urea
+form IV built with its two sublattices labelled "by symmetry" (cos -0.675 between them) is
+not form IV at all for the original authors' model, which was trained on files where every
+N1 -> N2 points the same way (cos +0.675; Kuroshima et al. 2024, reference dumps and
+interface file).
+
+The convention (applied by every system builder of `molenv simulate`, checked by
+`molenv labelling`):
+
+    The vectors between graph-equivalent atoms of all molecules lie in one hemisphere:
+    v_I . d > 0 for every molecule I, where d is the direction of the best alignment,
+    the d that maximises |sum_I s_I v_I| over the signs s_I = +-1.
+
+d is found by sign iteration from the nematic director (the leading eigenvector of
+sum_I v_I v_I^T): s_I = sign(v_I . d), then d = sum_I s_I v_I / |...|, until the signs no
+longer change. Its overall sign is free (a global flip changes no cosine): d points to the
+side of the majority of the molecules as labelled (so that relabelling moves the fewest),
+and to the side of its largest Cartesian component on a tie. For urea this puts every
+N1 -> N2 along a (or b: equivalent in the tetragonal cell) in form I, whose two
+sublattices' N-N axes are the cell diagonals, and along b in form IV, as in the authors' files (they point along -b in the form I dump
+and along -x, which is form I a = form IV b, in the interface file).
+
+The convention is about ordered systems: in a melt the directions are random and the
+labels are whatever the crystal it was melted from had. `LabellingReport.alignment`
+(|sum_I s_I v_I| / N with unit vectors: 1 = all parallel; form I 0.71, form IV 0.92,
+random directions 0.5) says how much order there is to label against.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import networkx as nx
+import numpy as np
+
+from molenv.frames import minimum_image
+from molenv.spec import MoleculeSpec
+
+AMBIGUOUS_COS = 0.05  # molecules whose vector is this close to perpendicular to d are not counted against it
+MAX_ITERATIONS = 100
+
+
+@dataclass(frozen=True)
+class EquivalentVector:
+    """A spec vector whose two atoms are graph-equivalent."""
+
+    index: int  # 0-based index among the spec's vectors
+    atoms: tuple[int, int]  # 1-based spec positions (a, b): v = r(b) - r(a)
+    names: tuple[str, str]
+    permutation: np.ndarray  # spec positions (0-based) of the relabelled molecule: new[k] = old[permutation[k]]
+
+    @property
+    def label(self) -> str:
+        return f"{self.names[0]}->{self.names[1]}"
+
+
+@dataclass
+class LabellingReport:
+    """How one vector of a set of molecules is labelled against the convention."""
+
+    vector: str  # e.g. "N1->N2"
+    direction: np.ndarray  # unit d
+    n_molecules: int
+    n_against: int  # molecules on the minority side of d (0 = the convention holds)
+    n_ambiguous: int  # molecules with |cos(v, d)| < AMBIGUOUS_COS (not counted in n_against)
+    alignment: float  # |sum s_I v_I| / N for unit v_I
+    n_relabelled: int = 0  # molecules relabelled by `apply_convention`
+
+    @property
+    def follows(self) -> bool:
+        return self.n_against == 0
+
+    def describe(self) -> str:
+        d = ", ".join(f"{x:+.3f}" for x in self.direction)
+        state = "follows the convention" if self.follows else f"{self.n_against} of {self.n_molecules} molecules against the convention"
+        extra = f", {self.n_ambiguous} nearly perpendicular to d" if self.n_ambiguous else ""
+        relabelled = f"; relabelled {self.n_relabelled} molecules" if self.n_relabelled else ""
+        return f"{self.vector}: {state} (d = ({d}), alignment {self.alignment:.3f}{extra}){relabelled}"
+
+
+def equivalent_vectors(spec: MoleculeSpec) -> list[EquivalentVector]:
+    """The spec's vectors whose two atoms a graph automorphism swaps (elements kept), each with
+    the atom permutation of one such automorphism (the one networkx finds first)."""
+    graph = nx.Graph()
+    graph.add_nodes_from((i, {"element": e}) for i, e in enumerate(spec.elements))
+    graph.add_edges_from(spec.bonds)
+    same_element = nx.algorithms.isomorphism.categorical_node_match("element", None)
+    found = []
+    for index, (a, b) in enumerate(spec.vectors):
+        for mapping in nx.algorithms.isomorphism.GraphMatcher(graph, graph, node_match=same_element).isomorphisms_iter():
+            if mapping[a - 1] == b - 1 and mapping[b - 1] == a - 1:
+                # relabelled atom k is the old atom that the automorphism sends to k
+                inverse = np.empty(len(spec.elements), dtype=int)
+                for old, new in mapping.items():
+                    inverse[new] = old
+                found.append(EquivalentVector(index, (a, b), (spec.atom_names[a - 1], spec.atom_names[b - 1]), inverse))
+                break
+    return found
+
+
+def alignment_direction(vectors: np.ndarray) -> np.ndarray:
+    """Unit d maximising |sum_I s_I v_I| over signs (sign iteration from the nematic director);
+    overall sign: largest Cartesian component positive. `vectors`: (n, 3)."""
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    _, eigenvectors = np.linalg.eigh(unit.T @ unit)
+    d = eigenvectors[:, -1]
+    signs = None
+    for _ in range(MAX_ITERATIONS):
+        new_signs = np.where(unit @ d >= 0, 1.0, -1.0)
+        if signs is not None and np.array_equal(new_signs, signs):
+            break
+        signs = new_signs
+        total = signs @ unit
+        norm = np.linalg.norm(total)
+        if norm == 0.0:  # perfectly cancelling (e.g. two molecules): keep the director
+            break
+        d = total / norm
+    return d if d[np.argmax(np.abs(d))] > 0 else -d
+
+
+def _report(label: str, vectors: np.ndarray) -> tuple[LabellingReport, np.ndarray]:
+    """Report of unit-normalisable `vectors` (n, 3) and the per-molecule cos(v, d)."""
+    d = alignment_direction(vectors)
+    cos = (vectors @ d) / np.linalg.norm(vectors, axis=1)
+    clear = np.abs(cos) >= AMBIGUOUS_COS
+    n_plus, n_minus = int(np.sum(cos[clear] > 0)), int(np.sum(cos[clear] < 0))
+    if n_minus > n_plus:
+        d, cos = -d, -cos  # d on the side of the majority, so that relabelling moves the fewest molecules
+    alignment = float(np.linalg.norm(np.where(cos >= 0, 1.0, -1.0) @ (vectors / np.linalg.norm(vectors, axis=1, keepdims=True))) / len(vectors))
+    return LabellingReport(label, d, len(vectors), min(n_plus, n_minus), int(np.sum(~clear)), alignment), cos
+
+
+def check_labelling(spec: MoleculeSpec, molecules: np.ndarray, box=None) -> list[LabellingReport]:
+    """Reports for every equivalent-atom vector of ``spec`` in ``molecules`` ((n_molecules,
+    atoms_per_molecule, 3) in spec order; vectors taken with the minimum image of ``box``)."""
+    return [_report(ev.label, _vectors(molecules, ev, box))[0] for ev in equivalent_vectors(spec)]
+
+
+def apply_convention(spec: MoleculeSpec, molecules: np.ndarray, box=None) -> tuple[np.ndarray, list[LabellingReport]]:
+    """``molecules`` relabelled to the convention (a copy), and a report per vector. A
+    molecule whose vector points against d gets the atoms of the swapping automorphism.
+    Molecules nearly perpendicular to d (|cos| < AMBIGUOUS_COS) are left as they are."""
+    out = np.array(molecules, dtype=np.float64, copy=True)
+    reports = []
+    for ev in equivalent_vectors(spec):
+        report, cos = _report(ev.label, _vectors(out, ev, box))
+        flip = cos <= -AMBIGUOUS_COS
+        out[flip] = out[flip][:, ev.permutation]
+        report.n_relabelled = int(flip.sum())
+        report.n_against = 0
+        reports.append(report)
+    return out, reports
+
+
+def _vectors(molecules: np.ndarray, ev: EquivalentVector, box) -> np.ndarray:
+    a, b = ev.atoms
+    return minimum_image(molecules[:, b - 1] - molecules[:, a - 1], box)
