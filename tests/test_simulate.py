@@ -203,3 +203,79 @@ def test_nose_hoover_cluster(tmp_path, ff_cache, reference_dir):
     meta = json.loads((out / "run.json").read_text())
     assert meta["settings"]["thermostat"] == "nose-hoover" and meta["system"]["box_vectors"] is None
     assert json.loads((out / "summary.json").read_text())["n_frames"] == 2
+
+
+def _final_state(out: Path):
+    """positions (A, numpy) and box vectors (A, 3x3) of <out>/final.xml."""
+    import openmm
+    from openmm import unit
+
+    state = openmm.XmlSerializer.deserialize((out / "final.xml").read_text())
+    return (state.getPositions(asNumpy=True).value_in_unit(unit.angstrom),
+            np.array(state.getPeriodicBoxVectors().value_in_unit(unit.angstrom)))
+
+
+def test_npzt_barostat_moves_z_only(tmp_path, ff_cache, reference_dir):
+    """--barostat z: 400 steps (16 Monte Carlo box moves), x and y of the box fixed to 1e-12,
+    z changed; recorded in run.json and the log."""
+    out = tmp_path / "npzt"
+    assert simulate("crystal", "--molecule", "urea", "--atom-types", "gaff", "--ff-cache", ff_cache, "--structure", reference_dir / "urea/formI.cif",
+                    "--barostat", "z", "--no-minimise", "--equilibrate", 0.4, "--production", 0.4, "--frame-interval", 0.02,
+                    "--report-interval", 0.2, "--threads", 1, "--no-progress", "--out", out) == 0
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["settings"]["barostat"] == "z" and meta["system"]["barostat"] == "z" and "--barostat z" in meta["command"]
+    assert [s["ensemble"] for s in meta["stages"]] == ["npt", "npt"]
+    assert "barostat z" in (out / "run.log").read_text()
+    start = np.array(meta["system"]["box_vectors"])
+    _, end = _final_state(out)
+    assert np.allclose(end[:2], start[:2], rtol=1e-12, atol=0)  # a and b (the xy plane): untouched
+    assert np.allclose(end[2, :2], start[2, :2], rtol=1e-12, atol=1e-12)
+    assert abs(end[2, 2] / start[2, 2] - 1) > 1e-4  # z moved
+    dims = np.load(out / "frame_boxes.npz")["dimensions"]
+    assert len(dims) == 20
+    assert np.allclose(dims[:, :2], np.linalg.norm(start[:2], axis=1), rtol=1e-12, atol=0)
+    assert np.allclose(dims[:, 3:], 90.0, rtol=1e-12)
+    assert len(np.unique(dims[:, 2])) > 1  # z changes during production too
+
+
+def test_no_minimise_starts_from_the_built_coordinates(tmp_path, ff_cache, reference_dir):
+    """Zero-length stages: the final state is the state at step 0. With --no-minimise it holds
+    the coordinates of system.pdb (= the built system to its 0.001 A precision); without, the
+    minimised ones."""
+    from openmm import app, unit
+
+    from molenv.simulate.systems import cluster_system
+
+    built = cluster_system(load_spec("urea"), reference_dir / "urea/formI.cif", diameter=10).positions.reshape(-1, 3)
+    args = ["cluster", "--molecule", "urea", "--atom-types", "gaff", "--ff-cache", ff_cache, "--structure", reference_dir / "urea/formI.cif",
+            "--diameter", 10, "--equilibrate", 0, "--production", 0, "--threads", 1, "--no-progress"]
+    for minimise in (False, True):
+        out = tmp_path / ("min" if minimise else "nomin")
+        assert simulate(*args, *([] if minimise else ["--no-minimise"]), "--out", out) == 0
+        positions, _ = _final_state(out)
+        pdb = app.PDBFile(str(out / "system.pdb")).getPositions(asNumpy=True).value_in_unit(unit.angstrom)
+        assert positions.shape == built.shape
+        assert np.allclose(pdb, built, rtol=0, atol=5.1e-4)
+        log = (out / "run.log").read_text()
+        if minimise:
+            assert "minimised" in log and np.abs(positions - pdb).max() > 0.01
+        else:
+            assert "minimised" not in log
+            assert np.array_equal(positions, pdb)
+        assert json.loads((out / "summary.json").read_text())["n_frames"] == 0
+
+
+@pytest.mark.parametrize("case, message", [
+    (["cluster", "--diameter", 10], "unrecognized arguments: --barostat z"),  # no box: clusters have no --barostat
+    (["interface", "--structure2", "formIV_approx_P1.cif", "--symmetrise2", 0.3, "--axis", "y"],
+     "--barostat z (NPzT) couples only z to the pressure, but this interface is stacked along y (--axis y)"),
+])
+def test_npzt_barostat_refused_where_it_cannot_apply(tmp_path, reference_dir, capsys, case, message):
+    out = tmp_path / "bad"
+    case = [reference_dir / "urea" / c if c == "formIV_approx_P1.cif" else c for c in case]
+    code = simulate(case[0], "--molecule", "urea", "--structure", reference_dir / "urea/formI.cif", *case[1:],
+                    "--barostat", "z", "--out", out, "--no-progress")
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not out.exists()

@@ -6,13 +6,19 @@ cutoff and the symmetry-function blocks. Atoms may be referred to by name or by 
 position. ``MoleculeSpec.descriptor_set()`` gives the `DescriptorSet` that goes into a
 model file, so the spec is the single source of the descriptor definition on the Python side.
 
+A spec may also carry named charge sets (published force-field charges), one table per set:
+``[charges.<name>]`` with ``source`` (where the numbers come from) and ``values`` (a table
+atom name -> charge, every atom once, summing to the net formal charge of the spec's SMILES);
+``molenv simulate --charges <name>`` uses them in place of AM1-BCC.
+
 Shipped specs: ``urea`` and ``nicotinamide`` (``load_spec("urea")``); any other path to a
 TOML file works the same way.
 """
 from __future__ import annotations
 
+import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from molenv.modelfile import SF_KINDS, DescriptorSet, ModelFileError, SymmetryFunction
@@ -23,8 +29,37 @@ PARAMETER_KEYS = {"S1": ("Rs", "eta"), "S2": ("kappa",), "S3": ("cos_theta_s", "
 assert PARAMETER_KEYS.keys() == SF_KINDS.keys()
 
 
+# names a charge set may not take: the computed charge methods and the user's-mol2 route
+RESERVED_CHARGE_NAMES = ("bcc", "gas", "user")
+CHARGE_SUM_TOLERANCE = 1e-3
+
+
 class SpecError(ValueError):
     """A spec file that does not describe a usable molecule; the message names the file."""
+
+
+@dataclass
+class ChargeSet:
+    """Named per-atom charges of a spec (e.g. a published force field's), in spec atom order."""
+
+    name: str
+    source: str
+    charges: list[float]
+
+    def by_atom(self, spec: "MoleculeSpec") -> dict[str, float]:
+        return dict(zip(spec.atom_names, self.charges))
+
+
+def smiles_formal_charge(smiles: str) -> int:
+    """Net formal charge of a SMILES string: the sum of the charges of its bracket atoms
+    (``[NH4+]``, ``[O-]``, ``[Fe+2]``, ``[N++]``); no RDKit needed."""
+    total = 0
+    for atom in re.findall(r"\[([^\]]*)\]", smiles):
+        m = re.search(r"(\++|-+)(\d*)$", atom.split(":")[0])  # charge is last, before an optional :class
+        if m:
+            sign = 1 if m.group(1)[0] == "+" else -1
+            total += sign * (int(m.group(2)) if m.group(2) else len(m.group(1)))
+    return total
 
 
 @dataclass
@@ -40,10 +75,16 @@ class MoleculeSpec:
     functions: list[SymmetryFunction]
     smiles: str | None = None
     path: Path | None = None
+    charge_sets: dict[str, ChargeSet] = field(default_factory=dict)
 
     @property
     def atoms_per_molecule(self) -> int:
         return len(self.atom_names)
+
+    @property
+    def net_charge(self) -> int:
+        """Net formal charge of the molecule (from its SMILES; 0 without one)."""
+        return smiles_formal_charge(self.smiles) if self.smiles else 0
 
     def position(self, atom: str | int) -> int:
         """1-based position of an atom given by name or by 1-based position."""
@@ -103,6 +144,7 @@ def _parse(raw: dict, path: Path) -> MoleculeSpec:
     spec.bonds = [(spec.position(a) - 1, spec.position(b) - 1) for a, b in raw.get("bonds", [])]
     spec.centre = spec.position(need(raw, "centre"))
     spec.vectors = [(spec.position(a), spec.position(b)) for a, b in raw.get("vectors", [])]
+    spec.charge_sets = _parse_charge_sets(raw.get("charges", {}), spec, path)
     for block in need(raw, "descriptors"):
         kind = need(block, "kind", "descriptor block")
         if kind not in PARAMETER_KEYS:
@@ -117,3 +159,38 @@ def _parse(raw: dict, path: Path) -> MoleculeSpec:
     except ModelFileError as err:
         raise SpecError(f"{path}: {err}") from None
     return spec
+
+
+def _parse_charge_sets(table, spec: MoleculeSpec, path: Path) -> dict[str, ChargeSet]:
+    """The ``[charges.<name>]`` tables: every atom of the spec exactly once, by name, and a
+    sum equal to the net formal charge within CHARGE_SUM_TOLERANCE."""
+    if not isinstance(table, dict):
+        raise SpecError(f"{path}: 'charges' must be a table of named charge sets ([charges.<name>])")
+    sets = {}
+    for name, entry in table.items():
+        where = f"{path}: charge set {name!r}"
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or name in RESERVED_CHARGE_NAMES:
+            raise SpecError(f"{where}: a set name must be letters, digits, '_', '.', '-' and not one of {', '.join(RESERVED_CHARGE_NAMES)}")
+        if not isinstance(entry, dict) or not isinstance(entry.get("values"), dict):
+            raise SpecError(f"{where} lacks 'values' (a table atom name -> charge)")
+        source = entry.get("source")
+        if not isinstance(source, str) or not source.strip():
+            raise SpecError(f"{where} lacks 'source' (where the charges come from)")
+        if set(entry) - {"source", "values"}:
+            raise SpecError(f"{where}: unknown keys {', '.join(sorted(set(entry) - {'source', 'values'}))} (expected source, values)")
+        values = entry["values"]
+        unknown = [a for a in values if a not in spec.atom_names]
+        if unknown:
+            raise SpecError(f"{where}: no atoms named {', '.join(unknown)} (atoms: {', '.join(spec.atom_names)})")
+        missing = [a for a in spec.atom_names if a not in values]
+        if missing:
+            raise SpecError(f"{where} gives no charge for {', '.join(missing)}: every atom needs one")
+        bad = [a for a, q in values.items() if isinstance(q, bool) or not isinstance(q, (int, float))]
+        if bad:
+            raise SpecError(f"{where}: charges of {', '.join(bad)} are not numbers")
+        charges = [float(values[a]) for a in spec.atom_names]
+        if abs(sum(charges) - spec.net_charge) > CHARGE_SUM_TOLERANCE:
+            raise SpecError(f"{where}: charges sum to {sum(charges):+.6f}, not to the net charge {spec.net_charge:+d} of the molecule "
+                            f"(tolerance {CHARGE_SUM_TOLERANCE:g})")
+        sets[name] = ChargeSet(name, source.strip(), charges)
+    return sets

@@ -29,7 +29,9 @@ def _add_forcefield(p):
     g.add_argument("--smiles", help="SMILES to parametrise (default: the spec's smiles)")
     g.add_argument("--molecule-file", help="parametrise from this 3D structure of one molecule (.sdf, .mol, .mol2, .pdb) instead of SMILES")
     g.add_argument("--atom-types", choices=("gaff", "gaff2"), default="gaff2", help="GAFF atom types (default gaff2)")
-    g.add_argument("--charges", choices=("bcc", "gas"), default="bcc", help="bcc = AM1-BCC (default), gas = Gasteiger (quick tests only)")
+    g.add_argument("--charges", default="bcc", metavar="{bcc,gas,SET}",
+                   help="bcc = AM1-BCC (default), gas = Gasteiger (quick tests only), or the name of a charge set of the spec "
+                        "(published charges, [charges.<name>] in the spec .toml; urea: kuroshima2024, the original authors' GAFF urea)")
     g.add_argument("--ff-mol2", help="use this mol2 (GAFF/GAFF2 atom types and charges, any atom order) instead of parametrising")
     g.add_argument("--ff-frcmod", action="append", default=[], help="extra frcmod file for --ff-mol2 (repeatable)")
     g.add_argument("--ff-cache", help="force-field cache directory (default $MOLENV_CACHE/forcefields or ~/.cache/molenv/forcefields)")
@@ -53,8 +55,9 @@ def _add_md(p, mode):
     g.add_argument("--thermostat", choices=("langevin", "nose-hoover"), default="langevin", help="default langevin (LangevinMiddleIntegrator)")
     g.add_argument("--friction", type=float, default=1.0, metavar="PER_PS", help="Langevin friction / Nose-Hoover collision frequency, 1/ps (default 1)")
     if mode != "cluster":
-        g.add_argument("--barostat", choices=("auto", "iso", "xy", "aniso", "flexible", "none"), default="auto",
-                       help="pressure coupling in equilibration and production (default auto: see docs/simulate.md)")
+        g.add_argument("--barostat", choices=("auto", "iso", "xy", "aniso", "flexible", "z", "none"), default="auto",
+                       help="pressure coupling in equilibration and production (default auto: see docs/simulate.md); "
+                            "z = NPzT: x and y fixed, z coupled to the pressure (an interface stacked along z in a fixed lateral box)")
         g.add_argument("--pressure", type=float, default=1.0, metavar="BAR", help="pressure, bar (default 1)")
         g.add_argument("--cutoff", type=float, default=9.0, metavar="A", help="nonbonded cutoff with PME, A (default 9)")
     g.add_argument("--no-minimise", action="store_true", help="skip the energy minimisation at the start")
@@ -135,9 +138,15 @@ def _build(args, spec):
 
 def _barostat(args, system) -> str | None:
     """Resolve --barostat auto: melt iso; interface aniso; crystal by cell shape (tetragonal
-    / hexagonal: x and y coupled (xy); orthorhombic: aniso; monoclinic / triclinic: flexible)."""
+    / hexagonal: x and y coupled (xy); orthorhombic: aniso; monoclinic / triclinic: flexible).
+    ``z`` (NPzT) on an interface needs it stacked along z."""
     if args.mode == "cluster" or args.barostat == "none":
         return None
+    if args.barostat == "z" and args.mode == "interface" and args.axis != "z":
+        from molenv.simulate import SimulationError
+
+        raise SimulationError(f"--barostat z (NPzT) couples only z to the pressure, but this interface is stacked along "
+                              f"{args.axis} (--axis {args.axis}): stack it along z (--axis z), or use --barostat aniso")
     if args.barostat != "auto":
         return args.barostat
     if args.mode == "melt":
@@ -200,6 +209,8 @@ def _request(args, spec) -> dict:
         if getattr(args, k, None):
             req[f"{k}_sha"] = _sha(getattr(args, k))
     req["ff_frcmod_sha"] = [_sha(f) for f in args.ff_frcmod]
+    if not args.ff_mol2 and args.charges in spec.charge_sets:  # only then: earlier run directories keep their request
+        req["charge_set"] = spec.charge_sets[args.charges].by_atom(spec)
     return req
 
 
@@ -208,6 +219,10 @@ def run(args):
     from molenv.spec import load_spec
 
     spec = load_spec(args.molecule)
+    if not args.ff_mol2:
+        from molenv.simulate.parametrise import charge_set
+
+        charge_set(spec, args.charges)  # an unknown --charges fails before anything is built
     plumed = None
     if args.mode != "parametrise" and args.plumed:
         from molenv.simulate.plumed_bias import PlumedOptions, check_input
@@ -239,7 +254,7 @@ def run(args):
                 "groups": system.groups, "dimensions": None if system.dimensions is None else system.dimensions.round(4).tolist(),
                 "box_vectors": None if vectors is None else vectors.tolist(), "info": system.info,
                 "forcefield": {"description": ff.describe(), "atom_types": ff.atom_types, "resname": ff.resname} | {
-                    k: v for k, v in ff.info.items() if k in ("source", "charges", "method", "key", "net_charge")},
+                    k: v for k, v in ff.info.items() if k in ("source", "charges", "method", "key", "net_charge", "charge_set")},
                 "barostat": barostat}
 
     runtime = md.Runtime(platform=args.platform, threads=args.threads, progress=not args.no_progress)

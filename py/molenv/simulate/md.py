@@ -47,7 +47,7 @@ from molenv.simulate import SimulationError
 
 BOLTZMANN = 0.00831446261815324  # kJ/mol/K
 AMU_PER_A3_TO_G_PER_CM3 = 1.66053906660
-BAROSTATS = ("iso", "xy", "aniso", "flexible")
+BAROSTATS = ("iso", "xy", "aniso", "flexible", "z")
 THERMOSTATS = ("langevin", "nose-hoover")
 RUN_FILES = ("run.json", "progress.json", "system.pdb", "system.prmtop", "system.inpcrd", "system.tleap.log", "run.log",
              "trajectory.xtc", "topology.pdb", "final.xml", "summary.json", "frame_boxes.npz")
@@ -87,7 +87,7 @@ class MDSettings:
     timestep_fs: float = 2.0
     thermostat: str = "langevin"
     friction_ps: float = 1.0  # Langevin friction / Nose-Hoover collision frequency, 1/ps
-    barostat: str = "iso"  # used in npt stages: iso | xy | aniso | flexible
+    barostat: str = "iso"  # used in npt stages: iso | xy | aniso | flexible | z (NPzT)
     pressure_bar: float = 1.0
     barostat_interval: int = 25
     cutoff: float = 9.0  # Angstrom, nonbonded (PME real space); clusters use no cutoff
@@ -303,6 +303,11 @@ class _Runner:
                                                      openmm.MonteCarloMembraneBarostat.ZFree, s.barostat_interval)
         if s.barostat == "aniso":
             return openmm.MonteCarloAnisotropicBarostat(openmm.Vec3(1, 1, 1) * s.pressure_bar, temperature, True, True, True, s.barostat_interval)
+        if s.barostat == "z":
+            # NPzT: only z moves. OpenMM scales the z components of the box vectors (a and b of
+            # the reduced form lie in the xy plane), so x, y and the lateral lattice stay exact,
+            # triclinic boxes included
+            return openmm.MonteCarloAnisotropicBarostat(openmm.Vec3(1, 1, 1) * s.pressure_bar, temperature, False, False, True, s.barostat_interval)
         return openmm.MonteCarloFlexibleBarostat(p, temperature, s.barostat_interval)
 
     def _integrator(self, temperature: float):
@@ -471,6 +476,8 @@ class _Runner:
         if progress is None:
             progress = {"stage": 0, "step": 0, "checkpoint": None, "n_checkpoints": 0, "chunks": [], "n_frames": 0, "wall_s": {}, "done": False}
             self.log.info("new run: %s", self.meta["system"].get("description", ""))
+            for line in self.meta["system"].get("info", {}).get("labelling", []):
+                self.log.info("labelling of equivalent atoms (docs/simulate.md): %s", line)
             self.log.info("command: %s", self.meta.get("command", ""))
         else:
             self.log.info("resuming at stage %d (%s), step %d, from %s", progress["stage"], self.stages[progress["stage"]].name,

@@ -4,12 +4,15 @@ Route (``parametrise``): the molecule (the spec's SMILES, another SMILES, or a s
 file) -> RDKit 3D structure (ETKDG + MMFF) -> atoms put in spec order by graph matching ->
 ``antechamber`` (atom types ``gaff`` or ``gaff2``, charges ``bcc`` = AM1-BCC via sqm, or
 ``gas`` = Gasteiger) -> ``parmchk2`` (missing parameters, frcmod) -> a mol2 in spec order
-with the spec's atom names and the residue name of :func:`residue_name`.
+with the spec's atom names and the residue name of :func:`residue_name`. ``charges`` may
+also name a charge set of the spec (``[charges.<name>]``, e.g. urea's ``kuroshima2024``):
+antechamber then only types the atoms (with cheap Gasteiger charges) and the mol2 gets the
+set's charges, exactly, in spec order.
 
 Results are cached per molecule in ``<cache>/<name>-<types>-<charges>-<hash>/`` (cache:
 ``--ff-cache``, else ``$MOLENV_CACHE/forcefields``, else ``~/.cache/molenv/forcefields``);
-the hash covers the spec graph, the input molecule and the options, so a second call with
-the same inputs reads the cache and runs no AmberTools program.
+the hash covers the spec graph, the input molecule and the options (and a charge set's
+values), so a second call with the same inputs reads the cache and runs no AmberTools program.
 
 A user's force field (``user_forcefield``): a mol2 with GAFF/GAFF2 atom types and charges
 (any atom order and names: it is matched to the spec graph) plus optional frcmod files; it is
@@ -34,16 +37,28 @@ import numpy as np
 
 from molenv.crystals import CrystalError, match_to_spec
 from molenv.simulate import SimulationError
-from molenv.spec import MoleculeSpec
+from molenv.spec import CHARGE_SUM_TOLERANCE, ChargeSet, MoleculeSpec
 
 ATOM_TYPES = ("gaff", "gaff2")
 CHARGE_METHODS = {"bcc": "AM1-BCC (sqm)", "gas": "Gasteiger"}
+SET_TYPING_METHOD = "gas"  # antechamber's charge method when a spec charge set replaces the charges
 CACHE_VERSION = 1
 
 
 def residue_name(spec: MoleculeSpec) -> str:
     """Three-letter residue name of a molecule in PDB/prmtop files (``URE``, ``NIC``)."""
     return "".join(ch for ch in spec.name.upper() if ch.isalnum())[:3] or "MOL"
+
+
+def charge_set(spec: MoleculeSpec, charges: str) -> ChargeSet | None:
+    """The spec's charge set named ``charges``, None for a computed method (bcc, gas);
+    anything else is refused with the choices."""
+    if charges in CHARGE_METHODS:
+        return None
+    if charges in spec.charge_sets:
+        return spec.charge_sets[charges]
+    sets = f" or a charge set of spec {spec.name!r} ({', '.join(spec.charge_sets)})" if spec.charge_sets else f" (spec {spec.name!r} has no charge sets)"
+    raise SimulationError(f"unknown charges {charges!r}: choose a method ({', '.join(CHARGE_METHODS)}){sets}")
 
 
 def default_cache_dir() -> Path:
@@ -196,7 +211,7 @@ def _store(entry: Path, mol: Mol2, frcmods: dict[str, str], atom_types: str, inf
     write_mol2(tmp / "molecule.mol2", mol)
     for name, text in frcmods.items():
         (tmp / name).write_text(text)
-    info = info | {"atom_types": atom_types, "resname": mol.resname, "frcmods": sorted(frcmods), "net_charge": round(float(mol.charges.sum()), 4)}
+    info = info | {"atom_types": atom_types, "resname": mol.resname, "frcmods": sorted(frcmods), "net_charge": round(float(mol.charges.sum()), 4) + 0.0}
     (tmp / "forcefield.json").write_text(json.dumps(info, indent=1))
     try:
         tmp.rename(entry)
@@ -247,30 +262,38 @@ def molecule_3d(spec: MoleculeSpec, smiles: str | None = None, structure: str | 
 
 def parametrise(spec: MoleculeSpec, atom_types: str = "gaff2", charges: str = "bcc", smiles: str | None = None,
                 structure: str | Path | None = None, cache_dir: str | Path | None = None) -> ForceField:
-    """GAFF/GAFF2 + AM1-BCC (or Gasteiger) residue template for ``spec``, cached."""
+    """GAFF/GAFF2 + AM1-BCC (or Gasteiger, or a charge set of the spec) residue template for ``spec``, cached."""
     from rdkit import Chem
 
     if atom_types not in ATOM_TYPES:
         raise SimulationError(f"atom types must be one of {', '.join(ATOM_TYPES)}, got {atom_types!r}")
-    if charges not in CHARGE_METHODS:
-        raise SimulationError(f"charge method must be one of {', '.join(CHARGE_METHODS)}, got {charges!r}")
+    qset = charge_set(spec, charges)
+    method = SET_TYPING_METHOD if qset else charges
     source = {"smiles": smiles or spec.smiles} if structure is None else {"structure": hashlib.sha256(Path(structure).read_bytes()).hexdigest()}
-    entry, key = _cache_entry(Path(cache_dir or default_cache_dir()), spec, atom_types, charges, source)
+    payload = source if qset is None else source | {"charge_set": {"source": qset.source, "values": qset.charges, "typing": method}}
+    entry, key = _cache_entry(Path(cache_dir or default_cache_dir()), spec, atom_types, charges, payload)
     cached = _load_cached(entry)
     if cached is not None:
         return cached
     mol = molecule_3d(spec, smiles=smiles, structure=structure)
     net_charge = Chem.GetFormalCharge(mol)
+    if qset is not None and abs(sum(qset.charges) - net_charge) > CHARGE_SUM_TOLERANCE:
+        raise SimulationError(f"charge set {charges!r} of spec {spec.name!r} sums to {sum(qset.charges):+.4f}, "
+                              f"but the molecule parametrised has net charge {net_charge:+d}")
     with tempfile.TemporaryDirectory(prefix="molenv-antechamber-") as tmp:
         work = Path(tmp)
         Chem.MolToMolFile(mol, str(work / "input.sdf"))
         run_tool([amber_tool("antechamber"), "-i", "input.sdf", "-fi", "mdl", "-o", "typed.mol2", "-fo", "mol2", "-at", atom_types,
-                  "-c", charges, "-nc", str(net_charge), "-rn", residue_name(spec), "-pf", "y"], work, "antechamber")
+                  "-c", method, "-nc", str(net_charge), "-rn", residue_name(spec), "-pf", "y"], work, "antechamber")
         run_tool([amber_tool("parmchk2"), "-i", "typed.mol2", "-f", "mol2", "-o", "molecule.frcmod", "-s", atom_types], work, "parmchk2")
         typed = canonical_mol2(read_mol2(work / "typed.mol2"), spec, where="antechamber output")
         typed.charges += (net_charge - typed.charges.sum()) / len(typed.charges)  # undo rounding in the mol2
         frcmod = (work / "molecule.frcmod").read_text()
-    info = {"source": source, "charges": f"{CHARGE_METHODS[charges]} charges", "method": f"antechamber -at {atom_types} -c {charges}; parmchk2 -s {atom_types}", "key": key}
+    info = {"source": source, "charges": f"{CHARGE_METHODS[charges]} charges" if qset is None else f"charges {charges} of spec {spec.name}: {qset.source}",
+            "method": f"antechamber -at {atom_types} -c {method}; parmchk2 -s {atom_types}" + (f"; charges of set {charges}" if qset else ""), "key": key}
+    if qset is not None:
+        typed.charges = np.array(qset.charges, dtype=float)  # spec order, as the typed mol2
+        info["charge_set"] = {"name": qset.name, "source": qset.source, "values": qset.by_atom(spec)}
     return _store(entry, typed, {"molecule.frcmod": frcmod}, atom_types, info)
 
 
