@@ -1,9 +1,11 @@
-"""Make MD data: parametrise a molecule and simulate crystals, melts, clusters, interfaces.
+"""Make MD data: parametrise a molecule and simulate crystals, melts, clusters, interfaces,
+or a whole system read from a file.
 
   molenv simulate crystal   --molecule urea --structure formI.cif --temperature 100 --out runs/urea-I-100K
   molenv simulate melt      --molecule urea --structure formI.cif --temperature 350 --out runs/urea-melt-350K
   molenv simulate cluster   --molecule urea --structure formI.cif --diameter 30 --temperature 100 --out runs/urea-I-cluster
   molenv simulate interface --molecule urea --structure formI.cif --structure2 formIV.cif --symmetrise2 0.3 --axis y --out runs/urea-I-IV
+  molenv simulate system    --molecule urea --structure interface.data --name-map 4:N1,5:N2 --barostat z --out runs/urea-file
   molenv simulate parametrise --molecule nicotinamide --atom-types gaff2
   molenv simulate crystal   ... --plumed plumed.dat      # PLUMED bias (e.g. METAD on MOLENV_CLASSIFY's path CV) in production
 
@@ -20,7 +22,7 @@ import hashlib
 import shlex
 from pathlib import Path
 
-MODES = ("crystal", "melt", "cluster", "interface", "parametrise")
+MODES = ("crystal", "melt", "cluster", "interface", "system", "parametrise")
 
 
 def _add_forcefield(p):
@@ -40,7 +42,18 @@ def _add_forcefield(p):
 def _add_structure(p, suffix="", required=True, what="crystal structure (.cif or .pdb)"):
     p.add_argument(f"--structure{suffix}", required=required, help=what)
     p.add_argument(f"--symmetrise{suffix}", type=float, metavar="TOL", help="symmetrise the structure first (spglib, distance tolerance in A, e.g. 0.3)")
-    p.add_argument(f"--repeats{suffix}", type=int, nargs=3, metavar="N", help="supercell repeats (default: from --min-height)")
+    p.add_argument(f"--repeats{suffix}", type=int, nargs=3, metavar="N",
+                   help="supercell repeats along a, b, c (interface: along x, y, z of the box, after --orient; default: from --min-height)")
+
+
+def _add_file_system(p):
+    g = p.add_argument_group("system (read from a file; see docs/simulate.md)")
+    g.add_argument("--structure", required=True, help="the whole system: a file molenv.trajectory reads (LAMMPS data, PDB, GRO, ...); "
+                   "its box is the periodic box")
+    g.add_argument("--frame", type=int, default=0, help="frame of a file with several (0-based, -1 = last; default 0)")
+    g.add_argument("--name-map", help="file atom name or LAMMPS type -> spec atom name, e.g. 4:N1,5:N2 (pins urea's N1/N2)")
+    g.add_argument("--type-elements", help="LAMMPS numeric type -> element, e.g. 1:H,2:O,3:C,4:N,5:N (default: from the masses or names in the file)")
+    g.add_argument("--no-pbc", action="store_true", help="no periodic boundaries (a gas-phase system; NVT, no cutoff)")
 
 
 def _add_md(p, mode):
@@ -83,12 +96,17 @@ def add_arguments(parser):
              "melt": "melt a crystal supercell at high temperature, quench, equilibrate and sample at --temperature",
              "cluster": "gas-phase spherical cluster cut from a crystal (no periodic boundaries)",
              "interface": "two crystals stacked along an axis in one periodic box",
+             "system": "a whole system read from a file (LAMMPS data, PDB, GRO, ...): its molecules and box as they are",
              "parametrise": "only build (or show) the cached force field of the molecule"}
     for mode in MODES:
         p = sub.add_parser(mode, help=help_[mode], description=help_[mode])
         p.set_defaults(_actions=p._actions)  # for command_line()
         _add_forcefield(p)
         if mode == "parametrise":
+            continue
+        if mode == "system":
+            _add_file_system(p)
+            _add_md(p, mode)
             continue
         _add_structure(p)
         g = p.add_argument_group("system")
@@ -105,6 +123,12 @@ def add_arguments(parser):
             _add_structure(g, suffix="2", what="second crystal structure, stacked on the first")
             g.add_argument("--axis", choices=("x", "y", "z"), default="z", help="stacking axis (default z)")
             g.add_argument("--gap", type=float, default=1.5, metavar="A", help="extra space at each interface, A (default 1.5; the minimisation and barostat close it)")
+            g.add_argument("--orient", metavar="AXES", help="which cell axes of --structure lie along x,y,z, e.g. b,c,a (default a,b,c; a '-' reverses one: "
+                           "a,c,-b); a mirror-image orientation (a,c,b) is built as a proper rotation, the axis along --axis reversed")
+            g.add_argument("--orient2", metavar="AXES", help="the same for --structure2")
+            g.add_argument("--lateral-box", type=float, nargs=2, metavar="A",
+                           help="the two lateral box lengths (x y for --axis z), A: both slabs strained to them (refused above 5 %%; "
+                                "default: the lateral size of the first slab)")
         _add_md(p, mode)
 
 
@@ -126,20 +150,32 @@ def _forcefield(args, spec):
 
 
 def _build(args, spec):
-    from molenv.simulate.systems import cluster_system, crystal_system, interface_system
+    from molenv.simulate.systems import cluster_system, crystal_system, file_system, interface_system
 
+    if args.mode == "system":
+        from molenv.commands._options import parse_pairs
+
+        return file_system(spec, args.structure, name_map=parse_pairs(args.name_map, "--name-map") or None,
+                           type_elements=args.type_elements, periodic=not args.no_pbc, frame=args.frame)
     if args.mode in ("crystal", "melt"):
         return crystal_system(spec, args.structure, args.min_height, args.repeats, args.symmetrise)
     if args.mode == "cluster":
         return cluster_system(spec, args.structure, args.diameter, args.symmetrise)
     return interface_system(spec, args.structure, args.structure2, args.axis, args.min_height, args.repeats, args.repeats2,
-                            args.symmetrise, args.symmetrise2, args.gap)
+                            args.symmetrise, args.symmetrise2, args.gap, orient_a=args.orient, orient_b=args.orient2, lateral_box=args.lateral_box)
 
 
 def _barostat(args, system) -> str | None:
     """Resolve --barostat auto: melt iso; interface aniso; crystal by cell shape (tetragonal
-    / hexagonal: x and y coupled (xy); orthorhombic: aniso; monoclinic / triclinic: flexible).
+    / hexagonal: x and y coupled (xy); orthorhombic: aniso; monoclinic / triclinic: flexible);
+    system (from a file) by its box: rectangular aniso, else flexible; none without a box.
     ``z`` (NPzT) on an interface needs it stacked along z."""
+    if args.mode == "system" and system.dimensions is None:
+        if args.barostat not in ("auto", "none"):
+            from molenv.simulate import SimulationError
+
+            raise SimulationError(f"--barostat {args.barostat} needs a periodic box, but the system has none (--no-pbc): it runs NVT")
+        return None
     if args.mode == "cluster" or args.barostat == "none":
         return None
     if args.barostat == "z" and args.mode == "interface" and args.axis != "z":
@@ -155,6 +191,8 @@ def _barostat(args, system) -> str | None:
         return "aniso"
     import numpy as np
 
+    if args.mode == "system":
+        return "aniso" if np.all(np.abs(system.dimensions[3:] - 90) < 0.01) else "flexible"
     cell = np.array(system.info["cell"])
     if np.all(np.abs(cell[3:5] - 90) < 0.01) and abs(cell[0] - cell[1]) < 1e-3 * cell[0]:
         return "xy"  # a = b, alpha = beta = 90: tetragonal or hexagonal, c unique
@@ -189,7 +227,7 @@ def command_line(args) -> str:
         opt = action.option_strings[-1]
         if isinstance(action, argparse._StoreTrueAction):
             words.append(opt)
-        elif isinstance(value, list) and action.nargs in ("+", "*", 3):
+        elif isinstance(value, list) and (action.nargs in ("+", "*") or isinstance(action.nargs, int)):
             words += [opt, *map(str, value)]
         elif isinstance(value, list):
             for v in value:
@@ -201,7 +239,8 @@ def command_line(args) -> str:
 
 def _request(args, spec) -> dict:
     keys = ["mode", "smiles", "atom_types", "charges", "structure", "symmetrise", "repeats", "min_height", "diameter",
-            "structure2", "symmetrise2", "repeats2", "axis", "gap", "melt_temperature", "melt_ensemble", "melt_time", "quench_time"]
+            "structure2", "symmetrise2", "repeats2", "axis", "gap", "orient", "orient2", "lateral_box", "melt_temperature", "melt_ensemble",
+            "melt_time", "quench_time", "frame", "name_map", "type_elements", "no_pbc"]
     req = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
     req["molecule"] = spec.name
     req["spec_sha"] = _sha(spec.path)

@@ -1,4 +1,5 @@
-"""Systems to simulate: crystal supercells, spherical clusters, two-crystal interfaces.
+"""Systems to simulate: crystal supercells, spherical clusters, two-crystal interfaces, and
+whole systems read from a file (LAMMPS data, PDB, GRO, ...).
 
 Every builder returns a :class:`MolecularSystem`: whole molecules in spec order, a box
 (``None`` for a gas-phase cluster) and named groups of molecules (one PDB chain each: the
@@ -14,13 +15,14 @@ every N1 -> N2 in one hemisphere), whatever labelling the structure file carried
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from molenv.crystals import CrystalError, box_vectors, cell_molecules, read_crystal, supercell, symmetrise
+from molenv.crystals import CrystalError, box_vectors, cell_molecules, read_crystal, replications, supercell, symmetrise
 from molenv.frames import MolecularFrame, perpendicular_heights
 from molenv.labelling import apply_convention
 from molenv.simulate import SimulationError
@@ -198,44 +200,173 @@ def cluster_system(spec: MoleculeSpec, structure, diameter: float = 30.0, symmet
     return MolecularSystem(spec, positions, None, [(Path(structure).stem, int(keep.sum()))], desc, info)
 
 
+def parse_orientation(text: str | None, axis: str = "z") -> tuple[np.ndarray, str, str | None]:
+    """Which axis of a rectangular cell lies along x, y and z of the box: ``"a,c,b"`` puts a
+    along x, c along y, b along z; a ``-`` reverses an axis (``"a,c,-b"``); None is
+    ``"a,b,c"`` (the cell as it is). Returns the rotation R (a signed permutation matrix:
+    r_box = R @ r_cell, with the cell's a, b, c along x, y, z as read), the orientation
+    built (``"a,c,-b"``) and a note when it differs from the one asked for.
+
+    Handedness: a signed permutation of determinant -1 (an odd permutation such as a,c,b, or
+    one reversed axis) is a mirror image of the crystal, not a rotation of it; the mirror
+    image of a chiral crystal (urea form IV, P2(1)2(1)2) is another structure. Such an
+    orientation is therefore built with the cell axis along the stacking ``axis`` reversed
+    as well (a,c,b along z -> a,c,-b): a proper rotation, with the lateral axes as asked."""
+    import re
+
+    if text is None:
+        return np.eye(3, dtype=int), "a,b,c", None
+    items = str(text).replace(" ", "").split(",")
+    found = [re.fullmatch(r"([+-]?)([abcABC])", x) for x in items]
+    if len(items) != 3 or any(m is None for m in found) or sorted(m.group(2).lower() for m in found) != ["a", "b", "c"]:
+        raise SimulationError(f"orientation {text!r}: expected the cell axes a, b, c that lie along x, y, z, each once, "
+                              "e.g. a,c,b or b,c,a (a '-' reverses an axis: a,c,-b)")
+    rotation = np.zeros((3, 3), dtype=int)
+    for i, m in enumerate(found):
+        rotation[i, "abc".index(m.group(2).lower())] = -1 if m.group(1) == "-" else 1
+    note = None
+    if round(np.linalg.det(rotation)) < 0:
+        rotation["xyz".index(axis)] *= -1
+        note = (f"orientation {text} is a mirror image of the crystal (determinant -1); built as {_orientation_label(rotation)} "
+                f"(the cell axis along {axis} reversed), a proper rotation")
+    return rotation, _orientation_label(rotation), note
+
+
+def _orientation_label(rotation: np.ndarray) -> str:
+    return ",".join(("-" if row.sum() < 0 else "") + "abc"[int(np.flatnonzero(row)[0])] for row in rotation)
+
+
+def _orient_cell(cell, rotation: np.ndarray, centre: int):
+    """The rectangular cell rotated by ``rotation`` (from `parse_orientation`): molecules
+    rotated rigidly, cell lengths permuted, each centre atom put back into the cell."""
+    if np.array_equal(rotation, np.eye(3, dtype=int)):
+        return cell
+    dims = cell.dimensions.copy()
+    dims[:3] = cell.dimensions[:3][np.abs(rotation).argmax(axis=1)]
+    dims[3:] = 90.0
+    positions = cell.positions @ rotation.T.astype(float)
+    positions -= (np.floor(positions[:, centre] / dims[:3]) * dims[:3])[:, None, :]
+    return dataclasses.replace(cell, dimensions=dims, positions=positions)
+
+
 def interface_system(spec: MoleculeSpec, structure_a, structure_b, axis: str = "z", min_height: float = 20.0, repeats_a=None, repeats_b=None,
-                     symmetrise_a: float | None = None, symmetrise_b: float | None = None, gap: float = 1.5, max_strain: float = 0.05) -> MolecularSystem:
+                     symmetrise_a: float | None = None, symmetrise_b: float | None = None, gap: float = 1.5, max_strain: float = 0.05,
+                     orient_a: str | None = None, orient_b: str | None = None, lateral_box=None) -> MolecularSystem:
     """Two crystals stacked along ``axis`` (x, y or z) in one periodic box (two interfaces).
 
-    Both cells must be rectangular (all angles 90 degrees) in the orientation given. Crystal
-    A sets the lateral box; B gets as many lateral repeats as best match it and its
-    molecules are moved rigidly (centre atoms scaled) to A's lateral size, which must need
-    less than ``max_strain`` relative strain. Along the axis each slab keeps its own
-    periodic spacing, plus ``gap`` Angstrom at each of the two interfaces."""
+    Both cells must be rectangular (all angles 90 degrees). ``orient_a``/``orient_b`` say
+    which cell axis lies along x, y, z (`parse_orientation`: ``"a,c,b"``; default the cell as
+    read, a along x); repeats (``repeats_a``/``repeats_b``) count cells along x, y, z of the
+    box, in that orientation. The lateral box is ``lateral_box`` (the two lateral lengths in
+    x, y, z order, e.g. x and y for ``axis="z"``), else crystal A's supercell; a slab without
+    repeats gets as many lateral repeats as best match it. Each slab's molecules are moved
+    rigidly (centre atoms scaled) to the lateral box, which must need less than
+    ``max_strain`` relative strain. Along the axis each slab keeps its own periodic spacing;
+    its molecules are centred in its height (as much space below the lowest centre atom as
+    above the highest), and ``gap`` Angstrom is added at each of the two interfaces, so that
+    both interfaces have the same spacing between the centre atoms of their facing layers
+    (``info["interface_spacing"]``)."""
     k = "xyz".index(axis)
     lateral = [i for i in range(3) if i != k]
-    cells = [_cell(s, spec, t) for s, t in ((structure_a, symmetrise_a), (structure_b, symmetrise_b))]
-    for cell, s in zip(cells, (structure_a, structure_b)):
+    centre = spec.centre - 1
+    structures = (structure_a, structure_b)
+    cells, orientations, notes = [], [], []
+    for s, tolerance, orient in zip(structures, (symmetrise_a, symmetrise_b), (orient_a, orient_b)):
+        cell = _cell(s, spec, tolerance)
         if np.any(np.abs(cell.dimensions[3:] - 90.0) > RIGHT_ANGLE_TOLERANCE):
             raise SimulationError(f"{s}: interface needs a rectangular cell, got angles {cell.dimensions[3:].tolist()}")
-    sa = supercell(cells[0], repeats=repeats_a, min_height=min_height)
-    if repeats_b is None:
-        repeats_b = [0, 0, 0]
-        for i in lateral:
-            repeats_b[i] = max(1, round(sa.dimensions[i] / cells[1].dimensions[i]))
-        repeats_b[k] = max(1, math.ceil(min_height / cells[1].dimensions[k] - 1e-9))
-    sb = supercell(cells[1], repeats=repeats_b)
-    strain = sa.dimensions[lateral] / sb.dimensions[lateral] - 1.0
-    if np.any(np.abs(strain) > max_strain):
-        raise SimulationError(f"lateral mismatch between {structure_a} ({sa.dimensions[lateral].tolist()} A) and {structure_b} "
-                              f"({sb.dimensions[lateral].tolist()} A) needs strain {np.round(strain, 3).tolist()} > {max_strain}")
-    pos_b = sb.positions.copy()
-    centres = pos_b[:, spec.centre - 1]
-    shift = np.zeros_like(centres)
-    shift[:, lateral] = centres[:, lateral] * strain  # rigid move: centre atoms scaled laterally
-    shift[:, k] = sa.dimensions[k] + gap
-    pos_b += shift[:, None, :]
+        rotation, label, note = parse_orientation(orient, axis)
+        cells.append(_orient_cell(cell, rotation, centre))
+        orientations.append(label)
+        if note:
+            notes.append(f"{Path(s).name}: {note}")
+    target = None
+    if lateral_box is not None:
+        target = np.asarray(lateral_box, dtype=float)
+        if target.shape != (2,) or np.any(target <= 0):
+            raise SimulationError(f"lateral box {lateral_box!r}: expected two positive lengths (A) along {', '.join('xyz'[i] for i in lateral)}")
+    slabs = []
+    for n, (cell, repeats) in enumerate(zip(cells, (repeats_a, repeats_b))):
+        if repeats is None and n == 0 and target is None:
+            repeats = replications(cell.dimensions, min_height)
+        elif repeats is None:
+            repeats = [0, 0, 0]
+            reference = target if target is not None else slabs[0].dimensions[lateral]
+            for j, i in enumerate(lateral):
+                repeats[i] = max(1, round(reference[j] / cell.dimensions[i]))
+            repeats[k] = max(1, math.ceil(min_height / cell.dimensions[k] - 1e-9))
+        try:
+            slabs.append(supercell(cell, repeats=repeats))
+        except CrystalError as err:
+            raise SimulationError(str(err)) from None
+    if target is None:
+        target = slabs[0].dimensions[lateral]
+    strains = [target / slab.dimensions[lateral] - 1.0 for slab in slabs]
+    for n, (slab, strain) in enumerate(zip(slabs, strains)):
+        if np.any(np.abs(strain) > max_strain):
+            if lateral_box is None:
+                raise SimulationError(f"lateral mismatch between {structure_a} ({slabs[0].dimensions[lateral].tolist()} A) and {structure_b} "
+                                      f"({slab.dimensions[lateral].tolist()} A) needs strain {np.round(strain, 3).tolist()} > {max_strain}")
+            raise SimulationError(f"lateral box {target.tolist()} A: {structures[n]} ({np.round(slab.dimensions[lateral], 4).tolist()} A, "
+                                  f"repeats {list(slab.repeats)} along x, y, z) needs strain {np.round(strain, 3).tolist()} > {max_strain}")
+    parts, margins, offset = [], [], 0.0
+    for slab, strain in zip(slabs, strains):
+        pos = slab.positions.copy()
+        centres = pos[:, centre]
+        shift = np.zeros_like(centres)
+        shift[:, lateral] = centres[:, lateral] * strain  # rigid move: centre atoms scaled laterally
+        low, high = centres[:, k].min(), centres[:, k].max()
+        margin = (slab.dimensions[k] - (high - low)) / 2
+        shift[:, k] = offset + margin - low  # centred in the slab's height
+        parts.append(pos + shift[:, None, :])
+        margins.append(margin)
+        offset += slab.dimensions[k] + gap
+    sa, sb = slabs
     dims = sa.dimensions.copy()
+    dims[lateral] = target
     dims[k] = sa.dimensions[k] + sb.dimensions[k] + 2 * gap
-    positions = np.concatenate([sa.positions, pos_b])
-    info = {"structures": [str(structure_a), str(structure_b)], "axis": axis, "repeats": [list(sa.repeats), list(sb.repeats)],
-            "lateral_strain_b": np.round(strain, 4).tolist(), "gap": gap, "molecules": [sa.n_molecules, sb.n_molecules]}
+    positions = np.concatenate(parts)
+    info = {"structures": [str(structure_a), str(structure_b)], "axis": axis, "orientations": orientations,
+            "repeats": [list(sa.repeats), list(sb.repeats)], "lateral_box": np.round(target, 4).tolist(),
+            "lateral_strain": [np.round(s, 4).tolist() for s in strains], "lateral_strain_b": np.round(strains[1], 4).tolist(),
+            "gap": gap, "interface_spacing": round(float(sum(margins) + gap), 4), "molecules": [sa.n_molecules, sb.n_molecules]}
+    if notes:
+        info["orientation_notes"] = notes
+    oriented = "" if orientations == ["a,b,c", "a,b,c"] else f" (x,y,z = {orientations[0]} / {orientations[1]})"
     desc = (f"{spec.name} interface {Path(structure_a).stem} ({sa.n_molecules} molecules) / {Path(structure_b).stem} "
-            f"({sb.n_molecules} molecules) along {axis}")
+            f"({sb.n_molecules} molecules) along {axis}{oriented}")
     return MolecularSystem(spec, positions, dims, [(Path(structure_a).stem, sa.n_molecules), (Path(structure_b).stem, sb.n_molecules)], desc, info)
 
+
+def file_system(spec: MoleculeSpec, structure, *, name_map=None, type_elements=None, periodic: bool = True, frame: int = 0) -> MolecularSystem:
+    """The whole system of a file that :class:`molenv.trajectory.Trajectory` reads (LAMMPS
+    data, PDB, GRO, a frame of a dump or XYZ, ...), as it is: its molecules, made whole, in
+    the file's order, and its box as the periodic box (``periodic=False``: none, a gas-phase
+    system). ``name_map``/``type_elements`` as for `Trajectory` (e.g. the authors' urea
+    interface: ``{"4": "N1", "5": "N2"}`` and ``"1:H,2:O,3:C,4:N,5:N"``). One group, named
+    after the file."""
+    from molenv.trajectory import Trajectory, TrajectoryError
+
+    path = Path(structure)
+    if not path.is_file():
+        raise SimulationError(f"{path}: structure file not found")
+    try:
+        traj = Trajectory(path, spec, name_map=name_map, type_elements=type_elements, periodic=periodic)
+        n_frames = traj.n_frames
+        if not -n_frames <= frame < n_frames:
+            raise SimulationError(f"{path}: frame {frame} out of range ({n_frames} frames)")
+        f = traj[frame]
+    except TrajectoryError as err:
+        raise SimulationError(str(err)) from None
+    if periodic and f.box is None:
+        raise SimulationError(f"{path}: the file has no periodic box; give --no-pbc to simulate it without periodic boundaries "
+                              "(a gas-phase system)")
+    positions = f.molecule_positions(spec.centre)
+    n = len(positions)
+    info = {"structure": str(path), "frame": frame, "n_frames": n_frames, "molecules_from": traj.molecules_from,
+            "atom_order": traj.atom_order, "periodic": f.box is not None}
+    if f.box is not None:
+        info["box"] = np.round(f.box, 4).tolist()
+    which = "" if n_frames == 1 else f" (frame {frame} of {n_frames})"
+    desc = f"{spec.name} system from {path.name}{which}, {n} molecules" + ("" if f.box is not None else ", no periodic boundaries")
+    return MolecularSystem(spec, positions, None if f.box is None else f.box.copy(), [(path.stem, n)], desc, info)
