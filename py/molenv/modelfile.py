@@ -271,6 +271,13 @@ def read_model(path: str | Path) -> Model:
     r = _Records(path)
     lineno, f = r.fields("molenv_model", 1)
     if f[0] != str(FORMAT_VERSION):
+        if f[0] == "2" and r.peek() == "kind":  # a newer kind of model (docs/model_format.md)
+            kind = r.items[r.pos][1][1:2] or ["?"]
+            raise r.error(
+                f"unsupported model file version 2 for read_model, which reads SF model files (version {FORMAT_VERSION}): this is a model of kind "
+                f"'{kind[0]}'; read a GNN model file with molenv.gnn.modelfile.read_gnn_model",
+                lineno,
+            )
         raise r.error(f"unsupported model file version {f[0]} (this molenv reads version {FORMAT_VERSION})", lineno)
     _, name_tokens = r.fields("name")
     meta = {}

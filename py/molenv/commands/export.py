@@ -6,15 +6,21 @@ sources and configuration, best validation loss, command) in `meta` records:
 
   molenv export runs/urea-sf --out urea.molenv
 
-A graph-classifier checkpoint becomes a TorchScript module (see molenv.gnn.export).
+A graph-classifier checkpoint becomes, by the suffix of --out, a molenv model file of kind
+gnn (`.molenv`, docs/model_format.md; MOLENV_CLASSIFY does not read it yet) or a
+TorchScript module (`.pt`, see molenv.gnn.export):
+
+  molenv export runs/urea-gnn --out urea_gnn.molenv [--molecule urea]
+  molenv export runs/urea-gnn --out urea_gnn.pt
 """
 from __future__ import annotations
 
 
 def add_arguments(parser):
     parser.add_argument("checkpoint", help="checkpoint (.ckpt) or training output directory")
-    parser.add_argument("--out", required=True, help="file to write (.molenv for SF models, .pt for graph models)")
-    parser.add_argument("--name", help="SF: model name written into the file")
+    parser.add_argument("--out", required=True, help="file to write: .molenv (SF or graph model: molenv model file) or .pt (graph model: TorchScript)")
+    parser.add_argument("--name", help="model name written into a .molenv file")
+    parser.add_argument("--molecule", help="graph model to .molenv: the molecule (urea, nicotinamide or a spec .toml) whose elements the file keeps; default: the training dataset's")
 
 
 def run(args):
@@ -32,6 +38,21 @@ def run(args):
         model = export_sf(path, args.out, name=args.name, command=shlex.join(getattr(args, "command_line", None) or []) or None)
         print(f"wrote {args.out}: {model.name}; classes {', '.join(model.classes)}; network {'-'.join(map(str, model.network.sizes))}")
         return 0
+    from pathlib import Path
+
+    suffix = Path(args.out).suffix
+    if suffix == ".molenv":
+        from molenv.gnn.export import export_gnn_checkpoint
+
+        try:
+            model = export_gnn_checkpoint(path, args.out, name=args.name, command=shlex.join(getattr(args, "command_line", None) or []) or None, molecule=getattr(args, "molecule", None))
+        except ValueError as err:
+            raise CommandError(str(err)) from None
+        sizes = f"hidden {model.hidden}, {len(model.convs)} conv(s) of {model.channels} channels, {model.num_radial} radial functions"
+        print(f"wrote {args.out}: {model.name}; classes {', '.join(model.classes)}; topology {', '.join(model.topology_classes)}; {sizes}; atom types {model.atom_types}")
+        return 0
+    if suffix != ".pt":
+        raise CommandError(f"--out {args.out}: a graph model is written as a molenv model file (.molenv) or as TorchScript (.pt)")
     from molenv.gnn.export import export_torchscript
     from molenv.gnn.lightning import load_classifier
 
