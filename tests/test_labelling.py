@@ -100,3 +100,20 @@ def test_labelling_command(tmp_path, reference_dir, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["labelling", "--crystal", str(reference_dir / "urea/formI.cif")])
     assert exit_.value.code == 2 and "give --spec" in capsys.readouterr().err
+
+
+def test_thermal_frames_and_melts(urea):
+    """A form I crystal with libration noise keeps following (its two optima, d along a or b,
+    are equally good); random directions (a melt) have no order and are not 'against' it."""
+    rng = np.random.default_rng(5)
+    base = np.array([[-0.71, 0.71, 0.0], [-0.71, -0.71, 0.0]])
+    mol = rng.normal(scale=0.2, size=(160, 8, 3)) + rng.normal(size=(160, 1, 3)) * 10
+    for k in range(20):
+        v = base[np.arange(160) % 2] + rng.normal(scale=0.15, size=(160, 3))
+        mol[:, 2], mol[:, 5] = mol[:, 0] - v, mol[:, 0] + v
+        (report,) = check_labelling(urea, mol)
+        assert report.follows and report.ordered and report.n_against == 0
+    v = rng.normal(size=(160, 3))
+    mol[:, 2], mol[:, 5] = mol[:, 0] - v, mol[:, 0] + v
+    (report,) = check_labelling(urea, mol)
+    assert not report.ordered and report.follows and "does not apply" in report.describe()

@@ -17,9 +17,13 @@ The convention (applied by every system builder of `molenv simulate`, checked by
     v_I . d > 0 for every molecule I, where d is the direction of the best alignment,
     the d that maximises |sum_I s_I v_I| over the signs s_I = +-1.
 
-d is found by sign iteration from the nematic director (the leading eigenvector of
-sum_I v_I v_I^T): s_I = sign(v_I . d), then d = sum_I s_I v_I / |...|, until the signs no
-longer change. Its overall sign is free (a global flip changes no cosine): d points to the
+d is found by sign iteration: s_I = sign(v_I . d), then d = sum_I s_I v_I / |...|, until the
+signs no longer change, started from the nematic director (the leading eigenvector of
+sum_I v_I v_I^T) and from the sum of the vectors as labelled; the labelled start is kept
+where it reaches an optimum as good as the director's (within 0.1 of alignment), because
+the optimum can be degenerate: in urea form I, d along a and d along b are equally good
+(the two sublattices' N-N axes are the cell diagonals), and a labelling at either follows
+the convention. Its overall sign is free (a global flip changes no cosine): d points to the
 side of the majority of the molecules as labelled (so that relabelling moves the fewest),
 and to the side of its largest Cartesian component on a tie. For urea this puts every
 N1 -> N2 along a (or b: equivalent in the tetragonal cell) in form I, whose two
@@ -43,6 +47,8 @@ from molenv.spec import MoleculeSpec
 
 AMBIGUOUS_COS = 0.05  # molecules whose vector is this close to perpendicular to d are not counted against it
 MAX_ITERATIONS = 100
+ORDER_MIN = 0.64  # below this alignment the vectors have no common direction to label against (random: ~0.5-0.6 for 100-200 molecules)
+ALIGNMENT_TOLERANCE = 0.1  # optima of |sum s_I v_I| / N closer than this are equally good (see alignment_direction): thermal noise at 100 K moves form I's two degenerate optima apart by up to ~0.03
 
 
 @dataclass(frozen=True)
@@ -72,12 +78,22 @@ class LabellingReport:
     n_relabelled: int = 0  # molecules relabelled by `apply_convention`
 
     @property
+    def ordered(self) -> bool:
+        return self.alignment >= ORDER_MIN
+
+    @property
     def follows(self) -> bool:
-        return self.n_against == 0
+        """The convention holds, or does not apply (no orientational order, e.g. a melt)."""
+        return self.n_against == 0 or not self.ordered
 
     def describe(self) -> str:
         d = ", ".join(f"{x:+.3f}" for x in self.direction)
-        state = "follows the convention" if self.follows else f"{self.n_against} of {self.n_molecules} molecules against the convention"
+        if not self.ordered:
+            state = f"no orientational order (alignment below {ORDER_MIN}): the convention does not apply"
+        elif self.follows:
+            state = "follows the convention"
+        else:
+            state = f"{self.n_against} of {self.n_molecules} molecules against the convention"
         extra = f", {self.n_ambiguous} nearly perpendicular to d" if self.n_ambiguous else ""
         relabelled = f"; relabelled {self.n_relabelled} molecules" if self.n_relabelled else ""
         return f"{self.vector}: {state} (d = ({d}), alignment {self.alignment:.3f}{extra}){relabelled}"
@@ -103,12 +119,8 @@ def equivalent_vectors(spec: MoleculeSpec) -> list[EquivalentVector]:
     return found
 
 
-def alignment_direction(vectors: np.ndarray) -> np.ndarray:
-    """Unit d maximising |sum_I s_I v_I| over signs (sign iteration from the nematic director);
-    overall sign: largest Cartesian component positive. `vectors`: (n, 3)."""
-    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-    _, eigenvectors = np.linalg.eigh(unit.T @ unit)
-    d = eigenvectors[:, -1]
+def _sign_iteration(unit: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, float]:
+    """Local maximum of |sum_I s_I u_I| over signs, from direction d: (unit d, alignment)."""
     signs = None
     for _ in range(MAX_ITERATIONS):
         new_signs = np.where(unit @ d >= 0, 1.0, -1.0)
@@ -117,10 +129,28 @@ def alignment_direction(vectors: np.ndarray) -> np.ndarray:
         signs = new_signs
         total = signs @ unit
         norm = np.linalg.norm(total)
-        if norm == 0.0:  # perfectly cancelling (e.g. two molecules): keep the director
+        if norm == 0.0:  # perfectly cancelling (e.g. two molecules): keep d
             break
         d = total / norm
-    return d if d[np.argmax(np.abs(d))] > 0 else -d
+    return d, float(np.linalg.norm(np.where(unit @ d >= 0, 1.0, -1.0) @ unit) / len(unit))
+
+
+def alignment_direction(vectors: np.ndarray) -> np.ndarray:
+    """Unit d maximising |sum_I s_I v_I| over signs. Sign iteration from two starts, the
+    labelled sum (sum_I v_I as the labels stand) and the nematic director; the labelled start
+    wins unless the director's optimum is better by more than ALIGNMENT_TOLERANCE, so that a
+    labelling at one of several equally good optima (urea form I: d along a or along b) is
+    kept, and thermal noise does not move d from one to the other between frames.
+    `vectors`: (n, 3)."""
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    _, eigenvectors = np.linalg.eigh(unit.T @ unit)
+    director, best = _sign_iteration(unit, eigenvectors[:, -1])
+    labelled = unit.sum(axis=0)
+    if np.linalg.norm(labelled) > 0:
+        d, alignment = _sign_iteration(unit, labelled / np.linalg.norm(labelled))
+        if alignment >= best - ALIGNMENT_TOLERANCE:
+            return d
+    return director
 
 
 def _report(label: str, vectors: np.ndarray) -> tuple[LabellingReport, np.ndarray]:
@@ -129,7 +159,7 @@ def _report(label: str, vectors: np.ndarray) -> tuple[LabellingReport, np.ndarra
     cos = (vectors @ d) / np.linalg.norm(vectors, axis=1)
     clear = np.abs(cos) >= AMBIGUOUS_COS
     n_plus, n_minus = int(np.sum(cos[clear] > 0)), int(np.sum(cos[clear] < 0))
-    if n_minus > n_plus:
+    if n_minus > n_plus or (n_minus == n_plus and d[np.argmax(np.abs(d))] < 0):
         d, cos = -d, -cos  # d on the side of the majority, so that relabelling moves the fewest molecules
     alignment = float(np.linalg.norm(np.where(cos >= 0, 1.0, -1.0) @ (vectors / np.linalg.norm(vectors, axis=1, keepdims=True))) / len(vectors))
     return LabellingReport(label, d, len(vectors), min(n_plus, n_minus), int(np.sum(~clear)), alignment), cos

@@ -52,14 +52,16 @@ def run(args):
             names = [f"frame {k}" for k in range(len(frames))]
     except (SpecError, TrajectoryError, CrystalError) as err:
         raise CommandError(str(err)) from None
-    broken = 0
+    broken = disordered = 0
     for name, (molecules, box) in zip(names, frames):
         reports = check_labelling(spec, molecules, box)
         broken += any(not r.follows for r in reports)
+        disordered += any(not r.ordered for r in reports)
         if len(frames) <= 10 or not all(r.follows for r in reports) and broken <= 5:
             for r in reports:
                 print(f"{name}: {r.describe()}")
     print(f"{len(frames) - broken} of {len(frames)} frames follow the labelling convention"
+          + (f" ({disordered} of them without orientational order, where it does not apply)" if disordered else "")
           + ("" if not broken else " (molenv simulate relabels when it builds a system; docs/simulate.md)"))
     return 1 if broken else 0
 
