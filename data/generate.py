@@ -46,11 +46,17 @@ NICOTINAMIDE = {"I": "NICOAM13", "II": "NICOAM14", "III": "NICOAM15", "IV": "NIC
                 "VI": "NICOAM18", "VII": "NICOAM08", "VIII": "NICOAM09", "IX": "NICOAM17"}
 
 COMMON = ["--no-progress", "--threads", "1", "--ff-cache", "data/runs/forcefields"]
-UREA_FF = ["--molecule", "urea", "--atom-types", "gaff"]  # the paper: GAFF for urea,
-NIC_FF = ["--molecule", "nicotinamide", "--atom-types", "gaff2"]  # GAFF2 for nicotinamide
-UREA_MD = ["--equilibrate", "20", "--production", "50", "--frame-interval", "1"]
+# the paper: GAFF for urea, with the authors' charges (their LAMMPS settings; AM1-BCC made
+# the urea crystals 4.5 % and the melt 10 % too dense), GAFF2 + AM1-BCC for nicotinamide
+UREA_FF = ["--molecule", "urea", "--atom-types", "gaff", "--charges", "kuroshima2024"]
+NIC_FF = ["--molecule", "nicotinamide", "--atom-types", "gaff2"]
+# 200 ps of production with a frame every 5 ps: the thermal fluctuations of a temperature
+# sampled by decorrelated frames (the first data had 50 ps with a frame every ps; the paper
+# 1 ns with a frame every 10 ps)
+UREA_MD = ["--equilibrate", "20", "--production", "200", "--frame-interval", "5"]
 NIC_MD = ["--equilibrate", "10", "--production", "30", "--frame-interval", "1.5"]
 CLUSTER_MD = ["--equilibrate", "10", "--production", "30", "--frame-interval", "1"]
+UREA_CLUSTER_MD = ["--equilibrate", "10", "--production", "200", "--frame-interval", "5"]
 MELT = ["--melt-temperature", "800", "--melt-time", "20", "--quench-time", "20"]
 MULTI_T_NICOTINAMIDE = (250, 300)  # K, the extra training temperatures of the multi-temperature protocol
 MULTI_T_UREA = (150,)  # K, the same for urea (crystals and clusters; the urea test systems are at 200 K)
@@ -68,7 +74,7 @@ def plan() -> list[dict]:
         shape = ["--diameter", "30"] if cluster else []
         add(f"urea-{form}-{'cluster-' if cluster else ''}{t}K", "urea", "cluster" if cluster else "crystal", form, split,
             [*UREA_FF, "--structure", UREA[form], *UREA_SYMMETRISE.get(form, []), *shape, "--temperature", str(t),
-             *(CLUSTER_MD if cluster else UREA_MD)])
+             *(UREA_CLUSTER_MD if cluster else UREA_MD)])
 
     def nicotinamide(form, t, split):
         """A nicotinamide crystal of `form` at `t` K."""
@@ -107,6 +113,12 @@ def plan() -> list[dict]:
             urea(form, t, "train")
         for form in ("I", "IV"):
             urea(form, t, "train", cluster=True)
+    # the paper's first application (Fig. 7): a 34 A form I nanocluster (148 molecules at 34.4 A) in
+    # vacuum, 500 ps at 100 K (stays crystalline) and at 350 K (melts from the surface)
+    for t in (100, 350):
+        add(f"nicotinamide-I-cluster148-{t}K", "nicotinamide", "cluster", "I", "application",
+            [*NIC_FF, "--structure", f"{REF}/nicotinamide/NICOAM13.pdb", "--diameter", "34.4", "--temperature", str(t),
+             "--equilibrate", "0", "--production", "500", "--frame-interval", "5"])
     return runs
 
 
@@ -186,16 +198,37 @@ def update_manifest(entry: dict) -> None:
     MANIFEST.write_text(json.dumps(manifest, indent=1) + "\n")
 
 
+def density(entry: dict) -> float | None:
+    """Mean density of a periodic run's production (g/cm3), from its mean box; None for clusters."""
+    import gemmi
+    import numpy as np
+
+    from molenv.frames import box_matrix
+    from molenv.spec import load_spec
+
+    if not entry.get("mean_box"):
+        return None
+    mass = sum(gemmi.Element(e).weight for e in load_spec(entry["molecule"]).elements) * entry["n_molecules"]
+    return mass / abs(np.linalg.det(box_matrix(entry["mean_box"]))) / 0.602214076
+
+
+def charges(entry: dict) -> str:
+    """Short name of a run's charges: the spec charge set, AM1-BCC, ..."""
+    ff = entry["force_field"]
+    return ff["charge_set"]["name"] if ff.get("charge_set") else ff.get("charges", "").replace(" charges", "").replace(" (sqm)", "")
+
+
 def table() -> str:
     """The manifest as a markdown table (for data/README.md)."""
-    rows = ["| name | split | molecules (atoms) | T (K) | ensemble | equil. + prod. (ps) | frames | MD wall time (s) | ns/day (prod.) | MB |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| name | split | molecules (atoms) | charges | T (K) | ensemble | equil. + prod. (ps) | frames | density (g/cm3) | MD wall time (s) | ns/day (prod.) | MB |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in json.loads(MANIFEST.read_text())["trajectories"]:
         prod = e["stages"][-1]
         before = sum(s["time_ps"] for s in e["stages"][:-1])
         ens = e["ensemble"] + (f" ({e['barostat']})" if e["barostat"] else "")
-        rows.append(f"| {e['name']} | {e['split']} | {e['n_molecules']} ({e['n_atoms']}) | {e['temperature_K']:g} | {ens} | {before:g} + {prod['time_ps']:g} "
-                    f"| {e['n_frames']} | {e['wall_time_s']:.0f} | {prod['ns_per_day']:.1f} | {e['bytes'] / 1e6:.2f} |")
+        rho = density(e)
+        rows.append(f"| {e['name']} | {e['split']} | {e['n_molecules']} ({e['n_atoms']}) | {charges(e)} | {e['temperature_K']:g} | {ens} | {before:g} + {prod['time_ps']:g} "
+                    f"| {e['n_frames']} | {'-' if rho is None else f'{rho:.3f}'} | {e['wall_time_s']:.0f} | {prod['ns_per_day']:.1f} | {e['bytes'] / 1e6:.2f} |")
     return "\n".join(rows)
 
 

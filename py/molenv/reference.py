@@ -360,3 +360,24 @@ def shipped_reference_model(molecule: str, reference_dir: str | Path) -> Model:
         classes=REFERENCE_CLASSES[molecule],
         name=f"{molecule} reference SF-MLP (Kuroshima et al. 2024)",
     )
+
+
+def agreement(model: Model, frames, label: str) -> dict:
+    """How a (reference) model classifies ``frames`` of a system whose molecules are all of
+    class ``label``: the fraction of molecules (over all frames) whose most probable class is
+    ``label``, the mean probability of ``label``, and the fractions of every class predicted.
+    The cross-check of our MD data against the original authors' models (data/README.md)."""
+    from molenv.descriptors import compute_descriptors
+
+    if label not in model.classes:
+        raise ReferenceFormatError(f"class {label!r} is not among the model's classes ({', '.join(model.classes)})")
+    k = model.classes.index(label)
+    predicted, p_label = [], []
+    for frame in frames:
+        p = model.predict_proba(compute_descriptors(frame, model.descriptors))
+        predicted.append(p.argmax(axis=1))
+        p_label.append(p[:, k])
+    predicted = np.concatenate(predicted)
+    counts = np.bincount(predicted, minlength=len(model.classes)) / len(predicted)
+    return {"label": label, "fraction": float(counts[k]), "mean_probability": float(np.mean(np.concatenate(p_label))),
+            "predicted": {c: round(float(f), 4) for c, f in zip(model.classes, counts) if f > 0}, "n_molecules": len(predicted)}

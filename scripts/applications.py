@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""The paper's applications (Kuroshima et al. 2024, section 3.2; docs/applications.md), from
+the committed runs of data/manifest.json (split `application`).
+
+    .venv/bin/python scripts/applications.py cluster --model sf=models/nicotinamide_sf.molenv \\
+        --model authors=reference [--model gnn=models/nicotinamide_gnn.pt]
+
+`cluster` (paper Fig. 7): the 148-molecule nicotinamide form I nanocluster at 100 K and 350 K.
+Every frame is classified with each model by `molenv classify` (the commands are printed and
+kept in <work>/commands.txt), then this script draws, per model, the number of molecules per
+class against time for the core and the surface molecules (coordination number < 20,
+METHOD.md section 4) at both temperatures (docs/applications/cluster_<model>.png) and
+snapshots coloured by class (docs/applications/cluster_<model>_snapshots.png); the extended
+XYZ files for OVITO stay in <work> (default out/applications).
+
+A model `authors=reference` is the original authors' published SF-MLP, imported from
+../shared/reference (molenv import-reference). Frames are classified serially; the 2 x 101
+frames take about a minute per SF model.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+REFERENCE = Path(os.environ.get("MOLENV_REFERENCE", REPO.parent / "shared" / "reference"))
+DOCS = REPO / "docs" / "applications"
+CLUSTER_RUNS = {100: "nicotinamide-I-cluster148-100K", 350: "nicotinamide-I-cluster148-350K"}
+
+
+def molenv(*args) -> list[str]:
+    return [sys.executable, "-m", "molenv", *map(str, args)]
+
+
+def run(cmd: list[str], log: Path) -> None:
+    shown = " ".join(shlex.quote(c) for c in ["molenv", *cmd[3:]])
+    print(f"$ {shown}", flush=True)
+    with open(log, "a") as fh:
+        fh.write(shown + "\n")
+    subprocess.run(cmd, check=True, cwd=REPO)
+
+
+def manifest_entry(name: str) -> dict:
+    entries = {e["name"]: e for e in json.loads((REPO / "data" / "manifest.json").read_text())["trajectories"]}
+    if name not in entries:
+        sys.exit(f"{name} is not in data/manifest.json: run `data/generate.py --only {name}` first")
+    return entries[name]
+
+
+def model_path(spec: str, molecule: str, work: Path, log: Path) -> Path:
+    """NAME=PATH -> PATH; PATH 'reference' imports the authors' model of `molecule`."""
+    if spec != "reference":
+        return Path(spec).resolve()
+    out = work / f"{molecule}_authors.molenv"
+    if not out.is_file():
+        ref = REFERENCE / molecule
+        classes = {"urea": "I,IV,Melt,A,B,C,III", "nicotinamide": "I,II,III,IV,V,VI,VII,VIII,IX,Melt"}[molecule]
+        run(molenv("import-reference", "--weights", ref / "sf_mlp_weights_molstruc.txt", "--sf-input", ref / "sf_input_molstruc.dat",
+                   "--spec", molecule, "--classes", classes, "--out", out), log)
+    return out
+
+
+# ----------------------------------------------------------------------------- cluster melting
+
+
+def cluster(args) -> int:
+    from molenv.analysis import ClassificationResult, read_table
+
+    work = Path(args.work) / "cluster"
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / "commands.txt"
+    DOCS.mkdir(parents=True, exist_ok=True)
+    for name, spec in (m.split("=", 1) for m in args.model):
+        path = model_path(spec, "nicotinamide", work, log)
+        tables, results = {}, {}
+        for t, run_name in CLUSTER_RUNS.items():
+            e = manifest_entry(run_name)
+            out = work / name / f"{t}K"
+            if args.reuse and (out / "populations.dat").is_file():
+                print(f"reusing {out}")
+            else:
+                run(molenv("classify", "--model", path, "--spec", "nicotinamide", "-t", REPO / "data" / e["files"]["trajectory"],
+                           "--topology", REPO / "data" / e["files"]["topology"], "--no-pbc", "--xyz", "--no-progress", "--out", out), log)
+            tables[t] = read_table(out / "populations.dat")
+            results[t] = ClassificationResult.load(out / "molecules.npz")
+        classes = next(iter(results.values())).classes
+        plot_cluster_series(DOCS / f"cluster_{name}.png", tables, classes, f"nicotinamide form I cluster (148 molecules), model: {name}")
+        plot_snapshots(DOCS / f"cluster_{name}_snapshots.png", results, args.snapshot_times, f"model: {name}")
+        summary = {t: cluster_summary(tables[t], classes) for t in tables}
+        (work / name / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+        print(f"{name}: " + "; ".join(f"{t} K: {s}" for t, s in summary.items()))
+    return 0
+
+
+def cluster_summary(table, classes) -> dict:
+    """Core and surface counts of form I and melt at the first and the last frame."""
+    out = {}
+    for part in ("core", "surface"):
+        for c in ("I", classes[-1]):
+            y = table.column(f"{part}_n_{c}")
+            out[f"{part}_{c}"] = [int(y[0]), int(y[-1])]
+        n = table.column(f"{part}_nmol")
+        out[f"{part}_nmol"] = [int(n[0]), int(n[-1])]
+    return out
+
+
+def plot_cluster_series(path: Path, tables: dict, classes: list[str], title: str) -> None:
+    """Fig. 7 layout: rows = temperatures, columns = core / surface; molecules per class."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [*classes, "uncertain"]
+    colours = plt.get_cmap("tab10")
+    fig, axes = plt.subplots(len(tables), 2, figsize=(9, 2.6 * len(tables) + 0.8), sharex=True, squeeze=False)
+    for row, (t, table) in enumerate(sorted(tables.items())):
+        time = table.column("time")
+        for col, part in enumerate(("core", "surface")):
+            ax = axes[row, col]
+            for k, c in enumerate(labels):
+                y = table.column(f"{part}_n_{c}")
+                if np.any(y):
+                    ax.plot(time, y, label=c, **(dict(color="0.5", linestyle="--") if c == "uncertain" else dict(color=colours(k % 10))))
+            ax.plot(time, table.column(f"{part}_nmol"), color="k", alpha=0.4, linewidth=0.8, label="total")
+            ax.set_title(f"{t} K, {part} molecules", fontsize=9)
+            ax.set_ylim(bottom=0)
+            if col == 0:
+                ax.set_ylabel("molecules")
+            ax.legend(fontsize=7, loc="best")
+    for ax in axes[-1]:
+        ax.set_xlabel("time (ps)")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
+def plot_snapshots(path: Path, results: dict, times: list[float], title: str) -> None:
+    """Molecule centres coloured by class: a 6 A thick slice through the cluster's centre
+    (so that core and surface both show), rows = temperatures, columns = times."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = plt.get_cmap("tab10")
+    fig, axes = plt.subplots(len(results), len(times), figsize=(2.6 * len(times), 2.8 * len(results) + 0.6), squeeze=False)
+    for row, (t, r) in enumerate(sorted(results.items())):
+        labels = r.labels(0.5)
+        names = r.label_names
+        for col, want in enumerate(times):
+            f = int(np.argmin(np.abs(r.times - want)))
+            centres = r.centres[f] - r.centres[f].mean(axis=0)
+            ax = axes[row, col]
+            inside = np.abs(centres[:, 2]) < 3.0
+            ax.scatter(centres[~inside, 0], centres[~inside, 1], s=6, color="0.85")
+            for k in np.unique(labels[f][inside]):
+                sel = inside & (labels[f] == k)
+                ax.scatter(centres[sel, 0], centres[sel, 1], s=22, color="0.5" if names[k] == "uncertain" else colours(k % 10),
+                           label=names[k], edgecolors="k", linewidths=0.3)
+            ax.set_aspect("equal")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{t} K, {r.times[f]:.0f} ps", fontsize=9)
+            ax.legend(fontsize=6, loc="lower right", markerscale=0.7)
+    fig.suptitle(f"{title}: centres within 3 A of the mid-plane (grey: others)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--work", default=str(REPO / "out" / "applications"), help="classification outputs (default out/applications)")
+    parser.add_argument("--reuse", action="store_true", help="keep classifications that exist")
+    sub = parser.add_subparsers(dest="application", required=True)
+    c = sub.add_parser("cluster", help="nicotinamide nanocluster melting (paper Fig. 7)")
+    c.add_argument("--model", action="append", required=True, metavar="NAME=PATH", help="a model to classify with (PATH 'reference': the authors' SF-MLP); repeatable")
+    c.add_argument("--snapshot-times", type=float, nargs="+", default=[0, 100, 250, 500], help="ps (default 0 100 250 500)")
+    c.set_defaults(run=cluster)
+    args = parser.parse_args()
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
