@@ -124,6 +124,16 @@ class ClassificationResult:
             if value.shape != shape:
                 raise AnalysisError(f"{name} must have shape {shape}, got {value.shape}")
             setattr(self, name, value)
+        for name in ("probabilities", "topology_probabilities"):
+            value = getattr(self, name)
+            bad = None if value is None else ~np.isfinite(value).all(axis=2)
+            if bad is not None and bad.any():
+                # a NaN row would count as class 0 (argmax) with a NaN confidence: never a count
+                first = int(np.flatnonzero(bad.any(axis=1))[0])
+                raise AnalysisError(
+                    f"{self.source or 'classification'}: non-finite {name.replace('_', ' ')} (NaN or inf) for {int(bad.sum())} "
+                    f"molecule(s) in {int(bad.any(axis=1).sum())} frame(s), first frame {int(self.frames[first])} "
+                    f"({int(bad[first].sum())} of {n} molecules): the classifier's numbers overflowed; they cannot be counted as a class")
         if self.boxes is not None and np.all(np.isnan(self.boxes)):
             self.boxes = None
 

@@ -29,7 +29,7 @@ from MDAnalysis.analysis.results import ResultsGroup
 from molenv.analysis import ClassificationResult, frame_record
 from molenv.frames import MolecularFrame
 
-__all__ = ["ClassifierError", "SFFrameClassifier", "GNNFrameClassifier", "load_classifier", "ClassifyFrames", "DaskDistributedBackend", "classify_trajectory", "BACKENDS"]
+__all__ = ["ClassifierError", "check_finite", "SFFrameClassifier", "GNNFrameClassifier", "load_classifier", "ClassifyFrames", "DaskDistributedBackend", "classify_trajectory", "BACKENDS"]
 
 BACKENDS = ("serial", "multiprocessing", "dask")
 
@@ -159,6 +159,22 @@ def load_classifier(path: str | Path, device: str = "cpu"):
     )
 
 
+def check_finite(classifier, frame: int, time: float, probabilities: np.ndarray, topology: np.ndarray | None = None) -> None:
+    """ClassifierError, naming the model file, the frame and the number of molecules, where
+    the classifier gave a molecule non-finite probabilities (NaN or inf: a model whose
+    parameters make the network overflow, e.g. a negative eta or huge weights). Such a
+    molecule would otherwise count as class 0."""
+    for what, values in (("class", probabilities), ("bulk/surface", topology)):
+        if values is None:
+            continue
+        values = np.asarray(values, dtype=np.float64)
+        bad = ~np.isfinite(values).all(axis=1)
+        if bad.any():
+            raise ClassifierError(f"{classifier.path}: the model gives non-finite {what} probabilities (NaN or inf) for {int(bad.sum())} of "
+                                  f"{len(values)} molecules in frame {int(frame)} (t = {time:g} ps); its parameters make the network "
+                                  "overflow (e.g. a negative eta or huge weights): nothing is counted")
+
+
 class ClassifyFrames(AnalysisBase):
     """Classify the molecules of every frame of a `molenv.trajectory.Trajectory`.
 
@@ -188,6 +204,7 @@ class ClassifyFrames(AnalysisBase):
     def _single_frame(self):
         frame = self.molenv_trajectory.frame_at(self._ts)  # the trajectory's own frame builder (box, selection, atom order)
         probabilities, topology = self.classifier.predict(frame)
+        check_finite(self.classifier, self._ts.frame, frame.time, probabilities, topology)
         self.results.records.append(
             frame_record(frame, self._ts.frame, probabilities, self.classifier.centre_atom,
                          with_coordination=self.with_coordination, topology_probabilities=topology)

@@ -7,6 +7,13 @@ A dataset is a directory written by `molenv featurize` (`molenv.featurize`)::
                            the command that made it
     DIR/<source>.npz       one file per source trajectory (see `SOURCE_ARRAYS`)
 
+The manifest records the SHA-256 of every source file (``sources[].sha256``); a reader
+checks a file against it when it loads the file and refuses a file that differs (changed,
+replaced by another source's, or half written). Datasets written before the hashes
+existed have none and are read without the check. `molenv featurize` writes a dataset
+into a temporary directory beside DIR and renames it into place when it is complete, so
+DIR holds a whole dataset or none, never a mix of two.
+
 Every molecule of every frame carries a polymorph label (an index into ``classes``: the
 source's form, or melt), a topology label (0 bulk / 1 surface, from its coordination
 number) and every frame a split (train / val / test). The symmetry functions are cached in
@@ -25,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -198,11 +206,23 @@ class Dataset:
             path = self.path / source["file"]
             if not path.is_file():
                 raise DatasetError(f"{path}: data file of source {name!r} is missing")
-            with np.load(path) as data:
-                missing = sorted(set(SOURCE_ARRAYS) - set(data.files))
-                if missing:
-                    raise DatasetError(f"{path}: lacks arrays {', '.join(missing)}")
-                self._cache[name] = {k: data[k] for k in SOURCE_ARRAYS}
+            expected = source.get("sha256")
+            if expected is not None:
+                found = sha256(path)
+                if found != expected:
+                    raise DatasetError(f"{path}: the data file of source {name!r} differs from the one the dataset manifest records "
+                                       f"(SHA-256 {found[:16]}..., manifest {str(expected)[:16]}...): it was changed or replaced "
+                                       f"after `molenv featurize`; featurize the dataset again")
+            try:
+                with np.load(path) as data:
+                    missing = sorted(set(SOURCE_ARRAYS) - set(data.files))
+                    if missing:
+                        raise DatasetError(f"{path}: lacks arrays {', '.join(missing)}")
+                    self._cache[name] = {k: data[k] for k in SOURCE_ARRAYS}
+            except DatasetError:
+                raise
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+                raise DatasetError(f"{path}: cannot read the data file of source {name!r} ({str(err).strip() or type(err).__name__})") from None
         return self._cache[name]
 
     def _source(self, name: str) -> dict:

@@ -31,12 +31,22 @@ Splits (``split_mode``):
   train / val / test by ``val_fraction`` and ``test_fraction``.
 
 Sources whose split is anything else (e.g. ``demo``: the I/IV interface) are skipped.
+
+The dataset is written atomically: into a temporary directory beside ``out``
+(``.<name>.featurize-XXXX``), which is renamed to ``out`` when every file and the manifest
+(with the SHA-256 of every data file) are written. Replacing a dataset (``overwrite``)
+moves the old one aside (``.<name>.replaced-XXXX``), renames the new one in and then
+deletes the old one. A featurize that is killed leaves ``out`` as it was (or, between the
+two renames, without a dataset) and its temporary directory, never a mix of two datasets.
 """
 from __future__ import annotations
 
 import fnmatch
 import json
 import multiprocessing
+import os
+import shutil
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -229,6 +239,78 @@ def _safe_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
+def _dataset_files(directory: Path) -> set[str] | None:
+    """Names of the files of the dataset in `directory` (its manifest and source files),
+    None if it holds no dataset manifest."""
+    manifest = directory / MANIFEST
+    if not manifest.is_file():
+        return None
+    names = {MANIFEST}
+    try:
+        names |= {str(s["file"]) for s in json.loads(manifest.read_text())["sources"]}
+    except (ValueError, KeyError, TypeError):
+        pass  # a damaged manifest: its .npz files still count as the dataset's
+    return names | {p.name for p in directory.glob("*.npz")}
+
+
+def _check_destination(out: Path, overwrite: bool) -> None:
+    """`out` may receive a dataset: absent or empty, or (with ``overwrite``) a dataset and
+    nothing else, or an unfinished one (.npz files only); DatasetError otherwise."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise DatasetError(f"{out}: exists and is not a directory")
+    present = sorted(p.name for p in out.iterdir())
+    if not present:
+        return
+    dataset = _dataset_files(out)
+    if dataset is not None and not overwrite:
+        raise DatasetError(f"{out}: a dataset is already there (use --overwrite to replace it)")
+    others = [n for n in present if n not in (dataset or set()) and not (n.endswith(".npz") and (out / n).is_file())]
+    if others:
+        what = "holds files that are not part of its dataset" if dataset is not None else "is not empty and holds no molenv dataset (no manifest.json)"
+        raise DatasetError(f"{out}: {what} ({', '.join(others[:5])}{', ...' if len(others) > 5 else ''}); "
+                           "move them away or choose another --out (a dataset directory is replaced as a whole)")
+    if not overwrite:
+        raise DatasetError(f"{out}: holds .npz files but no manifest.json (an unfinished dataset?); use --overwrite to replace it")
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _leftovers(out: Path, log) -> None:
+    """Mention the temporary directories of featurize runs that were killed."""
+    for p in sorted(out.parent.glob(f".{out.name}.featurize-*")) + sorted(out.parent.glob(f".{out.name}.replaced-*")):
+        kind = "a dataset being written" if ".featurize-" in p.name else "a replaced dataset"
+        log(f"note: {p} holds {kind} left by an interrupted `molenv featurize` (unless one is running now); remove it")
+
+
+def _move_into_place(new: Path, out: Path, overwrite: bool) -> None:
+    """Rename the complete dataset directory `new` to `out`; an existing `out` is moved
+    aside first and deleted once the new one is in place."""
+    _check_destination(out, overwrite)  # again: another process may have written there meanwhile
+    if not out.exists() or not any(out.iterdir()):
+        os.replace(new, out)  # onto nothing or an empty directory
+    else:
+        aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.replaced-", dir=out.parent))
+        os.replace(out, aside)  # onto the empty directory just made
+        try:
+            os.replace(new, out)
+        except BaseException:
+            os.replace(aside, out)
+            raise
+        shutil.rmtree(aside, ignore_errors=True)
+    try:
+        _fsync(out.parent)
+    except OSError:
+        pass
+
+
 def featurize(
     sources: list[Source],
     spec: MoleculeSpec | str,
@@ -254,12 +336,11 @@ def featurize(
     split with a single class, unknown class names, an existing dataset (unless
     ``overwrite``); trajectory problems raise `molenv.trajectory.TrajectoryError`.
     """
-    from tqdm import tqdm
-
     spec = spec if isinstance(spec, MoleculeSpec) else load_spec(spec)
     out = Path(out)
-    if (out / MANIFEST).exists() and not overwrite:
-        raise DatasetError(f"{out}: a dataset is already there (use --overwrite to replace it)")
+    if out.is_symlink():
+        out = out.resolve()
+    _check_destination(out, overwrite)
     kept = []
     for s in sources:
         if s.split is not None and s.split not in SPLITS:
@@ -290,7 +371,25 @@ def featurize(
     if len(train_classes) == 1:
         raise DatasetError(f"the training split holds a single class ({train_classes[0]}); a classifier needs two or more")
 
-    out.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _leftovers(out, log)
+    final, out = out, Path(tempfile.mkdtemp(prefix=f".{out.name}.featurize-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(out, 0o777 & ~umask)  # mkdtemp makes it private; the dataset gets the usual permissions
+    try:
+        return _write(kept, trajectories, codes, classes, spec, out, final, overwrite, split_mode, val_fraction, test_fraction, seed,
+                      train_temperature, topology_rule, workers, progress, command)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _write(kept, trajectories, codes, classes, spec, out: Path, final: Path, overwrite: bool, split_mode, val_fraction, test_fraction, seed,
+           train_temperature, topology_rule, workers, progress, command) -> Dataset:
+    """Featurize into the new directory `out`, then move it to `final`."""
+    from tqdm import tqdm
+
     descriptors = spec.descriptor_set()
     total = sum(len(t) for t in trajectories)
     entries = []
@@ -329,6 +428,7 @@ def featurize(
                 }
                 file = f"{_safe_name(source.name)}.npz"
                 write_source(out / file, arrays)
+                _fsync(out / file)
                 for k, name in enumerate(SPLITS):
                     counts[name][source.label] += int((split == k).sum()) * n_mol
                     for t, tname in enumerate(TOPOLOGY_NAMES):
@@ -337,6 +437,7 @@ def featurize(
                     {
                         "name": source.name,
                         "file": file,
+                        "sha256": sha256(out / file),
                         "label": source.label,
                         "temperature_K": source.temperature,
                         "system": source.system,
@@ -380,5 +481,7 @@ def featurize(
         "wall_time_s": round(time.time() - started, 2),
         "molenv_version": __import__("molenv").__version__,
     }
-    write_manifest(out, manifest)
-    return Dataset(out)
+    _fsync(write_manifest(out, manifest))
+    _fsync(out)
+    _move_into_place(out, final, overwrite)
+    return Dataset(final)

@@ -32,6 +32,8 @@ import numpy as np
 __all__ = [
     "FrameError",
     "MolecularFrame",
+    "MIN_BOX_HEIGHT",
+    "box_from_file",
     "NeighbourPairs",
     "box_matrix",
     "reduced_basis",
@@ -45,6 +47,9 @@ class FrameError(ValueError):
     """A frame, box or geometric request that cannot be used; the message names the problem."""
 
 
+MIN_BOX_HEIGHT = 0.1  # Angstrom: a cell thinner than this (between any two faces) is degenerate
+
+
 # ----------------------------------------------------------------------------- cell geometry
 
 
@@ -52,7 +57,9 @@ def box_matrix(box) -> np.ndarray:
     """Cell vectors a, b, c as the rows of a (3, 3) float64 matrix (a along x, b in the xy plane).
 
     `box` is ``[a, b, c, alpha, beta, gamma]`` (Angstrom, degrees), the MDAnalysis
-    ``dimensions`` convention. Raises FrameError for a degenerate box.
+    ``dimensions`` convention. Raises FrameError for a degenerate box: a length <= 0,
+    angles that make no cell, or a cell of (near) zero volume, thinner than
+    `MIN_BOX_HEIGHT` between two faces.
     """
     from MDAnalysis.lib.mdamath import triclinic_vectors
 
@@ -60,9 +67,31 @@ def box_matrix(box) -> np.ndarray:
     if dims.shape != (6,) or not np.all(np.isfinite(dims)):
         raise FrameError(f"a box is [a, b, c, alpha, beta, gamma], got {box!r}")
     matrix = triclinic_vectors(dims, dtype=np.float64)
+    shown = "[" + ", ".join(f"{x:.6g}" for x in dims) + "]"
     if not np.any(matrix):
-        raise FrameError(f"box {dims.tolist()} is not a valid cell (lengths must be > 0, angles in (0, 180) and compatible)")
+        degenerate = " (degenerate: a length <= 0, zero volume)" if np.any(dims[:3] <= 0) else ""
+        raise FrameError(f"box {shown} is not a valid cell{degenerate} (lengths must be > 0, angles in (0, 180) and compatible)")
+    heights = perpendicular_heights(matrix)
+    if not heights.min() >= MIN_BOX_HEIGHT:
+        raise FrameError(f"box {shown} is not a valid cell: it is degenerate, of (near) zero volume {abs(np.linalg.det(matrix)):.3g} A^3 "
+                         f"(its faces are {heights.min():.3g} A apart, below {MIN_BOX_HEIGHT:g} A)")
     return matrix
+
+
+def box_from_file(dimensions) -> np.ndarray | None:
+    """The periodic box of a frame as a file gives it (MDAnalysis ``ts.dimensions``): None
+    where the file has none (no dimensions, or all three lengths zero, how XTC, DCD and
+    other formats write "no box"); else the box as float64 ``[a, b, c, alpha, beta,
+    gamma]``, checked: a degenerate box (a zero or negative length beside others, angles
+    that make no cell, a cell of near-zero volume) raises FrameError instead of passing
+    for "no box"."""
+    if dimensions is None:
+        return None
+    dims = np.asarray(dimensions, dtype=np.float64)
+    if dims.shape == (6,) and np.all(dims[:3] == 0):
+        return None
+    box_matrix(dims)
+    return dims.copy()
 
 
 def perpendicular_heights(matrix: np.ndarray) -> np.ndarray:

@@ -41,7 +41,7 @@ from typing import Callable
 import numpy as np
 
 from molenv.analysis import ClassificationResult, FrameRecord, frame_record
-from molenv.frames import MolecularFrame, box_matrix
+from molenv.frames import MolecularFrame, box_from_file, box_matrix
 from molenv.plumed_engine import PlumedError, share_step, start_plumed
 from molenv.plumed_engine import load_plumed as _load_plumed
 from molenv.plumed_engine import plumed_message as _plumed_message
@@ -167,11 +167,16 @@ def open_universe(trajectory: str | Path, topology: str | Path | None = None, *,
     return universe
 
 
-def _cell(ts) -> np.ndarray | None:
-    dims = ts.dimensions
-    if dims is None or not np.all(np.asarray(dims)[:3] > 0):
-        return None
-    return box_matrix(dims)
+def _cell(ts, where) -> np.ndarray | None:
+    """The cell vectors of a frame, None where the file has no box; a degenerate box is an
+    error, not "no box"."""
+    from molenv.frames import FrameError
+
+    try:
+        box = box_from_file(ts.dimensions)
+    except FrameError as err:
+        raise ReanalyseError(f"{where}: frame {ts.frame}: {err}") from None
+    return None if box is None else box_matrix(box)
 
 
 def _masses_charges(universe) -> tuple[np.ndarray, np.ndarray]:
@@ -335,9 +340,7 @@ class GeometryCollector:
     with_coordination: bool = True
 
     def frame(self, positions: np.ndarray, dims, time: float) -> MolecularFrame:
-        box = None
-        if not self.nopbc and dims is not None and np.all(np.asarray(dims)[:3] > 0):
-            box = np.asarray(dims, dtype=np.float64)
+        box = None if self.nopbc else box_from_file(dims)  # FrameError for a degenerate box, not "no box"
         return MolecularFrame(positions.astype(np.float64), box, self.molecules, self.atomic_numbers, time)
 
     def __call__(self, step: int, ts, universe) -> FrameRecord | None:
@@ -381,7 +384,7 @@ def reanalyse(
         with PlumedFeeder(plumed_dat, u.atoms.n_atoms, dt, masses=masses, charges=charges, log=log) as feeder:
             for index in tqdm(frames, desc="reanalyse", unit="frame", disable=not progress):
                 ts = u.trajectory[index]
-                feeder.feed(index, u.atoms.positions, _cell(ts))
+                feeder.feed(index, u.atoms.positions, _cell(ts, trajectory if universe is None else u.trajectory.filename))
                 run.frames.append(index)
                 run.times.append(float(ts.time))
                 if collect is not None:

@@ -565,8 +565,14 @@ class Trajectory:
         if self.periodic:
             if self.dimensions is not None:
                 box = self.dimensions
-            elif ts.dimensions is not None and np.all(np.asarray(ts.dimensions)[:3] > 0):
-                box = np.asarray(ts.dimensions, dtype=np.float64)
+            else:
+                from molenv.frames import FrameError, box_from_file
+
+                try:
+                    box = box_from_file(ts.dimensions)  # None: the file has no box; a degenerate one is an error
+                except FrameError as err:
+                    raise TrajectoryError(f"{self._where()}: frame {ts.frame}: {err}; give the box (dimensions=, --dimensions) "
+                                          "or read the frames without periodic boundaries (periodic=False, --no-pbc)") from None
         return MolecularFrame(
             positions=self.atoms.positions.astype(np.float64),
             box=box,

@@ -3,8 +3,10 @@
 Trains an MLP (2 hidden layers of 25 sigmoid units by default, softmax outputs, input
 scaling from the training set) on the periodic bulk molecules of the dataset's train
 split, with early stopping on the validation loss. Outputs in --out:
-checkpoints/best.ckpt, logs/metrics.csv, train_config.json and model.molenv (the best
-checkpoint as a molenv model file for MOLENV_CLASSIFY, see `molenv export`).
+checkpoints/best.ckpt, checkpoints/last.ckpt (the last epoch), logs/metrics.csv,
+train_config.json and model.molenv (the best checkpoint as a molenv model file for
+MOLENV_CLASSIFY, see `molenv export`). A stopped fit continues with --resume
+OLD/checkpoints/last.ckpt --out NEW and the earlier fit's options.
 """
 from __future__ import annotations
 
@@ -30,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--min-delta", type=float, default=1e-4, help="smaller validation-loss improvements do not count (default 1e-4)")
     group.add_argument("--seed", type=int, default=0)
     group.add_argument("--include-clusters", action="store_true", help="also train on clusters and surface molecules (default: periodic bulk only)")
+    group.add_argument("--resume", metavar="CKPT", help="continue the fit saved in this checkpoint (checkpoints/last.ckpt of a stopped fit, "
+                       "with its best.ckpt beside it) into a new --out: weights, optimiser, epoch count, early-stopping record, best "
+                       "checkpoint so far and random state; give the earlier fit's options (--max-epochs and --patience may change)")
     group.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     group.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -73,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     dataset = open_dataset(args.dataset)
     out = Path(args.out)
-    checkpoint = train_sf(dataset, config, out)
+    checkpoint = train_sf(dataset, config, out, resume_from=args.resume)
     print(f"best checkpoint: {checkpoint}")
     model = load_sf(checkpoint).to_model()
     val = training_molecules(dataset, "val", config.include_clusters)

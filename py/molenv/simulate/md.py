@@ -17,6 +17,7 @@ directory holds
 ``final.xml``, ``summary.json``  final state; frame count, wall times, speed, mean T and box
 ``plumed/``                   with a PLUMED bias: the input copy, PLUMED's log and output files
 ``plumed-checkpoint-NNNNN/``  PLUMED's files at the last checkpoint (removed when the run ends)
+``.molenv.lock``              while a process runs in the directory: its lock (`molenv.runlock`)
 ============================  ==================================================================
 
 Checkpoints are written every ``checkpoint_ps`` of simulated time and at the end of every
@@ -55,9 +56,10 @@ RUN_DIRS = ("chunks", "plumed")  # and plumed-checkpoint-NNNNN
 
 
 def _is_run_file(name: str) -> bool:
+    from molenv.runlock import LOCK_NAME
     from molenv.simulate.plumed_bias import SNAPSHOT_PREFIX
 
-    return name in RUN_FILES or name in RUN_DIRS or name.startswith(SNAPSHOT_PREFIX)
+    return name in RUN_FILES or name in RUN_DIRS or name.startswith(SNAPSHOT_PREFIX) or name == LOCK_NAME
 
 
 @dataclass
@@ -202,7 +204,10 @@ def run(out: str | Path, request: dict, setup, stages: list[Stage], settings: MD
     a different request is refused unless ``overwrite``. ``setup(directory) -> dict`` builds
     ``system.pdb`` and ``system.prmtop`` there and returns a summary of the system; it is
     called only for a new run. ``plumed`` (`molenv.simulate.plumed_bias.PlumedOptions`):
-    a PLUMED bias in the stages it names. Returns the summary (``summary.json``)."""
+    a PLUMED bias in the stages it names. Returns the summary (``summary.json``).
+
+    The run directory is locked for the call (`molenv.runlock`): while one process runs
+    in it, another call on it raises `molenv.runlock.DirectoryLocked` naming the holder."""
     runtime = runtime or Runtime()
     rd = RunDirectory(out)
     if plumed is not None:
@@ -212,6 +217,30 @@ def run(out: str | Path, request: dict, setup, stages: list[Stage], settings: MD
         _check_plumed_stages(plumed, stages)
     plan = {"request": request, "stages": [asdict(s) for s in stages], "settings": asdict(settings),
             "plumed": None if plumed is None else plumed.plan()}
+    if rd.path.exists() and not rd.path.is_dir():
+        raise SimulationError(f"{rd.path}: exists and is not a directory")
+    created = not rd.path.exists()
+    rd.path.mkdir(parents=True, exist_ok=True)
+    # one process per run directory: a second one on the same --out is refused at once,
+    # naming the holder (molenv.runlock; a run directory without a lock file is free)
+    from molenv.runlock import DirectoryLock
+
+    remove = False  # a directory this call created and left empty
+    try:
+        with DirectoryLock(rd.path, command=command or None, what="run directory"):
+            try:
+                return _run_locked(rd, plan, setup, stages, settings, runtime, overwrite, command, plumed)
+            except BaseException:
+                remove = created
+                raise
+    finally:
+        if remove and rd.path.is_dir() and not any(rd.path.iterdir()):
+            rd.path.rmdir()
+
+
+def _run_locked(rd: RunDirectory, plan: dict, setup, stages: list[Stage], settings: MDSettings, runtime: Runtime,
+                overwrite: bool, command: str, plumed) -> dict:
+    """`run` once the run directory is locked."""
     if rd.exists():
         old = rd.load()
         diff = _differences(plan, {k: old.get(k) for k in plan})
@@ -222,8 +251,6 @@ def run(out: str | Path, request: dict, setup, stages: list[Stage], settings: MD
             rd.clear()
     rd.check_new()
     if not rd.exists():
-        created = not rd.path.exists()
-        rd.path.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         try:
             system_info = setup(rd.path)
@@ -231,8 +258,6 @@ def run(out: str | Path, request: dict, setup, stages: list[Stage], settings: MD
                 _setup_plumed(rd, plumed, stages, settings, system_info)
         except BaseException:
             rd.clear()
-            if created and not any(rd.path.iterdir()):
-                rd.path.rmdir()
             raise
         record = plan | {"system": system_info, "command": command, "setup_wall_s": round(time.perf_counter() - t0, 2),
                          "created": time.strftime("%Y-%m-%d %H:%M:%S"), "host": platform.node()}
