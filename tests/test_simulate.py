@@ -527,3 +527,21 @@ def test_system_mode_runs_md_on_a_file(tmp_path, ff_cache, reference_dir, capsys
     meta = json.loads((tmp_path / "gas/run.json").read_text())
     assert meta["system"]["box_vectors"] is None and meta["system"]["barostat"] is None
     assert [s["ensemble"] for s in meta["stages"]] == ["nvt", "nvt"]
+
+
+def test_melt_density_expands_rigid_molecules(reference_dir):
+    """`molenv simulate melt --density`: the supercell expanded isotropically to the density
+    asked for, molecules rigid (intramolecular distances unchanged); compression refused."""
+    from molenv.simulate import SimulationError
+    from molenv.simulate.systems import at_density, crystal_system, density
+
+    spec = load_spec("urea")
+    crystal = crystal_system(spec, reference_dir / "urea" / "formI.cif")
+    assert density(crystal) == pytest.approx(1.375, abs=0.001)  # the experimental cell
+    expanded = at_density(crystal, 1.24)
+    assert density(expanded) == pytest.approx(1.24, rel=1e-9)
+    inner = lambda s: np.linalg.norm(s.positions[:, :, None] - s.positions[:, None, :], axis=-1)  # noqa: E731
+    assert np.allclose(inner(expanded), inner(crystal), atol=1e-9)
+    assert expanded.info["density_g_cm3"] == 1.24 and "expanded to 1.24 g/cm3" in expanded.description
+    with pytest.raises(SimulationError, match="would compress"):
+        at_density(crystal, 1.5)

@@ -116,6 +116,10 @@ def add_arguments(parser):
             g.add_argument("--melt-ensemble", choices=("npt", "nvt"), default="npt",
                            help="ensemble of the melting stage (default npt, isotropic: a crystal at its own density superheats far above the melting point)")
             g.add_argument("--melt-time", type=float, default=20.0, metavar="PS", help="time at the melting temperature, ps (default 20)")
+            g.add_argument("--density", type=float, metavar="G_CM3",
+                           help="expand the crystal supercell isotropically to this density (g/cm3) before melting; with "
+                                "--barostat none and --melt-ensemble nvt the whole run stays at it (a melt at the experimental "
+                                "liquid density where the force field's at 1 bar is off)")
             g.add_argument("--quench-time", type=float, default=20.0, metavar="PS", help="linear quench to --temperature, ps (default 20; NPT unless --barostat none)")
         if mode == "cluster":
             g.add_argument("--diameter", type=float, default=30.0, metavar="A", help="cluster diameter, A (default 30)")
@@ -158,7 +162,12 @@ def _build(args, spec):
         return file_system(spec, args.structure, name_map=parse_pairs(args.name_map, "--name-map") or None,
                            type_elements=args.type_elements, periodic=not args.no_pbc, frame=args.frame)
     if args.mode in ("crystal", "melt"):
-        return crystal_system(spec, args.structure, args.min_height, args.repeats, args.symmetrise)
+        system = crystal_system(spec, args.structure, args.min_height, args.repeats, args.symmetrise)
+        if getattr(args, "density", None) is not None:
+            from molenv.simulate.systems import at_density
+
+            system = at_density(system, args.density)
+        return system
     if args.mode == "cluster":
         return cluster_system(spec, args.structure, args.diameter, args.symmetrise)
     return interface_system(spec, args.structure, args.structure2, args.axis, args.min_height, args.repeats, args.repeats2,
@@ -240,7 +249,7 @@ def command_line(args) -> str:
 def _request(args, spec) -> dict:
     keys = ["mode", "smiles", "atom_types", "charges", "structure", "symmetrise", "repeats", "min_height", "diameter",
             "structure2", "symmetrise2", "repeats2", "axis", "gap", "orient", "orient2", "lateral_box", "melt_temperature", "melt_ensemble",
-            "melt_time", "quench_time", "frame", "name_map", "type_elements", "no_pbc"]
+            "melt_time", "quench_time", "density", "frame", "name_map", "type_elements", "no_pbc"]
     req = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
     req["molecule"] = spec.name
     req["spec_sha"] = _sha(spec.path)
