@@ -49,7 +49,8 @@ def test_urea_spec_carries_the_published_set():
     assert qset.by_atom(spec) == KUROSHIMA
     assert "Kuroshima" in qset.source and "6197" in qset.source
     assert spec.net_charge == 0 and abs(sum(qset.charges)) < 1e-12
-    assert load_spec("nicotinamide").charge_sets == {}
+    nic = load_spec("nicotinamide").charge_sets["kuroshima2024"]  # from the authors' form VII data file
+    assert nic.by_atom(load_spec("nicotinamide"))["N7"] == -0.779885 and abs(sum(nic.charges)) < 1e-5
 
 
 def test_values_as_a_subtable_parse_the_same(tmp_path):
@@ -135,8 +136,8 @@ def test_unknown_charges_are_refused_with_the_choices(tmp_path, capsys):
 
     with pytest.raises(SimulationError, match=r"unknown charges 'am1': choose a method \(bcc, gas\) or a charge set of spec 'urea' \(kuroshima2024\)"):
         parametrise(load_spec("urea"), "gaff", "am1", cache_dir=tmp_path)
-    with pytest.raises(SimulationError, match="spec 'nicotinamide' has no charge sets"):
-        parametrise(load_spec("nicotinamide"), "gaff", "kuroshima2024", cache_dir=tmp_path)
+    with pytest.raises(SimulationError, match=r"or a charge set of spec 'nicotinamide' \(kuroshima2024\)"):
+        parametrise(load_spec("nicotinamide"), "gaff2", "resp", cache_dir=tmp_path)
     out = tmp_path / "run"
     assert simulate("crystal", "--molecule", "urea", "--charges", "am1", "--structure", tmp_path / "never-read.cif", "--out", out) == 2
     err = capsys.readouterr().err
