@@ -47,11 +47,12 @@ def run(cmd: list[str], log: Path) -> None:
     subprocess.run(cmd, check=True, cwd=REPO)
 
 
-def manifest_entry(name: str) -> dict:
+def manifest_entry(name: str) -> dict | None:
+    """The manifest entry of a run, None (with a message) where it is not made yet."""
     entries = {e["name"]: e for e in json.loads((REPO / "data" / "manifest.json").read_text())["trajectories"]}
     if name not in entries:
-        sys.exit(f"{name} is not in data/manifest.json: run `data/generate.py --only {name}` first")
-    return entries[name]
+        print(f"skipping {name}: not in data/manifest.json (make it with `data/generate.py --only {name}`)")
+    return entries.get(name)
 
 
 def model_path(spec: str, molecule: str, work: Path, log: Path) -> Path:
@@ -82,6 +83,8 @@ def cluster(args) -> int:
         tables, results = {}, {}
         for t, run_name in CLUSTER_RUNS.items():
             e = manifest_entry(run_name)
+            if e is None:
+                continue
             out = work / name / f"{t}K"
             if args.reuse and (out / "populations.dat").is_file():
                 print(f"reusing {out}")
@@ -90,6 +93,8 @@ def cluster(args) -> int:
                            "--topology", REPO / "data" / e["files"]["topology"], "--no-pbc", "--xyz", "--no-progress", "--out", out), log)
             tables[t] = read_table(out / "populations.dat")
             results[t] = ClassificationResult.load(out / "molecules.npz")
+        if not results:
+            sys.exit("no cluster run to classify")
         classes = next(iter(results.values())).classes
         plot_cluster_series(DOCS / f"cluster_{name}.png", tables, classes, f"nicotinamide form I cluster (148 molecules), model: {name}")
         plot_snapshots(DOCS / f"cluster_{name}_snapshots.png", results, args.snapshot_times, f"model: {name}")
@@ -119,22 +124,26 @@ def plot_cluster_series(path: Path, tables: dict, classes: list[str], title: str
     import matplotlib.pyplot as plt
 
     labels = [*classes, "uncertain"]
+    melt = classes[-1]
     colours = plt.get_cmap("tab10")
-    fig, axes = plt.subplots(len(tables), 2, figsize=(9, 2.6 * len(tables) + 0.8), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(len(tables), 2, figsize=(10, 2.6 * len(tables) + 0.8), sharex=True, squeeze=False)
     for row, (t, table) in enumerate(sorted(tables.items())):
         time = table.column("time")
         for col, part in enumerate(("core", "surface")):
             ax = axes[row, col]
-            for k, c in enumerate(labels):
-                y = table.column(f"{part}_n_{c}")
-                if np.any(y):
-                    ax.plot(time, y, label=c, **(dict(color="0.5", linestyle="--") if c == "uncertain" else dict(color=colours(k % 10))))
+            # form I, the melt and uncertain on their own; the other forms summed (each is a
+            # few molecules at most: misreadings of a distorted form I or of the surface)
+            others = sum(table.column(f"{part}_n_{c}") for c in labels if c not in ("I", melt, "uncertain"))
+            ax.plot(time, table.column(f"{part}_n_I"), color=colours(0), label="I")
+            ax.plot(time, table.column(f"{part}_n_{melt}"), color=colours(9), label=melt)
+            ax.plot(time, others, color=colours(3), label="other forms")
+            ax.plot(time, table.column(f"{part}_n_uncertain"), color="0.5", linestyle="--", label="uncertain")
             ax.plot(time, table.column(f"{part}_nmol"), color="k", alpha=0.4, linewidth=0.8, label="total")
             ax.set_title(f"{t} K, {part} molecules", fontsize=9)
             ax.set_ylim(bottom=0)
             if col == 0:
                 ax.set_ylabel("molecules")
-            ax.legend(fontsize=7, loc="best")
+    axes[0, 1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     for ax in axes[-1]:
         ax.set_xlabel("time (ps)")
     fig.suptitle(title, fontsize=10)
@@ -153,7 +162,7 @@ def plot_snapshots(path: Path, results: dict, times: list[float], title: str) ->
     import matplotlib.pyplot as plt
 
     colours = plt.get_cmap("tab10")
-    fig, axes = plt.subplots(len(results), len(times), figsize=(2.6 * len(times), 2.8 * len(results) + 0.6), squeeze=False)
+    fig, axes = plt.subplots(len(results), len(times), figsize=(2.6 * len(times), 2.3 * len(results) + 0.5), squeeze=False)
     for row, (t, r) in enumerate(sorted(results.items())):
         labels = r.labels(0.5)
         names = r.label_names

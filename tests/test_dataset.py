@@ -61,8 +61,9 @@ def test_dataset_labels_splits_and_provenance(urea_md_dataset):
     ds = urea_md_dataset
     assert ds.classes == ["I", "IV", "melt"] and ds.molecule == "urea"
     by_name = {s["name"]: s for s in ds.sources}
-    assert by_name["urea-I-200K"]["frames"] == {"train": 0, "val": 0, "test": 5}
-    assert by_name["urea-melt-350K"]["frames"] == {"train": 3, "val": 1, "test": 1}  # held-out melt frames
+    # every 10th of 40 frames (data/generate.py: 200 ps, a frame every 5 ps)
+    assert by_name["urea-I-200K"]["frames"] == {"train": 0, "val": 0, "test": 4}
+    assert by_name["urea-melt-350K"]["frames"] == {"train": 2, "val": 1, "test": 1}  # held-out melt frames
     assert by_name["urea-I-cluster-100K"]["periodic"] is False
     for entry in ds.sources:
         assert entry["trajectory_sha256"] == sha256(entry["trajectory"])
@@ -76,9 +77,9 @@ def test_dataset_labels_splits_and_provenance(urea_md_dataset):
     assert ds.arrays("urea-I-100K")["topology"].sum() == 0 and ds.arrays("urea-I-100K")["cn"].min() >= 25
     assert 0 < ds.arrays("urea-I-cluster-100K")["topology"].mean() < 0.6
     table = ds.molecules("test")
-    assert len(table) == 5 * 160 + 5 * 180 + 160 and table.features.shape[1] == 24
+    assert len(table) == 4 * 160 + 4 * 180 + 160 and table.features.shape[1] == 24
     counts = ds.manifest["counts"]["test"]
-    assert counts == {"I": 800, "IV": 900, "melt": 160}
+    assert counts == {"I": 640, "IV": 720, "melt": 160}
     assert len(ds.molecules("train", periodic_only=True)) < len(ds.molecules("train"))
 
 
@@ -91,7 +92,7 @@ def test_cached_descriptors_are_those_of_the_stored_frames(urea_md_dataset):
     ds = urea_md_dataset
     spec = load_spec("urea")
     items = [f for f in ds.frames("test") if f.source == "urea-IV-200K"]
-    assert [f.index for f in items] == list(range(5)) and all(f.split == "test" for f in items)
+    assert [f.index for f in items] == list(range(4)) and all(f.split == "test" for f in items)
     traj = Trajectory(REPO / "data/urea/urea-IV-200K.xtc", spec, topology=REPO / "data/urea/urea-IV-200K.pdb.gz", step=10)
     for item, frame in zip(items, traj):
         assert np.array_equal(item.features, compute_descriptors(frame, spec.descriptor_set()))

@@ -64,8 +64,10 @@ def test_reference_model_on_md_data(urea_md_dataset, reference_dir, tmp_path):
     head = m["heads"]["polymorph"]
     assert head["confusion_matrix"]["columns_predicted"] == ["I", "IV", "Melt", "A", "B", "C", "III"]
     assert head["confusion_matrix"]["rows_true"] == ["I", "IV", "Melt"]
-    assert head["per_class"]["I"]["recall"] > 0.95  # form I is form I in any force field
-    assert 0 <= head["micro_f1"] <= 1 and head["n"] == 1860
+    # our data follow the authors' labelling and force field (issue 13): their model reads
+    # our crystals (the first data, with form IV's N1/N2 labelled otherwise, gave IV 0.0)
+    assert head["per_class"]["I"]["recall"] > 0.95 and head["per_class"]["IV"]["recall"] > 0.95
+    assert 0 <= head["micro_f1"] <= 1 and head["n"] == 4 * 160 + 4 * 180 + 160
 
 
 def test_model_kind(tmp_path, reference_dir):

@@ -42,7 +42,9 @@ def test_featurize_train_evaluate_export_plumed(tmp_path, capsys, plumed_module)
     printed = molenv(capsys, "evaluate", run, ds_dir, "--out", evaluation, "--tsne-samples", "150")
     metrics = json.loads((evaluation / "metrics.json").read_text())
     polymorph = metrics["heads"]["polymorph"]
-    assert polymorph["n"] == 5 * 160 + 5 * 180 + 160  # 200 K crystals + held-out melt frames
+    # 200 K crystals + held-out melt frames
+    sources = json.loads((ds_dir / "manifest.json").read_text())["sources"]
+    assert polymorph["n"] == sum(s["frames"]["test"] * s["n_molecules"] for s in sources) > 0
     # five epochs on a few frames already classify the warmer crystals and the melt
     assert 0.9 < polymorph["micro_f1"] <= 1.0, printed
     assert all(0 <= c["recall"] <= 1 for c in polymorph["per_class"].values())

@@ -62,7 +62,8 @@ def run(args):
                 print(f"{name}: {r.describe()}")
     print(f"{len(frames) - broken} of {len(frames)} frames follow the labelling convention"
           + (f" ({disordered} of them without orientational order, where it does not apply)" if disordered else "")
-          + ("" if not broken else " (molenv simulate relabels when it builds a system; docs/simulate.md)"))
+          + ("" if not broken else " (molenv simulate labels a system when it builds it; in a trajectory, molecules that have "
+                                   "turned by more than 90 degrees since, e.g. at a cluster's surface, count as against it; docs/simulate.md)"))
     return 1 if broken else 0
 
 
