@@ -642,3 +642,19 @@ def test_degenerate_box_in_a_file_is_an_error(tmp_path, capsys):
     assert Trajectory(flat, "urea", periodic=False)[0].box is None  # read as a cluster on purpose
     code, _, err = molenv_exit(capsys, "classify", "--model", REPO / "models/urea_sf.molenv", "--trajectory", flat, "--no-progress", "--out", tmp_path / "out")
     assert code == 2 and "flat.pdb: frame 0: box" in err and "degenerate" in err, err
+
+
+def test_truncated_compressed_topology_is_a_one_line_error(tmp_path, capsys):
+    """A .pdb.gz cut short (e.g. read while it is still being written) is a clean error, not
+    an EOFError traceback."""
+    source = REPO / "data" / "urea" / "urea-IV-100K.pdb.gz"
+    if not source.is_file():
+        pytest.skip("no urea MD data")
+    cut = tmp_path / "cut.pdb.gz"
+    cut.write_bytes(source.read_bytes()[: source.stat().st_size // 2])
+    from molenv.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["labelling", "--spec", "urea", "-t", str(REPO / "data" / "urea" / "urea-IV-100K.xtc"), "--topology", str(cut)])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "cut.pdb.gz" in err and "cannot read it" in err and "Traceback" not in err

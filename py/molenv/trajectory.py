@@ -309,7 +309,8 @@ class Trajectory:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # guessed masses, unknown 'element' numbers: handled below
                 universe = mda.Universe(*map(str, files), **kwargs)
-        except (ValueError, TypeError, OSError, IndexError, KeyError, NotImplementedError) as err:
+        except (ValueError, TypeError, OSError, EOFError, IndexError, KeyError, NotImplementedError) as err:
+            # EOFError: a truncated compressed file (.gz, .bz2), e.g. one still being written
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise TrajectoryError(
                 f"{self._where()}: cannot read it ({first}). Supported: {SUPPORTED}; give format=/topology_format= "
