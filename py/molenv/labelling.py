@@ -27,13 +27,15 @@ the convention. Its overall sign is free (a global flip changes no cosine): d po
 side of the majority of the molecules as labelled (so that relabelling moves the fewest),
 and to the side of its largest Cartesian component on a tie. For urea this puts every
 N1 -> N2 along a (or b: equivalent in the tetragonal cell) in form I, whose two
-sublattices' N-N axes are the cell diagonals, and along b in form IV, as in the authors' files (they point along -b in the form I dump
-and along -x, which is form I a = form IV b, in the interface file).
+sublattices' N-N axes are the cell diagonals, and along b in form IV, as in the authors'
+files (they point along -b in the form I dump and along -x, which is form I a = form IV b,
+in the interface file).
 
 The convention is about ordered systems: in a melt the directions are random and the
 labels are whatever the crystal it was melted from had. `LabellingReport.alignment`
 (|sum_I s_I v_I| / N with unit vectors: 1 = all parallel; form I 0.71, form IV 0.92,
-random directions 0.5) says how much order there is to label against.
+random directions 0.5-0.6; below ORDER_MIN a report says the convention does not apply)
+says how much order there is to label against.
 """
 from __future__ import annotations
 
