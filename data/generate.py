@@ -123,6 +123,13 @@ def plan() -> list[dict]:
         add(f"nicotinamide-I-cluster148-{t}K", "nicotinamide", "cluster", "I", "application",
             [*NIC_FF, "--structure", f"{REF}/nicotinamide/NICOAM13.pdb", "--diameter", "34.4", "--temperature", str(t),
              "--equilibrate", "0", "--production", "500", "--frame-interval", "5"])
+    # the paper's second application (Fig. 8): the authors' own urea form I / form IV interface
+    # (a snapshot of their MD, 1200 molecules stacked along z) run as it is, NPzT at 100 K with
+    # their charges; no minimisation, which would relax the strained form IV towards form I
+    add("urea-I-IV-interface-paper-100K", "urea", "system", "I/IV", "application",
+        [*UREA_FF, "--structure", f"{REF}/urea/formI_formIV_interface.data", "--name-map", "4:N1,5:N2",
+         "--type-elements", "1:H,2:O,3:C,4:N,5:N", "--barostat", "z", "--no-minimise", "--temperature", "100",
+         "--equilibrate", "0", "--production", "100", "--frame-interval", "2"])
     return runs
 
 

@@ -13,9 +13,18 @@ METHOD.md section 4) at both temperatures (docs/applications/cluster_<model>.png
 snapshots coloured by class (docs/applications/cluster_<model>_snapshots.png); the extended
 XYZ files for OVITO stay in <work> (default out/applications).
 
+    .venv/bin/python scripts/applications.py interface --model sf=models/urea_sf.molenv --model authors=reference
+
+`interface` (paper Fig. 8): the authors' urea form I / form IV interface run as it is (NPzT,
+100 K). Every frame is classified with each model; the script draws the molecules per class
+in the central region against time (the molecules between the three outermost layers of each
+slab, which the authors held fixed; our run moves them too) with the box height beside it
+(docs/applications/interface_<model>.png), and the class profile along z at several times
+(docs/applications/interface_<model>_profile.png).
+
 A model `authors=reference` is the original authors' published SF-MLP, imported from
 ../shared/reference (molenv import-reference). Frames are classified serially; the 2 x 101
-frames take about a minute per SF model.
+cluster frames take about a minute per SF model, the 51 interface frames about two.
 """
 from __future__ import annotations
 
@@ -33,6 +42,11 @@ REPO = Path(__file__).resolve().parent.parent
 REFERENCE = Path(os.environ.get("MOLENV_REFERENCE", REPO.parent / "shared" / "reference"))
 DOCS = REPO / "docs" / "applications"
 CLUSTER_RUNS = {100: "nicotinamide-I-cluster148-100K", 350: "nicotinamide-I-cluster148-350K"}
+INTERFACE_RUN = "urea-I-IV-interface-paper-100K"
+# The authors' interface file holds its three outermost molecular layers on each side fixed:
+# form IV at the bottom of the box (36 molecules per layer), form I at the top (48 per layer).
+# Ranked by height in the first frame, these molecules are left out of the central region.
+OUTER_MOLECULES = {"bottom": 3 * 36, "top": 3 * 48}
 
 
 def molenv(*args) -> list[str]:
@@ -188,6 +202,141 @@ def plot_snapshots(path: Path, results: dict, times: list[float], title: str) ->
     print(f"wrote {path}")
 
 
+# ----------------------------------------------------------------------------- interface
+
+
+def interface(args) -> int:
+    from molenv.analysis import ClassificationResult
+
+    work = Path(args.work) / "interface"
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / "commands.txt"
+    DOCS.mkdir(parents=True, exist_ok=True)
+    e = manifest_entry(INTERFACE_RUN)
+    if e is None:
+        sys.exit(f"no interface run to classify")
+    summaries = {}
+    for name, spec in (m.split("=", 1) for m in args.model):
+        path = model_path(spec, "urea", work, log)
+        out = work / name
+        if args.reuse and (out / "molecules.npz").is_file():
+            print(f"reusing {out}")
+        else:
+            run(molenv("classify", "--model", path, "--spec", "urea", "-t", REPO / "data" / e["files"]["trajectory"],
+                       "--topology", REPO / "data" / e["files"]["topology"], "--no-surface", "--no-progress", "--out", out), log)
+        result = ClassificationResult.load(out / "molecules.npz")
+        heights = interface_heights(result)
+        central = central_molecules(heights[0])
+        groups = interface_groups(result.classes)
+        counts = group_counts(result, groups, central)
+        plot_interface_series(DOCS / f"interface_{name}.png", result, counts, int(central.sum()), f"urea form I / form IV interface (authors' file), 100 K, model: {name}")
+        plot_interface_profile(DOCS / f"interface_{name}_profile.png", result, heights, groups, args.profile_times, f"model: {name}")
+        summaries[name] = {g: [float(c[0]), float(c[-1])] for g, c in counts.items()} | {
+            "central_molecules": int(central.sum()), "times_ps": [float(result.times[0]), float(result.times[-1])],
+            "box_z_A": [float(result.boxes[0, 2]), float(result.boxes[-1, 2])]}
+        print(f"{name}: central region, first -> last frame: " + ", ".join(f"{g} {c[0]:.0f} -> {c[-1]:.0f}" for g, c in counts.items()))
+    (work / "summary.json").write_text(json.dumps(summaries, indent=1) + "\n")
+    return 0
+
+
+def interface_heights(result) -> np.ndarray:
+    """(F, N) height of every molecule centre above the bottom of the stack, in A, wrapped into
+    [0, L_z) of each frame. The bottom is 1 A below the lowest centre of the first frame (the
+    lowest layer of the authors' file sits 1.5 A above the box's lower face)."""
+    z = result.centres[:, :, 2]
+    origin = z[0].min() - 1.0
+    lz = result.boxes[:, 2][:, None]
+    return np.mod(z - origin, lz)
+
+
+def central_molecules(first_heights: np.ndarray) -> np.ndarray:
+    """Mask of the molecules between the outer layers that the authors held fixed."""
+    order = np.argsort(first_heights)
+    central = np.ones(len(first_heights), dtype=bool)
+    central[order[: OUTER_MOLECULES["bottom"]]] = False
+    central[order[len(order) - OUTER_MOLECULES["top"]:]] = False
+    return central
+
+
+def interface_groups(classes: list[str]) -> dict[str, list[int]]:
+    """Class columns plotted together: form I, form IV, the melt, and the other forms of a model
+    (the authors' model also knows urea A, B, C and III)."""
+    melt = [k for k, c in enumerate(classes) if c.lower() == "melt"]
+    groups = {"I": [classes.index("I")], "IV": [classes.index("IV")], "melt": melt}
+    groups["other forms"] = [k for k in range(len(classes)) if not any(k in g for g in groups.values())]
+    return {g: ks for g, ks in groups.items() if ks}
+
+
+def group_counts(result, groups: dict, mask: np.ndarray, threshold: float = 0.5) -> dict[str, np.ndarray]:
+    """Molecules of `mask` per class group per frame (hard labels; below `threshold`: uncertain)."""
+    labels = result.labels(threshold)[:, mask]
+    counts = {g: np.isin(labels, ks).sum(axis=1).astype(float) for g, ks in groups.items()}
+    counts["uncertain"] = (labels < 0).sum(axis=1).astype(float)
+    return counts
+
+
+GROUP_COLOURS = {"I": "tab:blue", "IV": "tab:orange", "melt": "tab:gray", "other forms": "tab:red", "uncertain": "0.75"}
+
+
+def plot_interface_series(path: Path, result, counts: dict, n_central: int, title: str) -> None:
+    """Fig. 8 layout: molecules per class in the central region against time; the box height beside."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.4), gridspec_kw={"width_ratios": [2.2, 1]})
+    for g, y in counts.items():
+        ax.plot(result.times, y, color=GROUP_COLOURS[g], label=g, linestyle="--" if g == "uncertain" else "-")
+    ax.set_xlabel("time (ps)")
+    ax.set_ylabel(f"molecules (central region, {n_central})")
+    ax.set_ylim(0, n_central * 1.02)
+    ax.legend(fontsize=8)
+    bx.plot(result.times, result.boxes[:, 2], color="k")
+    bx.set_xlabel("time (ps)")
+    bx.set_ylabel("box height L_z (A)")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
+def plot_interface_profile(path: Path, result, heights: np.ndarray, groups: dict, times: list[float], title: str, width: float = 2.0) -> None:
+    """Class fractions along z in slabs of `width` A, one panel per time; the bottom of the box
+    is form IV, the top form I (the authors' file), and the box's periodic faces are the second
+    interface."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = result.labels(0.5)
+    fig, axes = plt.subplots(len(times), 1, figsize=(8, 1.5 * len(times) + 0.8), sharex=True, squeeze=False)
+    for ax, want in zip(axes[:, 0], times):
+        f = int(np.argmin(np.abs(result.times - want)))
+        edges = np.arange(0.0, result.boxes[f, 2] + width, width)
+        slab = np.digitize(heights[f], edges) - 1
+        n = np.bincount(slab, minlength=len(edges) - 1)[: len(edges) - 1].astype(float)
+        bottom = np.zeros_like(n)
+        centres = 0.5 * (edges[1:] + edges[:-1])
+        members = {g: np.isin(labels[f], ks) for g, ks in groups.items()} | {"uncertain": labels[f] < 0}
+        for g, sel in members.items():
+            k = np.bincount(slab[sel], minlength=len(n))[: len(n)] / np.maximum(n, 1)
+            ax.bar(centres, k, width=width, bottom=bottom, color=GROUP_COLOURS[g], label=g, linewidth=0)
+            bottom += k
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("fraction", fontsize=8)
+        ax.set_title(f"{result.times[f]:.0f} ps", fontsize=9, loc="left")
+    axes[0, 0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    axes[-1, 0].set_xlabel(f"height above the bottom of the stack (A), slabs of {width:g} A")
+    fig.suptitle(f"class profile along z (form IV below, form I above), {title}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", default=str(REPO / "out" / "applications"), help="classification outputs (default out/applications)")
@@ -197,6 +346,10 @@ def main() -> int:
     c.add_argument("--model", action="append", required=True, metavar="NAME=PATH", help="a model to classify with (PATH 'reference': the authors' SF-MLP); repeatable")
     c.add_argument("--snapshot-times", type=float, nargs="+", default=[0, 100, 250, 500], help="ps (default 0 100 250 500)")
     c.set_defaults(run=cluster)
+    i = sub.add_parser("interface", help="urea form I / form IV interface (paper Fig. 8)")
+    i.add_argument("--model", action="append", required=True, metavar="NAME=PATH", help="a model to classify with (PATH 'reference': the authors' SF-MLP); repeatable")
+    i.add_argument("--profile-times", type=float, nargs="+", default=[0, 20, 50, 100], help="ps (default 0 20 50 100)")
+    i.set_defaults(run=interface)
     args = parser.parse_args()
     return args.run(args)
 

@@ -1,0 +1,70 @@
+"""The analysis of scripts/applications.py (paper Figs. 7 and 8) on made-up classifications
+with a known answer: which molecules are central, counts per class group, the z profile."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from molenv.analysis import ClassificationResult
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def applications():
+    spec = importlib.util.spec_from_file_location("applications_script", REPO / "scripts" / "applications.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def stacked_interface(n_frames=3):
+    """A toy of the authors' interface: 10 layers of form IV (36 molecules, 2 A apart) below 8
+    layers of form I (48 molecules, 3 A apart) in a box 60 A high whose z origin is offset
+    (as in their LAMMPS file); in the last frame the lowest central form I layer reads as IV."""
+    z_iv = 101.8 + 1.5 + 2.0 * np.arange(10)
+    z_i = z_iv[-1] + 3.0 + 3.0 * np.arange(8)
+    z = np.concatenate([np.repeat(z_iv, 36), np.repeat(z_i, 48)])
+    n = len(z)
+    xy = np.random.default_rng(1).uniform(0, 20, (n, 2))
+    centres = np.repeat(np.column_stack([xy, z])[None], n_frames, axis=0)
+    probabilities = np.zeros((n_frames, n, 3))
+    probabilities[:, :360, 1] = 1.0  # IV
+    probabilities[:, 360:, 0] = 1.0  # I
+    probabilities[-1, 360:408] = [0.0, 1.0, 0.0]  # the first form I layer turned IV
+    probabilities[-1, 408:410] = [0.4, 0.3, 0.3]  # two uncertain ones in the next form I layer
+    boxes = np.tile([20.0, 20.0, 60.0, 90.0, 90.0, 90.0], (n_frames, 1))
+    return ClassificationResult(["I", "IV", "melt"], np.arange(n_frames) * 2.0, probabilities, centres=centres, boxes=boxes)
+
+
+def test_central_region_leaves_out_the_fixed_layers(applications):
+    r = stacked_interface()
+    heights = applications.interface_heights(r)
+    assert heights.min() == pytest.approx(1.0) and heights.max() < 60.0
+    central = applications.central_molecules(heights[0])
+    # 3 IV layers at the bottom and 3 form I layers at the top are out
+    assert central.sum() == 10 * 36 + 8 * 48 - 3 * 36 - 3 * 48
+    assert not central[:108].any() and central[108:360].all() and central[360:600].all() and not central[600:].any()
+
+
+def test_group_counts_and_profile(applications, tmp_path):
+    r = stacked_interface()
+    heights = applications.interface_heights(r)
+    central = applications.central_molecules(heights[0])
+    groups = applications.interface_groups(r.classes)
+    assert groups == {"I": [0], "IV": [1], "melt": [2]}
+    counts = applications.group_counts(r, groups, central)
+    assert counts["IV"][0] == 252 and counts["I"][0] == 240
+    assert counts["IV"][-1] == 252 + 48 and counts["I"][-1] == 240 - 48 - 2 and counts["uncertain"][-1] == 2
+    path = tmp_path / "profile.png"
+    applications.plot_interface_profile(path, r, heights, groups, [0, 4], "toy")
+    applications.plot_interface_series(tmp_path / "series.png", r, counts, int(central.sum()), "toy")
+    assert path.stat().st_size > 1000 and (tmp_path / "series.png").stat().st_size > 1000
+
+
+def test_other_forms_group_for_the_authors_classes(applications):
+    groups = applications.interface_groups(["I", "IV", "Melt", "A", "B", "C", "III"])
+    assert groups == {"I": [0], "IV": [1], "melt": [2], "other forms": [3, 4, 5, 6]}
