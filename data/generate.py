@@ -46,17 +46,19 @@ NICOTINAMIDE = {"I": "NICOAM13", "II": "NICOAM14", "III": "NICOAM15", "IV": "NIC
                 "VI": "NICOAM18", "VII": "NICOAM08", "VIII": "NICOAM09", "IX": "NICOAM17"}
 
 COMMON = ["--no-progress", "--threads", "1", "--ff-cache", "data/runs/forcefields"]
-# the paper: GAFF for urea, with the authors' charges (their LAMMPS settings; AM1-BCC made
-# the urea crystals 4.5 % and the melt 10 % too dense), GAFF2 + AM1-BCC for nicotinamide
+# the paper: GAFF for urea, GAFF2 for nicotinamide, with the authors' charges (their LAMMPS
+# settings; AM1-BCC made the urea crystals 4.5 % and the melt 10 % too dense). The nicotinamide
+# nanocluster runs of the application (Fig. 7) were made with AM1-BCC charges (NIC_FF_BCC)
+# before the nicotinamide training data moved to the authors' charges; they stay as made.
 UREA_FF = ["--molecule", "urea", "--atom-types", "gaff", "--charges", "kuroshima2024"]
-NIC_FF = ["--molecule", "nicotinamide", "--atom-types", "gaff2"]
+NIC_FF = ["--molecule", "nicotinamide", "--atom-types", "gaff2", "--charges", "kuroshima2024"]
+NIC_FF_BCC = ["--molecule", "nicotinamide", "--atom-types", "gaff2"]
 # 200 ps of production with a frame every 5 ps: the thermal fluctuations of a temperature
 # sampled by decorrelated frames (the first data had 50 ps with a frame every ps; the paper
 # 1 ns with a frame every 10 ps)
 UREA_MD = ["--equilibrate", "20", "--production", "200", "--frame-interval", "5"]
-NIC_MD = ["--equilibrate", "10", "--production", "30", "--frame-interval", "1.5"]
-CLUSTER_MD = ["--equilibrate", "10", "--production", "30", "--frame-interval", "1"]
-UREA_CLUSTER_MD = ["--equilibrate", "10", "--production", "200", "--frame-interval", "5"]
+NIC_MD = UREA_MD
+CLUSTER_MD = ["--equilibrate", "10", "--production", "200", "--frame-interval", "5"]
 MELT = ["--melt-temperature", "800", "--melt-time", "20", "--quench-time", "20"]
 # urea's melt at the density of the authors' melt (~1.24 g/cm3), all NVT: at 1 bar GAFF urea
 # with their charges gives a supercooled liquid of 1.40 g/cm3 at 350 K (denser than its crystal
@@ -78,7 +80,7 @@ def plan() -> list[dict]:
         shape = ["--diameter", "30"] if cluster else []
         add(f"urea-{form}-{'cluster-' if cluster else ''}{t}K", "urea", "cluster" if cluster else "crystal", form, split,
             [*UREA_FF, "--structure", UREA[form], *UREA_SYMMETRISE.get(form, []), *shape, "--temperature", str(t),
-             *(UREA_CLUSTER_MD if cluster else UREA_MD)])
+             *(CLUSTER_MD if cluster else UREA_MD)])
 
     def nicotinamide(form, t, split):
         """A nicotinamide crystal of `form` at `t` K."""
@@ -121,7 +123,7 @@ def plan() -> list[dict]:
     # vacuum, 500 ps at 100 K (stays crystalline) and at 350 K (melts from the surface)
     for t in (100, 350):
         add(f"nicotinamide-I-cluster148-{t}K", "nicotinamide", "cluster", "I", "application",
-            [*NIC_FF, "--structure", f"{REF}/nicotinamide/NICOAM13.pdb", "--diameter", "34.4", "--temperature", str(t),
+            [*NIC_FF_BCC, "--structure", f"{REF}/nicotinamide/NICOAM13.pdb", "--diameter", "34.4", "--temperature", str(t),
              "--equilibrate", "0", "--production", "500", "--frame-interval", "5"])
     # the paper's second application (Fig. 8): the authors' own urea form I / form IV interface
     # (a snapshot of their MD, 1200 molecules stacked along z) run as it is, NPzT at 100 K with
