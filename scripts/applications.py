@@ -43,10 +43,12 @@ REFERENCE = Path(os.environ.get("MOLENV_REFERENCE", REPO.parent / "shared" / "re
 DOCS = REPO / "docs" / "applications"
 CLUSTER_RUNS = {100: "nicotinamide-I-cluster148-100K", 350: "nicotinamide-I-cluster148-350K"}
 INTERFACE_RUN = "urea-I-IV-interface-paper-100K"
-# The authors' interface file holds its three outermost molecular layers on each side fixed:
-# form IV at the bottom of the box (36 molecules per layer), form I at the top (48 per layer).
-# Ranked by height in the first frame, these molecules are left out of the central region.
-OUTER_MOLECULES = {"bottom": 3 * 36, "top": 3 * 48}
+# The authors' interface file: molecules 1-480 are the form I slab (upper), 481-1200 the form
+# IV slab (lower); `simulate system` keeps that order. They held the three outermost molecular
+# layers of each slab fixed: the lowest 3 x 36 of form IV and the highest 3 x 48 of form I,
+# left out of the central region (ranked by height in the first frame).
+INTERFACE_SLABS = {"I": slice(0, 480), "IV": slice(480, 1200)}
+OUTER_MOLECULES = {"IV": 3 * 36, "I": 3 * 48}
 
 
 def molenv(*args) -> list[str]:
@@ -240,21 +242,33 @@ def interface(args) -> int:
 
 
 def interface_heights(result) -> np.ndarray:
-    """(F, N) height of every molecule centre above the bottom of the stack, in A, wrapped into
-    [0, L_z) of each frame. The bottom is 1 A below the lowest centre of the first frame (the
-    lowest layer of the authors' file sits 1.5 A above the box's lower face)."""
-    z = result.centres[:, :, 2]
-    origin = z[0].min() - 1.0
+    """(F, N) height of every molecule centre above the bottom of the form IV slab in the first
+    frame (minus 1 A, half a layer spacing), in A.
+
+    The MD writes centres wrapped into the box, and the barostat scales them with L_z, so the
+    heights are taken in fractional z (unchanged by the scaling), wrapped into [0, 1) from the
+    bottom of the stack, then times the frame's L_z. The form IV slab is found by molecule order
+    (INTERFACE_SLABS) and is thinner than the box, so its lowest centre is well defined once its
+    fractional heights are unwrapped around their circular mean. The box is orthorhombic, as in
+    the paper."""
     lz = result.boxes[:, 2][:, None]
-    return np.mod(z - origin, lz)
+    s = np.mod(result.centres[:, :, 2] / lz, 1.0)
+    iv = s[0, INTERFACE_SLABS["IV"]]
+    middle = np.angle(np.exp(2j * np.pi * iv).mean()) / (2 * np.pi)
+    lowest = middle + (np.mod(iv - middle + 0.5, 1.0) - 0.5).min()
+    bottom = lowest - 1.0 / lz[0, 0]
+    return np.mod(s - bottom, 1.0) * lz
 
 
 def central_molecules(first_heights: np.ndarray) -> np.ndarray:
-    """Mask of the molecules between the outer layers that the authors held fixed."""
-    order = np.argsort(first_heights)
+    """Mask of the molecules between the outer layers that the authors held fixed: all but the
+    lowest OUTER_MOLECULES of the form IV slab and the highest of the form I slab."""
     central = np.ones(len(first_heights), dtype=bool)
-    central[order[: OUTER_MOLECULES["bottom"]]] = False
-    central[order[len(order) - OUTER_MOLECULES["top"]:]] = False
+    for slab, lowest in (("IV", True), ("I", False)):
+        index = np.arange(len(first_heights))[INTERFACE_SLABS[slab]]
+        order = index[np.argsort(first_heights[index])]
+        n = OUTER_MOLECULES[slab]
+        central[order[:n] if lowest else order[len(order) - n:]] = False
     return central
 
 

@@ -22,35 +22,42 @@ def applications():
 
 
 def stacked_interface(n_frames=3):
-    """A toy of the authors' interface: 10 layers of form IV (36 molecules, 2 A apart) below 8
-    layers of form I (48 molecules, 3 A apart) in a box 60 A high whose z origin is offset
-    (as in their LAMMPS file); in the last frame the lowest central form I layer reads as IV."""
-    z_iv = 101.8 + 1.5 + 2.0 * np.arange(10)
+    """A toy of the authors' interface: 8 layers of form I (48 molecules, 3 A apart; molecules
+    0-383) above 10 layers of form IV (36 molecules, 2 A apart; 384-743), in a box 60 A high,
+    the centres wrapped into the box with the stack starting at 40 A (the IV slab crosses the
+    periodic face); in the last frame the lowest central form I layer reads as IV."""
+    z_iv = 40.0 + 2.0 * np.arange(10)
     z_i = z_iv[-1] + 3.0 + 3.0 * np.arange(8)
-    z = np.concatenate([np.repeat(z_iv, 36), np.repeat(z_i, 48)])
+    z = np.mod(np.concatenate([np.repeat(z_i, 48), np.repeat(z_iv, 36)]), 60.0)
     n = len(z)
     xy = np.random.default_rng(1).uniform(0, 20, (n, 2))
     centres = np.repeat(np.column_stack([xy, z])[None], n_frames, axis=0)
     probabilities = np.zeros((n_frames, n, 3))
-    probabilities[:, :360, 1] = 1.0  # IV
-    probabilities[:, 360:, 0] = 1.0  # I
-    probabilities[-1, 360:408] = [0.0, 1.0, 0.0]  # the first form I layer turned IV
-    probabilities[-1, 408:410] = [0.4, 0.3, 0.3]  # two uncertain ones in the next form I layer
+    probabilities[:, :384, 0] = 1.0  # I
+    probabilities[:, 384:, 1] = 1.0  # IV
+    probabilities[-1, :48] = [0.0, 1.0, 0.0]  # the lowest form I layer turned IV
+    probabilities[-1, 48:50] = [0.4, 0.3, 0.3]  # two uncertain ones in the next form I layer
     boxes = np.tile([20.0, 20.0, 60.0, 90.0, 90.0, 90.0], (n_frames, 1))
     return ClassificationResult(["I", "IV", "melt"], np.arange(n_frames) * 2.0, probabilities, centres=centres, boxes=boxes)
 
 
-def test_central_region_leaves_out_the_fixed_layers(applications):
+@pytest.fixture
+def toy_slabs(applications, monkeypatch):
+    monkeypatch.setattr(applications, "INTERFACE_SLABS", {"I": slice(0, 384), "IV": slice(384, 744)})
+
+
+def test_central_region_leaves_out_the_fixed_layers(applications, toy_slabs):
     r = stacked_interface()
     heights = applications.interface_heights(r)
-    assert heights.min() == pytest.approx(1.0) and heights.max() < 60.0
+    # from 1 A below the lowest form IV layer, whichever side of the periodic face it is on
+    assert heights[:, 384:].min() == pytest.approx(1.0) and heights[:, :384].max() == pytest.approx(1.0 + 18 + 3 + 21)
     central = applications.central_molecules(heights[0])
     # 3 IV layers at the bottom and 3 form I layers at the top are out
     assert central.sum() == 10 * 36 + 8 * 48 - 3 * 36 - 3 * 48
-    assert not central[:108].any() and central[108:360].all() and central[360:600].all() and not central[600:].any()
+    assert not central[384:492].any() and central[492:].all() and central[:240].all() and not central[240:384].any()
 
 
-def test_group_counts_and_profile(applications, tmp_path):
+def test_group_counts_and_profile(applications, toy_slabs, tmp_path):
     r = stacked_interface()
     heights = applications.interface_heights(r)
     central = applications.central_molecules(heights[0])
