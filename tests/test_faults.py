@@ -471,7 +471,7 @@ def test_resume_checks_the_checkpoint(tmp_path, one_torch_thread):  # noqa: F811
     (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="junk.ckpt: cannot read the checkpoint"):
         train_sf(ds, config, tmp_path / "d", resume_from=tmp_path / "junk.ckpt")
-    with pytest.raises(FileNotFoundError, match="no such checkpoint"):
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
         train_sf(ds, config, tmp_path / "e", resume_from=tmp_path / "missing.ckpt")
     # the best checkpoint must be the fit's
     (tmp_path / "a" / "checkpoints" / "best.ckpt").unlink()

@@ -181,7 +181,7 @@ def test_resume_refuses_other_classes_or_missing_file(trained, data, tmp_path):
         train_gnn(*data, other, tmp_path / "a")
     other = config()
     other.resume_from = str(tmp_path / "none.ckpt")
-    with pytest.raises(FileNotFoundError, match="no such checkpoint"):
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
         train_gnn(*data, other, tmp_path / "b")
     both = config()
     both.resume_from = both.init_from = str(first)

@@ -100,7 +100,7 @@ def test_bias_energy_and_forces_are_plumeds(tmp_path, plumed_module):
 
 def crystal_args(ff_cache, reference_dir, out, plumed, production=0.06, *extra):
     return ["crystal", "--molecule", "urea", "--atom-types", "gaff", "--charges", "gas", "--ff-cache", ff_cache,
-            "--structure", reference_dir / "urea/formI.cif", "--equilibrate", 0, "--production", production, "--frame-interval", 0.02,
+            "--structure", reference_dir / "urea/formI.cif", "--equilibrate", 0, "--production", production, "--frame-interval", min(0.02, production),
             "--checkpoint-interval", 0.02, "--report-interval", 0.02, "--threads", 1, "--no-progress", "--no-minimise",
             "--plumed", plumed, "--out", out, *extra]
 

@@ -170,11 +170,23 @@ class ClassificationResult:
 
     @classmethod
     def load(cls, path: str | Path) -> ClassificationResult:
+        import zipfile
+        import zlib
+
+        from molenv.paths import file_problem
+
         path = Path(path)
-        if not path.is_file():
-            raise AnalysisError(f"{path}: file not found")
-        with np.load(path, allow_pickle=False) as data:
-            kwargs = {k: data[k] for k in data.files}
+        if problem := file_problem(path):
+            raise AnalysisError(problem)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                kwargs = {k: data[k] for k in data.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:  # cut short, or not an .npz at all
+            raise AnalysisError(f"{path}: cannot read it as an .npz of per-molecule results ({str(err).strip() or type(err).__name__}): "
+                                "the file is damaged or truncated") from None
+        missing = sorted({"classes", "topology_names", "output_activation", "source", "times", "probabilities"} - set(kwargs))
+        if missing:
+            raise AnalysisError(f"{path}: not a file of per-molecule results written by molenv (lacks {', '.join(missing)})")
         kwargs["classes"] = [str(c) for c in kwargs["classes"]]
         kwargs["topology_names"] = tuple(str(c) for c in kwargs["topology_names"])
         kwargs["output_activation"] = str(kwargs["output_activation"])
@@ -618,7 +630,11 @@ def summarise(result: ClassificationResult, out_dir: str | Path, options: Summar
               title: str = "") -> dict[str, Path]:
     """Write the population table, per-molecule file, plot and (with ``options.xyz`` and
     `frames`) the extended XYZ of `result` into `out_dir`; returns {what: path}."""
+    from molenv.paths import output_directory_problem
+
     out = Path(out_dir)
+    if problem := output_directory_problem(out):
+        raise AnalysisError(problem)
     out.mkdir(parents=True, exist_ok=True)
     if options.table_format not in ("dat", "csv"):
         raise AnalysisError(f"table format must be dat or csv, got {options.table_format!r}")

@@ -18,6 +18,7 @@ wraps it and returns a `molenv.analysis.ClassificationResult`.
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
 from pathlib import Path
 
@@ -139,9 +140,11 @@ def load_classifier(path: str | Path, device: str = "cpu"):
     or a TorchScript export (told apart by content, not by name)."""
     import zipfile
 
+    from molenv.paths import file_problem
+
     path = Path(path)
-    if not path.is_file():
-        raise ClassifierError(f"{path}: model file not found")
+    if problem := file_problem(path, "model file"):
+        raise ClassifierError(problem)
     with open(path, "rb") as fh:
         head = fh.read(4096)
     if b"molenv_model" in head:
@@ -248,6 +251,23 @@ class DaskDistributedBackend(BackendBase):
             return client.gather(client.map(func, computations, pure=False))
 
 
+@contextlib.contextmanager
+def _frames_read_errors(trajectory, backend: str):
+    """MDAnalysis iterates the frames here: a frame its reader cannot read (a file damaged,
+    or changed since it was opened: a truncated one is refused when it is opened) raises
+    OSError or EOFError from inside the reader; reported as a TrajectoryError naming the
+    file. Not with dask, where OSError is also a lost connection to the scheduler."""
+    from molenv.trajectory import TrajectoryError
+
+    try:
+        yield
+    except (OSError, EOFError) as err:
+        if backend == "dask":
+            raise
+        raise TrajectoryError(f"{trajectory._where()}: cannot read a frame ({str(err).strip() or type(err).__name__}): the file is damaged or "
+                              "truncated") from None
+
+
 def classify_trajectory(trajectory, classifier, *, backend: str = "serial", n_workers: int = 1, progress: bool = True,
                         with_coordination: bool = True, scheduler: str | None = None) -> ClassificationResult:
     """Classify every frame of `trajectory` (its ``start``/``stop``/``step`` slice) with
@@ -270,7 +290,7 @@ def classify_trajectory(trajectory, classifier, *, backend: str = "serial", n_wo
         raise ClassifierError(f"n_workers must be >= 1, got {n_workers}")
     analysis = ClassifyFrames(trajectory, classifier, with_coordination=with_coordination)
     frames = np.asarray(trajectory.frame_indices, dtype=np.int64)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _frames_read_errors(trajectory, backend):
         warnings.filterwarnings("ignore", message="Reader has no dt information")
         warnings.filterwarnings("ignore", message="Set `n_parts` to")
         if backend == "serial":

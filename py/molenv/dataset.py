@@ -170,8 +170,10 @@ class Dataset:
     def __init__(self, directory: str | Path):
         self.path = Path(directory)
         manifest_path = self.path / MANIFEST
-        if not self.path.is_dir():
-            raise DatasetError(f"{self.path}: dataset directory not found (make one with `molenv featurize`)")
+        from molenv.paths import directory_problem
+
+        if problem := directory_problem(self.path, "dataset directory"):
+            raise DatasetError(f"{problem} (make one with `molenv featurize`)")
         if not manifest_path.is_file():
             raise DatasetError(f"{self.path}: not a molenv dataset (no {MANIFEST}; make one with `molenv featurize`)")
         try:

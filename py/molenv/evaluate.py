@@ -13,9 +13,13 @@ molecule embedding and the last hidden layer). `evaluate_outputs` turns them int
   polymorph class, misclassified molecules marked.
 
 True and predicted classes are matched by name (ignoring case, so a dataset's ``melt``
-meets a model's ``Melt``); a model may know classes the data lack and vice versa (e.g. the
-7-class reference urea model on I / IV / melt data), the confusion matrix then has rows for
-the true classes present and columns for every predicted class.
+meets a model's ``Melt``), never by position: a model with the dataset's classes in another
+order is evaluated correctly. A model may know classes the data lack (e.g. the 7-class
+reference urea model on I / IV / melt data): the confusion matrix then has rows for the true
+classes present and columns for every predicted class. Data of a class the model does not
+know are refused by `evaluate_sf` and `evaluate_gnn` (`check_classes`): every such molecule
+would count as misclassified, and the F1 would measure the mismatch of names, not the model
+(`Head` itself still scores them, with a column of their own).
 
 `evaluate_sf` and `evaluate_gnn` compute the heads of each classifier; `evaluate_path`
 accepts whatever `molenv evaluate` is given (a molenv model file, an SF checkpoint, a GNN
@@ -33,7 +37,7 @@ import numpy as np
 
 from molenv.dataset import TOPOLOGY_NAMES, Dataset, MoleculeTable
 
-__all__ = ["Head", "head_metrics", "plot_confusion", "plot_tsne", "evaluate_outputs", "evaluate_sf", "evaluate_gnn", "evaluate_path", "model_kind"]
+__all__ = ["Head", "check_classes", "head_metrics", "plot_confusion", "plot_tsne", "evaluate_outputs", "evaluate_sf", "evaluate_gnn", "evaluate_path", "model_kind"]
 
 
 @dataclass
@@ -183,7 +187,11 @@ def evaluate_outputs(
     misclassified molecules; ``tsne_samples`` molecules (seeded random subsample, the same
     for every embedding) are mapped; 0 leaves t-SNE out.
     """
+    from molenv.paths import output_directory_problem
+
     out = Path(out_dir)
+    if problem := output_directory_problem(out):
+        raise ValueError(problem)
     out.mkdir(parents=True, exist_ok=True)
     metrics = {"info": dict(info or {}), "heads": {}, "files": {}}
     for head in heads:
@@ -229,6 +237,7 @@ def evaluate_sf(model, dataset: Dataset, out_dir, splits="test", *, include_clus
     if len(table) == 0:
         raise ValueError(f"{dataset.path}: no molecules in split {', '.join(names)} to evaluate" + ("" if include_clusters else " (periodic bulk molecules only)"))
     _check_descriptors(model, dataset)
+    check_classes(model.classes, dataset, table.labels, (info or {}).get("model_path", model.name))
     layers = model.network.layer_outputs(table.features)
     head = Head("polymorph", dataset.classes, list(model.classes), table.labels, layers[-1])
     embeddings = {"descriptors": layers[0]}
@@ -236,6 +245,19 @@ def evaluate_sf(model, dataset: Dataset, out_dir, splits="test", *, include_clus
         embeddings["last_hidden_layer"] = layers[-2]
     details = {"kind": "sf", "model": model.name, "dataset": str(dataset.path), "splits": names, "clusters_included": include_clusters, **(info or {})}
     return evaluate_outputs(out_dir, [head], embeddings, groups=table.source, group_names=table.source_names, info=details, **options)
+
+
+def check_classes(model_classes: Sequence[str], dataset: Dataset, labels: np.ndarray, model: str) -> None:
+    """ValueError, naming both class lists, where labelled molecules (`labels`: indices into
+    ``dataset.classes``, negative = unlabelled) are of a class the model (`model`: its name
+    or file) does not know, by name ignoring case."""
+    known = {c.lower() for c in model_classes}
+    present = np.unique(np.asarray(labels)[np.asarray(labels) >= 0])
+    unknown = [dataset.classes[k] for k in present if dataset.classes[k].lower() not in known]
+    if unknown:
+        raise ValueError(f"{model}: the model's classes ({', '.join(model_classes)}) do not include {', '.join(unknown)} of the dataset "
+                         f"{dataset.path} (classes {', '.join(dataset.classes)}); classes are matched by name (ignoring case), and "
+                         "molecules of a class the model does not know cannot be scored")
 
 
 def _check_descriptors(model, dataset: Dataset) -> None:
@@ -255,6 +277,7 @@ def evaluate_gnn(classifier, dataset: Dataset, out_dir, splits="test", *, batch_
     graphs = graphs_from_dataset(dataset, names, classifier.model.cutoff)
     if not graphs:
         raise ValueError(f"{dataset.path}: no frames in split {', '.join(names)} to evaluate")
+    check_classes(classifier.form_names, dataset, np.concatenate([g.y_polymorph.numpy() for g in graphs]), (info or {}).get("model_path", "the model"))
     pred = predict_graphs(classifier, graphs, batch_size=batch_size)
     # source of each molecule: the dataset yields frames source by source
     sources = [item.source for item in dataset.frames(names)]
@@ -277,8 +300,10 @@ def model_kind(path: str | os.PathLike) -> tuple[str, Path]:
         if not best.is_file():
             raise FileNotFoundError(f"{path}: a directory, but not a training output (no checkpoints/best.ckpt)")
         path = best
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: model not found")
+    from molenv.paths import file_problem
+
+    if problem := file_problem(path, "model"):
+        raise FileNotFoundError(problem)
     with open(path, "rb") as fh:
         head = fh.read(4096)
     if b"molenv_model" in head:

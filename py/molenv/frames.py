@@ -34,6 +34,7 @@ __all__ = [
     "MolecularFrame",
     "MIN_BOX_HEIGHT",
     "box_from_file",
+    "check_finite_positions",
     "NeighbourPairs",
     "box_matrix",
     "reduced_basis",
@@ -48,6 +49,17 @@ class FrameError(ValueError):
 
 
 MIN_BOX_HEIGHT = 0.1  # Angstrom: a cell thinner than this (between any two faces) is degenerate
+
+
+def check_finite_positions(positions, atom_numbers=None) -> None:
+    """FrameError where `positions` (n, 3) hold NaN or inf: a damaged file, or an MD run that
+    blew up. Named as such, not left to fail later as something else (two atoms that seem to
+    coincide, an empty neighbour list). ``atom_numbers``: the 1-based number of each row in
+    its file, for the message (default: row + 1)."""
+    bad = np.flatnonzero(~np.isfinite(np.asarray(positions, dtype=np.float64)).all(axis=1))
+    if len(bad):
+        first = int(bad[0]) + 1 if atom_numbers is None else int(atom_numbers[bad[0]])
+        raise FrameError(f"non-finite coordinates (NaN or inf) for {len(bad)} of {len(positions)} atoms, the first atom {first}")
 
 
 # ----------------------------------------------------------------------------- cell geometry
@@ -280,8 +292,7 @@ class MolecularFrame:
         self.positions = np.ascontiguousarray(self.positions, dtype=np.float64)
         if self.positions.ndim != 2 or self.positions.shape[1] != 3:
             raise FrameError(f"positions must have shape (n_atoms, 3), got {self.positions.shape}")
-        if not np.all(np.isfinite(self.positions)):
-            raise FrameError("positions hold non-finite numbers")
+        check_finite_positions(self.positions)
         if self.box is not None:
             self.box = np.asarray(self.box, dtype=np.float64).copy()
             box_matrix(self.box)  # validates

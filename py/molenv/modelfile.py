@@ -265,9 +265,11 @@ class _Records:
 
 def read_model(path: str | Path) -> Model:
     """Read and validate a model file; raises ModelFileError naming the file, line and problem."""
+    from molenv.paths import file_problem
+
     path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"{path}: model file not found")
+    if problem := file_problem(path, "model file"):
+        raise ModelFileError(problem)
     r = _Records(path)
     lineno, f = r.fields("molenv_model", 1)
     if f[0] != str(FORMAT_VERSION):

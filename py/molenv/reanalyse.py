@@ -135,13 +135,14 @@ def open_universe(trajectory: str | Path, topology: str | Path | None = None, *,
     detection (LAMMPS dump/data by extension or content; the reference dumps' 'element' column)."""
     import MDAnalysis as mda
 
+    from molenv.paths import file_problem
     from molenv.trajectory import COORDINATE_ONLY, SUPPORTED, dump_columns, sniff_format
 
     path = Path(trajectory)
     top = Path(topology) if topology is not None else path
     for p in {path, top}:
-        if not p.is_file():
-            raise ReanalyseError(f"{p}: file not found")
+        if problem := file_problem(p):
+            raise ReanalyseError(problem)
     format = format or sniff_format(path)
     where = str(path) if top == path else f"{top} + {path}"
     if top == path and (format or path.suffix.lstrip(".")).upper() in COORDINATE_ONLY:
@@ -192,11 +193,11 @@ def default_timestep(universe) -> float:
     traj = universe.trajectory
     if len(traj) < 2:
         return 1.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        t0 = traj[0].time
-        t1 = traj[1].time
-        traj[0]
+    from molenv.trajectory import read_timestep
+
+    t0 = read_timestep(traj, 0, traj.filename).time
+    t1 = read_timestep(traj, 1, traj.filename).time
+    read_timestep(traj, 0, traj.filename)
     return float(t1 - t0) if t1 > t0 else 1.0
 
 
@@ -372,19 +373,27 @@ def reanalyse(
     universe)`` is called for every frame; what it returns (not None) goes to ``records``."""
     from tqdm.auto import tqdm
 
+    from molenv.trajectory import check_complete, check_positions, read_timestep
+
+    if step is not None and step < 1:
+        raise ReanalyseError(f"step must be >= 1 (every step-th frame), got {step}")
     u = universe if universe is not None else open_universe(trajectory, topology, format=format, topology_format=topology_format)
+    where = u.trajectory.filename
+    frames = range(*slice(start, stop, step).indices(len(u.trajectory)))
+    check_complete(u.trajectory, where, frames, stop)  # a truncated file is refused, not read up to where it breaks off
     dt = default_timestep(u) if timestep is None else float(timestep)
     if not dt > 0:
         raise ReanalyseError(f"the timestep must be > 0, got {dt}")
     masses, charges = _masses_charges(u)
-    frames = range(*slice(start, stop, step).indices(len(u.trajectory)))
     run = ReanalyseRun(u.atoms.n_atoms, dt)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Reader has no dt information")
         with PlumedFeeder(plumed_dat, u.atoms.n_atoms, dt, masses=masses, charges=charges, log=log) as feeder:
             for index in tqdm(frames, desc="reanalyse", unit="frame", disable=not progress):
-                ts = u.trajectory[index]
-                feeder.feed(index, u.atoms.positions, _cell(ts, trajectory if universe is None else u.trajectory.filename))
+                ts = read_timestep(u.trajectory, index, where)
+                # NaN would reach PLUMED as something else (two atoms that coincide), or not be noticed
+                check_positions(u.atoms.positions, where, index)
+                feeder.feed(index, u.atoms.positions, _cell(ts, where))
                 run.frames.append(index)
                 run.times.append(float(ts.time))
                 if collect is not None:

@@ -93,9 +93,11 @@ def _split_line(line: str) -> tuple[str, list[str]] | None:
 
 def read_sf_input(path: str | Path) -> SFInput:
     """Parse a reference SF input file; ReferenceFormatError names the file, line and problem."""
+    from molenv.paths import file_problem
+
     path = Path(path)
-    if not path.is_file():
-        raise ReferenceFormatError(f"{path}: SF input file not found")
+    if problem := file_problem(path, "SF input file"):
+        raise ReferenceFormatError(problem)
     settings: dict[str, str] = {}
     blocks: list[tuple[int, dict[str, tuple[int, list[str]]]]] = []
     for lineno, line in enumerate(path.read_text().splitlines(), 1):
@@ -206,9 +208,11 @@ def read_reference_weights(path: str | Path) -> ReferenceWeights:
     Whether the output-activation line is present is decided from the total number of
     values, which the layer sizes fix exactly (so the line layout does not matter).
     """
+    from molenv.paths import file_problem
+
     path = Path(path)
-    if not path.is_file():
-        raise ReferenceFormatError(f"{path}: weight file not found")
+    if problem := file_problem(path, "weight file"):
+        raise ReferenceFormatError(problem)
     tokens = path.read_text().split()
     pos = 0
 

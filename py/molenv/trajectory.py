@@ -41,12 +41,15 @@ from pathlib import Path
 
 import numpy as np
 
-from molenv.frames import MolecularFrame, minimum_image
+from molenv.frames import FrameError, MolecularFrame, check_finite_positions, minimum_image
 from molenv.spec import MoleculeSpec, load_spec
 
 __all__ = [
     "TrajectoryError",
     "Trajectory",
+    "read_timestep",
+    "check_positions",
+    "check_complete",
     "read_frames",
     "read_frame",
     "parse_type_elements",
@@ -66,6 +69,81 @@ SUPPORTED = "LAMMPS data (.data) and dump (.dump, .lammpstrj), GROMACS .gro/.xtc
 
 class TrajectoryError(ValueError):
     """A trajectory that cannot be read as frames of the spec's molecule; names the file and problem."""
+
+
+# ----------------------------------------------------------------------------- damaged files
+#
+# MDAnalysis reads a damaged or truncated file without complaint up to a point: iterating an
+# XTC stops quietly at a frame it cannot read, a partial frame at the end of an XTC is not
+# counted, and reading such a frame by index raises OSError from deep inside the reader; NaN
+# coordinates pass unnoticed until something downstream fails for what looks like another
+# reason. Both readers of molenv (`Trajectory` and `molenv.reanalyse`) read frames through
+# these functions, so that every such file is an error naming the file and the frame.
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def read_timestep(reader, index: int, where: str):
+    """The MDAnalysis timestep of frame `index` of `reader`; a frame it cannot read (a
+    truncated or damaged file) is a TrajectoryError naming the file (`where`) and the frame."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Reader has no dt information"; "seek failed, recalculating offsets"
+            return reader[index]
+    except (OSError, EOFError, ValueError, IndexError) as err:
+        raise TrajectoryError(f"{where}: frame {index}: cannot read it ({_first_line(err)}): the file is damaged or truncated") from None
+
+
+def check_positions(positions, where: str, index: int, atom_numbers=None) -> None:
+    """TrajectoryError naming the file (`where`), the frame and the first atom where the
+    coordinates of frame `index` hold NaN or inf (`molenv.frames.check_finite_positions`)."""
+    try:
+        check_finite_positions(positions, atom_numbers)
+    except FrameError as err:
+        raise TrajectoryError(f"{where}: frame {index}: {err}: the file is damaged, or the run that wrote it blew up") from None
+
+
+def complete_frames(reader, path: str | Path) -> tuple[int, str] | None:
+    """For an XTC or TRR file (whose frames MDAnalysis finds by their headers): None where
+    its last frame is whole and ends the file, else (the number of whole frames, what is
+    wrong with the next one). Other formats: None (their readers fail on the frame itself,
+    which `read_timestep` reports)."""
+    import os
+
+    from MDAnalysis.coordinates.XDR import XDRBaseReader
+
+    if not isinstance(reader, XDRBaseReader) or len(reader) == 0:
+        return None
+    n, size = len(reader), os.path.getsize(path)
+    try:
+        with reader._file(str(path)) as xdr:  # a handle of its own: the reader's position stays where it is
+            xdr.set_offsets(reader._xdr.offsets)
+            xdr.seek(n - 1)
+            xdr.read()
+            end = xdr._bytes_tell()
+    except AttributeError:  # another MDAnalysis version without these internals: no check
+        return None
+    except (OSError, EOFError, ValueError) as err:
+        return n - 1, f"cannot read it: {_first_line(err)}"
+    if end < size:
+        return n, f"only {size - end} bytes of it are there"
+    return None
+
+
+def check_complete(reader, path: str | Path, frames: range, stop: int | None) -> None:
+    """TrajectoryError where `path` ends inside a frame (`complete_frames`: still being
+    written, or copied or killed before the end) and `frames` (the indices to be read) are
+    not explicitly limited to its whole frames: with ``stop`` None, or past them."""
+    found = complete_frames(reader, path)
+    if found is None:
+        return
+    whole, problem = found
+    if stop is None or (len(frames) and max(frames) >= whole):
+        raise TrajectoryError(f"{path}: the file ends inside frame {whole} ({problem}): it is truncated (still being written, "
+                              f"or copied or killed before its end); --stop {whole} reads its {whole} whole frames")
 
 
 # ----------------------------------------------------------------------------- elements
@@ -257,9 +335,12 @@ class Trajectory:
                 raise TrajectoryError(f"dimensions: {err}") from None
             self.dimensions = np.asarray(dimensions, dtype=np.float64)
 
+        if step is not None and step < 1:
+            raise TrajectoryError(f"step must be >= 1 (every step-th frame), got {step}")
         self.universe = self._open(format, topology_format)
         self.frame_indices = range(  # indices into the file of the frames this trajectory yields
             *slice(start, stop, step).indices(len(self.universe.trajectory)))
+        check_complete(self.universe.trajectory, self.path, self.frame_indices, stop)
         self.atoms = self._select(selection)
         self.molecules, self.molecules_from = self._molecule_rows(molecules)
         elements = self._elements(type_elements)
@@ -275,9 +356,11 @@ class Trajectory:
     def _open(self, format, topology_format):
         import MDAnalysis as mda
 
+        from molenv.paths import file_problem
+
         for p in {self.path, self.topology_path}:
-            if not p.is_file():
-                raise TrajectoryError(f"{p}: file not found")
+            if problem := file_problem(p):
+                raise TrajectoryError(problem)
         format = format or sniff_format(self.path)
         if self.topology_path == self.path:
             kind = (format or self.path.suffix.lstrip(".")).upper()
@@ -567,15 +650,17 @@ class Trajectory:
             if self.dimensions is not None:
                 box = self.dimensions
             else:
-                from molenv.frames import FrameError, box_from_file
+                from molenv.frames import box_from_file
 
                 try:
                     box = box_from_file(ts.dimensions)  # None: the file has no box; a degenerate one is an error
                 except FrameError as err:
                     raise TrajectoryError(f"{self._where()}: frame {ts.frame}: {err}; give the box (dimensions=, --dimensions) "
                                           "or read the frames without periodic boundaries (periodic=False, --no-pbc)") from None
+        positions = self.atoms.positions.astype(np.float64)
+        check_positions(positions, self._where(), ts.frame, self.atoms.indices + 1)  # atoms numbered as in the file
         return MolecularFrame(
-            positions=self.atoms.positions.astype(np.float64),
+            positions=positions,
             box=box,
             molecules=self.molecules,
             atomic_numbers=self.atomic_numbers,
@@ -583,9 +668,10 @@ class Trajectory:
         )
 
     def _read(self, index: int) -> MolecularFrame:
+        ts = read_timestep(self.universe.trajectory, index, self._where())
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Reader has no dt information")
-            return self.frame_at(self.universe.trajectory[index])
+            warnings.filterwarnings("ignore", message="Reader has no dt information")  # ts.time
+            return self.frame_at(ts)
 
     def __getitem__(self, k: int) -> MolecularFrame:
         return self._read(self.frame_indices[k])

@@ -1,9 +1,76 @@
-"""Command-line options shared by `molenv classify`, `molenv reanalyse` and `molenv plumed-input`
-(not a command itself): how to read a trajectory as molecules of a spec, and what analysis
-to write. Heavy imports stay inside the functions."""
+"""Command-line options shared by the commands (not a command itself): argparse types that
+refuse numbers out of range (`number`, `thread_count`, used by every command), how to read
+a trajectory as molecules of a spec and what analysis to write (`molenv classify`,
+`molenv reanalyse`, `molenv plumed-input`). Heavy imports stay inside the functions."""
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import sys
+
+
+# ----------------------------------------------------------------------------- numbers in range
+#
+# An option's range is checked where argparse reads it (``type=``), so nonsense (a time step
+# of 0, NaN kelvin, a stride of -1) is refused before a command reads a file or builds
+# anything, with argparse's usage line and ``molenv <command>: error: argument --x: ...``.
+
+
+def number(kind: type = float, *, minimum=None, maximum=None, above=None, below=None, unit: str = ""):
+    """An argparse ``type=``: `kind` (int or float) parsed from the text and refused unless
+    finite (NaN and inf are never a valid setting) and within the bounds: ``minimum`` /
+    ``maximum`` inclusive, ``above`` / ``below`` exclusive."""
+    bounds = [f"{op} {b:g}" for op, b in ((">=", minimum), (">", above), ("<=", maximum), ("<", below)) if b is not None]
+    wanted = ("an integer" if kind is int else "a finite number") + (" " + " and ".join(bounds) if bounds else "") + (f" ({unit})" if unit else "")
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
+        if not math.isfinite(value) or (minimum is not None and value < minimum) or (maximum is not None and value > maximum) \
+                or (above is not None and value <= above) or (below is not None and value >= below):
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text}")
+        return value
+
+    parse.__name__ = wanted  # argparse names the type in some messages
+    return parse
+
+
+positive_int = number(int, minimum=1)  # counts, strides, steps, batch sizes
+non_negative_int = number(int, minimum=0)  # patience, thresholds on counts
+positive_float = number(float, above=0)
+non_negative_float = number(float, minimum=0)
+finite_float = number(float)
+probability = number(float, minimum=0, maximum=1)
+
+# More threads or processes than this many per CPU are a typo (e.g. 80 for 8), and oversubscribing
+# a machine makes every thread wait: clamped, with a warning, not refused (the run is still valid).
+THREADS_PER_CPU = 4
+
+
+def thread_count(option: str):
+    """An argparse ``type=`` for a number of threads or processes run on this machine: < 1 is
+    refused (leave the option out for the default); more than `THREADS_PER_CPU` x the CPUs
+    is clamped to that, with a warning on stderr."""
+    def parse(text: str) -> int:
+        try:
+            value = positive_int(text)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(f"expected a number of threads >= 1 (leave {option} out for the default), got {text}") from None
+        limit = THREADS_PER_CPU * (os.cpu_count() or 1)
+        if value > limit:
+            print(f"molenv: warning: {option} {value} is more than {THREADS_PER_CPU} x the {os.cpu_count() or 1} CPUs of this machine; "
+                  f"using {limit}", file=sys.stderr)
+            return limit
+        return value
+
+    parse.__name__ = "thread count"
+    return parse
+
+
+# ----------------------------------------------------------------------------- reading trajectories
 
 
 def add_trajectory_arguments(parser: argparse.ArgumentParser, *, frames: bool = True, what: str = "trajectory") -> None:
@@ -21,9 +88,15 @@ def add_trajectory_arguments(parser: argparse.ArgumentParser, *, frames: bool = 
     g.add_argument("--no-pbc", action="store_true", help="ignore the box (a cluster)")
     if frames:
         f = parser.add_argument_group("frames")
-        f.add_argument("--start", type=int, help="first frame (0-based index in the file)")
-        f.add_argument("--stop", type=int, help="stop before this frame")
-        f.add_argument("--step", type=int, help="every this many frames")
+        add_frame_arguments(f)
+
+
+def add_frame_arguments(group) -> None:
+    """--start, --stop (Python slice bounds: negative counts from the end) and --step (>= 1: a
+    step of 0 or a negative one, which would read the frames backwards, is refused)."""
+    group.add_argument("--start", type=int, help="first frame (0-based index in the file; negative: from the end)")
+    group.add_argument("--stop", type=int, help="stop before this frame")
+    group.add_argument("--step", type=positive_int, help="every this many frames (>= 1)")
 
 
 def parse_pairs(text: str | None, option: str) -> dict[str, str]:
@@ -93,8 +166,8 @@ def add_analysis_arguments(parser: argparse.ArgumentParser, default_out: str) ->
     """Options of `molenv.analysis.summarise`."""
     g = parser.add_argument_group("analysis output (see docs/analysis.md)")
     g.add_argument("--out", default=default_out, help=f"output folder (default {default_out})")
-    g.add_argument("--threshold", type=float, default=0.5, help="a molecule whose top probability is below this is 'uncertain' (default 0.5; 0: never)")
-    g.add_argument("--cn-threshold", type=int, default=20, help="surface if the coordination number is below this (default 20)")
+    g.add_argument("--threshold", type=probability, default=0.5, help="a molecule whose top probability is below this is 'uncertain' (0 to 1; default 0.5; 0: never)")
+    g.add_argument("--cn-threshold", type=non_negative_int, default=20, help="surface if the coordination number is below this (default 20)")
     g.add_argument("--no-surface", action="store_true", help="no core/surface split (and no coordination numbers)")
     g.add_argument("--region", help="count only molecules in a slab: axis:center:halfwidth[:smoothing] in A, e.g. z:135:10")
     g.add_argument("--table-format", choices=("dat", "csv"), default="dat", help="populations table format (default dat, PLUMED-style)")

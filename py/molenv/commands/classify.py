@@ -13,7 +13,7 @@ Frames run in parallel with --backend multiprocessing --workers N. Full document
 docs/analysis.md."""
 from __future__ import annotations
 
-from molenv.commands._options import add_analysis_arguments, add_trajectory_arguments
+from molenv.commands._options import add_analysis_arguments, add_trajectory_arguments, positive_int
 
 
 def add_arguments(parser):
@@ -24,7 +24,8 @@ def add_arguments(parser):
     add_analysis_arguments(parser, "classified")
     run = parser.add_argument_group("run")
     run.add_argument("--backend", choices=("serial", "multiprocessing", "dask"), default="serial", help="parallel over frames (default serial; dask must be installed)")
-    run.add_argument("--workers", type=int, default=2, help="worker processes for multiprocessing/dask (default 2)")
+    # not clamped to this machine's CPUs: with --dask-scheduler the workers are elsewhere
+    run.add_argument("--workers", type=positive_int, default=2, help="worker processes for multiprocessing/dask (default 2)")
     run.add_argument("--dask-scheduler", metavar="ADDRESS", help="with --backend dask: a dask.distributed scheduler (e.g. tcp://head:8786) whose workers take the frames")
     run.add_argument("--device", default="cpu", help="torch device of a GNN (default cpu)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -39,6 +40,10 @@ def run(args):
     from molenv.spec import SpecError
     from molenv.trajectory import TrajectoryError
 
+    from molenv.paths import output_directory_problem
+
+    if problem := output_directory_problem(args.out):  # before the frames are classified
+        raise CommandError(problem)
     try:
         options = summary_options(args)
         classifier = load_classifier(args.model, device=args.device)

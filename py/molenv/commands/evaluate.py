@@ -12,6 +12,8 @@ last hidden layer; GNN: pooled embedding and last hidden layer).
 """
 from __future__ import annotations
 
+from molenv.commands._options import non_negative_int, positive_int
+
 
 def add_arguments(parser):
     parser.add_argument("model", help="model file, checkpoint or training output directory")
@@ -19,16 +21,21 @@ def add_arguments(parser):
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--split", default="test", help="split(s) to evaluate, comma separated: train, val, test (default test)")
     parser.add_argument("--include-clusters", action="store_true", help="SF: also clusters and surface molecules")
-    parser.add_argument("--tsne-samples", type=int, default=1000, help="molecules in the t-SNE maps (seeded subsample; 0: no t-SNE; default 1000)")
+    parser.add_argument("--tsne-samples", type=non_negative_int, default=1000, help="molecules in the t-SNE maps (seeded subsample; 0: no t-SNE; default 1000)")
     parser.add_argument("--no-plots", action="store_true", help="metrics.json only")
     parser.add_argument("--seed", type=int, default=0, help="seed of the t-SNE subsample and map")
-    parser.add_argument("--batch-size", type=int, default=4, help="GNN: frames per batch")
+    parser.add_argument("--batch-size", type=positive_int, default=4, help="GNN: frames per batch")
 
 
 def run(args):
     from molenv.dataset import open_dataset
     from molenv.evaluate import evaluate_path
 
+    from molenv.cli import CommandError
+    from molenv.paths import output_directory_problem
+
+    if problem := output_directory_problem(args.out):  # before the model is evaluated
+        raise CommandError(problem)
     splits = [s for s in args.split.replace(" ", "").split(",") if s]
     dataset = open_dataset(args.dataset)
     metrics = evaluate_path(

@@ -29,18 +29,26 @@ def run(args):
     from molenv.cli import CommandError
     from molenv.evaluate import model_kind
 
+    from pathlib import Path
+
     kind, path = model_kind(args.checkpoint)
     if kind == "model-file":
         raise CommandError(f"{path} is already a molenv model file")
+    # the suffix says what the file is, and the readers go by it: a model file named .pt
+    # would be taken for TorchScript, TorchScript named .molenv for a model file
+    suffix = Path(args.out).suffix
+    if kind == "sf" and suffix != ".molenv":
+        raise CommandError(f"--out {args.out}: an SF classifier is written as a molenv model file, which takes the extension .molenv "
+                           "(.pt is TorchScript, written for graph classifiers only)")
+    if kind == "gnn" and suffix not in (".molenv", ".pt"):
+        raise CommandError(f"--out {args.out}: a graph classifier is written as a molenv model file (.molenv) or as TorchScript (.pt); "
+                           "the extension says which")
     if kind == "sf":
         from molenv.sf.export import export_sf
 
         model = export_sf(path, args.out, name=args.name, command=shlex.join(getattr(args, "command_line", None) or []) or None)
         print(f"wrote {args.out}: {model.name}; classes {', '.join(model.classes)}; network {'-'.join(map(str, model.network.sizes))}")
         return 0
-    from pathlib import Path
-
-    suffix = Path(args.out).suffix
     if suffix == ".molenv":
         from molenv.gnn.export import export_gnn_checkpoint
 
@@ -51,8 +59,6 @@ def run(args):
         sizes = f"hidden {model.hidden}, {len(model.convs)} conv(s) of {model.channels} channels, {model.num_radial} radial functions"
         print(f"wrote {args.out}: {model.name}; classes {', '.join(model.classes)}; topology {', '.join(model.topology_classes)}; {sizes}; atom types {model.atom_types}")
         return 0
-    if suffix != ".pt":
-        raise CommandError(f"--out {args.out}: a graph model is written as a molenv model file (.molenv) or as TorchScript (.pt)")
     from molenv.gnn.export import export_torchscript
     from molenv.gnn.lightning import load_classifier
 

@@ -19,6 +19,8 @@ counts) and one .npz per source; see docs/training.md.
 """
 from __future__ import annotations
 
+from molenv.commands._options import add_frame_arguments, non_negative_float, non_negative_int, positive_float, thread_count
+
 
 def add_arguments(parser):
     src = parser.add_argument_group("sources")
@@ -27,7 +29,7 @@ def add_arguments(parser):
     src.add_argument("--trajectory", action="append", default=[], help="a trajectory file (repeat for several sources)")
     src.add_argument("--topology", action="append", default=[], help="its topology (PDB, GRO, LAMMPS data...), if the trajectory has none")
     src.add_argument("--label", action="append", default=[], help="its polymorph label (class name, e.g. I, IV, melt)")
-    src.add_argument("--temperature", action="append", default=[], type=float, help="its temperature in K (decides the split when --split is not given)")
+    src.add_argument("--temperature", action="append", default=[], type=positive_float, help="its temperature in K (decides the split when --split is not given)")
     src.add_argument("--split", action="append", default=[], choices=["train", "val", "test"], help="its split (default: from the temperature)")
     src.add_argument("--system", action="append", default=[], choices=["crystal", "melt", "cluster"], help="its system kind (default: cluster without a box, melt for label melt, else crystal)")
     src.add_argument("--name", action="append", default=[], help="its source name (default: the file name without extension)")
@@ -35,21 +37,18 @@ def add_arguments(parser):
     parser.add_argument("--molecule", required=True, help="molecule spec: a shipped name (urea, nicotinamide) or a .toml file")
     parser.add_argument("--out", required=True, help="dataset directory to write")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
-    frames = parser.add_argument_group("frames")
-    frames.add_argument("--start", type=int, help="first frame of each trajectory (0-based)")
-    frames.add_argument("--stop", type=int, help="stop before this frame")
-    frames.add_argument("--step", type=int, help="take every n-th frame")
+    add_frame_arguments(parser.add_argument_group("frames (of each trajectory)"))
     labels = parser.add_argument_group("labels and splits")
     labels.add_argument("--classes", help="class names in network-output order, comma separated (default: labels in order of first appearance)")
     labels.add_argument("--split-mode", choices=["method", "random"], default="method", help="method: by source/temperature with held-out trailing frames (default); random: seeded random frames of every source")
     labels.add_argument("--val-fraction", type=float, default=0.2, help="fraction of training frames kept for validation (default 0.2)")
     labels.add_argument("--test-fraction", type=float, default=0.2, help="method: fraction of frames held out for testing in classes without a test trajectory (the melt); random: of every source (default 0.2)")
-    labels.add_argument("--train-temperature", type=float, help="crystals at this temperature train, others test, when a source has no split (default: the lowest)")
+    labels.add_argument("--train-temperature", type=positive_float, help="crystals at this temperature train, others test, when a source has no split (default: the lowest)")
     labels.add_argument("--seed", type=int, default=0, help="seed of the random split")
-    labels.add_argument("--cn-offset", type=float, default=6.0, help="coordination radius = molecule radius + this, in A (default 6)")
-    labels.add_argument("--cn-radius", type=float, help="fixed molecule radius in A instead of the largest atom-centre distance")
-    labels.add_argument("--cn-threshold", type=int, default=20, help="surface if the coordination number (self counted) is below this (default 20)")
-    parser.add_argument("--workers", type=int, default=1, help="processes computing descriptors in parallel (default 1)")
+    labels.add_argument("--cn-offset", type=non_negative_float, default=6.0, help="coordination radius = molecule radius + this, in A (default 6)")
+    labels.add_argument("--cn-radius", type=positive_float, help="fixed molecule radius in A instead of the largest atom-centre distance")
+    labels.add_argument("--cn-threshold", type=non_negative_int, default=20, help="surface if the coordination number (self counted) is below this (default 20)")
+    parser.add_argument("--workers", type=thread_count("--workers"), default=1, help="processes computing descriptors in parallel (default 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

@@ -8,16 +8,20 @@ distinct `vec_id` pair of the SF file. Example (the urea reference model):
   molenv import-reference --weights sf_mlp_weights_molstruc.txt --sf-input sf_input_molstruc.dat \\
       --atoms-per-molecule 8 --centre 1 --vectors 1:2,3:6 --classes I,IV,Melt,A,B,C,III --out urea_ref.molenv
 
-`--spec urea` takes atoms per molecule, centre and vectors from a molecule spec instead.
+`--spec urea` takes atoms per molecule, centre and vectors from a molecule spec instead; the
+SF input must then define the spec's symmetry functions (cutoff, kinds, vectors and
+parameters), which catches the files of another molecule. Files of your own descriptor set
+for a shipped molecule: give the geometry with --atoms-per-molecule, --centre, --vectors.
 """
+from molenv.commands._options import positive_int
 
 
 def add_arguments(parser):
     parser.add_argument("--weights", required=True, help="reference weight file (sf_mlp_weights_molstruc.txt)")
     parser.add_argument("--sf-input", required=True, help="reference SF input file (sf_input_molstruc.dat)")
     parser.add_argument("--spec", help="molecule spec (name or .toml) giving atoms per molecule, centre and vectors")
-    parser.add_argument("--atoms-per-molecule", type=int, help="atoms in one molecule")
-    parser.add_argument("--centre", type=int, help="1-based position of the centre atom within the molecule")
+    parser.add_argument("--atoms-per-molecule", type=positive_int, help="atoms in one molecule")
+    parser.add_argument("--centre", type=positive_int, help="1-based position of the centre atom within the molecule")
     parser.add_argument("--vectors", help="vectors a:b (v = r(b) - r(a), 1-based positions), comma separated, e.g. 1:2,3:6")
     parser.add_argument("--classes", required=True, help="class names in network-output order, comma separated")
     parser.add_argument("--name", help="model name (default: derived from the weight file name)")
@@ -33,6 +37,16 @@ def parse_vectors(text: str) -> list[tuple[int, int]]:
             raise ValueError(f"--vectors: expected a:b pairs of atom positions separated by commas (e.g. 1:2,3:6), got {item!r}")
         vectors.append((int(parts[0]), int(parts[1])))
     return vectors
+
+
+def _same_descriptors(a, b) -> bool:
+    """Two `DescriptorSet`s define the same symmetry functions: cutoff, kind, vector and
+    parameters of each, in order (parameters to 1e-6: the reference files print 6 digits)."""
+    import numpy as np
+
+    return (np.allclose([a.rmin, a.rmax], [b.rmin, b.rmax], rtol=1e-6) and len(a.functions) == len(b.functions)
+            and all(f.kind == g.kind and f.vector == g.vector and np.allclose(f.params, g.params, rtol=1e-6, atol=1e-9)
+                    for f, g in zip(a.functions, b.functions)))
 
 
 def run(args):
@@ -57,6 +71,14 @@ def run(args):
     model = import_reference(
         args.weights, args.sf_input, atoms_per_molecule=atoms, centre_atom=centre, vectors=vectors, classes=classes, name=args.name
     )
+    if args.spec:
+        expected, found = spec.descriptor_set(), model.descriptors
+        if not _same_descriptors(expected, found):
+            raise CommandError(
+                f"{args.sf_input}: its {len(found.functions)} symmetry functions (cutoff {found.rmin:g}-{found.rmax:g} A) are not those of "
+                f"spec {spec.name} ({len(expected.functions)}, cutoff {expected.rmin:g}-{expected.rmax:g} A): the weights and SF input are of "
+                "another molecule or descriptor set; to import them for this molecule anyway, give --atoms-per-molecule, --centre and "
+                "--vectors instead of --spec")
     path = write_model(model, args.out)
     d = model.descriptors
     print(

@@ -15,7 +15,7 @@ Exit status 0 when every frame follows the convention, 1 when some do not, 2 on 
 """
 from __future__ import annotations
 
-from molenv.commands._options import add_trajectory_arguments
+from molenv.commands._options import add_trajectory_arguments, positive_float
 
 
 def add_arguments(parser):
@@ -23,7 +23,7 @@ def add_arguments(parser):
     src.add_argument("--trajectory", "-t", help="trajectory or single structure (any format MDAnalysis reads)")
     src.add_argument("--crystal", help="crystal structure (CIF, or PDB with a space group): the unit cell expanded by symmetry")
     parser.add_argument("--topology", help="topology for coordinate-only trajectories (XTC, TRR, DCD)")
-    parser.add_argument("--symmetrise", type=float, metavar="TOL", help="with --crystal: symmetrise first (spglib tolerance, A)")
+    parser.add_argument("--symmetrise", type=positive_float, metavar="TOL", help="with --crystal: symmetrise first (spglib tolerance, A)")
     add_trajectory_arguments(parser)
 
 

@@ -12,7 +12,7 @@ model's order, else MOLECULE1=..., MOLECULE2=... lists derived from the topology
 Full documentation: docs/analysis.md."""
 from __future__ import annotations
 
-from molenv.commands._options import add_trajectory_arguments
+from molenv.commands._options import add_trajectory_arguments, positive_int
 
 
 def add_arguments(parser):
@@ -23,10 +23,11 @@ def add_arguments(parser):
     o.add_argument("--out", "-o", default="plumed.dat", help="file to write (default plumed.dat; '-' for standard output)")
     o.add_argument("--label", default="cls", help="action label (default cls)")
     o.add_argument("--colvar", default="COLVAR", help="PRINT file (default COLVAR)")
-    o.add_argument("--stride", type=int, default=1, help="PRINT stride (default 1)")
+    o.add_argument("--stride", type=positive_int, default=1, help="PRINT stride (>= 1; default 1)")
     o.add_argument("--prob-file", help="also write per-molecule probabilities to this file (PROB_FILE; needed by `molenv reanalyse --analyse`)")
-    o.add_argument("--file-stride", type=int, default=1, help="PROB_FILE stride (default 1)")
-    o.add_argument("--num-threads", type=int, help="NUM_THREADS of the action")
+    o.add_argument("--file-stride", type=positive_int, default=1, help="PROB_FILE stride (>= 1; default 1)")
+    # not clamped to this machine's CPUs: the input may run on another machine
+    o.add_argument("--num-threads", type=positive_int, help="NUM_THREADS of the action (>= 1)")
     o.add_argument("--region", help="REGION_*: axis:center:halfwidth[:smoothing] in A (e.g. z:135:10:1)")
     o.add_argument("--path", help="path CV: CLASSES:START:END:NIMAGES:LAMBDA, e.g. I,IV:0.9,0.1:0.27,0.73:10:200")
     o.add_argument("--nopbc", action="store_true", help="NOPBC (a cluster)")

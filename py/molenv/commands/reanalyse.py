@@ -14,7 +14,7 @@ two frames). --analyse turns the per-molecule probabilities of a MOLENV_CLASSIFY
 and extended XYZ as `molenv classify`. Full documentation: docs/analysis.md."""
 from __future__ import annotations
 
-from molenv.commands._options import add_analysis_arguments
+from molenv.commands._options import add_analysis_arguments, add_frame_arguments, positive_float
 
 
 def add_arguments(parser):
@@ -23,10 +23,8 @@ def add_arguments(parser):
     parser.add_argument("--topology", help="topology for coordinate-only trajectories (XTC, TRR, DCD)")
     parser.add_argument("--format", help="MDAnalysis format of the trajectory where the extension does not tell")
     parser.add_argument("--topology-format", help="MDAnalysis format of --topology")
-    parser.add_argument("--timestep", type=float, help="ps per frame for PLUMED's time (default: time between the first two frames)")
-    parser.add_argument("--start", type=int, help="first frame (0-based index in the file)")
-    parser.add_argument("--stop", type=int, help="stop before this frame")
-    parser.add_argument("--step", type=int, help="every this many frames")
+    parser.add_argument("--timestep", type=positive_float, help="ps per frame for PLUMED's time (default: time between the first two frames)")
+    add_frame_arguments(parser)
     parser.add_argument("--log", default="plumed.log", help="PLUMED log file (default plumed.log)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = parser.add_argument_group("analysis of MOLENV_CLASSIFY probabilities")
@@ -58,13 +56,16 @@ def _atomic_numbers(universe, type_elements):
 
 
 def run(args):
-    import warnings
-
     from molenv.analysis import summarise
     from molenv.cli import CommandError
     from molenv.commands._options import report, summary_options
     from molenv.reanalyse import GeometryCollector, ReanalyseError, classify_actions, open_universe, reanalyse, result_from_prob_file
+    from molenv.trajectory import read_timestep
 
+    from molenv.paths import output_directory_problem
+
+    if args.analyse is not None and (problem := output_directory_problem(args.out)):  # before PLUMED runs
+        raise CommandError(problem)
     try:
         universe = open_universe(args.trajectory, args.topology, format=args.format, topology_format=args.topology_format)
         collect = action = model = None
@@ -95,9 +96,7 @@ def run(args):
 
             def frames():
                 for record in done.records:
-                    with warnings.catch_warnings():
-                        warnings.filterwarnings("ignore", message="Reader has no dt information")
-                        ts = universe.trajectory[record.frame]
+                    ts = read_timestep(universe.trajectory, record.frame, args.trajectory)
                     yield collect.frame(universe.atoms.positions, ts.dimensions, ts.time)
 
             written = summarise(result, args.out, options, frames=frames() if options.xyz else None)

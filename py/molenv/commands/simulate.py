@@ -22,7 +22,11 @@ import hashlib
 import shlex
 from pathlib import Path
 
+from molenv.commands._options import finite_float, non_negative_float, number, positive_float, positive_int, thread_count
+from molenv.simulate import MAX_TIMESTEP_FS
+
 MODES = ("crystal", "melt", "cluster", "interface", "system", "parametrise")
+DEFAULT_FRAME_INTERVAL_PS = 1.0
 
 
 def _add_forcefield(p):
@@ -41,8 +45,8 @@ def _add_forcefield(p):
 
 def _add_structure(p, suffix="", required=True, what="crystal structure (.cif or .pdb)"):
     p.add_argument(f"--structure{suffix}", required=required, help=what)
-    p.add_argument(f"--symmetrise{suffix}", type=float, metavar="TOL", help="symmetrise the structure first (spglib, distance tolerance in A, e.g. 0.3)")
-    p.add_argument(f"--repeats{suffix}", type=int, nargs=3, metavar="N",
+    p.add_argument(f"--symmetrise{suffix}", type=positive_float, metavar="TOL", help="symmetrise the structure first (spglib, distance tolerance in A, e.g. 0.3)")
+    p.add_argument(f"--repeats{suffix}", type=positive_int, nargs=3, metavar="N",
                    help="supercell repeats along a, b, c (interface: along x, y, z of the box, after --orient; default: from --min-height)")
 
 
@@ -59,24 +63,27 @@ def _add_file_system(p):
 def _add_md(p, mode):
     g = p.add_argument_group("molecular dynamics")
     defaults = {"melt": 350.0}.get(mode, 100.0)
-    g.add_argument("--temperature", type=float, default=defaults, help=f"temperature of equilibration and production, K (default {defaults:g})")
-    g.add_argument("--equilibrate", type=float, default=20.0, metavar="PS", help="equilibration time, ps (default 20)")
-    g.add_argument("--production", type=float, default=50.0, metavar="PS", help="production time (frames recorded), ps (default 50)")
-    g.add_argument("--frame-interval", type=float, default=1.0, metavar="PS", help="a frame every this many ps of production (default 1)")
-    g.add_argument("--timestep", type=float, default=2.0, metavar="FS", help="time step, fs (default 2, with H-bond constraints)")
+    g.add_argument("--temperature", type=positive_float, default=defaults, help=f"temperature of equilibration and production, K (default {defaults:g})")
+    g.add_argument("--equilibrate", type=non_negative_float, default=20.0, metavar="PS", help="equilibration time, ps (default 20)")
+    g.add_argument("--production", type=non_negative_float, default=50.0, metavar="PS",
+                   help="production time (frames recorded), ps (default 50; 0: no production and no frames, e.g. only the minimised state)")
+    g.add_argument("--frame-interval", type=positive_float, metavar="PS",
+                   help=f"a frame every this many ps of production, a multiple of the time step (default {DEFAULT_FRAME_INTERVAL_PS:g})")
+    g.add_argument("--timestep", type=number(float, above=0, maximum=MAX_TIMESTEP_FS, unit="fs"), default=2.0, metavar="FS",
+                   help=f"time step, fs (default 2, with H-bond constraints; at most {MAX_TIMESTEP_FS:g})")
     g.add_argument("--constraints", choices=("hbonds", "none"), default="hbonds", help="bond constraints (default hbonds; use none with --timestep 1)")
     g.add_argument("--thermostat", choices=("langevin", "nose-hoover"), default="langevin", help="default langevin (LangevinMiddleIntegrator)")
-    g.add_argument("--friction", type=float, default=1.0, metavar="PER_PS", help="Langevin friction / Nose-Hoover collision frequency, 1/ps (default 1)")
+    g.add_argument("--friction", type=non_negative_float, default=1.0, metavar="PER_PS", help="Langevin friction / Nose-Hoover collision frequency, 1/ps (default 1)")
     if mode != "cluster":
         g.add_argument("--barostat", choices=("auto", "iso", "xy", "aniso", "flexible", "z", "none"), default="auto",
                        help="pressure coupling in equilibration and production (default auto: see docs/simulate.md); "
                             "z = NPzT: x and y fixed, z coupled to the pressure (an interface stacked along z in a fixed lateral box)")
-        g.add_argument("--pressure", type=float, default=1.0, metavar="BAR", help="pressure, bar (default 1)")
-        g.add_argument("--cutoff", type=float, default=9.0, metavar="A", help="nonbonded cutoff with PME, A (default 9)")
+        g.add_argument("--pressure", type=finite_float, default=1.0, metavar="BAR", help="pressure, bar (default 1)")
+        g.add_argument("--cutoff", type=positive_float, default=9.0, metavar="A", help="nonbonded cutoff with PME, A (default 9)")
     g.add_argument("--no-minimise", action="store_true", help="skip the energy minimisation at the start")
     g.add_argument("--seed", type=int, default=2024, help="random seed (velocities, thermostat, barostat)")
-    g.add_argument("--checkpoint-interval", type=float, default=10.0, metavar="PS", help="checkpoint every this many ps (default 10)")
-    g.add_argument("--report-interval", type=float, default=2.0, metavar="PS", help="log line every this many ps (default 2)")
+    g.add_argument("--checkpoint-interval", type=positive_float, default=10.0, metavar="PS", help="checkpoint every this many ps (default 10)")
+    g.add_argument("--report-interval", type=positive_float, default=2.0, metavar="PS", help="log line every this many ps (default 2)")
     b = p.add_argument_group("enhanced sampling (PLUMED bias; docs/simulate.md)")
     b.add_argument("--plumed", metavar="FILE", help="PLUMED input biasing the MD (e.g. METAD/OPES on a MOLENV_CLASSIFY component); "
                    "PLUMED runs in <out>/plumed, where its output files land")
@@ -85,7 +92,7 @@ def _add_md(p, mode):
     r = p.add_argument_group("run")
     r.add_argument("--out", required=True, help="run directory (created; rerunning with the same options resumes)")
     r.add_argument("--overwrite", action="store_true", help="discard a run in --out made with other options")
-    r.add_argument("--threads", type=int, default=0, help="OpenMM CPU threads (default: OPENMM_CPU_THREADS or all cores)")
+    r.add_argument("--threads", type=thread_count("--threads"), help="OpenMM CPU threads (default: OPENMM_CPU_THREADS or all cores)")
     r.add_argument("--platform", default="CPU", help="OpenMM platform (default CPU)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -110,27 +117,27 @@ def add_arguments(parser):
             continue
         _add_structure(p)
         g = p.add_argument_group("system")
-        g.add_argument("--min-height", type=float, default=20.0, metavar="A", help="minimum perpendicular height of the supercell, A (default 20)")
+        g.add_argument("--min-height", type=positive_float, default=20.0, metavar="A", help="minimum perpendicular height of the supercell, A (default 20)")
         if mode == "melt":
-            g.add_argument("--melt-temperature", type=float, default=800.0, metavar="K", help="melting temperature, K (default 800)")
+            g.add_argument("--melt-temperature", type=positive_float, default=800.0, metavar="K", help="melting temperature, K (default 800)")
             g.add_argument("--melt-ensemble", choices=("npt", "nvt"), default="npt",
                            help="ensemble of the melting stage (default npt, isotropic: a crystal at its own density superheats far above the melting point)")
-            g.add_argument("--melt-time", type=float, default=20.0, metavar="PS", help="time at the melting temperature, ps (default 20)")
-            g.add_argument("--density", type=float, metavar="G_CM3",
+            g.add_argument("--melt-time", type=non_negative_float, default=20.0, metavar="PS", help="time at the melting temperature, ps (default 20)")
+            g.add_argument("--density", type=positive_float, metavar="G_CM3",
                            help="expand the crystal supercell isotropically to this density (g/cm3) before melting; with "
                                 "--barostat none and --melt-ensemble nvt the whole run stays at it (a melt at the experimental "
                                 "liquid density where the force field's at 1 bar is off)")
-            g.add_argument("--quench-time", type=float, default=20.0, metavar="PS", help="linear quench to --temperature, ps (default 20; NPT unless --barostat none)")
+            g.add_argument("--quench-time", type=non_negative_float, default=20.0, metavar="PS", help="linear quench to --temperature, ps (default 20; NPT unless --barostat none)")
         if mode == "cluster":
-            g.add_argument("--diameter", type=float, default=30.0, metavar="A", help="cluster diameter, A (default 30)")
+            g.add_argument("--diameter", type=positive_float, default=30.0, metavar="A", help="cluster diameter, A (default 30)")
         if mode == "interface":
             _add_structure(g, suffix="2", what="second crystal structure, stacked on the first")
             g.add_argument("--axis", choices=("x", "y", "z"), default="z", help="stacking axis (default z)")
-            g.add_argument("--gap", type=float, default=1.5, metavar="A", help="extra space at each interface, A (default 1.5; the minimisation and barostat close it)")
+            g.add_argument("--gap", type=non_negative_float, default=1.5, metavar="A", help="extra space at each interface, A (default 1.5; the minimisation and barostat close it)")
             g.add_argument("--orient", metavar="AXES", help="which cell axes of --structure lie along x,y,z, e.g. b,c,a (default a,b,c; a '-' reverses one: "
                            "a,c,-b); a mirror-image orientation (a,c,b) is built as a proper rotation, the axis along --axis reversed")
             g.add_argument("--orient2", metavar="AXES", help="the same for --structure2")
-            g.add_argument("--lateral-box", type=float, nargs=2, metavar="A",
+            g.add_argument("--lateral-box", type=positive_float, nargs=2, metavar="A",
                            help="the two lateral box lengths (x y for --axis z), A: both slabs strained to them (refused above 5 %%; "
                                 "default: the lateral size of the first slab)")
         _add_md(p, mode)
@@ -210,6 +217,36 @@ def _barostat(args, system) -> str | None:
     return "flexible"
 
 
+def _frame_interval(args) -> float:
+    """--frame-interval, or its default. A production of 0 records no frames: a frame
+    interval given with it is refused rather than ignored."""
+    if args.frame_interval is None:
+        return DEFAULT_FRAME_INTERVAL_PS
+    if args.production == 0:
+        from molenv.simulate import SimulationError
+
+        raise SimulationError(f"--frame-interval {args.frame_interval:g} asks for frames, but --production 0 records none: "
+                              "give a production time, or leave --frame-interval out")
+    return args.frame_interval
+
+
+def _md_settings(args, barostat: str | None):
+    from molenv.simulate import md
+
+    return md.MDSettings(timestep_fs=args.timestep, thermostat=args.thermostat, friction_ps=args.friction,
+                         barostat=barostat or "iso", pressure_bar=getattr(args, "pressure", 1.0), cutoff=getattr(args, "cutoff", 9.0),
+                         constraints=args.constraints, minimise=not args.no_minimise, seed=args.seed,
+                         checkpoint_ps=args.checkpoint_interval, report_ps=args.report_interval)
+
+
+def _check_schedule(args) -> None:
+    """The stages and MD settings of the options, checked before any structure is read or
+    force field made (`molenv.simulate.md` checks them again when the run starts)."""
+    settings = _md_settings(args, None)
+    for stage in _stages(args, npt=False):
+        settings.check_frame_interval(stage)
+
+
 def _stages(args, npt: bool):
     from molenv.simulate.md import Stage
 
@@ -220,7 +257,7 @@ def _stages(args, npt: bool):
         stages += [Stage("melt", args.melt_time, args.melt_temperature, melt_ens),
                    Stage("quench", args.quench_time, args.melt_temperature, ens, temperature_end=args.temperature)]
     stages += [Stage("equilibrate", args.equilibrate, args.temperature, ens),
-               Stage("production", args.production, args.temperature, ens, frame_interval_ps=args.frame_interval)]
+               Stage("production", args.production, args.temperature, ens, frame_interval_ps=_frame_interval(args))]
     return stages
 
 
@@ -272,6 +309,8 @@ def run(args):
 
         charge_set(spec, args.charges)  # an unknown --charges fails before anything is built
     plumed = None
+    if args.mode != "parametrise":
+        _check_schedule(args)  # nonsense times and frame intervals fail before anything is read or built
     if args.mode != "parametrise" and args.plumed:
         from molenv.simulate.plumed_bias import PlumedOptions, check_input
 
@@ -288,10 +327,7 @@ def run(args):
     cutoff = getattr(args, "cutoff", 9.0)
     system.check_box(cutoff)
     barostat = _barostat(args, system)
-    settings = md.MDSettings(timestep_fs=args.timestep, thermostat=args.thermostat, friction_ps=args.friction,
-                             barostat=barostat or "iso", pressure_bar=getattr(args, "pressure", 1.0), cutoff=cutoff,
-                             constraints=args.constraints, minimise=not args.no_minimise, seed=args.seed,
-                             checkpoint_ps=args.checkpoint_interval, report_ps=args.report_interval)
+    settings = _md_settings(args, barostat)
     stages = _stages(args, npt=barostat is not None)
 
     def setup(directory: Path) -> dict:
@@ -305,7 +341,7 @@ def run(args):
                     k: v for k, v in ff.info.items() if k in ("source", "charges", "method", "key", "net_charge", "charge_set")},
                 "barostat": barostat}
 
-    runtime = md.Runtime(platform=args.platform, threads=args.threads, progress=not args.no_progress)
+    runtime = md.Runtime(platform=args.platform, threads=args.threads or 0, progress=not args.no_progress)  # 0: OpenMM's default
     summary = md.run(args.out, _request(args, spec), setup, stages, settings, runtime, overwrite=args.overwrite, command=command_line(args),
                      plumed=plumed)
     print(f"{args.out}: {summary['n_frames']} frames in {Path(args.out) / 'trajectory.xtc'} (MD wall time {summary['wall_s']:.0f} s)")

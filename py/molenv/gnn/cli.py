@@ -12,26 +12,33 @@ from __future__ import annotations
 import argparse
 
 from molenv.cli import CommandError
+from molenv.commands._options import non_negative_float, non_negative_int, number, positive_float, positive_int, thread_count
+
+
+def _devices(text: str):
+    """--devices: 'auto', or a number of devices >= 1."""
+    return text if text == "auto" else positive_int(text)
 
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     """Hyperparameters and hardware options (defaults: the published model and training)."""
     group = parser.add_argument_group("GNN training")
-    group.add_argument("--convs", type=int, default=1, help="graph convolutions (published: 1)")
-    group.add_argument("--dropout", type=float, default=0.5, help="dropout of the residual blocks (paper 0.25, published code 0.5)")
-    group.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
-    group.add_argument("--lr-decay", type=float, default=1.0, help="multiply the learning rate by this when the validation loss has not improved for --lr-patience epochs (default 1: constant)")
-    group.add_argument("--lr-patience", type=int, default=2, help="epochs without a better validation loss before --lr-decay (default 2)")
-    group.add_argument("--position-noise", type=float, default=0.0, metavar="A",
+    group.add_argument("--convs", type=positive_int, default=1, help="graph convolutions (published: 1)")
+    group.add_argument("--dropout", type=number(float, minimum=0, below=1), default=0.5, help="dropout of the residual blocks, 0 <= p < 1 (paper 0.25, published code 0.5)")
+    group.add_argument("--lr", type=positive_float, default=1e-4, help="Adam learning rate")
+    group.add_argument("--lr-decay", type=number(float, above=0, maximum=1), default=1.0,
+                       help="multiply the learning rate by this (0 < f <= 1) when the validation loss has not improved for --lr-patience epochs (default 1: constant)")
+    group.add_argument("--lr-patience", type=non_negative_int, default=2, help="epochs without a better validation loss before --lr-decay (default 2)")
+    group.add_argument("--position-noise", type=non_negative_float, default=0.0, metavar="A",
                        help="Gaussian displacement (Angstrom, per coordinate) of every atom of the training batches, drawn anew "
                             "each step, e.g. 0.1 when the model must classify crystals hotter than its training crystals (default 0)")
-    group.add_argument("--batch-size", type=int, default=4, help="frames per mini-batch")
+    group.add_argument("--batch-size", type=positive_int, default=4, help="frames per mini-batch")
     group.add_argument("--batching", choices=["stratified", "shuffle"], default="stratified",
                        help="stratified (default): every batch mixes frames of different classes/systems, spread evenly over the epoch; shuffle: random order")
-    group.add_argument("--max-epochs", type=int, default=200)
-    group.add_argument("--patience", type=int, default=20, help="epochs without a better validation loss before stopping")
-    group.add_argument("--min-delta", type=float, default=0.0, help="smaller validation-loss improvements do not count (default 0)")
-    group.add_argument("--max-time", type=float, metavar="MIN", help="stop after this many minutes of training; the best checkpoint so far is kept")
+    group.add_argument("--max-epochs", type=positive_int, default=200, help="at most this many epochs (>= 1; default 200)")
+    group.add_argument("--patience", type=non_negative_int, default=20, help="epochs without a better validation loss before stopping")
+    group.add_argument("--min-delta", type=non_negative_float, default=0.0, help="smaller validation-loss improvements do not count (default 0)")
+    group.add_argument("--max-time", type=positive_float, metavar="MIN", help="stop after this many minutes of training; the best checkpoint so far is kept")
     group.add_argument("--resume", metavar="CKPT", help="continue the fit saved in this checkpoint (e.g. checkpoints/best.ckpt of a fit stopped by "
                        "--max-time): weights, optimiser, learning rate, epoch count and time spent, which --max-time counts; give the "
                        "earlier fit's options and a new --out")
@@ -39,9 +46,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
                        "--position-noise or more data of the same classes): fresh optimiser at --lr, epochs, early stopping and "
                        "--max-time; the best checkpoint is chosen among the new epochs")
     group.add_argument("--seed", type=int, default=0)
-    group.add_argument("--threads", type=int, default=0, help="torch CPU threads (default 0: torch's default; on a shared CPU 1 is fastest)")
+    group.add_argument("--threads", type=thread_count("--threads"), help="torch CPU threads (default: torch's default; on a shared CPU 1 is fastest)")
     group.add_argument("--accelerator", default="auto", help="cpu, gpu or auto (GPU when present)")
-    group.add_argument("--devices", default="auto", help="number of devices, or auto")
+    group.add_argument("--devices", type=_devices, default="auto", help="number of devices (>= 1), or auto")
     group.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp for several GPUs")
     group.add_argument("--nondeterministic", action="store_true", help="allow faster non-reproducible kernels")
     group.add_argument("--progress", action="store_true", help="show a progress bar")
@@ -54,8 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--no-export", action="store_true", help="skip the TorchScript export")
     frames = parser.add_argument_group("frames (with a dataset)")
-    frames.add_argument("--frame-step", type=int, default=1, metavar="N", help="train on every N-th training frame of each source (default 1: all)")
-    frames.add_argument("--val-frame-step", type=int, default=1, metavar="N", help="validate on every N-th validation frame of each source (default 1: all)")
+    frames.add_argument("--frame-step", type=positive_int, default=1, metavar="N", help="train on every N-th training frame of each source (default 1: all)")
+    frames.add_argument("--val-frame-step", type=positive_int, default=1, metavar="N", help="validate on every N-th validation frame of each source (default 1: all)")
     add_training_arguments(parser)
 
 
@@ -63,7 +70,6 @@ def config_from_args(args: argparse.Namespace, form_names: list[str]):
     """A `GNNTrainConfig` from the options of `add_training_arguments`."""
     from molenv.gnn.lightning import GNNTrainConfig
 
-    devices = args.devices if args.devices == "auto" else int(args.devices)
     return GNNTrainConfig(
         form_names=form_names,
         num_convs=args.convs,
@@ -82,7 +88,7 @@ def config_from_args(args: argparse.Namespace, form_names: list[str]):
         init_from=args.init_from,
         seed=args.seed,
         accelerator=args.accelerator,
-        devices=devices,
+        devices=args.devices,
         strategy=args.strategy,
         deterministic=not args.nondeterministic,
         progress_bar=args.progress,
@@ -133,11 +139,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("give a dataset directory, or --train and --val graph files")
     if args.resume and args.init_from:
         raise CommandError("give --resume (continue a fit) or --init-from (a new fit from its weights), not both")
-    if not args.position_noise >= 0:
-        raise CommandError(f"--position-noise must be >= 0, got {args.position_noise}")
-    if args.frame_step < 1 or args.val_frame_step < 1:
-        raise CommandError("--frame-step and --val-frame-step must be >= 1")
-    if args.threads > 0:
+    if args.threads is not None:
         import torch
 
         torch.set_num_threads(args.threads)

@@ -371,10 +371,15 @@ class FitRecord(L.Callback):
 def _read_checkpoint(path: str | os.PathLike, form_names: Sequence[str], training_state: bool) -> dict:
     """A checkpoint of `molenv train gnn` to continue (``training_state``: with its optimiser
     state) or to start from; fails early, with the reason, where it cannot be used."""
+    from molenv.paths import file_problem
+
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    if problem := file_problem(path, "checkpoint"):
+        raise FileNotFoundError(problem)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - torch raises many kinds for a damaged file
+        raise ValueError(f"{path}: cannot read the checkpoint ({str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__})") from None
     needed = ("state_dict", "hyper_parameters") + (("optimizer_states",) if training_state else ())
     if not isinstance(state, dict) or any(k not in state for k in needed):
         raise ValueError(f"{path}: not a {'full ' if training_state else ''}Lightning training checkpoint of `molenv train gnn`"

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 
+from molenv.commands._options import non_negative_float, non_negative_int, positive_float, positive_int, thread_count
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", help="dataset directory of `molenv featurize`")
@@ -21,21 +23,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("SF training")
     group.add_argument("--hidden", default="25,25", help="hidden layer sizes, comma separated (default 25,25)")
     group.add_argument("--activation", default="sigmoid", choices=["sigmoid", "tanh", "softplus", "identity"], help="hidden activation (default sigmoid)")
-    group.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate (default 1e-2)")
-    group.add_argument("--weight-decay", type=float, default=0.0, help="Adam weight decay (default 0)")
-    group.add_argument("--input-noise", type=float, default=0.0, metavar="SIGMA",
+    group.add_argument("--lr", type=positive_float, default=1e-2, help="Adam learning rate (default 1e-2)")
+    group.add_argument("--weight-decay", type=non_negative_float, default=0.0, help="Adam weight decay (default 0)")
+    group.add_argument("--input-noise", type=non_negative_float, default=0.0, metavar="SIGMA",
                        help="add Gaussian noise of this width to the scaled descriptors (range ~2 per feature) of each training "
                             "step, e.g. 0.2 when the model must classify crystals hotter than its training crystals (default 0: none)")
-    group.add_argument("--batch-size", type=int, default=256, help="molecules per step; 0 = full batch (default 256)")
-    group.add_argument("--max-epochs", type=int, default=500)
-    group.add_argument("--patience", type=int, default=30, help="epochs without a better validation loss before stopping (default 30)")
-    group.add_argument("--min-delta", type=float, default=1e-4, help="smaller validation-loss improvements do not count (default 1e-4)")
+    group.add_argument("--batch-size", type=non_negative_int, default=256, help="molecules per step; 0 = full batch (default 256)")
+    group.add_argument("--max-epochs", type=positive_int, default=500, help="at most this many epochs (>= 1; default 500)")
+    group.add_argument("--patience", type=non_negative_int, default=30, help="epochs without a better validation loss before stopping (default 30)")
+    group.add_argument("--min-delta", type=non_negative_float, default=1e-4, help="smaller validation-loss improvements do not count (default 1e-4)")
     group.add_argument("--seed", type=int, default=0)
     group.add_argument("--include-clusters", action="store_true", help="also train on clusters and surface molecules (default: periodic bulk only)")
     group.add_argument("--resume", metavar="CKPT", help="continue the fit saved in this checkpoint (checkpoints/last.ckpt of a stopped fit, "
                        "with its best.ckpt beside it) into a new --out: weights, optimiser, epoch count, early-stopping record, best "
                        "checkpoint so far and random state; give the earlier fit's options (--max-epochs and --patience may change)")
-    group.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    group.add_argument("--threads", type=thread_count("--threads"), default=1, help="torch threads (default 1)")
     group.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -49,8 +51,6 @@ def config_from_args(args: argparse.Namespace):
         raise CommandError(f"--hidden: expected layer sizes separated by commas, e.g. 25,25, got {args.hidden!r}") from None
     if not hidden or min(hidden) < 1:
         raise CommandError(f"--hidden: need one or more positive layer sizes, got {args.hidden!r}")
-    if not args.input_noise >= 0:
-        raise CommandError(f"--input-noise must be >= 0, got {args.input_noise}")
     return SFTrainConfig(
         hidden=hidden,
         activation=args.activation,

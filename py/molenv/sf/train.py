@@ -83,9 +83,11 @@ def _read_resume(path: str | os.PathLike, dataset: Dataset, config: SFTrainConfi
     the options of `RESUME_SAME`), and the fit's best checkpoint so far (beside it)."""
     import torch
 
+    from molenv.paths import file_problem
+
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint")
+    if problem := file_problem(path, "checkpoint"):
+        raise FileNotFoundError(problem)
     if path.resolve().parent == (out_dir / "checkpoints").resolve():
         raise ValueError(f"{path}: write the continued fit to a new output directory, not the checkpoint's own")
     try:

@@ -13,3 +13,9 @@ The command line is ``molenv simulate`` (docs/simulate.md).
 
 class SimulationError(ValueError):
     """A user error in setting up or running a simulation; the message says what to fix."""
+
+
+# The longest time step accepted, fs: 2 fs with H-bond constraints is usual, 4 fs needs
+# heavy hydrogens; beyond 10 fs any molecular system blows up, so a larger value is a typo
+# (e.g. ps for fs).
+MAX_TIMESTEP_FS = 10.0

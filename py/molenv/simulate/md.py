@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import platform
 import shutil
@@ -44,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from molenv.simulate import SimulationError
+from molenv.simulate import MAX_TIMESTEP_FS, SimulationError
 
 BOLTZMANN = 0.00831446261815324  # kJ/mol/K
 AMU_PER_A3_TO_G_PER_CM3 = 1.66053906660
@@ -74,12 +75,15 @@ class Stage:
     temperature_end: float | None = None
 
     def __post_init__(self):
+        # written as "not (x ok)" so that NaN, which fails every comparison, is refused too
         if self.ensemble not in ("nvt", "npt"):
             raise SimulationError(f"stage {self.name}: ensemble must be nvt or npt, got {self.ensemble!r}")
-        if self.time_ps < 0 or self.temperature <= 0 or (self.temperature_end is not None and self.temperature_end <= 0):
-            raise SimulationError(f"stage {self.name}: time must be >= 0 and temperatures > 0")
-        if self.frame_interval_ps < 0:
-            raise SimulationError(f"stage {self.name}: frame interval must be >= 0")
+        temperatures = [self.temperature] + ([] if self.temperature_end is None else [self.temperature_end])
+        if not (0 <= self.time_ps < math.inf) or not all(0 < t < math.inf for t in temperatures):
+            raise SimulationError(f"stage {self.name}: time must be >= 0 and temperatures > 0 (finite numbers), "
+                                  f"got {self.time_ps} ps at {' -> '.join(map(str, temperatures))} K")
+        if not (0 <= self.frame_interval_ps < math.inf):
+            raise SimulationError(f"stage {self.name}: frame interval must be >= 0, got {self.frame_interval_ps}")
 
 
 @dataclass
@@ -106,11 +110,34 @@ class MDSettings:
             raise SimulationError(f"barostat must be one of {', '.join(BAROSTATS)}, got {self.barostat!r}")
         if self.constraints not in ("hbonds", "none"):
             raise SimulationError(f"constraints must be hbonds or none, got {self.constraints!r}")
-        if self.timestep_fs <= 0 or self.checkpoint_ps <= 0 or self.report_ps <= 0:
-            raise SimulationError("timestep, checkpoint and report intervals must be > 0")
+        if not (0 < self.timestep_fs <= MAX_TIMESTEP_FS):
+            raise SimulationError(f"time step must be > 0 and at most {MAX_TIMESTEP_FS:g} fs, got {self.timestep_fs} fs")
+        if not (0 < self.checkpoint_ps < math.inf and 0 < self.report_ps < math.inf):
+            raise SimulationError(f"checkpoint and report intervals must be > 0, got {self.checkpoint_ps} and {self.report_ps} ps")
+        if not (0 <= self.friction_ps < math.inf):
+            raise SimulationError(f"friction must be >= 0, got {self.friction_ps} 1/ps")
+        if not (math.isfinite(self.pressure_bar) and 0 < self.cutoff < math.inf):
+            raise SimulationError(f"pressure must be a finite number and the cutoff > 0, got {self.pressure_bar} bar and {self.cutoff} A")
 
     def steps(self, ps: float) -> int:
         return int(round(ps * 1000.0 / self.timestep_fs))
+
+    def check_frame_interval(self, stage: Stage) -> None:
+        """Refuse a stage whose frames would silently differ from those asked for: a frame is
+        taken every round(interval / time step) steps, so an interval that is not a whole
+        number of time steps would be changed (0.003 ps at 2 fs: every 0.004 ps), and one
+        longer than the stage records nothing. A stage of length 0 records nothing anyway."""
+        if stage.frame_interval_ps == 0 or stage.time_ps == 0:
+            return
+        steps = stage.frame_interval_ps * 1000.0 / self.timestep_fs
+        if abs(steps - round(steps)) > 1e-6 * max(1.0, steps) or round(steps) < 1:
+            nearest = sorted({max(1, math.floor(steps)), math.ceil(steps)})
+            raise SimulationError(f"stage {stage.name}: a frame interval of {stage.frame_interval_ps:g} ps is not a whole number of "
+                                  f"{self.timestep_fs:g} fs time steps; the nearest that are: "
+                                  + " and ".join(f"{n * self.timestep_fs / 1000.0:g} ps" for n in nearest))
+        if round(steps) > self.steps(stage.time_ps):
+            raise SimulationError(f"stage {stage.name}: the frame interval of {stage.frame_interval_ps:g} ps is longer than the stage "
+                                  f"({stage.time_ps:g} ps): no frame would be recorded")
 
 
 @dataclass
@@ -210,6 +237,8 @@ def run(out: str | Path, request: dict, setup, stages: list[Stage], settings: MD
     in it, another call on it raises `molenv.runlock.DirectoryLocked` naming the holder."""
     runtime = runtime or Runtime()
     rd = RunDirectory(out)
+    for stage in stages:
+        settings.check_frame_interval(stage)
     if plumed is not None:
         from molenv.simulate.plumed_bias import check_input
 
