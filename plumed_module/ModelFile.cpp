@@ -1,114 +1,19 @@
 /* molenv: reader of the model file (docs/model_format.md), mirror of
    py/molenv/modelfile.py: read_model().  Keep the two in step: same records,
-   same order, same validation rules, same messages. */
+   same order, same validation rules, same messages.  The tokenizer (Records) is
+   shared with the GNN reader: ModelRecords.h. */
 #include "ModelFile.h"
+#include "ModelRecords.h"
 
-#include <charconv>
 #include <cmath>
-#include <cstdlib>
-#include <cerrno>
-#include <fstream>
 #include <regex>
 #include <set>
-#include <sstream>
 #include <sys/stat.h>
 
 namespace PLMD {
 namespace molenv {
 
 namespace {
-
-/// Python's repr(float): shortest round-trip digits, with ".0" for integral values,
-/// so that messages read the same as the Python reader's.
-std::string pyFloat(double x) {
-  if (std::isnan(x)) return "nan";
-  if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
-  char buf[64];
-  auto res = std::to_chars(buf, buf + sizeof(buf), x);
-  std::string s(buf, res.ptr);
-  if (s.find_first_of(".e") == std::string::npos) s += ".0";
-  return s;
-}
-
-std::string pyRepr(const std::string& s) { return "'" + s + "'"; }
-
-/// Line-numbered records of the file, consumed in order (Python: _Records).
-class Records {
-public:
-  explicit Records(const std::string& path) : path_(path) {
-    std::ifstream in(path);
-    std::string line;
-    unsigned lineno = 0;
-    while (std::getline(in, line)) {
-      ++lineno;
-      auto hash = line.find('#');
-      if (hash != std::string::npos) line.resize(hash);
-      std::istringstream ss(line);
-      std::vector<std::string> tokens;
-      std::string t;
-      while (ss >> t) tokens.push_back(t);
-      if (!tokens.empty()) items_.push_back({lineno, tokens});
-    }
-  }
-
-  ModelFileError error(const std::string& msg, unsigned lineno = 0) const {
-    std::string where = path_;
-    if (lineno) where += ":" + std::to_string(lineno);
-    return ModelFileError(where + ": " + msg);
-  }
-
-  /// Next record; with a keyword, it must be that record.
-  std::pair<unsigned, std::vector<std::string>> next(const std::string& keyword = "") {
-    if (pos_ >= items_.size())
-      throw error("unexpected end of file, expected " + (keyword.empty() ? std::string("more records") : keyword));
-    const auto& it = items_[pos_];
-    if (!keyword.empty() && it.second[0] != keyword)
-      throw error("expected record '" + keyword + "', found '" + it.second[0] + "'", it.first);
-    ++pos_;
-    return it;
-  }
-
-  std::string peek() const { return pos_ < items_.size() ? items_[pos_].second[0] : std::string(); }
-  unsigned peekLine() const { return pos_ < items_.size() ? items_[pos_].first : 0; }
-
-  /// Fields of a keyword record (without the keyword); n<0: any number.
-  std::vector<std::string> fields(const std::string& keyword, int n, unsigned& lineno) {
-    auto rec = next(keyword);
-    lineno = rec.first;
-    std::vector<std::string> f(rec.second.begin() + 1, rec.second.end());
-    if (n >= 0 && static_cast<int>(f.size()) != n)
-      throw error("'" + keyword + "' takes " + std::to_string(n) + " fields, found " + std::to_string(f.size()), lineno);
-    return f;
-  }
-
-  long integer(const std::string& text, unsigned lineno, const std::string& what) const {
-    errno = 0;
-    char* end = nullptr;
-    long v = std::strtol(text.c_str(), &end, 10);
-    if (text.empty() || *end != '\0' || errno != 0) throw error(what + ": '" + text + "' is not an integer", lineno);
-    return v;
-  }
-
-  double number(const std::string& text, unsigned lineno, const std::string& what) const {
-    char* end = nullptr;
-    // hexadecimal floats are accepted by strtod but not by Python's float()
-    bool hex = text.find_first_of("xX") != std::string::npos;
-    double v = std::strtod(text.c_str(), &end);
-    if (text.empty() || *end != '\0' || hex) throw error(what + ": '" + text + "' is not a number", lineno);
-    if (!std::isfinite(v)) throw error(what + ": non-finite number '" + text + "'", lineno);
-    return v;
-  }
-
-  void index(const std::string& text, unsigned lineno, long expected, const std::string& what) const {
-    if (integer(text, lineno, what) != expected)
-      throw error(what + ": expected index " + std::to_string(expected) + ", found " + text, lineno);
-  }
-
-private:
-  std::string path_;
-  std::vector<std::pair<unsigned, std::vector<std::string>>> items_;
-  std::size_t pos_ = 0;
-};
 
 bool parseActivation(const std::string& name, Activation& a) {
   if (name == "sigmoid") a = Activation::sigmoid;

@@ -48,8 +48,23 @@
    differ between thread counts only by rounding (~1e-15 relative).
 
    Units: the model works in Angstrom; positions are converted from PLUMED's internal
-   length unit once per step, derivatives converted back. */
+   length unit once per step, derivatives converted back.
+
+   Model kinds.  The action dispatches on the model file's kind (modelFileKind()): the
+   SF kind above, or the GNN kind (molenv_model 2, kind gnn: GnnModelFile, AtomGraph,
+   GraphNetwork), a graph network over all atoms of all molecules.  For the GNN the
+   elements of the atoms are the model's molecule_atoms (every atom of a MOLECULES
+   group, in the model's atom order), the per-molecule probabilities are the polymorph
+   probabilities, and n_k = sum_I p_k(I), W = nmol: the same components, coefficients
+   alpha and beta, and the same two ways of applying forces, with GraphNetwork's reverse
+   pass in place of the three SF passes (one reverse pass per seed channel).  The
+   topology probabilities (bulk / surface) are extra per-molecule outputs (PROB_FILE
+   columns, p_<TOPOLOGY> vectors).  No slab region (the GNN has no centre atom) and no
+   SF_FILE (no symmetry functions) for the GNN kind. */
+#include "AtomGraph.h"
 #include "DerivativePass.h"
+#include "GnnModelFile.h"
+#include "GraphNetwork.h"
 #include "ModelFile.h"
 #include "MoleculeFiles.h"
 #include "MoleculeFrame.h"
@@ -87,6 +102,13 @@ soft class populations n_<CLASS>, fractions f_<CLASS>, the number of molecules
 counted (nmol) and optionally a path CV (s in 0..1, z) in class-fraction space.
 Component names are built from the class names stored in the model file.
 
+The model file is of kind SF (version 1: symmetry functions and an MLP per molecule) or of
+kind gnn (version 2: the graph classifier of molenv train gnn, a graph network over all
+atoms of all molecules, run in double precision; the components are computed from its
+polymorph probabilities, the topology (bulk/surface) probabilities are per-molecule outputs
+only; no REGION_* or SF_FILE).  Both kinds have analytic derivatives of every scalar
+component with respect to the atoms and the cell.
+
 \plumedfile
 LOAD FILE=/path/printed/by/molenv-plumed-lib
 cls: MOLENV_CLASSIFY MODEL=urea.molenv MOLECULES=1-3456
@@ -110,13 +132,21 @@ public:
 
 private:
   // ---- model, kernels and the passes over the pairs
-  Model model_;
+  ModelKind kind_ = ModelKind::sf;
+  Model model_;  ///< SF kind
+  std::vector<std::string> classes_;  ///< the classes of the n_/f_ components (GNN: the polymorph classes)
   std::unique_ptr<SymmetryFunctions> sf_;
   std::unique_ptr<Network> net_;
   unsigned nmol_ = 0, nvec_ = 0, ncls_ = 0, nsf_ = 0;
   AtomSlots slots_;  ///< requested atoms are molecule-major: slot q of molecule m is m*nlocal+q
   std::unique_ptr<ValuePass> values_;
   std::unique_ptr<DerivativePass> derivs_;
+  // ---- GNN kind: the model, the atom graph and the network
+  GnnModel gnnModel_;
+  std::unique_ptr<GraphNetwork> gnn_;
+  std::unique_ptr<AtomGraphBuilder> graphBuilder_;
+  AtomGraph graph_;
+  std::vector<double> atomPos_;  ///< Angstrom, 3 per requested atom
   // ---- options
   bool nopbc_ = false;
   unsigned nthreads_ = 1;
@@ -129,6 +159,7 @@ private:
   bool probVectors_ = false;
   // ---- outputs
   std::vector<Value*> nVal_, fVal_, pVec_;
+  std::vector<std::string> vecNames_;  ///< per-molecule outputs (p_<NAME> vectors, PROB_FILE columns): classes (+ GNN topology classes)
   Value* nmolVal_ = nullptr;
   Value* sVal_ = nullptr;
   Value* zVal_ = nullptr;
@@ -165,6 +196,8 @@ private:
 
   void checkConsumers();
   void setupGeometry(double toA);
+  void graphValues();
+  const std::vector<double>& probabilities() const { return gnn_ ? gnn_->polymorph() : values_->prob(); }
   void setComponents();
   void derivatives(const Seeds& seeds, DerivativeSink& sink);
 };
@@ -173,10 +206,14 @@ PLUMED_REGISTER_ACTION(MolenvClassify, "MOLENV_CLASSIFY")
 
 void MolenvClassify::registerKeywords(Keywords& keys) {
   Colvar::registerKeywords(keys);
-  keys.add("compulsory", "MODEL", "the molenv model file (docs/model_format.md): descriptors, cutoff, network, class names; lengths in Angstrom");
+  keys.add("compulsory", "MODEL",
+           "the molenv model file (docs/model_format.md), lengths in Angstrom: kind SF (version 1: descriptors, cutoff, network, "
+           "class names) or kind gnn (version 2: a graph network over all atoms of all molecules, the elements of each molecule's "
+           "atoms, polymorph and topology classes)");
   keys.add("atoms", "MOLECULES",
            "the atoms of all molecules, cut into consecutive molecules of atoms_per_molecule atoms each "
-           "(in the model's atom order); the number of atoms must be a multiple of atoms_per_molecule");
+           "(in the model's atom order); the number of atoms must be a multiple of atoms_per_molecule (GNN: the number of "
+           "molecule_atoms, whose elements the atoms are taken to be)");
   keys.add("numbered", "MOLECULE",
            "the atoms of one molecule in the model's atom order (MOLECULE1, MOLECULE2, ...), for systems whose atoms "
            "are not ordered molecule by molecule; use instead of MOLECULES");
@@ -185,7 +222,7 @@ void MolenvClassify::registerKeywords(Keywords& keys) {
            "number of OpenMP threads for this action (default: the environment variable PLUMED_NUM_THREADS, else 1)");
   keys.add("optional", "REGION_AXIS",
            "restrict n_/f_ to molecules whose centre is in a slab normal to the cell face spanned by the two other cell "
-           "vectors: x, y or z");
+           "vectors: x, y or z (SF models only)");
   keys.add("optional", "REGION_CENTER", "position of the slab centre along the slab normal (length units)");
   keys.add("optional", "REGION_HALFWIDTH", "half width of the slab in which molecules count fully (length units)");
   keys.add("optional", "REGION_SMOOTHING",
@@ -202,8 +239,9 @@ void MolenvClassify::registerKeywords(Keywords& keys) {
            "skin of the neighbour list (length units; default 0.1 nm): pairs closer than the cutoff plus the skin are listed "
            "and the list is reused until a molecule centre has moved by more than half the skin or the cell changes; 0 "
            "searches neighbours at every step");
-  keys.add("optional", "PROB_FILE", "write the class probabilities of every molecule to this file");
-  keys.add("optional", "SF_FILE", "write the raw (unscaled) symmetry functions of every molecule to this file");
+  keys.add("optional", "PROB_FILE",
+           "write the class probabilities of every molecule to this file (GNN: the polymorph, then the topology probabilities)");
+  keys.add("optional", "SF_FILE", "write the raw (unscaled) symmetry functions of every molecule to this file (SF models only)");
   keys.add("compulsory", "FILE_STRIDE", "1", "write PROB_FILE/SF_FILE every this many steps");
   keys.addFlag("TIMINGS", false, "write a breakdown of this action's wall-clock time per stage to the log at the end");
   keys.addFlag("FULL_DERIVATIVES", false,
@@ -212,7 +250,7 @@ void MolenvClassify::registerKeywords(Keywords& keys) {
                "DUMPPROJECTIONS or gradients (e.g. METAD ADAPTIVE=GEOM) need them");
   keys.addFlag("PROB_VECTORS", false,
                "also output the per-molecule class probabilities as vector components p_<CLASS> (one element per "
-               "molecule; no derivatives, so they can be analysed but not biased)");
+               "molecule; GNN: also p_<TOPOLOGY> for the topology classes; no derivatives, so they can be analysed but not biased)");
 #if PLUMED_VERSION_MAJOR > 2 || (PLUMED_VERSION_MAJOR == 2 && PLUMED_VERSION_MINOR >= 10)
   keys.addOutputComponent("nmol", "default", "scalar", "the number of molecules counted: N, or sum_I w_I with a region");
   keys.addOutputComponent("s", "LAMBDA", "scalar", "progress along the path in class-fraction space, 0 at the first image, 1 at the last");
@@ -228,9 +266,9 @@ void MolenvClassify::registerKeywords(Keywords& keys) {
 
 namespace {
 
-bool classIndex(const Model& m, const std::string& name, unsigned& k) {
-  for (k = 0; k < m.classes.size(); ++k)
-    if (m.classes[k] == name) return true;
+bool classIndex(const std::vector<std::string>& classes, const std::string& name, unsigned& k) {
+  for (k = 0; k < classes.size(); ++k)
+    if (classes[k] == name) return true;
   return false;
 }
 
@@ -308,17 +346,30 @@ private:
 MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao) {
   std::string modelPath;
   parse("MODEL", modelPath);
+  kind_ = modelFileKind(modelPath);
+  const bool gnn = kind_ == ModelKind::gnn;
   try {
-    model_ = readModelFile(modelPath);
+    if (gnn) gnnModel_ = readGnnModelFile(modelPath);
+    else model_ = readModelFile(modelPath);
   } catch (const ModelFileError& e) {
     error(std::string("cannot read MODEL: ") + e.what());
   }
-  ncls_ = model_.nClasses();
-  nvec_ = model_.vectors.size();
-  sf_ = std::make_unique<SymmetryFunctions>(model_);
-  net_ = std::make_unique<Network>(model_, sf_->order());
-  nsf_ = sf_->size();
-  const unsigned apm = model_.atomsPerMolecule;
+  unsigned apm;
+  if (gnn) {
+    classes_ = gnnModel_.classes;
+    vecNames_ = classes_;
+    vecNames_.insert(vecNames_.end(), gnnModel_.topologyClasses.begin(), gnnModel_.topologyClasses.end());
+    apm = gnnModel_.moleculeAtoms.size();
+  } else {
+    classes_ = model_.classes;
+    vecNames_ = classes_;
+    nvec_ = model_.vectors.size();
+    sf_ = std::make_unique<SymmetryFunctions>(model_);
+    net_ = std::make_unique<Network>(model_, sf_->order());
+    nsf_ = sf_->size();
+    apm = model_.atomsPerMolecule;
+  }
+  ncls_ = classes_.size();
 
   // ---- molecules
   std::vector<AtomNumber> all;
@@ -349,15 +400,23 @@ MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao)
       for (const auto& a : mol)
         if (!seen.insert(a.index()).second) error("atom " + std::to_string(a.serial()) + " belongs to more than one molecule");
   }
-  // local atom slots: the distinct model positions the descriptors use
-  std::vector<unsigned> used = {model_.centre};
-  for (const auto& v : model_.vectors) { used.push_back(v[0]); used.push_back(v[1]); }
-  std::sort(used.begin(), used.end());
-  used.erase(std::unique(used.begin(), used.end()), used.end());
+  // local atom slots: the distinct model positions the descriptors use (GNN: every atom of
+  // the molecule, a node of the graph)
+  std::vector<unsigned> used;
+  if (gnn) {
+    for (unsigned a = 0; a < apm; ++a) used.push_back(a);
+  } else {
+    used.push_back(model_.centre);
+    for (const auto& v : model_.vectors) { used.push_back(v[0]); used.push_back(v[1]); }
+    std::sort(used.begin(), used.end());
+    used.erase(std::unique(used.begin(), used.end()), used.end());
+  }
   slots_.nlocal = used.size();
   auto slot = [&](unsigned pos) { return static_cast<unsigned>(std::lower_bound(used.begin(), used.end(), pos) - used.begin()); };
-  slots_.centre = slot(model_.centre);
-  for (const auto& v : model_.vectors) { slots_.vecA.push_back(slot(v[0])); slots_.vecB.push_back(slot(v[1])); }
+  if (!gnn) {
+    slots_.centre = slot(model_.centre);
+    for (const auto& v : model_.vectors) { slots_.vecA.push_back(slot(v[0])); slots_.vecB.push_back(slot(v[1])); }
+  }
   std::vector<AtomNumber> requested;
   requested.reserve(nmol_ * slots_.nlocal);
   for (const auto& mol : molecules)
@@ -381,6 +440,8 @@ MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao)
   // ---- region
   std::string axis;
   parse("REGION_AXIS", axis);
+  if (!axis.empty() && gnn)
+    error("REGION_AXIS needs an SF model: a GNN model (kind gnn) has no centre atom to place molecules in a slab");
   if (!axis.empty()) {
     if (axis == "x" || axis == "X") region_.axis = 0;
     else if (axis == "y" || axis == "Y") region_.axis = 1;
@@ -423,10 +484,10 @@ MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao)
   hasPath_ = linear || !images.empty();
   if (hasPath_) {
     if (linear && !images.empty()) error("give either PATH_START/PATH_END/PATH_NIMAGES or PATH_IMAGE1, PATH_IMAGE2, ..., not both");
-    if (pcls.empty()) pcls = model_.classes;
+    if (pcls.empty()) pcls = classes_;
     for (const auto& c : pcls) {
       unsigned k;
-      if (!classIndex(model_, c, k)) error("PATH_CLASSES: no class " + c + " in the model (classes: " + joinNames(model_.classes) + ")");
+      if (!classIndex(classes_, c, k)) error("PATH_CLASSES: no class " + c + " in the model (classes: " + joinNames(classes_) + ")");
       if (std::find(pathClasses_.begin(), pathClasses_.end(), k) != pathClasses_.end()) error("PATH_CLASSES: class " + c + " given twice");
       pathClasses_.push_back(k);
     }
@@ -460,6 +521,7 @@ MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao)
   int stride = 1;
   parse("FILE_STRIDE", stride);
   if (stride < 1) error("FILE_STRIDE must be at least 1");
+  if (gnn && !sfFileName.empty()) error("SF_FILE needs an SF model: a GNN model (kind gnn) has no symmetry functions");
   parseFlag("PROB_VECTORS", probVectors_);
   parseFlag("TIMINGS", timings_);
   parseFlag("FULL_DERIVATIVES", fullDerivatives_);
@@ -471,12 +533,12 @@ MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao)
   checkRead();
 
   // ---- components
-  for (const auto& c : model_.classes) {
+  for (const auto& c : classes_) {
     addComponentWithDerivatives("n_" + c);
     componentIsNotPeriodic("n_" + c);
     nVal_.push_back(getPntrToComponent("n_" + c));
   }
-  for (const auto& c : model_.classes) {
+  for (const auto& c : classes_) {
     addComponentWithDerivatives("f_" + c);
     componentIsNotPeriodic("f_" + c);
     fVal_.push_back(getPntrToComponent("f_" + c));
@@ -504,7 +566,7 @@ MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao)
   beta_.assign(comps_.size(), 0.0);
   if (probVectors_) {
     std::vector<std::size_t> shape(1, nmol_);
-    for (const auto& c : model_.classes) {
+    for (const auto& c : vecNames_) {
       addComponent("p_" + c, shape);
       componentIsNotPeriodic("p_" + c);
       pVec_.push_back(getPntrToComponent("p_" + c));
@@ -516,14 +578,32 @@ MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao)
   // ---- thread ranges and the passes
   ranges_.resize(nthreads_ + 1);
   for (unsigned t = 0; t <= nthreads_; ++t) ranges_[t] = static_cast<unsigned long>(nmol_) * t / nthreads_;
-  values_ = std::make_unique<ValuePass>(*sf_, *net_, nthreads_);
-  derivs_ = std::make_unique<DerivativePass>(*sf_, *net_, slots_, nthreads_);
+  if (gnn) {
+    gnn_ = std::make_unique<GraphNetwork>(gnnModel_, nmol_, nthreads_);
+    graphBuilder_ = std::make_unique<AtomGraphBuilder>(nthreads_);
+    graphBuilder_->setSkin(skinA);
+  } else {
+    values_ = std::make_unique<ValuePass>(*sf_, *net_, nthreads_);
+    derivs_ = std::make_unique<DerivativePass>(*sf_, *net_, slots_, nthreads_);
+  }
 
   // ---- log
-  log.printf("  model %s: \"%s\", %u classes (%s), %u atoms per molecule, %u vectors, %u symmetry functions, cutoff %g-%g A, %s outputs\n",
-             model_.path.c_str(), model_.name.c_str(), ncls_, joinNames(model_.classes).c_str(), apm, nvec_, nsf_, model_.rmin, model_.rmax,
-             activationName(model_.output).c_str());
-  log.printf("  %u molecules, %u atoms each used (centre and vector atoms)\n", nmol_, slots_.nlocal);
+  if (gnn) {
+    std::string elements;
+    for (long z : gnnModel_.moleculeAtoms) elements += (elements.empty() ? "" : ",") + std::to_string(z);
+    log.printf("  model %s: \"%s\", kind gnn: %u polymorph classes (%s), topology classes (%s), %zu graph convolution(s), hidden %u, "
+               "%u channels, %u radial functions, graph cutoff %g A\n",
+               gnnModel_.path.c_str(), gnnModel_.name.c_str(), ncls_, joinNames(classes_).c_str(), joinNames(gnnModel_.topologyClasses).c_str(),
+               gnnModel_.convs.size(), gnnModel_.hidden(), gnnModel_.channels(), gnnModel_.numRadial(), gnnModel_.cutoff);
+    log.printf("  %u molecules of %u atoms, all nodes of the atom graph; elements (atomic numbers, from the model's molecule_atoms, "
+               "in MOLECULES order): %s\n",
+               nmol_, apm, elements.c_str());
+  } else {
+    log.printf("  model %s: \"%s\", %u classes (%s), %u atoms per molecule, %u vectors, %u symmetry functions, cutoff %g-%g A, %s outputs\n",
+               model_.path.c_str(), model_.name.c_str(), ncls_, joinNames(classes_).c_str(), apm, nvec_, nsf_, model_.rmin, model_.rmax,
+               activationName(model_.output).c_str());
+    log.printf("  %u molecules, %u atoms each used (centre and vector atoms)\n", nmol_, slots_.nlocal);
+  }
   log.printf("  %u OpenMP thread(s)%s\n", nthreads_, nopbc_ ? ", no periodic boundary conditions (NOPBC)" : "");
   if (region_.enabled)
     log.printf("  populations restricted to the slab normal to axis %s: centre %g, half width %g, smoothing %g (length units)\n", axis.c_str(),
@@ -539,7 +619,11 @@ MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao)
   }
   if (!probFileName.empty()) log.printf("  per-molecule probabilities to %s every %d steps\n", probFileName.c_str(), stride);
   if (!sfFileName.empty()) log.printf("  per-molecule symmetry functions to %s every %d steps\n", sfFileName.c_str(), stride);
-  if (skinA > 0.0)
+  if (skinA > 0.0 && gnn)
+    log.printf("  neighbour list of the atoms: pairs within %g A (cutoff + skin %g A; the skin is capped at half the smallest cell height "
+               "minus the cutoff), rebuilt when an atom has moved by more than half the skin or the cell changes\n",
+               gnnModel_.cutoff + skinA, skinA);
+  else if (skinA > 0.0)
     log.printf("  neighbour list: pairs within %g A (cutoff + skin %g A), rebuilt when a centre has moved by more than %g A or the cell changes\n",
                model_.rmax + skinA, skinA, 0.5 * skinA);
   else
@@ -552,8 +636,11 @@ MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao)
 
 MolenvClassify::~MolenvClassify() {
   if (!timings_ || steps_ == 0) return;
-  static const char* names[nStages] = {"geometry and region", "neighbour cells", "pass 1 (descriptors)", "network",
-                                       "values and files", "network backward", "pass 2 (pair derivatives)", "forces / derivative arrays"};
+  static const char* sfNames[nStages] = {"geometry and region", "neighbour cells", "pass 1 (descriptors)", "network",
+                                         "values and files", "network backward", "pass 2 (pair derivatives)", "forces / derivative arrays"};
+  static const char* gnnNames[nStages] = {"positions and cell", "atom graph (neighbours)", "-", "graph network forward",
+                                          "values and files", "reverse pass (backprop)", "-", "forces / derivative arrays"};
+  const char* const* names = gnn_ ? gnnNames : sfNames;
   double total = 0;
   for (double t : stageTime_) total += t;
   log.printf("  MOLENV_CLASSIFY %s timings: %lu steps (%lu with forces or derivatives), %.1f pairs per step on average, "
@@ -566,7 +653,15 @@ MolenvClassify::~MolenvClassify() {
 
 void MolenvClassify::setupGeometry(double toA) {
   cell_ = CellGeometry();
-  if (!nopbc_ && getPbc().isSet()) {
+  if (!nopbc_ && getPbc().isSet() && gnn_) {
+    // the GNN's cell: the reduced basis of the lattice, every height above 2 * cutoff (AtomGraph.h)
+    const Tensor& box = getBox();
+    double h[3][3];
+    for (unsigned i = 0; i < 3; ++i)
+      for (unsigned j = 0; j < 3; ++j) h[i][j] = box(i, j) * toA;
+    const std::string problem = graphCell(h, gnnModel_.cutoff, cell_);
+    if (!problem.empty()) error(problem);
+  } else if (!nopbc_ && getPbc().isSet()) {
     const Tensor& box = getBox();
     double h[3][3];
     for (unsigned i = 0; i < 3; ++i)
@@ -614,6 +709,10 @@ void MolenvClassify::calculate() {
   const bool derivs = !doNotCalculateDerivatives() && !checkNumericalDerivatives();
   mode_ = !derivs ? Deriv::none : (fullDerivatives_ || dumpConsumer_ || isOptionOn("GRADIENTS")) ? Deriv::full : Deriv::forces;
   const bool fileStep = files_.due(getStep());
+  if (gnn_) {
+    graphValues();
+    return;
+  }
 
   // ---- per-molecule geometry, in Angstrom; molecules outside the region need descriptors
   // only at file steps and with PROB_VECTORS
@@ -641,7 +740,7 @@ void MolenvClassify::calculate() {
     for (unsigned k = 0; k < ncls_; ++k)
       for (unsigned m = 0; m < nmol_; ++m) pVec_[k]->set(m, prob[static_cast<std::size_t>(m) * ncls_ + k]);
   }
-  if (fileStep) files_.write(getTime(), nmol_, model_.classes, prob, sf_->order(), values_->G());
+  if (fileStep) files_.write(getTime(), nmol_, classes_, prob, sf_->order(), values_->G());
   lap(sValues);
 
   // ---- derivative arrays, when something reads them: the derivatives of n_0 .. n_{K-1}
@@ -654,10 +753,53 @@ void MolenvClassify::calculate() {
   }
 }
 
+void MolenvClassify::graphValues() {
+  // ---- positions in Angstrom (molecule-major: the nodes of the graph) and the atom graph
+  const std::vector<Vector>& pos = getPositions();
+  const unsigned natoms = pos.size();
+  atomPos_.resize(3 * static_cast<std::size_t>(natoms));
+  for (unsigned a = 0; a < natoms; ++a)
+    for (unsigned x = 0; x < 3; ++x) atomPos_[3 * a + x] = pos[a][x] * toA_;
+  frame_.nmol = nmol_;  // every molecule counts with weight 1 (no region for the GNN kind)
+  frame_.weight.assign(nmol_, 1.0);
+  frame_.active.assign(nmol_, 1);
+  lap(sGeometry);
+  if (graphBuilder_->build(atomPos_, cell_, gnnModel_.cutoff, graph_)) ++rebuilds_;
+  if (graph_.coincident)
+    error("atoms " + std::to_string(getAbsoluteIndex(graph_.coincidentA).serial()) + " and " +
+          std::to_string(getAbsoluteIndex(graph_.coincidentB).serial()) + " coincide (distance 0): the GNN's radial basis is infinite there");
+  ++steps_;
+  pairCount_ += graph_.edges() / 2;
+  lap(sNeighbours);
+
+  // ---- the network: polymorph and topology probabilities of every molecule
+  gnn_->forward(graph_, mode_ != Deriv::none);
+  lap(sNetwork);
+
+  // ---- values of the components and outputs
+  setComponents();
+  if (probVectors_ || files_.due(getStep())) {
+    const std::vector<double> all = gnn_->allProbabilities();
+    const unsigned W = vecNames_.size();
+    if (probVectors_)
+      for (unsigned k = 0; k < W; ++k)
+        for (unsigned m = 0; m < nmol_; ++m) pVec_[k]->set(m, all[static_cast<std::size_t>(m) * W + k]);
+    if (files_.due(getStep())) files_.write(getTime(), nmol_, vecNames_, all, {}, {});
+  }
+  lap(sValues);
+
+  if (mode_ == Deriv::full) {
+    ++derivSteps_;
+    ComponentSink sink(comps_, alpha_, beta_, ncls_, slots_.nlocal, getNumberOfAtoms(), toA_);
+    derivatives(Seeds::populations(ncls_), sink);
+    lap(sWrite);
+  }
+}
+
 void MolenvClassify::setComponents() {
   // populations and W, summed in molecule order
   const unsigned N = nmol_, K = ncls_;
-  const std::vector<double>& prob = values_->prob();
+  const std::vector<double>& prob = probabilities();
   std::vector<double> n(K, 0.0);
   double W = 0.0;
   for (unsigned m = 0; m < N; ++m) {
@@ -704,6 +846,11 @@ void MolenvClassify::setComponents() {
 }
 
 void MolenvClassify::derivatives(const Seeds& seeds, DerivativeSink& sink) {
+  if (gnn_) {
+    gnn_->derivatives(graph_, seeds, sink);  // one reverse pass per channel with pair terms
+    lap(sBackward);
+    return;
+  }
   derivs_->backward(frame_, *values_, seeds);
   lap(sBackward);
   derivs_->pairDerivatives(frame_, pairs_);
@@ -724,7 +871,7 @@ void MolenvClassify::apply() {
   // the per-molecule vectors carry no derivatives: a force on them cannot be applied
   for (unsigned k = 0; k < pVec_.size(); ++k)
     if (pVec_[k]->forcesWereAdded())
-      error("a bias acts on the per-molecule vector p_" + model_.classes[k] +
+      error("a bias acts on the per-molecule vector p_" + vecNames_[k] +
             ", which has no derivatives: bias the n_<CLASS>, f_<CLASS>, s or z components instead");
   if (mode_ != Deriv::forces) {
     Colvar::apply();  // derivative arrays (full mode, numerical derivatives) or no derivatives at all

@@ -393,6 +393,11 @@ def main():
                  note="forces and virial of restraints on n, f, s, z, nmol (with region) vs brute-force finite differences")
     print("generated regression tests in", HERE)
 
+    # -- the GNN kind: regtest/rt-gnn (references from molenv.gnn.numpy_model)
+    import generate_gnn
+
+    generate_gnn.main()
+
 
 def toy_descriptors_model():
     """A Model stub with the toy descriptors (for computing training-range scaling)."""

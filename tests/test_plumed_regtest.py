@@ -17,7 +17,7 @@ TESTS = sorted(d.name for d in REGTEST.glob("rt-*") if (d / "config").exists())
 
 
 def test_there_are_regression_tests():
-    assert {"rt-ortho-nm", "rt-ortho-A", "rt-triclinic", "rt-region", "rt-nopbc", "rt-forces"} <= set(TESTS)
+    assert {"rt-ortho-nm", "rt-ortho-A", "rt-triclinic", "rt-region", "rt-nopbc", "rt-forces", "rt-gnn"} <= set(TESTS)
 
 
 @pytest.mark.parametrize("name", TESTS)

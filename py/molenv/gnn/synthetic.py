@@ -5,6 +5,9 @@ urea molecule (parallel and antiparallel stacks), a disordered "melt" of randoml
 molecules, and spherical clusters cut from any of them. They are physically sensible
 (no overlapping atoms, near-crystal densities, thermal-like disorder) and distinct enough
 for a network to tell apart within a few epochs, which is what a fast test needs.
+
+`random_model` makes a small untrained GNN model (the in-memory model file, no torch) for
+tests of the model file and of MOLENV_CLASSIFY's GNN kind.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from scipy.spatial.transform import Rotation
 
 from molenv.descriptors import coordination_numbers
 from molenv.frames import MolecularFrame
+from molenv.gnn.modelfile import GNNModel, GraphConv, LayerNorm, Linear, ResidualBlock
 
 # Planar urea in spec order C, O, N1, H11, H12, N2, H21, H22 (C=O 1.26, C-N 1.35, N-H 1.0 A,
 # 120 degree angles), in the xy plane with C=O along +y.
@@ -97,3 +101,58 @@ def surface_labels(frame: MolecularFrame, radius: float = 8.0, min_neighbours: i
     fewer than 20 centres within the molecule radius + 6 A) suits real-size clusters; this
     smaller one suits the toy clusters."""
     return (coordination_numbers(frame, 1, radius) - 1 < min_neighbours).astype(np.int64)
+
+
+def random_model(
+    rng: np.random.Generator,
+    classes=("I", "IV", "melt"),
+    molecule_atoms=tuple(UREA_Z),
+    cutoff: float = 4.5,
+    hidden: int = 8,
+    channels: int = 6,
+    num_radial: int = 4,
+    type_dim: int = 3,
+    convs: int = 2,
+    head: int = 2,
+    name: str = "random toy GNN",
+) -> GNNModel:
+    """A small untrained `GNNModel` (float64 numpy, no torch) for urea-like molecules, with
+    every parameter random: LayerNorm weights away from 1 and biases away from 0,
+    frequencies away from k pi, so that every number of the file matters. The weight
+    scales keep the probabilities away from 0 and 1 on the toy frames (a test of their
+    derivatives needs them unsaturated). Atom types: the elements of ``molecule_atoms``."""
+
+    def linear(n_in, n_out, bias, scale=0.6):
+        return Linear(rng.normal(scale=scale, size=(n_out, n_in)), rng.normal(scale=0.3, size=n_out) if bias else None)
+
+    def block():
+        norm = LayerNorm(1.0 + 0.3 * rng.normal(size=hidden), 0.2 * rng.normal(size=hidden), 1e-5)
+        return ResidualBlock(norm, linear(hidden, hidden, True))
+
+    def conv():
+        c = channels
+        return GraphConv(
+            node_in=linear(hidden, c, False), edge_in=linear(num_radial, c, False), query=linear(c, c, True), key=linear(c, c, True),
+            value=linear(c, c, True), edge=linear(c, c, False), skip=linear(c, c, True), beta=linear(3 * c, 1, False),
+            node_out=linear(c, hidden, True), block=block(),
+        )
+
+    types = sorted(set(int(z) for z in molecule_atoms))
+    model = GNNModel(
+        name=name,
+        classes=list(classes),
+        topology_classes=["bulk", "surface"],
+        molecule_atoms=[int(z) for z in molecule_atoms],
+        cutoff=float(cutoff),
+        atom_types=types,
+        embedding=rng.normal(size=(len(types), type_dim)),
+        type_in=linear(type_dim, hidden, True),
+        radial_frequencies=np.pi * np.arange(1, num_radial + 1) + 0.1 * rng.normal(size=num_radial),
+        envelope_exponent=5,
+        convs=[conv() for _ in range(convs)],
+        head=[block() for _ in range(head)],
+        output=linear(hidden, len(classes) + 2, False, scale=0.04),
+        meta={"purpose": "molenv tests (random weights)"},
+    )
+    model.validate()
+    return model
