@@ -9,7 +9,6 @@
 #include <cmath>
 #include <regex>
 #include <set>
-#include <sys/stat.h>
 
 namespace PLMD {
 namespace molenv {
@@ -44,21 +43,7 @@ public:
   Records r;
 
   /// a record of n non-negative integers
-  std::vector<long> count(const std::string& keyword, int n, unsigned& ln) {
-    auto f = r.fields(keyword, n, ln);
-    std::vector<long> values;
-    bool negative = false;
-    for (const auto& x : f) {
-      values.push_back(r.integer(x, ln, keyword));
-      negative |= values.back() < 0;
-    }
-    if (negative) {
-      std::string all;
-      for (std::size_t i = 0; i < f.size(); ++i) all += (i ? " " : "") + f[i];
-      throw r.error("'" + keyword + "' needs non-negative counts, found " + all, ln);
-    }
-    return values;
-  }
+  std::vector<long> count(const std::string& keyword, int n, unsigned& ln) { return r.count(keyword, n, ln); }
 
   /// keyword n name_1 ... name_n
   std::vector<std::string> names(const std::string& keyword) {
@@ -95,13 +80,11 @@ public:
     GnnLinear L;
     L.nin = nin;
     L.nout = nout;
-    L.w.resize(static_cast<std::size_t>(nin) * nout);
-    if (hasBias) L.b.resize(nout);
-    for (long j = 0; j < nout; ++j) {
+    for (long j = 0; j < nout; ++j) {  // nothing allocated before the rows are read
       auto values = row(nin + (hasBias ? 1 : 0), label + " row " + std::to_string(j + 1) + " (" + (hasBias ? "bias + " : "") +
                                                      std::to_string(nin) + " weights)");
-      if (hasBias) L.b[j] = values[0];
-      std::copy(values.begin() + (hasBias ? 1 : 0), values.end(), L.w.begin() + j * nin);
+      if (hasBias) L.b.push_back(values[0]);
+      L.w.insert(L.w.end(), values.begin() + (hasBias ? 1 : 0), values.end());
     }
     return L;
   }
@@ -201,20 +184,23 @@ void validate(const GnnModel& m) {
 }  // namespace
 
 ModelKind modelFileKind(const std::string& path) {
-  struct stat st;
-  if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return ModelKind::sf;
-  Records r(path);
-  if (r.peek() != "molenv_model") return ModelKind::sf;
-  const auto version = r.peekFields(0);
-  if (version.size() != 1 || version[0] != kVersion) return ModelKind::sf;
-  unsigned ln;
-  r.fields("molenv_model", 1, ln);
-  return r.peek() == "kind" ? ModelKind::gnn : ModelKind::sf;
+  if (!fileProblem(path, "model file").empty()) return ModelKind::sf;
+  try {
+    Records r(path);
+    if (r.peek() != "molenv_model") return ModelKind::sf;
+    const auto version = r.peekFields(0);
+    if (version.size() != 1 || version[0] != kVersion) return ModelKind::sf;
+    unsigned ln;
+    r.fields("molenv_model", 1, ln);
+    return r.peek() == "kind" ? ModelKind::gnn : ModelKind::sf;
+  } catch (const ModelFileError&) {
+    return ModelKind::sf;  // the SF reader reports what is wrong with the file
+  }
 }
 
 GnnModel readGnnModelFile(const std::string& path) {
-  struct stat st;
-  if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) throw ModelFileError(path + ": model file not found");
+  const std::string problem = fileProblem(path, "model file");
+  if (!problem.empty()) throw ModelFileError(problem);
   GnnRecords g(path);
   Records& r = g.r;
   GnnModel m;
@@ -230,10 +216,7 @@ GnnModel readGnnModelFile(const std::string& path) {
   if (f[0] != kKind) throw r.error("unknown model kind '" + f[0] + "' (this molenv reads kind 'gnn' in version 2 files)", ln);
   f = r.fields("name", -1, ln);
   for (std::size_t i = 0; i < f.size(); ++i) m.name += (i ? " " : "") + f[i];
-  while (r.peek() == "meta") {
-    f = r.fields("meta", -1, ln);
-    if (f.empty()) throw r.error("'meta' needs a key", ln);
-  }
+  r.meta();
   m.classes = g.names("classes");
   m.topologyClasses = g.names("topology_classes");
   f = r.fields("molecule_atoms", -1, ln);
@@ -250,7 +233,6 @@ GnnModel readGnnModelFile(const std::string& path) {
                       std::to_string(typeDim),
                   ln);
   m.typeDim = typeDim;
-  m.embedding.resize(static_cast<std::size_t>(nTypes) * typeDim);
   for (long k = 1; k <= nTypes; ++k) {
     f = r.fields("atom_type", -1, ln);
     if (static_cast<long>(f.size()) != 2 + typeDim)
@@ -259,8 +241,7 @@ GnnModel readGnnModelFile(const std::string& path) {
                     ln);
     r.index(f[0], ln, k, "atom_type");
     m.atomTypes.push_back(r.integer(f[1], ln, "atom_type atomic number"));
-    for (long d = 0; d < typeDim; ++d)
-      m.embedding[(k - 1) * typeDim + d] = r.number(f[2 + d], ln, "atom_type " + std::to_string(k) + " embedding");
+    for (long d = 0; d < typeDim; ++d) m.embedding.push_back(r.number(f[2 + d], ln, "atom_type " + std::to_string(k) + " embedding"));
   }
   m.typeIn = g.linear("type_in");
   f = r.fields("radial_basis", 3, ln);

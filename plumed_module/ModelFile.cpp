@@ -8,7 +8,6 @@
 #include <cmath>
 #include <regex>
 #include <set>
-#include <sys/stat.h>
 
 namespace PLMD {
 namespace molenv {
@@ -46,22 +45,26 @@ std::string activationName(Activation a) {
 }
 
 Model readModelFile(const std::string& path) {
-  struct stat st;
-  if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) throw ModelFileError(path + ": model file not found");
+  const std::string problem = fileProblem(path, "model file");
+  if (!problem.empty()) throw ModelFileError(problem);
   Records r(path);
   Model m;
   m.path = path;
   unsigned ln = 0;
 
   auto f = r.fields("molenv_model", 1, ln);
-  if (f[0] != "1")
+  if (f[0] != "1") {
+    if (f[0] == "2" && r.peek() == "kind") {  // a newer kind of model (MOLENV_CLASSIFY gives it to the GNN reader)
+      const auto kind = r.peekFields();
+      throw r.error("unsupported model file version 2 for read_model, which reads SF model files (version 1): this is a model of kind '" +
+                        (kind.empty() ? std::string("?") : kind[0]) + "'; read a GNN model file with molenv.gnn.modelfile.read_gnn_model",
+                    ln);
+    }
     throw r.error("unsupported model file version " + f[0] + " (this molenv reads version 1)", ln);
+  }
   f = r.fields("name", -1, ln);
   for (std::size_t i = 0; i < f.size(); ++i) m.name += (i ? " " : "") + f[i];
-  while (r.peek() == "meta") {
-    f = r.fields("meta", -1, ln);
-    if (f.empty()) throw r.error("'meta' needs a key", ln);
-  }
+  r.meta();
   f = r.fields("classes", -1, ln);
   long nClasses = f.empty() ? 0 : r.integer(f[0], ln, "classes");
   if (nClasses < 1 || static_cast<long>(f.size()) - 1 != nClasses)
@@ -72,8 +75,7 @@ Model readModelFile(const std::string& path) {
   long atoms = r.integer(f[0], ln, "atoms_per_molecule");
   f = r.fields("centre_atom", 1, ln);
   long centre = r.integer(f[0], ln, "centre_atom");
-  f = r.fields("vector_count", 1, ln);
-  long nVectors = r.integer(f[0], ln, "vector_count");
+  const long nVectors = r.count("vector_count", 1, ln)[0];
   std::vector<std::array<long, 2>> vectors;
   for (long k = 1; k <= nVectors; ++k) {
     f = r.fields("vector", 3, ln);
@@ -84,9 +86,8 @@ Model readModelFile(const std::string& path) {
   m.rmin = r.number(f[0], ln, "cutoff");
   m.rmax = r.number(f[1], ln, "cutoff");
 
-  f = r.fields("descriptor_count", 1, ln);
-  long nSF = r.integer(f[0], ln, "descriptor_count");
-  if (nSF < 0) nSF = 0;
+  // nothing is allocated from a count before its records are read
+  const long nSF = r.count("descriptor_count", 1, ln)[0];
   std::vector<RawDescriptor> raw;
   for (long i = 1; i <= nSF; ++i) {
     f = r.fields("descriptor", -1, ln);
@@ -99,20 +100,17 @@ Model readModelFile(const std::string& path) {
     for (std::size_t j = 3; j < f.size(); ++j) d.params.push_back(r.number(f[j], ln, "descriptor parameter"));
     raw.push_back(d);
   }
-  m.mean.assign(nSF, 0.0);
-  m.stretch.assign(nSF, 0.0);
   for (long i = 1; i <= nSF; ++i) {
     f = r.fields("scaling", 3, ln);
     r.index(f[0], ln, i, "scaling");
-    m.mean[i - 1] = r.number(f[1], ln, "scaling");
-    m.stretch[i - 1] = r.number(f[2], ln, "scaling");
+    m.mean.push_back(r.number(f[1], ln, "scaling"));
+    m.stretch.push_back(r.number(f[2], ln, "scaling"));
   }
   f = r.fields("hidden_activation", 1, ln);
   std::string hidden = f[0];
   f = r.fields("output_activation", 1, ln);
   std::string output = f[0];
-  f = r.fields("layer_count", 1, ln);
-  long nLayers = r.integer(f[0], ln, "layer_count");
+  const long nLayers = r.count("layer_count", 1, ln)[0];
   for (long k = 1; k <= nLayers; ++k) {
     f = r.fields("layer", 3, ln);
     r.index(f[0], ln, k, "layer");
@@ -122,8 +120,6 @@ Model readModelFile(const std::string& path) {
     DenseLayer L;
     L.nin = nin;
     L.nout = nout;
-    L.w.resize(nin * nout);
-    L.b.resize(nout);
     for (long j = 0; j < nout; ++j) {
       auto rec = r.next();
       const auto& tokens = rec.second;
@@ -132,8 +128,8 @@ Model readModelFile(const std::string& path) {
                           " numbers, expected " + std::to_string(nin + 1) + " (bias + " + std::to_string(nin) + " weights)",
                       rec.first);
       std::string what = "layer " + std::to_string(k);
-      L.b[j] = r.number(tokens[0], rec.first, what);
-      for (long i = 0; i < nin; ++i) L.w[j * nin + i] = r.number(tokens[i + 1], rec.first, what);
+      L.b.push_back(r.number(tokens[0], rec.first, what));
+      for (long i = 0; i < nin; ++i) L.w.push_back(r.number(tokens[i + 1], rec.first, what));
     }
     m.layers.push_back(std::move(L));
   }

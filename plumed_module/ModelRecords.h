@@ -1,6 +1,9 @@
 /* molenv: the record tokenizer shared by the readers of both model-file kinds
    (docs/model_format.md, "Syntax"): one record per line, '#' comments, a keyword and
-   whitespace-separated fields, matrices as rows of numbers without a keyword.
+   whitespace-separated fields, matrices as rows of numbers without a keyword; and the
+   syntax of the file (UTF-8 text without a byte order mark, no control characters but tab
+   and line feed, fields separated by spaces and tabs) and of its numbers (integers
+   [+-]?[0-9]+ of magnitude <= kMaxInteger, decimal reals, finite).
 
    It mirrors py/molenv/modelfile.py: _Records (and, with keywords(), the "unknown
    record" rule of py/molenv/gnn/modelfile.py: _GNNRecords) rule by rule and message by
@@ -12,6 +15,7 @@
 
 #include "ModelFile.h"
 
+#include <map>
 #include <set>
 #include <string>
 #include <utility>
@@ -28,7 +32,18 @@ inline std::string pyRepr(const std::string& s) { return "'" + s + "'"; }
 /// Python's repr of a list of ints: [1, 6, 7, 8].
 std::string pyIntList(const std::vector<long>& v);
 
-/// Line-numbered records of a model file, consumed in order (Python: _Records).
+/// Every integer of a model file (count, size, index) lies within +-kMaxInteger (Python:
+/// MAX_INTEGER): no size can announce more than this, and the readers allocate nothing from
+/// a size before the numbers it announces have been read.
+constexpr long kMaxInteger = 1000000;
+
+/// Python's molenv.paths.file_problem(path, what): "" for a regular file (or a link to
+/// one), else "PATH: WHAT not found", "PATH: is a directory, not a WHAT", ...
+std::string fileProblem(const std::string& path, const std::string& what);
+
+/// Line-numbered records of a model file, consumed in order (Python: _Records).  The
+/// constructor reads the whole file and throws ModelFileError where it cannot be read or
+/// breaks the syntax (BOM, control characters, not UTF-8).
 class Records {
 public:
   explicit Records(const std::string& path);
@@ -50,9 +65,15 @@ public:
   /// Fields of a keyword record (without the keyword); n<0: any number.
   std::vector<std::string> fields(const std::string& keyword, int n, unsigned& lineno);
 
+  /// [+-]?[0-9]+, magnitude <= kMaxInteger
   long integer(const std::string& text, unsigned lineno, const std::string& what) const;
+  /// decimal [+-]?(digits[.[digits]] | .digits)([eE][+-]?digits)?, correctly rounded, finite
   double number(const std::string& text, unsigned lineno, const std::string& what) const;
   void index(const std::string& text, unsigned lineno, long expected, const std::string& what) const;
+  /// a record of n non-negative integers (Python: _Records.count)
+  std::vector<long> count(const std::string& keyword, int n, unsigned& lineno);
+  /// the `meta KEY TEXT` records at this point; keys unique (Python: _Records.meta)
+  std::map<std::string, std::string> meta();
 
 private:
   std::string path_;

@@ -1,7 +1,10 @@
 """Faults, interruptions and concurrency (issue 17): output directories locked against a
-second process, datasets written atomically and checked against their hashes, `train sf`
-refusing to overwrite and continuing with --resume, `molenv plumed` passing on signals,
-non-finite probabilities and degenerate boxes refused.
+second process, datasets written atomically and checked against their hashes, `featurize`
+killed and run again giving the uninterrupted dataset, `train sf` and `train gnn` refusing
+to overwrite and, killed with kill -9, continuing with --resume to the uninterrupted model
+bit for bit, `molenv plumed` passing on signals, non-finite probabilities and degenerate
+boxes refused (kill -9 of `simulate`: tests/test_simulate.py, tests/test_simulate_plumed.py
+and the lock test below).
 
 The cases of a kind are lists (``*_CASES``): adding a case is one line."""
 from __future__ import annotations
@@ -296,6 +299,55 @@ def test_featurize_killed_leaves_the_previous_dataset(tmp_path):
     assert any(str(left) in n and "interrupted" in n for n in notes)
 
 
+def kill_when(proc: subprocess.Popen, ready, what: str, timeout: float = 300) -> bool:
+    """Poll `ready()` and kill -9 `proc` once it is true; False where the process ended first
+    (a machine too fast for the test), failing the test where it ended in an error."""
+    deadline = time.time() + timeout
+    try:
+        while not ready():
+            if proc.poll() is not None:
+                if proc.returncode != 0:
+                    pytest.fail(f"the run ended early: {proc.stderr.read().decode()[-2000:]}")
+                return False
+            assert time.time() < deadline, f"no {what} within {timeout:g} s"
+            time.sleep(0.01)
+        running = proc.poll() is None
+    finally:
+        kill9(proc)
+    return running
+
+
+FEATURIZE_ARGS = ["featurize", "--manifest", REPO / "data" / "manifest.json", "--only", "urea-IV-100K", "urea-melt-350K", "urea-I-100K",
+                  "--molecule", "urea", "--stop", "24", "--no-progress"]
+
+
+def test_featurize_killed_then_rerun_gives_the_uninterrupted_dataset(tmp_path, capsys):
+    """kill -9 of `molenv featurize` once its first data file is written; the same command
+    again makes the dataset of an uninterrupted run, file for file, byte for byte (the
+    manifest but for its command, time stamp and wall time)."""
+    urea_sources()  # skips without the MD data
+    code, _, err = molenv_exit(capsys, *FEATURIZE_ARGS, "--out", tmp_path / "whole")
+    assert code == 0, err
+    out = tmp_path / "ds"
+    command = [str(a) for a in FEATURIZE_ARGS] + ["--out", str(out)]
+    proc = subprocess.Popen([*PY, "-m", "molenv", *command], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if not kill_when(proc, lambda: any(p.glob("*.npz") for p in tmp_path.glob(".ds.featurize-*")), "data file"):
+        pytest.skip("featurize finished before it could be killed (machine too fast for this test)")
+    assert not out.exists()  # nothing at --out: the partial dataset is in the temporary directory
+    [left] = tmp_path.glob(".ds.featurize-*")
+    code, text, err = molenv_exit(capsys, *command)  # the same command again
+    assert code == 0, err
+    assert f"{left} holds" in text + err and "interrupted" in text + err
+    whole = tmp_path / "whole"
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in whole.iterdir())
+    for path in whole.glob("*.npz"):
+        assert (out / path.name).read_bytes() == path.read_bytes(), path.name
+    volatile = ("command", "created", "wall_time_s")
+    manifests = [{k: v for k, v in json.loads((d / "manifest.json").read_text()).items() if k not in volatile} for d in (whole, out)]
+    assert manifests[0] == manifests[1]
+    assert [s["n_frames"] for s in manifests[1]["sources"]] == [24, 24, 24]
+
+
 # (what is in --out, overwrite, expected error or None)
 DESTINATION_CASES = [
     ({"notes.txt": "mine"}, True, "is not empty and holds no molenv dataset"),
@@ -418,6 +470,66 @@ def test_train_sf_killed_resumes_to_the_uninterrupted_model(tmp_path, capsys, on
     assert code == 0, err
     assert json.loads((whole / "train_config.json").read_text())["epochs"] == 1 and (whole / "notes.txt").read_text() == "mine"
     assert (whole / "logs" / "metrics.csv").read_text().splitlines()[-1].startswith("0,")
+
+
+# ----------------------------------------------------------------------------- train gnn
+
+
+GNN_FORMS = ["parallel", "antiparallel"]
+# the published network (1 convolution, dropout 0.5, stratified batches: a generator of
+# their own, seeded per epoch) on toy graphs; dropout and --position-noise draw from torch's
+# generator at every step (so would --batching shuffle, once per epoch)
+GNN_OPTIONS = ["--accelerator", "cpu", "--devices", "1", "--threads", "1", "--lr", "1e-3", "--max-epochs", "6", "--patience", "50",
+               "--position-noise", "0.05", "--seed", "3", "--no-export"]
+
+
+def gnn_graph_files(folder: Path) -> tuple[Path, Path]:
+    from molenv.gnn import synthetic
+    from molenv.gnn.graph import frame_to_graph, save_graphs
+
+    rng = np.random.default_rng(0)
+
+    def graphs(n):  # 12 molecules of each form per frame
+        return [frame_to_graph(synthetic.crystal(GNN_FORMS[k % 2], [(2, 2, 3), (2, 1, 3)][k % 2], rng), polymorph=k % 2, topology=0) for k in range(n)]
+
+    folder.mkdir(parents=True, exist_ok=True)
+    save_graphs(folder / "train.pt", graphs(4), GNN_FORMS)
+    save_graphs(folder / "val.pt", graphs(2), GNN_FORMS)
+    return folder / "train.pt", folder / "val.pt"
+
+
+def test_train_gnn_killed_resumes_to_the_uninterrupted_model(tmp_path, capsys, one_torch_thread):  # noqa: F811
+    """kill -9 in the middle of `molenv train gnn`; the same command is refused after it
+    died, pointing to --resume LAST; --resume LAST --out NEW ends with the model,
+    checkpoints and metrics of the uninterrupted fit, bit for bit."""
+    train, val = gnn_graph_files(tmp_path / "graphs")
+    options = GNN_OPTIONS
+    whole = tmp_path / "whole"
+    code, _, err = molenv_exit(capsys, "train", "gnn", "--train", train, "--val", val, "--out", whole, *options)
+    assert code == 0, err
+    first = tmp_path / "first"
+    command = ["train", "gnn", "--train", str(train), "--val", str(val), "--out", str(first), *options]
+    proc = subprocess.Popen([*PY, "-m", "molenv", *command], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if not kill_when(proc, (first / "checkpoints" / "last.ckpt").is_file, "epoch"):
+        pytest.skip("the fit finished before it could be killed (machine too fast for this test)")
+    last = first / "checkpoints" / "last.ckpt"
+    stopped_at = _state(last)["epoch"]
+    assert stopped_at < 5 and not (first / "train_config.json").exists()
+    code, _, err = molenv_exit(capsys, *command)  # after the kill: refused, pointing to --resume
+    assert code == 2 and "holds a training that did not finish" in err and f"--resume {last}" in err, err
+    if _state(first / "checkpoints" / "best.ckpt")["epoch"] > stopped_at:  # killed between writing best.ckpt and last.ckpt
+        last = first / "checkpoints" / "best.ckpt"  # the same point of the fit: as good to continue from
+    resumed = tmp_path / "resumed"
+    code, _, err = molenv_exit(capsys, *command[:6], "--out", resumed, "--resume", last, *options)
+    assert code == 0, err
+    for name in ("best.ckpt", "last.ckpt"):
+        assert _same(_state(whole / "checkpoints" / name), _state(resumed / "checkpoints" / name)), name
+    metrics = (whole / "logs" / "metrics.csv").read_text().splitlines()
+    continued = (resumed / "logs" / "metrics.csv").read_text().splitlines()
+    assert continued[0] == metrics[0] and continued[1:] == metrics[-len(continued) + 1:] and len(continued) < len(metrics)
+    reports = [json.loads((d / "train_config.json").read_text()) for d in (whole, resumed)]
+    assert reports[0]["epochs"] == reports[1]["epochs"] == 6 and reports[0]["best_epoch"] == reports[1]["best_epoch"]
+    assert reports[0]["best_val_loss"] == reports[1]["best_val_loss"] and reports[1]["resumed_fit"]["checkpoint_epoch"] == _state(last)["epoch"]
 
 
 # (files already in --out, part of the refusal): for both trainings; nothing is trained

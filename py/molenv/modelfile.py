@@ -22,6 +22,15 @@ HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "softplus", "identity")
 OUTPUT_ACTIVATIONS = ("softmax", "sigmoid")
 CLASS_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
+# The syntax of the model file (docs/model_format.md, "Syntax"), as the C++ reader has it
+MAX_INTEGER = 1_000_000  # every count, size and index: nothing can announce more than this
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_REAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NON_FINITE = re.compile(r"[+-]?(?:inf|infinity|nan)", re.IGNORECASE)
+_CONTROL = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]")  # all but tab (0x09) and line feed (0x0a)
+_FIELD_SEPARATOR = re.compile(r"[ \t]+")
+_REALS = re.compile(rf"{_REAL.pattern}(?: {_REAL.pattern})*")  # a row of reals joined by single spaces
+
 
 class ModelFileError(ValueError):
     """A model file that cannot be read; the message names the file, line and problem."""
@@ -67,7 +76,7 @@ class DescriptorSet:
             raise ModelFileError("no symmetry functions")
         for i, sf in enumerate(self.functions, 1):
             if sf.kind not in SF_KINDS:
-                raise ModelFileError(f"descriptor {i}: unknown kind {sf.kind!r} (expected one of {', '.join(SF_KINDS)})")
+                raise ModelFileError(f"descriptor {i}: unknown kind '{sf.kind}' (expected one of {', '.join(SF_KINDS)})")
             if len(sf.params) != SF_KINDS[sf.kind]:
                 raise ModelFileError(f"descriptor {i}: {sf.kind} takes {SF_KINDS[sf.kind]} parameters, got {len(sf.params)}")
             if sf.kind in ANGULAR_KINDS:
@@ -96,9 +105,9 @@ class Network:
 
     def validate(self, n_inputs: int, n_outputs: int) -> None:
         if self.hidden_activation not in HIDDEN_ACTIVATIONS:
-            raise ModelFileError(f"unknown hidden activation {self.hidden_activation!r} (expected one of {', '.join(HIDDEN_ACTIVATIONS)})")
+            raise ModelFileError(f"unknown hidden activation '{self.hidden_activation}' (expected one of {', '.join(HIDDEN_ACTIVATIONS)})")
         if self.output_activation not in OUTPUT_ACTIVATIONS:
-            raise ModelFileError(f"unknown output activation {self.output_activation!r} (expected one of {', '.join(OUTPUT_ACTIVATIONS)})")
+            raise ModelFileError(f"unknown output activation '{self.output_activation}' (expected one of {', '.join(OUTPUT_ACTIVATIONS)})")
         if self.mean.shape != (n_inputs,) or self.stretch.shape != (n_inputs,):
             raise ModelFileError(f"input scaling has {self.mean.shape[0]} entries for {n_inputs} descriptors")
         if not self.weights or len(self.weights) != len(self.biases):
@@ -159,7 +168,7 @@ class Model:
             raise ModelFileError("no classes")
         for c in self.classes:
             if not CLASS_NAME.match(c):
-                raise ModelFileError(f"class name {c!r} must match [A-Za-z0-9_]+ (it becomes a PLUMED component name)")
+                raise ModelFileError(f"class name '{c}' must match [A-Za-z0-9_]+ (it becomes a PLUMED component name)")
         if len(set(self.classes)) != len(self.classes):
             raise ModelFileError(f"duplicate class names in {self.classes}")
         self.descriptors.validate()
@@ -176,13 +185,33 @@ def _num(x: float) -> str:
     return repr(float(x))
 
 
+_CONTROL_TEXT = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _text(value, what: str) -> str:
+    """Free text for a record (a name, a meta value): its whitespace (newlines included)
+    collapsed to single spaces, as a reader reads it back; control characters refused."""
+    text = " ".join(str(value).split())
+    if _CONTROL_TEXT.search(text):
+        raise ModelFileError(f"{what} {text!r} holds a control character, which a model file cannot hold")
+    return text
+
+
+def _meta_records(meta: dict) -> list[str]:
+    out = []
+    for key, value in meta.items():
+        if not key or _text(key, "meta key") != key or " " in key or "#" in key:
+            raise ModelFileError(f"meta key {key!r} must be one word without '#'")
+        out.append(f"meta {key} {_text(value, f'meta {key}')}")
+    return out
+
+
 def write_model(model: Model, path: str | Path) -> Path:
     """Write `model` to `path` (validated first); returns the path."""
     model.validate()
     d, net = model.descriptors, model.network
-    out = ["# molenv model file, see docs/model_format.md", f"molenv_model {FORMAT_VERSION}", f"name {model.name}"]
-    for key, value in model.meta.items():
-        out.append(f"meta {key} {' '.join(str(value).split())}")
+    out = ["# molenv model file, see docs/model_format.md", f"molenv_model {FORMAT_VERSION}", f"name {_text(model.name, 'name')}"]
+    out += _meta_records(model.meta)
     out.append(f"classes {len(model.classes)} {' '.join(model.classes)}")
     out.append(f"atoms_per_molecule {d.atoms_per_molecule}")
     out.append(f"centre_atom {d.centre_atom}")
@@ -202,7 +231,7 @@ def write_model(model: Model, path: str | Path) -> Path:
         out += [" ".join(map(_num, [b[j], *w[j]])) for j in range(w.shape[0])]
     out.append("end")
     path = Path(path)
-    path.write_text("\n".join(out) + "\n")
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
     return path
 
 
@@ -210,13 +239,29 @@ def write_model(model: Model, path: str | Path) -> Path:
 
 
 class _Records:
-    """Line-numbered records of a model file, consumed in order."""
+    """Line-numbered records of a model file, consumed in order.
+
+    The syntax (docs/model_format.md, "Syntax") is checked here, byte for byte as the C++
+    tokenizer (plumed_module/ModelRecords.cpp) checks it: UTF-8 text without a byte order
+    mark, no control characters but tab and line feed, ``#`` comments, fields separated by
+    spaces and tabs only; numbers by `integer` and `number`."""
 
     def __init__(self, path: Path):
         self.path = path
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            raise ModelFileError(f"{path}: cannot read the model file ({err.strerror})") from None
+        _check_text(path, data)
+        lines = data.decode("utf-8").split("\n")
+        if lines[-1] == "":  # the line feed ending the last line (or an empty file)
+            lines.pop()
         self.items: list[tuple[int, list[str]]] = []
-        for lineno, line in enumerate(path.read_text().splitlines(), 1):
-            tokens = line.split("#", 1)[0].split()
+        for lineno, line in enumerate(lines, 1):
+            line = line.split("#", 1)[0]
+            # only spaces and tabs separate fields; str.split() splits on them alone in ASCII
+            # text free of control characters, not in other text (U+00A0, U+2028, ...)
+            tokens = line.split() if line.isascii() else [t for t in _FIELD_SEPARATOR.split(line) if t]
             if tokens:
                 self.items.append((lineno, tokens))
         self.pos = 0
@@ -244,23 +289,78 @@ class _Records:
         return lineno, tokens[1:]
 
     def integer(self, text: str, lineno: int, what: str) -> int:
-        try:
-            return int(text)
-        except ValueError:
-            raise self.error(f"{what}: '{text}' is not an integer", lineno) from None
+        """An integer field: ``[+-]?[0-9]+`` with a magnitude of at most MAX_INTEGER."""
+        if not _INTEGER.fullmatch(text):
+            raise self.error(f"{what}: '{text}' is not an integer", lineno)
+        digits = text.lstrip("+-").lstrip("0")
+        if len(digits) > len(str(MAX_INTEGER)) or int(digits or "0") > MAX_INTEGER:
+            raise self.error(f"{what}: '{text}' is out of range (integers in a model file lie between -{MAX_INTEGER} and {MAX_INTEGER})", lineno)
+        return int(text)
 
     def number(self, text: str, lineno: int, what: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise self.error(f"{what}: '{text}' is not a number", lineno) from None
-        if not math.isfinite(value):
+        """A real field: decimal, ``[+-]?(digits[.[digits]] | .digits)([eE][+-]?digits)?``, finite."""
+        if not _REAL.fullmatch(text):
+            if _NON_FINITE.fullmatch(text):
+                raise self.error(f"{what}: non-finite number '{text}'", lineno)
+            raise self.error(f"{what}: '{text}' is not a number", lineno)
+        value = float(text)  # correctly rounded, as strtod
+        if not math.isfinite(value):  # beyond the double range: 1e999
             raise self.error(f"{what}: non-finite number '{text}'", lineno)
         return value
+
+    def numbers(self, tokens: list[str], lineno: int, what: str) -> list[float]:
+        """`number` of every token (a row of a matrix), checked at once where all are fine."""
+        if _REALS.fullmatch(" ".join(tokens)):
+            values = [float(t) for t in tokens]
+            if all(map(math.isfinite, values)):
+                return values
+        return [self.number(t, lineno, what) for t in tokens]
 
     def index(self, text: str, lineno: int, expected: int, what: str) -> None:
         if self.integer(text, lineno, what) != expected:
             raise self.error(f"{what}: expected index {expected}, found {text}", lineno)
+
+    def count(self, keyword: str, n_fields: int = 1) -> tuple[int, list[int]]:
+        """A record of ``n_fields`` non-negative integers."""
+        lineno, f = self.fields(keyword, n_fields)
+        values = [self.integer(x, lineno, keyword) for x in f]
+        if any(v < 0 for v in values):
+            raise self.error(f"'{keyword}' needs non-negative counts, found {' '.join(f)}", lineno)
+        return lineno, values
+
+    def meta(self) -> dict[str, str]:
+        """The ``meta KEY TEXT`` records at this point (keys unique)."""
+        meta = {}
+        while self.peek() == "meta":
+            lineno, f = self.fields("meta")
+            if not f:
+                raise self.error("'meta' needs a key", lineno)
+            if f[0] in meta:
+                raise self.error(f"'meta' key '{f[0]}' given twice", lineno)
+            meta[f[0]] = " ".join(f[1:])
+        return meta
+
+
+def _check_text(path: Path, data: bytes) -> None:
+    """The file is UTF-8 text without a byte order mark and without control characters but
+    tab and line feed; else ModelFileError naming the line and the byte."""
+
+    def where(pos: int) -> tuple[int, int]:
+        return data.count(b"\n", 0, pos) + 1, pos - (data.rfind(b"\n", 0, pos) + 1) + 1
+
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise ModelFileError(f"{path}:1: the file starts with a byte order mark (BOM); a model file is UTF-8 text without one")
+    if control := _CONTROL.search(data):
+        line, column = where(control.start())
+        if data[control.start() : control.start() + 2] == b"\r\n":
+            raise ModelFileError(f"{path}:{line}: the line ends with CR LF (a Windows line ending); a model file ends its lines with LF alone")
+        raise ModelFileError(f"{path}:{line}: control character 0x{data[control.start()]:02x} at byte {column} of the line; "
+                             "a model file holds no control characters but tab and line feed")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line, column = where(err.start)
+        raise ModelFileError(f"{path}:{line}: byte {column} of the line (0x{data[err.start]:02x}) is not UTF-8; a model file is UTF-8 text") from None
 
 
 def read_model(path: str | Path) -> Model:
@@ -282,12 +382,7 @@ def read_model(path: str | Path) -> Model:
             )
         raise r.error(f"unsupported model file version {f[0]} (this molenv reads version {FORMAT_VERSION})", lineno)
     _, name_tokens = r.fields("name")
-    meta = {}
-    while r.peek() == "meta":
-        lineno, f = r.fields("meta")
-        if not f:
-            raise r.error("'meta' needs a key", lineno)
-        meta[f[0]] = " ".join(f[1:])
+    meta = r.meta()
     lineno, f = r.fields("classes")
     n_classes = r.integer(f[0], lineno, "classes") if f else 0
     if n_classes < 1 or len(f) - 1 != n_classes:
@@ -297,8 +392,7 @@ def read_model(path: str | Path) -> Model:
     atoms = r.integer(f[0], lineno, "atoms_per_molecule")
     lineno, f = r.fields("centre_atom", 1)
     centre = r.integer(f[0], lineno, "centre_atom")
-    lineno, f = r.fields("vector_count", 1)
-    n_vectors = r.integer(f[0], lineno, "vector_count")
+    _, (n_vectors,) = r.count("vector_count")
     vectors = []
     for k in range(1, n_vectors + 1):
         lineno, f = r.fields("vector", 3)
@@ -306,8 +400,7 @@ def read_model(path: str | Path) -> Model:
         vectors.append((r.integer(f[1], lineno, "vector atom"), r.integer(f[2], lineno, "vector atom")))
     lineno, f = r.fields("cutoff", 2)
     rmin, rmax = (r.number(x, lineno, "cutoff") for x in f)
-    lineno, f = r.fields("descriptor_count", 1)
-    n_sf = r.integer(f[0], lineno, "descriptor_count")
+    _, (n_sf,) = r.count("descriptor_count")
     functions = []
     for i in range(1, n_sf + 1):
         lineno, f = r.fields("descriptor")
@@ -316,17 +409,17 @@ def read_model(path: str | Path) -> Model:
         r.index(f[0], lineno, i, "descriptor")
         vector = None if f[2] == "-" else r.integer(f[2], lineno, "descriptor vector")
         functions.append(SymmetryFunction(f[1], vector, tuple(r.number(x, lineno, "descriptor parameter") for x in f[3:])))
-    scaling = np.zeros((n_sf, 2))
+    scaling = []  # nothing is allocated from a count before its records are read
     for i in range(1, n_sf + 1):
         lineno, f = r.fields("scaling", 3)
         r.index(f[0], lineno, i, "scaling")
-        scaling[i - 1] = [r.number(x, lineno, "scaling") for x in f[1:]]
+        scaling.append([r.number(x, lineno, "scaling") for x in f[1:]])
+    scaling = np.array(scaling, dtype=float).reshape(n_sf, 2)
     _, f = r.fields("hidden_activation", 1)
     hidden = f[0]
     _, f = r.fields("output_activation", 1)
     output = f[0]
-    lineno, f = r.fields("layer_count", 1)
-    n_layers = r.integer(f[0], lineno, "layer_count")
+    _, (n_layers,) = r.count("layer_count")
     weights, biases = [], []
     for k in range(1, n_layers + 1):
         lineno, f = r.fields("layer", 3)
@@ -334,12 +427,13 @@ def read_model(path: str | Path) -> Model:
         n_in, n_out = r.integer(f[1], lineno, "layer inputs"), r.integer(f[2], lineno, "layer outputs")
         if n_in < 1 or n_out < 1:
             raise r.error(f"layer {k} has {n_in} inputs and {n_out} outputs", lineno)
-        rows = np.zeros((n_out, n_in + 1))
+        rows = []
         for j in range(n_out):
             lineno, tokens = r.next()
             if len(tokens) != n_in + 1:
                 raise r.error(f"layer {k} row {j + 1} has {len(tokens)} numbers, expected {n_in + 1} (bias + {n_in} weights)", lineno)
-            rows[j] = [r.number(x, lineno, f"layer {k}") for x in tokens]
+            rows.append(r.numbers(tokens, lineno, f"layer {k}"))
+        rows = np.array(rows, dtype=float)
         biases.append(rows[:, 0].copy())
         weights.append(rows[:, 1:].copy())
     r.fields("end", 0)
@@ -357,3 +451,34 @@ def read_model(path: str | Path) -> Model:
     except ModelFileError as err:
         raise ModelFileError(f"{path}: {err}") from None
     return model
+
+
+def model_file_kind(path: str | Path) -> str:
+    """``'gnn'`` or ``'sf'``: the reader `MOLENV_CLASSIFY` gives a model file (C++:
+    modelFileKind). A file whose first two records are ``molenv_model 2`` and ``kind ...``
+    is for the GNN reader (which then judges the kind); every other file, a missing or
+    unreadable one included, for the SF reader, which reports what is wrong with it."""
+    from molenv.paths import file_problem
+
+    path = Path(path)
+    if file_problem(path, "model file"):
+        return "sf"
+    try:
+        r = _Records(path)
+    except ModelFileError:
+        return "sf"
+    if r.peek() != "molenv_model" or r.items[0][1][1:] != ["2"]:
+        return "sf"
+    r.pos = 1
+    return "gnn" if r.peek() == "kind" else "sf"
+
+
+def read_model_file(path: str | Path):
+    """Read a model file of either kind as `MOLENV_CLASSIFY` does (`model_file_kind`): a
+    `Model` (SF) or a `molenv.gnn.modelfile.GNNModel`; ModelFileError with the action's
+    message where the action refuses the file."""
+    if model_file_kind(path) == "gnn":
+        from molenv.gnn.modelfile import read_gnn_model
+
+        return read_gnn_model(path)
+    return read_model(path)

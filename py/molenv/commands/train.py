@@ -70,8 +70,10 @@ def _prepare(args: argparse.Namespace, out: Path) -> None:
         return
     if not args.overwrite:
         hint = ""
-        last = out / "checkpoints" / ("last.ckpt" if args.model == "sf" else "best.ckpt")
-        if last.is_file():
+        # gnn fits from before last.ckpt have best.ckpt only
+        names = ["last.ckpt"] + (["best.ckpt"] if args.model == "gnn" else [])
+        last = next((out / "checkpoints" / n for n in names if (out / "checkpoints" / n).is_file()), None)
+        if last is not None:
             hint = f"; to continue it, give --resume {last} and a new --out"
         what = "a finished training (train_config.json)" if state == "finished" else "a training that did not finish (checkpoints or logs, no train_config.json)"
         raise CommandError(f"{out} holds {what}{hint}; use --overwrite to discard it, or another --out")

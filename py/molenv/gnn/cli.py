@@ -4,7 +4,7 @@ Reads training and validation graphs (files written by `molenv.gnn.graph.save_gr
 or builds them from the train and val frames of a dataset of `molenv featurize`
 (``molenv train gnn DATASET --out DIR``), trains with Adam and early stopping on the
 validation loss, keeps the best checkpoint and exports it as TorchScript. Outputs in
---out: checkpoints/best.ckpt, logs/metrics.csv, train_config.json and model.pt
+--out: checkpoints/best.ckpt, checkpoints/last.ckpt, logs/metrics.csv, train_config.json and model.pt
 (TorchScript, see `molenv.gnn.export`).
 """
 from __future__ import annotations
@@ -39,9 +39,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--patience", type=non_negative_int, default=20, help="epochs without a better validation loss before stopping")
     group.add_argument("--min-delta", type=non_negative_float, default=0.0, help="smaller validation-loss improvements do not count (default 0)")
     group.add_argument("--max-time", type=positive_float, metavar="MIN", help="stop after this many minutes of training; the best checkpoint so far is kept")
-    group.add_argument("--resume", metavar="CKPT", help="continue the fit saved in this checkpoint (e.g. checkpoints/best.ckpt of a fit stopped by "
-                       "--max-time): weights, optimiser, learning rate, epoch count and time spent, which --max-time counts; give the "
-                       "earlier fit's options and a new --out")
+    group.add_argument("--resume", metavar="CKPT", help="continue the fit saved in this checkpoint (checkpoints/last.ckpt of a fit that was killed or "
+                       "stopped by --max-time, or its best.ckpt): weights, optimiser, learning rate, epoch count, early stopping, best "
+                       "checkpoint, random state and time spent, which --max-time counts; give the earlier fit's options and a new --out")
     group.add_argument("--init-from", metavar="CKPT", help="start a new fit from the weights of this checkpoint (fine-tuning, e.g. with "
                        "--position-noise or more data of the same classes): fresh optimiser at --lr, epochs, early stopping and "
                        "--max-time; the best checkpoint is chosen among the new epochs")

@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -186,6 +187,10 @@ class StratifiedBatchSampler(torch.utils.data.Sampler):
     def __len__(self) -> int:
         return -(-len(self.groups) // self.batch_size)
 
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch of the next iteration (a continued fit starts at its checkpoint's)."""
+        self.epoch = epoch
+
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         self.epoch += 1
@@ -263,12 +268,17 @@ def train_gnn(
     model on the same hardware (``config.deterministic``), unless ``config.max_time_min``
     cuts the fit short.
 
-    ``config.resume_from`` continues an earlier fit (e.g. one stopped by its time limit)
-    from that checkpoint: weights, optimiser and learning-rate state, epoch counter, the
-    early-stopping patience, and the training time already spent, which ``max_time_min``
-    counts too (so give the total). The other hyperparameters of ``config`` should be those
-    of the earlier fit; the restored optimiser keeps its own learning rate. Write to a new
-    ``out_dir``: its metrics start at the resumed epoch.
+    ``out_dir/checkpoints/last.ckpt`` is rewritten at the end of every epoch, to continue
+    from. ``config.resume_from`` continues an earlier fit (killed, or stopped by its time
+    limit) from a checkpoint: weights, optimiser and learning-rate state, epoch counter, the
+    early-stopping record, the best checkpoint so far (for ``last.ckpt``: the fit's
+    ``best.ckpt`` beside it, copied to ``out_dir``), the random state (of torch, numpy and
+    Python, saved in every checkpoint) and the training time already spent, which
+    ``max_time_min`` counts too (so give the total). The other hyperparameters of ``config``
+    should be those of the earlier fit; the restored optimiser keeps its own learning rate.
+    Write to a new ``out_dir``: its metrics start at the resumed epoch. Continued from
+    ``last.ckpt`` with the earlier options, the fit ends with the model, checkpoints and
+    metrics of the uninterrupted fit, bit for bit (deterministic on the same hardware).
 
     ``config.init_from`` instead starts a new fit from a checkpoint's weights only
     (fine-tuning, e.g. with ``position_noise`` or on more data of the same classes): a fresh
@@ -286,6 +296,7 @@ def train_gnn(
         if Path(config.resume_from).resolve().parent == (out_dir / "checkpoints").resolve():
             raise ValueError(f"{config.resume_from}: write the continued fit to a new output directory, not the checkpoint's own")
         resumed = Path(config.resume_from), _read_checkpoint(config.resume_from, config.form_names, training_state=True)
+        resumed_best = _resumed_best(*resumed)
     if config.init_from is not None:
         initial = Path(config.init_from), _read_checkpoint(config.init_from, config.form_names, training_state=False)
     L.seed_everything(config.seed, workers=True, verbose=False)
@@ -299,7 +310,13 @@ def train_gnn(
             raise ValueError(f"{config.init_from}: its network differs from the one configured (--convs and the model options must be its own): {err}") from None
     record = FitRecord({k: v for k, v in (info or {}).items() if k in ("command", "dataset", "dataset_manifest_sha256")})
     checkpoint = ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best", monitor="val_loss", mode="min", save_top_k=1, enable_version_counter=False)
+    # every epoch's end, to continue from (Lightning's save_last saves only with a new best)
+    last = ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="last", save_top_k=1, enable_version_counter=False)
     stopping = EarlyStopping(monitor="val_loss", mode="min", patience=config.patience, min_delta=config.min_delta)
+    best_copy = out_dir / "checkpoints" / "best.ckpt"
+    if resumed is not None:  # the best checkpoint so far: the new directory's until an epoch beats it
+        best_copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(resumed_best[0], best_copy)
     trainer = L.Trainer(
         max_epochs=config.max_epochs,
         max_time=None if config.max_time_min is None else timedelta(minutes=config.max_time_min),
@@ -307,7 +324,8 @@ def train_gnn(
         devices=config.devices,
         strategy=config.strategy,
         deterministic="warn" if config.deterministic else None,
-        callbacks=[stopping, checkpoint, record, *([LearningRateMonitor("epoch")] if config.lr_decay < 1.0 else []), *callbacks],
+        callbacks=[stopping, checkpoint, last, record, _SamplerEpoch(), *_continuation(checkpoint, resumed, resumed_best[1] if resumed else None, best_copy),
+                   *([LearningRateMonitor("epoch")] if config.lr_decay < 1.0 else []), *callbacks],
         logger=CSVLogger(out_dir, name="logs", version=""),
         log_every_n_steps=1,
         enable_progress_bar=config.progress_bar,
@@ -318,12 +336,16 @@ def train_gnn(
     deterministic = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     start = time.perf_counter()
     try:
-        trainer.fit(module, datamodule=data, ckpt_path=config.resume_from)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The dirpath has changed")  # a continued fit: see _continuation
+            if resumed is not None:  # the earlier fit's best checkpoint, copied there
+                warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
+            trainer.fit(module, datamodule=data, ckpt_path=config.resume_from)
     finally:
         torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
     wall = time.perf_counter() - start
     if resumed is not None:
-        _keep_resumed_if_better(*resumed, checkpoint)
+        _keep_resumed_if_better(best_copy, resumed_best[1], checkpoint)
     epochs = trainer.current_epoch  # epochs completed
     if stopping.stopped_epoch:
         stopped = f"early stopping: val_loss not better for {config.patience} epochs"
@@ -414,18 +436,83 @@ def earlier_fit(checkpoint: Path, state: dict) -> dict:
     return out
 
 
-def _keep_resumed_if_better(resumed: Path, state: dict, checkpoint: ModelCheckpoint) -> None:
-    """A fit resumed into a new directory starts its checkpoint's record afresh (Lightning
-    reloads the best score only in the same directory): where no epoch of the continued fit
-    beat the resumed checkpoint's validation loss, that checkpoint stays the best."""
-    old = _callback_state(state, "ModelCheckpoint").get("best_model_score")
+def _best_record(state: dict) -> dict:
+    """The saved state of the ModelCheckpoint that keeps the best (lowest val_loss)
+    checkpoint (a checkpoint holds that of ``last`` too)."""
+    return next((v for k, v in state.get("callbacks", {}).items() if k.startswith("ModelCheckpoint{") and v.get("monitor") == "val_loss"), {})
+
+
+def _resumed_best(path: Path, state: dict) -> tuple[Path, torch.Tensor | None]:
+    """The best checkpoint so far of the fit that ``path`` continues, and its validation
+    loss: for ``last.ckpt``, the fit's best checkpoint beside it (checked to be that fit's);
+    for a best checkpoint (or one of a fit from before ``last.ckpt``), ``path`` itself."""
+    record = _best_record(state)
+    score = record.get("best_model_score")
+    best = record.get("best_model_path")
+    if score is None or not best or Path(best).name == path.name:
+        return path, score
+    beside = path.parent / Path(best).name
+    if not beside.is_file():
+        raise FileNotFoundError(f"{path}: the fit's best checkpoint {Path(best).name} is not beside it; copy it there")
+    try:
+        best_state = torch.load(beside, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - torch raises many kinds for a damaged file
+        raise ValueError(f"{beside}: cannot read the checkpoint ({str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__})") from None
+    if int(best_state.get("epoch", -1)) > int(state["epoch"]):
+        raise ValueError(f"{beside} is newer (epoch {best_state.get('epoch')}) than {path} (epoch {state['epoch']}): the fit was stopped "
+                         f"between writing the two; continue from {beside}")
+    best_score = _best_record(best_state).get("best_model_score")
+    if best_score is None or float(best_score) != float(score):
+        raise ValueError(f"{beside}: not the best checkpoint of the fit {path} continues (validation loss "
+                         f"{None if best_score is None else float(best_score)}, the fit's best {float(score)})")
+    return beside, score
+
+
+class _SamplerEpoch(L.Callback):
+    """Tells the stratified batch sampler the epoch (Lightning sets the epoch of a sampler,
+    not of a batch sampler), so that a continued fit draws the batches of its epochs as the
+    uninterrupted fit did."""
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        sampler = getattr(trainer.train_dataloader, "batch_sampler", None)
+        if callable(getattr(sampler, "set_epoch", None)):
+            sampler.set_epoch(trainer.current_epoch)
+
+
+def _continuation(checkpoint: ModelCheckpoint, resumed: tuple[Path, dict] | None, best_score: torch.Tensor | None, best_copy: Path) -> list:
+    """Callbacks for a fit that can be continued: every checkpoint carries the random state
+    (``molenv_rng``); a continued fit takes back that random state when the fit starts
+    (before the first training batches are drawn), and when training starts (after
+    Lightning has restored the checkpoint) the earlier fit's best validation loss and best
+    checkpoint (copied to ``best_copy``), which Lightning does not carry into a new
+    directory."""
+    from molenv.sf.train import _random_state, _set_random_state
+
+    class RandomState(L.Callback):
+        def on_save_checkpoint(self, trainer, pl_module, ckpt):
+            ckpt["molenv_rng"] = _random_state()
+
+    class Continue(L.Callback):
+        def on_fit_start(self, trainer, pl_module):
+            if resumed[1].get("molenv_rng"):
+                _set_random_state(resumed[1]["molenv_rng"])
+
+        def on_train_start(self, trainer, pl_module):
+            if best_score is not None:  # the tensor the uninterrupted fit compares with
+                checkpoint.best_model_score = checkpoint.kth_value = best_score
+                checkpoint.best_model_path = checkpoint.kth_best_model_path = str(best_copy)
+                checkpoint.best_k_models = {str(best_copy): best_score}
+
+    return [RandomState()] + ([Continue()] if resumed is not None else [])
+
+
+def _keep_resumed_if_better(best_copy: Path, old: torch.Tensor | None, checkpoint: ModelCheckpoint) -> None:
+    """Where no epoch of the continued fit beat the best checkpoint so far (or none ran),
+    that checkpoint (copied to ``best_copy``) stays the best."""
     new = checkpoint.best_model_score
     if old is None or (new is not None and float(new) < float(old)):
         return
-    target = Path(checkpoint.dirpath) / "best.ckpt"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(resumed, target)
-    checkpoint.best_model_path, checkpoint.best_model_score = str(target), torch.as_tensor(float(old))
+    checkpoint.best_model_path, checkpoint.best_model_score = str(best_copy), torch.as_tensor(float(old))
 
 
 def _hardware(trainer: L.Trainer) -> str:

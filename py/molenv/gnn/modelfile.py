@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from molenv.modelfile import CLASS_NAME, ModelFileError, _num, _Records
+from molenv.modelfile import CLASS_NAME, ModelFileError, _meta_records, _num, _Records, _text
 
 __all__ = ["GNN_FORMAT_VERSION", "GNNModel", "GraphConv", "LayerNorm", "Linear", "ResidualBlock", "read_gnn_model", "write_gnn_model"]
 
@@ -164,7 +164,7 @@ class GNNModel:
             raise ModelFileError(f"need at least one polymorph and one topology class, got {len(self.classes)} and {len(self.topology_classes)}")
         for c in names:
             if not CLASS_NAME.match(c):
-                raise ModelFileError(f"class name {c!r} must match [A-Za-z0-9_]+ (it becomes a PLUMED component name)")
+                raise ModelFileError(f"class name '{c}' must match [A-Za-z0-9_]+ (it becomes a PLUMED component name)")
         if len(set(names)) != len(names):
             raise ModelFileError(f"duplicate class names in {self.classes} + topology {self.topology_classes}")
         if not (math.isfinite(self.cutoff) and self.cutoff > 0):
@@ -270,9 +270,8 @@ def _block_records(block: ResidualBlock) -> list[str]:
 def write_gnn_model(model: GNNModel, path: str | Path) -> Path:
     """Write ``model`` (validated first) to ``path``; returns the path."""
     model.validate()
-    out = ["# molenv model file, kind gnn: see docs/model_format.md", f"molenv_model {GNN_FORMAT_VERSION}", f"kind {KIND}", f"name {model.name}"]
-    for key, value in model.meta.items():
-        out.append(f"meta {key} {' '.join(str(value).split())}")
+    out = ["# molenv model file, kind gnn: see docs/model_format.md", f"molenv_model {GNN_FORMAT_VERSION}", f"kind {KIND}", f"name {_text(model.name, 'name')}"]
+    out += _meta_records(model.meta)
     out.append(f"classes {len(model.classes)} {' '.join(model.classes)}")
     out.append(f"topology_classes {len(model.topology_classes)} {' '.join(model.topology_classes)}")
     out.append(f"molecule_atoms {len(model.molecule_atoms)} {' '.join(map(str, model.molecule_atoms))}")
@@ -300,7 +299,7 @@ def write_gnn_model(model: GNNModel, path: str | Path) -> Path:
     out += _linear_records("output", model.output)
     out.append("end")
     path = Path(path)
-    path.write_text("\n".join(out) + "\n")
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
     return path
 
 
@@ -317,14 +316,6 @@ class _GNNRecords(_Records):
                 raise self.error(f"unknown record '{tokens[0]}' (expected '{keyword}')", lineno)
         return super().next(keyword)
 
-    def count(self, keyword: str, n_fields: int = 1) -> tuple[int, list[int]]:
-        """A record of ``n_fields`` non-negative integers."""
-        lineno, f = self.fields(keyword, n_fields)
-        values = [self.integer(x, lineno, keyword) for x in f]
-        if any(v < 0 for v in values):
-            raise self.error(f"'{keyword}' needs non-negative counts, found {' '.join(f)}", lineno)
-        return lineno, values
-
     def names(self, keyword: str) -> list[str]:
         """``keyword n name_1 ... name_n``."""
         lineno, f = self.fields(keyword)
@@ -338,7 +329,7 @@ class _GNNRecords(_Records):
         lineno, tokens = self.next()
         if len(tokens) != n:
             raise self.error(f"{what} has {len(tokens)} numbers, expected {n}", lineno)
-        return np.array([self.number(x, lineno, what) for x in tokens])
+        return np.array(self.numbers(tokens, lineno, what))
 
     def linear(self, name: str, where: str = "") -> Linear:
         """``linear NAME n_in n_out bias|nobias`` and its rows; the name must be ``name``."""
@@ -376,9 +367,11 @@ class _GNNRecords(_Records):
 
 def read_gnn_model(path: str | Path) -> GNNModel:
     """Read and validate a GNN model file; raises ModelFileError naming the file, line and problem."""
+    from molenv.paths import file_problem
+
     path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"{path}: model file not found")
+    if problem := file_problem(path, "model file"):
+        raise ModelFileError(problem)
     r = _GNNRecords(path)
     lineno, f = r.fields("molenv_model", 1)
     if f[0] != str(GNN_FORMAT_VERSION):
@@ -388,12 +381,7 @@ def read_gnn_model(path: str | Path) -> GNNModel:
     if f[0] != KIND:
         raise r.error(f"unknown model kind '{f[0]}' (this molenv reads kind '{KIND}' in version {GNN_FORMAT_VERSION} files)", lineno)
     _, name_tokens = r.fields("name")
-    meta = {}
-    while r.peek() == "meta":
-        lineno, f = r.fields("meta")
-        if not f:
-            raise r.error("'meta' needs a key", lineno)
-        meta[f[0]] = " ".join(f[1:])
+    meta = r.meta()
     classes = r.names("classes")
     topology = r.names("topology_classes")
     lineno, f = r.fields("molecule_atoms")
@@ -406,14 +394,15 @@ def read_gnn_model(path: str | Path) -> GNNModel:
     lineno, (n_types, type_dim) = r.count("atom_types", 2)
     if n_types < 1 or type_dim < 1:
         raise r.error(f"'atom_types' needs at least one type and an embedding width >= 1, found {n_types} {type_dim}", lineno)
-    atom_types, embedding = [], np.zeros((n_types, type_dim))
+    atom_types, embedding = [], []  # nothing is allocated from a count before its records are read
     for k in range(1, n_types + 1):
         lineno, f = r.fields("atom_type")
         if len(f) != 2 + type_dim:
             raise r.error(f"'atom_type' {k} has {max(len(f) - 2, 0)} embedding numbers, expected {type_dim} (atom_types announces width {type_dim})", lineno)
         r.index(f[0], lineno, k, "atom_type")
         atom_types.append(r.integer(f[1], lineno, "atom_type atomic number"))
-        embedding[k - 1] = [r.number(x, lineno, f"atom_type {k} embedding") for x in f[2:]]
+        embedding.append([r.number(x, lineno, f"atom_type {k} embedding") for x in f[2:]])
+    embedding = np.array(embedding, dtype=float).reshape(n_types, type_dim)
     type_in = r.linear("type_in")
     lineno, f = r.fields("radial_basis", 3)
     if f[0] != RADIAL_BASIS:
