@@ -10,7 +10,7 @@ the published architecture (1 convolution, random weights: speed does not depend
 process building graphs while the network runs (2 cores); "two processes" splits the frames
 over two processes of one torch thread each, as `molenv classify --backend multiprocessing
 --workers 2` does. The peer measured in the same
-run on the same frames is the SF classifier in Python (`molenv.classify.SFFrameClassifier`'s
+run on the same frames is the SF classifier in Python (`molenv.classification.SFFrameClassifier`'s
 path: `compute_descriptors` with the molecule spec's symmetry functions, then a
 24-25-25-K network in numpy), one process. The load average is recorded:
 on a CPU shared with other jobs, several torch threads slow down badly (use --threads 1).

@@ -9,7 +9,7 @@ import pytest
 
 from _analysis_support import UREA_TYPES, md_files, run_cli, urea_model  # noqa: F401
 from molenv.analysis import Region, population_table, read_table
-from molenv.classify import ClassifierError, SFFrameClassifier, classify_trajectory, load_classifier
+from molenv.classification import ClassifierError, SFFrameClassifier, classify_trajectory, load_classifier
 from molenv.trajectory import Trajectory
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from _analysis_support import md_files, run_cli, urea_model  # noqa: F401
 from molenv.analysis import Region, read_table, region_weights, soft_populations
-from molenv.classify import SFFrameClassifier, classify_trajectory
+from molenv.classification import SFFrameClassifier, classify_trajectory
 from molenv.plumed_input import atom_list, molecule_keywords
 from molenv.reanalyse import classify_actions, read_prob_file, reanalyse
 from molenv.trajectory import Trajectory

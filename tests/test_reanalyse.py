@@ -81,8 +81,8 @@ def dump_run(tmp_path, urea_model, reference_dir, monkeypatch):
 
 def test_lammps_dump_that_plumed_driver_cannot_read(dump_run, urea_model):
     """Every molecule of the reference form I dump is form I, and PLUMED's per-molecule
-    probabilities equal those of the Python SF path (`molenv.classify`) to 1e-9."""
-    from molenv.classify import SFFrameClassifier, classify_trajectory
+    probabilities equal those of the Python SF path (`molenv.classification`) to 1e-9."""
+    from molenv.classification import SFFrameClassifier, classify_trajectory
     from molenv.reanalyse import read_prob_file
     from molenv.trajectory import Trajectory
 

@@ -157,6 +157,13 @@ class ClassificationResult:
             labels[self.probabilities.max(axis=2) < threshold] = -1
         return labels
 
+    def populations(self, threshold: float = 0.5, weights: np.ndarray | None = None) -> np.ndarray:
+        """(F, K + 1) float: molecules of each class per frame, columns in `label_names` order
+        (the `classes`, then `UNCERTAIN`: molecules whose top probability is below
+        `threshold`, default 0.5 as `molenv classify`); each molecule counted with its
+        weight (default 1; e.g. `region_weights`). The module function `populations`."""
+        return populations(self, threshold, weights)
+
     # -- files
     def save(self, path: str | Path) -> Path:
         """All arrays in one ``.npz`` (read back with `load`)."""

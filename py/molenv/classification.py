@@ -10,15 +10,22 @@ Two kinds of classifier, one interface (``predict(frame)`` -> class probabilitie
   `molenv.gnn.lightning.load_classifier` + `predict_graphs`) or a TorchScript export
   (`molenv.gnn.export.load_exported`); the graph of a frame is `frame_to_graph`.
 
-`load_classifier(path)` tells them apart by content. `ClassifyFrames` is an MDAnalysis
-``AnalysisBase`` over a `molenv.trajectory.Trajectory`: ``run(backend="serial" |
-"multiprocessing" | "dask", n_workers=...)`` splits the frames over processes (each loads the
-classifier itself) and returns the same result whatever the backend. `classify_trajectory`
-wraps it and returns a `molenv.analysis.ClassificationResult`.
+`load_classifier(path)` tells them apart by content; `infer_spec(classifier)` finds the
+molecule spec a classifier was made for, where it tells. `ClassifyFrames` is an MDAnalysis
+``AnalysisBase`` over an MDAnalysis Universe or AtomGroup, ASE Atoms, a file or a
+`molenv.trajectory.Trajectory`: ``run(backend="serial" | "multiprocessing" | "dask",
+n_workers=...)`` splits the frames over processes (each loads the classifier itself) and
+returns the same result whatever the backend. `classify_trajectory` wraps it and returns a
+`molenv.analysis.ClassificationResult`.
+
+`classify(obj, model, spec=None, **options)` is the entry point of the Python API
+(docs/api.md): any of those inputs, a model path or a loaded classifier, the options of
+`molenv classify`; the package exports it as ``molenv.classify``.
 """
 from __future__ import annotations
 
 import contextlib
+import os
 import warnings
 from pathlib import Path
 
@@ -30,7 +37,8 @@ from MDAnalysis.analysis.results import ResultsGroup
 from molenv.analysis import ClassificationResult, frame_record
 from molenv.frames import MolecularFrame
 
-__all__ = ["ClassifierError", "check_finite", "SFFrameClassifier", "GNNFrameClassifier", "load_classifier", "ClassifyFrames", "DaskDistributedBackend", "classify_trajectory", "BACKENDS"]
+__all__ = ["ClassifierError", "check_finite", "SFFrameClassifier", "GNNFrameClassifier", "load_classifier", "infer_spec", "ClassifyFrames",
+           "DaskDistributedBackend", "classify_trajectory", "classify", "BACKENDS"]
 
 BACKENDS = ("serial", "multiprocessing", "dask")
 
@@ -162,6 +170,41 @@ def load_classifier(path: str | Path, device: str = "cpu"):
     )
 
 
+def infer_spec(classifier, *, option: str = "spec="):
+    """The `molenv.spec.MoleculeSpec` `classifier` was made for, where the model tells it:
+
+    - an SF model file: the spec its ``meta molecule`` record names (written by `molenv
+      export`), else the one shipped spec with its atom count, centre atom and vectors
+      (`molenv.spec.spec_for_model`; the file has no elements);
+    - a GNN checkpoint: the spec of the dataset it was trained on (recorded with the fit,
+      `molenv.gnn.export.training_spec`), where that dataset is still there.
+
+    Otherwise (a TorchScript export, which records no molecule; no shipped spec fits; several
+    do) a SpecError that asks for ``spec=`` (or the `option` named)."""
+    from molenv.spec import SpecError, spec_for_model
+
+    where = str(getattr(classifier, "path", type(classifier).__name__))
+    ask = f"; give {option} (the molecule: urea, nicotinamide or a spec .toml)"
+    if isinstance(classifier, SFFrameClassifier):
+        d = classifier.model.descriptors
+        try:
+            return spec_for_model(d.atoms_per_molecule, d.centre_atom, d.vectors, molecule=classifier.model.meta.get("molecule"), where=where)
+        except SpecError as err:
+            raise SpecError(f"{err}{ask}") from None
+    if isinstance(classifier, GNNFrameClassifier) and classifier.form == "checkpoint":
+        import torch
+
+        from molenv.gnn.export import training_spec
+
+        spec = training_spec(classifier.path, torch.load(classifier.path, map_location="cpu", weights_only=False))
+        if spec is not None:
+            return spec
+        raise SpecError(f"{where}: the GNN checkpoint records no training dataset whose spec can be read (moved or deleted){ask}")
+    if isinstance(classifier, GNNFrameClassifier):
+        raise SpecError(f"{where}: a TorchScript export of a GNN does not record its molecule{ask}")
+    raise SpecError(f"{where}: cannot tell which molecule this classifier is for{ask}")
+
+
 def check_finite(classifier, frame: int, time: float, probabilities: np.ndarray, topology: np.ndarray | None = None) -> None:
     """ClassifierError, naming the model file, the frame and the number of molecules, where
     the classifier gave a molecule non-finite probabilities (NaN or inf: a model whose
@@ -178,11 +221,25 @@ def check_finite(classifier, frame: int, time: float, probabilities: np.ndarray,
                                   "overflow (e.g. a negative eta or huge weights): nothing is counted")
 
 
+def _classifier(model, device: str = "cpu"):
+    """A loaded classifier: `model` itself, or `load_classifier` of a path."""
+    return load_classifier(model, device=device) if isinstance(model, (str, os.PathLike)) else model
+
+
 class ClassifyFrames(AnalysisBase):
-    """Classify the molecules of every frame of a `molenv.trajectory.Trajectory`.
+    """Classify the molecules of every frame, as an MDAnalysis analysis.
+
+    ``ClassifyFrames(atoms, model, spec=None, *, with_coordination=True, verbose=False,
+    device="cpu", **options)``: `atoms` an MDAnalysis ``Universe`` or ``AtomGroup``, ASE
+    ``Atoms`` or a list of them, a file path, or a `molenv.trajectory.Trajectory` (which
+    already has its spec and options); `model` a model path or a loaded classifier
+    (`load_classifier`); `spec` the molecule (default: `infer_spec` of the model);
+    ``options`` those of `molenv.trajectory.Trajectory` (``selection``, ``name_map``,
+    ``periodic``, ...) except the frames, which ``run`` takes.
 
     After ``run(...)`` (the `AnalysisBase` arguments: ``start``/``stop``/``step`` or
-    ``frames`` in the trajectory file's frame numbers, ``backend``, ``n_workers``),
+    ``frames`` in the trajectory's frame numbers, default those of the `Trajectory`;
+    ``backend``, ``n_workers``),
     ``results.classification`` is a `ClassificationResult`. Frame order, and so the result,
     is the same for every backend.
     """
@@ -194,12 +251,34 @@ class ClassifyFrames(AnalysisBase):
     def get_supported_backends(cls):
         return BACKENDS
 
-    def __init__(self, trajectory, classifier, *, with_coordination: bool = True, verbose: bool = False):
+    def __init__(self, trajectory, classifier, spec=None, *, with_coordination: bool = True, verbose: bool = False, device: str = "cpu", **options):
+        from molenv.spec import MoleculeSpec, load_spec
+        from molenv.trajectory import Trajectory
+
+        classifier = _classifier(classifier, device)
+        if isinstance(trajectory, Trajectory):
+            if spec is not None or options:
+                raise TypeError("a molenv Trajectory has its spec and reading options already: give spec= and "
+                                f"{', '.join(sorted(options)) or 'options'} to Trajectory, or pass the atoms instead")
+            classifier.check(trajectory.spec)
+        else:
+            frames = sorted({"start", "stop", "step"} & set(options))
+            if frames:
+                raise TypeError(f"ClassifyFrames takes the frames in run(): run({', '.join(f'{k}=...' for k in frames)})")
+            spec = infer_spec(classifier) if spec is None else spec if isinstance(spec, MoleculeSpec) else load_spec(spec)
+            classifier.check(spec)  # before reading the atoms: a model for another molecule is the clearer error
+            trajectory = Trajectory(trajectory, spec, **options)
         super().__init__(trajectory.universe.trajectory, verbose=verbose)
         self.molenv_trajectory = trajectory
         self.classifier = classifier
         self.with_coordination = with_coordination
-        classifier.check(trajectory.spec)
+
+    def run(self, start=None, stop=None, step=None, frames=None, **kwargs):
+        """`AnalysisBase.run`; with no ``start``/``stop``/``step``/``frames``, the frames of the
+        trajectory (a `Trajectory`'s slice; the whole frames of a truncated file)."""
+        if start is None and stop is None and step is None and frames is None:
+            frames = np.asarray(self.molenv_trajectory.frame_indices, dtype=np.int64)
+        return super().run(start, stop, step, frames, **kwargs)
 
     def _prepare(self):
         self.results.records = []
@@ -304,3 +383,88 @@ def classify_trajectory(trajectory, classifier, *, backend: str = "serial", n_wo
         else:
             analysis.run(frames=frames, backend=backend, n_workers=n_workers)
     return analysis.results.classification
+
+
+# ----------------------------------------------------------------------------- the Python API
+
+RUN_OPTIONS = ("backend", "n_workers", "progress", "with_coordination", "scheduler", "device", "out")
+
+
+def _split_options(options: dict) -> tuple[dict, dict]:
+    """(options of `molenv.trajectory.Trajectory`, options of `molenv.analysis.SummaryOptions`);
+    TypeError naming every keyword `classify` takes for one it does not."""
+    import dataclasses
+    import inspect
+
+    from molenv.analysis import SummaryOptions
+    from molenv.trajectory import Trajectory
+
+    reading = [name for name in inspect.signature(Trajectory.__init__).parameters if name not in ("self", "path", "spec")]
+    summary = [f.name for f in dataclasses.fields(SummaryOptions)]
+    unknown = sorted(set(options) - set(reading) - set(summary))
+    if unknown:
+        raise TypeError(f"classify() got unexpected keyword argument(s) {', '.join(unknown)}; it takes the reading options "
+                        f"{', '.join(reading)}, the run options {', '.join(RUN_OPTIONS)} and, with out=, the analysis options "
+                        f"{', '.join(summary)}")
+    return {k: v for k, v in options.items() if k in reading}, {k: v for k, v in options.items() if k in summary}
+
+
+def classify(obj, model, spec=None, *, backend: str = "serial", n_workers: int = 1, progress: bool = False, with_coordination: bool = True,
+             scheduler: str | None = None, device: str = "cpu", out: str | Path | None = None, **options) -> ClassificationResult:
+    """Classify every molecule of every frame of `obj` with `model`: the Python side of
+    `molenv classify` (docs/api.md).
+
+    obj:     an MDAnalysis ``Universe`` or ``AtomGroup`` (its atoms, in its order), ASE
+             ``Atoms`` or a list of them (the frames of one system; ASE has no residues, so
+             molecules are contiguous blocks, their atoms ordered by name, position or
+             bonds), or a trajectory file (with ``topology=`` etc., as the command).
+    model:   a model path (SF model file ``.molenv``, GNN checkpoint ``.ckpt``, TorchScript
+             ``.pt``; told apart by content) or a classifier from `load_classifier`.
+    spec:    the molecule: ``"urea"``, ``"nicotinamide"``, a spec ``.toml`` or a
+             `molenv.spec.MoleculeSpec`; default `infer_spec` of the model (a SpecError asks
+             for it where the model does not tell).
+    options: reading options of `molenv.trajectory.Trajectory` (``selection``,
+             ``molecules``, ``atom_order``, ``name_map``, ``type_elements``, ``dimensions``,
+             ``periodic=False`` for a cluster, ``start``/``stop``/``step``, and for files
+             ``topology``/``format``/``topology_format``); run options ``backend``
+             ("serial", "multiprocessing", "dask"), ``n_workers``, ``scheduler`` (a
+             dask.distributed address), ``device`` (of a GNN), ``progress`` (a progress
+             bar), ``with_coordination`` (coordination numbers, for the core/surface split).
+    out:     a folder: also write the files of `molenv classify` there (populations table,
+             ``molecules.npz``, plot, with ``xyz=True`` the extended XYZ); the analysis
+             options of `molenv.analysis.SummaryOptions` (``threshold``, ``cn_threshold``,
+             ``region`` (a `Region` or ``"z:118:8"``), ``table_format``, ``per_molecule``,
+             ``plot``, ``xyz``, ``xyz_probabilities``) apply to those files only.
+
+    Returns a `molenv.analysis.ClassificationResult`: ``probabilities`` (frames, molecules,
+    classes), ``classes``, ``times``, ``frames``, ``centres``, ``boxes``, ``coordination``;
+    ``labels(threshold)``, ``populations(threshold)``. Molecules are numbered in the order
+    of their atoms in `obj`. Errors (a model or spec that does not fit, atoms that are no
+    whole molecules, ...) are ValueErrors whose message names the input and the problem.
+    """
+    from molenv.analysis import Region, SummaryOptions, summarise
+    from molenv.spec import MoleculeSpec, load_spec
+    from molenv.trajectory import Trajectory
+
+    reading, analysis = _split_options(options)
+    if analysis and out is None:
+        raise TypeError(f"{', '.join(sorted(analysis))}: analysis options of the files written with out=; the result keeps every "
+                        "probability (use result.labels(threshold), result.populations(threshold), molenv.analysis.population_table)")
+    if out is not None:
+        from molenv.paths import output_directory_problem
+
+        if problem := output_directory_problem(Path(out)):  # before the frames are classified
+            raise ClassifierError(problem)
+        if isinstance(analysis.get("region"), str):
+            analysis["region"] = Region.parse(analysis["region"])
+        analysis.setdefault("split_surface", with_coordination)
+        summary = SummaryOptions(**analysis)
+    classifier = _classifier(model, device)
+    spec = infer_spec(classifier) if spec is None else spec if isinstance(spec, MoleculeSpec) else load_spec(spec)
+    classifier.check(spec)
+    trajectory = Trajectory(obj, spec, **reading)
+    result = classify_trajectory(trajectory, classifier, backend=backend, n_workers=n_workers if backend != "serial" else 1,
+                                 progress=progress, with_coordination=with_coordination, scheduler=scheduler)
+    if out is not None:
+        summarise(result, out, summary, frames=trajectory if summary.xyz else None)
+    return result

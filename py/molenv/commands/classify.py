@@ -33,11 +33,11 @@ def add_arguments(parser):
 
 def run(args):
     from molenv.analysis import AnalysisError, summarise
-    from molenv.classify import ClassifierError, SFFrameClassifier, classify_trajectory, load_classifier
+    from molenv.classification import ClassifierError, classify_trajectory, infer_spec, load_classifier
     from molenv.cli import CommandError
-    from molenv.commands._options import open_trajectory, report, resolve_spec, summary_options
+    from molenv.commands._options import open_trajectory, report, summary_options
     from molenv.modelfile import ModelFileError
-    from molenv.spec import SpecError
+    from molenv.spec import SpecError, load_spec
     from molenv.trajectory import TrajectoryError
 
     from molenv.paths import output_directory_problem
@@ -47,11 +47,10 @@ def run(args):
     try:
         options = summary_options(args)
         classifier = load_classifier(args.model, device=args.device)
-        if isinstance(classifier, SFFrameClassifier):
-            d = classifier.model.descriptors
-            spec = resolve_spec(args, d.atoms_per_molecule, d.centre_atom, d.vectors, classifier.model.meta.get("molecule"))
+        if args.spec:
+            spec = load_spec(args.spec)
         else:
-            spec = resolve_spec(args)
+            spec = infer_spec(classifier, option="--spec")  # the rule of the Python API; a SpecError asks for --spec
         classifier.check(spec)
         trajectory = open_trajectory(args, spec, args.trajectory, args.topology)
         workers = args.workers if args.backend != "serial" else 1
