@@ -125,6 +125,32 @@ def test_gnn_torchscript_and_checkpoint(tmp_path, tiny_gnn):
     assert rows.names[-2:] == ["p_bulk", "p_surface"] and np.allclose(rows.data[:, 3:6].reshape(1, 160, 3), a.probabilities, atol=1e-9)
 
 
+def test_gnn_model_file_equals_torch_and_the_spec(tmp_path, tiny_gnn):
+    """A GNN model file (kind gnn, what MOLENV_CLASSIFY reads) classifies in Python through
+    the numpy specification: the torch network's probabilities to 1e-6 (float32 torch against
+    float64 numpy), the spec inferred from its elements, and the CLI reads it."""
+    from molenv.gnn.export import export_model_file, molecule_elements
+    from molenv.spec import load_spec
+
+    net, ckpt, script = tiny_gnn
+    path = export_model_file(net.model, tmp_path / "tiny.molenv", net.form_names, molecule_elements(load_spec("urea")))
+    xtc, pdb = md_files("urea-I-100K")
+    traj = Trajectory(xtc, "urea", topology=pdb, start=1, stop=2)
+    by_file = load_classifier(path)
+    assert by_file.kind == "gnn" and type(by_file).__name__ == "GNNModelFileClassifier"
+    a = classify_trajectory(traj, by_file, progress=False)
+    b = classify_trajectory(traj, load_classifier(script), progress=False)
+    assert np.allclose(a.probabilities, b.probabilities, atol=1e-6, rtol=0)
+    assert np.allclose(a.topology_probabilities, b.topology_probabilities, atol=1e-6, rtol=0)
+    out_dir = tmp_path / "out"
+    assert run_cli(["classify", "--model", path, "-t", xtc, "--topology", pdb, "--start", "1", "--stop", "2", "--out", out_dir,
+                    "--no-progress", "--per-molecule", "dat", "--threshold", "0"]) == 0  # no --spec: the elements tell urea
+    rows = read_table(out_dir / "molecules.dat")
+    assert np.allclose(rows.data[:, 3:6].reshape(1, 160, 3), a.probabilities, atol=1e-9)
+    with pytest.raises(ClassifierError, match="atomic numbers"):
+        by_file.check(load_spec("nicotinamide"))
+
+
 def test_errors(tmp_path, urea_model, reference_dir, capsys):
     junk = tmp_path / "junk.molenv"
     junk.write_text("not a model\n")

@@ -6,6 +6,8 @@ Two kinds of classifier, one interface (``predict(frame)`` -> class probabilitie
 
 - `SFFrameClassifier`: a molenv model file (docs/model_format.md): `molenv.descriptors` +
   `Network.forward` in numpy, the same numbers `MOLENV_CLASSIFY` computes (1e-9);
+- `GNNModelFileClassifier`: the graph network of a GNN model file (kind gnn), evaluated by
+  the numpy specification `molenv.gnn.numpy_model` (the numbers `MOLENV_CLASSIFY` computes);
 - `GNNFrameClassifier`: a graph network, either a Lightning checkpoint (``.ckpt``, through
   `molenv.gnn.lightning.load_classifier` + `predict_graphs`) or a TorchScript export
   (`molenv.gnn.export.load_exported`); the graph of a frame is `frame_to_graph`.
@@ -37,7 +39,7 @@ from MDAnalysis.analysis.results import ResultsGroup
 from molenv.analysis import ClassificationResult, frame_record
 from molenv.frames import MolecularFrame
 
-__all__ = ["ClassifierError", "check_finite", "SFFrameClassifier", "GNNFrameClassifier", "load_classifier", "infer_spec", "ClassifyFrames",
+__all__ = ["ClassifierError", "check_finite", "SFFrameClassifier", "GNNModelFileClassifier", "GNNFrameClassifier", "load_classifier", "infer_spec", "ClassifyFrames",
            "DaskDistributedBackend", "classify_trajectory", "classify", "BACKENDS"]
 
 BACKENDS = ("serial", "multiprocessing", "dask")
@@ -143,9 +145,50 @@ class GNNFrameClassifier:
         return poly.cpu().numpy().astype(np.float64), topo.cpu().numpy().astype(np.float64)
 
 
+class GNNModelFileClassifier:
+    """The graph network of a GNN model file (kind gnn, `molenv export RUN --out x.molenv`),
+    evaluated by the float64 numpy specification (`molenv.gnn.numpy_model`): the numbers
+    `MOLENV_CLASSIFY` computes from the same file, without torch. ``centre_atom`` (for centres
+    and coordination numbers) comes from the molecule spec (`check`)."""
+
+    kind = "gnn"
+    output_activation = "softmax"
+
+    def __init__(self, path: str | Path):
+        from molenv.gnn.modelfile import read_gnn_model
+
+        self.path = Path(path)
+        self.model = read_gnn_model(self.path)
+        self.classes = list(self.model.classes)
+        self.centre_atom = 1
+
+    def describe(self) -> str:
+        return f"GNN model file {self.path.name} ({self.model.name})"
+
+    def check(self, spec) -> None:
+        from molenv.trajectory import symbol_tables
+
+        numbers = symbol_tables()[0]
+        if [numbers[e] for e in spec.elements] != list(self.model.molecule_atoms):
+            raise ClassifierError(f"{self.path}: the model's molecule has the atomic numbers {list(self.model.molecule_atoms)} in this order; "
+                                  f"spec {spec.name} has the elements {', '.join(spec.elements)}")
+        self.centre_atom = spec.centre
+
+    def predict(self, frame: MolecularFrame) -> tuple[np.ndarray, np.ndarray]:
+        from molenv.gnn.numpy_model import GNNInputError, classify_frame
+
+        try:
+            out = classify_frame(self.model, frame)
+        except GNNInputError as err:
+            raise ClassifierError(f"{self.path}: {err}") from None
+        return out.polymorph, out.topology
+
+
 def load_classifier(path: str | Path, device: str = "cpu"):
-    """`SFFrameClassifier` for a molenv model file, `GNNFrameClassifier` for a Lightning checkpoint
-    or a TorchScript export (told apart by content, not by name)."""
+    """`SFFrameClassifier` for an SF model file, `GNNModelFileClassifier` for a GNN model file
+    (the two kinds `MOLENV_CLASSIFY` reads, told apart as the action does:
+    `molenv.modelfile.model_file_kind`), `GNNFrameClassifier` for a Lightning checkpoint or a
+    TorchScript export (told apart by content, not by name)."""
     import zipfile
 
     from molenv.paths import file_problem
@@ -156,7 +199,9 @@ def load_classifier(path: str | Path, device: str = "cpu"):
     with open(path, "rb") as fh:
         head = fh.read(4096)
     if b"molenv_model" in head:
-        return SFFrameClassifier(path)
+        from molenv.modelfile import model_file_kind
+
+        return GNNModelFileClassifier(path) if model_file_kind(path) == "gnn" else SFFrameClassifier(path)
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
@@ -189,6 +234,12 @@ def infer_spec(classifier, *, option: str = "spec="):
         d = classifier.model.descriptors
         try:
             return spec_for_model(d.atoms_per_molecule, d.centre_atom, d.vectors, molecule=classifier.model.meta.get("molecule"), where=where)
+        except SpecError as err:
+            raise SpecError(f"{err}{ask}") from None
+    if isinstance(classifier, GNNModelFileClassifier):
+        m = classifier.model
+        try:
+            return spec_for_model(len(m.molecule_atoms), elements=m.molecule_atoms, molecule=m.meta.get("molecule"), where=where)
         except SpecError as err:
             raise SpecError(f"{err}{ask}") from None
     if isinstance(classifier, GNNFrameClassifier) and classifier.form == "checkpoint":
