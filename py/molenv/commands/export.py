@@ -7,7 +7,7 @@ sources and configuration, best validation loss, command) in `meta` records:
   molenv export runs/urea-sf --out urea.molenv
 
 A graph-classifier checkpoint becomes, by the suffix of --out, a molenv model file of kind
-gnn (`.molenv`, docs/model_format.md; MOLENV_CLASSIFY does not read it yet) or a
+gnn (`.molenv`, docs/model_format.md; read by MOLENV_CLASSIFY and `molenv classify`) or a
 TorchScript module (`.pt`, see molenv.gnn.export):
 
   molenv export runs/urea-gnn --out urea_gnn.molenv [--molecule urea]
