@@ -42,10 +42,12 @@
    DUMPDERIVATIVES/DUMPPROJECTIONS of a component, an action that asks for gradients
    (e.g. METAD ADAPTIVE=GEOM), or NUMERICAL_DERIVATIVES (then PLUMED fills them itself).
 
-   Threads (OpenMP, NUM_THREADS): pairs are owned by contiguous molecule ranges, one
-   per thread; each thread accumulates into its own buffers, which are summed in
-   thread order.  Results are reproducible run to run for a given NUM_THREADS, and
-   differ between thread counts only by rounding (~1e-15 relative).
+   Threads (OpenMP): PLUMED's thread count (OpenMP::getNumThreads(): PLUMED_NUM_THREADS
+   if set, else what the MD engine set with setNumOMPthreads, else 1) unless NUM_THREADS
+   overrides it.  Pairs are owned by contiguous molecule ranges, one per thread; each
+   thread accumulates into its own buffers, which are summed in thread order.  Results
+   are reproducible run to run for a given thread count, and differ between thread
+   counts only by rounding (~1e-15 relative).
 
    Units: the model works in Angstrom; positions are converted from PLUMED's internal
    length unit once per step, derivatives converted back.
@@ -81,6 +83,7 @@
 #include "core/ActionSet.h"
 #include "core/ActionWithArguments.h"
 #include "core/PlumedMain.h"
+#include "tools/OpenMP.h"
 #include "tools/Pbc.h"
 #include "tools/Units.h"
 
@@ -219,7 +222,8 @@ void MolenvClassify::registerKeywords(Keywords& keys) {
            "are not ordered molecule by molecule; use instead of MOLECULES");
   keys.reset_style("MOLECULE", "atoms");
   keys.add("optional", "NUM_THREADS",
-           "number of OpenMP threads for this action (default: the environment variable PLUMED_NUM_THREADS, else 1)");
+           "number of OpenMP threads for this action (default: PLUMED's thread count, i.e. the environment variable "
+           "PLUMED_NUM_THREADS if set, else the MD engine's setting, else 1)");
   keys.add("optional", "REGION_AXIS",
            "restrict n_/f_ to molecules whose centre is in a slab normal to the cell face spanned by the two other cell "
            "vectors: x, y or z (SF models only)");
@@ -424,11 +428,9 @@ MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao)
 
   // ---- threads
   parseFlag("NOPBC", nopbc_);
-  nthreads_ = 1;
-  if (const char* env = std::getenv("PLUMED_NUM_THREADS")) {
-    int n = std::atoi(env);
-    if (n > 0) nthreads_ = n;
-  }
+  // By default PLUMED's own count, so that the thread count an MD engine hands PLUMED
+  // (setNumOMPthreads, unless PLUMED_NUM_THREADS is set) is honoured as by PLUMED's own actions.
+  nthreads_ = std::max(1u, OpenMP::getNumThreads());
   int nt = 0;
   parse("NUM_THREADS", nt);
   if (nt < 0) error("NUM_THREADS must be positive");

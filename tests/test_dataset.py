@@ -9,8 +9,9 @@ import pytest
 
 from molenv.cli import main
 from molenv.dataset import SPLITS, DatasetError, open_dataset, sha256
-from molenv.featurize import Source, TopologyRule, assign_splits, featurize, sources_from_manifest
+from molenv.featurize import Source, assign_splits, featurize, sources_from_manifest
 from molenv.spec import load_spec
+from molenv.topology import TopologyRule
 from molenv.trajectory import Trajectory, TrajectoryError
 
 from conftest import REPO

@@ -11,9 +11,7 @@ from molenv.descriptors import (
     _neumaier_rows,
     centre_pairs,
     compute_descriptors,
-    coordination_numbers,
     cutoff_function,
-    molecule_radius,
 )
 from molenv.frames import MolecularFrame, box_matrix, perpendicular_heights, reduced_basis
 from molenv.modelfile import DescriptorSet, SymmetryFunction
@@ -180,28 +178,6 @@ def test_errors():
     squashed[frame.molecules[4, 0]] = squashed[frame.molecules[4, 1]]
     with pytest.raises(DescriptorError, match=r"vector 1 \(1, 2\) of molecule 4 has zero length"):
         compute_descriptors(frame.replace(positions=squashed), DESCRIPTORS)
-
-
-def test_coordination_numbers_and_radius():
-    frame, whole = random_system(CELLS["triclinic"], seed=8)
-    centres = whole[:, 1]
-    # cluster: brute force, self counted
-    cluster = frame.replace(positions=whole.reshape(-1, 3), box=None)
-    d = np.linalg.norm(centres[:, None] - centres[None], axis=2)
-    assert np.array_equal(coordination_numbers(cluster, 2, 6.5), (d <= 6.5).sum(axis=1))
-    assert np.array_equal(coordination_numbers(cluster, 2, 0.0), np.ones(30))
-    radii = np.linspace(3, 9, 30)
-    assert np.array_equal(coordination_numbers(cluster, 2, radii), (d <= radii[:, None]).sum(axis=1))
-    # periodic, radius beyond half the cell: every image in the sphere counts
-    shifts = np.array(list(itertools.product(range(-3, 4), repeat=3))) @ box_matrix(frame.box)
-    images = (centres[None, :, None, :] + shifts[None, None]) - centres[:, None, None, :]
-    expected = (np.linalg.norm(images, axis=3) <= 11.0).sum(axis=(1, 2))
-    assert np.array_equal(coordination_numbers(frame, 2, 11.0), expected)
-    # molecule radius with atoms wrapped apart
-    expected = np.linalg.norm(whole - whole[:, 1:2], axis=2).max(axis=1)
-    np.testing.assert_allclose(molecule_radius(frame, 2), expected, rtol=1e-12)
-    with pytest.raises(DescriptorError, match="radius must be"):
-        coordination_numbers(frame, 2, -1.0)
 
 
 @pytest.mark.reference

@@ -3,6 +3,8 @@
 * NUM_THREADS=1, NUM_THREADS=2 and PLUMED_NUM_THREADS=2 (the default of NUM_THREADS):
   same values, forces and virial (per-thread buffers are summed in thread order, so
   thread counts differ only by rounding), also in a system of 2,500 molecules;
+* the thread count an MD engine gives PLUMED (setNumOMPthreads) is the default, and
+  NUM_THREADS overrides it;
 * the same system in nm without UNITS and in Angstrom with UNITS LENGTH=A: same values,
   forces scaled by exactly the length conversion, same virial;
 * the scalar row/column transpositions (MOLENV_NO_AVX2_TILES=1) and the AVX2 tiles: same
@@ -10,6 +12,8 @@
 """
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -62,6 +66,52 @@ def test_thread_count_does_not_change_results(tmp_path):
         for (v, f), (v0, f0) in zip(out[1], ref[1]):
             assert close(f, f0, 1e-11) and close(v, v0, 1e-11)
         assert close(out[2], ref[2], 1e-13) and close(out[3], ref[3], 1e-13)
+
+
+# An MD engine in a fresh process (PLUMED's thread count is process-wide): PLUMED through its
+# Python interface, as `molenv reanalyse` drives it, told the engine's thread count with
+# setNumOMPthreads; one frame of rt-forces with a restraint; writes colvar and forces.npy.
+ENGINE = """
+import sys
+import numpy as np
+from harness import read_xyz
+from molenv.plumed_engine import load_plumed, share_step, start_plumed
+from molenv.reanalyse import ReanalyseError
+
+threads = int(sys.argv[1])
+frames, boxes = read_xyz(sys.argv[2])
+plumed, kernel = load_plumed(ReanalyseError)
+n = len(frames[0])
+p = start_plumed(plumed, kernel, [("setNumOMPthreads", threads), ("setMDEngine", "python"), ("setNatoms", n),
+                                  ("setMDLengthUnits", 0.1), ("setTimestep", 1.0), ("setLogFile", "log"), ("setPlumedDat", "plumed.dat")])
+forces, virial = np.zeros((n, 3)), np.zeros((3, 3))
+share_step(p, 0, np.ascontiguousarray(frames[0]), np.ascontiguousarray(boxes[0]), np.ones(n), np.zeros(n), forces, virial)
+p.cmd("calc")
+p.finalize()
+np.save("forces.npy", np.vstack([forces, virial]))
+"""
+
+
+def test_md_engine_thread_count_is_the_default(tmp_path):
+    from molenv.plumed_env import module_path
+
+    env = {k: v for k, v in os.environ.items() if k != "PLUMED_NUM_THREADS"}  # it would override the engine's count
+    env["PYTHONPATH"] = os.pathsep.join([str(REGTEST), env.get("PYTHONPATH", "")])
+    runs = {}
+    for name, keyword in (("engine", ""), ("override", "NUM_THREADS=1")):
+        work = tmp_path / name
+        work.mkdir()
+        (work / "plumed.dat").write_text(
+            f"UNITS LENGTH=A\nLOAD FILE={module_path()}\n"
+            f"c: MOLENV_CLASSIFY MODEL={FILES['softmax.molenv']} MOLECULES=1-100 {keyword}\n"
+            "RESTRAINT ARG=c.n_A,c.f_B AT=4,0.2 KAPPA=0.7,30\nPRINT ARG=c.* FILE=colvar FMT=%.17g\n")
+        done = subprocess.run([sys.executable, "-c", ENGINE, "2", str(CASE / "traj.xyz")], cwd=work, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs[name] = (work / "log").read_text(), np.loadtxt(work / "colvar"), np.load(work / "forces.npy")
+    assert "Number of threads: 2" in runs["engine"][0] and "2 OpenMP thread(s)" in runs["engine"][0]
+    assert "1 OpenMP thread(s)" in runs["override"][0]
+    (_, values, forces), (_, values1, forces1) = runs["engine"], runs["override"]
+    assert np.abs(forces1).max() > 0 and close(forces, forces1, 1e-11) and close(values, values1, 1e-12)
 
 
 def test_units_do_not_change_results(tmp_path):

@@ -11,8 +11,9 @@ summaries:
   (`UNCERTAIN`, label -1) where the top probability is below a threshold;
 - `populations`: hard counts per class (and uncertain) per frame, optionally weighted (region);
   `soft_populations`: sums of probabilities (what `MOLENV_CLASSIFY` reports as ``n_<class>``);
-- `coordination` / `surface_mask`: core vs surface by coordination number (METHOD.md §4:
-  surface if fewer than 20 molecule centres lie within the molecule radius + 6 A, self counted);
+- `surface_mask`: core vs surface by the coordination numbers of `molenv.topology` (the rule
+  of the datasets' topology labels, METHOD.md §4: surface if fewer than 20 molecule centres lie
+  within the frame's molecule radius + 6 A, self counted);
 - `region_weights`: a slab along a cell axis, periodic-aware, with the same convention and
   smoothing as the action's ``REGION_*`` keywords;
 - `population_table` + `write_table` (``.dat`` PLUMED-style or ``.csv``), `plot_populations`
@@ -32,19 +33,17 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from molenv.frames import MolecularFrame, box_matrix
+from molenv.topology import CN_THRESHOLD, TOPOLOGY_NAMES, TopologyRule
 
 __all__ = [
     "AnalysisError",
     "UNCERTAIN",
-    "CN_SHELL",
-    "CN_SURFACE",
     "ClassificationResult",
     "FrameRecord",
     "frame_record",
     "Region",
     "Table",
     "SummaryOptions",
-    "coordination",
     "populations",
     "soft_populations",
     "surface_mask",
@@ -59,8 +58,6 @@ __all__ = [
 ]
 
 UNCERTAIN = "uncertain"  # class name of molecules whose top probability is below the threshold (label -1)
-CN_SHELL = 6.0  # A added to the molecule radius for the coordination sphere (METHOD.md §4)
-CN_SURFACE = 20  # a molecule is at the surface if its coordination number is below this
 
 
 class AnalysisError(ValueError):
@@ -80,7 +77,7 @@ class ClassificationResult:
     centres:        (F, N, 3) molecule centres (A), or None.
     boxes:          (F, 6) boxes ``[a, b, c, alpha, beta, gamma]``, rows of NaN for frames without
                     one; None when no frame has a box (a cluster).
-    coordination:   (F, N) int coordination numbers (`coordination`), or None.
+    coordination:   (F, N) int coordination numbers (`molenv.topology.TopologyRule`), or None.
     frames:         (F,) index of each frame in its trajectory (default 0..F-1).
     topology_probabilities: (F, N, 2) bulk/surface probabilities of a GNN's topology head, or None.
     output_activation: "softmax" (rows sum to 1) or "sigmoid" (independent outputs).
@@ -97,7 +94,7 @@ class ClassificationResult:
     topology_probabilities: np.ndarray | None = None
     output_activation: str = "softmax"
     source: str = ""
-    topology_names: tuple[str, ...] = ("bulk", "surface")
+    topology_names: tuple[str, ...] = TOPOLOGY_NAMES
 
     def __post_init__(self):
         self.classes = [str(c) for c in self.classes]
@@ -239,14 +236,15 @@ class FrameRecord:
 def frame_record(frame: MolecularFrame, index: int, probabilities: np.ndarray, centre_atom: int, *,
                  with_coordination: bool = True, topology_probabilities: np.ndarray | None = None) -> FrameRecord:
     """The record of one classified frame: centres, box and (optionally) coordination numbers
-    computed from the frame, probabilities from the classifier."""
+    computed from the frame (by the default `TopologyRule`, that of the datasets' topology
+    labels), probabilities from the classifier."""
     probabilities = np.asarray(probabilities, dtype=np.float64)
     if probabilities.shape[0] != frame.n_molecules:
         raise AnalysisError(f"frame {index}: {probabilities.shape[0]} rows of probabilities for {frame.n_molecules} molecules")
     return FrameRecord(
         frame=int(index), time=frame.time, probabilities=probabilities, centres=frame.centres(centre_atom),
         box=None if frame.box is None else frame.box.copy(),
-        coordination=coordination(frame, centre_atom) if with_coordination else None,
+        coordination=TopologyRule().coordination(frame, centre_atom) if with_coordination else None,
         topology_probabilities=topology_probabilities,
     )
 
@@ -254,20 +252,12 @@ def frame_record(frame: MolecularFrame, index: int, probabilities: np.ndarray, c
 # ----------------------------------------------------------------------------- core / surface
 
 
-def coordination(frame: MolecularFrame, centre_atom: int, shell: float = CN_SHELL) -> np.ndarray:
-    """(N,) coordination numbers as for the topology label of METHOD.md §4: molecule centres
-    within (molecule radius + `shell`) of each centre, the molecule itself counted (all
-    periodic images count)."""
-    from molenv.descriptors import coordination_numbers, molecule_radius
-
-    return coordination_numbers(frame, centre_atom, molecule_radius(frame, centre_atom) + shell)
-
-
-def surface_mask(result: ClassificationResult, cn_threshold: int = CN_SURFACE) -> np.ndarray:
-    """(F, N) bool: molecules with coordination number below `cn_threshold` (surface)."""
+def surface_mask(result: ClassificationResult, cn_threshold: int = CN_THRESHOLD) -> np.ndarray:
+    """(F, N) bool: surface molecules (coordination number below `cn_threshold`), by the rule of
+    `molenv.topology`."""
     if result.coordination is None:
         raise AnalysisError("the result has no coordination numbers (classify with coordination on for a core/surface split)")
-    return result.coordination < cn_threshold
+    return TopologyRule(threshold=cn_threshold).surface(result.coordination)
 
 
 # ----------------------------------------------------------------------------- region
@@ -384,7 +374,7 @@ def population_table(
     *,
     region: Region | None = None,
     split_surface: bool = True,
-    cn_threshold: int = CN_SURFACE,
+    cn_threshold: int = CN_THRESHOLD,
 ) -> Table:
     """Per-frame populations: ``time frame nmol n_<class>... n_uncertain soft_<class>...`` and,
     with `split_surface` (needs coordination numbers), ``core_*`` and ``surface_*`` copies of
@@ -402,7 +392,7 @@ def population_table(
     columns = [result.times[:, None], result.frames[:, None], w.sum(axis=1)[:, None], populations(result, threshold, w), soft_populations(result, w)]
     if split_surface and result.coordination is not None:
         surface = surface_mask(result, cn_threshold)
-        comments.append(f"surface: coordination number < {cn_threshold} (centres within molecule radius + {CN_SHELL:g} A)")
+        comments.append(f"topology: {TopologyRule(threshold=cn_threshold).describe()}")
         for part, mask in (("core", ~surface), ("surface", surface)):
             wp = w * mask
             names += [f"{part}_nmol"] + [f"{part}_n_{c}" for c in result.label_names]
@@ -554,6 +544,7 @@ def write_extxyz(
     threshold: float = 0.0,
     region: Region | None = None,
     probabilities: bool = False,
+    cn_threshold: int = CN_THRESHOLD,
 ) -> Path:
     """Extended XYZ (one block per frame of `result`) for OVITO / ASE, atoms of the molecules
     only, in the frames' atom order.
@@ -563,8 +554,9 @@ def write_extxyz(
     ``Properties=species:S:1:pos:R:3:molecule:I:1:class:S:1:class_index:I:1:p_max:R:1...``.
     Per-molecule values are given to each of its atoms: ``molecule`` (1-based), ``class``
     (name, or ``uncertain``), ``class_index`` (0-based, -1 uncertain; colour by it in OVITO),
-    ``p_max`` (top probability), ``cn`` and ``surface`` (0/1) with coordination numbers,
-    ``region`` (weight) with a region, and ``p_<class>`` for every class with `probabilities`.
+    ``p_max`` (top probability), ``cn`` and ``surface`` (0/1: `surface_mask` with `cn_threshold`)
+    with coordination numbers, ``region`` (weight) with a region, and ``p_<class>`` for every
+    class with `probabilities`.
     `frames` must yield the frames `result` was computed from, in order.
     """
     path = Path(path)
@@ -572,6 +564,7 @@ def write_extxyz(
     labels = result.labels(threshold)
     names = np.array(result.label_names)
     weights = None if region is None else region_weights(result.centres, result.boxes, region)
+    surface = None if result.coordination is None else surface_mask(result, cn_threshold)
     count = 0
     with open(path, "w") as fh:
         for f, frame in enumerate(frames):
@@ -596,7 +589,7 @@ def write_extxyz(
             ]
             if result.coordination is not None:
                 props += ["cn:I:1", "surface:I:1"]
-                cols += [result.coordination[f][molecule].astype(str), (result.coordination[f] < CN_SURFACE).astype(int)[molecule].astype(str)]
+                cols += [result.coordination[f][molecule].astype(str), surface[f].astype(int)[molecule].astype(str)]
             if weights is not None:
                 props.append("region:R:1")
                 cols.append(np.char.mod("%.6f", weights[f][molecule]))
@@ -623,7 +616,7 @@ class SummaryOptions:
     """What `summarise` writes (the analysis options of `molenv classify` / `molenv reanalyse`)."""
 
     threshold: float = 0.5
-    cn_threshold: int = CN_SURFACE
+    cn_threshold: int = CN_THRESHOLD
     split_surface: bool = True
     region: Region | None = None
     table_format: str = "dat"  # dat or csv
@@ -654,5 +647,5 @@ def summarise(result: ClassificationResult, out_dir: str | Path, options: Summar
     if options.xyz:
         if frames is None:
             raise AnalysisError("the extended XYZ needs the frames")
-        written["xyz"] = write_extxyz(out / "classes.extxyz", frames, result, options.threshold, options.region, options.xyz_probabilities)
+        written["xyz"] = write_extxyz(out / "classes.extxyz", frames, result, options.threshold, options.region, options.xyz_probabilities, options.cn_threshold)
     return written

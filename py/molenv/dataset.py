@@ -41,6 +41,7 @@ import numpy as np
 
 from molenv.frames import MolecularFrame
 from molenv.modelfile import DescriptorSet, SymmetryFunction
+from molenv.topology import TOPOLOGY_NAMES  # topology codes 0, 1 of the .npz files
 
 __all__ = [
     "DatasetError",
@@ -61,7 +62,6 @@ FORMAT = "molenv-dataset"
 VERSION = 1
 MANIFEST = "manifest.json"
 SPLITS = ("train", "val", "test")  # split codes 0, 1, 2 in the .npz files
-TOPOLOGY_NAMES = ("bulk", "surface")  # topology codes 0, 1 (as the graph classifier's head)
 # name -> (dtype, shape in terms of F frames, A atoms, M molecules, P atoms per molecule, S features)
 SOURCE_ARRAYS = {
     "positions": ("float32", "F A 3"),  # Angstrom

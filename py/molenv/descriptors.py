@@ -15,8 +15,7 @@ the same numbers; the two are compared to a relative 1e-9. To that end every ter
 in float64 and each molecule's sum is a compensated (Neumaier) sum, so that the result is
 the correctly rounded sum of the terms up to a few ulps, independent of neighbour order.
 
-Also here: `coordination_numbers` (molecule centres within a radius, self counted: the
-bulk/surface label) and `molecule_radius`.
+Coordination numbers (the bulk/surface label) are in `molenv.topology`.
 """
 from __future__ import annotations
 
@@ -25,7 +24,7 @@ import numpy as np
 from molenv.frames import FrameError, MolecularFrame, NeighbourPairs, neighbour_pairs
 from molenv.modelfile import DescriptorSet
 
-__all__ = ["DescriptorError", "compute_descriptors", "cutoff_function", "coordination_numbers", "molecule_radius"]
+__all__ = ["DescriptorError", "compute_descriptors", "cutoff_function"]
 
 
 class DescriptorError(ValueError):
@@ -149,29 +148,3 @@ def _terms(d: DescriptorSet, i: np.ndarray, j: np.ndarray, r: np.ndarray, unit) 
         else:  # validate() rejects unknown kinds
             raise DescriptorError(f"unknown symmetry function kind {sf.kind!r}")
     return terms
-
-
-def coordination_numbers(frame: MolecularFrame, centre_atom: int, radius) -> np.ndarray:
-    """(n_molecules,) int: molecule centres within `radius` of each centre, the molecule itself counted.
-
-    `radius` is a number or a per-molecule array (e.g. molecule radius + 6 A, METHOD.md §4).
-    In a periodic frame every periodic image of a centre within the radius counts, so the
-    radius may exceed half the cell.
-    """
-    radius = np.broadcast_to(np.asarray(radius, dtype=np.float64), (frame.n_molecules,))
-    if frame.n_molecules == 0:
-        return np.zeros(0, dtype=np.int64)
-    if not np.all(np.isfinite(radius)) or np.any(radius < 0):
-        raise DescriptorError("the coordination radius must be a finite number >= 0")
-    if radius.max() == 0:
-        return np.ones(frame.n_molecules, dtype=np.int64)
-    pairs = centre_pairs(frame, centre_atom, float(radius.max()), single_image=False)
-    within = pairs.distances <= radius[pairs.i]
-    return 1 + np.bincount(pairs.i[within], minlength=frame.n_molecules).astype(np.int64)
-
-
-def molecule_radius(frame: MolecularFrame, centre_atom: int) -> np.ndarray:
-    """(n_molecules,) largest minimum-image distance of a molecule's atoms from its centre atom."""
-    centres = frame.centres(centre_atom)
-    rel = frame.minimum_image(frame.positions[frame.molecules] - centres[:, None, :])
-    return np.sqrt(np.einsum("mak,mak->ma", rel, rel)).max(axis=1)

@@ -9,11 +9,9 @@ Labels of every molecule of every frame:
 
 - **polymorph**: the source's label (class names in the order given, else in order of first
   appearance);
-- **topology**: surface (1) if the coordination number CN_I, the number of molecule centres
-  within ``radius + offset`` of molecule I's centre (I itself counted, periodic images
-  counted), is below ``threshold``, else bulk (0). ``radius`` is the molecule radius (the
-  largest distance of an atom from its centre atom, the maximum over the frame's molecules)
-  unless fixed; the defaults (offset 6 A, threshold 20) are the published rule (METHOD.md §4).
+- **topology**: surface (1) or bulk (0) by `molenv.topology.TopologyRule` (the published rule,
+  METHOD.md §4: fewer than 20 molecule centres within the frame's molecule radius + 6 A, self
+  counted), the rule the analysis' core/surface split uses too.
 
 Splits (``split_mode``):
 
@@ -66,8 +64,9 @@ from molenv.dataset import (
     write_source,
 )
 from molenv.spec import MoleculeSpec, load_spec
+from molenv.topology import TopologyRule
 
-__all__ = ["Source", "TopologyRule", "sources_from_manifest", "assign_splits", "label_frame", "featurize"]
+__all__ = ["Source", "sources_from_manifest", "assign_splits", "label_frame", "featurize"]
 
 SYSTEMS = ("crystal", "melt", "cluster")
 TRAIN, VAL, TEST = (SPLITS.index(s) for s in ("train", "val", "test"))
@@ -92,15 +91,6 @@ class Source:
     split: str | None = None
     reader: dict = field(default_factory=dict)
     origin: dict = field(default_factory=dict)  # provenance from the simulate manifest
-
-
-@dataclass(frozen=True)
-class TopologyRule:
-    """Surface if CN < threshold, CN = molecule centres within radius + offset (self counted)."""
-
-    offset: float = 6.0  # Angstrom, added to the molecule radius
-    threshold: int = 20
-    radius: float | None = None  # fixed radius instead of the molecule radius
 
 
 def sources_from_manifest(path: str | Path, molecule: str | None = None, names: list[str] | None = None) -> list[Source]:
@@ -204,13 +194,11 @@ def assign_splits(sources: list[Source], n_frames: list[int], *, mode: str = "me
 
 
 def label_frame(frame, descriptors, centre_atom: int, rule: TopologyRule) -> tuple[np.ndarray, np.ndarray, float]:
-    """(symmetry functions (n_mol, n_sf), coordination numbers (n_mol,), radius used) of a frame."""
-    from molenv.descriptors import compute_descriptors, coordination_numbers, molecule_radius
+    """(symmetry functions (n_mol, n_sf), coordination numbers (n_mol,), molecule radius R of
+    the rule) of a frame."""
+    from molenv.descriptors import compute_descriptors
 
-    features = compute_descriptors(frame, descriptors)
-    radius = rule.radius if rule.radius is not None else float(molecule_radius(frame, centre_atom).max())
-    cn = coordination_numbers(frame, centre_atom, radius + rule.offset)
-    return features, cn, radius
+    return compute_descriptors(frame, descriptors), rule.coordination(frame, centre_atom), rule.frame_radius(frame, centre_atom)
 
 
 def _label_job(job):
@@ -409,7 +397,7 @@ def _write(kept, trajectories, codes, classes, spec, out: Path, final: Path, ove
                     bar.update(1)
                 features = np.stack([r[0] for r in results])
                 cn = np.stack([r[1] for r in results])
-                topology = (cn < topology_rule.threshold).astype(np.int8)
+                topology = topology_rule.surface(cn).astype(np.int8)
                 n_mol = traj.molecules.shape[0]
                 label = np.full((len(frames), n_mol), classes.index(source.label), dtype=np.int16)
                 periodic = frames[0].box is not None
@@ -467,7 +455,7 @@ def _write(kept, trajectories, codes, classes, spec, out: Path, final: Path, ove
         "classes": list(classes),
         "topology": {
             "names": list(TOPOLOGY_NAMES),
-            "rule": "surface if CN < threshold; CN = molecule centres within radius + offset of the centre, self and periodic images counted",
+            "rule": topology_rule.describe(),
             "offset_A": topology_rule.offset,
             "threshold": topology_rule.threshold,
             "radius_A": topology_rule.radius if topology_rule.radius is not None else "molecule radius (largest atom-centre distance, max over the frame)",

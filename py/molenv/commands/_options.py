@@ -164,10 +164,13 @@ def open_trajectory(args, spec, path, topology=None):
 
 def add_analysis_arguments(parser: argparse.ArgumentParser, default_out: str) -> None:
     """Options of `molenv.analysis.summarise`."""
+    from molenv.topology import CN_THRESHOLD
+
     g = parser.add_argument_group("analysis output (see docs/analysis.md)")
     g.add_argument("--out", default=default_out, help=f"output folder (default {default_out})")
     g.add_argument("--threshold", type=probability, default=0.5, help="a molecule whose top probability is below this is 'uncertain' (0 to 1; default 0.5; 0: never)")
-    g.add_argument("--cn-threshold", type=non_negative_int, default=20, help="surface if the coordination number is below this (default 20)")
+    g.add_argument("--cn-threshold", type=non_negative_int, default=CN_THRESHOLD,
+                   help=f"surface if the coordination number is below this (default {CN_THRESHOLD}; the rule of molenv.topology, as featurize's labels)")
     g.add_argument("--no-surface", action="store_true", help="no core/surface split (and no coordination numbers)")
     g.add_argument("--region", help="count only molecules in a slab: axis:center:halfwidth[:smoothing] in A, e.g. z:135:10")
     g.add_argument("--table-format", choices=("dat", "csv"), default="dat", help="populations table format (default dat, PLUMED-style)")

@@ -13,8 +13,9 @@ once for all, or once per --trajectory, in the same order):
       --trajectory melt.xtc --topology melt.pdb --label melt --temperature 350
 
 Every molecule gets a polymorph label (its source's) and a topology label (surface if
-fewer than --cn-threshold molecule centres lie within molecule radius + --cn-offset,
-itself counted). The dataset directory holds manifest.json (provenance, classes, splits,
+fewer than --cn-threshold molecule centres lie within the frame's molecule radius +
+--cn-offset, itself counted: the rule of molenv.topology, which classify's core/surface
+split uses too). The dataset directory holds manifest.json (provenance, classes, splits,
 counts) and one .npz per source; see docs/training.md.
 """
 from __future__ import annotations
@@ -23,6 +24,8 @@ from molenv.commands._options import add_frame_arguments, non_negative_float, no
 
 
 def add_arguments(parser):
+    from molenv.topology import CN_OFFSET, CN_THRESHOLD
+
     src = parser.add_argument_group("sources")
     src.add_argument("--manifest", help="manifest of `molenv simulate` trajectories (data/manifest.json)")
     src.add_argument("--only", nargs="+", metavar="PATTERN", help="with --manifest: only trajectories whose names match these shell patterns")
@@ -45,9 +48,9 @@ def add_arguments(parser):
     labels.add_argument("--test-fraction", type=float, default=0.2, help="method: fraction of frames held out for testing in classes without a test trajectory (the melt); random: of every source (default 0.2)")
     labels.add_argument("--train-temperature", type=positive_float, help="crystals at this temperature train, others test, when a source has no split (default: the lowest)")
     labels.add_argument("--seed", type=int, default=0, help="seed of the random split")
-    labels.add_argument("--cn-offset", type=non_negative_float, default=6.0, help="coordination radius = molecule radius + this, in A (default 6)")
-    labels.add_argument("--cn-radius", type=positive_float, help="fixed molecule radius in A instead of the largest atom-centre distance")
-    labels.add_argument("--cn-threshold", type=non_negative_int, default=20, help="surface if the coordination number (self counted) is below this (default 20)")
+    labels.add_argument("--cn-offset", type=non_negative_float, default=CN_OFFSET, help=f"coordination radius = molecule radius + this, in A (default {CN_OFFSET:g})")
+    labels.add_argument("--cn-radius", type=positive_float, help="fixed molecule radius in A instead of the frame's largest atom-centre distance")
+    labels.add_argument("--cn-threshold", type=non_negative_int, default=CN_THRESHOLD, help=f"surface if the coordination number (self counted) is below this (default {CN_THRESHOLD})")
     parser.add_argument("--workers", type=thread_count("--workers"), default=1, help="processes computing descriptors in parallel (default 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -92,8 +95,9 @@ def run(args):
     import shlex
 
     from molenv.cli import CommandError
-    from molenv.featurize import TopologyRule, featurize, sources_from_manifest
+    from molenv.featurize import featurize, sources_from_manifest
     from molenv.spec import load_spec
+    from molenv.topology import TopologyRule
 
     spec = load_spec(args.molecule)
     if bool(args.manifest) == bool(args.trajectory):

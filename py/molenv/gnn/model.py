@@ -35,8 +35,9 @@ from torch_geometric.nn import TransformerConv, global_max_pool
 from torch_geometric.nn.models.dimenet import BesselBasisLayer
 from torch_geometric.utils import scatter, softmax
 
-N_TOPOLOGY = 2  # bulk, surface
-TOPOLOGY_NAMES = ("bulk", "surface")
+from molenv.topology import TOPOLOGY_NAMES  # the topology head's outputs, in the datasets' code order
+
+N_TOPOLOGY = len(TOPOLOGY_NAMES)  # bulk, surface
 
 
 class GNNOutput(NamedTuple):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from molenv.descriptors import coordination_numbers
+from molenv.topology import coordination_numbers
 from molenv.frames import MolecularFrame
 from molenv.gnn.modelfile import GNNModel, GraphConv, LayerNorm, Linear, ResidualBlock
 
@@ -97,9 +97,9 @@ def cluster(frame: MolecularFrame, radius: float) -> tuple[MolecularFrame, np.nd
 
 def surface_labels(frame: MolecularFrame, radius: float = 8.0, min_neighbours: int = 12) -> np.ndarray:
     """Toy topology labels of a cluster: 1 (surface) where fewer than ``min_neighbours``
-    other C atoms lie within ``radius``, else 0 (bulk). The published rule (METHOD.md §4:
-    fewer than 20 centres within the molecule radius + 6 A) suits real-size clusters; this
-    smaller one suits the toy clusters."""
+    other C atoms lie within ``radius``, else 0 (bulk). The published rule
+    (`molenv.topology.TopologyRule`: fewer than 20 centres within the molecule radius + 6 A)
+    suits real-size clusters; this smaller one suits the toy clusters."""
     return (coordination_numbers(frame, 1, radius) - 1 < min_neighbours).astype(np.int64)
 
 
