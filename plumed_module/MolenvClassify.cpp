@@ -97,6 +97,11 @@
 namespace PLMD {
 namespace molenv {
 
+// Upper bounds of keywords whose absurd values would hang or exhaust the machine.
+constexpr int kMaxThreads = 1024;
+constexpr int kMaxPathImages = 100000;
+
+
 //+PLUMEDOC COLVAR MOLENV_CLASSIFY
 /*
 Classify the local environment of every molecule (polymorph, melt, ...) with
@@ -434,6 +439,9 @@ MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao)
   int nt = 0;
   parse("NUM_THREADS", nt);
   if (nt < 0) error("NUM_THREADS must be positive");
+  // A count far beyond the machine is a typo (80 for 8) and would make OpenMP start
+  // thousands of threads: refused, as molenv's Python options refuse it.
+  if (nt > kMaxThreads) error("NUM_THREADS=" + std::to_string(nt) + " is more than " + std::to_string(kMaxThreads) + " threads");
   if (nt > 0) nthreads_ = nt;
 #ifndef _OPENMP
   nthreads_ = 1;
@@ -498,6 +506,8 @@ MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao)
       if (pstart.size() != dim || pend.size() != dim)
         error("PATH_START and PATH_END need one fraction per path class (" + std::to_string(dim) + ": " + joinNames(pcls) + ")");
       if (nimages < 2) error("PATH_NIMAGES must be at least 2");
+      // the images are stored: a huge count would exhaust memory before any message
+      if (nimages > kMaxPathImages) error("PATH_NIMAGES must be at most " + std::to_string(kMaxPathImages));
       for (int i = 0; i < nimages; ++i) {
         std::vector<double> img(dim);
         for (unsigned k = 0; k < dim; ++k) img[k] = pstart[k] + (pend[k] - pstart[k]) * i / (nimages - 1.0);
