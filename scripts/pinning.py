@@ -151,7 +151,7 @@ def analyse(args) -> int:
         print(f"a = {at}: <n_IV> = {r.mean_q:.2f} (std {r.q_std:.2f}) over {r.time_range[0]:g}-{r.time_range[1]:g} ps; "
               f"dmu = mu_I - mu_IV = {r.delta_mu:+.3f} +- {r.delta_mu_error:.3f} kJ/mol per molecule")
     (work / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    plot(DOCS / f"pinning_{args.temperature:g}K.png", results, args)
+    plot(Path(args.figure) if args.figure else DOCS / f"pinning_{args.temperature:g}K.png", results, args)
     return 0
 
 
@@ -161,7 +161,7 @@ def plot(path: Path, results: dict, args) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    DOCS.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.4), gridspec_kw={"width_ratios": [2, 1]})
     for k, (at, (table, r)) in enumerate(sorted(results.items())):
         colour = plt.get_cmap("tab10")(k)
@@ -198,6 +198,7 @@ def main() -> int:
     r.add_argument("--offsets", type=float, nargs="+", default=[0.0, 40.0], help="bias centres relative to the equilibrated n_IV (default 0 40)")
     r.set_defaults(run=pin_run)
     a = sub.add_parser("analyse", help="dmu from the pinning runs")
+    a.add_argument("--figure", help="PNG to write (default docs/applications/pinning_<T>K.png)")
     a.set_defaults(run=analyse)
     args = parser.parse_args()
     return args.run(args)
