@@ -37,7 +37,7 @@ def run_example(name: str, tmp_path: Path, monkeypatch, trajectory: Path, topolo
 
 def test_every_example_is_documented():
     folders = sorted(p for p in EXAMPLES.iterdir() if p.is_dir())
-    assert [p.name for p in folders] == ["biased-md", "cluster-melting", "interface-region", "reference-model"]
+    assert [p.name for p in folders] == ["biased-md", "cluster-melting", "interface-pinning", "interface-region", "reference-model"]
     for p in folders:
         assert (p / "README.md").is_file() and (p / "run.sh").is_file() and (p / "plumed.dat").is_file()
         assert "## What to look at" in (p / "README.md").read_text()
@@ -51,6 +51,18 @@ def test_biased_md_input(tmp_path, monkeypatch, plumed_module):
     assert list(c) == ["time", "cls.s", "cls.z", "cls.f_I", "cls.f_IV", "cls.f_melt", "opes.bias"]
     assert np.all(c["cls.f_I"] > 0.999) and np.all(c["cls.s"] < 1e-3)  # form I: the start of the path
     assert np.all(c["opes.bias"] == pytest.approx(-40.0, abs=1e-6))  # no kernel yet: -BARRIER
+
+
+def test_interface_pinning_input(tmp_path, monkeypatch, plumed_module):
+    """The pinning input of examples/interface-pinning is accepted as a bias; on the committed
+    I/IV interface frames its bias is KAPPA/2 (n_IV - AT)^2 of the counted form IV molecules."""
+    check_input(EXAMPLES / "interface-pinning" / "plumed.dat")
+    out = run_example("interface-pinning", tmp_path, monkeypatch, DATA / "urea-I-IV-interface-100K.xtc", DATA / "urea-I-IV-interface-100K.pdb.gz")
+    c = table(out / "COLVAR")
+    assert list(c) == ["time", "cls.n_I", "cls.n_IV", "cls.n_melt", "pin.bias"]
+    assert np.allclose(c["cls.n_I"] + c["cls.n_IV"] + c["cls.n_melt"], 340.0)
+    assert np.all((c["cls.n_IV"] > 180) & (c["cls.n_IV"] < 215))
+    assert np.allclose(c["pin.bias"], 0.5 * 0.05 * (c["cls.n_IV"] - 385.0) ** 2, rtol=1e-5)
 
 
 def test_interface_region_input(tmp_path, monkeypatch, plumed_module):
