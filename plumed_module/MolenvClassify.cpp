@@ -208,6 +208,7 @@ private:
   const std::vector<double>& probabilities() const { return gnn_ ? gnn_->polymorph() : values_->prob(); }
   void setComponents();
   void derivatives(const Seeds& seeds, DerivativeSink& sink);
+  void fillDerivativeArrays();
 };
 
 PLUMED_REGISTER_ACTION(MolenvClassify, "MOLENV_CLASSIFY")
@@ -594,6 +595,9 @@ MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao)
     gnn_ = std::make_unique<GraphNetwork>(gnnModel_, nmol_, nthreads_);
     graphBuilder_ = std::make_unique<AtomGraphBuilder>(nthreads_);
     graphBuilder_->setSkin(skinA);
+    frame_.nmol = nmol_;  // every molecule counts with weight 1 (no region for the GNN kind)
+    frame_.weight.assign(nmol_, 1.0);
+    frame_.active.assign(nmol_, 1);
   } else {
     values_ = std::make_unique<ValuePass>(*sf_, *net_, nthreads_);
     derivs_ = std::make_unique<DerivativePass>(*sf_, *net_, slots_, nthreads_);
@@ -755,14 +759,16 @@ void MolenvClassify::calculate() {
   if (fileStep) files_.write(getTime(), nmol_, classes_, prob, sf_->order(), values_->G());
   lap(sValues);
 
-  // ---- derivative arrays, when something reads them: the derivatives of n_0 .. n_{K-1}
-  // and W, combined into each component's
-  if (mode_ == Deriv::full) {
-    ++derivSteps_;
-    ComponentSink sink(comps_, alpha_, beta_, ncls_, slots_.nlocal, getNumberOfAtoms(), toA_);
-    derivatives(Seeds::populations(ncls_), sink);
-    lap(sWrite);
-  }
+  if (mode_ == Deriv::full) fillDerivativeArrays();
+}
+
+// The derivative arrays, when something reads them: the derivatives of n_0 .. n_{K-1} and W,
+// combined into each component's (both model kinds).
+void MolenvClassify::fillDerivativeArrays() {
+  ++derivSteps_;
+  ComponentSink sink(comps_, alpha_, beta_, ncls_, slots_.nlocal, getNumberOfAtoms(), toA_);
+  derivatives(Seeds::populations(ncls_), sink);
+  lap(sWrite);
 }
 
 void MolenvClassify::graphValues() {
@@ -772,9 +778,6 @@ void MolenvClassify::graphValues() {
   atomPos_.resize(3 * static_cast<std::size_t>(natoms));
   for (unsigned a = 0; a < natoms; ++a)
     for (unsigned x = 0; x < 3; ++x) atomPos_[3 * a + x] = pos[a][x] * toA_;
-  frame_.nmol = nmol_;  // every molecule counts with weight 1 (no region for the GNN kind)
-  frame_.weight.assign(nmol_, 1.0);
-  frame_.active.assign(nmol_, 1);
   lap(sGeometry);
   if (graphBuilder_->build(atomPos_, cell_, gnnModel_.cutoff, graph_)) ++rebuilds_;
   if (graph_.coincident)
@@ -800,12 +803,7 @@ void MolenvClassify::graphValues() {
   }
   lap(sValues);
 
-  if (mode_ == Deriv::full) {
-    ++derivSteps_;
-    ComponentSink sink(comps_, alpha_, beta_, ncls_, slots_.nlocal, getNumberOfAtoms(), toA_);
-    derivatives(Seeds::populations(ncls_), sink);
-    lap(sWrite);
-  }
+  if (mode_ == Deriv::full) fillDerivativeArrays();
 }
 
 void MolenvClassify::setComponents() {

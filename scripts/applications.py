@@ -237,6 +237,16 @@ def interface(args) -> int:
             "central_molecules": int(central.sum()), "times_ps": [float(result.times[0]), float(result.times[-1])],
             "box_z_A": [float(result.boxes[0, 2]), float(result.boxes[-1, 2])]}
         print(f"{name}: central region, first -> last frame: " + ", ".join(f"{g} {c[0]:.0f} -> {c[-1]:.0f}" for g, c in counts.items()))
+        # the starting structure itself (the run's first frame is at 2 ps): the authors' file
+        start = work / f"{name}-file"
+        if not (args.reuse and (start / "molecules.npz").is_file()):
+            run(molenv("classify", "--model", path, "--spec", "urea", "-t", REFERENCE / "urea" / "formI_formIV_interface.data",
+                       "--name-map", "4:N1,5:N2", "--type-elements", "1:H,2:O,3:C,4:N,5:N", "--no-surface", "--no-plot",
+                       "--no-progress", "--out", start), log)
+        first = ClassificationResult.load(start / "molecules.npz")
+        at_start = group_counts(first, interface_groups(first.classes), central_molecules(interface_heights(first)[0]))
+        summaries[name]["file"] = {g: float(c[0]) for g, c in at_start.items()}
+        print(f"{name}: central region of the authors' file (t = 0): " + ", ".join(f"{g} {c[0]:.0f}" for g, c in at_start.items()))
     (work / "summary.json").write_text(json.dumps(summaries, indent=1) + "\n")
     return 0
 
