@@ -1,26 +1,29 @@
-"""scripts/results.py writes docs/results.md and results.json from the files of the runs
-(here: made-up evaluations of a real dataset manifest; no training)."""
+"""molenv.results (the command line of scripts/results.py) writes docs/results.md and
+results.json from the files of the runs (here: made-up evaluations of a real dataset
+manifest; no training), and runs the steps that make them (here: --dry-run)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from molenv.evaluate import Head, evaluate_outputs
+from molenv.protocols import extra_training, method_only
+from molenv.results.cli import main
+from molenv.results.collect import train_record
+from molenv.results.render import convolutions
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def results_script():
-    spec = importlib.util.spec_from_file_location("results_script", REPO / "scripts" / "results.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def results_script(argv: list[str]) -> int:
+    """scripts/results.py ARGV, on this repository."""
+    return main(argv, repo=REPO)
 
 
 def fake_head(name, classes, y_true, errors, rng):
@@ -31,7 +34,7 @@ def fake_head(name, classes, y_true, errors, rng):
     return Head(name, classes, classes, y_true, np.eye(len(classes))[y_pred])
 
 
-def test_report_from_runs(results_script, urea_md_dataset, tmp_path):
+def test_report_from_runs(urea_md_dataset, tmp_path):
     rng = np.random.default_rng(0)
     work, docs = tmp_path / "work", tmp_path / "docs"
     shutil.copytree(urea_md_dataset.path, work / "urea" / "dataset")
@@ -53,7 +56,7 @@ def test_report_from_runs(results_script, urea_md_dataset, tmp_path):
               "hardware": "1 x NVIDIA H100 80GB HBM3"}
     (work / "urea" / "gnn" / "train_config.json").write_text(json.dumps(config))
 
-    assert results_script.main(["--report-only", "--molecule", "urea", "--work", str(work), "--docs", str(docs)]) == 0
+    assert results_script(["--report-only", "--molecule", "urea", "--work", str(work), "--docs", str(docs)]) == 0
     results = json.loads((docs / "results.json").read_text())
     assert set(results) == {"urea"} and set(results["urea"]) == {"sf", "gnn"}
     assert results["urea"]["sf"]["f1_polymorph"] == 1.0 and results["urea"]["sf"]["meets_goal"]
@@ -90,26 +93,25 @@ NICOTINAMIDE_ENTRIES = [
 ]
 
 
-def test_protocol_selection(results_script):
+def test_protocol_selection():
     """The paper protocol leaves out training crystals above the lowest training temperature."""
-    s = results_script
-    assert s.extra_training(NICOTINAMIDE_ENTRIES, "nicotinamide") == []
-    assert s.method_only(NICOTINAMIDE_ENTRIES, "nicotinamide") is None  # nothing to leave out: featurize takes all
+    assert extra_training(NICOTINAMIDE_ENTRIES, "nicotinamide") == []
+    assert method_only(NICOTINAMIDE_ENTRIES, "nicotinamide") is None  # nothing to leave out: featurize takes all
     warm = [_entry("nicotinamide-I-250K", "crystal", "train", 250.0), _entry("nicotinamide-II-250K", "crystal", "train", 250.0)]
     entries = NICOTINAMIDE_ENTRIES + warm
-    assert [e["name"] for e in s.extra_training(entries, "nicotinamide")] == ["nicotinamide-I-250K", "nicotinamide-II-250K"]
-    assert s.extra_training(entries, "urea") == []
-    assert s.method_only(entries, "nicotinamide") == ["nicotinamide-*-100K", "nicotinamide-*-350K"]
+    assert [e["name"] for e in extra_training(entries, "nicotinamide")] == ["nicotinamide-I-250K", "nicotinamide-II-250K"]
+    assert extra_training(entries, "urea") == []
+    assert method_only(entries, "nicotinamide") == ["nicotinamide-*-100K", "nicotinamide-*-350K"]
     # an extra training crystal at the test temperature: that temperature is listed by name
     entries = NICOTINAMIDE_ENTRIES + [_entry("nicotinamide-III-350K", "crystal", "train", 350.0)]
-    assert s.method_only(entries, "nicotinamide") == ["nicotinamide-*-100K", "nicotinamide-melt-350K", "nicotinamide-I-350K", "nicotinamide-II-350K"]
+    assert method_only(entries, "nicotinamide") == ["nicotinamide-*-100K", "nicotinamide-melt-350K", "nicotinamide-I-350K", "nicotinamide-II-350K"]
     # clusters count on their own: a warmer training cluster is extra, the cold ones are not
     entries = NICOTINAMIDE_ENTRIES + [_entry("nicotinamide-I-cluster-150K", "cluster", "train", 150.0), _entry("nicotinamide-I-150K", "crystal", "train", 150.0)]
-    assert [e["name"] for e in s.extra_training(entries, "nicotinamide")] == ["nicotinamide-I-cluster-150K", "nicotinamide-I-150K"]
-    assert s.method_only(entries, "nicotinamide") == ["nicotinamide-*-100K", "nicotinamide-*-350K"]
+    assert [e["name"] for e in extra_training(entries, "nicotinamide")] == ["nicotinamide-I-cluster-150K", "nicotinamide-I-150K"]
+    assert method_only(entries, "nicotinamide") == ["nicotinamide-*-100K", "nicotinamide-*-350K"]
 
 
-def test_protocol_commands(results_script, tmp_path, capsys):
+def test_protocol_commands(tmp_path, capsys):
     """--dry-run: the paper protocol's featurize selects without the 250 K crystals, the
     multi-temperature one takes every trajectory and runs in WORK/multi-temperature."""
     manifest = tmp_path / "manifest.json"
@@ -117,7 +119,7 @@ def test_protocol_commands(results_script, tmp_path, capsys):
     manifest.write_text(json.dumps({"trajectories": entries}))
     work = tmp_path / "work"
     argv = ["--dry-run", "--protocol", "method", "multi-temperature", "--molecule", "nicotinamide", "urea", "--model", "sf", "--manifest", str(manifest), "--work", str(work)]
-    assert results_script.main(argv) == 0
+    assert results_script(argv) == 0
     lines = [l for l in capsys.readouterr().out.splitlines() if "featurize:" in l or "skipped" in l]
     assert f"--out {work}/nicotinamide/dataset --no-progress --overwrite --only 'nicotinamide-*-100K' 'nicotinamide-*-350K'" in lines[0]
     assert "molenv featurize --manifest" in lines[1] and "urea" in lines[1] and "--only" not in lines[1]
@@ -125,18 +127,18 @@ def test_protocol_commands(results_script, tmp_path, capsys):
     assert "urea: no training crystals beyond the lowest temperature" in lines[3]
 
 
-def test_gnn_accelerator(results_script, tmp_path, capsys):
+def test_gnn_accelerator(tmp_path, capsys):
     """--gnn-accelerator reaches the GNN training command (default: one CPU thread)."""
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps({"trajectories": NICOTINAMIDE_ENTRIES}))
     for extra, expected in (([], "--threads 1 --accelerator cpu --devices 1"), (["--gnn-accelerator", "gpu"], "--threads 1 --accelerator gpu --devices 1")):
         argv = ["--dry-run", "--molecule", "urea", "--model", "gnn", "--manifest", str(manifest), "--work", str(tmp_path / "work"), *extra]
-        assert results_script.main(argv) == 0
+        assert results_script(argv) == 0
         train = [l for l in capsys.readouterr().out.splitlines() if "train_gnn:" in l]
         assert len(train) == 1 and expected in train[0]
 
 
-def test_report_multi_temperature(results_script, urea_md_dataset, tmp_path):
+def test_report_multi_temperature(urea_md_dataset, tmp_path):
     """Runs of the multi-temperature protocol are reported next to the paper protocol's,
     which stay as they are."""
     rng = np.random.default_rng(1)
@@ -147,7 +149,7 @@ def test_report_multi_temperature(results_script, urea_md_dataset, tmp_path):
         shutil.copytree(urea_md_dataset.path, base / "urea" / "dataset")
         evaluate_outputs(base / "urea" / "sf" / "eval-test", [fake_head("polymorph", classes, y, errors, rng)], {"descriptors": rng.normal(size=(200, 4))}, tsne_samples=50)
         (base / "urea" / "sf" / "train_config.json").write_text(json.dumps({"config": {"max_epochs": 500, "patience": 30}, "provenance": {"train_molecules": 123}, "epochs": 40, "best_val_loss": 0.01}))
-    assert results_script.main(["--report-only", "--molecule", "urea", "--work", str(work), "--docs", str(docs)]) == 0
+    assert results_script(["--report-only", "--molecule", "urea", "--work", str(work), "--docs", str(docs)]) == 0
     results = json.loads((docs / "results.json").read_text())
     assert set(results["urea"]) == {"sf", "sf_multi_temperature"}
     assert results["urea"]["sf"]["f1_polymorph"] == pytest.approx(0.9) and results["urea"]["sf"]["protocol"] == "method"
@@ -164,34 +166,34 @@ def test_report_multi_temperature(results_script, urea_md_dataset, tmp_path):
     assert "](results/urea_sf_multi_temperature_confusion_polymorph.png)" in text
 
 
-def test_train_record_of_a_resumed_gnn_fit(results_script, tmp_path):
+def test_train_record_of_a_resumed_gnn_fit(tmp_path):
     # `molenv train gnn --resume`: both commands, the fitting time of both parts
     config = {"epochs": 40, "best_epoch": 38, "best_val_loss": 0.03, "stopped_by": "max_time (175.0 min)", "wall_time_s": 3000.0,
               "command": "molenv train gnn D --out B --resume A/checkpoints/best.ckpt --max-time 175", "max_time_min": 175.0,
               "resumed_fit": {"checkpoint_epoch": 27, "epochs": 29, "best_epoch": 27, "stopped_by": "max_time (80.0 min)", "wall_time_s": 4800.0,
                               "command": "molenv train gnn D --out A --max-time 80"}}
-    t = results_script.train_record("gnn", {"config": config, "dir": tmp_path}, {"train_gnn": {"command": "molenv train gnn D --out A --max-time 80", "wall_s": 4900.0}})
+    t = train_record("gnn", {"config": config, "dir": tmp_path}, {"train_gnn": {"command": "molenv train gnn D --out A --max-time 80", "wall_s": 4900.0}})
     assert t["command"].splitlines() == ["molenv train gnn D --out A --max-time 80", config["command"]]
     assert t["fit_s"] == 7800.0 and t["wall_s"] is None and t["first_fit"]["checkpoint_epoch"] == 27
     assert t["two_parts"] == "resumed"
     assert t["continued_s"] == 3000.0
 
 
-def test_train_record_of_a_fine_tuned_gnn_fit(results_script, tmp_path):
+def test_train_record_of_a_fine_tuned_gnn_fit(tmp_path):
     # `molenv train gnn --init-from`: the first fit's record comes from initial_weights
     config = {"epochs": 20, "best_epoch": 19, "best_val_loss": 0.05, "stopped_by": "max_time (3.2 min)", "wall_time_s": 190.0, "num_convs": 2,
               "position_noise": 0.05, "frame_step": 1, "command": "molenv train gnn D --out B --convs 2 --init-from A/best.ckpt",
               "initial_weights": {"checkpoint_epoch": 45, "epochs": 56, "stopped_by": "early stopping", "wall_time_s": 340.0,
                                   "command": "molenv train gnn D --out A --convs 2"}}
-    t = results_script.train_record("gnn", {"config": config, "dir": tmp_path}, {})
+    t = train_record("gnn", {"config": config, "dir": tmp_path}, {})
     assert t["two_parts"] == "fine-tuned" and t["first_fit"]["checkpoint_epoch"] == 45
     assert t["command"].splitlines() == ["molenv train gnn D --out A --convs 2", config["command"]]
     assert t["fit_s"] == 530.0 and t["options"]["num_convs"] == 2 and t["options"]["position_noise"] == 0.05
-    assert results_script.convolutions(1) == "1 convolution (published architecture)"
-    assert results_script.convolutions(2) == "2 convolutions (the published model has 1)"
+    assert convolutions(1) == "1 convolution (published architecture)"
+    assert convolutions(2) == "2 convolutions (the published model has 1)"
 
 
-def test_gnn_convs_option(results_script, tmp_path, capsys):
+def test_gnn_convs_option(tmp_path, capsys):
     """--gnn-convs reaches `molenv train gnn --convs`; the default is urea's two convolutions,
     nicotinamide's single one (published), which adds no option."""
     manifest = tmp_path / "manifest.json"
@@ -200,6 +202,16 @@ def test_gnn_convs_option(results_script, tmp_path, capsys):
              (["--molecule", "nicotinamide"], False), (["--molecule", "nicotinamide", "--gnn-convs", "2"], True))
     for extra, expected in cases:
         argv = ["--dry-run", "--model", "gnn", "--manifest", str(manifest), "--work", str(tmp_path / "work"), *extra]
-        assert results_script.main(argv) == 0
+        assert results_script(argv) == 0
         train = [l for l in capsys.readouterr().out.splitlines() if "train_gnn:" in l]
         assert len(train) == 1 and ("--convs 2" in train[0]) == expected
+
+
+def test_script_runs_the_module(tmp_path):
+    """scripts/results.py is the command line of molenv.results.cli, on this repository."""
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"trajectories": NICOTINAMIDE_ENTRIES}))
+    argv = ["--dry-run", "--molecule", "urea", "--model", "sf", "--manifest", str(manifest), "--work", str(tmp_path / "work")]
+    run = subprocess.run([sys.executable, str(REPO / "scripts" / "results.py"), *argv], capture_output=True, text=True, check=True)
+    assert f"featurize: molenv featurize --manifest {manifest} --molecule urea --out {tmp_path}/work/urea/dataset" in run.stdout
+    assert "train_sf: molenv train sf" in run.stdout
