@@ -202,6 +202,26 @@ private:
     tick_ = now;
   }
 
+  // ---- set-up (the constructor's steps, in their order)
+  /// what the later steps need of FILE_STRIDE, PROB_FILE, SF_FILE and NL_SKIN
+  struct Options {
+    std::string probFile, sfFile;
+    int stride = 1;
+    double skinA = 1.0;  ///< neighbour-list skin, Angstrom
+  };
+  void parseModel();
+  std::vector<std::vector<AtomNumber>> parseMolecules();
+  std::vector<AtomNumber> setupSlots(const std::vector<std::vector<AtomNumber>>& molecules);
+  void parseThreads();
+  std::string parseRegion();
+  std::vector<std::string> parsePath();
+  Options parseOptions();
+  void addComponents();
+  void setupPasses(double skinA);
+  void logSetup(const std::string& axis, const std::vector<std::string>& pathClasses, const Options& options);
+  bool gnnKind() const { return kind_ == ModelKind::gnn; }
+  unsigned atomsPerMolecule() const;
+
   void checkConsumers();
   void setupGeometry(double toA);
   void graphValues();
@@ -354,22 +374,39 @@ private:
 }  // namespace
 
 MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao) {
+  parseModel();
+  const std::vector<AtomNumber> atoms = setupSlots(parseMolecules());
+  parseThreads();
+  const std::string axis = parseRegion();
+  const std::vector<std::string> pathClasses = parsePath();
+  const Options options = parseOptions();
+  checkRead();
+  addComponents();
+  requestAtoms(atoms);
+  files_.open(*this, options.probFile, options.sfFile, options.stride);
+  setupPasses(options.skinA);
+  logSetup(axis, pathClasses, options);
+}
+
+unsigned MolenvClassify::atomsPerMolecule() const {
+  return gnnKind() ? gnnModel_.moleculeAtoms.size() : model_.atomsPerMolecule;
+}
+
+// MODEL: the model of either kind, its classes and (SF kind) its kernels
+void MolenvClassify::parseModel() {
   std::string modelPath;
   parse("MODEL", modelPath);
   kind_ = modelFileKind(modelPath);
-  const bool gnn = kind_ == ModelKind::gnn;
   try {
-    if (gnn) gnnModel_ = readGnnModelFile(modelPath);
+    if (gnnKind()) gnnModel_ = readGnnModelFile(modelPath);
     else model_ = readModelFile(modelPath);
   } catch (const ModelFileError& e) {
     error(std::string("cannot read MODEL: ") + e.what());
   }
-  unsigned apm;
-  if (gnn) {
+  if (gnnKind()) {
     classes_ = gnnModel_.classes;
     vecNames_ = classes_;
     vecNames_.insert(vecNames_.end(), gnnModel_.topologyClasses.begin(), gnnModel_.topologyClasses.end());
-    apm = gnnModel_.moleculeAtoms.size();
   } else {
     classes_ = model_.classes;
     vecNames_ = classes_;
@@ -377,11 +414,13 @@ MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao)
     sf_ = std::make_unique<SymmetryFunctions>(model_);
     net_ = std::make_unique<Network>(model_, sf_->order());
     nsf_ = sf_->size();
-    apm = model_.atomsPerMolecule;
   }
   ncls_ = classes_.size();
+}
 
-  // ---- molecules
+// MOLECULES or MOLECULE1, MOLECULE2, ...: the atoms of each molecule, in the model's order
+std::vector<std::vector<AtomNumber>> MolenvClassify::parseMolecules() {
+  const unsigned apm = atomsPerMolecule();
   std::vector<AtomNumber> all;
   parseAtomList("MOLECULES", all);
   std::vector<std::vector<AtomNumber>> molecules;
@@ -404,17 +443,19 @@ MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao)
   }
   nmol_ = molecules.size();
   if (nmol_ < 2) error("at least two molecules are needed");
-  {
-    std::set<unsigned> seen;
-    for (const auto& mol : molecules)
-      for (const auto& a : mol)
-        if (!seen.insert(a.index()).second) error("atom " + std::to_string(a.serial()) + " belongs to more than one molecule");
-  }
-  // local atom slots: the distinct model positions the descriptors use (GNN: every atom of
-  // the molecule, a node of the graph)
+  std::set<unsigned> seen;
+  for (const auto& mol : molecules)
+    for (const auto& a : mol)
+      if (!seen.insert(a.index()).second) error("atom " + std::to_string(a.serial()) + " belongs to more than one molecule");
+  return molecules;
+}
+
+// The local atom slots: the distinct model positions the descriptors use (GNN: every atom
+// of the molecule, a node of the graph).  Returns the atoms to request, molecule-major.
+std::vector<AtomNumber> MolenvClassify::setupSlots(const std::vector<std::vector<AtomNumber>>& molecules) {
   std::vector<unsigned> used;
-  if (gnn) {
-    for (unsigned a = 0; a < apm; ++a) used.push_back(a);
+  if (gnnKind()) {
+    for (unsigned a = 0; a < atomsPerMolecule(); ++a) used.push_back(a);
   } else {
     used.push_back(model_.centre);
     for (const auto& v : model_.vectors) { used.push_back(v[0]); used.push_back(v[1]); }
@@ -423,7 +464,7 @@ MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao)
   }
   slots_.nlocal = used.size();
   auto slot = [&](unsigned pos) { return static_cast<unsigned>(std::lower_bound(used.begin(), used.end(), pos) - used.begin()); };
-  if (!gnn) {
+  if (!gnnKind()) {
     slots_.centre = slot(model_.centre);
     for (const auto& v : model_.vectors) { slots_.vecA.push_back(slot(v[0])); slots_.vecB.push_back(slot(v[1])); }
   }
@@ -431,9 +472,11 @@ MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao)
   requested.reserve(nmol_ * slots_.nlocal);
   for (const auto& mol : molecules)
     for (unsigned pos : used) requested.push_back(mol[pos]);
+  return requested;
+}
 
-  // ---- threads
-  parseFlag("NOPBC", nopbc_);
+// NUM_THREADS
+void MolenvClassify::parseThreads() {
   // By default PLUMED's own count, so that the thread count an MD engine hands PLUMED
   // (setNumOMPthreads, unless PLUMED_NUM_THREADS is set) is honoured as by PLUMED's own actions.
   nthreads_ = std::max(1u, OpenMP::getNumThreads());
@@ -447,11 +490,13 @@ MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao)
 #ifndef _OPENMP
   nthreads_ = 1;
 #endif
+}
 
-  // ---- region
+// REGION_*: the slab; returns REGION_AXIS as given (for the log)
+std::string MolenvClassify::parseRegion() {
   std::string axis;
   parse("REGION_AXIS", axis);
-  if (!axis.empty() && gnn)
+  if (!axis.empty() && gnnKind())
     error("REGION_AXIS needs an SF model: a GNN model (kind gnn) has no centre atom to place molecules in a slab");
   if (!axis.empty()) {
     if (axis == "x" || axis == "X") region_.axis = 0;
@@ -474,8 +519,11 @@ MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao)
     parse("REGION_SMOOTHING", dummy);
     if (dummy != -1) error("REGION_CENTER/REGION_HALFWIDTH/REGION_SMOOTHING need REGION_AXIS");
   }
+  return axis;
+}
 
-  // ---- path
+// PATH_*, LAMBDA: the path CV; returns the names of the path classes (for the log)
+std::vector<std::string> MolenvClassify::parsePath() {
   std::vector<std::string> pcls;
   parseVector("PATH_CLASSES", pcls);
   std::vector<double> pstart, pend;
@@ -493,59 +541,65 @@ MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao)
   parse("LAMBDA", lambda);
   const bool linear = !pstart.empty() || !pend.empty() || nimages != 0;
   hasPath_ = linear || !images.empty();
-  if (hasPath_) {
-    if (linear && !images.empty()) error("give either PATH_START/PATH_END/PATH_NIMAGES or PATH_IMAGE1, PATH_IMAGE2, ..., not both");
-    if (pcls.empty()) pcls = classes_;
-    for (const auto& c : pcls) {
-      unsigned k;
-      if (!classIndex(classes_, c, k)) error("PATH_CLASSES: no class " + c + " in the model (classes: " + joinNames(classes_) + ")");
-      if (std::find(pathClasses_.begin(), pathClasses_.end(), k) != pathClasses_.end()) error("PATH_CLASSES: class " + c + " given twice");
-      pathClasses_.push_back(k);
-    }
-    const unsigned dim = pathClasses_.size();
-    if (linear) {
-      if (pstart.size() != dim || pend.size() != dim)
-        error("PATH_START and PATH_END need one fraction per path class (" + std::to_string(dim) + ": " + joinNames(pcls) + ")");
-      if (nimages < 2) error("PATH_NIMAGES must be at least 2");
-      // the images are stored: a huge count would exhaust memory before any message
-      if (nimages > kMaxPathImages) error("PATH_NIMAGES must be at most " + std::to_string(kMaxPathImages));
-      for (int i = 0; i < nimages; ++i) {
-        std::vector<double> img(dim);
-        for (unsigned k = 0; k < dim; ++k) img[k] = pstart[k] + (pend[k] - pstart[k]) * i / (nimages - 1.0);
-        images.push_back(img);
-      }
-    } else {
-      if (images.size() < 2) error("a path needs at least two images (PATH_IMAGE1, PATH_IMAGE2, ...)");
-      for (std::size_t i = 0; i < images.size(); ++i)
-        if (images[i].size() != dim)
-          error("PATH_IMAGE" + std::to_string(i + 1) + " has " + std::to_string(images[i].size()) + " fractions, expected one per path class (" +
-                std::to_string(dim) + ": " + joinNames(pcls) + ")");
-    }
-    if (!(lambda > 0)) error("a path needs LAMBDA > 0");
-    path_ = PathCV(images, lambda);
-  } else if (!pcls.empty() || lambda != 0.0) {
-    error("PATH_CLASSES/LAMBDA need path images: PATH_START, PATH_END, PATH_NIMAGES or PATH_IMAGE1, PATH_IMAGE2, ...");
+  if (!hasPath_) {
+    if (!pcls.empty() || lambda != 0.0)
+      error("PATH_CLASSES/LAMBDA need path images: PATH_START, PATH_END, PATH_NIMAGES or PATH_IMAGE1, PATH_IMAGE2, ...");
+    return pcls;
   }
+  if (linear && !images.empty()) error("give either PATH_START/PATH_END/PATH_NIMAGES or PATH_IMAGE1, PATH_IMAGE2, ..., not both");
+  if (pcls.empty()) pcls = classes_;
+  for (const auto& c : pcls) {
+    unsigned k;
+    if (!classIndex(classes_, c, k)) error("PATH_CLASSES: no class " + c + " in the model (classes: " + joinNames(classes_) + ")");
+    if (std::find(pathClasses_.begin(), pathClasses_.end(), k) != pathClasses_.end()) error("PATH_CLASSES: class " + c + " given twice");
+    pathClasses_.push_back(k);
+  }
+  const unsigned dim = pathClasses_.size();
+  if (linear) {
+    if (pstart.size() != dim || pend.size() != dim)
+      error("PATH_START and PATH_END need one fraction per path class (" + std::to_string(dim) + ": " + joinNames(pcls) + ")");
+    if (nimages < 2) error("PATH_NIMAGES must be at least 2");
+    // the images are stored: a huge count would exhaust memory before any message
+    if (nimages > kMaxPathImages) error("PATH_NIMAGES must be at most " + std::to_string(kMaxPathImages));
+    for (int i = 0; i < nimages; ++i) {
+      std::vector<double> img(dim);
+      for (unsigned k = 0; k < dim; ++k) img[k] = pstart[k] + (pend[k] - pstart[k]) * i / (nimages - 1.0);
+      images.push_back(img);
+    }
+  } else {
+    if (images.size() < 2) error("a path needs at least two images (PATH_IMAGE1, PATH_IMAGE2, ...)");
+    for (std::size_t i = 0; i < images.size(); ++i)
+      if (images[i].size() != dim)
+        error("PATH_IMAGE" + std::to_string(i + 1) + " has " + std::to_string(images[i].size()) + " fractions, expected one per path class (" +
+              std::to_string(dim) + ": " + joinNames(pcls) + ")");
+  }
+  if (!(lambda > 0)) error("a path needs LAMBDA > 0");
+  path_ = PathCV(images, lambda);
+  return pcls;
+}
 
-  // ---- files and vectors
-  std::string probFileName, sfFileName;
-  parse("PROB_FILE", probFileName);
-  parse("SF_FILE", sfFileName);
-  int stride = 1;
-  parse("FILE_STRIDE", stride);
-  if (stride < 1) error("FILE_STRIDE must be at least 1");
-  if (gnn && !sfFileName.empty()) error("SF_FILE needs an SF model: a GNN model (kind gnn) has no symmetry functions");
+// NOPBC, the files, the output and derivative flags and NL_SKIN
+MolenvClassify::Options MolenvClassify::parseOptions() {
+  Options o;
+  parseFlag("NOPBC", nopbc_);
+  parse("PROB_FILE", o.probFile);
+  parse("SF_FILE", o.sfFile);
+  parse("FILE_STRIDE", o.stride);
+  if (o.stride < 1) error("FILE_STRIDE must be at least 1");
+  if (gnnKind() && !o.sfFile.empty()) error("SF_FILE needs an SF model: a GNN model (kind gnn) has no symmetry functions");
   parseFlag("PROB_VECTORS", probVectors_);
   parseFlag("TIMINGS", timings_);
   parseFlag("FULL_DERIVATIVES", fullDerivatives_);
   double skin = std::nan("");
   parse("NL_SKIN", skin);
   if (skin < 0.0) error("NL_SKIN must be >= 0 (0: search neighbours at every step)");
-  const double skinA = std::isnan(skin) ? 1.0 : skin * getUnits().getLength() * 10.0;  // Angstrom
-  cells_.setSkin(skinA);
-  checkRead();
+  o.skinA = std::isnan(skin) ? 1.0 : skin * getUnits().getLength() * 10.0;
+  return o;
+}
 
-  // ---- components
+// The scalar components (n_, f_, nmol, s, z) with their derivative coefficients, and the
+// per-molecule vectors p_
+void MolenvClassify::addComponents() {
   for (const auto& c : classes_) {
     addComponentWithDerivatives("n_" + c);
     componentIsNotPeriodic("n_" + c);
@@ -585,13 +639,13 @@ MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao)
       pVec_.push_back(getPntrToComponent("p_" + c));
     }
   }
-  requestAtoms(requested);
-  files_.open(*this, probFileName, sfFileName, stride);
+}
 
-  // ---- thread ranges and the passes
+// The threads' molecule ranges, the neighbour search and the passes of the model's kind
+void MolenvClassify::setupPasses(double skinA) {
   ranges_.resize(nthreads_ + 1);
   for (unsigned t = 0; t <= nthreads_; ++t) ranges_[t] = static_cast<unsigned long>(nmol_) * t / nthreads_;
-  if (gnn) {
+  if (gnnKind()) {
     gnn_ = std::make_unique<GraphNetwork>(gnnModel_, nmol_, nthreads_);
     graphBuilder_ = std::make_unique<AtomGraphBuilder>(nthreads_);
     graphBuilder_->setSkin(skinA);
@@ -599,12 +653,16 @@ MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao)
     frame_.weight.assign(nmol_, 1.0);
     frame_.active.assign(nmol_, 1);
   } else {
+    cells_.setSkin(skinA);
     values_ = std::make_unique<ValuePass>(*sf_, *net_, nthreads_);
     derivs_ = std::make_unique<DerivativePass>(*sf_, *net_, slots_, nthreads_);
   }
+}
 
-  // ---- log
-  if (gnn) {
+void MolenvClassify::logSetup(const std::string& axis, const std::vector<std::string>& pathClasses, const Options& options) {
+  const unsigned apm = atomsPerMolecule();
+  const double skinA = options.skinA;
+  if (gnnKind()) {
     std::string elements;
     for (long z : gnnModel_.moleculeAtoms) elements += (elements.empty() ? "" : ",") + std::to_string(z);
     log.printf("  model %s: \"%s\", kind gnn: %u polymorph classes (%s), topology classes (%s), %zu graph convolution(s), hidden %u, "
@@ -626,16 +684,16 @@ MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao)
                regionCentre_, regionHalfwidth_, regionSmoothing_);
   if (hasPath_) {
     log.printf("  path in the fractions of %s: %u images, lambda %g; s runs from 0 (first image) to 1 (last image)\n",
-               joinNames(pcls).c_str(), path_.nImages(), path_.lambda());
+               joinNames(pathClasses).c_str(), path_.nImages(), path_.lambda());
     for (unsigned i = 0; i < path_.nImages(); ++i) {
       log.printf("    image %u:", i + 1);
       for (double q : path_.images()[i]) log.printf(" %g", q);
       log.printf("\n");
     }
   }
-  if (!probFileName.empty()) log.printf("  per-molecule probabilities to %s every %d steps\n", probFileName.c_str(), stride);
-  if (!sfFileName.empty()) log.printf("  per-molecule symmetry functions to %s every %d steps\n", sfFileName.c_str(), stride);
-  if (skinA > 0.0 && gnn)
+  if (!options.probFile.empty()) log.printf("  per-molecule probabilities to %s every %d steps\n", options.probFile.c_str(), options.stride);
+  if (!options.sfFile.empty()) log.printf("  per-molecule symmetry functions to %s every %d steps\n", options.sfFile.c_str(), options.stride);
+  if (skinA > 0.0 && gnnKind())
     log.printf("  neighbour list of the atoms: pairs within %g A (cutoff + skin %g A; the skin is capped at half the smallest cell height "
                "minus the cutoff), rebuilt when an atom has moved by more than half the skin or the cell changes\n",
                gnnModel_.cutoff + skinA, skinA);

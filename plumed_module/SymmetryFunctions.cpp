@@ -2,12 +2,18 @@
 
    S1 = sum_J exp(-eta (r - Rs)^2) fc(r)          S2 = sum_J cos(kappa r) fc(r)
    S3 = sum_J exp(-eta (c_s - cs)^2) fc(r)        S4 = sum_J cos(kappa c_s) fc(r)
-   with c_s = cos theta_IJ,s and r in Angstrom (METHOD.md section 2). */
+   with c_s = cos theta_IJ,s and r in Angstrom (METHOD.md section 2).
+
+   Each kind's pair term and its partial derivatives are written once (Kind: a Gaussian
+   or a cosine shape, radial or angular); the three kernels (values, derivatives,
+   derivatives contracted with weights) differ only in what they do with them, and all
+   visit the descriptors in the same order (forEachDescriptor). */
 #include "SymmetryFunctions.h"
 #include "FastMath.h"
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 namespace PLMD {
 namespace molenv {
@@ -56,17 +62,23 @@ void SymmetryFunctions::cutoffBlock(unsigned n, const double* r, double* fc, dou
   for (unsigned b = 0; b < n; ++b) cutoff(r[b], fc[b], dfc[b]);
 }
 
-namespace {
-
-/// Everything the block kernels need, as plain arrays.
-struct Params {
+struct SymmetryFunctions::Params {
   unsigned nS1, nS2, nvec, base;
   const double *s1Rs, *s1Eta, *s2Kappa, *s3Cos, *s3Eta, *s4Kappa;
   const unsigned *angOff, *nS3;
 };
 
+SymmetryFunctions::Params SymmetryFunctions::params() const {
+  return {nS1_, nS2_, nvec_, radialEnd(), s1Rs_.data(), s1Eta_.data(), s2Kappa_.data(),
+          s3Cos_.data(), s3Eta_.data(), s4Kappa_.data(), angOff_.data(), nS3_.data()};
+}
+
+namespace {
+
+using Params = SymmetryFunctions::Params;
 constexpr unsigned B = SymmetryFunctions::kBlock;
 
+// Fast: FastMath's branch-free versions (vectorised); else libm (huge arguments)
 template <bool Fast>
 inline double expNeg(double x) {
   return Fast ? fastmath::expNegative(x) : std::exp(x);
@@ -81,49 +93,86 @@ inline void sinCos(double x, double& s, double& c) {
   }
 }
 
-// The loops over b (pairs of a block) are the ones the compiler vectorises.
+/* Every kind is a shape f, a Gaussian or a cosine, of one variable x, r for the radial
+   kinds and c = cos theta_s for the angular ones, times the cutoff fc(r):
+       radial  (S1, S2):  t = f(r) fc(r),  dt/dr = f dfc + f' fc,  dt/dc = 0
+       angular (S3, S4):  t = f(c) fc(r),  dt/dr = f dfc,          dt/dc = f' fc
+   Everything below is inlined into the kernels' loops over pairs, so what a kernel does
+   not use (the derivatives in the values kernel) is not computed. */
+
+/// f(x) = exp(-eta (x - centre)^2) and f'(x)
+template <bool Fast>
+struct Gaussian {
+  double centre, eta;
+  void operator()(double x, double& f, double& df) const {
+    const double d = x - centre;
+    f = expNeg<Fast>(-eta * d * d);
+    df = -2.0 * eta * d * f;
+  }
+};
+
+/// f(x) = cos(kappa x) and f'(x)
+template <bool Fast>
+struct Cosine {
+  double kappa;
+  void operator()(double x, double& f, double& df) const {
+    double sn;
+    sinCos<Fast>(kappa * x, sn, f);
+    df = -kappa * sn;
+  }
+};
+
+/// The pair term t of one descriptor, dt/dr and dt/dc.
+struct Term {
+  double t, dr, dc;
+};
+
+/// A kind: its shape f of x = r (radial) or x = c (angular), times fc(r).
+template <class Shape, bool Angular>
+struct Kind {
+  static constexpr bool kAngular = Angular;
+  Shape f;
+  Term operator()(double x, double fc, double dfc) const {
+    double v, dv;
+    f(x, v, dv);
+    // angular: dt/dr is zero unless the pair is in the switching shell
+    return Angular ? Term{v * fc, v * dfc, dv * fc} : Term{v * fc, v * dfc + dv * fc, 0.0};
+  }
+};
+
+template <bool Fast> using S1 = Kind<Gaussian<Fast>, false>;
+template <bool Fast> using S2 = Kind<Cosine<Fast>, false>;
+template <bool Fast> using S3 = Kind<Gaussian<Fast>, true>;
+template <bool Fast> using S4 = Kind<Cosine<Fast>, true>;
+
+/// visit(i, s, kind, x) for every internal descriptor i, in internal order: its kind
+/// with its parameters, and x, the column it is evaluated on (r, or the cosines of
+/// vector s; s is 0 for the radial kinds).  The visitors are always inlined, capture
+/// by reference and add no __restrict of their own, so that their loops stay in the
+/// kernel's __restrict scope: GCC then vectorises them and unrolls-and-jams the loop
+/// over descriptors without checks for overlapping columns.
+template <bool Fast, class Visit>
+inline __attribute__((always_inline)) void forEachDescriptor(const Params& P, const double* r, const double* cosv, Visit&& visit) {
+  for (unsigned i = 0; i < P.nS1; ++i) visit(i, 0u, S1<Fast>{{P.s1Rs[i], P.s1Eta[i]}}, r);
+  for (unsigned i = 0; i < P.nS2; ++i) visit(P.nS1 + i, 0u, S2<Fast>{{P.s2Kappa[i]}}, r);
+  for (unsigned s = 0; s < P.nvec; ++s) {
+    const double* c = cosv + s * B;
+    const unsigned beg = P.angOff[s], mid = beg + P.nS3[s], end = P.angOff[s + 1];
+    for (unsigned i = beg; i < mid; ++i) visit(i, s, S3<Fast>{{P.s3Cos[i - P.base], P.s3Eta[i - P.base]}}, c);
+    for (unsigned i = mid; i < end; ++i) visit(i, s, S4<Fast>{{P.s4Kappa[i - P.base]}}, c);
+  }
+}
+
+// The kernels on a block: n pairs, the columns r, fc, dfc (at r) and cosv (s*B + b).
+
 template <bool Fast>
 inline __attribute__((always_inline)) void valuesImpl(const Params& P, unsigned n, const double* __restrict r,
-                                                      const double* __restrict fc, const double* __restrict cosv,
-                                                      double* __restrict t) {
-  for (unsigned i = 0; i < P.nS1; ++i) {
-    const double rs = P.s1Rs[i], eta = P.s1Eta[i];
+                                                      const double* __restrict fc, const double* __restrict dfc,
+                                                      const double* __restrict cosv, double* __restrict t) {
+  forEachDescriptor<Fast>(P, r, cosv, [&](unsigned i, unsigned /*s*/, const auto& kind, const double* x) __attribute__((always_inline)) {
     double* __restrict out = t + i * B;
-    for (unsigned b = 0; b < n; ++b) {
-      const double x = r[b] - rs;
-      out[b] = expNeg<Fast>(-eta * x * x) * fc[b];
-    }
-  }
-  for (unsigned i = 0; i < P.nS2; ++i) {
-    const double k = P.s2Kappa[i];
-    double* __restrict out = t + (P.nS1 + i) * B;
-    for (unsigned b = 0; b < n; ++b) {
-      double sn, cs;
-      sinCos<Fast>(k * r[b], sn, cs);
-      out[b] = cs * fc[b];
-    }
-  }
-  for (unsigned s = 0; s < P.nvec; ++s) {
-    const double* __restrict c = cosv + s * B;
-    const unsigned beg = P.angOff[s], mid = beg + P.nS3[s], end = P.angOff[s + 1];
-    for (unsigned i = beg; i < mid; ++i) {
-      const double c0 = P.s3Cos[i - P.base], eta = P.s3Eta[i - P.base];
-      double* __restrict out = t + i * B;
-      for (unsigned b = 0; b < n; ++b) {
-        const double x = c[b] - c0;
-        out[b] = expNeg<Fast>(-eta * x * x) * fc[b];
-      }
-    }
-    for (unsigned i = mid; i < end; ++i) {
-      const double k = P.s4Kappa[i - P.base];
-      double* __restrict out = t + i * B;
-      for (unsigned b = 0; b < n; ++b) {
-        double sn, cs;
-        sinCos<Fast>(k * c[b], sn, cs);
-        out[b] = cs * fc[b];
-      }
-    }
-  }
+    for (unsigned b = 0; b < n; ++b) out[b] = kind(x[b], fc[b], dfc[b]).t;
+  });
 }
 
 template <bool Fast>
@@ -131,69 +180,15 @@ inline __attribute__((always_inline)) void derivativesImpl(const Params& P, unsi
                                                            const double* __restrict fc, const double* __restrict dfc,
                                                            const double* __restrict cosv, double* __restrict dr,
                                                            double* __restrict dc) {
-  for (unsigned i = 0; i < P.nS1; ++i) {
-    const double rs = P.s1Rs[i], eta = P.s1Eta[i];
+  forEachDescriptor<Fast>(P, r, cosv, [&](unsigned i, unsigned /*s*/, const auto& kind, const double* x) __attribute__((always_inline)) {
     double* __restrict o = dr + i * B;
     double* __restrict oc = dc + i * B;
     for (unsigned b = 0; b < n; ++b) {
-      const double x = r[b] - rs;
-      const double e = expNeg<Fast>(-eta * x * x);
-      o[b] = e * (dfc[b] - 2.0 * eta * x * fc[b]);
-      oc[b] = 0.0;
+      const Term d = kind(x[b], fc[b], dfc[b]);
+      o[b] = d.dr;
+      oc[b] = d.dc;
     }
-  }
-  for (unsigned i = 0; i < P.nS2; ++i) {
-    const double k = P.s2Kappa[i];
-    double* __restrict o = dr + (P.nS1 + i) * B;
-    double* __restrict oc = dc + (P.nS1 + i) * B;
-    for (unsigned b = 0; b < n; ++b) {
-      double sn, cs;
-      sinCos<Fast>(k * r[b], sn, cs);
-      o[b] = cs * dfc[b] - k * sn * fc[b];
-      oc[b] = 0.0;
-    }
-  }
-  for (unsigned s = 0; s < P.nvec; ++s) {
-    const double* __restrict c = cosv + s * B;
-    const unsigned beg = P.angOff[s], mid = beg + P.nS3[s], end = P.angOff[s + 1];
-    for (unsigned i = beg; i < mid; ++i) {
-      const double c0 = P.s3Cos[i - P.base], eta = P.s3Eta[i - P.base];
-      double* __restrict o = dr + i * B;
-      double* __restrict oc = dc + i * B;
-      for (unsigned b = 0; b < n; ++b) {
-        const double x = c[b] - c0;
-        const double g = expNeg<Fast>(-eta * x * x);
-        oc[b] = -2.0 * eta * x * g * fc[b];
-        o[b] = g * dfc[b];  // zero unless the pair is in the switching shell
-      }
-    }
-    for (unsigned i = mid; i < end; ++i) {
-      const double k = P.s4Kappa[i - P.base];
-      double* __restrict o = dr + i * B;
-      double* __restrict oc = dc + i * B;
-      for (unsigned b = 0; b < n; ++b) {
-        double sn, cs;
-        sinCos<Fast>(k * c[b], sn, cs);
-        oc[b] = -k * sn * fc[b];
-        o[b] = cs * dfc[b];
-      }
-    }
-  }
-}
-
-MOLENV_CLONES void valuesFast(const Params& P, unsigned n, const double* r, const double* fc, const double* cosv, double* t) {
-  valuesImpl<true>(P, n, r, fc, cosv, t);
-}
-void valuesLibm(const Params& P, unsigned n, const double* r, const double* fc, const double* cosv, double* t) {
-  valuesImpl<false>(P, n, r, fc, cosv, t);
-}
-MOLENV_CLONES void derivativesFast(const Params& P, unsigned n, const double* r, const double* fc, const double* dfc, const double* cosv,
-                                   double* dr, double* dc) {
-  derivativesImpl<true>(P, n, r, fc, dfc, cosv, dr, dc);
-}
-void derivativesLibm(const Params& P, unsigned n, const double* r, const double* fc, const double* dfc, const double* cosv, double* dr,
-                     double* dc) {
-  derivativesImpl<false>(P, n, r, fc, dfc, cosv, dr, dc);
+  });
 }
 
 template <bool Fast>
@@ -204,51 +199,33 @@ inline __attribute__((always_inline)) void contractedImpl(const Params& P, unsig
   for (unsigned b = 0; b < n; ++b) A[b] = 0.0;
   for (unsigned s = 0; s < P.nvec; ++s)
     for (unsigned b = 0; b < n; ++b) Bc[s * B + b] = 0.0;
-  for (unsigned i = 0; i < P.nS1; ++i) {
-    const double rs = P.s1Rs[i], eta = P.s1Eta[i];
+  forEachDescriptor<Fast>(P, r, cosv, [&](unsigned i, unsigned s, const auto& kind, const double* x) __attribute__((always_inline)) {
     const double* __restrict w = C + i * B;
-    for (unsigned b = 0; b < n; ++b) {
-      const double x = r[b] - rs;
-      const double e = expNeg<Fast>(-eta * x * x);
-      A[b] += w[b] * (e * (dfc[b] - 2.0 * eta * x * fc[b]));
-    }
-  }
-  for (unsigned i = 0; i < P.nS2; ++i) {
-    const double k = P.s2Kappa[i];
-    const double* __restrict w = C + (P.nS1 + i) * B;
-    for (unsigned b = 0; b < n; ++b) {
-      double sn, cs;
-      sinCos<Fast>(k * r[b], sn, cs);
-      A[b] += w[b] * (cs * dfc[b] - k * sn * fc[b]);
-    }
-  }
-  for (unsigned s = 0; s < P.nvec; ++s) {
-    const double* __restrict c = cosv + s * B;
     double* __restrict bs = Bc + s * B;
-    const unsigned beg = P.angOff[s], mid = beg + P.nS3[s], end = P.angOff[s + 1];
-    for (unsigned i = beg; i < mid; ++i) {
-      const double c0 = P.s3Cos[i - P.base], eta = P.s3Eta[i - P.base];
-      const double* __restrict w = C + i * B;
-      for (unsigned b = 0; b < n; ++b) {
-        const double x = c[b] - c0;
-        const double g = expNeg<Fast>(-eta * x * x);
-        bs[b] += w[b] * (-2.0 * eta * x * g * fc[b]);
-        A[b] += w[b] * (g * dfc[b]);  // zero unless the pair is in the switching shell
-      }
+    for (unsigned b = 0; b < n; ++b) {
+      const Term d = kind(x[b], fc[b], dfc[b]);
+      if constexpr (std::decay_t<decltype(kind)>::kAngular) bs[b] += w[b] * d.dc;
+      A[b] += w[b] * d.dr;
     }
-    for (unsigned i = mid; i < end; ++i) {
-      const double k = P.s4Kappa[i - P.base];
-      const double* __restrict w = C + i * B;
-      for (unsigned b = 0; b < n; ++b) {
-        double sn, cs;
-        sinCos<Fast>(k * c[b], sn, cs);
-        bs[b] += w[b] * (-k * sn * fc[b]);
-        A[b] += w[b] * (cs * dfc[b]);
-      }
-    }
-  }
+  });
 }
 
+// One entry per kernel and kind of maths: FastMath's, cloned per instruction set, and libm's.
+MOLENV_CLONES void valuesFast(const Params& P, unsigned n, const double* r, const double* fc, const double* dfc, const double* cosv,
+                              double* t) {
+  valuesImpl<true>(P, n, r, fc, dfc, cosv, t);
+}
+void valuesLibm(const Params& P, unsigned n, const double* r, const double* fc, const double* dfc, const double* cosv, double* t) {
+  valuesImpl<false>(P, n, r, fc, dfc, cosv, t);
+}
+MOLENV_CLONES void derivativesFast(const Params& P, unsigned n, const double* r, const double* fc, const double* dfc, const double* cosv,
+                                   double* dr, double* dc) {
+  derivativesImpl<true>(P, n, r, fc, dfc, cosv, dr, dc);
+}
+void derivativesLibm(const Params& P, unsigned n, const double* r, const double* fc, const double* dfc, const double* cosv, double* dr,
+                     double* dc) {
+  derivativesImpl<false>(P, n, r, fc, dfc, cosv, dr, dc);
+}
 MOLENV_CLONES void contractedFast(const Params& P, unsigned n, const double* r, const double* fc, const double* dfc, const double* cosv,
                                   const double* C, double* A, double* Bc) {
   contractedImpl<true>(P, n, r, fc, dfc, cosv, C, A, Bc);
@@ -260,33 +237,23 @@ void contractedLibm(const Params& P, unsigned n, const double* r, const double* 
 
 }  // namespace
 
-#define MOLENV_PARAMS                                                                                                          \
-  Params P{nS1_, nS2_, nvec_, radialEnd(), s1Rs_.data(), s1Eta_.data(), s2Kappa_.data(), s3Cos_.data(), s3Eta_.data(), \
-           s4Kappa_.data(), angOff_.data(), nS3_.data()}
-
 void SymmetryFunctions::values(unsigned n, const double* r, const double* cosTheta, double* t) const {
   double fc[B], dfc[B];
   cutoffBlock(n, r, fc, dfc);
-  MOLENV_PARAMS;
-  if (libm_) valuesLibm(P, n, r, fc, cosTheta, t);
-  else valuesFast(P, n, r, fc, cosTheta, t);
+  (libm_ ? valuesLibm : valuesFast)(params(), n, r, fc, dfc, cosTheta, t);
 }
 
 void SymmetryFunctions::derivatives(unsigned n, const double* r, const double* cosTheta, double* dr, double* dc) const {
   double fc[B], dfc[B];
   cutoffBlock(n, r, fc, dfc);
-  MOLENV_PARAMS;
-  if (libm_) derivativesLibm(P, n, r, fc, dfc, cosTheta, dr, dc);
-  else derivativesFast(P, n, r, fc, dfc, cosTheta, dr, dc);
+  (libm_ ? derivativesLibm : derivativesFast)(params(), n, r, fc, dfc, cosTheta, dr, dc);
 }
 
 void SymmetryFunctions::contractedDerivatives(unsigned n, const double* r, const double* cosTheta, const double* C, double* A,
                                               double* Bc) const {
   double fc[B], dfc[B];
   cutoffBlock(n, r, fc, dfc);
-  MOLENV_PARAMS;
-  if (libm_) contractedLibm(P, n, r, fc, dfc, cosTheta, C, A, Bc);
-  else contractedFast(P, n, r, fc, dfc, cosTheta, C, A, Bc);
+  (libm_ ? contractedLibm : contractedFast)(params(), n, r, fc, dfc, cosTheta, C, A, Bc);
 }
 
 }  // namespace molenv

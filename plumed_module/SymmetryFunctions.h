@@ -58,6 +58,9 @@ public:
   /// Bc[s*kBlock+b] = sum_(i of vector s) C[i*kBlock+b] dt_i/dcos theta_s.
   void contractedDerivatives(unsigned n, const double* r, const double* cosTheta, const double* C, double* A, double* Bc) const;
 
+  /// Everything the block kernels (SymmetryFunctions.cpp) need, as plain arrays.
+  struct Params;
+
 private:
   unsigned nvec_;
   double rmin_, rmax_, piOverWidth_;
@@ -70,6 +73,7 @@ private:
   bool libm_ = false;  ///< arguments too large for FastMath::sinCos: use libm
 
   void cutoffBlock(unsigned n, const double* r, double* fc, double* dfc) const;
+  Params params() const;
 };
 
 }  // namespace molenv
