@@ -32,15 +32,15 @@ $(STAMP): pyproject.toml
 	# CPU build of torch first, so that nothing below pulls a CUDA build
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[md,dev]'
-	$(PY) -m molenv.plumed_env install-kernel
+	$(PY) -m molenv.plumed.kernel install-kernel
 	touch $@
 
 module: $(MODULE)
 
 $(MODULE): $(MODULE_SRC) $(MODULE_HDR) $(STAMP)
 	mkdir -p $(MODULE_DIR)
-	$(CXX) $(CXXFLAGS) -isystem "$$($(PY) -m molenv.plumed_env include-dir)" $(MODULE_SRC) -shared -o $@
-	$(PY) -m molenv.plumed_env record
+	$(CXX) $(CXXFLAGS) -isystem "$$($(PY) -m molenv.plumed.kernel include-dir)" $(MODULE_SRC) -shared -o $@
+	$(PY) -m molenv.plumed.kernel record
 
 test: install
 	$(MAKE) pytest regtest

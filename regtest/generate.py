@@ -26,7 +26,8 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "py"))
 
 import bruteforce as bf  # noqa: E402
-from molenv.modelfile import DescriptorSet, Model, Network, SymmetryFunction, read_model, write_model  # noqa: E402
+from molenv.descriptors import DescriptorSet, SymmetryFunction  # noqa: E402
+from molenv.modelfile import Model, Network, read_model, write_model  # noqa: E402
 
 LIB = "@MOLENV_LIB@"  # replaced by regtest/run.py with the compiled module's path
 TEMPLATE = np.array([[0.0, 0.0, 0.0], [1.2, 0.0, 0.0], [-0.5, 1.1, 0.0], [0.3, -0.9, 0.6], [-0.6, -1.0, 0.4]])

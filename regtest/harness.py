@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from molenv.plumed_env import installed, module_path, run_plumed
+from molenv.plumed.kernel import installed, module_path, run_plumed
 
 HERE = Path(__file__).resolve().parent
 

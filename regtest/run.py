@@ -6,7 +6,7 @@ Each test is a directory regtest/rt-*/ holding a PLUMED input `plumed.dat`, a sm
 trajectory, model files, a `config` file and reference outputs `<file>.reference`.
 The test's files are copied into <test>/tmp/ (with `@MOLENV_LIB@` in the inputs
 replaced by the compiled module's path), `plumed driver` is run there with the
-arguments of `arg=` in config (through molenv.plumed_env.run_plumed, i.e. the kernel
+arguments of `arg=` in config (through molenv.plumed.kernel.run_plumed, i.e. the kernel
 the module was built against), and every `<file>.reference` is compared with
 `tmp/<file>` by regtest/compare.py with the config's rtol/atol.  Differences are
 reported with file, line, column, values and tolerance; the exit status is non-zero
@@ -27,7 +27,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "py"))
 
 from compare import compare_files  # noqa: E402
-from molenv.plumed_env import module_path, run_plumed  # noqa: E402
+from molenv.plumed.kernel import module_path, run_plumed  # noqa: E402
 
 PLACEHOLDER = "@MOLENV_LIB@"
 

@@ -21,7 +21,7 @@ def reference_dir() -> Path:
 @pytest.fixture(scope="session")
 def plumed_module() -> Path:
     """Absolute path of the compiled MOLENV_CLASSIFY module (built by `make module`)."""
-    from molenv.plumed_env import module_path
+    from molenv.plumed.kernel import module_path
 
     return module_path()
 

@@ -79,9 +79,10 @@ def test_core_surface_split_of_a_cluster():
 def test_region_weights_equal_molenv_classify(tmp_path, urea_model, reference_dir, monkeypatch):
     """Soft populations with `region_weights` equal the action's n_<class> and nmol with the
     same REGION_* (a slab across the periodic boundary, with smoothing), to 1e-9."""
-    from molenv.classification import SFFrameClassifier, classify_trajectory
-    from molenv.plumed_env import module_path
-    from molenv.reanalyse import reanalyse
+    from molenv.classification import classify_trajectory
+    from molenv.models import SFFrameClassifier
+    from molenv.plumed.kernel import module_path
+    from molenv.plumed.reanalysis import reanalyse
     from molenv.trajectory import Trajectory
 
     dump = reference_dir / "urea" / "formI_6x6x6_molstruc.dump"

@@ -186,15 +186,15 @@ def test_result_equals_the_command(universe, files, tmp_path):
 
 def test_spec_inference(universe, files, tmp_path, monkeypatch, capsys):
     import molenv
-    from molenv.classification import infer_spec, load_classifier
+    from molenv.models import infer_spec, open_model
     from molenv.spec import SPEC_DIR, SpecError, spec_for_model
 
     topology, xtc, model = files
-    assert infer_spec(load_classifier(model)).name == "urea"  # its `meta molecule`
+    assert infer_spec(open_model(model)).name == "urea"  # its `meta molecule`
     text = model.read_text()
     anonymous = tmp_path / "anonymous.molenv"
     anonymous.write_text("".join(line for line in text.splitlines(keepends=True) if not line.startswith("meta molecule")))
-    assert infer_spec(load_classifier(anonymous)).name == "urea"  # the one shipped spec of its geometry
+    assert infer_spec(open_model(anonymous)).name == "urea"  # the one shipped spec of its geometry
     assert molenv.classify(universe, anonymous, stop=1).n_molecules == 160
     off_centre = tmp_path / "off_centre.molenv"
     off_centre.write_text(anonymous.read_text().replace("centre_atom 1\n", "centre_atom 2\n"))
@@ -216,7 +216,7 @@ def test_spec_inference(universe, files, tmp_path, monkeypatch, capsys):
         (specs / f"{name}.toml").write_text((SPEC_DIR / "urea.toml").read_text().replace('name = "urea"', f'name = "{name}"'))
     monkeypatch.setattr("molenv.spec.SPEC_DIR", specs)
     with pytest.raises(SpecError, match=r"several shipped specs fit its molecule \(8 atoms, centre atom 1, vectors 1-2 3-6\): urea, urea2; give spec="):
-        infer_spec(load_classifier(anonymous))
+        infer_spec(open_model(anonymous))
 
 
 def test_gnn_spec_from_its_dataset(tmp_path):
@@ -226,9 +226,9 @@ def test_gnn_spec_from_its_dataset(tmp_path):
     import lightning as L
     import torch
 
-    from molenv.classification import infer_spec, load_classifier
     from molenv.gnn.export import export_torchscript
     from molenv.gnn.lightning import GNNClassifier
+    from molenv.models import infer_spec, open_model
     from molenv.spec import SpecError
 
     torch.manual_seed(0)
@@ -239,12 +239,12 @@ def test_gnn_spec_from_its_dataset(tmp_path):
     state = {"state_dict": net.state_dict(), "hyper_parameters": dict(net.hparams), "pytorch-lightning_version": L.__version__}
     torch.save({**state, "molenv_fit": {"dataset": str(dataset)}}, tmp_path / "with_dataset.ckpt")
     torch.save(state, tmp_path / "without.ckpt")
-    assert infer_spec(load_classifier(tmp_path / "with_dataset.ckpt")).name == "urea"
+    assert infer_spec(open_model(tmp_path / "with_dataset.ckpt")).name == "urea"
     with pytest.raises(SpecError, match=r"without.ckpt: the GNN checkpoint records no training dataset .*; give spec="):
-        infer_spec(load_classifier(tmp_path / "without.ckpt"))
+        infer_spec(open_model(tmp_path / "without.ckpt"))
     export_torchscript(net.model, tmp_path / "net.pt", net.form_names)
     with pytest.raises(SpecError, match=r"net.pt: a TorchScript export of a GNN does not record its molecule; give spec="):
-        infer_spec(load_classifier(tmp_path / "net.pt"))
+        infer_spec(open_model(tmp_path / "net.pt"))
 
 
 def test_errors(universe, files, tmp_path):
@@ -295,9 +295,9 @@ def test_errors(universe, files, tmp_path):
 
 
 def test_import_stays_light_and_exports_the_api():
-    code = ("import sys, molenv; heavy = [m for m in ('MDAnalysis', 'torch', 'ase', 'molenv.classification', 'molenv.analysis') if m in sys.modules]; "
-            "assert not heavy, heavy; from molenv import classify, ClassifyFrames, ClassificationResult, load_classifier; "
-            "import molenv.classification as module; assert classify is module.classify is molenv.classify; "
-            "assert load_classifier is module.load_classifier and ClassifyFrames is module.ClassifyFrames")
+    code = ("import sys, molenv; heavy = [m for m in ('MDAnalysis', 'torch', 'ase', 'molenv.classification', 'molenv.models', 'molenv.analysis') "
+            "if m in sys.modules]; assert not heavy, heavy; from molenv import classify, ClassifyFrames, ClassificationResult, open_model; "
+            "import molenv.classification as module, molenv.models as models; assert classify is module.classify is molenv.classify; "
+            "assert open_model is models.open_model and ClassifyFrames is module.ClassifyFrames")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr

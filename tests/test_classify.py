@@ -9,7 +9,8 @@ import pytest
 
 from _analysis_support import UREA_TYPES, md_files, run_cli, urea_model  # noqa: F401
 from molenv.analysis import Region, population_table, read_table
-from molenv.classification import ClassifierError, SFFrameClassifier, classify_trajectory, load_classifier
+from molenv.classification import classify_trajectory
+from molenv.models import ClassifierError, SFFrameClassifier, open_model
 from molenv.trajectory import Trajectory
 
 
@@ -106,8 +107,8 @@ def test_gnn_torchscript_and_checkpoint(tmp_path, tiny_gnn):
     net, ckpt, script = tiny_gnn
     xtc, pdb = md_files("urea-I-100K")
     traj = Trajectory(xtc, "urea", topology=pdb, start=1, stop=2)
-    by_script = load_classifier(script)
-    by_ckpt = load_classifier(ckpt)
+    by_script = open_model(script)
+    by_ckpt = open_model(ckpt)
     assert (by_script.form, by_ckpt.form) == ("torchscript", "checkpoint") and by_script.classes == ["I", "IV", "Melt"]
     a = classify_trajectory(traj, by_script, progress=False)
     b = classify_trajectory(traj, by_ckpt, progress=False)
@@ -136,10 +137,10 @@ def test_gnn_model_file_equals_torch_and_the_spec(tmp_path, tiny_gnn):
     path = export_model_file(net.model, tmp_path / "tiny.molenv", net.form_names, molecule_elements(load_spec("urea")))
     xtc, pdb = md_files("urea-I-100K")
     traj = Trajectory(xtc, "urea", topology=pdb, start=1, stop=2)
-    by_file = load_classifier(path)
+    by_file = open_model(path)
     assert by_file.kind == "gnn" and type(by_file).__name__ == "GNNModelFileClassifier"
     a = classify_trajectory(traj, by_file, progress=False)
-    b = classify_trajectory(traj, load_classifier(script), progress=False)
+    b = classify_trajectory(traj, open_model(script), progress=False)
     assert np.allclose(a.probabilities, b.probabilities, atol=1e-6, rtol=0)
     assert np.allclose(a.topology_probabilities, b.topology_probabilities, atol=1e-6, rtol=0)
     out_dir = tmp_path / "out"
@@ -155,9 +156,9 @@ def test_errors(tmp_path, urea_model, reference_dir, capsys):
     junk = tmp_path / "junk.molenv"
     junk.write_text("not a model\n")
     with pytest.raises(ClassifierError, match=r"junk.molenv: not a molenv model file"):
-        load_classifier(junk)
+        open_model(junk)
     with pytest.raises(ClassifierError, match=r"nothere: model file not found"):
-        load_classifier(tmp_path / "nothere")
+        open_model(tmp_path / "nothere")
     dump = reference_dir / "urea" / "formI_6x6x6_molstruc.dump"
     traj = Trajectory(dump, "urea", type_elements=UREA_TYPES)
     with pytest.raises(ClassifierError, match="backend must be one of serial, multiprocessing, dask"):

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from molenv.cli import main
-from molenv.dataset import SPLITS, DatasetError, open_dataset, sha256
+from molenv.constants import file_sha256
+from molenv.dataset import SPLITS, DatasetError, open_dataset
 from molenv.featurize import Source, assign_splits, featurize, sources_from_manifest
 from molenv.spec import load_spec
 from molenv.topology import TopologyRule
@@ -67,7 +68,7 @@ def test_dataset_labels_splits_and_provenance(urea_md_dataset):
     assert by_name["urea-melt-350K"]["frames"] == {"train": 2, "val": 1, "test": 1}  # held-out melt frames
     assert by_name["urea-I-cluster-100K"]["periodic"] is False
     for entry in ds.sources:
-        assert entry["trajectory_sha256"] == sha256(entry["trajectory"])
+        assert entry["trajectory_sha256"] == file_sha256(entry["trajectory"])
         assert entry["simulation"]["command"].startswith("molenv simulate")
         a = ds.arrays(entry["name"])
         assert a["labels"].shape == (entry["n_frames"], entry["n_molecules"])

@@ -8,13 +8,14 @@ from MDAnalysis.lib.mdamath import triclinic_box
 
 from molenv.descriptors import (
     DescriptorError,
+    DescriptorSet,
+    SymmetryFunction,
     _neumaier_rows,
     centre_pairs,
     compute_descriptors,
     cutoff_function,
 )
 from molenv.frames import MolecularFrame, box_matrix, perpendicular_heights, reduced_basis
-from molenv.modelfile import DescriptorSet, SymmetryFunction
 from molenv.spec import load_spec
 
 # a 3-atom molecule, all four kinds, a Gaussian centred outside [-1, 1]

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from molenv.cli import main
-from molenv.evaluate import Head, evaluate_outputs, evaluate_sf, head_metrics, model_kind
+from molenv.evaluate import Head, evaluate_outputs, evaluate_sf, head_metrics
 from molenv.featurize import featurize, sources_from_manifest
 from molenv.reference import shipped_reference_model
 
@@ -68,23 +68,6 @@ def test_reference_model_on_md_data(urea_md_dataset, reference_dir, tmp_path):
     # our crystals (the first data, with form IV's N1/N2 labelled otherwise, gave IV 0.0)
     assert head["per_class"]["I"]["recall"] > 0.95 and head["per_class"]["IV"]["recall"] > 0.95
     assert 0 <= head["micro_f1"] <= 1 and head["n"] == 4 * 160 + 4 * 180 + 160
-
-
-def test_model_kind(tmp_path, reference_dir):
-    from molenv.modelfile import write_model
-
-    write_model(shipped_reference_model("urea", reference_dir), tmp_path / "m.molenv")
-    assert model_kind(tmp_path / "m.molenv") == ("model-file", tmp_path / "m.molenv")
-    with pytest.raises(FileNotFoundError, match="not a training output"):
-        model_kind(tmp_path)
-    with pytest.raises(FileNotFoundError, match="model not found"):
-        model_kind(tmp_path / "nothing.ckpt")
-    (tmp_path / "x.ckpt").write_text("hello")
-    with pytest.raises(ValueError, match="neither a molenv model file nor a checkpoint"):
-        model_kind(tmp_path / "x.ckpt")
-    torch.save({"state_dict": {}, "hyper_parameters": {}}, tmp_path / "y.ckpt")
-    with pytest.raises(ValueError, match="neither of an SF classifier nor of a graph classifier"):
-        model_kind(tmp_path / "y.ckpt")
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from molenv.reanalyse import reanalyse
-from molenv.simulate.plumed_bias import check_input, prepare_input
+from molenv.plumed.reanalysis import reanalyse
+from molenv.plumed.openmm_bridge import check_input, prepare_input
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"

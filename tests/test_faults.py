@@ -22,7 +22,9 @@ import numpy as np
 import pytest
 
 from molenv.cli import main
-from molenv.dataset import DatasetError, descriptor_set_to_dict, open_dataset, sha256, write_manifest, write_source
+from molenv.constants import file_sha256
+from molenv.dataset import DatasetError, open_dataset, write_manifest, write_source
+from molenv.descriptors import descriptor_set_to_dict
 from molenv.runlock import LOCK_NAME, DirectoryLock, DirectoryLocked, holder
 from molenv.spec import load_spec
 
@@ -180,7 +182,7 @@ def synthetic_dataset(path: Path, frames: int = 10, molecules: int = 40, seed: i
         write_source(path / f"{label}.npz", arrays)
         entries.append({"name": label, "file": f"{label}.npz", "label": label, "temperature_K": 100.0, "system": "crystal", "periodic": True,
                         "split": None, "frames": {s: int((split == i).sum()) for i, s in enumerate(["train", "val", "test"])},
-                        "n_frames": frames, "n_molecules": molecules} | ({"sha256": sha256(path / f"{label}.npz")} if hashes else {}))
+                        "n_frames": frames, "n_molecules": molecules} | ({"sha256": file_sha256(path / f"{label}.npz")} if hashes else {}))
     write_manifest(path, {"molecule": "urea", "descriptors": descriptor_set_to_dict(d), "classes": ["I", "IV"], "sources": entries, "counts": {}})
     return open_dataset(path)
 
@@ -206,7 +208,7 @@ def test_featurize_records_hashes_and_replaces_a_dataset_whole(tmp_path):
     from molenv.featurize import featurize
 
     ds = featurize(urea_sources(), "urea", tmp_path / "ds", progress=False, log=lambda *a: None)
-    assert all(s["sha256"] == sha256(ds.path / s["file"]) for s in ds.sources)
+    assert all(s["sha256"] == file_sha256(ds.path / s["file"]) for s in ds.sources)
     before = snapshot(tmp_path / "ds")
     again = featurize(urea_sources(3), "urea", tmp_path / "ds", overwrite=True, progress=False, log=lambda *a: None)
     assert [s["n_frames"] for s in again.sources] == [3, 3] and snapshot(tmp_path / "ds") != before
@@ -603,7 +605,7 @@ def fake_plumed(tmp_path: Path, body: str) -> Path:
 
 PARENT = """
     import sys
-    import molenv.plumed_env as pe
+    import molenv.plumed.kernel as pe
     pe.installed = lambda: pe.PlumedInstall("user", {exe!r}, "", "", {{}})
     from molenv.cli import main
     main(["plumed", "driver"])
@@ -612,7 +614,7 @@ PARENT = """
 
 @pytest.mark.parametrize("signame", ["SIGSEGV", "SIGABRT", "SIGKILL"])
 def test_plumed_killed_by_a_signal_is_reported_by_name(tmp_path, monkeypatch, capsys, signame):
-    import molenv.plumed_env as pe
+    import molenv.plumed.kernel as pe
 
     exe = fake_plumed(tmp_path, f"kill -{signame[3:]} $$")
     monkeypatch.setattr(pe, "installed", lambda: pe.PlumedInstall("user", str(exe), "", "", {}))

@@ -65,15 +65,6 @@ def test_frame_steps_need_a_dataset(graph_files, tmp_path):
         parser().parse_args(["--train", str(graph_files / "train.pt"), "--val", str(graph_files / "val.pt"), "--out", str(tmp_path), "--val-frame-step", "0"])
 
 
-def test_graphs_from_dataset_frame_step(urea_md_dataset):
-    per_source = [s["frames"]["train"] for s in urea_md_dataset.sources if s["frames"].get("train")]
-    graphs = cli.graphs_from_dataset(urea_md_dataset, "train", step=2)
-    assert len(graphs) == sum((n + 1) // 2 for n in per_source) < sum(per_source)
-    every = cli.graphs_from_dataset(urea_md_dataset, "train")
-    assert len(every) == sum(per_source)
-    assert torch.equal(graphs[1].pos, every[2].pos)  # first source: frames 0, 2, ...
-
-
 def test_train_gnn_refuses_mixed_classes(graph_files, tmp_path):
     args = parser().parse_args(["--train", str(graph_files / "train.pt"), str(graph_files / "other.pt"), "--val", str(graph_files / "val.pt"), "--out", str(tmp_path)])
     with pytest.raises(CommandError, match="differ"):

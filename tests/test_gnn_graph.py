@@ -9,7 +9,7 @@ import torch
 from torch_geometric.data import Batch
 
 from molenv.frames import MolecularFrame, box_matrix, minimum_image, perpendicular_heights
-from molenv.gnn.graph import NO_LABEL, frame_to_graph, graph_edges, molecule_graph_index
+from molenv.gnn.graph import NO_LABEL, frame_to_graph, graph_edges, graphs_from_dataset, molecule_graph_index
 
 CUTOFF = 6.0
 
@@ -141,3 +141,12 @@ def test_batching_offsets_molecule_index():
     assert torch.equal(batch.edge_index[:, a.num_edges : a.num_edges + b.num_edges], b.edge_index + a.num_nodes)
     assert molecule_graph_index(batch).tolist() == [0] * 30 + [1] * 7 + [2] * 30
     assert molecule_graph_index(a).tolist() == [0] * 30
+
+
+def test_graphs_from_dataset_frame_step(urea_md_dataset):
+    per_source = [s["frames"]["train"] for s in urea_md_dataset.sources if s["frames"].get("train")]
+    graphs = graphs_from_dataset(urea_md_dataset, "train", step=2)
+    assert len(graphs) == sum((n + 1) // 2 for n in per_source) < sum(per_source)
+    every = graphs_from_dataset(urea_md_dataset, "train")
+    assert len(every) == sum(per_source)
+    assert torch.equal(graphs[1].pos, every[2].pos)  # first source: frames 0, 2, ...

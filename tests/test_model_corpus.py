@@ -279,7 +279,7 @@ print(json.dumps(out))
 def plumed_errors(folder: Path, files: list[tuple[Path, str]]) -> list[str | None]:
     """For each (model file, MOLECULES): None where MOLENV_CLASSIFY accepts it, else its error
     (from 'cannot read MODEL: ' on where the reader refuses the file)."""
-    from molenv.plumed_env import installed, module_path
+    from molenv.plumed.kernel import installed, module_path
 
     listing = folder / "files.json"
     listing.write_text(json.dumps([[str(p), m] for p, m in files]))

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from molenv.modelfile import DescriptorSet, Model, ModelFileError, Network, SymmetryFunction, read_model, write_model
+from molenv.descriptors import DescriptorSet, SymmetryFunction
+from molenv.modelfile import Model, ModelFileError, Network, read_model, write_model
 from molenv.spec import load_spec
 
 

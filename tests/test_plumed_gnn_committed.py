@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from molenv.classification import classify_trajectory, load_classifier
+from molenv.classification import classify_trajectory
+from molenv.models import open_model
 from molenv.trajectory import Trajectory
 
 REPO = Path(__file__).resolve().parent.parent
@@ -29,8 +30,8 @@ def frame_and_references(tmp_path_factory):
     # a copy: MDAnalysis writes an offsets file next to an XTC it reads
     xtc, pdb = (shutil.copy(RUN.with_suffix(suffix), folder) for suffix in (".xtc", ".pdb.gz"))
     trajectory = Trajectory(xtc, "nicotinamide", topology=pdb, start=0, stop=1)
-    by_torch = classify_trajectory(trajectory, load_classifier(MODELS / "nicotinamide_gnn.pt"), progress=False)
-    by_numpy = classify_trajectory(trajectory, load_classifier(MODELS / "nicotinamide_gnn.molenv"), progress=False)
+    by_torch = classify_trajectory(trajectory, open_model(MODELS / "nicotinamide_gnn.pt"), progress=False)
+    by_numpy = classify_trajectory(trajectory, open_model(MODELS / "nicotinamide_gnn.molenv"), progress=False)
     return trajectory[0], by_torch, by_numpy
 
 

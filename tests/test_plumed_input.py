@@ -8,9 +8,10 @@ import numpy as np
 
 from _analysis_support import md_files, run_cli, urea_model  # noqa: F401
 from molenv.analysis import Region, read_table, region_weights, soft_populations
-from molenv.classification import SFFrameClassifier, classify_trajectory
-from molenv.plumed_input import atom_list, molecule_keywords
-from molenv.reanalyse import classify_actions, read_prob_file, reanalyse
+from molenv.classification import classify_trajectory
+from molenv.models import SFFrameClassifier
+from molenv.plumed.inputs import atom_list, classify_actions, molecule_keywords
+from molenv.plumed.reanalysis import read_prob_file, reanalyse
 from molenv.trajectory import Trajectory
 
 
@@ -29,7 +30,7 @@ def test_interface_molecule_lists_run_and_match_python(tmp_path, urea_model, ref
     assert "LOAD FILE=" in text and "MOLECULE1200=" in text and "MOLECULES=" not in text and "PRINT ARG=cls.* FILE=COLVAR" in text
     (action,) = classify_actions("plumed.dat")
     traj = Trajectory(data, "urea", name_map={"4": "N1", "5": "N2"})
-    assert np.array_equal(action.molecules(8), traj.atoms.indices[traj.molecules])
+    assert np.array_equal(action.molecules(traj.universe.atoms.n_atoms, 8), traj.atoms.indices[traj.molecules])
     reanalyse("plumed.dat", data, progress=False)
     python = classify_trajectory(traj, SFFrameClassifier(urea_model), progress=False, with_coordination=False)
     _, prob = read_prob_file("prob.dat", 1200, SFFrameClassifier(urea_model).classes)

@@ -21,7 +21,7 @@ def plumed_manual() -> str:
     library loaded at run time under a per-load prefix (``0x55d0...:MOLENV_CLASSIFY``) that
     changes from run to run. Preloaded (LD_PRELOAD), the module registers while the process
     starts, under its plain name."""
-    from molenv.plumed_env import installed, module_path
+    from molenv.plumed.kernel import installed, module_path
 
     install = installed()
     env = install.environment()

@@ -75,8 +75,8 @@ ENGINE = """
 import sys
 import numpy as np
 from harness import read_xyz
-from molenv.plumed_engine import load_plumed, share_step, start_plumed
-from molenv.reanalyse import ReanalyseError
+from molenv.plumed.engine import load_plumed, share_step, start_plumed
+from molenv.plumed.reanalysis import ReanalyseError
 
 threads = int(sys.argv[1])
 frames, boxes = read_xyz(sys.argv[2])
@@ -93,7 +93,7 @@ np.save("forces.npy", np.vstack([forces, virial]))
 
 
 def test_md_engine_thread_count_is_the_default(tmp_path):
-    from molenv.plumed_env import module_path
+    from molenv.plumed.kernel import module_path
 
     env = {k: v for k, v in os.environ.items() if k != "PLUMED_NUM_THREADS"}  # it would override the engine's count
     env["PYTHONPATH"] = os.pathsep.join([str(REGTEST), env.get("PYTHONPATH", "")])

@@ -4,7 +4,8 @@
 - a LAMMPS dump (which `plumed driver` cannot read): every molecule of the reference urea
   form I is form I, and PLUMED's per-molecule probabilities equal the Python SF path;
 - --analyse turns the PROB_FILE into the populations table of `molenv classify`;
-- the PLUMED input reader (continuations, MOLECULEn, ranges) and the error messages.
+- the PLUMED input reader (continuations, MOLECULEn, LABEL=) and the molecules as PLUMED reads
+  their atom lists (ranges with strides, GROUP labels, @mdatoms), and the error messages.
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ import pytest
 
 from _analysis_support import UREA_TYPES, md_files, run_cli, urea_model  # noqa: F401
 from molenv.analysis import read_table
-from molenv.reanalyse import ReanalyseError, classify_actions, open_universe, reanalyse
+from molenv.plumed.inputs import PlumedInputError, classify_actions
+from molenv.plumed.reanalysis import ReanalyseError, open_universe, reanalyse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "regtest"))
 from harness import run_driver, xyz_text  # noqa: E402
@@ -26,7 +28,7 @@ def test_same_colvar_as_plumed_driver(tmp_path, urea_model, monkeypatch):
     """Frames 0-2 of an XTC (with a PDB topology) through reanalyse, and the same frames as
     an xyz file through `plumed driver`: every number of the COLVAR agrees to 1e-9."""
     from molenv.frames import box_matrix
-    from molenv.plumed_env import module_path
+    from molenv.plumed.kernel import module_path
 
     xtc, pdb = md_files("urea-I-100K")
     u = open_universe(xtc, pdb)
@@ -67,7 +69,7 @@ def test_same_colvar_as_plumed_driver(tmp_path, urea_model, monkeypatch):
 def dump_run(tmp_path, urea_model, reference_dir, monkeypatch):
     """The reference urea form I dump (LAMMPS, 432 molecules, 2 frames) through reanalyse
     with per-molecule probabilities (PROB_FILE)."""
-    from molenv.plumed_env import module_path
+    from molenv.plumed.kernel import module_path
 
     dump = reference_dir / "urea" / "formI_6x6x6_molstruc.dump"
     (tmp_path / "plumed.dat").write_text(
@@ -82,8 +84,9 @@ def dump_run(tmp_path, urea_model, reference_dir, monkeypatch):
 def test_lammps_dump_that_plumed_driver_cannot_read(dump_run, urea_model):
     """Every molecule of the reference form I dump is form I, and PLUMED's per-molecule
     probabilities equal those of the Python SF path (`molenv.classification`) to 1e-9."""
-    from molenv.classification import SFFrameClassifier, classify_trajectory
-    from molenv.reanalyse import read_prob_file
+    from molenv.classification import classify_trajectory
+    from molenv.models import SFFrameClassifier
+    from molenv.plumed.reanalysis import read_prob_file
     from molenv.trajectory import Trajectory
 
     dump, run = dump_run
@@ -121,22 +124,33 @@ def test_plumed_input_reader(tmp_path):
     text = (
         "UNITS LENGTH=A # comment\n"
         "a: MOLENV_CLASSIFY ...\n   MODEL=m.molenv   # the model\n   MOLECULE1=1-3,7 MOLECULE2=4,5,6\n   PROB_FILE=p FILE_STRIDE=5 NOPBC\n...\n"
-        "MOLENV_CLASSIFY LABEL=b MODEL=m.molenv MOLECULES=1-12:2\n"
+        "MOLENV_CLASSIFY LABEL=b MODEL={m.molenv} MOLECULES=1-12:2\n"
+        "grp: GROUP ATOMS=13-16\n"
         "c: MOLENV_CLASSIFY MODEL=m.molenv MOLECULES=grp\n"
+        "d: MOLENV_CLASSIFY MODEL=m.molenv MOLECULES=@mdatoms\n"
+        "e: MOLENV_CLASSIFY MODEL=m.molenv MOLECULES=nogroup\n"
+        "f: MOLENV_CLASSIFY MODEL=m.molenv\n"
     )
     (tmp_path / "p.dat").write_text(text)
-    a, b, c = classify_actions(tmp_path / "p.dat")
+    a, b, c, d, e, f = classify_actions(tmp_path / "p.dat")
     assert (a.label, b.label, c.label) == ("a", "b", "c")
-    assert a.prob_file == "p" and a.file_stride == 5 and a.nopbc and not b.nopbc
-    assert b.molecules(3).tolist() == [[0, 2, 4], [6, 8, 10]]
-    with pytest.raises(ReanalyseError, match=r"p.dat:2: MOLECULE2 has 3 atoms, the model 4"):
-        a.molecules(4)
-    with pytest.raises(ReanalyseError, match=r"p.dat:8: atom list item 'grp': only numbers and ranges"):
-        c.molecules(2)
+    assert a.prob_file == "p" and a.file_stride == 5 and a.nopbc and not b.nopbc and str(b.model_path) == "m.molenv"
+    assert a.atom_lists() == ["1-3,7", "4,5,6"] and c.definitions == ["grp: GROUP ATOMS=13-16"]
+    # the atoms as PLUMED reads the lists: strides, MOLECULEn in order, groups, @mdatoms
+    assert b.molecules(20, 3).tolist() == [[0, 2, 4], [6, 8, 10]]
+    assert a.molecules(20, 7).tolist() == [[0, 1, 2, 6, 3, 4, 5]]
+    assert c.molecules(20, 2).tolist() == [[12, 13], [14, 15]]
+    assert d.molecules(6, 3).tolist() == [[0, 1, 2], [3, 4, 5]]
+    with pytest.raises(PlumedInputError, match=r"p.dat:2: the molecules of a are 7 atoms, not a multiple of the model's 4"):
+        a.molecules(20, 4)
+    with pytest.raises(PlumedInputError, match=r"p.dat:11: PLUMED cannot read the molecules of e: it was not possible to interpret atom name nogroup"):
+        e.molecules(20, 2)
+    with pytest.raises(PlumedInputError, match=r"p.dat:12: MOLENV_CLASSIFY without MOLECULES or MOLECULE1"):
+        f.molecules(20, 2)
 
 
 def test_errors_name_file_and_problem(tmp_path, urea_model, reference_dir, monkeypatch):
-    from molenv.plumed_env import module_path
+    from molenv.plumed.kernel import module_path
 
     dump = reference_dir / "urea" / "formI_6x6x6_molstruc.dump"
     monkeypatch.chdir(tmp_path)
@@ -150,7 +164,7 @@ def test_errors_name_file_and_problem(tmp_path, urea_model, reference_dir, monke
     small.write_text(f"LOAD FILE={module_path()}\nc: MOLENV_CLASSIFY MODEL={urea_model} MOLECULES=1-3456\nPRINT ARG=c.nmol FILE=cv\n")
     with pytest.raises(ReanalyseError, match=r"small.dat: PLUMED stopped at step 7: .*too small for the model cutoff"):
         # a 15 A box is too small for the 10 A cutoff
-        from molenv.reanalyse import PlumedFeeder
+        from molenv.plumed.reanalysis import PlumedFeeder
 
         with PlumedFeeder(small, 3456, 1.0) as feeder:
             feeder.feed(7, np.zeros((3456, 3)) + np.arange(3456)[:, None] * 0.001, np.eye(3) * 15.0)

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from molenv.dataset import DatasetError, descriptor_set_to_dict
+from molenv.dataset import DatasetError
+from molenv.descriptors import descriptor_set_to_dict
 from molenv.featurize import featurize, sources_from_manifest
-from molenv.modelfile import read_model
+from molenv.modelfile import HIDDEN_ACTIVATIONS, read_model
+from molenv.models import open_model
 from molenv.sf.export import export_sf
 from molenv.sf.model import SFClassifier, input_scaling
 from molenv.sf.train import SFTrainConfig, load_sf, train_sf, training_molecules
@@ -30,7 +32,19 @@ def test_input_scaling_is_the_reference_one():
         input_scaling(np.zeros((0, 3)))
 
 
-@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "softplus", "identity"])
+def test_cli_activations_are_the_model_files():
+    """`molenv train sf --activation` offers exactly the hidden activations a model file holds."""
+    import argparse
+
+    from molenv.sf.cli import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    activation = next(a for a in parser._actions if a.dest == "activation")
+    assert tuple(activation.choices) == HIDDEN_ACTIVATIONS
+
+
+@pytest.mark.parametrize("activation", HIDDEN_ACTIVATIONS)
 def test_model_file_network_equals_torch(activation):
     torch.manual_seed(0)
     spec = load_spec("urea")
@@ -115,6 +129,11 @@ def test_export_writes_provenance(trained, urea_md_dataset, tmp_path):
     assert back.meta["command"] == "molenv export x --out m.molenv"
     x = urea_md_dataset.molecules("test").features
     assert np.array_equal(back.predict_proba(x), model.predict_proba(x))  # the file round-trips exactly
+    # the checkpoint, and its run directory, open as the same network (`molenv classify`, `molenv evaluate`)
+    for path in (checkpoint, checkpoint.parent.parent):
+        opened = open_model(path)
+        assert (opened.kind, opened.form, opened.path, opened.classes) == ("sf", "checkpoint", checkpoint, back.classes)
+        assert np.array_equal(opened.model.predict_proba(x), back.predict_proba(x))
 
 
 def test_training_needs_two_bulk_classes(tmp_path):

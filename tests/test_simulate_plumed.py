@@ -41,7 +41,7 @@ def test_bias_energy_and_forces_are_plumeds(tmp_path, plumed_module):
     import MDAnalysis as mda
     from openmm import unit
 
-    from molenv.simulate.plumed_bias import BIAS_GROUP, PlumedBias
+    from molenv.plumed.openmm_bridge import BIAS_GROUP, PlumedBias
 
     if not INTERFACE.with_suffix(".xtc").is_file():
         pytest.skip("data/urea lacks the interface run")

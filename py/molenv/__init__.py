@@ -10,7 +10,8 @@ The Python API (docs/api.md), imported on first use so that ``import molenv`` st
   `ClassificationResult` (the function `molenv.classification.classify`, where the rest of
   the classifying API lives);
 - ``molenv.ClassifyFrames``: the same as an MDAnalysis analysis (``.run(...)``);
-- ``molenv.load_classifier(path)``: a model file or GNN, loaded once for many calls;
+- ``molenv.open_model(path)``: a model of any kind (`molenv.models`), opened once for many
+  calls;
 - ``molenv.ClassificationResult``: per-molecule probabilities and their summaries.
 """
 __version__ = "0.1.0"
@@ -19,7 +20,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "classify": ("molenv.classification", "classify"),
     "ClassifyFrames": ("molenv.classification", "ClassifyFrames"),
-    "load_classifier": ("molenv.classification", "load_classifier"),
+    "open_model": ("molenv.models", "open_model"),
     "ClassificationResult": ("molenv.analysis", "ClassificationResult"),
 }
 __all__ = ["__version__", *_LAZY]

@@ -1,27 +1,16 @@
 """Classify every molecule of every frame of a trajectory, in parallel over frames.
 
-Two kinds of classifier, one interface (``predict(frame)`` -> class probabilities
-(n_molecules, n_classes), and bulk/surface probabilities or None; ``classes``,
-``output_activation``, ``centre_atom``, ``check(spec)``, ``describe()``):
-
-- `SFFrameClassifier`: a molenv model file (docs/model_format.md): `molenv.descriptors` +
-  `Network.forward` in numpy, the same numbers `MOLENV_CLASSIFY` computes (1e-9);
-- `GNNModelFileClassifier`: the graph network of a GNN model file (kind gnn), evaluated by
-  the numpy specification `molenv.gnn.numpy_model` (the numbers `MOLENV_CLASSIFY` computes);
-- `GNNFrameClassifier`: a graph network, either a Lightning checkpoint (``.ckpt``, through
-  `molenv.gnn.lightning.load_classifier` + `predict_graphs`) or a TorchScript export
-  (`molenv.gnn.export.load_exported`); the graph of a frame is `frame_to_graph`.
-
-`load_classifier(path)` tells them apart by content; `infer_spec(classifier)` finds the
-molecule spec a classifier was made for, where it tells. `ClassifyFrames` is an MDAnalysis
-``AnalysisBase`` over an MDAnalysis Universe or AtomGroup, ASE Atoms, a file or a
-`molenv.trajectory.Trajectory`: ``run(backend="serial" | "multiprocessing" | "dask",
-n_workers=...)`` splits the frames over processes (each loads the classifier itself) and
-returns the same result whatever the backend. `classify_trajectory` wraps it and returns a
-`molenv.analysis.ClassificationResult`.
+The classifier is any model `molenv.models.open_model` opens (an SF model file or
+checkpoint, a GNN model file, checkpoint or TorchScript export), through the interface the
+models share (``predict(frame)``, ``classes``, ``centre_atom``, ``check(spec)``, ...).
+`ClassifyFrames` is an MDAnalysis ``AnalysisBase`` over an MDAnalysis Universe or AtomGroup,
+ASE Atoms, a file or a `molenv.trajectory.Trajectory`: ``run(backend="serial" |
+"multiprocessing" | "dask", n_workers=...)`` splits the frames over processes (each loads
+the classifier itself) and returns the same result whatever the backend.
+`classify_trajectory` wraps it and returns a `molenv.analysis.ClassificationResult`.
 
 `classify(obj, model, spec=None, **options)` is the entry point of the Python API
-(docs/api.md): any of those inputs, a model path or a loaded classifier, the options of
+(docs/api.md): any of those inputs, a model path or an opened model, the options of
 `molenv classify`; the package exports it as ``molenv.classify``.
 """
 from __future__ import annotations
@@ -37,223 +26,11 @@ from MDAnalysis.analysis.base import AnalysisBase
 from MDAnalysis.analysis.results import ResultsGroup
 
 from molenv.analysis import ClassificationResult, frame_record
-from molenv.frames import MolecularFrame
+from molenv.models import ClassifierError, infer_spec, open_model
 
-__all__ = ["ClassifierError", "check_finite", "SFFrameClassifier", "GNNModelFileClassifier", "GNNFrameClassifier", "load_classifier", "infer_spec", "ClassifyFrames",
-           "DaskDistributedBackend", "classify_trajectory", "classify", "BACKENDS"]
+__all__ = ["check_finite", "ClassifyFrames", "DaskDistributedBackend", "classify_trajectory", "classify", "BACKENDS"]
 
 BACKENDS = ("serial", "multiprocessing", "dask")
-
-
-class ClassifierError(ValueError):
-    """A classifier file that cannot be used; the message names the file and problem."""
-
-
-class SFFrameClassifier:
-    """The SF network of a molenv model file, evaluated in numpy (identical to PLUMED's)."""
-
-    kind = "sf"
-
-    def __init__(self, path: str | Path):
-        from molenv.modelfile import read_model
-
-        self.path = Path(path)
-        self.model = read_model(self.path)
-        self.classes = list(self.model.classes)
-        self.output_activation = self.model.network.output_activation
-        self.centre_atom = self.model.descriptors.centre_atom
-        self.atoms_per_molecule = self.model.descriptors.atoms_per_molecule
-
-    def describe(self) -> str:
-        return f"SF model {self.path.name} ({self.model.name})"
-
-    def check(self, spec) -> None:
-        if spec.atoms_per_molecule != self.atoms_per_molecule:
-            raise ClassifierError(f"{self.path}: the model is for {self.atoms_per_molecule}-atom molecules, spec {spec.name} has {spec.atoms_per_molecule} atoms")
-
-    def predict(self, frame: MolecularFrame) -> tuple[np.ndarray, None]:
-        from molenv.descriptors import compute_descriptors
-
-        return self.model.network.forward(compute_descriptors(frame, self.model.descriptors)), None
-
-
-class GNNFrameClassifier:
-    """A graph network from a Lightning checkpoint or a TorchScript export.
-
-    The network is loaded on first use in each process (and dropped when pickled), so that
-    the object can be sent to worker processes. ``centre_atom`` (for centres and
-    coordination numbers) comes from the molecule spec (`check`).
-    """
-
-    kind = "gnn"
-
-    def __init__(self, path: str | Path, form: str, device: str = "cpu"):
-        self.path = Path(path)
-        self.form = form  # "checkpoint" or "torchscript"
-        self.device = device
-        self.centre_atom = 1
-        self._loaded = None
-        self._load()
-        self.output_activation = "softmax"
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["_loaded"] = None
-        return state
-
-    def _load(self):
-        if self._loaded is not None:
-            return self._loaded
-        try:
-            if self.form == "checkpoint":
-                from molenv.gnn.lightning import load_classifier as load_checkpoint
-
-                net = load_checkpoint(self.path, map_location=self.device)
-                self.classes, self.cutoff = list(net.form_names), float(net.model.cutoff)
-            else:
-                from molenv.gnn.export import load_exported
-
-                net, metadata = load_exported(self.path, map_location=self.device)
-                self.classes, self.cutoff = list(metadata["form_names"]), float(metadata["cutoff"])
-        except (OSError, RuntimeError, KeyError, ValueError) as err:
-            raise ClassifierError(f"{self.path}: cannot load the graph network ({str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__})") from None
-        self._loaded = net
-        return net
-
-    def describe(self) -> str:
-        return f"GNN {self.form} {self.path.name}"
-
-    def check(self, spec) -> None:
-        self.centre_atom = spec.centre
-
-    def predict(self, frame: MolecularFrame) -> tuple[np.ndarray, np.ndarray]:
-        import torch
-
-        from molenv.gnn.graph import frame_to_graph
-
-        net = self._load()
-        graph = frame_to_graph(frame, cutoff=self.cutoff)
-        if self.form == "checkpoint":
-            from molenv.gnn.lightning import predict_graphs
-
-            out = predict_graphs(net, [graph], batch_size=1, embeddings=False)
-            return out.polymorph_probabilities.astype(np.float64), out.topology_probabilities.astype(np.float64)
-        g = graph.to(self.device)
-        # the profiling JIT re-optimises for every new graph size (slow first calls, no gain here)
-        with torch.inference_mode(), torch.jit.optimized_execution(False):
-            poly, topo = net(g.z, g.pos, g.edge_index, g.edge_shift, g.molecule, int(g.num_molecules))
-        return poly.cpu().numpy().astype(np.float64), topo.cpu().numpy().astype(np.float64)
-
-
-class GNNModelFileClassifier:
-    """The graph network of a GNN model file (kind gnn, `molenv export RUN --out x.molenv`),
-    evaluated by the float64 numpy specification (`molenv.gnn.numpy_model`): the numbers
-    `MOLENV_CLASSIFY` computes from the same file, without torch. ``centre_atom`` (for centres
-    and coordination numbers) comes from the molecule spec (`check`)."""
-
-    kind = "gnn"
-    output_activation = "softmax"
-
-    def __init__(self, path: str | Path):
-        from molenv.gnn.modelfile import read_gnn_model
-
-        self.path = Path(path)
-        self.model = read_gnn_model(self.path)
-        self.classes = list(self.model.classes)
-        self.centre_atom = 1
-
-    def describe(self) -> str:
-        return f"GNN model file {self.path.name} ({self.model.name})"
-
-    def check(self, spec) -> None:
-        from molenv.trajectory import symbol_tables
-
-        numbers = symbol_tables()[0]
-        if [numbers[e] for e in spec.elements] != list(self.model.molecule_atoms):
-            raise ClassifierError(f"{self.path}: the model's molecule has the atomic numbers {list(self.model.molecule_atoms)} in this order; "
-                                  f"spec {spec.name} has the elements {', '.join(spec.elements)}")
-        self.centre_atom = spec.centre
-
-    def predict(self, frame: MolecularFrame) -> tuple[np.ndarray, np.ndarray]:
-        from molenv.gnn.numpy_model import GNNInputError, classify_frame
-
-        try:
-            out = classify_frame(self.model, frame)
-        except GNNInputError as err:
-            raise ClassifierError(f"{self.path}: {err}") from None
-        return out.polymorph, out.topology
-
-
-def load_classifier(path: str | Path, device: str = "cpu"):
-    """`SFFrameClassifier` for an SF model file, `GNNModelFileClassifier` for a GNN model file
-    (the two kinds `MOLENV_CLASSIFY` reads, told apart as the action does:
-    `molenv.modelfile.model_file_kind`), `GNNFrameClassifier` for a Lightning checkpoint or a
-    TorchScript export (told apart by content, not by name)."""
-    import zipfile
-
-    from molenv.paths import file_problem
-
-    path = Path(path)
-    if problem := file_problem(path, "model file"):
-        raise ClassifierError(problem)
-    with open(path, "rb") as fh:
-        head = fh.read(4096)
-    if b"molenv_model" in head:
-        from molenv.modelfile import model_file_kind
-
-        return GNNModelFileClassifier(path) if model_file_kind(path) == "gnn" else SFFrameClassifier(path)
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
-        if any(n.endswith("extra/molenv.json") for n in names):
-            return GNNFrameClassifier(path, "torchscript", device)
-        if any(n.endswith("/data.pkl") for n in names):
-            return GNNFrameClassifier(path, "checkpoint", device)
-    raise ClassifierError(
-        f"{path}: not a molenv model file (first record 'molenv_model'), a GNN checkpoint (.ckpt from `molenv train gnn`) "
-        "or a TorchScript export of one"
-    )
-
-
-def infer_spec(classifier, *, option: str = "spec="):
-    """The `molenv.spec.MoleculeSpec` `classifier` was made for, where the model tells it:
-
-    - an SF model file: the spec its ``meta molecule`` record names (written by `molenv
-      export`), else the one shipped spec with its atom count, centre atom and vectors
-      (`molenv.spec.spec_for_model`; the file has no elements);
-    - a GNN checkpoint: the spec of the dataset it was trained on (recorded with the fit,
-      `molenv.gnn.export.training_spec`), where that dataset is still there.
-
-    Otherwise (a TorchScript export, which records no molecule; no shipped spec fits; several
-    do) a SpecError that asks for ``spec=`` (or the `option` named)."""
-    from molenv.spec import SpecError, spec_for_model
-
-    where = str(getattr(classifier, "path", type(classifier).__name__))
-    ask = f"; give {option} (the molecule: urea, nicotinamide or a spec .toml)"
-    if isinstance(classifier, SFFrameClassifier):
-        d = classifier.model.descriptors
-        try:
-            return spec_for_model(d.atoms_per_molecule, d.centre_atom, d.vectors, molecule=classifier.model.meta.get("molecule"), where=where)
-        except SpecError as err:
-            raise SpecError(f"{err}{ask}") from None
-    if isinstance(classifier, GNNModelFileClassifier):
-        m = classifier.model
-        try:
-            return spec_for_model(len(m.molecule_atoms), elements=m.molecule_atoms, molecule=m.meta.get("molecule"), where=where)
-        except SpecError as err:
-            raise SpecError(f"{err}{ask}") from None
-    if isinstance(classifier, GNNFrameClassifier) and classifier.form == "checkpoint":
-        import torch
-
-        from molenv.gnn.export import training_spec
-
-        spec = training_spec(classifier.path, torch.load(classifier.path, map_location="cpu", weights_only=False))
-        if spec is not None:
-            return spec
-        raise SpecError(f"{where}: the GNN checkpoint records no training dataset whose spec can be read (moved or deleted){ask}")
-    if isinstance(classifier, GNNFrameClassifier):
-        raise SpecError(f"{where}: a TorchScript export of a GNN does not record its molecule{ask}")
-    raise SpecError(f"{where}: cannot tell which molecule this classifier is for{ask}")
 
 
 def check_finite(classifier, frame: int, time: float, probabilities: np.ndarray, topology: np.ndarray | None = None) -> None:
@@ -273,8 +50,8 @@ def check_finite(classifier, frame: int, time: float, probabilities: np.ndarray,
 
 
 def _classifier(model, device: str = "cpu"):
-    """A loaded classifier: `model` itself, or `load_classifier` of a path."""
-    return load_classifier(model, device=device) if isinstance(model, (str, os.PathLike)) else model
+    """An opened model: `model` itself, or `open_model` of a path."""
+    return open_model(model, device=device) if isinstance(model, (str, os.PathLike)) else model
 
 
 class ClassifyFrames(AnalysisBase):
@@ -283,8 +60,8 @@ class ClassifyFrames(AnalysisBase):
     ``ClassifyFrames(atoms, model, spec=None, *, with_coordination=True, verbose=False,
     device="cpu", **options)``: `atoms` an MDAnalysis ``Universe`` or ``AtomGroup``, ASE
     ``Atoms`` or a list of them, a file path, or a `molenv.trajectory.Trajectory` (which
-    already has its spec and options); `model` a model path or a loaded classifier
-    (`load_classifier`); `spec` the molecule (default: `infer_spec` of the model);
+    already has its spec and options); `model` a model path or an opened model
+    (`molenv.models.open_model`); `spec` the molecule (default: `infer_spec` of the model);
     ``options`` those of `molenv.trajectory.Trajectory` (``selection``, ``name_map``,
     ``periodic``, ...) except the frames, which ``run`` takes.
 
@@ -469,8 +246,9 @@ def classify(obj, model, spec=None, *, backend: str = "serial", n_workers: int =
              ``Atoms`` or a list of them (the frames of one system; ASE has no residues, so
              molecules are contiguous blocks, their atoms ordered by name, position or
              bonds), or a trajectory file (with ``topology=`` etc., as the command).
-    model:   a model path (SF model file ``.molenv``, GNN checkpoint ``.ckpt``, TorchScript
-             ``.pt``; told apart by content) or a classifier from `load_classifier`.
+    model:   a model path (SF or GNN model file ``.molenv``, SF or GNN checkpoint ``.ckpt``
+             or training output directory, TorchScript ``.pt``; told apart by content) or a
+             model from `molenv.models.open_model`.
     spec:    the molecule: ``"urea"``, ``"nicotinamide"``, a spec ``.toml`` or a
              `molenv.spec.MoleculeSpec`; default `infer_spec` of the model (a SpecError asks
              for it where the model does not tell).

@@ -29,19 +29,18 @@ Reading (`open_dataset`) gives a `Dataset` with two views of the same data:
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import zipfile
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from molenv.constants import file_sha256
+from molenv.descriptors import descriptor_set_from_dict
 from molenv.frames import MolecularFrame
-from molenv.modelfile import DescriptorSet, SymmetryFunction
-from molenv.topology import TOPOLOGY_NAMES  # topology codes 0, 1 of the .npz files
 
 __all__ = [
     "DatasetError",
@@ -51,11 +50,7 @@ __all__ = [
     "open_dataset",
     "write_source",
     "write_manifest",
-    "descriptor_set_to_dict",
-    "descriptor_set_from_dict",
-    "sha256",
     "SPLITS",
-    "TOPOLOGY_NAMES",
 ]
 
 FORMAT = "molenv-dataset"
@@ -80,27 +75,6 @@ SOURCE_ARRAYS = {
 
 class DatasetError(ValueError):
     """A dataset that cannot be built or read; the message names the file and the problem."""
-
-
-def sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file (provenance of the trajectories a dataset was made from)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def descriptor_set_to_dict(d: DescriptorSet) -> dict:
-    """JSON-able form of a `DescriptorSet` (also stored in SF checkpoints)."""
-    return asdict(d)
-
-
-def descriptor_set_from_dict(data: dict) -> DescriptorSet:
-    functions = [SymmetryFunction(f["kind"], f["vector"], tuple(f["params"])) for f in data["functions"]]
-    return DescriptorSet(
-        int(data["atoms_per_molecule"]), int(data["centre_atom"]), [tuple(v) for v in data["vectors"]], float(data["rmin"]), float(data["rmax"]), functions
-    )
 
 
 # ----------------------------------------------------------------------------- writing
@@ -199,7 +173,7 @@ class Dataset:
         return [s["name"] for s in self.sources]
 
     def manifest_sha256(self) -> str:
-        return sha256(self.path / MANIFEST)
+        return file_sha256(self.path / MANIFEST)
 
     def arrays(self, name: str) -> dict[str, np.ndarray]:
         """The arrays of source `name` (loaded once, then cached)."""
@@ -210,7 +184,7 @@ class Dataset:
                 raise DatasetError(f"{path}: data file of source {name!r} is missing")
             expected = source.get("sha256")
             if expected is not None:
-                found = sha256(path)
+                found = file_sha256(path)
                 if found != expected:
                     raise DatasetError(f"{path}: the data file of source {name!r} differs from the one the dataset manifest records "
                                        f"(SHA-256 {found[:16]}..., manifest {str(expected)[:16]}...): it was changed or replaced "

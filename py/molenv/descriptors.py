@@ -15,20 +15,94 @@ the same numbers; the two are compared to a relative 1e-9. To that end every ter
 in float64 and each molecule's sum is a compensated (Neumaier) sum, so that the result is
 the correctly rounded sum of the terms up to a few ulps, independent of neighbour order.
 
+A `DescriptorSet` is the definition of one molecule's symmetry functions (the spec's
+``[descriptors]``, a dataset's manifest, the descriptor records of a model file).
 Coordination numbers (the bulk/surface label) are in `molenv.topology`.
 """
 from __future__ import annotations
 
+import math
+from dataclasses import asdict, dataclass
+
 import numpy as np
 
 from molenv.frames import FrameError, MolecularFrame, NeighbourPairs, neighbour_pairs
-from molenv.modelfile import DescriptorSet
 
-__all__ = ["DescriptorError", "compute_descriptors", "cutoff_function"]
+__all__ = ["DescriptorError", "SymmetryFunction", "DescriptorSet", "SF_KINDS", "ANGULAR_KINDS", "descriptor_set_to_dict",
+           "descriptor_set_from_dict", "compute_descriptors", "cutoff_function"]
+
+SF_KINDS = {"S1": 2, "S2": 1, "S3": 2, "S4": 1}  # kind -> number of parameters
+ANGULAR_KINDS = {"S3", "S4"}
 
 
 class DescriptorError(ValueError):
-    """Descriptors that cannot be computed for a frame; the message names the problem."""
+    """A descriptor set that is not valid, or descriptors that cannot be computed for a
+    frame; the message names the problem."""
+
+
+@dataclass
+class SymmetryFunction:
+    kind: str  # S1, S2, S3, S4
+    vector: int | None  # 1-based vector index for S3/S4, None for S1/S2
+    params: tuple[float, ...]  # S1: (Rs, eta); S2: (kappa,); S3: (cos_theta_s, eta); S4: (kappa,)
+
+
+@dataclass
+class DescriptorSet:
+    """Point-vector molecular symmetry functions of one kind of molecule."""
+
+    atoms_per_molecule: int
+    centre_atom: int  # 1-based position within the molecule
+    vectors: list[tuple[int, int]]  # (a, b) 1-based positions: v = r(b) - r(a)
+    rmin: float  # Angstrom
+    rmax: float
+    functions: list[SymmetryFunction]
+
+    @property
+    def n_features(self) -> int:
+        return len(self.functions)
+
+    def validate(self) -> None:
+        """DescriptorError naming the first problem (the rules of the model file's reader)."""
+        n = self.atoms_per_molecule
+        if n < 1:
+            raise DescriptorError(f"atoms_per_molecule must be >= 1, got {n}")
+        if not 1 <= self.centre_atom <= n:
+            raise DescriptorError(f"centre atom {self.centre_atom} is outside the molecule (1..{n})")
+        for k, (a, b) in enumerate(self.vectors, 1):
+            for atom in (a, b):
+                if not 1 <= atom <= n:
+                    raise DescriptorError(f"vector {k} atom {atom} is outside the molecule (1..{n})")
+            if a == b:
+                raise DescriptorError(f"vector {k} starts and ends on atom {a}")
+        if not (0 <= self.rmin < self.rmax) or not all(map(math.isfinite, (self.rmin, self.rmax))):
+            raise DescriptorError(f"cutoff needs 0 <= rmin < rmax, got rmin={self.rmin} rmax={self.rmax}")
+        if not self.functions:
+            raise DescriptorError("no symmetry functions")
+        for i, sf in enumerate(self.functions, 1):
+            if sf.kind not in SF_KINDS:
+                raise DescriptorError(f"descriptor {i}: unknown kind '{sf.kind}' (expected one of {', '.join(SF_KINDS)})")
+            if len(sf.params) != SF_KINDS[sf.kind]:
+                raise DescriptorError(f"descriptor {i}: {sf.kind} takes {SF_KINDS[sf.kind]} parameters, got {len(sf.params)}")
+            if sf.kind in ANGULAR_KINDS:
+                if sf.vector is None or not 1 <= sf.vector <= len(self.vectors):
+                    raise DescriptorError(f"descriptor {i}: {sf.kind} needs a vector index in 1..{len(self.vectors)}, got {sf.vector}")
+            elif sf.vector is not None:
+                raise DescriptorError(f"descriptor {i}: {sf.kind} is radial and takes no vector ('-'), got {sf.vector}")
+            if not all(map(math.isfinite, sf.params)):
+                raise DescriptorError(f"descriptor {i}: non-finite parameter {sf.params}")
+
+
+def descriptor_set_to_dict(d: DescriptorSet) -> dict:
+    """JSON-able form of a `DescriptorSet` (a dataset's manifest, SF checkpoints)."""
+    return asdict(d)
+
+
+def descriptor_set_from_dict(data: dict) -> DescriptorSet:
+    functions = [SymmetryFunction(f["kind"], f["vector"], tuple(f["params"])) for f in data["functions"]]
+    return DescriptorSet(
+        int(data["atoms_per_molecule"]), int(data["centre_atom"]), [tuple(v) for v in data["vectors"]], float(data["rmin"]), float(data["rmax"]), functions
+    )
 
 
 def cutoff_function(r: np.ndarray, rmin: float, rmax: float) -> np.ndarray:

@@ -22,8 +22,8 @@ would count as misclassified, and the F1 would measure the mismatch of names, no
 (`Head` itself still scores them, with a column of their own).
 
 `evaluate_sf` and `evaluate_gnn` compute the heads of each classifier; `evaluate_path`
-accepts whatever `molenv evaluate` is given (a molenv model file, an SF checkpoint, a GNN
-checkpoint, or a training output directory).
+accepts whatever `molenv evaluate` is given (an SF model file or checkpoint, a GNN
+checkpoint, or a training output directory: `molenv.models.open_model`).
 """
 from __future__ import annotations
 
@@ -35,9 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
-from molenv.dataset import TOPOLOGY_NAMES, Dataset, MoleculeTable
+from molenv.dataset import Dataset, MoleculeTable
+from molenv.topology import TOPOLOGY_NAMES
 
-__all__ = ["Head", "check_classes", "head_metrics", "plot_confusion", "plot_tsne", "evaluate_outputs", "evaluate_sf", "evaluate_gnn", "evaluate_path", "model_kind"]
+__all__ = ["Head", "check_classes", "head_metrics", "plot_confusion", "plot_tsne", "evaluate_outputs", "evaluate_sf", "evaluate_gnn", "evaluate_path"]
 
 
 @dataclass
@@ -270,7 +271,7 @@ def _check_descriptors(model, dataset: Dataset) -> None:
 def evaluate_gnn(classifier, dataset: Dataset, out_dir, splits="test", *, batch_size: int = 4, info: Mapping | None = None, **options) -> dict:
     """Evaluate a graph classifier (`molenv.gnn.lightning.GNNClassifier`) on every frame of
     `splits` (clusters included: the GNN also classifies topology)."""
-    from molenv.gnn.cli import graphs_from_dataset
+    from molenv.gnn.graph import graphs_from_dataset
     from molenv.gnn.lightning import predict_graphs
 
     names = [splits] if isinstance(splits, str) else list(splits)
@@ -291,53 +292,18 @@ def evaluate_gnn(classifier, dataset: Dataset, out_dir, splits="test", *, batch_
     return evaluate_outputs(out_dir, heads, embeddings, groups=groups, group_names=dataset.source_names, info=details, **options)
 
 
-def model_kind(path: str | os.PathLike) -> tuple[str, Path]:
-    """('model-file' | 'sf' | 'gnn', file) for a model file, a checkpoint or a training
-    output directory (its checkpoints/best.ckpt)."""
-    path = Path(path)
-    if path.is_dir():
-        best = path / "checkpoints" / "best.ckpt"
-        if not best.is_file():
-            raise FileNotFoundError(f"{path}: a directory, but not a training output (no checkpoints/best.ckpt)")
-        path = best
-    from molenv.paths import file_problem
-
-    if problem := file_problem(path, "model"):
-        raise FileNotFoundError(problem)
-    with open(path, "rb") as fh:
-        head = fh.read(4096)
-    if b"molenv_model" in head:
-        return "model-file", path
-    import torch
-
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is a user error here
-        raise ValueError(f"{path}: neither a molenv model file nor a checkpoint ({type(err).__name__}: {err})") from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise ValueError(f"{path}: neither a molenv model file nor a Lightning checkpoint")
-    if checkpoint.get("molenv_kind") == "sf":
-        return "sf", path
-    if "form_names" in checkpoint.get("hyper_parameters", {}):
-        return "gnn", path
-    raise ValueError(f"{path}: a checkpoint, but neither of an SF classifier nor of a graph classifier")
-
-
 def evaluate_path(model_path, dataset: Dataset, out_dir, splits="test", *, include_clusters: bool = False, batch_size: int = 4, **options) -> dict:
-    """`evaluate_sf` / `evaluate_gnn` for whatever `model_kind` recognises; ``options``
-    go to `evaluate_outputs` (tsne_samples, seed, plots)."""
-    kind, path = model_kind(model_path)
-    info = {"model_path": str(path)}
-    if kind == "gnn":
-        from molenv.gnn.lightning import load_classifier
+    """`evaluate_sf` / `evaluate_gnn` for the model `molenv.models.open_model` opens at
+    `model_path`: an SF model file or checkpoint, a GNN checkpoint, or a training output
+    directory; ``options`` go to `evaluate_outputs` (tsne_samples, seed, plots)."""
+    from molenv.models import ClassifierError, open_model
 
-        return evaluate_gnn(load_classifier(path), dataset, out_dir, splits, batch_size=batch_size, info=info, **options)
-    if kind == "model-file":
-        from molenv.modelfile import read_model
-
-        model = read_model(path)
-    else:
-        from molenv.sf.train import load_sf
-
-        model = load_sf(path).to_model()
-    return evaluate_sf(model, dataset, out_dir, splits, include_clusters=include_clusters, info=info, **options)
+    model = open_model(model_path)
+    info = {"model_path": str(model.path)}
+    if model.kind == "sf":
+        return evaluate_sf(model.model, dataset, out_dir, splits, include_clusters=include_clusters, info=info, **options)
+    if model.form == "checkpoint":
+        return evaluate_gnn(model.network(), dataset, out_dir, splits, batch_size=batch_size, info=info, **options)
+    what = "model file" if model.form == "model-file" else "TorchScript export"
+    raise ClassifierError(f"{model.path}: a GNN {what}; a GNN is evaluated from its checkpoint (or training output directory), "
+                          "whose network gives the embeddings of the t-SNE maps")

@@ -52,19 +52,11 @@ from pathlib import Path
 
 import numpy as np
 
-from molenv.dataset import (
-    MANIFEST,
-    SPLITS,
-    TOPOLOGY_NAMES,
-    Dataset,
-    DatasetError,
-    descriptor_set_to_dict,
-    sha256,
-    write_manifest,
-    write_source,
-)
+from molenv.constants import file_sha256
+from molenv.dataset import MANIFEST, SPLITS, Dataset, DatasetError, write_manifest, write_source
+from molenv.descriptors import descriptor_set_to_dict
 from molenv.spec import MoleculeSpec, load_spec
-from molenv.topology import TopologyRule
+from molenv.topology import TOPOLOGY_NAMES, TopologyRule
 
 __all__ = ["Source", "sources_from_manifest", "assign_splits", "label_frame", "featurize"]
 
@@ -425,7 +417,7 @@ def _write(kept, trajectories, codes, classes, spec, out: Path, final: Path, ove
                     {
                         "name": source.name,
                         "file": file,
-                        "sha256": sha256(out / file),
+                        "sha256": file_sha256(out / file),
                         "label": source.label,
                         "temperature_K": source.temperature,
                         "system": source.system,
@@ -436,9 +428,9 @@ def _write(kept, trajectories, codes, classes, spec, out: Path, final: Path, ove
                         "n_molecules": int(n_mol),
                         "time_ps": [float(arrays["times"][0]), float(arrays["times"][-1])],
                         "trajectory": str(source.trajectory),
-                        "trajectory_sha256": sha256(source.trajectory),
+                        "trajectory_sha256": file_sha256(source.trajectory),
                         "topology": str(source.topology) if source.topology else None,
-                        "topology_sha256": sha256(source.topology) if source.topology else None,
+                        "topology_sha256": file_sha256(source.topology) if source.topology else None,
                         "reader": {k: v for k, v in source.reader.items()} | {"atom_order": traj.atom_order, "molecules": traj.molecules_from},
                         "surface_molecules": int(topology.sum()),
                         "simulation": source.origin,
@@ -450,7 +442,7 @@ def _write(kept, trajectories, codes, classes, spec, out: Path, final: Path, ove
             pool.join()
     manifest = {
         "molecule": spec.name,
-        "spec": {"name": spec.name, "path": str(spec.path), "sha256": sha256(spec.path) if spec.path else None},
+        "spec": {"name": spec.name, "path": str(spec.path), "sha256": file_sha256(spec.path) if spec.path else None},
         "descriptors": descriptor_set_to_dict(descriptors),
         "classes": list(classes),
         "topology": {

@@ -1,10 +1,10 @@
 """The molenv model file: the contract between training (Python) and `MOLENV_CLASSIFY` (C++).
 
 The format is specified in ``docs/model_format.md``; the C++ reader is
-``plumed_module/ModelFile.cpp``. This module holds the in-memory model (descriptor
-definitions + network), reads and writes the file with the same validation rules as the
-C++ reader, and evaluates the network with numpy so that Python and PLUMED can be compared
-number by number.
+``plumed_module/ModelFile.cpp``. This module holds the in-memory model (the descriptor
+definitions, `molenv.descriptors.DescriptorSet`, + network), reads and writes the file with
+the same validation rules as the C++ reader, and evaluates the network with numpy so that
+Python and PLUMED can be compared number by number.
 """
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from molenv.descriptors import DescriptorError, DescriptorSet, SymmetryFunction
+
 FORMAT_VERSION = 1
-SF_KINDS = {"S1": 2, "S2": 1, "S3": 2, "S4": 1}  # kind -> number of parameters
-ANGULAR_KINDS = {"S3", "S4"}
 HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "softplus", "identity")
 OUTPUT_ACTIVATIONS = ("softmax", "sigmoid")
 CLASS_NAME = re.compile(r"^[A-Za-z0-9_]+$")
@@ -34,58 +34,6 @@ _REALS = re.compile(rf"{_REAL.pattern}(?: {_REAL.pattern})*")  # a row of reals 
 
 class ModelFileError(ValueError):
     """A model file that cannot be read; the message names the file, line and problem."""
-
-
-@dataclass
-class SymmetryFunction:
-    kind: str  # S1, S2, S3, S4
-    vector: int | None  # 1-based vector index for S3/S4, None for S1/S2
-    params: tuple[float, ...]  # S1: (Rs, eta); S2: (kappa,); S3: (cos_theta_s, eta); S4: (kappa,)
-
-
-@dataclass
-class DescriptorSet:
-    """Point-vector molecular symmetry functions of one kind of molecule."""
-
-    atoms_per_molecule: int
-    centre_atom: int  # 1-based position within the molecule
-    vectors: list[tuple[int, int]]  # (a, b) 1-based positions: v = r(b) - r(a)
-    rmin: float  # Angstrom
-    rmax: float
-    functions: list[SymmetryFunction]
-
-    @property
-    def n_features(self) -> int:
-        return len(self.functions)
-
-    def validate(self) -> None:
-        n = self.atoms_per_molecule
-        if n < 1:
-            raise ModelFileError(f"atoms_per_molecule must be >= 1, got {n}")
-        if not 1 <= self.centre_atom <= n:
-            raise ModelFileError(f"centre atom {self.centre_atom} is outside the molecule (1..{n})")
-        for k, (a, b) in enumerate(self.vectors, 1):
-            for atom in (a, b):
-                if not 1 <= atom <= n:
-                    raise ModelFileError(f"vector {k} atom {atom} is outside the molecule (1..{n})")
-            if a == b:
-                raise ModelFileError(f"vector {k} starts and ends on atom {a}")
-        if not (0 <= self.rmin < self.rmax) or not all(map(math.isfinite, (self.rmin, self.rmax))):
-            raise ModelFileError(f"cutoff needs 0 <= rmin < rmax, got rmin={self.rmin} rmax={self.rmax}")
-        if not self.functions:
-            raise ModelFileError("no symmetry functions")
-        for i, sf in enumerate(self.functions, 1):
-            if sf.kind not in SF_KINDS:
-                raise ModelFileError(f"descriptor {i}: unknown kind '{sf.kind}' (expected one of {', '.join(SF_KINDS)})")
-            if len(sf.params) != SF_KINDS[sf.kind]:
-                raise ModelFileError(f"descriptor {i}: {sf.kind} takes {SF_KINDS[sf.kind]} parameters, got {len(sf.params)}")
-            if sf.kind in ANGULAR_KINDS:
-                if sf.vector is None or not 1 <= sf.vector <= len(self.vectors):
-                    raise ModelFileError(f"descriptor {i}: {sf.kind} needs a vector index in 1..{len(self.vectors)}, got {sf.vector}")
-            elif sf.vector is not None:
-                raise ModelFileError(f"descriptor {i}: {sf.kind} is radial and takes no vector ('-'), got {sf.vector}")
-            if not all(map(math.isfinite, sf.params)):
-                raise ModelFileError(f"descriptor {i}: non-finite parameter {sf.params}")
 
 
 @dataclass
@@ -171,7 +119,10 @@ class Model:
                 raise ModelFileError(f"class name '{c}' must match [A-Za-z0-9_]+ (it becomes a PLUMED component name)")
         if len(set(self.classes)) != len(self.classes):
             raise ModelFileError(f"duplicate class names in {self.classes}")
-        self.descriptors.validate()
+        try:
+            self.descriptors.validate()
+        except DescriptorError as err:
+            raise ModelFileError(str(err)) from None
         self.network.validate(self.descriptors.n_features, len(self.classes))
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:

@@ -23,14 +23,15 @@ molenv's 1-based molecule atom order. `import_reference` builds a `Model`;
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from molenv.modelfile import DescriptorSet, Model, ModelFileError, Network, SymmetryFunction
+from molenv.constants import file_sha256
+from molenv.descriptors import DescriptorSet, SymmetryFunction
+from molenv.modelfile import Model, ModelFileError, Network
 
 __all__ = [
     "ReferenceFormatError",
@@ -281,10 +282,6 @@ def read_reference_weights(path: str | Path) -> ReferenceWeights:
 # ----------------------------------------------------------------------------- import
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def import_reference(
     weights: str | Path,
     sf_input: str | Path,
@@ -320,9 +317,9 @@ def import_reference(
         "source": "original SF-classifier code (Kuroshima et al., JCTC 2024)",
         "imported_by": "molenv import-reference",
         "reference_weights": weights.name,
-        "reference_weights_sha256": _sha256(weights),
+        "reference_weights_sha256": file_sha256(weights),
         "reference_sf_input": sf_input.name,
-        "reference_sf_input_sha256": _sha256(sf_input),
+        "reference_sf_input_sha256": file_sha256(sf_input),
         "reference_iterations": str(ref.iterations),
         "reference_vec_ids": " ".join(f"{a}:{b}" for a, b in sf.vec_ids),
     }

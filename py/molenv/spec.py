@@ -22,7 +22,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from molenv.modelfile import SF_KINDS, DescriptorSet, ModelFileError, SymmetryFunction
+from molenv.descriptors import SF_KINDS, DescriptorError, DescriptorSet, SymmetryFunction
 
 SPEC_DIR = Path(__file__).resolve().parent / "specs"
 # spec key for each parameter of each kind, in model-file order
@@ -157,7 +157,7 @@ def _parse(raw: dict, path: Path) -> MoleculeSpec:
         spec.functions += [SymmetryFunction(kind, vector, tuple(float(x) for x in values)) for values in zip(*columns)]
     try:
         spec.descriptor_set().validate()
-    except ModelFileError as err:
+    except DescriptorError as err:
         raise SpecError(f"{path}: {err}") from None
     return spec
 

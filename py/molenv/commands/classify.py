@@ -4,9 +4,9 @@
   molenv classify --model gnn.ckpt --spec urea --trajectory run.xtc --topology run.pdb --xyz
   molenv classify --model urea.molenv --trajectory interface.data --name-map 4:N1,5:N2 --region z:135:10
 
-The model is a molenv model file (SF network: descriptors + network in numpy, the numbers
-MOLENV_CLASSIFY computes) or a graph network (Lightning checkpoint from `molenv train gnn`,
-or its TorchScript export). Writes into --out: populations.dat (per frame: class counts,
+The model is a molenv model file (SF or GNN, evaluated in numpy: the numbers MOLENV_CLASSIFY
+computes), a checkpoint of `molenv train sf` or `molenv train gnn` (or the training output
+directory) or a GNN's TorchScript export, told apart by content (`molenv.models`). Writes into --out: populations.dat (per frame: class counts,
 uncertain molecules, soft populations, core/surface split), molecules.npz (per-molecule
 probabilities), populations.png (time series) and, with --xyz, classes.extxyz for OVITO.
 Frames run in parallel with --backend multiprocessing --workers N. Full documentation:
@@ -17,7 +17,7 @@ from molenv.commands._options import add_analysis_arguments, add_trajectory_argu
 
 
 def add_arguments(parser):
-    parser.add_argument("--model", required=True, help="molenv model file (.molenv), GNN checkpoint (.ckpt) or TorchScript export (.pt)")
+    parser.add_argument("--model", required=True, help="molenv model file (.molenv), checkpoint (.ckpt) or training output directory, or GNN TorchScript export (.pt)")
     parser.add_argument("--trajectory", "-t", required=True, help="trajectory or single structure (any format MDAnalysis reads)")
     parser.add_argument("--topology", help="topology for coordinate-only trajectories (XTC, TRR, DCD): GRO, PDB, TPR, PSF, LAMMPS data")
     add_trajectory_arguments(parser)
@@ -33,10 +33,11 @@ def add_arguments(parser):
 
 def run(args):
     from molenv.analysis import AnalysisError, summarise
-    from molenv.classification import ClassifierError, classify_trajectory, infer_spec, load_classifier
+    from molenv.classification import classify_trajectory
     from molenv.cli import CommandError
     from molenv.commands._options import open_trajectory, report, summary_options
     from molenv.modelfile import ModelFileError
+    from molenv.models import ClassifierError, infer_spec, open_model
     from molenv.spec import SpecError, load_spec
     from molenv.trajectory import TrajectoryError
 
@@ -46,7 +47,7 @@ def run(args):
         raise CommandError(problem)
     try:
         options = summary_options(args)
-        classifier = load_classifier(args.model, device=args.device)
+        classifier = open_model(args.model, device=args.device)
         if args.spec:
             spec = load_spec(args.spec)
         else:

@@ -2,7 +2,7 @@
 
   molenv evaluate runs/urea-sf DATASET --out runs/urea-sf/eval-test
 
-MODEL is a molenv model file (e.g. from `molenv export` or `molenv import-reference`), an
+MODEL is an SF model file (e.g. from `molenv export` or `molenv import-reference`), an
 SF or GNN checkpoint, or a training output directory (its checkpoints/best.ckpt). SF
 classifiers are evaluated on the periodic bulk molecules of the split (as trained), graph
 classifiers on every frame, with polymorph and topology heads. Writes to --out:

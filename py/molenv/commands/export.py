@@ -25,43 +25,44 @@ def add_arguments(parser):
 
 def run(args):
     import shlex
-
-    from molenv.cli import CommandError
-    from molenv.evaluate import model_kind
-
     from pathlib import Path
 
-    kind, path = model_kind(args.checkpoint)
-    if kind == "model-file":
-        raise CommandError(f"{path} is already a molenv model file")
+    from molenv.cli import CommandError
+    from molenv.models import open_model
+
+    model = open_model(args.checkpoint)
+    if model.form == "model-file":
+        raise CommandError(f"{model.path} is already a molenv model file")
+    if model.form == "torchscript":
+        raise CommandError(f"{model.path} is a TorchScript export already; export the checkpoint it was made from")
     # the suffix says what the file is, and the readers go by it: a model file named .pt
     # would be taken for TorchScript, TorchScript named .molenv for a model file
     suffix = Path(args.out).suffix
-    if kind == "sf" and suffix != ".molenv":
+    if model.kind == "sf" and suffix != ".molenv":
         raise CommandError(f"--out {args.out}: an SF classifier is written as a molenv model file, which takes the extension .molenv "
                            "(.pt is TorchScript, written for graph classifiers only)")
-    if kind == "gnn" and suffix not in (".molenv", ".pt"):
+    if model.kind == "gnn" and suffix not in (".molenv", ".pt"):
         raise CommandError(f"--out {args.out}: a graph classifier is written as a molenv model file (.molenv) or as TorchScript (.pt); "
                            "the extension says which")
-    if kind == "sf":
+    command = shlex.join(getattr(args, "command_line", None) or []) or None
+    if model.kind == "sf":
         from molenv.sf.export import export_sf
 
-        model = export_sf(path, args.out, name=args.name, command=shlex.join(getattr(args, "command_line", None) or []) or None)
-        print(f"wrote {args.out}: {model.name}; classes {', '.join(model.classes)}; network {'-'.join(map(str, model.network.sizes))}")
+        written = export_sf(model.path, args.out, name=args.name, command=command)
+        print(f"wrote {args.out}: {written.name}; classes {', '.join(written.classes)}; network {'-'.join(map(str, written.network.sizes))}")
         return 0
     if suffix == ".molenv":
         from molenv.gnn.export import export_gnn_checkpoint
 
         try:
-            model = export_gnn_checkpoint(path, args.out, name=args.name, command=shlex.join(getattr(args, "command_line", None) or []) or None, molecule=getattr(args, "molecule", None))
+            written = export_gnn_checkpoint(model.path, args.out, name=args.name, command=command, molecule=getattr(args, "molecule", None))
         except ValueError as err:
             raise CommandError(str(err)) from None
-        sizes = f"hidden {model.hidden}, {len(model.convs)} conv(s) of {model.channels} channels, {model.num_radial} radial functions"
-        print(f"wrote {args.out}: {model.name}; classes {', '.join(model.classes)}; topology {', '.join(model.topology_classes)}; {sizes}; atom types {model.atom_types}")
+        sizes = f"hidden {written.hidden}, {len(written.convs)} conv(s) of {written.channels} channels, {written.num_radial} radial functions"
+        print(f"wrote {args.out}: {written.name}; classes {', '.join(written.classes)}; topology {', '.join(written.topology_classes)}; {sizes}; atom types {written.atom_types}")
         return 0
     from molenv.gnn.export import export_torchscript
-    from molenv.gnn.lightning import load_classifier
 
-    classifier = load_classifier(path)
-    print(f"wrote {export_torchscript(classifier.model, args.out, classifier.form_names)} (TorchScript)")
+    network = model.network()
+    print(f"wrote {export_torchscript(network.model, args.out, network.form_names)} (TorchScript)")
     return 0

@@ -79,7 +79,7 @@ def run_child(argv: list[str], env: dict | None = None, name: str = "plumed") ->
 
 
 def passthrough(plumed_args: list[str]) -> int:
-    from molenv.plumed_env import PlumedNotFound, installed
+    from molenv.plumed.kernel import PlumedNotFound, installed
 
     try:
         install = installed()

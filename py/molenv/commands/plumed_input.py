@@ -35,7 +35,7 @@ def add_arguments(parser):
 
 def parse_path(text: str):
     from molenv.cli import CommandError
-    from molenv.plumed_input import PathOptions
+    from molenv.plumed.inputs import PathOptions
 
     parts = text.split(":")
     try:
@@ -56,8 +56,8 @@ def run(args):
     from molenv.cli import CommandError
     from molenv.commands._options import open_trajectory, resolve_spec
     from molenv.modelfile import read_model
-    from molenv.plumed_env import module_path
-    from molenv.plumed_input import PlumedInputOptions, plumed_input
+    from molenv.plumed.kernel import module_path
+    from molenv.plumed.inputs import PlumedInputOptions, plumed_input
 
     model = read_model(args.model)
     d = model.descriptors

@@ -6,6 +6,6 @@ def add_arguments(parser):
 
 
 def run(args):
-    from molenv.plumed_env import module_path
+    from molenv.plumed.kernel import module_path
 
     print(module_path())

@@ -59,7 +59,9 @@ def run(args):
     from molenv.analysis import summarise
     from molenv.cli import CommandError
     from molenv.commands._options import report, summary_options
-    from molenv.reanalyse import GeometryCollector, ReanalyseError, classify_actions, open_universe, reanalyse, result_from_prob_file
+    from molenv.plumed.engine import PlumedError
+    from molenv.plumed.inputs import classify_actions
+    from molenv.plumed.reanalysis import GeometryCollector, open_universe, reanalyse, result_from_prob_file
     from molenv.trajectory import read_timestep
 
     from molenv.paths import output_directory_problem
@@ -83,9 +85,7 @@ def run(args):
                 raise CommandError(f"{action.where}: --analyse needs PROB_FILE=... on the MOLENV_CLASSIFY line (per-molecule probabilities)")
             model = read_model(action.model_path)
             d = model.descriptors
-            molecules = action.molecules(d.atoms_per_molecule)
-            if molecules.max() >= universe.atoms.n_atoms:
-                raise CommandError(f"{action.where}: atom {molecules.max() + 1} is beyond the {universe.atoms.n_atoms} atoms of {args.trajectory}")
+            molecules = action.molecules(universe.atoms.n_atoms, d.atoms_per_molecule)
             collect = GeometryCollector(molecules, d.centre_atom, _atomic_numbers(universe, args.type_elements), stride=action.file_stride,
                                         nopbc=action.nopbc, with_coordination=not args.no_surface)
         done = reanalyse(args.plumed, args.trajectory, universe=universe, timestep=args.timestep, start=args.start, stop=args.stop,
@@ -101,5 +101,5 @@ def run(args):
 
             written = summarise(result, args.out, options, frames=frames() if options.xyz else None)
             report(result, written, options.threshold)
-    except ReanalyseError as err:
+    except PlumedError as err:
         raise CommandError(str(err)) from None

@@ -18,11 +18,11 @@ docs/simulate.md."""
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shlex
 from pathlib import Path
 
 from molenv.commands._options import finite_float, non_negative_float, number, positive_float, positive_int, thread_count
+from molenv.constants import file_sha256
 from molenv.simulate import MAX_TIMESTEP_FS
 
 MODES = ("crystal", "melt", "cluster", "interface", "system", "parametrise")
@@ -147,7 +147,8 @@ def add_arguments(parser):
 
 
 def _sha(path) -> str | None:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if path and Path(path).is_file() else None
+    """The first 16 hex digits of a file's SHA-256, the key a run's request records it by."""
+    return file_sha256(path)[:16] if path and Path(path).is_file() else None
 
 
 def _forcefield(args, spec):
@@ -312,7 +313,7 @@ def run(args):
     if args.mode != "parametrise":
         _check_schedule(args)  # nonsense times and frame intervals fail before anything is read or built
     if args.mode != "parametrise" and args.plumed:
-        from molenv.simulate.plumed_bias import PlumedOptions, check_input
+        from molenv.plumed.openmm_bridge import PlumedOptions, check_input
 
         check_input(args.plumed)  # before anything is built
         plumed = PlumedOptions(Path(args.plumed), tuple(x.strip() for x in args.plumed_stages.split(",") if x.strip()))

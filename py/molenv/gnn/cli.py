@@ -108,31 +108,12 @@ def _read(paths: list[str]):
     return graphs, names
 
 
-def graphs_from_dataset(dataset, splits, cutoff: float | None = None, step: int = 1) -> list:
-    """Graphs of the frames of `splits` of a `molenv.dataset.Dataset`, labelled with its
-    polymorph classes (indices into ``dataset.classes``) and topology (0 bulk, 1 surface).
-
-    ``step`` > 1 keeps every step-th of each source's selected frames (the first, then
-    every step-th after it): neighbouring MD frames are strongly correlated, so a stride
-    loses little information and saves graph memory and training time."""
-    from molenv.gnn.graph import DEFAULT_CUTOFF, frame_to_graph
-
-    if step < 1:
-        raise ValueError(f"frame step must be >= 1, got {step}")
-    cutoff = DEFAULT_CUTOFF if cutoff is None else cutoff
-    graphs, seen = [], {}
-    for item in dataset.frames(splits):
-        k = seen[item.source] = seen.get(item.source, -1) + 1
-        if k % step == 0:
-            graphs.append(frame_to_graph(item.frame, item.polymorph, item.topology, cutoff=cutoff))
-    return graphs
-
-
 def run(args: argparse.Namespace) -> int:
     import shlex
     from pathlib import Path
 
     from molenv.gnn.export import export_torchscript
+    from molenv.gnn.graph import graphs_from_dataset
     from molenv.gnn.lightning import load_classifier, train_gnn
 
     if bool(args.dataset) == bool(args.train or args.val):

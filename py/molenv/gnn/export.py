@@ -37,7 +37,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from molenv.gnn.model import TOPOLOGY_NAMES, MolecularGNN, edge_lengths
+from molenv.gnn.model import MolecularGNN, edge_lengths
+from molenv.topology import TOPOLOGY_NAMES
 
 METADATA_NAME = "molenv.json"
 EXPORT_FORMAT = 1

@@ -125,6 +125,23 @@ def frame_to_graph(
     )
 
 
+def graphs_from_dataset(dataset, splits, cutoff: float = DEFAULT_CUTOFF, step: int = 1) -> list[MolecularGraph]:
+    """Graphs of the frames of `splits` of a `molenv.dataset.Dataset`, labelled with its
+    polymorph classes (indices into ``dataset.classes``) and topology (0 bulk, 1 surface).
+
+    ``step`` > 1 keeps every step-th of each source's selected frames (the first, then
+    every step-th after it): neighbouring MD frames are strongly correlated, so a stride
+    loses little information and saves graph memory and training time."""
+    if step < 1:
+        raise ValueError(f"frame step must be >= 1, got {step}")
+    graphs, seen = [], {}
+    for item in dataset.frames(splits):
+        k = seen[item.source] = seen.get(item.source, -1) + 1
+        if k % step == 0:
+            graphs.append(frame_to_graph(item.frame, item.polymorph, item.topology, cutoff=cutoff))
+    return graphs
+
+
 class FrameGraphs(torch.utils.data.Dataset):
     """Frames (any sequence: a list, a `molenv.trajectory.Trajectory`) as graphs without
     labels, each built when it is read, so that DataLoader workers can build graphs while

@@ -31,8 +31,9 @@ from lightning.pytorch.loggers import CSVLogger
 from torch_geometric.loader import DataLoader
 
 from molenv.gnn.graph import NO_LABEL, MolecularGraph, molecule_graph_index
-from molenv.gnn.model import TOPOLOGY_NAMES, GNNOutput, MolecularGNN, edge_lengths
+from molenv.gnn.model import GNNOutput, MolecularGNN, edge_lengths
 from molenv.hardware import cpu_description
+from molenv.topology import TOPOLOGY_NAMES
 
 
 def total_molecules(batch) -> int:

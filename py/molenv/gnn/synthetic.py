@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from molenv.topology import coordination_numbers
 from molenv.frames import MolecularFrame
 from molenv.gnn.modelfile import GNNModel, GraphConv, LayerNorm, Linear, ResidualBlock
+from molenv.topology import TOPOLOGY_NAMES, coordination_numbers
 
 # Planar urea in spec order C, O, N1, H11, H12, N2, H21, H22 (C=O 1.26, C-N 1.35, N-H 1.0 A,
 # 120 degree angles), in the xy plane with C=O along +y.
@@ -141,7 +141,7 @@ def random_model(
     model = GNNModel(
         name=name,
         classes=list(classes),
-        topology_classes=["bulk", "surface"],
+        topology_classes=list(TOPOLOGY_NAMES),
         molecule_atoms=[int(z) for z in molecule_atoms],
         cutoff=float(cutoff),
         atom_types=types,

@@ -22,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-export", action="store_true", help="do not write model.molenv")
     group = parser.add_argument_group("SF training")
     group.add_argument("--hidden", default="25,25", help="hidden layer sizes, comma separated (default 25,25)")
+    # molenv.modelfile.HIDDEN_ACTIVATIONS spelled out (tests/test_sf.py checks they agree): importing
+    # the model file module would load numpy every time the command line is parsed
     group.add_argument("--activation", default="sigmoid", choices=["sigmoid", "tanh", "softplus", "identity"], help="hidden activation (default sigmoid)")
     group.add_argument("--lr", type=positive_float, default=1e-2, help="Adam learning rate (default 1e-2)")
     group.add_argument("--weight-decay", type=non_negative_float, default=0.0, help="Adam weight decay (default 0)")

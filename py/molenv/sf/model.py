@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from molenv.dataset import descriptor_set_from_dict
+from molenv.descriptors import descriptor_set_from_dict
 from molenv.modelfile import HIDDEN_ACTIVATIONS, Model, Network
 
 ACTIVATIONS = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "softplus": F.softplus, "identity": lambda x: x}
@@ -40,7 +40,7 @@ class SFClassifier(L.LightningModule):
 
     Args:
         class_names: class names in output order.
-        descriptors: the descriptor set as a dict (`molenv.dataset.descriptor_set_to_dict`),
+        descriptors: the descriptor set as a dict (`molenv.descriptors.descriptor_set_to_dict`),
             kept so that a checkpoint alone can be exported to a model file.
         hidden: sizes of the hidden layers (published: 25, 25).
         activation: hidden activation, one the model file supports (sigmoid, tanh, softplus, identity).
@@ -125,7 +125,7 @@ class SFClassifier(L.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["molenv_kind"] = "sf"  # tells `molenv evaluate`/`export` an SF checkpoint from a GNN one
+        checkpoint["molenv_kind"] = "sf"  # tells `molenv.models.open_model` an SF checkpoint from a GNN one
 
     def to_model(self, name: str | None = None, meta: dict | None = None) -> Model:
         """The molenv model file content (docs/model_format.md) of this network."""

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from molenv.dataset import Dataset, DatasetError, MoleculeTable, descriptor_set_to_dict
+from molenv.dataset import Dataset, DatasetError, MoleculeTable
+from molenv.descriptors import descriptor_set_from_dict, descriptor_set_to_dict
 
 __all__ = ["SFTrainConfig", "training_molecules", "train_sf", "load_sf"]
 
@@ -100,8 +101,6 @@ def _read_resume(path: str | os.PathLike, dataset: Dataset, config: SFTrainConfi
     hp = state["hyper_parameters"]
     if list(hp.get("class_names", [])) != list(dataset.classes):
         raise ValueError(f"{path}: trained on the classes {list(hp.get('class_names', []))}, the dataset {dataset.path} has {list(dataset.classes)}")
-    from molenv.dataset import descriptor_set_from_dict
-
     if asdict(descriptor_set_from_dict(hp["descriptors"])) != asdict(dataset.descriptor_set):
         raise ValueError(f"{path}: its descriptor set differs from the one the dataset {dataset.path} was featurized with")
     old = (hp.get("provenance") or {}).get("config") or {}

@@ -45,9 +45,9 @@ from pathlib import Path
 
 import numpy as np
 
+from molenv.constants import BOLTZMANN
 from molenv.simulate import MAX_TIMESTEP_FS, SimulationError
 
-BOLTZMANN = 0.00831446261815324  # kJ/mol/K
 AMU_PER_A3_TO_G_PER_CM3 = 1.66053906660
 BAROSTATS = ("iso", "xy", "aniso", "flexible", "z")
 THERMOSTATS = ("langevin", "nose-hoover")
@@ -58,7 +58,7 @@ RUN_DIRS = ("chunks", "plumed")  # and plumed-checkpoint-NNNNN
 
 def _is_run_file(name: str) -> bool:
     from molenv.runlock import LOCK_NAME
-    from molenv.simulate.plumed_bias import SNAPSHOT_PREFIX
+    from molenv.plumed.openmm_bridge import SNAPSHOT_PREFIX
 
     return name in RUN_FILES or name in RUN_DIRS or name.startswith(SNAPSHOT_PREFIX) or name == LOCK_NAME
 
@@ -240,7 +240,7 @@ def run(out: str | Path, request: dict, setup, stages: list[Stage], settings: MD
     for stage in stages:
         settings.check_frame_interval(stage)
     if plumed is not None:
-        from molenv.simulate.plumed_bias import check_input
+        from molenv.plumed.openmm_bridge import check_input
 
         check_input(plumed.input)
         _check_plumed_stages(plumed, stages)
@@ -297,7 +297,7 @@ def _run_locked(rd: RunDirectory, plan: dict, setup, stages: list[Stage], settin
 def _setup_plumed(rd: RunDirectory, plumed, stages: list[Stage], settings: MDSettings, system_info: dict) -> None:
     """Copy the PLUMED input into the new run (input paths made absolute) and start PLUMED
     once with it, so that a broken input stops the run before any MD."""
-    from molenv.simulate import plumed_bias as pb
+    from molenv.plumed import openmm_bridge as pb
 
     dest = rd.file(pb.DIRECTORY) / pb.INPUT_NAME
     pb.prepare_input(plumed.input, dest)
@@ -435,7 +435,7 @@ class _Runner:
         progress["checkpoint"] = f"checkpoint-{progress['n_checkpoints']:05d}.xml"
         self._save_state(context, self.rd.file(progress["checkpoint"]))
         if plumed_step is not None:
-            from molenv.simulate import plumed_bias as pb
+            from molenv.plumed import openmm_bridge as pb
 
             name = f"{pb.SNAPSHOT_PREFIX}{progress['n_checkpoints']:05d}"
             pb.snapshot(self.rd.file(pb.DIRECTORY), self.rd.file(name))
@@ -487,7 +487,7 @@ class _Runner:
         PLUMED files of that checkpoint."""
         from openmm import unit
 
-        from molenv.simulate import plumed_bias as pb
+        from molenv.plumed import openmm_bridge as pb
 
         directory = self.rd.file(pb.DIRECTORY)
         pb.rotate_log(directory)
@@ -600,7 +600,7 @@ class _Runner:
             before = sum(s.steps(st.time_ps) for st in self.stages[:i] if self._biased(st))
             bias.step_offset = ctx.getStepCount() - step - before
             bias.active = True  # not during the minimisation and velocity set-up above
-            from molenv.simulate.plumed_bias import MD_GROUPS
+            from molenv.plumed.openmm_bridge import MD_GROUPS
 
             groups = MD_GROUPS  # logged energies without the bias: no PLUMED call
         t_wall = time.perf_counter()
@@ -681,7 +681,7 @@ class _Runner:
                     "setup_wall_s": self.meta.get("setup_wall_s"), "timestep_fs": s.timestep_fs,
                     "n_atoms": self.meta["system"].get("n_atoms"), "n_molecules": self.meta["system"].get("n_molecules")}
         if self.meta.get("plumed"):
-            from molenv.simulate import plumed_bias as pb
+            from molenv.plumed import openmm_bridge as pb
 
             for p in self.rd.path.glob(pb.SNAPSHOT_PREFIX + "*"):
                 shutil.rmtree(p, ignore_errors=True)

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from molenv.constants import file_sha256
 from molenv.crystals import CrystalError, match_to_spec
 from molenv.simulate import SimulationError
 from molenv.spec import CHARGE_SUM_TOLERANCE, ChargeSet, MoleculeSpec
@@ -269,7 +270,7 @@ def parametrise(spec: MoleculeSpec, atom_types: str = "gaff2", charges: str = "b
         raise SimulationError(f"atom types must be one of {', '.join(ATOM_TYPES)}, got {atom_types!r}")
     qset = charge_set(spec, charges)
     method = SET_TYPING_METHOD if qset else charges
-    source = {"smiles": smiles or spec.smiles} if structure is None else {"structure": hashlib.sha256(Path(structure).read_bytes()).hexdigest()}
+    source = {"smiles": smiles or spec.smiles} if structure is None else {"structure": file_sha256(structure)}
     payload = source if qset is None else source | {"charge_set": {"source": qset.source, "values": qset.charges, "typing": method}}
     entry, key = _cache_entry(Path(cache_dir or default_cache_dir()), spec, atom_types, charges, payload)
     cached = _load_cached(entry)

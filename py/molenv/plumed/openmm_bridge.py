@@ -3,7 +3,7 @@
 `PlumedBias` is the computation of an `openmm.PythonForce`: OpenMM calls it with a `State`
 (positions, box, step count) whenever it needs the forces or the energy, and it returns
 PLUMED's bias energy and bias forces. PLUMED is the kernel `MOLENV_CLASSIFY` was compiled
-against (`molenv.plumed_engine.load_plumed`), driven through its Python interface as an MD
+against (`molenv.plumed.engine.load_plumed`), driven through its Python interface as an MD
 code would (``setMDEngine``, ``setNatoms``, units, ``setTimestep``, ``setKbT``, ``init``,
 then ``setStep``, ``setBox``, ``setMasses``, ``setCharges``, ``setPositions``, ``setForces``,
 ``setVirial``, ``prepareCalc``, ``performCalcNoUpdate``, ``getBias``, ``update``).
@@ -40,9 +40,7 @@ line of ``COLVAR``, no hill is written twice or lost, whatever happened after th
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -50,19 +48,17 @@ from pathlib import Path
 
 import numpy as np
 
-from molenv.plumed_engine import PlumedError, load_plumed, plumed_message, share_step, start_plumed
+from molenv.constants import BOLTZMANN, file_sha256
+from molenv.plumed.engine import PlumedError, load_plumed, plumed_message, share_step, start_plumed
+from molenv.plumed.inputs import PlumedInputError, absolute_input_paths, classify_actions
 from molenv.simulate import SimulationError
 
 BIAS_GROUP = 31  # OpenMM force group of the PLUMED force (the MD forces are in group 0)
 MD_GROUPS = set(range(BIAS_GROUP))
-BOLTZMANN = 0.00831446261815324  # kJ/mol/K
 INPUT_NAME = "plumed.dat"
 LOG_NAME = "plumed.log"
 DIRECTORY = "plumed"  # in the run directory: the input copy, PLUMED's log and outputs
 SNAPSHOT_PREFIX = "plumed-checkpoint-"
-# keywords whose value is an input file; relative paths are made absolute in the run's copy
-INPUT_KEYWORDS = ("MODEL", "STRUCTURE", "REFERENCE")
-INPUT_FILE_ACTIONS = ("LOAD", "INCLUDE")  # their FILE= is an input
 
 
 @dataclass(frozen=True)
@@ -74,7 +70,7 @@ class PlumedOptions:
 
     def plan(self) -> dict:
         """The part of run.json that must not change between resumes."""
-        return {"input_sha256": hashlib.sha256(Path(self.input).read_bytes()).hexdigest()[:16], "stages": list(self.stages)}
+        return {"input_sha256": file_sha256(self.input)[:16], "stages": list(self.stages)}
 
 
 # ----------------------------------------------------------------------------- the input
@@ -82,14 +78,12 @@ class PlumedOptions:
 
 def check_input(path: str | Path) -> None:
     """Refuse inputs that cannot work as a bias in `molenv simulate` (see the module docstring)."""
-    from molenv.reanalyse import ReanalyseError, classify_actions
-
     path = Path(path)
     if not path.is_file():
         raise SimulationError(f"{path}: PLUMED input not found")
     try:
         actions = classify_actions(path)
-    except ReanalyseError as err:
+    except PlumedInputError as err:
         raise SimulationError(str(err)) from None
     for a in actions:
         files = [k for k in ("PROB_FILE", "SF_FILE") if k in a.keywords]
@@ -101,29 +95,13 @@ def check_input(path: str | Path) -> None:
 
 
 def prepare_input(source: str | Path, dest: str | Path, base: str | Path | None = None) -> list[str]:
-    """Copy the PLUMED input to the run directory, with relative paths of input files
-    (``MODEL=``, ``STRUCTURE=``, ``REFERENCE=``, ``FILE=`` of ``LOAD``/``INCLUDE``) that exist
-    relative to ``base`` (default: the current directory) made absolute, because PLUMED runs
-    in the run's `DIRECTORY`. Returns the rewritten values."""
-    base = Path.cwd() if base is None else Path(base)
-    changed = []
-
-    def absolute(value: str) -> str:
-        if value.startswith("{") or os.path.isabs(value) or not (base / value).exists():
-            return value
-        changed.append(value)
-        return str((base / value).resolve())
-
-    out = []
-    for raw in Path(source).read_text().splitlines(keepends=True):
-        code, hash_, comment = raw.partition("#")
-        words = code.split()
-        first = words[1] if words and words[0].endswith(":") and len(words) > 1 else (words[0] if words else "")
-        keys = INPUT_KEYWORDS + (("FILE",) if first.upper() in INPUT_FILE_ACTIONS else ())
-        code = re.sub(r"(?<!\S)(" + "|".join(keys) + r")=(\S+)", lambda m: f"{m.group(1)}={absolute(m.group(2))}", code)
-        out.append(code + hash_ + comment)
+    """Copy the PLUMED input to the run directory, with relative paths of input files that
+    exist relative to ``base`` (default: the current directory) made absolute
+    (`molenv.plumed.inputs.absolute_input_paths`), because PLUMED runs in the run's
+    `DIRECTORY`. Returns the rewritten values."""
+    text, changed = absolute_input_paths(Path(source).read_text(), base)
     Path(dest).parent.mkdir(parents=True, exist_ok=True)
-    Path(dest).write_text("".join(out))
+    Path(dest).write_text(text)
     return changed
 
 

@@ -7,7 +7,7 @@ Two kinds of PLUMED installation are supported:
   Python package, installed with ``pip install --no-deps hillclimber``).  Its executable
   needs ``LD_LIBRARY_PATH`` and ``PLUMED_ROOT`` pointing inside the wheel.
 
-`make install` calls ``python -m molenv.plumed_env install-kernel`` once and then compiles
+`make install` calls ``python -m molenv.plumed.kernel install-kernel`` once and then compiles
 ``plumed_module/`` against the chosen kernel; the choice is recorded next to the compiled
 module (``molenv/_lib/plumed_install.json``) so that the module is always loaded by the
 kernel it was compiled against.
@@ -24,7 +24,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-LIB_DIR = Path(__file__).resolve().parent / "_lib"
+LIB_DIR = Path(__file__).resolve().parent.parent / "_lib"  # molenv/_lib
 MODULE_NAME = "libmolenv_plumed.so"
 RECORD_NAME = "plumed_install.json"
 
@@ -150,7 +150,7 @@ def _install_kernel() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m molenv.plumed_env", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m molenv.plumed.kernel", description=__doc__.split("\n")[0])
     parser.add_argument("what", choices=["install-kernel", "include-dir", "kernel", "record", "show"])
     args = parser.parse_args(argv)
     if args.what == "install-kernel":

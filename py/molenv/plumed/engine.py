@@ -1,7 +1,8 @@
-"""Loading the PLUMED kernel that `MOLENV_CLASSIFY` was compiled against, and PLUMED's error
-messages, for every place that drives PLUMED through its Python interface: `molenv reanalyse`
-(`molenv.reanalyse.PlumedFeeder`, frames from a file) and `molenv simulate --plumed`
-(`molenv.simulate.plumed_bias.PlumedBias`, a bias inside OpenMM).
+"""Loading the PLUMED kernel that `MOLENV_CLASSIFY` was compiled against, starting PLUMED,
+handing it a step's data, and PLUMED's error messages, for every place that drives PLUMED
+through its Python interface: `molenv reanalyse` (`molenv.plumed.reanalysis.PlumedFeeder`,
+frames from a file), `molenv simulate --plumed` (`molenv.plumed.openmm_bridge.PlumedBias`, a
+bias inside OpenMM) and the reading of an input's atom lists (`molenv.plumed.inputs`).
 """
 from __future__ import annotations
 
@@ -19,13 +20,13 @@ class PlumedError(RuntimeError):
 
 def load_plumed(error: type[Exception] = PlumedError):
     """The `plumed` Python module and the kernel path of the installation the module was
-    compiled against (`molenv.plumed_env.installed`); problems raise ``error``.
+    compiled against (`molenv.plumed.kernel.installed`); problems raise ``error``.
 
     The kernel is loaded into the process with ``RTLD_GLOBAL`` first: the Python wrapper
     opens it with local symbols, and a ``LOAD``-ed module (``libmolenv_plumed.so``) needs the
     kernel's symbols to resolve.
     """
-    from molenv.plumed_env import installed
+    from molenv.plumed.kernel import installed
 
     kernel = installed().kernel
     if not Path(kernel).is_file():

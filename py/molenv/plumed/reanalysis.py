@@ -23,16 +23,15 @@ Conventions (the same as ``plumed driver``):
 - **box**: the cell vectors of each frame (triclinic ok); none for frames without a box,
   so that PLUMED sees no periodicity (a cluster).
 
-`classify_actions` reads the ``MOLENV_CLASSIFY`` lines of a PLUMED input (molecules, model,
-``PROB_FILE``) and `reanalyse` can collect the per-frame geometry that `molenv.analysis`
-needs, so that the action's per-molecule probabilities become a `ClassificationResult`
-(`result_from_prob_file`) with the same populations, core/surface split, region, plots and
-extended XYZ as `molenv classify`.
+For the analysis of a ``MOLENV_CLASSIFY`` action (`molenv.plumed.inputs.ClassifyAction`: its
+model, its molecules as PLUMED reads them, ``PROB_FILE``), `reanalyse` collects the per-frame
+geometry that `molenv.analysis` needs (`GeometryCollector`), so that the action's
+per-molecule probabilities become a `ClassificationResult` (`result_from_prob_file`) with the
+same populations, core/surface split, region, plots and extended XYZ as `molenv classify`.
 """
 from __future__ import annotations
 
 import dataclasses
-import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,19 +41,19 @@ import numpy as np
 
 from molenv.analysis import ClassificationResult, FrameRecord, frame_record
 from molenv.frames import MolecularFrame, box_from_file, box_matrix
-from molenv.plumed_engine import PlumedError, share_step, start_plumed
-from molenv.plumed_engine import load_plumed as _load_plumed
-from molenv.plumed_engine import plumed_message as _plumed_message
+from molenv.plumed.engine import PlumedError, share_step, start_plumed
+from molenv.plumed.engine import load_plumed as _load_plumed
+from molenv.plumed.engine import plumed_message as _plumed_message
+from molenv.plumed.inputs import ClassifyAction
 
 __all__ = [
     "ReanalyseError",
     "load_plumed",
     "open_universe",
     "PlumedFeeder",
-    "ClassifyAction",
-    "classify_actions",
     "reanalyse",
     "ReanalyseRun",
+    "GeometryCollector",
     "read_prob_file",
     "result_from_prob_file",
 ]
@@ -68,7 +67,7 @@ class ReanalyseError(PlumedError):
 
 
 def load_plumed():
-    """The `plumed` Python module and the kernel path (`molenv.plumed_engine.load_plumed`);
+    """The `plumed` Python module and the kernel path (`molenv.plumed.engine.load_plumed`);
     problems raise `ReanalyseError`."""
     return _load_plumed(ReanalyseError)
 
@@ -199,118 +198,6 @@ def default_timestep(universe) -> float:
     t1 = read_timestep(traj, 1, traj.filename).time
     read_timestep(traj, 0, traj.filename)
     return float(t1 - t0) if t1 > t0 else 1.0
-
-
-# ----------------------------------------------------------------------------- the PLUMED input
-
-
-def _input_lines(path: Path) -> list[tuple[int, str]]:
-    """Logical lines of a PLUMED input (comments removed, '...' continuations joined)."""
-    out, pending, start = [], None, 0
-    for lineno, raw in enumerate(path.read_text().splitlines(), 1):
-        line = raw.split("#", 1)[0].strip()
-        if pending is not None:
-            if line.startswith("..."):
-                out.append((start, pending))
-                pending = None
-            else:
-                pending += " " + line
-            continue
-        if not line:
-            continue
-        if line.endswith("..."):
-            pending, start = line[:-3].strip(), lineno
-        else:
-            out.append((lineno, line))
-    if pending is not None:
-        raise ReanalyseError(f"{path}:{start}: continuation '...' is not closed")
-    return out
-
-
-def _parse_atoms(text: str, where: str) -> list[int]:
-    """A PLUMED atom list of numbers and ranges (``1-3456``, ``1-100:4``, ``5,7,9``), 1-based."""
-    atoms = []
-    for item in text.split(","):
-        m = re.fullmatch(r"(\d+)(?:-(\d+)(?::(\d+))?)?", item.strip())
-        if not m:
-            raise ReanalyseError(f"{where}: atom list item {item!r}: only numbers and ranges a-b[:stride] are understood here (no groups or @ shortcuts)")
-        a = int(m.group(1))
-        b = int(m.group(2)) if m.group(2) else a
-        s = int(m.group(3)) if m.group(3) else 1
-        atoms += list(range(a, b + 1, s))
-    return atoms
-
-
-@dataclass
-class ClassifyAction:
-    """A ``MOLENV_CLASSIFY`` line of a PLUMED input."""
-
-    label: str
-    keywords: dict[str, str]
-    flags: set[str]
-    where: str  # file:line
-
-    @property
-    def model_path(self) -> Path:
-        return Path(self.keywords["MODEL"])
-
-    @property
-    def prob_file(self) -> str | None:
-        return self.keywords.get("PROB_FILE")
-
-    @property
-    def file_stride(self) -> int:
-        return int(self.keywords.get("FILE_STRIDE", "1"))
-
-    @property
-    def nopbc(self) -> bool:
-        return "NOPBC" in self.flags
-
-    def molecules(self, atoms_per_molecule: int) -> np.ndarray:
-        """(n_molecules, atoms_per_molecule) 0-based atom indices, in the action's molecule order."""
-        if "MOLECULES" in self.keywords:
-            atoms = _parse_atoms(self.keywords["MOLECULES"], self.where)
-            if len(atoms) % atoms_per_molecule:
-                raise ReanalyseError(f"{self.where}: MOLECULES has {len(atoms)} atoms, not a multiple of {atoms_per_molecule}")
-            rows = np.array(atoms, dtype=np.int64).reshape(-1, atoms_per_molecule)
-        else:
-            keys = sorted((k for k in self.keywords if re.fullmatch(r"MOLECULE\d+", k)), key=lambda k: int(k[8:]))
-            if not keys:
-                raise ReanalyseError(f"{self.where}: MOLENV_CLASSIFY without MOLECULES or MOLECULE1, MOLECULE2, ...")
-            rows = []
-            for k in keys:
-                atoms = _parse_atoms(self.keywords[k], self.where)
-                if len(atoms) != atoms_per_molecule:
-                    raise ReanalyseError(f"{self.where}: {k} has {len(atoms)} atoms, the model {atoms_per_molecule}")
-                rows.append(atoms)
-            rows = np.array(rows, dtype=np.int64)
-        return rows - 1
-
-
-def classify_actions(plumed_dat: str | Path) -> list[ClassifyAction]:
-    """The ``MOLENV_CLASSIFY`` actions of a PLUMED input (``label: MOLENV_CLASSIFY ...`` or
-    ``LABEL=``), keywords as written (``KEY=value``, ``KEY={a b}``) and flags."""
-    path = Path(plumed_dat)
-    if not path.is_file():
-        raise ReanalyseError(f"{path}: PLUMED input not found")
-    actions = []
-    for lineno, line in _input_lines(path):
-        tokens = re.findall(r"\S+=\{[^}]*\}|\S+", line)
-        label = None
-        if tokens and tokens[0].endswith(":"):
-            label, tokens = tokens[0][:-1], tokens[1:]
-        if not tokens or tokens[0].upper() != "MOLENV_CLASSIFY":
-            continue
-        keywords, flags = {}, set()
-        for tok in tokens[1:]:
-            if "=" in tok:
-                key, value = tok.split("=", 1)
-                keywords[key.upper()] = value.strip("{}").strip()
-            else:
-                flags.add(tok.upper())
-        label = label or keywords.pop("LABEL", None) or f"@{len(actions)}"
-        actions.append(ClassifyAction(label, keywords, flags, f"{path}:{lineno}"))
-    return actions
 
 
 # ----------------------------------------------------------------------------- the run
