@@ -85,7 +85,7 @@ class TrajectoryError(ValueError):
 # XTC stops quietly at a frame it cannot read, a partial frame at the end of an XTC is not
 # counted, and reading such a frame by index raises OSError from deep inside the reader; NaN
 # coordinates pass unnoticed until something downstream fails for what looks like another
-# reason. Both readers of molenv (`Trajectory` and `molenv.reanalyse`) read frames through
+# reason. Both readers of molenv (`Trajectory` and `molenv.plumed.reanalysis`) read frames through
 # these functions, so that every such file is an error naming the file and the frame.
 
 

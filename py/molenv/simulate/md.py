@@ -27,9 +27,9 @@ frames recorded after that checkpoint are recomputed, never duplicated. The rand
 of the thermostat and barostat are reseeded on resume, so a resumed run is statistically,
 not bitwise, the continuation.
 
-A PLUMED input (`molenv.simulate.plumed_bias.PlumedOptions`) biases the stages it names
+A PLUMED input (`molenv.plumed.openmm_bridge.PlumedOptions`) biases the stages it names
 through an `openmm.PythonForce` (units, barostat, checkpoints and resume: see
-`molenv.simulate.plumed_bias`).
+`molenv.plumed.openmm_bridge`).
 """
 from __future__ import annotations
 
@@ -230,7 +230,7 @@ def run(out: str | Path, request: dict, setup, stages: list[Stage], settings: MD
     ``request`` describes what was asked (inputs and options); a run directory made with
     a different request is refused unless ``overwrite``. ``setup(directory) -> dict`` builds
     ``system.pdb`` and ``system.prmtop`` there and returns a summary of the system; it is
-    called only for a new run. ``plumed`` (`molenv.simulate.plumed_bias.PlumedOptions`):
+    called only for a new run. ``plumed`` (`molenv.plumed.openmm_bridge.PlumedOptions`):
     a PLUMED bias in the stages it names. Returns the summary (``summary.json``).
 
     The run directory is locked for the call (`molenv.runlock`): while one process runs
