@@ -9,7 +9,10 @@ model file, so the spec is the single source of the descriptor definition on the
 A spec may also carry named charge sets (published force-field charges), one table per set:
 ``[charges.<name>]`` with ``source`` (where the numbers come from) and ``values`` (a table
 atom name -> charge, every atom once, summing to the net formal charge of the spec's SMILES);
-``molenv simulate --charges <name>`` uses them in place of AM1-BCC.
+``molenv simulate --charges <name>`` uses them in place of AM1-BCC. Likewise named
+Lennard-Jones sets, ``[lennard_jones.<name>]`` with ``source`` and ``values`` (atom name ->
+[sigma in Angstrom, epsilon in kcal/mol], LAMMPS ``pair_coeff`` units), replace the
+Lennard-Jones parameters of the atom types (``molenv simulate --lennard-jones <name>``).
 
 Shipped specs: ``urea`` and ``nicotinamide`` (``load_spec("urea")``); any other path to a
 TOML file works the same way. `spec_for_model` finds the spec of a model that does not name
@@ -77,6 +80,7 @@ class MoleculeSpec:
     smiles: str | None = None
     path: Path | None = None
     charge_sets: dict[str, ChargeSet] = field(default_factory=dict)
+    lennard_jones_sets: dict[str, LennardJonesSet] = field(default_factory=dict)
 
     @property
     def atoms_per_molecule(self) -> int:
@@ -146,6 +150,7 @@ def _parse(raw: dict, path: Path) -> MoleculeSpec:
     spec.centre = spec.position(need(raw, "centre"))
     spec.vectors = [(spec.position(a), spec.position(b)) for a, b in raw.get("vectors", [])]
     spec.charge_sets = _parse_charge_sets(raw.get("charges", {}), spec, path)
+    spec.lennard_jones_sets = _parse_lennard_jones_sets(raw.get("lennard_jones", {}), spec, path)
     for block in need(raw, "descriptors"):
         kind = need(block, "kind", "descriptor block")
         if kind not in PARAMETER_KEYS:
@@ -162,21 +167,34 @@ def _parse(raw: dict, path: Path) -> MoleculeSpec:
     return spec
 
 
-def _parse_charge_sets(table, spec: MoleculeSpec, path: Path) -> dict[str, ChargeSet]:
-    """The ``[charges.<name>]`` tables: every atom of the spec exactly once, by name, and a
-    sum equal to the net formal charge within CHARGE_SUM_TOLERANCE."""
+@dataclass
+class LennardJonesSet:
+    """Named per-atom Lennard-Jones parameters of a spec (a published force field's), in spec
+    atom order: (sigma in Angstrom, epsilon in kcal/mol) per atom."""
+
+    name: str
+    source: str
+    parameters: list[tuple[float, float]]
+
+    def by_atom(self, spec: "MoleculeSpec") -> dict[str, list[float]]:
+        return {a: list(p) for a, p in zip(spec.atom_names, self.parameters)}
+
+
+def _named_set_entries(table, key: str, label: str, item: str, path: Path, spec: MoleculeSpec, reserved=()):
+    """Yield (name, where, source, values) of each ``[<key>.<name>]`` table after the checks
+    every named set shares: a clean name, 'source' and 'values' only, every atom once by name.
+    ``label`` names a set in messages ("charge set"), ``item`` its per-atom value ("charge")."""
     if not isinstance(table, dict):
-        raise SpecError(f"{path}: 'charges' must be a table of named charge sets ([charges.<name>])")
-    sets = {}
+        raise SpecError(f"{path}: {key!r} must be a table of named {label}s ([{key}.<name>])")
     for name, entry in table.items():
-        where = f"{path}: charge set {name!r}"
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or name in RESERVED_CHARGE_NAMES:
-            raise SpecError(f"{where}: a set name must be letters, digits, '_', '.', '-' and not one of {', '.join(RESERVED_CHARGE_NAMES)}")
+        where = f"{path}: {label} {name!r}"
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or name in reserved:
+            raise SpecError(f"{where}: a set name must be letters, digits, '_', '.', '-'" + (f" and not one of {', '.join(reserved)}" if reserved else ""))
         if not isinstance(entry, dict) or not isinstance(entry.get("values"), dict):
-            raise SpecError(f"{where} lacks 'values' (a table atom name -> charge)")
+            raise SpecError(f"{where} lacks 'values' (a table atom name -> {item})")
         source = entry.get("source")
         if not isinstance(source, str) or not source.strip():
-            raise SpecError(f"{where} lacks 'source' (where the charges come from)")
+            raise SpecError(f"{where} lacks 'source' (where the {item}s come from)")
         if set(entry) - {"source", "values"}:
             raise SpecError(f"{where}: unknown keys {', '.join(sorted(set(entry) - {'source', 'values'}))} (expected source, values)")
         values = entry["values"]
@@ -185,15 +203,38 @@ def _parse_charge_sets(table, spec: MoleculeSpec, path: Path) -> dict[str, Charg
             raise SpecError(f"{where}: no atoms named {', '.join(unknown)} (atoms: {', '.join(spec.atom_names)})")
         missing = [a for a in spec.atom_names if a not in values]
         if missing:
-            raise SpecError(f"{where} gives no charge for {', '.join(missing)}: every atom needs one")
-        bad = [a for a, q in values.items() if isinstance(q, bool) or not isinstance(q, (int, float))]
+            raise SpecError(f"{where} gives no {item} for {', '.join(missing)}: every atom needs one")
+        yield name, where, source.strip(), values
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _parse_lennard_jones_sets(table, spec: MoleculeSpec, path: Path) -> dict[str, LennardJonesSet]:
+    """The ``[lennard_jones.<name>]`` tables: every atom once, [sigma > 0, epsilon >= 0]."""
+    sets = {}
+    for name, where, source, values in _named_set_entries(table, "lennard_jones", "Lennard-Jones set", "[sigma, epsilon]", path, spec):
+        bad = [a for a, v in values.items() if not (isinstance(v, list) and len(v) == 2 and all(map(_is_number, v)) and v[0] > 0 and v[1] >= 0)]
+        if bad:
+            raise SpecError(f"{where}: {', '.join(bad)} need [sigma, epsilon] with sigma > 0 (Angstrom) and epsilon >= 0 (kcal/mol)")
+        sets[name] = LennardJonesSet(name, source, [(float(values[a][0]), float(values[a][1])) for a in spec.atom_names])
+    return sets
+
+
+def _parse_charge_sets(table, spec: MoleculeSpec, path: Path) -> dict[str, ChargeSet]:
+    """The ``[charges.<name>]`` tables: every atom of the spec exactly once, by name, and a
+    sum equal to the net formal charge within CHARGE_SUM_TOLERANCE."""
+    sets = {}
+    for name, where, source, values in _named_set_entries(table, "charges", "charge set", "charge", path, spec, RESERVED_CHARGE_NAMES):
+        bad = [a for a, q in values.items() if not _is_number(q)]
         if bad:
             raise SpecError(f"{where}: charges of {', '.join(bad)} are not numbers")
         charges = [float(values[a]) for a in spec.atom_names]
         if abs(sum(charges) - spec.net_charge) > CHARGE_SUM_TOLERANCE:
             raise SpecError(f"{where}: charges sum to {sum(charges):+.6f}, not to the net charge {spec.net_charge:+d} of the molecule "
                             f"(tolerance {CHARGE_SUM_TOLERANCE:g})")
-        sets[name] = ChargeSet(name, source.strip(), charges)
+        sets[name] = ChargeSet(name, source, charges)
     return sets
 
 

@@ -38,6 +38,9 @@ def _add_forcefield(p):
     g.add_argument("--charges", default="bcc", metavar="{bcc,gas,SET}",
                    help="bcc = AM1-BCC (default), gas = Gasteiger (quick tests only), or the name of a charge set of the spec "
                         "(published charges, [charges.<name>] in the spec .toml; urea: kuroshima2024, the original authors' GAFF urea)")
+    g.add_argument("--lennard-jones", metavar="SET",
+                   help="replace the atom types' Lennard-Jones parameters by a set of the spec ([lennard_jones.<name>] in the spec .toml; "
+                        "nicotinamide: kuroshima2024, the original authors' values, which are GAFF's, not GAFF2.2's)")
     g.add_argument("--ff-mol2", help="use this mol2 (GAFF/GAFF2 atom types and charges, any atom order) instead of parametrising")
     g.add_argument("--ff-frcmod", action="append", default=[], help="extra frcmod file for --ff-mol2 (repeatable)")
     g.add_argument("--ff-cache", help="force-field cache directory (default $MOLENV_CACHE/forcefields or ~/.cache/molenv/forcefields)")
@@ -154,11 +157,14 @@ def _sha(path) -> str | None:
 def _forcefield(args, spec):
     from molenv.simulate.parametrise import parametrise, user_forcefield
 
+    if args.ff_mol2 and args.lennard_jones:
+        raise ValueError("--lennard-jones applies to molenv's own parametrisation, not to --ff-mol2 (put the parameters in an --ff-frcmod)")
     if args.ff_mol2:
         return user_forcefield(spec, args.ff_mol2, args.ff_frcmod, atom_types=args.atom_types, cache_dir=args.ff_cache)
     if args.ff_frcmod:
         raise ValueError("--ff-frcmod needs --ff-mol2")
-    return parametrise(spec, atom_types=args.atom_types, charges=args.charges, smiles=args.smiles, structure=args.molecule_file, cache_dir=args.ff_cache)
+    return parametrise(spec, atom_types=args.atom_types, charges=args.charges, smiles=args.smiles, structure=args.molecule_file, cache_dir=args.ff_cache,
+                       lennard_jones=args.lennard_jones)
 
 
 def _build(args, spec):
@@ -297,6 +303,8 @@ def _request(args, spec) -> dict:
     req["ff_frcmod_sha"] = [_sha(f) for f in args.ff_frcmod]
     if not args.ff_mol2 and args.charges in spec.charge_sets:  # only then: earlier run directories keep their request
         req["charge_set"] = spec.charge_sets[args.charges].by_atom(spec)
+    if not args.ff_mol2 and args.lennard_jones:  # absent otherwise: earlier run directories keep their request
+        req["lennard_jones_set"] = spec.lennard_jones_sets[args.lennard_jones].by_atom(spec)
     return req
 
 
@@ -306,9 +314,10 @@ def run(args):
 
     spec = load_spec(args.molecule)
     if not args.ff_mol2:
-        from molenv.simulate.parametrise import charge_set
+        from molenv.simulate.parametrise import charge_set, lennard_jones_set
 
-        charge_set(spec, args.charges)  # an unknown --charges fails before anything is built
+        charge_set(spec, args.charges)  # an unknown --charges or --lennard-jones fails before anything is built
+        lennard_jones_set(spec, args.lennard_jones)
     plumed = None
     if args.mode != "parametrise":
         _check_schedule(args)  # nonsense times and frame intervals fail before anything is read or built
@@ -339,7 +348,7 @@ def run(args):
                 "groups": system.groups, "dimensions": None if system.dimensions is None else system.dimensions.round(4).tolist(),
                 "box_vectors": None if vectors is None else vectors.tolist(), "info": system.info,
                 "forcefield": {"description": ff.describe(), "atom_types": ff.atom_types, "resname": ff.resname} | {
-                    k: v for k, v in ff.info.items() if k in ("source", "charges", "method", "key", "net_charge", "charge_set")},
+                    k: v for k, v in ff.info.items() if k in ("source", "charges", "method", "key", "net_charge", "charge_set", "lennard_jones", "lennard_jones_set")},
                 "barostat": barostat}
 
     runtime = md.Runtime(platform=args.platform, threads=args.threads or 0, progress=not args.no_progress)  # 0: OpenMM's default

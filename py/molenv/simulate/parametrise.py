@@ -38,7 +38,7 @@ import numpy as np
 from molenv.constants import file_sha256
 from molenv.crystals import CrystalError, match_to_spec
 from molenv.simulate import SimulationError
-from molenv.spec import CHARGE_SUM_TOLERANCE, ChargeSet, MoleculeSpec
+from molenv.spec import CHARGE_SUM_TOLERANCE, ChargeSet, LennardJonesSet, MoleculeSpec
 
 ATOM_TYPES = ("gaff", "gaff2")
 CHARGE_METHODS = {"bcc": "AM1-BCC (sqm)", "gas": "Gasteiger"}
@@ -60,6 +60,51 @@ def charge_set(spec: MoleculeSpec, charges: str) -> ChargeSet | None:
         return spec.charge_sets[charges]
     sets = f" or a charge set of spec {spec.name!r} ({', '.join(spec.charge_sets)})" if spec.charge_sets else f" (spec {spec.name!r} has no charge sets)"
     raise SimulationError(f"unknown charges {charges!r}: choose a method ({', '.join(CHARGE_METHODS)}){sets}")
+
+
+def lennard_jones_set(spec: MoleculeSpec, name: str | None) -> LennardJonesSet | None:
+    """The spec's Lennard-Jones set ``name``; None keeps the atom types' own parameters."""
+    if name is None:
+        return None
+    if name in spec.lennard_jones_sets:
+        return spec.lennard_jones_sets[name]
+    known = f"({', '.join(spec.lennard_jones_sets)})" if spec.lennard_jones_sets else "(it has none)"
+    raise SimulationError(f"unknown Lennard-Jones set {name!r} of spec {spec.name!r} {known}")
+
+
+def _type_masses(atom_types: str) -> dict[str, float]:
+    """Atom-type masses of the GAFF parameter file tleap loads (its first block: type, mass, ...)."""
+    parm = Path(amber_tool("tleap")).resolve().parent.parent / "dat" / "leap" / "parm" / f"{atom_types}.dat"
+    if not parm.is_file() and os.environ.get("AMBERHOME"):
+        parm = Path(os.environ["AMBERHOME"]) / "dat" / "leap" / "parm" / f"{atom_types}.dat"
+    if not parm.is_file():
+        raise SimulationError(f"cannot find {atom_types}.dat (the masses of the atom types) next to tleap or in $AMBERHOME")
+    masses = {}
+    for line in parm.read_text().splitlines()[1:]:
+        if not line.strip():
+            break
+        fields = line.split()
+        masses[fields[0]] = float(fields[1])
+    return masses
+
+
+def nonbonded_frcmod(types: list[str], lj: LennardJonesSet, spec: MoleculeSpec, atom_types: str) -> str:
+    """An frcmod whose NONBON block gives every atom type of the molecule the Lennard-Jones
+    parameters of ``lj`` (loaded after the GAFF file, it replaces the types' own). AMBER keys
+    Lennard-Jones parameters by atom type, so atoms that share a type must share parameters.
+    tleap ignores a NONBON entry whose type has no MASS in the same file, hence the masses."""
+    by_type: dict[str, tuple[float, float]] = {}
+    for atom, atom_type, params in zip(spec.atom_names, types, lj.parameters):
+        if by_type.setdefault(atom_type, params) != params:
+            raise SimulationError(f"Lennard-Jones set {lj.name!r} of spec {spec.name!r} gives atoms of one {atom_types} type "
+                                  f"({atom_type}) different parameters (e.g. {atom}): AMBER keys them by type")
+    masses = _type_masses(atom_types)
+    lines = [f"Lennard-Jones set {lj.name} of spec {spec.name}: {lj.source}"[:200], "MASS"]
+    lines += [f"{t:<2s} {masses[t]:.4f}" for t in by_type]
+    lines += ["", "BOND", "", "ANGLE", "", "DIHE", "", "IMPROPER", "", "NONBON"]
+    # AMBER's R* = Rmin/2 = 2^(1/6) sigma / 2; epsilon as given (kcal/mol)
+    lines += [f"  {t:<2s}  {2 ** (1 / 6) * sigma / 2:.6f}  {epsilon:.6f}" for t, (sigma, epsilon) in by_type.items()]
+    return "\n".join(lines) + "\n\n"
 
 
 def default_cache_dir() -> Path:
@@ -98,7 +143,8 @@ class ForceField:
         return f"leaprc.{self.atom_types}"
 
     def describe(self) -> str:
-        return f"{self.atom_types.upper()}, {self.info.get('charges', 'charges from ' + str(self.mol2))}"
+        lj = f"; {self.info['lennard_jones']}" if self.info.get("lennard_jones") else ""
+        return f"{self.atom_types.upper()}, {self.info.get('charges', 'charges from ' + str(self.mol2))}{lj}"
 
 
 def element_of_type(atom_type: str) -> str:
@@ -185,7 +231,7 @@ def run_tool(args: list[str], cwd: Path, what: str) -> None:
         raise SimulationError(f"{what} failed ({' '.join(args)}), exit code {proc.returncode}:\n{tail}")
 
 
-def _cache_entry(cache_dir: Path, spec: MoleculeSpec, atom_types: str, charges: str, payload: dict) -> tuple[Path, str]:
+def _cache_entry(cache_dir: Path, spec: MoleculeSpec, atom_types: str, charges: str, payload: dict, lennard_jones: str | None = None) -> tuple[Path, str]:
     payload = {
         "version": CACHE_VERSION,
         "spec": [spec.name, spec.atom_names, spec.elements, sorted(map(sorted, spec.bonds))],
@@ -194,7 +240,8 @@ def _cache_entry(cache_dir: Path, spec: MoleculeSpec, atom_types: str, charges: 
         **payload,
     }
     key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
-    return Path(cache_dir) / f"{spec.name}-{atom_types}-{charges}-{key}", key
+    lj = f"-lj-{lennard_jones}" if lennard_jones else ""
+    return Path(cache_dir) / f"{spec.name}-{atom_types}-{charges}{lj}-{key}", key
 
 
 def _load_cached(entry: Path) -> ForceField | None:
@@ -212,7 +259,7 @@ def _store(entry: Path, mol: Mol2, frcmods: dict[str, str], atom_types: str, inf
     write_mol2(tmp / "molecule.mol2", mol)
     for name, text in frcmods.items():
         (tmp / name).write_text(text)
-    info = info | {"atom_types": atom_types, "resname": mol.resname, "frcmods": sorted(frcmods), "net_charge": round(float(mol.charges.sum()), 4) + 0.0}
+    info = info | {"atom_types": atom_types, "resname": mol.resname, "frcmods": list(frcmods), "net_charge": round(float(mol.charges.sum()), 4) + 0.0}
     (tmp / "forcefield.json").write_text(json.dumps(info, indent=1))
     try:
         tmp.rename(entry)
@@ -262,8 +309,10 @@ def molecule_3d(spec: MoleculeSpec, smiles: str | None = None, structure: str | 
 
 
 def parametrise(spec: MoleculeSpec, atom_types: str = "gaff2", charges: str = "bcc", smiles: str | None = None,
-                structure: str | Path | None = None, cache_dir: str | Path | None = None) -> ForceField:
-    """GAFF/GAFF2 + AM1-BCC (or Gasteiger, or a charge set of the spec) residue template for ``spec``, cached."""
+                structure: str | Path | None = None, cache_dir: str | Path | None = None, lennard_jones: str | None = None) -> ForceField:
+    """GAFF/GAFF2 + AM1-BCC (or Gasteiger, or a charge set of the spec) residue template for
+    ``spec``, cached; ``lennard_jones`` names a Lennard-Jones set of the spec that replaces the
+    atom types' own parameters."""
     from rdkit import Chem
 
     if atom_types not in ATOM_TYPES:
@@ -272,7 +321,10 @@ def parametrise(spec: MoleculeSpec, atom_types: str = "gaff2", charges: str = "b
     method = SET_TYPING_METHOD if qset else charges
     source = {"smiles": smiles or spec.smiles} if structure is None else {"structure": file_sha256(structure)}
     payload = source if qset is None else source | {"charge_set": {"source": qset.source, "values": qset.charges, "typing": method}}
-    entry, key = _cache_entry(Path(cache_dir or default_cache_dir()), spec, atom_types, charges, payload)
+    lj = lennard_jones_set(spec, lennard_jones)
+    if lj is not None:
+        payload = payload | {"lennard_jones_set": {"source": lj.source, "values": lj.parameters}}
+    entry, key = _cache_entry(Path(cache_dir or default_cache_dir()), spec, atom_types, charges, payload, lennard_jones)
     cached = _load_cached(entry)
     if cached is not None:
         return cached
@@ -295,7 +347,12 @@ def parametrise(spec: MoleculeSpec, atom_types: str = "gaff2", charges: str = "b
     if qset is not None:
         typed.charges = np.array(qset.charges, dtype=float)  # spec order, as the typed mol2
         info["charge_set"] = {"name": qset.name, "source": qset.source, "values": qset.by_atom(spec)}
-    return _store(entry, typed, {"molecule.frcmod": frcmod}, atom_types, info)
+    frcmods = {"molecule.frcmod": frcmod}
+    if lj is not None:  # after parmchk2's file, so that its NONBON block wins
+        frcmods["nonbonded.frcmod"] = nonbonded_frcmod(typed.types, lj, spec, atom_types)
+        info["lennard_jones"] = f"Lennard-Jones set {lj.name} of spec {spec.name}: {lj.source}"
+        info["lennard_jones_set"] = {"name": lj.name, "source": lj.source, "values": lj.by_atom(spec)}
+    return _store(entry, typed, frcmods, atom_types, info)
 
 
 def user_forcefield(spec: MoleculeSpec, mol2: str | Path, frcmods=(), atom_types: str = "gaff2", cache_dir: str | Path | None = None) -> ForceField:
