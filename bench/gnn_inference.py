@@ -10,7 +10,7 @@ the published architecture (1 convolution, random weights: speed does not depend
 process building graphs while the network runs (2 cores); "two processes" splits the frames
 over two processes of one torch thread each, as `molenv classify --backend multiprocessing
 --workers 2` does. The peer measured in the same
-run on the same frames is the SF classifier in Python (`molenv.classification.SFFrameClassifier`'s
+run on the same frames is the SF classifier in Python (`molenv.models.SFFrameClassifier`'s
 path: `compute_descriptors` with the molecule spec's symmetry functions, then a
 24-25-25-K network in numpy), one process. The load average is recorded:
 on a CPU shared with other jobs, several torch threads slow down badly (use --threads 1).
@@ -38,12 +38,12 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
-REFERENCE = Path(os.environ.get("MOLENV_REFERENCE", REPO.parent / "shared" / "reference"))
+from _common import FORM_I, REFERENCE  # noqa: E402
+
 # system -> (spec, structure, supercell repeats): 100-160 molecules, every height > 2 x the SF cutoff
 SYSTEMS = {
-    "urea": ("urea", "urea/formI.cif", (4, 4, 5)),  # 160 molecules, 22.3 x 22.3 x 23.4 A (SF cutoff 10 A)
-    "nicotinamide": ("nicotinamide", "nicotinamide/NICOAM13.pdb", None),  # min height 20 A
+    "urea": ("urea", FORM_I["urea"], (4, 4, 5)),  # 160 molecules, 22.3 x 22.3 x 23.4 A (SF cutoff 10 A)
+    "nicotinamide": ("nicotinamide", FORM_I["nicotinamide"], None),  # min height 20 A
 }
 
 
