@@ -15,7 +15,9 @@
      DerivativePass    backward sweeps, pass 2 over the pairs, per-molecule reduction,
                        contracted with per-molecule seeds
      MoleculeFiles     PROB_FILE / SF_FILE
-   on top of the kernels SymmetryFunctions, Network, PairBlocks, PathCV, SlabRegion.
+   on top of the kernels SymmetryFunctions, Network, PairBlocks, PathCV, SlabRegion.  The
+   companion action MOLENV_PROBABILITIES (MolenvProbabilities.cpp) reads the per-molecule
+   probabilities of a step through the ProbabilitySource interface, as a matrix value.
 
    Derivative scheme.  Every descriptor of molecule I is a sum of pair terms
    t_g(r_IJ, cos theta_IJ,s) that are symmetric in I and J.  With J_I = dp(I)/dG(I)
@@ -61,8 +63,8 @@
    alpha and beta, and the same two ways of applying forces, with GraphNetwork's reverse
    pass in place of the three SF passes (one reverse pass per seed channel).  The
    topology probabilities (bulk / surface) are extra per-molecule outputs (PROB_FILE
-   columns, p_<TOPOLOGY> vectors).  No slab region (the GNN has no centre atom) and no
-   SF_FILE (no symmetry functions) for the GNN kind. */
+   columns, p_<TOPOLOGY> vectors, MOLENV_PROBABILITIES columns).  No slab region (the GNN
+   has no centre atom) and no SF_FILE (no symmetry functions) for the GNN kind. */
 #include "AtomGraph.h"
 #include "DerivativePass.h"
 #include "GnnModelFile.h"
@@ -70,6 +72,7 @@
 #include "ModelFile.h"
 #include "MoleculeFiles.h"
 #include "MoleculeFrame.h"
+#include "MolenvProbabilities.h"
 #include "Network.h"
 #include "NeighbourCells.h"
 #include "PathCV.h"
@@ -127,7 +130,7 @@ See docs/plumed_action.md of molenv for every keyword, component and convention.
 */
 //+ENDPLUMEDOC
 
-class MolenvClassify : public Colvar {
+class MolenvClassify : public Colvar, public ProbabilitySource {
 public:
   static void registerKeywords(Keywords& keys);
   explicit MolenvClassify(const ActionOptions&);
@@ -137,6 +140,11 @@ public:
 #if PLUMED_VERSION_MAJOR > 2 || (PLUMED_VERSION_MAJOR == 2 && PLUMED_VERSION_MINOR >= 10)
   void clearDerivatives(const bool& force = false) override;
 #endif
+  // ---- ProbabilitySource: what MOLENV_PROBABILITIES reads
+  unsigned numberOfMolecules() const override { return nmol_; }
+  const std::vector<std::string>& probabilityNames() const override { return vecNames_; }
+  void addProbabilityReader(const Action* reader) override { probabilityReaders_.push_back(reader); }
+  void copyProbabilities(Value& out) const override;
 
 private:
   // ---- model, kernels and the passes over the pairs
@@ -165,6 +173,7 @@ private:
   std::vector<unsigned> pathClasses_;
   MoleculeFiles files_;
   bool probVectors_ = false;
+  std::vector<const Action*> probabilityReaders_;  ///< MOLENV_PROBABILITIES actions reading this one
   // ---- outputs
   std::vector<Value*> nVal_, fVal_, pVec_;
   std::vector<std::string> vecNames_;  ///< per-molecule outputs (p_<NAME> vectors, PROB_FILE columns): classes (+ GNN topology classes)
@@ -226,6 +235,7 @@ private:
   void setupGeometry(double toA);
   void graphValues();
   const std::vector<double>& probabilities() const { return gnn_ ? gnn_->polymorph() : values_->prob(); }
+  bool probabilitiesRead() const;
   void setComponents();
   void derivatives(const Seeds& seeds, DerivativeSink& sink);
   void fillDerivativeArrays();
@@ -789,8 +799,9 @@ void MolenvClassify::calculate() {
   }
 
   // ---- per-molecule geometry, in Angstrom; molecules outside the region need descriptors
-  // only at file steps and with PROB_VECTORS
-  const unsigned zeroVector = frame_.update(getPositions(), slots_, toA_, cell_, region_, fileStep || probVectors_, nthreads_);
+  // only at file steps, with PROB_VECTORS and when a MOLENV_PROBABILITIES reads them
+  const bool everyMolecule = fileStep || probVectors_ || probabilitiesRead();
+  const unsigned zeroVector = frame_.update(getPositions(), slots_, toA_, cell_, region_, everyMolecule, nthreads_);
   if (zeroVector < nmol_) error("molecule " + std::to_string(zeroVector + 1) + " has an intramolecular vector of zero length (two atoms coincide)");
   lap(sGeometry);
 
@@ -818,6 +829,24 @@ void MolenvClassify::calculate() {
   lap(sValues);
 
   if (mode_ == Deriv::full) fillDerivativeArrays();
+}
+
+// whether a MOLENV_PROBABILITIES reads this step's probabilities (PLUMED activates the
+// actions of a step before it calculates any)
+bool MolenvClassify::probabilitiesRead() const {
+  return std::any_of(probabilityReaders_.begin(), probabilityReaders_.end(), [](const Action* a) { return a->isActive(); });
+}
+
+void MolenvClassify::copyProbabilities(Value& out) const {
+  const unsigned K = ncls_, W = vecNames_.size();  // W - K topology classes (GNN)
+  const std::vector<double>& prob = probabilities();
+  for (unsigned m = 0; m < nmol_; ++m)
+    for (unsigned k = 0; k < K; ++k) out.set(static_cast<std::size_t>(m) * W + k, prob[static_cast<std::size_t>(m) * K + k]);
+  if (W == K) return;
+  const std::vector<double>& topology = gnn_->topology();
+  for (unsigned m = 0; m < nmol_; ++m)
+    for (unsigned g = 0; g < W - K; ++g)
+      out.set(static_cast<std::size_t>(m) * W + K + g, topology[static_cast<std::size_t>(m) * (W - K) + g]);
 }
 
 // The derivative arrays, when something reads them: the derivatives of n_0 .. n_{K-1} and W,

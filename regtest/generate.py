@@ -215,6 +215,18 @@ def permol_rows(model, results, stride, what):
     return ["time", "mol", *names], rows
 
 
+def write_matrix_dump(path, label, columns, per_frame):
+    """What ``DUMPVECTOR ARG=<label> PRINT_ONE_FILE`` prints of a MOLENV_PROBABILITIES
+    matrix: per frame a header, then one row per molecule (``parameter``, from 0) with one
+    column per class; per_frame: (N, K) arrays."""
+    header = "#! FIELDS " + " ".join(["time", "parameter", *(f"{label}.{c}" for c in columns)])
+    out = []
+    for t, p in enumerate(per_frame):
+        out.append(header)
+        out += [" " + " ".join([FMT % float(t), str(m), *(FMT % x for x in row)]) for m, row in enumerate(p)]
+    Path(path).write_text("\n".join(out) + "\n")
+
+
 def print_line(label, model, with_path, extra=""):
     args = [f"{label}.n_{c}" for c in model.classes] + [f"{label}.f_{c}" for c in model.classes] + [f"{label}.nmol"]
     if with_path:
@@ -306,23 +318,29 @@ def main():
                  note="triclinic cell, shuffled atom order (MOLECULEn), split molecules, slab along the y face normal")
 
     # -- slabs in an orthorhombic cell: across the periodic boundary, hard cut, along x;
-    #    nm input with UNITS LENGTH=A (region lengths in A)
+    #    nm input with UNITS LENGTH=A (region lengths in A); the probabilities of every
+    #    molecule, also outside the slab, as the MOLENV_PROBABILITIES matrix of a slab's action
     d = fresh("rt-region")
     m = model_file(d, "softmax")
     write_xyz(d / "traj.xyz", ortho_frames, [ORTHO] * 3, 0.1)
     frames, boxes = read_back(ortho_frames, [ORTHO] * 3, 0.1)
     regions = {"a": bf.Region(2, 1.0, 2.0, 1.5), "b": bf.Region(2, 6.0, 2.5, 0.0), "c": bf.Region(0, 5.0, 1.5, 2.0)}
     text = f"UNITS LENGTH=A\nLOAD FILE={LIB}\n"
+    results = {}
     for label, reg in regions.items():
         axis = "xyz"[reg.axis]
         text += (f"{label}: MOLENV_CLASSIFY MODEL=softmax.molenv MOLECULES=1-{n_atoms} REGION_AXIS={axis} "
                  f"REGION_CENTER={reg.centre} REGION_HALFWIDTH={reg.halfwidth} REGION_SMOOTHING={reg.smoothing}\n")
-        res = [bf.evaluate(m, bf.System(p, b, mols), region=reg) for p, b in zip(frames, boxes)]
+        res = results[label] = [bf.evaluate(m, bf.System(p, b, mols), region=reg) for p, b in zip(frames, boxes)]
         assert 0 < res[0].nmol < nmol
         write_table(d / f"colvar_{label}.reference", *colvar_rows(label, m, res))
+    text += "pa: MOLENV_PROBABILITIES CLASSIFIER=a\n"
     text += "".join(print_line(label, m, False) + "\n" for label in regions)
+    text += f"DUMPVECTOR ARG=pa FILE=probs_a FMT={FMT} PRINT_ONE_FILE STRIDE=1\n"
     (d / "plumed.dat").write_text(text)
-    write_config(d / "config", "--plumed plumed.dat --ixyz traj.xyz", note="slab regions; input in nm, PLUMED units A")
+    write_matrix_dump(d / "probs_a.reference", "pa", m.classes, [r.p for r in results["a"]])
+    write_config(d / "config", "--plumed plumed.dat --ixyz traj.xyz",
+                 note="slab regions; input in nm, PLUMED units A; MOLENV_PROBABILITIES of a slab's action: every molecule")
 
     # -- cluster without periodic boundaries
     d = fresh("rt-nopbc")

@@ -5,7 +5,9 @@
 A random toy GNN model file (molenv.gnn.synthetic.random_model: 2 graph convolutions,
 hidden 8, cutoff 4.5 A), 18 toy urea molecules in a triclinic cell with molecules split
 across the boundary, three frames (thermal shakes; the third in a cell scaled by 1 %),
-input in nm without UNITS (the action converts to Angstrom).  The references are NOT what
+input in nm without UNITS (the action converts to Angstrom); the per-molecule probabilities
+also as the MOLENV_PROBABILITIES matrix (polymorph, then topology columns), printed by
+DUMPVECTOR.  The references are NOT what
 the action printed: they are computed with molenv.gnn.numpy_model.classify_frame, the
 executable specification of the GNN kind, on the positions as the driver reads them.
 Kept apart from generate.py so that regenerating this test leaves the SF tests alone
@@ -23,7 +25,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "py"))
 
 import bruteforce as bf  # noqa: E402
-from generate import LIB, fresh, read_back, write_config, write_table, write_xyz  # noqa: E402
+from generate import LIB, fresh, read_back, write_config, write_matrix_dump, write_table, write_xyz  # noqa: E402
 from molenv.frames import MolecularFrame  # noqa: E402
 from molenv.gnn import synthetic  # noqa: E402
 from molenv.gnn.modelfile import read_gnn_model, write_gnn_model  # noqa: E402
@@ -80,13 +82,16 @@ def main():
     write_table(d / "colvar.reference", fields, rows)
     prob = [[float(t), m + 1, *r.polymorph[m], *r.topology[m]] for t, r in enumerate(results) for m in range(N)]
     write_table(d / "prob.dat.reference", ["time", "mol", *classes, *model.topology_classes], prob)
+    write_matrix_dump(d / "probs.reference", "pg", [*classes, *model.topology_classes], [np.hstack([r.polymorph, r.topology]) for r in results])
     (d / "plumed.dat").write_text(
         f"LOAD FILE={LIB}\n"
         f"g: MOLENV_CLASSIFY MODEL=gnn.molenv MOLECULES=1-{crystal.n_atoms} NUM_THREADS=2 ...\n"
         "   PATH_CLASSES=I,IV PATH_START=0.9,0.1 PATH_END=0.1,0.9 PATH_NIMAGES=5 LAMBDA=20\n"
         "   PROB_FILE=prob.dat PROB_VECTORS\n...\n"
         "ss: SUM ARG=g.p_surface PERIODIC=NO\n"
+        "pg: MOLENV_PROBABILITIES CLASSIFIER=g\n"
         f"PRINT ARG={','.join(fields[1:])} FILE=colvar FMT=%.17g\n"
+        "DUMPVECTOR ARG=pg FILE=probs FMT=%.17g PRINT_ONE_FILE STRIDE=1\n"
     )
     write_config(d / "config", "--plumed plumed.dat --ixyz traj.xyz",
                  note="GNN model file (kind gnn): triclinic cell, split molecules, a cell scaled by 1 % in frame 3, input in nm; "

@@ -1,10 +1,11 @@
 """Fixtures and helpers shared by the analysis tests (test_reanalyse, test_analysis,
 test_classify, test_plumed_input): the reference urea model written as a molenv model file,
-the committed urea MD data, and running `molenv` commands in-process."""
+the committed urea MD data, running `molenv` commands in-process, and reading a PROB_FILE."""
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,3 +41,15 @@ def run_cli(argv: list[str]) -> int:
     except SystemExit as done:
         return int(done.code or 0)
     return 0
+
+
+def read_prob_file(path, n_molecules: int, classes: list[str]):
+    """(times (F,), probabilities (F, N, K)) of a ``PROB_FILE`` of `MOLENV_CLASSIFY`
+    (``#! FIELDS time mol <classes>``, N rows per written step)."""
+    from molenv.analysis import read_table
+
+    table = read_table(path)
+    assert table.names == ["time", "mol", *classes], table.names
+    data = table.data.reshape(-1, n_molecules, len(table.names))
+    assert np.array_equal(data[:, :, 1], np.broadcast_to(np.arange(1, n_molecules + 1), data.shape[:2]))
+    return data[:, 0, 0], data[:, :, 2:]

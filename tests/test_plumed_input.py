@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from _analysis_support import md_files, run_cli, urea_model  # noqa: F401
+from _analysis_support import md_files, read_prob_file, run_cli, urea_model  # noqa: F401
 from molenv.analysis import Region, read_table, region_weights, soft_populations
 from molenv.classification import classify_trajectory
 from molenv.models import SFFrameClassifier
 from molenv.plumed.inputs import atom_list, classify_actions, molecule_keywords
-from molenv.plumed.reanalysis import read_prob_file, reanalyse
+from molenv.plumed.reanalysis import reanalyse
 from molenv.trajectory import Trajectory
 
 

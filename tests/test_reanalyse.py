@@ -3,7 +3,9 @@
 - the same COLVAR as `plumed driver` on an xyz file of the same frames (1e-9);
 - a LAMMPS dump (which `plumed driver` cannot read): every molecule of the reference urea
   form I is form I, and PLUMED's per-molecule probabilities equal the Python SF path;
-- --analyse turns the PROB_FILE into the populations table of `molenv classify`;
+- --analyse turns the action's per-molecule probabilities (from PLUMED's data interface:
+  MOLENV_PROBABILITIES; the numbers of its PROB_FILE, which is not needed) into the
+  populations table of `molenv classify`;
 - the PLUMED input reader (continuations, MOLECULEn, LABEL=) and the molecules as PLUMED reads
   their atom lists (ranges with strides, GROUP labels, @mdatoms), and the error messages.
 """
@@ -15,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _analysis_support import UREA_TYPES, md_files, run_cli, urea_model  # noqa: F401
+from _analysis_support import UREA_TYPES, md_files, read_prob_file, run_cli, urea_model  # noqa: F401
 from molenv.analysis import read_table
 from molenv.plumed.inputs import PlumedInputError, classify_actions
 from molenv.plumed.reanalysis import ReanalyseError, open_universe, reanalyse
@@ -86,7 +88,6 @@ def test_lammps_dump_that_plumed_driver_cannot_read(dump_run, urea_model):
     probabilities equal those of the Python SF path (`molenv.classification`) to 1e-9."""
     from molenv.classification import classify_trajectory
     from molenv.models import SFFrameClassifier
-    from molenv.plumed.reanalysis import read_prob_file
     from molenv.trajectory import Trajectory
 
     dump, run = dump_run
@@ -102,8 +103,9 @@ def test_lammps_dump_that_plumed_driver_cannot_read(dump_run, urea_model):
     assert np.allclose(colvar.column("c.n_I"), python.probabilities[:, :, 0].sum(axis=1), rtol=1e-10)
 
 
-def test_cli_analyse_prob_file(dump_run, tmp_path):
-    """`molenv reanalyse --analyse`: PROB_FILE -> the populations table and per-molecule file."""
+def test_cli_analyse(dump_run, tmp_path):
+    """`molenv reanalyse --analyse`: the action's probabilities -> the populations table and
+    per-molecule file; they are the numbers of its PROB_FILE, which the analysis does not need."""
     from molenv.analysis import ClassificationResult
 
     dump, _ = dump_run
@@ -118,6 +120,12 @@ def test_cli_analyse_prob_file(dump_run, tmp_path):
     assert result.source.startswith("MOLENV_CLASSIFY c")
     first = Path("out/classes.extxyz").read_text().splitlines()
     assert first[0] == "3456" and first[2].split()[0] == "C" and first[3].split()[0] == "O"  # species from --type-elements
+    _, prob = read_prob_file("prob.dat", 432, result.classes)
+    assert np.array_equal(result.probabilities, prob)
+    Path("noprob.dat").write_text(Path("plumed.dat").read_text().replace(" PROB_FILE=prob.dat", ""))
+    assert run_cli(["reanalyse", "--plumed", "noprob.dat", "-t", dump, "--analyse", "--no-progress", "--per-molecule", "npz", "--out", "out2"]) == 0
+    assert np.array_equal(ClassificationResult.load("out2/molecules.npz").probabilities, prob)
+    assert np.array_equal(read_table("out2/populations.dat").data, table.data)
 
 
 def test_plumed_input_reader(tmp_path):
@@ -134,7 +142,7 @@ def test_plumed_input_reader(tmp_path):
     (tmp_path / "p.dat").write_text(text)
     a, b, c, d, e, f = classify_actions(tmp_path / "p.dat")
     assert (a.label, b.label, c.label) == ("a", "b", "c")
-    assert a.prob_file == "p" and a.file_stride == 5 and a.nopbc and not b.nopbc and str(b.model_path) == "m.molenv"
+    assert a.keywords["PROB_FILE"] == "p" and a.file_stride == 5 and a.nopbc and not b.nopbc and str(b.model_path) == "m.molenv"
     assert a.atom_lists() == ["1-3,7", "4,5,6"] and c.definitions == ["grp: GROUP ATOMS=13-16"]
     # the atoms as PLUMED reads the lists: strides, MOLECULEn in order, groups, @mdatoms
     assert b.molecules(20, 3).tolist() == [[0, 2, 4], [6, 8, 10]]
@@ -149,7 +157,7 @@ def test_plumed_input_reader(tmp_path):
         f.molecules(20, 2)
 
 
-def test_errors_name_file_and_problem(tmp_path, urea_model, reference_dir, monkeypatch):
+def test_errors_name_file_and_problem(tmp_path, urea_model, reference_dir, monkeypatch, capsys):
     from molenv.plumed.kernel import module_path
 
     dump = reference_dir / "urea" / "formI_6x6x6_molstruc.dump"
@@ -168,6 +176,7 @@ def test_errors_name_file_and_problem(tmp_path, urea_model, reference_dir, monke
 
         with PlumedFeeder(small, 3456, 1.0) as feeder:
             feeder.feed(7, np.zeros((3456, 3)) + np.arange(3456)[:, None] * 0.001, np.eye(3) * 15.0)
-    nothing = tmp_path / "noprob.dat"
-    nothing.write_text(f"LOAD FILE={module_path()}\nc: MOLENV_CLASSIFY MODEL={urea_model} MOLECULES=1-3456\n")
-    assert run_cli(["reanalyse", "--plumed", nothing, "-t", dump, "--analyse", "--no-progress"]) == 2
+    unlabelled = tmp_path / "unlabelled.dat"
+    unlabelled.write_text(f"LOAD FILE={module_path()}\nMOLENV_CLASSIFY MODEL={urea_model} MOLECULES=1-3456\n")
+    assert run_cli(["reanalyse", "--plumed", unlabelled, "-t", dump, "--analyse", "--no-progress"]) == 2
+    assert "unlabelled.dat:2: the MOLENV_CLASSIFY action has no label" in capsys.readouterr().err

@@ -24,7 +24,7 @@ def add_arguments(parser):
     o.add_argument("--label", default="cls", help="action label (default cls)")
     o.add_argument("--colvar", default="COLVAR", help="PRINT file (default COLVAR)")
     o.add_argument("--stride", type=positive_int, default=1, help="PRINT stride (>= 1; default 1)")
-    o.add_argument("--prob-file", help="also write per-molecule probabilities to this file (PROB_FILE; needed by `molenv reanalyse --analyse`)")
+    o.add_argument("--prob-file", help="also write per-molecule probabilities to this file (PROB_FILE)")
     o.add_argument("--file-stride", type=positive_int, default=1, help="PROB_FILE stride (>= 1; default 1)")
     # not clamped to this machine's CPUs: the input may run on another machine
     o.add_argument("--num-threads", type=positive_int, help="NUM_THREADS of the action (>= 1)")

@@ -10,8 +10,9 @@ Outputs (COLVAR, PROB_FILE, ...) are written where plumed.dat says, relative to 
 directory, as with `plumed driver`; PLUMED atom k is the k-th atom of the file, the step is
 the frame index and PLUMED's time is step x --timestep (default: the time between the first
 two frames). --analyse turns the per-molecule probabilities of a MOLENV_CLASSIFY action
-(its PROB_FILE) into the same populations table, core/surface split, region filter, plots
-and extended XYZ as `molenv classify`. Full documentation: docs/analysis.md."""
+(taken from PLUMED at the steps that are multiples of its FILE_STRIDE) into the same
+populations table, core/surface split, region filter, plots and extended XYZ as `molenv
+classify`. Full documentation: docs/analysis.md."""
 from __future__ import annotations
 
 from molenv.commands._options import add_analysis_arguments, add_frame_arguments, positive_float
@@ -29,7 +30,8 @@ def add_arguments(parser):
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = parser.add_argument_group("analysis of MOLENV_CLASSIFY probabilities")
     a.add_argument("--analyse", nargs="?", const="", metavar="LABEL",
-                   help="analyse the PROB_FILE of the MOLENV_CLASSIFY action LABEL (default: the only one)")
+                   help="analyse the per-molecule probabilities of the MOLENV_CLASSIFY action LABEL (default: the only one) at the "
+                        "steps that are multiples of its FILE_STRIDE")
     a.add_argument("--type-elements", help="LAMMPS type -> element (e.g. 1:H,2:O,3:C,4:N or a data file), for the extended XYZ species")
     add_analysis_arguments(parser, "reanalysed")
 
@@ -61,7 +63,7 @@ def run(args):
     from molenv.commands._options import report, summary_options
     from molenv.plumed.engine import PlumedError
     from molenv.plumed.inputs import classify_actions
-    from molenv.plumed.reanalysis import GeometryCollector, open_universe, reanalyse, result_from_prob_file
+    from molenv.plumed.reanalysis import ProbabilityCollector, open_universe, reanalyse
     from molenv.trajectory import read_timestep
 
     from molenv.paths import output_directory_problem
@@ -70,7 +72,7 @@ def run(args):
         raise CommandError(problem)
     try:
         universe = open_universe(args.trajectory, args.topology, format=args.format, topology_format=args.topology_format)
-        collect = action = model = None
+        collect = model = None
         if args.analyse is not None:
             from molenv.modelfile import read_model
 
@@ -81,18 +83,16 @@ def run(args):
                 have = ", ".join(a.label for a in actions) or "none"
                 raise CommandError(f"--analyse {args.analyse or ''}: {args.plumed} has MOLENV_CLASSIFY actions {have}; name one".replace("  ", " "))
             action = chosen[0]
-            if action.prob_file is None:
-                raise CommandError(f"{action.where}: --analyse needs PROB_FILE=... on the MOLENV_CLASSIFY line (per-molecule probabilities)")
             model = read_model(action.model_path)
             d = model.descriptors
             molecules = action.molecules(universe.atoms.n_atoms, d.atoms_per_molecule)
-            collect = GeometryCollector(molecules, d.centre_atom, _atomic_numbers(universe, args.type_elements), stride=action.file_stride,
-                                        nopbc=action.nopbc, with_coordination=not args.no_surface)
+            collect = ProbabilityCollector(action, molecules, d.centre_atom, _atomic_numbers(universe, args.type_elements), model.classes,
+                                           with_coordination=not args.no_surface)
         done = reanalyse(args.plumed, args.trajectory, universe=universe, timestep=args.timestep, start=args.start, stop=args.stop,
                          step=args.step, log=args.log, progress=not args.no_progress, collect=collect)
         print(f"{len(done.frames)} frames of {done.n_atoms} atoms through PLUMED (timestep {done.timestep:g} ps); log: {args.log}")
-        if action is not None:
-            result = result_from_prob_file(action, done.records, model.classes, model.network.output_activation)
+        if collect is not None:
+            result = collect.result(done.records, model.network.output_activation)
 
             def frames():
                 for record in done.records:

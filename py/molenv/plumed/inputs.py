@@ -192,10 +192,6 @@ class ClassifyAction:
         return Path(self.keywords["MODEL"])
 
     @property
-    def prob_file(self) -> str | None:
-        return self.keywords.get("PROB_FILE")
-
-    @property
     def file_stride(self) -> int:
         return int(self.keywords.get("FILE_STRIDE", "1"))
 

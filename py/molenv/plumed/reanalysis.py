@@ -24,18 +24,19 @@ Conventions (the same as ``plumed driver``):
   so that PLUMED sees no periodicity (a cluster).
 
 For the analysis of a ``MOLENV_CLASSIFY`` action (`molenv.plumed.inputs.ClassifyAction`: its
-model, its molecules as PLUMED reads them, ``PROB_FILE``), `reanalyse` collects the per-frame
-geometry that `molenv.analysis` needs (`GeometryCollector`), so that the action's
-per-molecule probabilities become a `ClassificationResult` (`result_from_prob_file`) with the
-same populations, core/surface split, region, plots and extended XYZ as `molenv classify`.
+model, its molecules as PLUMED reads them, ``FILE_STRIDE``), `ProbabilityCollector` adds a
+``MOLENV_PROBABILITIES`` action to the input PLUMED runs and takes its matrix (the action's
+per-molecule probabilities) through PLUMED's data interface at the steps that are multiples
+of ``FILE_STRIDE``, with the per-frame geometry that `molenv.analysis` needs, so that they
+become a `ClassificationResult` with the same populations, core/surface split, region, plots
+and extended XYZ as `molenv classify`. No ``PROB_FILE`` is needed (one in the input is still
+written).
 """
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -53,9 +54,7 @@ __all__ = [
     "PlumedFeeder",
     "reanalyse",
     "ReanalyseRun",
-    "GeometryCollector",
-    "read_prob_file",
-    "result_from_prob_file",
+    "ProbabilityCollector",
 ]
 
 
@@ -102,6 +101,30 @@ class PlumedFeeder:
             ))
         except Exception as err:  # PLUMED raises its own exception types
             raise ReanalyseError(f"{self.plumed_dat}: PLUMED could not start: {_plumed_message(err, log)} (log: {log})") from None
+
+    def read_line(self, line: str) -> None:
+        """One more line of input, after those of the input file."""
+        try:
+            self._p.cmd("readInputLine", line)
+        except Exception as err:
+            raise ReanalyseError(f"{self.plumed_dat}: PLUMED cannot read '{line}': {_plumed_message(err, self.log)} (log: {self.log})") from None
+
+    def matrix(self, label: str, stride: int = 1) -> np.ndarray:
+        """A (rows, columns) buffer that PLUMED fills with its matrix value `label` at the steps
+        that are multiples of `stride`, through its data interface: a ``GET`` action and the
+        buffer shared with ``setMemoryForData``."""
+        # `getDataRank label` would make the GET action itself, but with STRIDE=1 (computing
+        # what it reads at every step); this one has the label under which `getDataShape` and
+        # `setMemoryForData` find it
+        self.read_line(f"grab_{label}: GET ARG={label} STRIDE={int(stride)}")
+        shape = np.zeros(2, dtype=np.int_)
+        try:
+            self._p.cmd(f"getDataShape {label}", shape)
+            buffer = np.zeros(shape, dtype=np.float64)
+            self._p.cmd(f"setMemoryForData {label}", buffer)
+        except Exception as err:
+            raise ReanalyseError(f"{self.plumed_dat}: PLUMED cannot pass the matrix {label}: {_plumed_message(err, self.log)} (log: {self.log})") from None
+        return buffer
 
     def feed(self, step: int, positions: np.ndarray, cell: np.ndarray | None) -> None:
         pos = np.ascontiguousarray(positions, dtype=np.float64)
@@ -206,7 +229,7 @@ def default_timestep(universe) -> float:
 @dataclass
 class ReanalyseRun:
     """What `reanalyse` did: frames fed (their file indices and times), and the per-frame
-    geometry records collected for analysis (empty without ``collect``)."""
+    records collected for analysis (empty without ``collect``)."""
 
     n_atoms: int
     timestep: float
@@ -216,26 +239,58 @@ class ReanalyseRun:
 
 
 @dataclass
-class GeometryCollector:
-    """Collects centres, boxes and coordination numbers of a `ClassifyAction`'s molecules at
-    the steps where its ``PROB_FILE`` is written."""
+class ProbabilityCollector:
+    """The per-molecule probabilities of a `ClassifyAction` and the geometry of its molecules
+    (centres, boxes, coordination numbers) at the steps that are multiples of its
+    ``FILE_STRIDE``, for `reanalyse`'s ``collect``.
 
+    ``start(feeder)`` adds ``MOLENV_PROBABILITIES CLASSIFIER=<label>`` to the input PLUMED
+    runs and shares a buffer for its matrix (molecules x classes), which PLUMED fills at those
+    steps; a call per frame then makes a `FrameRecord` of the probabilities and geometry, and
+    `result` stacks the records.
+    """
+
+    action: ClassifyAction
     molecules: np.ndarray  # (N, apm) 0-based file atom indices
     centre_atom: int
     atomic_numbers: np.ndarray  # (n_atoms,) for the extended XYZ; 0 = unknown
-    stride: int = 1
-    nopbc: bool = False
+    classes: list[str]  # the model's: the first columns of the matrix
     with_coordination: bool = True
+    probabilities: np.ndarray | None = field(default=None, init=False)  # PLUMED's buffer
+
+    def __post_init__(self):
+        if self.action.label.startswith("@"):  # a number `classify_actions` gave it, not PLUMED's
+            raise ReanalyseError(f"{self.action.where}: the MOLENV_CLASSIFY action has no label, so its probabilities cannot be read; "
+                                 "label it (cls: MOLENV_CLASSIFY ...)")
+
+    @property
+    def stride(self) -> int:
+        return self.action.file_stride
+
+    def start(self, feeder: PlumedFeeder) -> None:
+        """Once PLUMED has read the input: the matrix and its buffer."""
+        label = f"molenv_probabilities_{self.action.label}"
+        feeder.read_line(f"{label}: MOLENV_PROBABILITIES CLASSIFIER={self.action.label}")
+        self.probabilities = feeder.matrix(label, self.stride)
+        expected = (len(self.molecules), len(self.classes))
+        if self.probabilities.shape != expected:
+            raise ReanalyseError(f"{self.action.where}: PLUMED gives {self.probabilities.shape[0]} x {self.probabilities.shape[1]} probabilities "
+                                 f"for the {expected[0]} molecules and {expected[1]} classes of the model of {self.action.label}")
 
     def frame(self, positions: np.ndarray, dims, time: float) -> MolecularFrame:
-        box = None if self.nopbc else box_from_file(dims)  # FrameError for a degenerate box, not "no box"
+        box = None if self.action.nopbc else box_from_file(dims)  # FrameError for a degenerate box, not "no box"
         return MolecularFrame(positions.astype(np.float64), box, self.molecules, self.atomic_numbers, time)
 
     def __call__(self, step: int, ts, universe) -> FrameRecord | None:
         if step % self.stride:
             return None
         frame = self.frame(universe.atoms.positions, ts.dimensions, ts.time)
-        return frame_record(frame, step, np.empty((len(self.molecules), 0)), self.centre_atom, with_coordination=self.with_coordination)
+        return frame_record(frame, step, self.probabilities.copy(), self.centre_atom, with_coordination=self.with_coordination)
+
+    def result(self, records: list[FrameRecord], output_activation: str) -> ClassificationResult:
+        """The `ClassificationResult` of the records collected (`ReanalyseRun.records`)."""
+        return ClassificationResult.stack(records, self.classes, output_activation=output_activation,
+                                          source=f"MOLENV_CLASSIFY {self.action.label} ({self.action.where})")
 
 
 def reanalyse(
@@ -251,13 +306,14 @@ def reanalyse(
     step: int | None = None,
     log: str | Path = "plumed.log",
     progress: bool = True,
-    collect: Callable | None = None,
+    collect: ProbabilityCollector | None = None,
     universe=None,
 ) -> ReanalyseRun:
     """Run the PLUMED input `plumed_dat` over the frames of `trajectory` (see the module
     docstring for atoms, steps, time and units). Output files are written where the input
-    says, relative to the current directory, as with ``plumed driver``. ``collect(step, ts,
-    universe)`` is called for every frame; what it returns (not None) goes to ``records``."""
+    says, relative to the current directory, as with ``plumed driver``. ``collect.start(feeder)``
+    is called once PLUMED has read the input, and ``collect(step, ts, universe)`` after PLUMED's
+    calculation of every frame; what it returns (not None) goes to ``records``."""
     from tqdm.auto import tqdm
 
     from molenv.trajectory import check_complete, check_positions, read_timestep
@@ -276,6 +332,8 @@ def reanalyse(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Reader has no dt information")
         with PlumedFeeder(plumed_dat, u.atoms.n_atoms, dt, masses=masses, charges=charges, log=log) as feeder:
+            if collect is not None:
+                collect.start(feeder)
             for index in tqdm(frames, desc="reanalyse", unit="frame", disable=not progress):
                 ts = read_timestep(u.trajectory, index, where)
                 # NaN would reach PLUMED as something else (two atoms that coincide), or not be noticed
@@ -288,36 +346,3 @@ def reanalyse(
                     if record is not None:
                         run.records.append(record)
     return run
-
-
-# ----------------------------------------------------------------------------- PROB_FILE -> result
-
-
-def read_prob_file(path: str | Path, n_molecules: int, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(times (F,), probabilities (F, N, K)) from a ``PROB_FILE`` of `MOLENV_CLASSIFY`
-    (``#! FIELDS time mol <classes>``, N rows per written step)."""
-    from molenv.analysis import read_table
-
-    table = read_table(path)
-    expected = ["time", "mol", *classes]
-    if table.names != expected:
-        raise ReanalyseError(f"{path}: fields {' '.join(table.names)}, expected {' '.join(expected)}")
-    if len(table.data) % n_molecules:
-        raise ReanalyseError(f"{path}: {len(table.data)} rows are not whole frames of {n_molecules} molecules")
-    data = table.data.reshape(-1, n_molecules, len(expected))
-    if not np.array_equal(data[:, :, 1], np.broadcast_to(np.arange(1, n_molecules + 1), data.shape[:2])):
-        raise ReanalyseError(f"{path}: molecule numbers are not 1..{n_molecules} in every frame")
-    return data[:, 0, 0], data[:, :, 2:]
-
-
-def result_from_prob_file(action: ClassifyAction, records: list[FrameRecord], classes: list[str], output_activation: str) -> ClassificationResult:
-    """The `ClassificationResult` of a run: probabilities from the action's ``PROB_FILE``,
-    geometry from the `records` collected at the same steps."""
-    if action.prob_file is None:
-        raise ReanalyseError(f"{action.where}: the action {action.label} has no PROB_FILE, so there are no per-molecule probabilities to analyse")
-    n = len(records[0].centres) if records else 0
-    times, probabilities = read_prob_file(action.prob_file, n, classes)
-    if len(times) != len(records):
-        raise ReanalyseError(f"{action.prob_file}: {len(times)} frames of probabilities for {len(records)} frames fed at FILE_STRIDE {action.file_stride}")
-    records = [dataclasses.replace(r, probabilities=p) for r, p in zip(records, probabilities)]
-    return ClassificationResult.stack(records, classes, output_activation=output_activation, source=f"MOLENV_CLASSIFY {action.label} ({action.where})")
