@@ -18,7 +18,7 @@ Configurations, for each system and each thread count T (``--threads``, default 
 * ``torchscript T=t``: the same with the TorchScript file itself (what libtorch would run
   inside an MD code; scripted, its attention gathers node features onto edge blocks);
 * ``graph``: building the atom graph the torch network needs from the positions
-  (`molenv.gnn.graph.frame_to_graph`: numpy/scipy KD-tree, one thread), timed as its own
+  (`molenv.gnn.graph.frame_to_graph`: its neighbour search (vesin since issue 18; a scipy KD-tree in the run of docs/benchmarks.md), one thread), timed as its own
   configuration once per cycle. In MD, torch needs it at every step: the headline ratio
   to torch is molenv / (graph + torch) of the same cycle; the ratio to the network alone is
   given too (the action itself keeps a Verlet list and searches again only when atoms have

@@ -4,7 +4,8 @@ import itertools
 import numpy as np
 import pytest
 
-from molenv.frames import FrameError, MolecularFrame, box_matrix, minimum_image, neighbour_pairs, perpendicular_heights, reduced_basis
+from molenv.frames import (FrameError, MolecularFrame, box_matrix, minimum_image, neighbour_pairs, perpendicular_heights, reduced_basis,
+                           wrap_into_cell)
 from MDAnalysis.lib.mdamath import triclinic_box
 
 ORTHO = np.array([11.0, 12.5, 13.0, 90.0, 90.0, 90.0])
@@ -185,3 +186,72 @@ def test_cluster_frame():
     cluster = frame.replace(box=None, positions=whole)
     assert not cluster.periodic and cluster.box_matrix() is None
     assert np.array_equal(cluster.minimum_image(whole), whole)
+
+
+def random_cell(rng, skewed: bool) -> np.ndarray:
+    """Cell vectors as rows: a triclinic cell of 5-20 A edges, or the same kind of lattice
+    described by long, leaning vectors (not reduced)."""
+    matrix = np.tril(rng.uniform(-6, 6, (3, 3)), -1) + np.diag(rng.uniform(5, 20, 3))
+    if skewed:
+        matrix = np.array([[1, 0, 0], [2, 1, 0], [-1, 2, 1]]) @ matrix
+    return matrix
+
+
+def brute_shift_pairs(points, matrix, cutoff) -> dict:
+    """{(i, j, n_a, n_b, n_c): distance} for every image j + n @ matrix within the cutoff of
+    i (i == j with n = 0 left out), every lattice shift that can reach the cutoff enumerated:
+    along face normal k, |f_j - f_i + n_k| h_k <= cutoff (f fractional coordinates)."""
+    if matrix is None:
+        reach, matrix = np.zeros(3, dtype=int), np.zeros((3, 3))
+    else:
+        frac = points @ np.linalg.inv(matrix)
+        reach = np.ceil(np.ptp(frac, axis=0) + cutoff / perpendicular_heights(matrix)).astype(int)
+    shifts = np.array(list(itertools.product(*(range(-k, k + 1) for k in reach))))
+    n = len(points)
+    v = points[None, :, None, :] + (shifts @ matrix)[None, None] - points[:, None, None, :]  # [i, j, shift]
+    r = np.sqrt(np.einsum("ijsk,ijsk->ijs", v, v))
+    hits = r <= cutoff
+    hits[np.arange(n), np.arange(n), np.flatnonzero(~shifts.any(axis=1))[0]] = False
+    return {(i, j, *shifts[s]): r[i, j, s] for i, j, s in zip(*np.nonzero(hits))}
+
+
+@pytest.mark.parametrize("skewed", [False, True], ids=["triclinic", "skewed"])
+@pytest.mark.parametrize("reach", [0.45, 0.9, 1.6], ids=["below-half-cell", "beyond-half-cell", "beyond-cell"])
+def test_neighbour_pairs_shifts_and_distances_equal_brute_force(skewed, reach):
+    """vesin's candidates, molenv's float64 vectors: the same (i, j, shift) set as an explicit
+    enumeration and the same distances to 1e-12, on random triclinic cells, with points far
+    outside the cell, cutoffs up to 1.6 heights (many images, atoms seeing themselves);
+    the cell given as [a, b, c, alpha, beta, gamma] and as cell vectors. Shifts count from
+    the points wrapped into the cell as given."""
+    rng = np.random.default_rng(int(10 * reach) + 100 * skewed)
+    for _ in range(4):
+        matrix = random_cell(rng, skewed)
+        box = triclinic_box(*matrix).astype(np.float64)
+        given = box_matrix(box)
+        points = rng.uniform(-1.5, 2.5, size=(int(rng.integers(8, 24)), 3)) @ given
+        cutoff = reach * perpendicular_heights(reduced_basis(given)).min()
+        single = reach < 0.5
+        for cell, vectors in ((box, given), (matrix, matrix)):
+            pairs = neighbour_pairs(points, cell, cutoff, single_image=single)
+            wrapped = wrap_into_cell(points, vectors)
+            expected = brute_shift_pairs(wrapped, vectors, cutoff)
+            got = np.column_stack([pairs.i, pairs.j, pairs.shifts])
+            assert len(expected) > 0 and sorted(map(tuple, got.tolist())) == sorted(expected)
+            np.testing.assert_allclose(pairs.distances, [expected[tuple(row)] for row in got.tolist()], rtol=0, atol=1e-12)
+            np.testing.assert_allclose(pairs.vectors, wrapped[pairs.j] + pairs.shifts @ vectors - wrapped[pairs.i], rtol=0, atol=1e-10)
+            assert np.array_equal(np.lexsort(got.T[::-1]), np.arange(len(got)))  # sorted by i, j, shift
+            if not single:  # several images of a point; beyond one height, a point's own images
+                assert len(np.unique(got[:, :2], axis=0)) < len(got) and np.any(got[:, 0] == got[:, 1]) == (reach > 1)
+    with pytest.raises(FrameError, match="too small for a cutoff"):
+        neighbour_pairs(points, box, 0.5 * perpendicular_heights(reduced_basis(given)).min())
+
+
+def test_neighbour_pairs_cluster_equal_brute_force():
+    rng = np.random.default_rng(6)
+    points = rng.uniform(-10, 10, size=(80, 3))
+    pairs = neighbour_pairs(points, None, 6.0)
+    expected = brute_shift_pairs(points, None, 6.0)
+    got = np.column_stack([pairs.i, pairs.j, pairs.shifts])
+    assert sorted(map(tuple, got.tolist())) == sorted(expected) and not pairs.shifts.any()
+    np.testing.assert_allclose(pairs.distances, [expected[tuple(row)] for row in got.tolist()], rtol=0, atol=1e-12)
+    assert len(neighbour_pairs(np.zeros((0, 3)), None, 6.0)) == 0 == len(neighbour_pairs(np.zeros((0, 3)), TRICLINIC, 6.0))

@@ -6,9 +6,10 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from MDAnalysis.lib.mdamath import triclinic_box
 from torch_geometric.data import Batch
 
-from molenv.frames import MolecularFrame, box_matrix, minimum_image, perpendicular_heights
+from molenv.frames import MolecularFrame, box_matrix, minimum_image, perpendicular_heights, reduced_basis
 from molenv.gnn.graph import NO_LABEL, frame_to_graph, graph_edges, graphs_from_dataset, molecule_graph_index
 
 CUTOFF = 6.0
@@ -150,3 +151,52 @@ def test_graphs_from_dataset_frame_step(urea_md_dataset):
     every = graphs_from_dataset(urea_md_dataset, "train")
     assert len(every) == sum(per_source)
     assert torch.equal(graphs[1].pos, every[2].pos)  # first source: frames 0, 2, ...
+
+
+@pytest.mark.parametrize("skewed", [False, True], ids=["triclinic", "skewed"])
+@pytest.mark.parametrize("size", [2.5, 1.2, 0.6], ids=["large-cell", "cutoff-beyond-half-cell", "cutoff-beyond-cell"])
+def test_edges_are_every_image_of_brute_force(skewed, size):
+    """The exact edge set (source, target, whole-cell shift from the wrapped positions) of an
+    explicit enumeration, lengths to 1e-12, on random triclinic cells whose smallest height
+    is `size` x the cutoff (below 2: several images of an atom; below 1: its own images);
+    atoms placed outside the cell as in a file with molecules split over the boundary."""
+    from test_frames import brute_shift_pairs, random_cell
+
+    rng = np.random.default_rng(int(10 * size) + 100 * skewed)
+    for _ in range(3):
+        matrix = random_cell(rng, skewed)
+        matrix *= size * CUTOFF / perpendicular_heights(reduced_basis(matrix)).min()
+        box = triclinic_box(*matrix).astype(np.float64)
+        cell = box_matrix(box)
+        points = rng.uniform(-0.3, 1.3, size=(int(rng.integers(10, 40)), 3)) @ cell
+        edge_index, shift, wrapped = graph_edges(points, box, CUTOFF)
+        source, target = edge_index
+        cells = np.rint(shift @ np.linalg.inv(cell)).astype(int)
+        np.testing.assert_allclose(cells @ cell, shift, rtol=0, atol=1e-12)  # whole cells
+        expected = {k: r for k, r in brute_shift_pairs(wrapped, cell, CUTOFF).items() if r < CUTOFF}
+        got = np.column_stack([target, source, cells])
+        assert len(expected) > 0 and sorted(map(tuple, got.tolist())) == sorted(expected)
+        lengths = np.linalg.norm(wrapped[source] + shift - wrapped[target], axis=1)
+        np.testing.assert_allclose(lengths, [expected[tuple(row)] for row in got.tolist()], rtol=0, atol=1e-12)
+        # grouped by target, then source, then shift: an order of its own, not the search's
+        assert np.array_equal(np.lexsort(got.T[::-1]), np.arange(len(got)))
+        frac = wrapped @ np.linalg.inv(cell)
+        assert np.all((frac >= 0) & (frac < 1 + 1e-12))
+
+
+def test_network_output_depends_on_edge_order_only_by_rounding():
+    """Where an atom sees several images of another (cells under twice the cutoff), their
+    order is molenv's (by lattice shift), no longer a KD-tree's: the network sums over edges,
+    so another order moves its outputs by float32 rounding only."""
+    from molenv.gnn.lightning import GNNClassifier
+
+    torch.manual_seed(0)
+    net = GNNClassifier(["I", "IV", "melt"], hidden=16, conv_channels=8, num_radial=4, dropout=0.0).eval()
+    graph = frame_to_graph(two_atom_frame(4, [5.5, 7.0, 7.5, 80.0, 95.0, 100.0], seed=8))
+    shuffled = graph.clone()
+    perm = torch.randperm(graph.num_edges, generator=torch.Generator().manual_seed(1))
+    shuffled.edge_index, shuffled.edge_shift = graph.edge_index[:, perm], graph.edge_shift[perm]
+    with torch.inference_mode():
+        a, b = net(graph), net(shuffled)
+    for x, y in ((a.polymorph_logits, b.polymorph_logits), (a.topology_logits, b.topology_logits)):
+        torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-5)

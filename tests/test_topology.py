@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from MDAnalysis.lib.mdamath import triclinic_box
 
 from _analysis_support import md_files, run_cli
 from molenv.descriptors import DescriptorError
-from molenv.frames import MolecularFrame, box_matrix
+from molenv.frames import MolecularFrame, box_matrix, perpendicular_heights, reduced_basis
 from molenv.topology import CN_OFFSET, CN_THRESHOLD, TopologyRule, coordination_numbers, molecule_radius
 from test_descriptors import CELLS, random_system
 
@@ -99,3 +100,23 @@ def test_featurize_labels_equal_classify_split(tmp_path):
     assert np.array_equal(result.coordination, labels["cn"])
     assert np.array_equal(surface_mask(result), labels["topology"] == 1)
     assert 0 < labels["topology"].sum() < labels["topology"].size  # both kinds present
+
+
+@pytest.mark.parametrize("skewed", [False, True], ids=["triclinic", "skewed"])
+@pytest.mark.parametrize("size", [2.5, 0.8], ids=["large-cell", "radius-beyond-cell"])
+def test_coordination_numbers_equal_brute_force(skewed, size):
+    """Every periodic image of every centre within the radius counted, on random triclinic
+    cells (smallest height `size` x the radius), molecules wrapped apart over the boundary."""
+    from test_frames import brute_shift_pairs, random_cell
+
+    rng = np.random.default_rng(int(10 * size) + 100 * skewed)
+    radius = 9.0
+    for _ in range(3):
+        matrix = random_cell(rng, skewed)
+        matrix *= size * radius / perpendicular_heights(reduced_basis(matrix)).min()
+        frame, whole = random_system(triclinic_box(*matrix).astype(np.float64), n_molecules=int(rng.integers(5, 30)), seed=int(rng.integers(1000)))
+        expected = np.ones(frame.n_molecules, dtype=np.int64)
+        for i, *_ in brute_shift_pairs(frame.centres(2), box_matrix(frame.box), radius):
+            expected[i] += 1
+        assert np.array_equal(coordination_numbers(frame, 2, radius), expected)
+        assert expected.max() > 1

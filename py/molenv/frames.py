@@ -18,9 +18,12 @@ Geometry helpers, exact for any triclinic cell and computed in float64:
   ``minimize_vectors`` only tries the 27 images next to a diagonal-based wrap, which is not
   the shortest image in strongly skewed cells (and its distance kernels hold the box in
   float32), so molenv enumerates every image that can be shorter;
+- `wrap_into_cell(points, cell)`: points moved by whole cell vectors into the cell;
 - `neighbour_pairs(points, box, cutoff)`: all pairs of points closer than a cutoff, with
-  their separation vectors, found by a KD-tree over the periodic images that lie within the
-  cutoff of the cell (O(N log N)), vectors computed in float64.
+  their lattice shifts and separation vectors: candidates from vesin's cell list (O(N),
+  every periodic image within the cutoff, in any cell), vectors and the cutoff test in
+  float64 by molenv (so that the pairs and every bit of their vectors do not depend on
+  the search library).
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 __all__ = [
     "FrameError",
@@ -41,6 +45,7 @@ __all__ = [
     "perpendicular_heights",
     "minimum_image",
     "neighbour_pairs",
+    "wrap_into_cell",
 ]
 
 
@@ -147,6 +152,9 @@ def minimum_image(vectors: np.ndarray, box) -> np.ndarray:
 
     `vectors` has shape (..., 3); `box` is ``[a, b, c, alpha, beta, gamma]``, a (3, 3)
     matrix of cell vectors as rows, or None (no periodicity: vectors returned as float64).
+    vesin (`neighbour_pairs`) answers which pairs lie within a cutoff, not which image of a
+    given vector is the shortest (a molecule split over the boundary, at any size), so this
+    one stays molenv's.
     The cell is first reduced (`reduced_basis`); each vector is wrapped to fractional
     coordinates in [-0.5, 0.5] of the reduced cell; the shortest image
     r = r0 + n.H then has |n_i + s_i| <= |r0| / h_i along each face normal (h_i the
@@ -181,18 +189,32 @@ def minimum_image(vectors: np.ndarray, box) -> np.ndarray:
 # ----------------------------------------------------------------------------- neighbour search
 
 
+def wrap_into_cell(points: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    """`points` (n, 3) moved by whole cell vectors into the cell spanned by the rows of
+    `cell` (fractional coordinates in [0, 1), to rounding): the positions a periodic graph
+    is built on, and that `NeighbourPairs.shifts` count from."""
+    frac = np.asarray(points, dtype=np.float64) @ np.linalg.inv(cell)
+    return (frac - np.floor(frac)) @ cell
+
+
 @dataclass(frozen=True)
 class NeighbourPairs:
     """Directed pairs (i, j) of points within a cutoff: every unordered pair appears twice.
 
     ``vectors[k]`` = position of (the image of) point ``j[k]`` minus point ``i[k]``;
-    ``distances`` their lengths. Sorted by ``i``, then by ``j``.
+    ``distances`` their lengths. ``shifts[k]``: that image's lattice translation in whole
+    cell vectors of the box as given (rows of `box_matrix`), from the points wrapped into
+    it, ``wrapped = wrap_into_cell(points, cell)``:
+    ``vectors[k] = wrapped[j] + shifts[k] @ cell - wrapped[i]`` to rounding (zeros without
+    a box). Sorted by ``i``, then ``j``, then (several images of one point, only where the
+    cutoff reaches half the cell) ``shifts``.
     """
 
     i: np.ndarray  # (n_pairs,) int64
     j: np.ndarray  # (n_pairs,) int64
     vectors: np.ndarray  # (n_pairs, 3) float64
     distances: np.ndarray  # (n_pairs,) float64
+    shifts: np.ndarray  # (n_pairs, 3) int64
 
     def __len__(self) -> int:
         return len(self.i)
@@ -215,22 +237,38 @@ def neighbour_pairs(points: np.ndarray, box, cutoff: float, *, single_image: boo
     (including images of the point itself), as when counting sites in a sphere larger than
     the cell.
     """
-    from scipy.spatial import cKDTree
+    # one BLAS thread: the per-pair products are (n_pairs x 3) @ (3 x 3), which a threaded BLAS
+    # splits into many tiny tasks (20x slower on a loaded machine); results are the same
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _neighbour_pairs(points, box, cutoff, single_image)
+
+
+def _neighbour_pairs(points: np.ndarray, box, cutoff: float, single_image: bool) -> NeighbourPairs:
+    import vesin
 
     points = np.asarray(points, dtype=np.float64)
     if points.ndim != 2 or points.shape[1] != 3:
         raise FrameError(f"points must have shape (n, 3), got {points.shape}")
     if not (np.isfinite(cutoff) and cutoff > 0):
         raise FrameError(f"the cutoff must be a positive number, got {cutoff}")
-    n = len(points)
-    # candidates are searched a little beyond the cutoff, then kept by their float64 distance
-    search = cutoff * (1 + 1e-9) + 1e-9
+    # vesin proposes the pairs, a little beyond the cutoff; molenv computes each vector in
+    # float64 from the pair's integer shift and keeps the pair by that distance, so that
+    # the pairs and every bit of their vectors are molenv's arithmetic, not the rounding of
+    # vesin's own distances. One thread: molenv runs frames in parallel (DataLoader
+    # workers, --workers), where threads within each process would compete for the cores.
+    reach = cutoff * (1 + 1e-9) + 1e-9
+    search = vesin.NeighborList(cutoff=reach, full_list=True, n_threads=1)
+    # copy=False: views into `search`, alive until this function returns; what is kept is
+    # made from them below (np.take, astype, arithmetic all copy)
     if box is None:
-        primary = image = points
-        image_of = np.arange(n)
-        is_self = lambda i, k: i == k  # noqa: E731
+        i, j = search.compute(points, np.zeros((3, 3)), False, "ij", copy=False)
+        i, j = _pair_order(len(points), i, j)
+        vectors = np.take(points, j, axis=0) - np.take(points, i, axis=0)
+        shifts = np.zeros((len(i), 3), dtype=np.int64)
     else:
-        matrix = _as_matrix(box)
+        box = np.asarray(box, dtype=np.float64)
+        cell = box if box.shape == (3, 3) else box_matrix(box)
+        matrix = reduced_basis(cell)
         heights = perpendicular_heights(matrix)
         if single_image and cutoff >= 0.5 * heights.min():
             raise FrameError(
@@ -238,28 +276,48 @@ def neighbour_pairs(points: np.ndarray, box, cutoff: float, *, single_image: boo
                 f"{', '.join(f'{h:.4g}' for h in heights)} A, and each must exceed twice the cutoff "
                 f"({2 * cutoff:g} A) for a unique minimum image; use a larger supercell"
             )
+        # the search and the vectors in the reduced cell (short, near-orthogonal vectors: the
+        # fewest candidate cells), the points wrapped into it
         frac = points @ np.linalg.inv(matrix)
-        frac -= np.floor(frac)
+        whole_cells = np.floor(frac)
+        frac -= whole_cells
         primary = frac @ matrix
-        margin = search / heights
-        reach = np.ceil(margin).astype(int)
-        shifts = np.array(list(itertools.product(*(range(-m, m + 1) for m in reach))), dtype=np.float64)
-        shifted = frac[None, :, :] + shifts[:, None, :]  # (n_shifts, n, 3)
-        keep = np.all((shifted >= -margin) & (shifted <= 1 + margin), axis=2)
-        shift_index, image_of = np.nonzero(keep)
-        image = shifted[shift_index, image_of] @ matrix
-        zero = int(np.flatnonzero(~shifts.any(axis=1))[0])
-        is_self = lambda i, k: (image_of[k] == i) & (shift_index[k] == zero)  # noqa: E731
-    found = cKDTree(primary).sparse_distance_matrix(cKDTree(image), search, output_type="ndarray")
-    i, k = found["i"].astype(np.int64), found["j"].astype(np.int64)
-    keep = ~is_self(i, k)
-    i, k = i[keep], k[keep]
-    vectors = image[k] - primary[i]
+        i, j, reduced_shifts = search.compute(primary, matrix, True, "ijS", copy=False)
+        # the same translations in the given cell vectors, counted from the points as
+        # `wrap_into_cell` wraps them: the reduced shift plus what each point's two wraps
+        # differ by (nothing where the given cell is already reduced)
+        to_given = np.rint(matrix @ np.linalg.inv(cell)).astype(np.int64)
+        offsets = whole_cells.astype(np.int64) @ to_given - np.floor(points @ np.linalg.inv(cell)).astype(np.int64)
+        if 2 * reach < heights.min():  # two images of one point are the smallest height apart or more
+            i, j, reduced_shifts = _pair_order(len(points), i, j, reduced_shifts)
+            shifts = _given_cell_shifts(i, j, reduced_shifts, to_given, offsets)
+        else:  # (i, j) repeats: its images in the order of their shifts, not vesin's traversal
+            i, j = i.astype(np.int64), j.astype(np.int64)
+            shifts = _given_cell_shifts(i, j, reduced_shifts, to_given, offsets)
+            order = np.lexsort((shifts[:, 2], shifts[:, 1], shifts[:, 0], j, i))
+            i, j, reduced_shifts, shifts = i[order], j[order], reduced_shifts[order], shifts[order]
+        vectors = (np.take(frac, j, axis=0) + reduced_shifts) @ matrix - np.take(primary, i, axis=0)
     distances = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
     keep = distances <= cutoff
-    i, j, vectors, distances = i[keep], image_of[k[keep]].astype(np.int64), vectors[keep], distances[keep]
-    order = np.lexsort((j, i))
-    return NeighbourPairs(i[order], j[order], vectors[order], distances[order])
+    if not keep.all():
+        i, j, vectors, distances, shifts = i[keep], j[keep], vectors[keep], distances[keep], shifts[keep]
+    return NeighbourPairs(i, j, vectors, distances, shifts)
+
+
+def _pair_order(n_points: int, i, j, *more):
+    """Pairs sorted by (i, j), each (i, j) once: one integer key (a lexsort is slower)."""
+    i, j = i.astype(np.int64, copy=False), j.astype(np.int64, copy=False)  # vesin's uint64: a copy
+    order = np.argsort(i * n_points + j, kind="stable")
+    return tuple(np.take(x, order, axis=0) for x in (i, j, *more))
+
+
+def _given_cell_shifts(i, j, reduced_shifts, to_given, offsets) -> np.ndarray:
+    shifts = reduced_shifts.astype(np.int64)
+    if not np.array_equal(to_given, np.eye(3)):
+        shifts = shifts @ to_given
+    if offsets.any():
+        shifts += np.take(offsets, i, axis=0) - np.take(offsets, j, axis=0)
+    return shifts
 
 
 # ----------------------------------------------------------------------------- the frame

@@ -2,9 +2,8 @@
 
 A whole frame (all molecules of a snapshot) is one graph, so every molecule of a frame is
 classified at once (METHOD.md §4). Periodic frames get the edges of the infinite crystal:
-every image of an atom within the cutoff, from `molenv.frames.neighbour_pairs` (KD-tree
-over the atoms and those of their periodic images that lie within one cutoff of the cell:
-O(N log N), no N x N array; ~25 ms for a 900-atom, 20 A urea box). When every
+every image of an atom within the cutoff, from `molenv.frames.neighbour_pairs` (vesin's
+cell list, O(N), no N x N array; bench/neighbour_lists.py times it). When every
 perpendicular height of the cell is at least twice the cutoff, each pair has at most one
 image within the cutoff and that image is the exact minimum image, in any triclinic cell;
 smaller cells are handled too (an atom then sees several images of a neighbour, and its
@@ -12,7 +11,8 @@ own images), as the crystal they represent has those neighbours.
 
 Nodes are ordered molecule by molecule in the order of ``frame.molecules`` (atoms in spec
 order), so a graph does not depend on the atom order of the input file. Edges are grouped
-by target atom, then sorted by source atom.
+by target atom, then sorted by source atom (then, several images of one source in a small
+cell, by lattice shift).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch_geometric.data import Batch, Data
 
-from molenv.frames import MolecularFrame, box_matrix, neighbour_pairs
+from molenv.frames import MolecularFrame, box_matrix, neighbour_pairs, wrap_into_cell
 
 DEFAULT_CUTOFF = 6.0  # Angstrom
 NO_LABEL = -1  # label of molecules without a known class; ignored by the loss
@@ -69,16 +69,11 @@ def graph_edges(positions: np.ndarray, box, cutoff: float = DEFAULT_CUTOFF):
     positions = np.asarray(positions, dtype=np.float64)
     pairs = neighbour_pairs(positions, box, cutoff, single_image=False)
     inside = pairs.distances < cutoff  # strict: an edge on the cutoff sphere would still take attention
-    target, source, vectors = pairs.i[inside], pairs.j[inside], pairs.vectors[inside]
+    target, source, cells = pairs.i[inside], pairs.j[inside], pairs.shifts[inside]
     if box is None:
         return np.stack([source, target]), np.zeros((len(source), 3)), positions
     cell = box_matrix(box)
-    inverse = np.linalg.inv(cell)
-    frac = positions @ inverse
-    wrapped = (frac - np.floor(frac)) @ cell
-    # the image's translation relative to the wrapped source, rounded to whole cells
-    cells = np.rint((vectors - (wrapped[source] - wrapped[target])) @ inverse)
-    return np.stack([source, target]), cells @ cell, wrapped
+    return np.stack([source, target]), cells.astype(np.float64) @ cell, wrap_into_cell(positions, cell)
 
 
 def _per_molecule_labels(labels, n_molecules: int, what: str) -> torch.Tensor:
