@@ -167,6 +167,18 @@ def test_atomgroup_selection(universe, files):
     assert traj._where() == f"AtomGroup of 640 atoms ({topology} + {xtc})"
 
 
+def test_models_in_memory(universe, files):
+    """A model may be given as a path, as `open_model`'s classifier or as an SF
+    `molenv.modelfile.Model` in memory (e.g. the authors' network from molenv.reference)."""
+    import molenv
+    from molenv.modelfile import read_model
+
+    model = files[2]
+    by_path = molenv.classify(universe, model, stop=2)
+    assert_same(molenv.classify(universe, molenv.open_model(model), stop=2), by_path)
+    assert_same(molenv.classify(universe, read_model(model), spec="urea", stop=2), by_path)
+
+
 def test_result_equals_the_command(universe, files, tmp_path):
     import molenv
 

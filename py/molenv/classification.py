@@ -26,7 +26,7 @@ from MDAnalysis.analysis.base import AnalysisBase
 from MDAnalysis.analysis.results import ResultsGroup
 
 from molenv.analysis import ClassificationResult, frame_record
-from molenv.models import ClassifierError, infer_spec, open_model
+from molenv.models import ClassifierError, SFFrameClassifier, infer_spec, open_model
 
 __all__ = ["check_finite", "ClassifyFrames", "DaskDistributedBackend", "classify_trajectory", "classify", "BACKENDS"]
 
@@ -50,8 +50,13 @@ def check_finite(classifier, frame: int, time: float, probabilities: np.ndarray,
 
 
 def _classifier(model, device: str = "cpu"):
-    """An opened model: `model` itself, or `open_model` of a path."""
-    return open_model(model, device=device) if isinstance(model, (str, os.PathLike)) else model
+    """An opened model: `model` itself, `open_model` of a path, or the classifier of an SF
+    `molenv.modelfile.Model` in memory."""
+    from molenv.modelfile import Model
+
+    if isinstance(model, (str, os.PathLike)):
+        return open_model(model, device=device)
+    return SFFrameClassifier.from_model(model) if isinstance(model, Model) else model
 
 
 class ClassifyFrames(AnalysisBase):

@@ -59,6 +59,14 @@ class SFFrameClassifier:
 
             self._model = read_model(self.path)
 
+    @classmethod
+    def from_model(cls, model, name: str = "<in-memory model>") -> "SFFrameClassifier":
+        """A classifier of a `molenv.modelfile.Model` held in memory (e.g. `read_model`'s, or
+        the authors' network from `molenv.reference.shipped_reference_model`)."""
+        classifier = cls.__new__(cls)
+        classifier.path, classifier.form, classifier._model = Path(name), "model", model
+        return classifier
+
     @property
     def model(self):
         """The numpy `molenv.modelfile.Model`: the file's, or the checkpoint's network
