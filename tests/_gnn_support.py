@@ -1,7 +1,8 @@
 """Shared pieces of the tests of MOLENV_CLASSIFY's GNN kind (tests/test_plumed_gnn*.py):
 a small random GNN model file, toy urea frames (orthorhombic, split across the boundary,
 triclinic, a skewed description of a triclinic lattice, a cluster without box), and the
-plumed driver input for them.
+plumed driver input for them; and graph files of toy crystals to train on
+(`toy_graph_files`, tests/test_gnn_ddp.py).
 
 The model is tiny (hidden 8, 6 channels, 4 radial functions, 2 convolutions) and the
 frames small (96 to 144 atoms, cutoff 4.5 A), so that a driver run takes a fraction of a
@@ -15,6 +16,7 @@ import numpy as np
 
 from molenv.frames import box_matrix
 from molenv.gnn import synthetic
+from molenv.gnn.graph import frame_to_graph, save_graphs
 from molenv.gnn.modelfile import write_gnn_model
 
 REGTEST = Path(__file__).resolve().parent.parent / "regtest"
@@ -108,4 +110,22 @@ def path_cv(f: np.ndarray) -> tuple[float, float]:
     return float((np.arange(len(D)) * e).sum() / e.sum() / (len(D) - 1)), float(-np.log(e.sum()) / LAMBDA)
 
 
-__all__ = ["ARGS", "CUTOFF", "FRAMES", "PATH", "box_of", "driver_files", "head", "heights", "matrix_of", "model_file", "path_cv", "run_driver", "xyz_text"]
+TOY_FORMS = ["parallel", "antiparallel"]
+
+
+def toy_graph_files(folder: Path, n_train: int, n_val: int, seed: int = 0) -> tuple[Path, Path]:
+    """folder/train.pt and folder/val.pt (`molenv train gnn --train --val`): toy crystals of
+    the two `TOY_FORMS` in turn, 12 molecules (96 atoms) each, fully labelled (bulk)."""
+    rng = np.random.default_rng(seed)
+
+    def graphs(n):
+        return [frame_to_graph(synthetic.crystal(TOY_FORMS[k % 2], [(2, 2, 3), (2, 1, 3)][k % 2], rng), polymorph=k % 2, topology=0) for k in range(n)]
+
+    folder.mkdir(parents=True, exist_ok=True)
+    save_graphs(folder / "train.pt", graphs(n_train), TOY_FORMS)
+    save_graphs(folder / "val.pt", graphs(n_val), TOY_FORMS)
+    return folder / "train.pt", folder / "val.pt"
+
+
+__all__ = ["ARGS", "CUTOFF", "FRAMES", "PATH", "TOY_FORMS", "box_of", "driver_files", "head", "heights", "matrix_of", "model_file", "path_cv", "run_driver",
+           "toy_graph_files", "xyz_text"]

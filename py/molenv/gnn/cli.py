@@ -48,8 +48,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--seed", type=int, default=0)
     group.add_argument("--threads", type=thread_count("--threads"), help="torch CPU threads (default: torch's default; on a shared CPU 1 is fastest)")
     group.add_argument("--accelerator", default="auto", help="cpu, gpu or auto (GPU when present)")
-    group.add_argument("--devices", type=_devices, default="auto", help="number of devices (>= 1), or auto")
-    group.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp for several GPUs")
+    group.add_argument("--devices", type=_devices, default="auto", help="number of devices (>= 1), or auto; with --accelerator cpu: processes")
+    group.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp for several devices (one process each; "
+                       "--batch-size is per process; docs/training.md)")
     group.add_argument("--nondeterministic", action="store_true", help="allow faster non-reproducible kernels")
     group.add_argument("--progress", action="store_true", help="show a progress bar")
 
@@ -112,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
     import shlex
     from pathlib import Path
 
+    from lightning.pytorch.utilities import rank_zero_only
+
     from molenv.gnn.export import export_torchscript
     from molenv.gnn.graph import graphs_from_dataset
     from molenv.gnn.lightning import load_classifier, train_gnn
@@ -146,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"validation classes {val_names} differ from training classes {names}")
     out = Path(args.out)
     checkpoint = train_gnn(train, val, config_from_args(args, names), out, info=info)
+    if rank_zero_only.rank > 0:  # a further process of a multi-process (DDP) fit: the first one reports and exports
+        return 0
     print(f"best checkpoint: {checkpoint}")
     if not args.no_export:
         classifier = load_classifier(checkpoint)

@@ -7,8 +7,9 @@ checkpoint; `predict_graphs` runs a trained model over graphs and returns per-mo
 classes, probabilities and the two embeddings (for t-SNE), in the same layout for every
 dataset reader and for `molenv classify`.
 
-Runs on CPU, on one GPU, or on several through Lightning's strategies
-(``GNNTrainConfig.devices`` / ``strategy``), without code changes.
+Runs on CPU, on one GPU, or on several devices through Lightning's DDP
+(``GNNTrainConfig.devices`` / ``strategy``: one process per device, each on its shard of the
+training batches, validation metrics reduced over all of them).
 """
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DistributedSampler
 from torch_geometric.loader import DataLoader
 
 from molenv.gnn.graph import NO_LABEL, MolecularGraph, molecule_graph_index
@@ -92,6 +95,9 @@ class GNNClassifier(L.LightningModule):
         loss = loss_form + loss_topology
         n = total_molecules(batch)
         sync = stage != "train"  # epoch metrics of val/test averaged over all devices
+        # reduced over the processes, every process must log the same metrics: a batch
+        # without labels logs an accuracy of weight 0 there (one process alone skips it)
+        log_unlabelled = sync and self._trainer is not None and self.trainer.world_size > 1
         self.log(f"{stage}_loss", loss, batch_size=n, prog_bar=True, sync_dist=sync)
         for name, logits, labels in (("polymorph", out.polymorph_logits, batch.y_polymorph), ("topology", out.topology_logits, batch.y_topology)):
             labelled = labels != NO_LABEL
@@ -99,6 +105,8 @@ class GNNClassifier(L.LightningModule):
                 # micro F1 of single-label classification = accuracy
                 accuracy = (logits[labelled].argmax(-1) == labels[labelled]).float().mean()
                 self.log(f"{stage}_{name}_f1", accuracy, batch_size=int(labelled.sum()), sync_dist=sync)
+            elif log_unlabelled:
+                self.log(f"{stage}_{name}_f1", logits.new_zeros(()), batch_size=0, sync_dist=sync)
         return loss
 
     def training_step(self, batch, batch_idx):
@@ -177,16 +185,31 @@ class StratifiedBatchSampler(torch.utils.data.Sampler):
     oscillates between them instead of learning the small differences between
     environments (urea: no progress in 600 steps of 2 shuffled frames, val accuracy 0.94
     after 80 steps of 3 stratified frames). Seeded: epoch e uses seed + e.
+
+    Several processes (DDP, ``num_replicas`` > 1) draw the same epoch order (same seed) and
+    process ``rank`` takes its batches rank, rank + num_replicas, ...: the shards are
+    disjoint, and the batches of one step, together, are the frames of one batch of
+    num_replicas x batch_size of the single-process order. Where the epoch's batches do
+    not divide by num_replicas, its first batches are drawn again to fill the last step:
+    every process runs the same number of steps (one with fewer would leave the others
+    waiting for its gradients).
     """
 
-    def __init__(self, groups: Sequence[int], batch_size: int, seed: int = 0):
+    def __init__(self, groups: Sequence[int], batch_size: int, seed: int = 0, num_replicas: int = 1, rank: int = 0):
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank must be in [0, {num_replicas}), got {rank}")
         self.groups = np.asarray(groups)
         self.batch_size = batch_size
         self.seed = seed
+        self.num_replicas = num_replicas
+        self.rank = rank
         self.epoch = 0
 
-    def __len__(self) -> int:
+    def _epoch_batches(self) -> int:
         return -(-len(self.groups) // self.batch_size)
+
+    def __len__(self) -> int:
+        return -(-self._epoch_batches() // self.num_replicas)
 
     def set_epoch(self, epoch: int) -> None:
         """The epoch of the next iteration (a continued fit starts at its checkpoint's)."""
@@ -203,8 +226,9 @@ class StratifiedBatchSampler(torch.utils.data.Sampler):
             jitter = torch.rand(n, generator=generator, dtype=torch.float64).numpy()
             position[members[order]] = (np.arange(n) + jitter) / n
         ranked = np.argsort(position, kind="stable")
-        for start in range(0, len(ranked), self.batch_size):
-            yield ranked[start : start + self.batch_size].tolist()
+        batches = [ranked[start : start + self.batch_size].tolist() for start in range(0, len(ranked), self.batch_size)]
+        for index in range(self.rank, len(self) * self.num_replicas, self.num_replicas):
+            yield batches[index % len(batches)]
 
 
 BATCHING = ("stratified", "shuffle")
@@ -214,7 +238,15 @@ class GraphDataModule(L.LightningDataModule):
     """Lists of in-memory graphs as train/val/test loaders (torch_geometric batching).
 
     ``batching`` of the training frames: ``"stratified"`` (`StratifiedBatchSampler`,
-    seeded with ``seed``) or ``"shuffle"`` (random order each epoch)."""
+    seeded with ``seed``) or ``"shuffle"`` (random order each epoch).
+
+    Under a trainer of several processes (DDP) every process loads its own shard
+    (``batch_size`` frames per batch and process): the training batches as the sampler
+    above (shuffle: torch's `DistributedSampler`, seeded with ``seed``, which pads the
+    shards to equal sizes), the validation and test frames split without repeats
+    (Lightning's `UnrepeatedDistributedSampler`), so that the metrics reduced over the
+    processes are those of every frame once. The trainer must leave the sampling to this
+    module (``use_distributed_sampler=False``)."""
 
     def __init__(
         self,
@@ -235,12 +267,24 @@ class GraphDataModule(L.LightningDataModule):
         self.batching = batching
         self.seed = seed
 
+    def _shard(self) -> dict | None:
+        """{num_replicas, rank} of this process in a multi-process fit, else None."""
+        kwargs = self.trainer.distributed_sampler_kwargs if self.trainer is not None else None
+        return kwargs if kwargs and kwargs["num_replicas"] > 1 else None
+
     def _loader(self, stage: str, shuffle: bool) -> DataLoader:
-        return DataLoader(self.graphs[stage], batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers)
+        graphs = self.graphs[stage]
+        if (shard := self._shard()) is None:
+            return DataLoader(graphs, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers)
+        if shuffle:  # Lightning sets the epoch of a loader's sampler
+            sampler = DistributedSampler(graphs, shuffle=True, seed=self.seed, **shard)
+        else:
+            sampler = UnrepeatedDistributedSampler(graphs, shuffle=False, **shard)
+        return DataLoader(graphs, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers)
 
     def train_dataloader(self):
         if self.batching == "stratified":
-            sampler = StratifiedBatchSampler(frame_groups(self.graphs["train"]), self.batch_size, self.seed)
+            sampler = StratifiedBatchSampler(frame_groups(self.graphs["train"]), self.batch_size, self.seed, **(self._shard() or {}))
             return DataLoader(self.graphs["train"], batch_sampler=sampler, num_workers=self.num_workers)
         return self._loader("train", shuffle=True)
 
@@ -286,6 +330,11 @@ def train_gnn(
     optimiser at ``config.lr``, epoch count, early stopping and time limit, and the best
     checkpoint is chosen among the new epochs only. The architecture options must be the
     checkpoint's.
+
+    With several processes (``config.strategy`` "ddp", docs/training.md) each trains on its
+    shard of the batches (`GraphDataModule`; ``config.batch_size`` per process) and needs at
+    least one validation graph; the first process writes ``out_dir``, and every process
+    returns the best checkpoint's path.
     """
     out_dir = Path(out_dir)
     if not train_graphs or not val_graphs:
@@ -315,9 +364,6 @@ def train_gnn(
     last = ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="last", save_top_k=1, enable_version_counter=False)
     stopping = EarlyStopping(monitor="val_loss", mode="min", patience=config.patience, min_delta=config.min_delta)
     best_copy = out_dir / "checkpoints" / "best.ckpt"
-    if resumed is not None:  # the best checkpoint so far: the new directory's until an epoch beats it
-        best_copy.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(resumed_best[0], best_copy)
     trainer = L.Trainer(
         max_epochs=config.max_epochs,
         max_time=None if config.max_time_min is None else timedelta(minutes=config.max_time_min),
@@ -331,7 +377,15 @@ def train_gnn(
         log_every_n_steps=1,
         enable_progress_bar=config.progress_bar,
         enable_model_summary=False,
+        use_distributed_sampler=False,  # GraphDataModule shards the frames itself
     )
+    if len(val_graphs) < trainer.world_size:  # a process without validation frames would stall the others
+        raise ValueError(f"need at least one validation graph per process, got {len(val_graphs)} for {trainer.world_size} processes")
+    # with several processes (DDP) Lightning starts the further ones inside fit, running this
+    # same code: the first one alone writes out_dir (Lightning's checkpoints and logs too)
+    if resumed is not None and trainer.is_global_zero:  # the best checkpoint so far: the new directory's until an epoch beats it
+        best_copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(resumed_best[0], best_copy)
     data = GraphDataModule(train_graphs, val_graphs, batch_size=config.batch_size, num_workers=config.num_workers, batching=config.batching, seed=config.seed)
     # Lightning switches deterministic algorithms on process-wide: restore for later inference
     deterministic = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
@@ -347,6 +401,8 @@ def train_gnn(
     wall = time.perf_counter() - start
     if resumed is not None:
         _keep_resumed_if_better(best_copy, resumed_best[1], checkpoint)
+    if not trainer.is_global_zero:
+        return Path(checkpoint.best_model_path)
     epochs = trainer.current_epoch  # epochs completed
     if stopping.stopped_epoch:
         stopped = f"early stopping: val_loss not better for {config.patience} epochs"
@@ -521,7 +577,8 @@ def _hardware(trainer: L.Trainer) -> str:
     root = trainer.strategy.root_device
     if root.type == "cuda":
         return f"{trainer.num_devices} x {torch.cuda.get_device_name(root)}"
-    return f"CPU ({cpu_description()}), {torch.get_num_threads()} torch thread(s)"
+    cpu = f"CPU ({cpu_description()}), {torch.get_num_threads()} torch thread(s)"
+    return cpu if trainer.world_size == 1 else f"{trainer.world_size} processes x {cpu}"
 
 
 def load_classifier(checkpoint: str | os.PathLike, map_location: str | torch.device = "cpu") -> GNNClassifier:
