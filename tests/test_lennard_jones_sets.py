@@ -88,10 +88,12 @@ def test_prmtop_carries_the_set(tmp_path):
     xyz = read_mol2(ff.mol2).coordinates
     system = MolecularSystem(spec, np.stack([xyz, xyz + [8.0, 0.0, 0.0]]), None, [("pair", 2)], "two nicotinamide molecules")
     _, prmtop = system.prepare(ff, tmp_path)
-    amber = app.AmberPrmtopFile(str(prmtop))
-    # the prmtop's own per-atom (R*, epsilon) in nm and kJ/mol, as OpenMM reads them from the A/B tables
-    got = [(2 * r * 10 * 2 ** (-1 / 6), e / 4.184) for r, e in amber._prmtop.getNonbondTerms()]
-    nb = next(f for f in amber.createSystem().getForces() if isinstance(f, NonbondedForce))
+    omm = app.AmberPrmtopFile(str(prmtop)).createSystem()  # kept: the System owns its forces
+    nb = next(f for f in omm.getForces() if isinstance(f, NonbondedForce))
+    got = []
+    for i in range(nb.getNumParticles()):
+        _, sigma_i, epsilon_i = nb.getParticleParameters(i)
+        got.append((sigma_i.value_in_unit(unit.angstrom), epsilon_i.value_in_unit(unit.kilocalorie_per_mole)))
     want = [AUTHORS[NIC_KIND[a]] for a in spec.atom_names] * 2
     assert np.allclose(got, want, rtol=1e-5, atol=1e-6)  # R* written with 6 decimals
     sigma = {i: s for i, (s, _) in enumerate(got)}
