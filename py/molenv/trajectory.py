@@ -53,6 +53,7 @@ from molenv.spec import MoleculeSpec, load_spec
 
 __all__ = [
     "TrajectoryError",
+    "open_universe",
     "Trajectory",
     "universe_from_ase",
     "read_timestep",
@@ -73,6 +74,52 @@ __all__ = [
 EXTENSION_FORMATS = {"dump": "LAMMPSDUMP", "lammpstrj": "LAMMPSDUMP", "lammpsdump": "LAMMPSDUMP", "data": "DATA", "lmp": "DATA"}
 COORDINATE_ONLY = {"XTC", "TRR", "DCD", "NC", "NCDF", "TNG", "H5MD", "TRJ", "MDCRD", "CRDBOX"}
 SUPPORTED = "LAMMPS data (.data) and dump (.dump, .lammpstrj), GROMACS .gro/.xtc/.trr, PDB, DCD (with a topology), XYZ"
+
+
+
+def open_universe(path: str | Path, topology: str | Path | None = None, *, format: str | None = None,
+                  topology_format: str | None = None, where: str | None = None):
+    """The one opener of trajectory files: an MDAnalysis Universe of `path` (with `topology`,
+    default the file itself), all atoms in file order, with molenv's format detection (LAMMPS
+    dump/data by extension or content; the reference dumps' numeric 'element' column) and
+    TrajectoryError messages that name the file. Returns (universe, topology format)."""
+    import MDAnalysis as mda
+
+    from molenv.paths import file_problem
+
+    path = Path(path)
+    top = Path(topology) if topology is not None else path
+    where = where or (str(path) if top == path else f"{top} + {path}")
+    for p in {path, top}:
+        if problem := file_problem(p):
+            raise TrajectoryError(problem)
+    format = format or sniff_format(path)
+    if top == path:
+        kind = (format or path.suffix.lstrip(".")).upper()
+        if kind in COORDINATE_ONLY:
+            raise TrajectoryError(f"{path}: a {kind} file holds coordinates only; give topology= (e.g. a GRO, PDB, TPR, PSF or "
+                                  "LAMMPS data file with the same atoms)")
+    topology_format = topology_format or (format if top == path else sniff_format(top))
+    kwargs = {k: v for k, v in (("format", format), ("topology_format", topology_format)) if v}
+    if topology_format == "LAMMPSDUMP" and format == "LAMMPSDUMP":
+        columns = dump_columns(top)
+        if "type" not in columns and "element" in columns:  # the reference dumps' numeric types
+            kwargs["additional_columns"] = ["element"]
+    files = [top] if top == path else [top, path]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # guessed masses, unknown 'element' numbers: handled by the caller
+            universe = mda.Universe(*map(str, files), **kwargs)
+    except (ValueError, TypeError, OSError, EOFError, IndexError, KeyError, NotImplementedError) as err:
+        # EOFError: a truncated compressed file (.gz, .bz2), e.g. one still being written
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise TrajectoryError(
+            f"{where}: cannot read it ({first}). Supported: {SUPPORTED}; give format=/topology_format= "
+            "where the extension does not tell, and topology= for coordinate-only files (XTC, TRR, DCD)"
+        ) from None
+    if len(universe.trajectory) == 0:
+        raise TrajectoryError(f"{where}: no frames")
+    return universe, topology_format
 
 
 class TrajectoryError(ValueError):
@@ -543,53 +590,13 @@ class Trajectory:
         return whole
 
     def _open(self, format, topology_format):
-        import MDAnalysis as mda
-
-        from molenv.paths import file_problem
-
-        for p in {self.path, self.topology_path}:
-            if problem := file_problem(p):
-                raise TrajectoryError(problem)
-        format = format or sniff_format(self.path)
-        if self.topology_path == self.path:
-            kind = (format or self.path.suffix.lstrip(".")).upper()
-            if kind in COORDINATE_ONLY:
-                raise TrajectoryError(
-                    f"{self.path}: a {kind} file holds coordinates only; give topology= (e.g. a GRO, PDB, TPR, PSF or "
-                    "LAMMPS data file with the same atoms)"
-                )
-        kwargs = {}
-        if self.topology_path == self.path:
-            topology_format = topology_format or format
-        else:
-            topology_format = topology_format or sniff_format(self.topology_path)
-        if format:
-            kwargs["format"] = format
-        if topology_format:
-            kwargs["topology_format"] = topology_format
+        universe, topology_format = open_universe(self.path, self.topology_path, format=format, topology_format=topology_format,
+                                                  where=self._where())
         self._dump_topology = topology_format == "LAMMPSDUMP"
-        self._dump_types_in_element = False
-        if self._dump_topology:
-            columns = dump_columns(self.topology_path)
-            # the reference dumps call the numeric type column 'element'
-            self._dump_types_in_element = "type" not in columns and "element" in columns
-            self._dump_has_mass = "mass" in columns
-            if self._dump_types_in_element and format == "LAMMPSDUMP":
-                kwargs["additional_columns"] = ["element"]
-        files = [self.topology_path] if self.topology_path == self.path else [self.topology_path, self.path]
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # guessed masses, unknown 'element' numbers: handled below
-                universe = mda.Universe(*map(str, files), **kwargs)
-        except (ValueError, TypeError, OSError, EOFError, IndexError, KeyError, NotImplementedError) as err:
-            # EOFError: a truncated compressed file (.gz, .bz2), e.g. one still being written
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise TrajectoryError(
-                f"{self._where()}: cannot read it ({first}). Supported: {SUPPORTED}; give format=/topology_format= "
-                "where the extension does not tell, and topology= for coordinate-only files (XTC, TRR, DCD)"
-            ) from None
-        if len(universe.trajectory) == 0:
-            raise TrajectoryError(f"{self._where()}: no frames")
+        columns = dump_columns(self.topology_path) if self._dump_topology else []
+        # the reference dumps call the numeric type column 'element'
+        self._dump_types_in_element = "type" not in columns and "element" in columns
+        self._dump_has_mass = "mass" in columns
         return universe
 
     def _select(self, selection, base):

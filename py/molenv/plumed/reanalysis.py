@@ -153,41 +153,15 @@ class PlumedFeeder:
 
 
 def open_universe(trajectory: str | Path, topology: str | Path | None = None, *, format: str | None = None, topology_format: str | None = None):
-    """An MDAnalysis Universe of a trajectory (all atoms, file order), with molenv's format
-    detection (LAMMPS dump/data by extension or content; the reference dumps' 'element' column)."""
-    import MDAnalysis as mda
+    """An MDAnalysis Universe of a trajectory (all atoms, file order): `molenv.trajectory.open_universe`
+    with its errors as ReanalyseError."""
+    from molenv.trajectory import TrajectoryError
+    from molenv.trajectory import open_universe as open_trajectory
 
-    from molenv.paths import file_problem
-    from molenv.trajectory import COORDINATE_ONLY, SUPPORTED, dump_columns, sniff_format
-
-    path = Path(trajectory)
-    top = Path(topology) if topology is not None else path
-    for p in {path, top}:
-        if problem := file_problem(p):
-            raise ReanalyseError(problem)
-    format = format or sniff_format(path)
-    where = str(path) if top == path else f"{top} + {path}"
-    if top == path and (format or path.suffix.lstrip(".")).upper() in COORDINATE_ONLY:
-        raise ReanalyseError(f"{path}: this format holds coordinates only; give a topology (e.g. a GRO, PDB, TPR, PSF or LAMMPS data file)")
-    topology_format = topology_format or (format if top == path else sniff_format(top))
-    kwargs = {}
-    if format:
-        kwargs["format"] = format
-    if topology_format:
-        kwargs["topology_format"] = topology_format
-    if format == "LAMMPSDUMP" and "element" in dump_columns(path):
-        kwargs["additional_columns"] = ["element"]
-    files = [top] if top == path else [top, path]
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            universe = mda.Universe(*map(str, files), **kwargs)
-    except (ValueError, TypeError, OSError, IndexError, KeyError, NotImplementedError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ReanalyseError(f"{where}: cannot read it ({first}). Supported: {SUPPORTED} and whatever else MDAnalysis reads; give the format where the extension does not tell") from None
-    if len(universe.trajectory) == 0:
-        raise ReanalyseError(f"{where}: no frames")
-    return universe
+        return open_trajectory(trajectory, topology, format=format, topology_format=topology_format)[0]
+    except TrajectoryError as err:
+        raise ReanalyseError(str(err)) from None
 
 
 def _cell(ts, where) -> np.ndarray | None:
