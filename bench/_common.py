@@ -280,6 +280,24 @@ def step_row(steps: list[float], cpu: list[float], first_s: float | None, nmol: 
 # the record of a run
 
 
+def print_ratios(ratios: dict, load_before, load_after) -> None:
+    """The ratios of one size or system and the load average around its measurement."""
+    for name, value in ratios.items():
+        print(f"  {name:62s} {value:8.3f}" if value is not None else f"  {name}: n/a")
+    print(f"  load average before {load_before[0]:.2f}, after {load_after[0]:.2f}", flush=True)
+
+
+def step_times_ms(result: dict) -> dict:
+    """`measure`'s per-step wall and CPU times of every configuration, in ms (the JSON record)."""
+    return {"step_ms": {k: [round(1e3 * x, 4) for x in v] for k, v in result["steps"].items()},
+            "step_cpu_ms": {k: [round(1e3 * x, 4) for x in v] for k, v in result["cpu"].items()}}
+
+
+def num(x, fmt: str) -> str:
+    """A number of a markdown table, n/a for a missing one."""
+    return "n/a" if x is None else format(x, fmt)
+
+
 def machine_record() -> dict:
     """The command, the CPU, the OpenMP waiting policy and the date of this run."""
     from molenv.hardware import cpu_description

@@ -71,8 +71,8 @@ from pathlib import Path
 import numpy as np
 
 from _common import (FORM_I, OUT, REFERENCE, REPO, OpenMMPeer, PlumedPeer, add_plumed_arguments, choose_kernel, idle_speedup,
-                     import_plumed, machine_record, measure, noisy_crystal, openmm_system, ratio, software_record, step_row,
-                     thread_environment, timings_from_log)
+                     import_plumed, machine_record, measure, noisy_crystal, num, openmm_system, print_ratios, ratio, software_record,
+                     step_row, step_times_ms, thread_environment, timings_from_log)
 
 # label -> (molecule, supercell repeats, OpenMM atom types and charges)
 SYSTEMS = {
@@ -327,25 +327,19 @@ def run_system(plumed, label: str, args, workdir: Path) -> dict:
             print(f"  {'':24s} mean: the action {row['action_ms_per_step']:.2f} ms (TIMINGS, after the first step; forward "
                   f"{stages.get('graph network forward', float('nan')) * nmol / 1e3:.2f} ms, reverse pass "
                   f"{stages.get('reverse pass (backprop)', float('nan')) * nmol / 1e3:.2f} ms), PLUMED outside it {row['outside_action_ms_per_step']:.2f} ms")
-    for name, value in ratios.items():
-        print(f"  {name:62s} {value:8.3f}" if value is not None else f"  {name}: n/a")
     for name, value in check.items():
         print(f"  check: {name} {value:.3g}")
-    print(f"  load average before {load_before[0]:.2f}, after {load_after[0]:.2f}", flush=True)
+    print_ratios(ratios, load_before, load_after)
     return {"label": label, "molecule": molecule, "repeats": list(repeats), "molecules": nmol, "atoms": natoms, "graph_edges": int(graph.num_edges),
             "box_A": np.round(np.diag(box), 3).tolist(), "dimensions": np.round(system.dimensions, 3).tolist(),
             "model": {"molenv": str(molenv_file), "molenv_sha256": file_sha256(molenv_file), "torchscript": str(pt), "torchscript_sha256": file_sha256(pt)},
             "restraint": restraint, "openmm_force_field": f"{atom_types} {charges}",
             "load_average_before": load_before, "load_average_after": load_after, "peers": rows, "ratios": ratios, "check": check,
-            "openmm": openmm_info, "step_ms": {k: [round(1e3 * x, 4) for x in v] for k, v in result["steps"].items()},
-            "step_cpu_ms": {k: [round(1e3 * x, 4) for x in v] for k, v in result["cpu"].items()}}
+            "openmm": openmm_info, **step_times_ms(result)}
 
 
 def markdown(results: dict, threads: list[int]) -> str:
     """One row per system and thread count: step times and the ratios of the action to the peers."""
-    def num(x, fmt):
-        return "n/a" if x is None else format(x, fmt)
-
     lines = ["| system | molecules (atoms) | threads | molenv ms/step | graph + torch ms/step | torch network only | graph + TorchScript | "
              "OpenMM force call | molenv / (graph + torch) | same, CPU time | molenv / torch network | molenv / (graph + TorchScript) | molenv / OpenMM | "
              "same, CPU time | molenv speed-up vs 1 thread (idle-core bound) |",

@@ -67,8 +67,8 @@ from pathlib import Path
 import numpy as np
 
 from _common import (FORM_I, OUT, REFERENCE, OpenMMPeer, PlumedPeer, add_plumed_arguments, choose_kernel, idle_speedup, import_plumed,
-                     machine_record, measure, noisy_crystal, openmm_system, ratio, software_record, step_row, thread_environment,
-                     timings_from_log)
+                     machine_record, measure, noisy_crystal, num, openmm_system, print_ratios, ratio, software_record, step_row,
+                     step_times_ms, thread_environment, timings_from_log)
 
 SIZES = {"504": (6, 6, 7), "3456": (12, 12, 12), "27648": (24, 24, 24)}
 JITTER = 0.05  # Angstrom
@@ -270,20 +270,14 @@ def run_size(plumed, repeats, args, workdir: Path, loop_dll) -> dict:
         if row.get("action_ms_per_step") is not None:
             print(f"  {'':24s} mean: the action {row['action_ms_per_step']:.2f} ms (TIMINGS, after the first step), "
                   f"PLUMED outside it {row['outside_action_ms_per_step']:.2f} ms")
-    for name, value in ratios.items():
-        print(f"  {name:62s} {value:8.3f}" if value is not None else f"  {name}: n/a")
-    print(f"  load average before {load_before[0]:.2f}, after {load_after[0]:.2f}", flush=True)
+    print_ratios(ratios, load_before, load_after)
     return {"repeats": list(repeats), "molecules": nmol, "atoms": natoms, "box_A": np.round(np.diag(box), 3).tolist(),
             "load_average_before": load_before, "load_average_after": load_after, "peers": rows, "ratios": ratios,
-            "openmm": openmm_info, "step_ms": {k: [round(1e3 * x, 4) for x in v] for k, v in result["steps"].items()},
-            "step_cpu_ms": {k: [round(1e3 * x, 4) for x in v] for k, v in result["cpu"].items()}}
+            "openmm": openmm_info, **step_times_ms(result)}
 
 
 def markdown(results: dict, threads: list[int]) -> str:
     """One row per size and thread count: the action's step time and its ratios to the peers."""
-    def num(x, fmt):
-        return "n/a" if x is None else format(x, fmt)
-
     lines = ["| molecules | threads | molenv ms/step | molenv us/molecule | molenv / COORDINATION | molenv / OpenMM force call | "
              "molenv CPU / OpenMM CPU | COORDINATION ms/step | OpenMM ms/step | molenv speed-up vs 1 thread | parallel loop speed-up |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]

@@ -27,11 +27,11 @@ Geometry helpers, exact for any triclinic cell and computed in float64:
 """
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 __all__ = [
     "FrameError",
@@ -239,8 +239,17 @@ def neighbour_pairs(points: np.ndarray, box, cutoff: float, *, single_image: boo
     """
     # one BLAS thread: the per-pair products are (n_pairs x 3) @ (3 x 3), which a threaded BLAS
     # splits into many tiny tasks (20x slower on a loaded machine); results are the same
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _blas_controller().limit(limits=1, user_api="blas"):
         return _neighbour_pairs(points, box, cutoff, single_image)
+
+
+@functools.cache
+def _blas_controller():
+    """numpy's BLAS, found once: a fresh `threadpool_limits` scans the loaded libraries at
+    every call (milliseconds, more than a small search takes)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def _neighbour_pairs(points: np.ndarray, box, cutoff: float, single_image: bool) -> NeighbourPairs:
