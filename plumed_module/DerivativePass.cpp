@@ -263,6 +263,9 @@ void DerivativePass::reduce(const MoleculeFrame& frame, const ValuePass& values,
   const unsigned T = nthreads_, N = frame.nmol, V = frame.nvec, K = seeds.nclasses, L = slots_.nlocal;
   const unsigned FS = 3 * (1 + V), dstride = npair_ * FS, nch = nch_;
   const std::vector<double>& prob = values.prob();
+  // a centroid centre passes the derivative with respect to it to its atoms in equal parts
+  const std::vector<unsigned>& centre = slots_.centre;
+  const double share = 1.0 / centre.size();
   // each thread's box sum (zeros for threads the team may not have)
   std::vector<std::vector<double>> boxPart(T, std::vector<double>(9 * nch, 0.0));
   #pragma omp parallel num_threads(T)
@@ -292,8 +295,25 @@ void DerivativePass::reduce(const MoleculeFrame& frame, const ValuePass& values,
         double* bj = bp + 9 * j;
         if (j < npair_) {
           const double* dj = &D[j * FS];
-          for (unsigned x = 0; x < 3; ++x) lj[3 * slots_.centre + x] += dj[x];
+          for (unsigned c : centre)
+            for (unsigned x = 0; x < 3; ++x) lj[3 * c + x] += dj[x] * share;
           for (unsigned s = 0; s < V; ++s) {
+            if (slots_.normal[s]) {
+              // v = a x b: dF/da = b x g, dF/db = g x a (g = dF/dv); the box sees the arms
+              const double* g = &dj[3 * (1 + s)];
+              const double* a = &frame.arms[6 * (m * V + s)];
+              const double* b = a + 3;
+              const double ga[3] = {b[1] * g[2] - b[2] * g[1], b[2] * g[0] - b[0] * g[2], b[0] * g[1] - b[1] * g[0]};
+              const double gb[3] = {g[1] * a[2] - g[2] * a[1], g[2] * a[0] - g[0] * a[2], g[0] * a[1] - g[1] * a[0]};
+              for (unsigned x = 0; x < 3; ++x) {
+                lj[3 * slots_.vecB[s] + x] += ga[x];
+                lj[3 * slots_.vecA[s] + x] -= ga[x];
+                lj[3 * slots_.vecD[s] + x] += gb[x];
+                lj[3 * slots_.vecC[s] + x] -= gb[x];
+                for (unsigned y = 0; y < 3; ++y) bj[3 * y + x] -= a[y] * ga[x] + b[y] * gb[x];  // -a (x) dF/da - b (x) dF/db
+              }
+              continue;
+            }
             const double* vr = &frame.vraw[3 * (m * V + s)];
             for (unsigned x = 0; x < 3; ++x) {
               const double g = dj[3 * (1 + s) + x];
@@ -310,7 +330,7 @@ void DerivativePass::reduce(const MoleculeFrame& frame, const ValuePass& values,
             for (unsigned k = 0; k < K; ++k) coef += seeds.sigma[static_cast<std::size_t>(j) * K + k] * prob[static_cast<std::size_t>(m) * K + k];
           for (unsigned x = 0; x < 3; ++x) {
             const double g = coef * dw[x];
-            lj[3 * slots_.centre + x] += g;
+            for (unsigned c : centre) lj[3 * c + x] += g * share;
             for (unsigned y = 0; y < 3; ++y) bj[3 * y + x] -= ri[y] * g;  // see SlabRegion.h
           }
         }

@@ -209,7 +209,7 @@ GnnModel readGnnModelFile(const std::string& path) {
 
   auto f = r.fields("molenv_model", 1, ln);
   if (f[0] != kVersion) {
-    const std::string what = f[0] == "1" ? "an SF model file: read it with molenv.modelfile.read_model" : "not a version this molenv reads";
+    const std::string what = f[0] == "1" || f[0] == "3" ? "an SF model file: read it with molenv.modelfile.read_model" : "not a version this molenv reads";
     throw r.error("a GNN model file starts with 'molenv_model 2', found version " + f[0] + " (" + what + ")", ln);
   }
   f = r.fields("kind", 1, ln);

@@ -53,15 +53,16 @@ Model readModelFile(const std::string& path) {
   unsigned ln = 0;
 
   auto f = r.fields("molenv_model", 1, ln);
-  if (f[0] != "1") {
+  if (f[0] != "1" && f[0] != "3") {
     if (f[0] == "2" && r.peek() == "kind") {  // a newer kind of model (MOLENV_CLASSIFY gives it to the GNN reader)
       const auto kind = r.peekFields();
-      throw r.error("unsupported model file version 2 for read_model, which reads SF model files (version 1): this is a model of kind '" +
+      throw r.error("unsupported model file version 2 for read_model, which reads SF model files (versions 1 and 3): this is a model of kind '" +
                         (kind.empty() ? std::string("?") : kind[0]) + "'; read a GNN model file with molenv.gnn.modelfile.read_gnn_model",
                     ln);
     }
-    throw r.error("unsupported model file version " + f[0] + " (this molenv reads version 1)", ln);
+    throw r.error("unsupported model file version " + f[0] + " (this molenv reads versions 1 and 3)", ln);
   }
+  const bool geometry = f[0] == "3";  // version 3: the richer geometry records may appear
   f = r.fields("name", -1, ln);
   for (std::size_t i = 0; i < f.size(); ++i) m.name += (i ? " " : "") + f[i];
   r.meta();
@@ -73,14 +74,39 @@ Model readModelFile(const std::string& path) {
 
   f = r.fields("atoms_per_molecule", 1, ln);
   long atoms = r.integer(f[0], ln, "atoms_per_molecule");
-  f = r.fields("centre_atom", 1, ln);
-  long centre = r.integer(f[0], ln, "centre_atom");
+  std::vector<long> centre;
+  const bool centroid = geometry && r.peek() == "centre_atoms";
+  if (centroid) {
+    f = r.fields("centre_atoms", -1, ln);
+    const long n = f.empty() ? 0 : r.integer(f[0], ln, "centre_atoms");
+    if (static_cast<long>(f.size()) - 1 != n)
+      throw r.error("'centre_atoms' announces " + std::to_string(n) + " atoms, found " + std::to_string(static_cast<long>(f.size()) - 1), ln);
+    for (std::size_t k = 1; k < f.size(); ++k) centre.push_back(r.integer(f[k], ln, "centre atom"));
+  } else {
+    f = r.fields("centre_atom", 1, ln);
+    centre.push_back(r.integer(f[0], ln, "centre_atom"));
+  }
   const long nVectors = r.count("vector_count", 1, ln)[0];
-  std::vector<std::array<long, 2>> vectors;
+  std::vector<std::vector<long>> vectors;
+  std::vector<bool> signInvariant;
   for (long k = 1; k <= nVectors; ++k) {
-    f = r.fields("vector", 3, ln);
+    bool flag = false;
+    if (!geometry) {
+      f = r.fields("vector", 3, ln);
+    } else {  // index a b | index normal a b c d, then optionally sign_invariant
+      f = r.fields("vector", -1, ln);
+      if (!f.empty() && f.back() == "sign_invariant") {
+        flag = true;
+        f.pop_back();
+      }
+      if (!(f.size() == 3 || (f.size() == 6 && f[1] == "normal")))
+        throw r.error("'vector' needs: index a b, or index normal a b c d; then optionally sign_invariant", ln);
+    }
     r.index(f[0], ln, k, "vector");
-    vectors.push_back({r.integer(f[1], ln, "vector atom"), r.integer(f[2], ln, "vector atom")});
+    std::vector<long> atoms;
+    for (std::size_t j = f.size() == 6 ? 2 : 1; j < f.size(); ++j) atoms.push_back(r.integer(f[j], ln, "vector atom"));
+    vectors.push_back(atoms);
+    signInvariant.push_back(flag);
   }
   f = r.fields("cutoff", 2, ln);
   m.rmin = r.number(f[0], ln, "cutoff");
@@ -149,12 +175,19 @@ Model readModelFile(const std::string& path) {
   }
   if (atoms < 1) throw fail("atoms_per_molecule must be >= 1, got " + std::to_string(atoms));
   const std::string range = " is outside the molecule (1.." + std::to_string(atoms) + ")";
-  if (centre < 1 || centre > atoms) throw fail("centre atom " + std::to_string(centre) + range);
+  for (long atom : centre)
+    if (atom < 1 || atom > atoms) throw fail("centre atom " + std::to_string(atom) + range);
+  if (centroid && (centre.size() < 2 || std::set<long>(centre.begin(), centre.end()).size() != centre.size())) {
+    std::string list;
+    for (std::size_t k = 0; k < centre.size(); ++k) list += (k ? " " : "") + std::to_string(centre[k]);
+    throw fail("a centroid centre needs two or more distinct atoms, got " + list);
+  }
   for (std::size_t k = 0; k < vectors.size(); ++k) {
     for (long atom : vectors[k])
       if (atom < 1 || atom > atoms) throw fail("vector " + std::to_string(k + 1) + " atom " + std::to_string(atom) + range);
-    if (vectors[k][0] == vectors[k][1])
-      throw fail("vector " + std::to_string(k + 1) + " starts and ends on atom " + std::to_string(vectors[k][0]));
+    for (std::size_t j = 0; j < vectors[k].size(); j += 2)
+      if (vectors[k][j] == vectors[k][j + 1])
+        throw fail("vector " + std::to_string(k + 1) + " starts and ends on atom " + std::to_string(vectors[k][j]));
   }
   if (!(0 <= m.rmin && m.rmin < m.rmax))
     throw fail("cutoff needs 0 <= rmin < rmax, got rmin=" + pyFloat(m.rmin) + " rmax=" + pyFloat(m.rmax));
@@ -204,8 +237,14 @@ Model readModelFile(const std::string& path) {
     throw fail("the last layer has " + std::to_string(nin) + " outputs for " + std::to_string(m.classes.size()) + " classes");
 
   m.atomsPerMolecule = atoms;
-  m.centre = centre - 1;
-  for (const auto& v : vectors) m.vectors.push_back({static_cast<unsigned>(v[0] - 1), static_cast<unsigned>(v[1] - 1)});
+  for (long atom : centre) m.centre.push_back(atom - 1);
+  for (std::size_t k = 0; k < vectors.size(); ++k) {
+    MoleculeVector v;
+    for (std::size_t j = 0; j < vectors[k].size(); ++j) v.atoms[j] = vectors[k][j] - 1;
+    v.normal = vectors[k].size() == 4;
+    v.signInvariant = signInvariant[k];
+    m.vectors.push_back(v);
+  }
   return m;
 }
 

@@ -34,6 +34,14 @@ struct SymmetryFunctionDef {
 
 enum class Activation { sigmoid, tanh, softplus, identity, softmax };
 
+/// An intramolecular vector of the molecule template: r(b) - r(a), or the plane normal
+/// (r(b) - r(a)) x (r(d) - r(c)); sign-invariant: S3/S4 take cos^2 of its angles.
+struct MoleculeVector {
+  std::array<unsigned, 4> atoms{};  ///< 0-based a, b (and c, d for a normal)
+  bool normal = false;
+  bool signInvariant = false;
+};
+
 struct DenseLayer {
   unsigned nin = 0, nout = 0;
   std::vector<double> w;  ///< nout x nin, row major (row j = weights into output j)
@@ -45,8 +53,8 @@ struct Model {
   std::string name;
   std::vector<std::string> classes;
   unsigned atomsPerMolecule = 0;
-  unsigned centre = 0;                            ///< 0-based position in the molecule
-  std::vector<std::array<unsigned, 2>> vectors;   ///< 0-based (a,b): v = r(b) - r(a)
+  std::vector<unsigned> centre;                   ///< 0-based positions: the centre is their centroid (one: that atom)
+  std::vector<MoleculeVector> vectors;
   double rmin = 0.0, rmax = 0.0;                  ///< Angstrom
   std::vector<SymmetryFunctionDef> descriptors;
   std::vector<double> mean, stretch;
@@ -58,7 +66,8 @@ struct Model {
   unsigned nFeatures() const { return descriptors.size(); }
 };
 
-/// Read and validate a model file (format version 1); throws ModelFileError.
+/// Read and validate an SF model file (format version 1, or 3: version 1 with the richer
+/// geometry records); throws ModelFileError.
 Model readModelFile(const std::string& path);
 
 /// Name of an activation as written in model files.

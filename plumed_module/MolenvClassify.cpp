@@ -466,17 +466,9 @@ std::vector<AtomNumber> MolenvClassify::setupSlots(const std::vector<std::vector
   std::vector<unsigned> used;
   if (gnnKind()) {
     for (unsigned a = 0; a < atomsPerMolecule(); ++a) used.push_back(a);
+    slots_.nlocal = used.size();
   } else {
-    used.push_back(model_.centre);
-    for (const auto& v : model_.vectors) { used.push_back(v[0]); used.push_back(v[1]); }
-    std::sort(used.begin(), used.end());
-    used.erase(std::unique(used.begin(), used.end()), used.end());
-  }
-  slots_.nlocal = used.size();
-  auto slot = [&](unsigned pos) { return static_cast<unsigned>(std::lower_bound(used.begin(), used.end(), pos) - used.begin()); };
-  if (!gnnKind()) {
-    slots_.centre = slot(model_.centre);
-    for (const auto& v : model_.vectors) { slots_.vecA.push_back(slot(v[0])); slots_.vecB.push_back(slot(v[1])); }
+    slots_ = AtomSlots::ofModel(model_, used);
   }
   std::vector<AtomNumber> requested;
   requested.reserve(nmol_ * slots_.nlocal);

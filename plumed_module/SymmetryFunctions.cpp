@@ -2,7 +2,8 @@
 
    S1 = sum_J exp(-eta (r - Rs)^2) fc(r)          S2 = sum_J cos(kappa r) fc(r)
    S3 = sum_J exp(-eta (c_s - cs)^2) fc(r)        S4 = sum_J cos(kappa c_s) fc(r)
-   with c_s = cos theta_IJ,s and r in Angstrom (METHOD.md section 2).
+   with c_s = cos theta_IJ,s and r in Angstrom (METHOD.md section 2), c_s^2 in place of c_s
+   for a sign-invariant vector s.
 
    Each kind's pair term and its partial derivatives are written once (Kind: a Gaussian
    or a cosine shape, radial or angular); the three kernels (values, derivatives,
@@ -29,6 +30,7 @@ SymmetryFunctions::SymmetryFunctions(const Model& model)
   nS2_ = order_.size() - nS1_;
   angOff_.push_back(order_.size());
   for (unsigned s = 0; s < nvec_; ++s) {
+    squared_.push_back(model.vectors[s].signInvariant);
     unsigned before = order_.size();
     for (unsigned i = 0; i < d.size(); ++i)
       if (d[i].kind == SFKind::S3 && d[i].vector == static_cast<int>(s)) {
@@ -66,11 +68,12 @@ struct SymmetryFunctions::Params {
   unsigned nS1, nS2, nvec, base;
   const double *s1Rs, *s1Eta, *s2Kappa, *s3Cos, *s3Eta, *s4Kappa;
   const unsigned *angOff, *nS3;
+  const char* squared;
 };
 
 SymmetryFunctions::Params SymmetryFunctions::params() const {
   return {nS1_, nS2_, nvec_, radialEnd(), s1Rs_.data(), s1Eta_.data(), s2Kappa_.data(),
-          s3Cos_.data(), s3Eta_.data(), s4Kappa_.data(), angOff_.data(), nS3_.data()};
+          s3Cos_.data(), s3Eta_.data(), s4Kappa_.data(), angOff_.data(), nS3_.data(), squared_.data()};
 }
 
 namespace {
@@ -122,6 +125,17 @@ struct Cosine {
   }
 };
 
+/// f(x^2) and its derivative in x: the shape of a sign-invariant vector's angular kinds
+template <class Shape>
+struct OfSquare {
+  Shape f;
+  void operator()(double x, double& v, double& dv) const {
+    double d;
+    f(x * x, v, d);
+    dv = 2.0 * x * d;
+  }
+};
+
 /// The pair term t of one descriptor, dt/dr and dt/dc.
 struct Term {
   double t, dr, dc;
@@ -144,6 +158,8 @@ template <bool Fast> using S1 = Kind<Gaussian<Fast>, false>;
 template <bool Fast> using S2 = Kind<Cosine<Fast>, false>;
 template <bool Fast> using S3 = Kind<Gaussian<Fast>, true>;
 template <bool Fast> using S4 = Kind<Cosine<Fast>, true>;
+template <bool Fast> using S3OfSquare = Kind<OfSquare<Gaussian<Fast>>, true>;
+template <bool Fast> using S4OfSquare = Kind<OfSquare<Cosine<Fast>>, true>;
 
 /// visit(i, s, kind, x) for every internal descriptor i, in internal order: its kind
 /// with its parameters, and x, the column it is evaluated on (r, or the cosines of
@@ -158,6 +174,11 @@ inline __attribute__((always_inline)) void forEachDescriptor(const Params& P, co
   for (unsigned s = 0; s < P.nvec; ++s) {
     const double* c = cosv + s * B;
     const unsigned beg = P.angOff[s], mid = beg + P.nS3[s], end = P.angOff[s + 1];
+    if (P.squared[s]) {
+      for (unsigned i = beg; i < mid; ++i) visit(i, s, S3OfSquare<Fast>{{{P.s3Cos[i - P.base], P.s3Eta[i - P.base]}}}, c);
+      for (unsigned i = mid; i < end; ++i) visit(i, s, S4OfSquare<Fast>{{{P.s4Kappa[i - P.base]}}}, c);
+      continue;
+    }
     for (unsigned i = beg; i < mid; ++i) visit(i, s, S3<Fast>{{P.s3Cos[i - P.base], P.s3Eta[i - P.base]}}, c);
     for (unsigned i = mid; i < end; ++i) visit(i, s, S4<Fast>{{P.s4Kappa[i - P.base]}}, c);
   }

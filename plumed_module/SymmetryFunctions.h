@@ -10,7 +10,11 @@
    Descriptors are stored grouped by kind ("internal order"): all radial ones
    (S1, S2) first, then for each vector s its angular ones (S3, S4).  With this
    layout the derivative with respect to cos theta_s is a contiguous range.
-   order()[i] gives the model-file index of internal descriptor i. */
+   order()[i] gives the model-file index of internal descriptor i.
+
+   A sign-invariant vector s (MoleculeVector::signInvariant) enters its S3/S4 through
+   cos^2 theta_s: the kernels take the cosines as always and return dt/dcos theta_s
+   (= dt/dcos^2 * 2 cos theta_s), so that the callers do not know the difference. */
 #ifndef __MOLENV_SymmetryFunctions_h
 #define __MOLENV_SymmetryFunctions_h
 
@@ -69,6 +73,7 @@ private:
   std::vector<double> s1Rs_, s1Eta_, s2Kappa_;
   // angular, per vector: offsets into the internal order, S3 block then S4 block
   std::vector<unsigned> angOff_, nS3_;
+  std::vector<char> squared_;  // per vector: sign-invariant (cos^2 theta_s)
   std::vector<double> s3Cos_, s3Eta_, s4Kappa_;  // in internal order, indexed from radialEnd()
   bool libm_ = false;  ///< arguments too large for FastMath::sinCos: use libm
 

@@ -178,10 +178,56 @@ SF_CASES = [
     ("unknown record", sub("hidden_activation", "dropout 0.5\nhidden_activation"), "expected record 'hidden_activation', found 'dropout'"),
     ("keyword case", sub("\nend", "\nEND"), "expected record 'end', found 'END'"),
     ("activation case", sub("hidden_activation sigmoid", "hidden_activation Sigmoid"), "unknown hidden activation 'Sigmoid'"),
-    ("version 01", sub("molenv_model 1", "molenv_model 01"), "2: unsupported model file version 01 (this molenv reads version 1)"),
+    ("version 01", sub("molenv_model 1", "molenv_model 01"), "2: unsupported model file version 01 (this molenv reads versions 1 and 3)"),
     ("version 1.0", sub("molenv_model 1", "molenv_model 1.0"), "unsupported model file version 1.0"),
-    ("version 2", sub("molenv_model 1", "molenv_model 2"), "unsupported model file version 2 (this molenv reads version 1)"),
+    ("version 2", sub("molenv_model 1", "molenv_model 2"), "unsupported model file version 2 (this molenv reads versions 1 and 3)"),
     ("version 2 kind gnn", sub("molenv_model 1", "molenv_model 2\nkind gnn"), "unknown record 'atoms_per_molecule' (expected 'topology_classes')"),
+]
+
+# Version 3 (the richer geometry): an edit of SF_BASE with a centroid centre, a plane normal
+# and a sign-invariant vector; its cases are edits of that file.
+SF3_BASE_EDITS = [("molenv_model 1", "molenv_model 3"), ("centre_atom 1", "centre_atoms 2 1 2"),
+                  ("vector 2 3 5", "vector 2 normal 1 2 3 5 sign_invariant")]
+
+
+def sf3_base(data: bytes) -> bytes:
+    for old, new in SF3_BASE_EDITS:
+        data = sub(old, new)(data)
+    return data
+
+
+SF3_CASES = [
+    ("v3 base", lambda d: d, OK),
+    ("v3 tabs and comment", sub("vector 2 normal 1 2 3 5 sign_invariant", "vector\t2 normal 1 2\t3 5   sign_invariant # cos^2"), OK),
+    ("v3 plain vectors", sub("vector 2 normal 1 2 3 5 sign_invariant", "vector 2 3 5"), CHANGED),
+    ("v3 single-atom centre", sub("centre_atoms 2 1 2", "centre_atom 1"), CHANGED),
+    ("v3 sign-invariant plain vector", sub("vector 1 1 2", "vector 1 1 2 sign_invariant"), CHANGED),
+    ("v3 normal without flag", sub(" sign_invariant", ""), CHANGED),
+    ("v3 centroid of 5", sub("centre_atoms 2 1 2", "centre_atoms 5 1 2 3 4 5"), CHANGED),
+    ("v3 centroid count", sub("centre_atoms 2 1 2", "centre_atoms 3 1 2"), "'centre_atoms' announces 3 atoms, found 2"),
+    ("v3 centroid empty", sub("centre_atoms 2 1 2", "centre_atoms"), "'centre_atoms' announces 0 atoms, found -1"),
+    ("v3 centroid of 1", sub("centre_atoms 2 1 2", "centre_atoms 1 1"), "a centroid centre needs two or more distinct atoms, got 1"),
+    ("v3 centroid repeats", sub("centre_atoms 2 1 2", "centre_atoms 3 1 2 1"), "a centroid centre needs two or more distinct atoms, got 1 2 1"),
+    ("v3 centroid atom 6", sub("centre_atoms 2 1 2", "centre_atoms 2 1 6"), "centre atom 6 is outside the molecule (1..5)"),
+    ("v3 centroid atom 1.0", sub("centre_atoms 2 1 2", "centre_atoms 2 1.0 2"), "centre atom: '1.0' is not an integer"),
+    ("v3 centroid count 2.0", sub("centre_atoms 2 1 2", "centre_atoms 2.0 1 2"), "centre_atoms: '2.0' is not an integer"),
+    ("v3 normal of 3 atoms", sub("normal 1 2 3 5", "normal 1 2 3"), "'vector' needs: index a b, or index normal a b c d; then optionally sign_invariant"),
+    ("v3 normal word case", sub("normal 1 2 3 5", "Normal 1 2 3 5"), "'vector' needs: index a b, or index normal a b c d"),
+    ("v3 flag case", sub("sign_invariant", "Sign_invariant"), "'vector' needs: index a b, or index normal a b c d"),
+    ("v3 flag twice", sub("sign_invariant", "sign_invariant sign_invariant"), "'vector' needs: index a b"),
+    ("v3 flag first", sub("vector 2 normal 1 2 3 5 sign_invariant", "vector 2 sign_invariant normal 1 2 3 5"), "'vector' needs: index a b"),
+    ("v3 flag alone", sub("vector 2 normal 1 2 3 5 sign_invariant", "vector sign_invariant"), "'vector' needs: index a b"),
+    ("v3 normal arm on one atom", sub("normal 1 2 3 5", "normal 1 2 3 3"), "vector 2 starts and ends on atom 3"),
+    ("v3 normal atom 9", sub("normal 1 2 3 5", "normal 1 2 3 9"), "vector 2 atom 9 is outside the molecule (1..5)"),
+    ("v3 normal atom x", sub("normal 1 2 3 5", "normal 1 2 x 5"), "vector atom: 'x' is not an integer"),
+    ("v3 vector index", sub("vector 2 normal", "vector 3 normal"), "vector: expected index 2, found 3"),
+    ("v3 version 03", sub("molenv_model 3", "molenv_model 03"), "unsupported model file version 03 (this molenv reads versions 1 and 3)"),
+    ("v3 records in version 1", sub("molenv_model 3", "molenv_model 1"), "expected record 'centre_atom', found 'centre_atoms'"),
+    ("v3 normal in version 1", lambda d: sub("centre_atoms 2 1 2", "centre_atom 1")(sub("molenv_model 3", "molenv_model 1")(d)),
+     "'vector' takes 3 fields, found 7"),
+    ("v3 flag in version 1", lambda d: sub("centre_atoms 2 1 2", "centre_atom 1")(sub("molenv_model 3", "molenv_model 1")(sub("vector 1 1 2", "vector 1 1 2 sign_invariant")(d))),
+     "'vector' takes 3 fields, found 4"),
+    ("v3 version 4", sub("molenv_model 3", "molenv_model 4"), "unsupported model file version 4 (this molenv reads versions 1 and 3)"),
 ]
 
 GNN_CASES = [
@@ -225,7 +271,7 @@ GNN_CASES = [
     ("duplicated record", sub("\npooling max", "\npooling max\npooling max"), "expected record 'head_block_count', found 'pooling'"),
     ("kind GNN", sub("\nkind gnn", "\nkind GNN"), "unknown model kind 'GNN'"),
     ("version 1", sub("molenv_model 2", "molenv_model 1"), "3: expected record 'name', found 'kind'"),
-    ("version 02", sub("molenv_model 2", "molenv_model 02"), "unsupported model file version 02 (this molenv reads version 1)"),
+    ("version 02", sub("molenv_model 2", "molenv_model 02"), "unsupported model file version 02 (this molenv reads versions 1 and 3)"),
 ]
 
 
@@ -249,8 +295,8 @@ PATH_CASES = [
     ("FIFO", lambda d: (os.mkfifo(d / "fifo.molenv"), d / "fifo.molenv")[1], ": is a FIFO (named pipe), not a model file: give a regular file"),
 ]
 
-KINDS = {"sf": SF_CASES, "gnn": GNN_CASES}
-MOLECULES = {"sf": "1-100", "gnn": "1-96"}  # 20 molecules of 5 atoms; 12 of 8 (the GNN frame)
+KINDS = {"sf": SF_CASES, "sf3": SF3_CASES, "gnn": GNN_CASES}
+MOLECULES = {"sf": "1-100", "sf3": "1-100", "gnn": "1-96"}  # 20 molecules of 5 atoms; 12 of 8 (the GNN frame)
 
 # Reads every file of a list with MOLENV_CLASSIFY in one PLUMED (Python API): the action
 # is built (its model read), nothing computed. Prints, per file, null (accepted) or the
@@ -303,7 +349,8 @@ def corpus(tmp_path_factory):
     """{(kind, id): (path, Python's error or the model, PLUMED's error or None)} for every case."""
     folder = tmp_path_factory.mktemp("corpus")
     gnn_base, _ = model_file(folder, seed=3, convs=1, name="gnn-base.molenv")
-    bases = {"sf": SF_BASE.read_bytes(), "gnn": gnn_base.read_bytes()}
+    bases = {"sf": SF_BASE.read_bytes(), "sf3": sf3_base(SF_BASE.read_bytes()), "gnn": gnn_base.read_bytes()}
+    (folder / "sf3-base.molenv").write_bytes(bases["sf3"])
     paths = {}
     for kind, cases in KINDS.items():
         for k, (case, edit, _) in enumerate(cases):
@@ -323,7 +370,7 @@ def corpus(tmp_path_factory):
         except ModelFileError as err:
             python = err
         result[key] = (paths[key], python, error)
-    result["base"] = {kind: read_model_file(folder / f"{kind}-base.molenv" if kind == "gnn" else SF_BASE) for kind in KINDS}
+    result["base"] = {kind: read_model_file(folder / f"{kind}-base.molenv" if kind != "sf" else SF_BASE) for kind in KINDS}
     return result
 
 
@@ -346,6 +393,11 @@ def _check(corpus, key, expected):
 @pytest.mark.parametrize("case, expected", [(c, e) for c, _, e in SF_CASES], ids=[c for c, _, _ in SF_CASES])
 def test_sf_corpus(corpus, case, expected):
     _check(corpus, ("sf", case), expected)
+
+
+@pytest.mark.parametrize("case, expected", [(c, e) for c, _, e in SF3_CASES], ids=[c for c, _, _ in SF3_CASES])
+def test_sf_version_3_corpus(corpus, case, expected):
+    _check(corpus, ("sf3", case), expected)
 
 
 @pytest.mark.parametrize("case, expected", [(c, e) for c, _, e in GNN_CASES], ids=[c for c, _, _ in GNN_CASES])
@@ -388,7 +440,7 @@ def test_accepted_sf_files_give_pythons_probabilities(corpus, tmp_path):
 
     frames, boxes = read_xyz(REGTEST / "rt-ortho-A" / "traj.xyz")
     frame = MolecularFrame(frames[0], [*np.diag(boxes[0]), 90, 90, 90], np.arange(100).reshape(20, 5), np.full(100, 6))
-    accepted = [(case, corpus["sf", case]) for case, _, e in SF_CASES if e in (OK, CHANGED)]
+    accepted = [(case, corpus[kind, case]) for kind, cases in (("sf", SF_CASES), ("sf3", SF3_CASES)) for case, _, e in cases if e in (OK, CHANGED)]
     text = "UNITS LENGTH=A\nLOAD FILE=@MOLENV_LIB@\n" + "".join(
         f"c{k}: MOLENV_CLASSIFY MODEL={path} MOLECULES=1-100 PROB_FILE=prob{k}.dat\n" for k, (_, (path, _, _)) in enumerate(accepted))
     text += f"PRINT ARG={','.join(f'c{k}.nmol' for k in range(len(accepted)))} FILE=colvar\n"  # computes them

@@ -1,7 +1,8 @@
 """Point-vector molecular symmetry functions: THE Python definition (float64, vectorised).
 
-Each molecule I is a point r_I (its centre atom) plus intramolecular vectors
-v_I,s = r(b) - r(a) (minimum image). With r_IJ the minimum-image centre-centre distance,
+Each molecule I is a point r_I (its centre atom, or the centroid of several atoms) plus
+intramolecular vectors v_I,s: r(b) - r(a) (minimum image), or a plane normal
+(r(b) - r(a)) x (r(d) - r(c)). With r_IJ the minimum-image centre-centre distance,
 cos θ_IJ,s = v_I,s · v_J,s / (|v_I,s| |v_J,s|) and the sum over all other molecules J:
 
     S1 = Σ_J exp(-eta (r_IJ - Rs)^2) fc(r_IJ)          params (Rs, eta)
@@ -10,7 +11,9 @@ cos θ_IJ,s = v_I,s · v_J,s / (|v_I,s| |v_J,s|) and the sum over all other mole
     S4 = Σ_J cos(kappa cos θ_IJ,s) fc(r_IJ)            params (kappa,)
 
 fc(r) = 1 for r <= rmin, ½(cos(π (r - rmin)/(rmax - rmin)) + 1) for rmin < r <= rmax, 0 beyond
-(see docs/model_format.md, "Symmetry functions"). The C++ action `MOLENV_CLASSIFY` computes
+(see docs/model_format.md, "Symmetry functions"). A *sign-invariant* vector (its direction a
+labelling convention, e.g. urea's N1 -> N2 between equivalent atoms) enters S3 and S4
+through cos² θ_IJ,s in place of cos θ_IJ,s, so that swapping the labels changes nothing. The C++ action `MOLENV_CLASSIFY` computes
 the same numbers; the two are compared to a relative 1e-9. To that end every term is computed
 in float64 and each molecule's sum is a compensated (Neumaier) sum, so that the result is
 the correctly rounded sum of the terms up to a few ulps, independent of neighbour order.
@@ -52,29 +55,55 @@ class DescriptorSet:
     """Point-vector molecular symmetry functions of one kind of molecule."""
 
     atoms_per_molecule: int
-    centre_atom: int  # 1-based position within the molecule
-    vectors: list[tuple[int, int]]  # (a, b) 1-based positions: v = r(b) - r(a)
+    centre_atom: int | tuple[int, ...]  # 1-based position within the molecule; a tuple: the centroid of those atoms
+    vectors: list[tuple[int, ...]]  # 1-based positions: (a, b) is r(b) - r(a); (a, b, c, d) the normal (r(b) - r(a)) x (r(d) - r(c))
     rmin: float  # Angstrom
     rmax: float
     functions: list[SymmetryFunction]
+    sign_invariant: tuple[int, ...] = ()  # 1-based indices of the vectors whose S3/S4 take cos^2
 
     @property
     def n_features(self) -> int:
         return len(self.functions)
+
+    @property
+    def centre_atoms(self) -> tuple[int, ...]:
+        """The atoms whose centroid is the centre (one atom: that atom)."""
+        return tuple(self.centre_atom) if isinstance(self.centre_atom, (tuple, list)) else (self.centre_atom,)
+
+    @property
+    def uses_richer_geometry(self) -> bool:
+        """Whether the set uses geometry beyond format version 1's (a centroid centre, a
+        plane normal, a sign-invariant vector): such a set needs a version 3 model file."""
+        return isinstance(self.centre_atom, (tuple, list)) or any(len(v) != 2 for v in self.vectors) or bool(self.sign_invariant)
 
     def validate(self) -> None:
         """DescriptorError naming the first problem (the rules of the model file's reader)."""
         n = self.atoms_per_molecule
         if n < 1:
             raise DescriptorError(f"atoms_per_molecule must be >= 1, got {n}")
-        if not 1 <= self.centre_atom <= n:
+        if isinstance(self.centre_atom, (tuple, list)):
+            for atom in self.centre_atom:
+                if not 1 <= atom <= n:
+                    raise DescriptorError(f"centre atom {atom} is outside the molecule (1..{n})")
+            if len(self.centre_atom) < 2 or len(set(self.centre_atom)) != len(self.centre_atom):
+                raise DescriptorError(f"a centroid centre needs two or more distinct atoms, got {' '.join(map(str, self.centre_atom))}")
+        elif not 1 <= self.centre_atom <= n:
             raise DescriptorError(f"centre atom {self.centre_atom} is outside the molecule (1..{n})")
-        for k, (a, b) in enumerate(self.vectors, 1):
-            for atom in (a, b):
+        for k, atoms in enumerate(self.vectors, 1):
+            if len(atoms) not in (2, 4):
+                raise DescriptorError(f"vector {k} needs 2 atoms (a -> b) or 4 (a plane normal), got {len(atoms)}")
+            for atom in atoms:
                 if not 1 <= atom <= n:
                     raise DescriptorError(f"vector {k} atom {atom} is outside the molecule (1..{n})")
-            if a == b:
-                raise DescriptorError(f"vector {k} starts and ends on atom {a}")
+            for a, b in zip(atoms[::2], atoms[1::2]):
+                if a == b:
+                    raise DescriptorError(f"vector {k} starts and ends on atom {a}")
+        for k in self.sign_invariant:
+            if not 1 <= k <= len(self.vectors):
+                raise DescriptorError(f"sign-invariant vector {k} is not a vector (1..{len(self.vectors)})")
+        if len(set(self.sign_invariant)) != len(self.sign_invariant):
+            raise DescriptorError(f"sign-invariant vectors {' '.join(map(str, self.sign_invariant))} repeat a vector")
         if not (0 <= self.rmin < self.rmax) or not all(map(math.isfinite, (self.rmin, self.rmax))):
             raise DescriptorError(f"cutoff needs 0 <= rmin < rmax, got rmin={self.rmin} rmax={self.rmax}")
         if not self.functions:
@@ -94,14 +123,21 @@ class DescriptorSet:
 
 
 def descriptor_set_to_dict(d: DescriptorSet) -> dict:
-    """JSON-able form of a `DescriptorSet` (a dataset's manifest, SF checkpoints)."""
-    return asdict(d)
+    """JSON-able form of a `DescriptorSet` (a dataset's manifest, SF checkpoints); without
+    ``sign_invariant`` when no vector is, as written before that field existed."""
+    data = asdict(d)
+    if not d.sign_invariant:
+        del data["sign_invariant"]
+    return data
 
 
 def descriptor_set_from_dict(data: dict) -> DescriptorSet:
     functions = [SymmetryFunction(f["kind"], f["vector"], tuple(f["params"])) for f in data["functions"]]
+    centre = data["centre_atom"]
+    centre = tuple(int(a) for a in centre) if isinstance(centre, (list, tuple)) else int(centre)
     return DescriptorSet(
-        int(data["atoms_per_molecule"]), int(data["centre_atom"]), [tuple(v) for v in data["vectors"]], float(data["rmin"]), float(data["rmax"]), functions
+        int(data["atoms_per_molecule"]), centre, [tuple(v) for v in data["vectors"]], float(data["rmin"]), float(data["rmax"]), functions,
+        tuple(int(k) for k in data.get("sign_invariant", ())),
     )
 
 
@@ -149,8 +185,9 @@ def _check(frame: MolecularFrame, descriptors: DescriptorSet) -> None:
         )
 
 
-def centre_pairs(frame: MolecularFrame, centre_atom: int, cutoff: float, *, single_image: bool = True) -> NeighbourPairs:
-    """Directed pairs of molecules whose centres (1-based `centre_atom`) are within `cutoff`."""
+def centre_pairs(frame: MolecularFrame, centre_atom: int | tuple[int, ...], cutoff: float, *, single_image: bool = True) -> NeighbourPairs:
+    """Directed pairs of molecules whose centres (1-based `centre_atom`, or the centroid of a
+    tuple of atoms) are within `cutoff`."""
     try:
         return neighbour_pairs(frame.centres(centre_atom), frame.box, cutoff, single_image=single_image)
     except FrameError as err:
@@ -177,7 +214,8 @@ def compute_descriptors(frame: MolecularFrame, descriptors: DescriptorSet) -> np
         norms = np.linalg.norm(v, axis=2)
         if np.any(norms == 0):
             mol, vec = np.argwhere(norms == 0)[0]
-            raise DescriptorError(f"vector {vec + 1} {d.vectors[vec]} of molecule {mol} has zero length (atoms on top of each other)")
+            why = "atoms on top of each other" if len(d.vectors[vec]) == 2 else "a plane normal of parallel vectors"
+            raise DescriptorError(f"vector {vec + 1} {d.vectors[vec]} of molecule {mol} has zero length ({why})")
         unit = (v, norms)
 
     out = np.zeros((frame.n_molecules, d.n_features))
@@ -200,11 +238,12 @@ PAIRS_PER_CHUNK = 200_000
 def _terms(d: DescriptorSet, i: np.ndarray, j: np.ndarray, r: np.ndarray, unit) -> np.ndarray:
     """(n_pairs, n_features) contributions of molecule j to the symmetry functions of molecule i."""
     fc = cutoff_function(r, d.rmin, d.rmax)
-    cosines = {}
+    angular = {}  # per vector: cos θ_IJ,s, or cos² θ_IJ,s for a sign-invariant vector
     if unit is not None:
         v, norms = unit
         for s in {sf.vector for sf in d.functions if sf.vector is not None}:
-            cosines[s] = np.einsum("ij,ij->i", v[i, s - 1], v[j, s - 1]) / (norms[i, s - 1] * norms[j, s - 1])
+            cosine = np.einsum("ij,ij->i", v[i, s - 1], v[j, s - 1]) / (norms[i, s - 1] * norms[j, s - 1])
+            angular[s] = cosine**2 if s in d.sign_invariant else cosine
     terms = np.empty((len(i), d.n_features))
     for col, sf in enumerate(d.functions):
         if sf.kind == "S1":
@@ -215,10 +254,10 @@ def _terms(d: DescriptorSet, i: np.ndarray, j: np.ndarray, r: np.ndarray, unit) 
             terms[:, col] = np.cos(kappa * r) * fc
         elif sf.kind == "S3":
             cs, eta = sf.params
-            terms[:, col] = np.exp(-eta * (cosines[sf.vector] - cs) ** 2) * fc
+            terms[:, col] = np.exp(-eta * (angular[sf.vector] - cs) ** 2) * fc
         elif sf.kind == "S4":
             (kappa,) = sf.params
-            terms[:, col] = np.cos(kappa * cosines[sf.vector]) * fc
+            terms[:, col] = np.cos(kappa * angular[sf.vector]) * fc
         else:  # validate() rejects unknown kinds
             raise DescriptorError(f"unknown symmetry function kind {sf.kind!r}")
     return terms

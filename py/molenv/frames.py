@@ -408,17 +408,39 @@ class MolecularFrame:
             raise FrameError(f"atom position {atom!r} is outside the molecule (1-based, 1..{self.atoms_per_molecule})")
         return int(atom) - 1
 
-    def centres(self, centre_atom: int) -> np.ndarray:
-        """(n_molecules, 3) positions of the atom at 1-based position `centre_atom` of each molecule."""
+    def centres(self, centre_atom: int | tuple[int, ...]) -> np.ndarray:
+        """(n_molecules, 3) molecule centres: the atom at 1-based position `centre_atom`, or
+        for a tuple of positions their centroid (unweighted mean), each atom taken at its
+        minimum image from the first one (molecules may be split across the boundary)."""
+        if isinstance(centre_atom, (tuple, list)):
+            first = self.positions[self.molecules[:, self._column(centre_atom[0])]]
+            offsets = [self.positions[self.molecules[:, self._column(a)]] - first for a in centre_atom[1:]]
+            return first + self.minimum_image(np.stack(offsets, axis=1)).sum(axis=1) / len(centre_atom)
         return self.positions[self.molecules[:, self._column(centre_atom)]]
 
     def vectors(self, pairs) -> np.ndarray:
-        """(n_molecules, n_pairs, 3) minimum-image vectors r(b) - r(a) for 1-based (a, b) in `pairs`."""
-        pairs = list(pairs)
+        """(n_molecules, n_pairs, 3) intramolecular vectors for the 1-based atom tuples in
+        `pairs`: (a, b) gives the minimum-image r(b) - r(a); (a, b, c, d) the plane normal
+        (r(b) - r(a)) x (r(d) - r(c)) of two such vectors (not normalised)."""
+        pairs = [tuple(p) for p in pairs]
+        for p in pairs:
+            if len(p) not in (2, 4):
+                raise FrameError(f"a vector is given by 2 atoms (a, b) or 4 (a plane normal), got {p!r}")
+        arms = [p for q in pairs for p in ((q,) if len(q) == 2 else (q[:2], q[2:]))]
+        raw = np.empty((self.n_molecules, len(arms), 3))
+        for s, (a, b) in enumerate(arms):
+            raw[:, s] = self.positions[self.molecules[:, self._column(b)]] - self.positions[self.molecules[:, self._column(a)]]
+        raw = self.minimum_image(raw)
         out = np.empty((self.n_molecules, len(pairs), 3))
-        for s, (a, b) in enumerate(pairs):
-            out[:, s] = self.positions[self.molecules[:, self._column(b)]] - self.positions[self.molecules[:, self._column(a)]]
-        return self.minimum_image(out)
+        k = 0
+        for s, q in enumerate(pairs):
+            if len(q) == 2:
+                out[:, s] = raw[:, k]
+                k += 1
+            else:
+                out[:, s] = np.cross(raw[:, k], raw[:, k + 1])
+                k += 2
+        return out
 
     def molecule_positions(self, reference_atom: int = 1) -> np.ndarray:
         """(n_molecules, atoms_per_molecule, 3) whole molecules: each atom at its minimum image

@@ -18,6 +18,12 @@ import numpy as np
 from molenv.descriptors import DescriptorError, DescriptorSet, SymmetryFunction
 
 FORMAT_VERSION = 1
+# Version 3: version 1 whose molecule geometry may use the records added since: a centroid
+# centre (``centre_atoms``), plane-normal and sign-invariant vectors (docs/model_format.md).
+# Written only for a model that uses one of them, so that every other SF file stays version 1
+# and a reader of version 1 alone refuses a version 3 file at its first record.
+GEOMETRY_FORMAT_VERSION = 3
+SF_FORMAT_VERSIONS = (FORMAT_VERSION, GEOMETRY_FORMAT_VERSION)
 HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "softplus", "identity")
 OUTPUT_ACTIVATIONS = ("softmax", "sigmoid")
 CLASS_NAME = re.compile(r"^[A-Za-z0-9_]+$")
@@ -161,13 +167,20 @@ def write_model(model: Model, path: str | Path) -> Path:
     """Write `model` to `path` (validated first); returns the path."""
     model.validate()
     d, net = model.descriptors, model.network
-    out = ["# molenv model file, see docs/model_format.md", f"molenv_model {FORMAT_VERSION}", f"name {_text(model.name, 'name')}"]
+    version = GEOMETRY_FORMAT_VERSION if d.uses_richer_geometry else FORMAT_VERSION
+    out = ["# molenv model file, see docs/model_format.md", f"molenv_model {version}", f"name {_text(model.name, 'name')}"]
     out += _meta_records(model.meta)
     out.append(f"classes {len(model.classes)} {' '.join(model.classes)}")
     out.append(f"atoms_per_molecule {d.atoms_per_molecule}")
-    out.append(f"centre_atom {d.centre_atom}")
+    if len(d.centre_atoms) > 1:
+        out.append(f"centre_atoms {len(d.centre_atoms)} {' '.join(map(str, d.centre_atoms))}")
+    else:
+        out.append(f"centre_atom {d.centre_atom}")
     out.append(f"vector_count {len(d.vectors)}")
-    out += [f"vector {k} {a} {b}" for k, (a, b) in enumerate(d.vectors, 1)]
+    for k, atoms in enumerate(d.vectors, 1):
+        kind = "" if len(atoms) == 2 else "normal "
+        flag = " sign_invariant" if k in d.sign_invariant else ""
+        out.append(f"vector {k} {kind}{' '.join(map(str, atoms))}{flag}")
     out.append(f"cutoff {_num(d.rmin)} {_num(d.rmax)}")
     out.append(f"descriptor_count {d.n_features}")
     for i, sf in enumerate(d.functions, 1):
@@ -323,15 +336,16 @@ def read_model(path: str | Path) -> Model:
         raise ModelFileError(problem)
     r = _Records(path)
     lineno, f = r.fields("molenv_model", 1)
-    if f[0] != str(FORMAT_VERSION):
+    if f[0] not in map(str, SF_FORMAT_VERSIONS):
         if f[0] == "2" and r.peek() == "kind":  # a newer kind of model (docs/model_format.md)
             kind = r.items[r.pos][1][1:2] or ["?"]
             raise r.error(
-                f"unsupported model file version 2 for read_model, which reads SF model files (version {FORMAT_VERSION}): this is a model of kind "
+                f"unsupported model file version 2 for read_model, which reads SF model files (versions {FORMAT_VERSION} and {GEOMETRY_FORMAT_VERSION}): this is a model of kind "
                 f"'{kind[0]}'; read a GNN model file with molenv.gnn.modelfile.read_gnn_model",
                 lineno,
             )
-        raise r.error(f"unsupported model file version {f[0]} (this molenv reads version {FORMAT_VERSION})", lineno)
+        raise r.error(f"unsupported model file version {f[0]} (this molenv reads versions {FORMAT_VERSION} and {GEOMETRY_FORMAT_VERSION})", lineno)
+    geometry = f[0] == str(GEOMETRY_FORMAT_VERSION)
     _, name_tokens = r.fields("name")
     meta = r.meta()
     lineno, f = r.fields("classes")
@@ -341,14 +355,29 @@ def read_model(path: str | Path) -> Model:
     classes = f[1:]
     lineno, f = r.fields("atoms_per_molecule", 1)
     atoms = r.integer(f[0], lineno, "atoms_per_molecule")
-    lineno, f = r.fields("centre_atom", 1)
-    centre = r.integer(f[0], lineno, "centre_atom")
+    if geometry and r.peek() == "centre_atoms":
+        lineno, f = r.fields("centre_atoms")
+        n_centre = r.integer(f[0], lineno, "centre_atoms") if f else 0
+        if len(f) - 1 != n_centre:
+            raise r.error(f"'centre_atoms' announces {n_centre} atoms, found {len(f) - 1}", lineno)
+        centre = tuple(r.integer(x, lineno, "centre atom") for x in f[1:])
+    else:
+        lineno, f = r.fields("centre_atom", 1)
+        centre = r.integer(f[0], lineno, "centre_atom")
     _, (n_vectors,) = r.count("vector_count")
-    vectors = []
+    vectors, sign_invariant = [], []
     for k in range(1, n_vectors + 1):
-        lineno, f = r.fields("vector", 3)
+        if not geometry:
+            lineno, f = r.fields("vector", 3)
+        else:  # index a b | index normal a b c d, then optionally sign_invariant
+            lineno, f = r.fields("vector")
+            if f and f[-1] == "sign_invariant":
+                sign_invariant.append(k)
+                f = f[:-1]
+            if not (len(f) == 3 or (len(f) == 6 and f[1] == "normal")):
+                raise r.error("'vector' needs: index a b, or index normal a b c d; then optionally sign_invariant", lineno)
         r.index(f[0], lineno, k, "vector")
-        vectors.append((r.integer(f[1], lineno, "vector atom"), r.integer(f[2], lineno, "vector atom")))
+        vectors.append(tuple(r.integer(x, lineno, "vector atom") for x in (f[2:] if len(f) == 6 else f[1:])))
     lineno, f = r.fields("cutoff", 2)
     rmin, rmax = (r.number(x, lineno, "cutoff") for x in f)
     _, (n_sf,) = r.count("descriptor_count")
@@ -393,7 +422,7 @@ def read_model(path: str | Path) -> Model:
     model = Model(
         name=" ".join(name_tokens),
         classes=classes,
-        descriptors=DescriptorSet(atoms, centre, vectors, rmin, rmax, functions),
+        descriptors=DescriptorSet(atoms, centre, vectors, rmin, rmax, functions, tuple(sign_invariant)),
         network=Network(scaling[:, 0].copy(), scaling[:, 1].copy(), weights, biases, hidden, output),
         meta=meta,
     )

@@ -72,8 +72,8 @@ class MoleculeSpec:
     atom_names: list[str]
     elements: list[str]
     bonds: list[tuple[int, int]]  # 0-based atom positions
-    centre: int  # 1-based position
-    vectors: list[tuple[int, int]]  # 1-based (a, b): v = r(b) - r(a)
+    centre: int | tuple[int, ...]  # 1-based position; a tuple: the centroid of those atoms
+    vectors: list[tuple[int, ...]]  # 1-based (a, b): v = r(b) - r(a); (a, b, c, d): the plane normal (r(b) - r(a)) x (r(d) - r(c))
     rmin: float
     rmax: float
     functions: list[SymmetryFunction]
@@ -81,6 +81,7 @@ class MoleculeSpec:
     path: Path | None = None
     charge_sets: dict[str, ChargeSet] = field(default_factory=dict)
     lennard_jones_sets: dict[str, LennardJonesSet] = field(default_factory=dict)
+    sign_invariant: tuple[int, ...] = ()  # 1-based indices of the vectors whose S3/S4 take cos^2
 
     @property
     def atoms_per_molecule(self) -> int:
@@ -103,7 +104,8 @@ class MoleculeSpec:
             raise SpecError(f"{self.path}: no atom named {atom!r} (atoms: {', '.join(self.atom_names)})") from None
 
     def descriptor_set(self) -> DescriptorSet:
-        return DescriptorSet(self.atoms_per_molecule, self.centre, list(self.vectors), self.rmin, self.rmax, list(self.functions))
+        return DescriptorSet(self.atoms_per_molecule, self.centre, list(self.vectors), self.rmin, self.rmax, list(self.functions),
+                             tuple(self.sign_invariant))
 
 
 def load_spec(name_or_path: str | Path) -> MoleculeSpec:
@@ -147,8 +149,8 @@ def _parse(raw: dict, path: Path) -> MoleculeSpec:
         path=path,
     )
     spec.bonds = [(spec.position(a) - 1, spec.position(b) - 1) for a, b in raw.get("bonds", [])]
-    spec.centre = spec.position(need(raw, "centre"))
-    spec.vectors = [(spec.position(a), spec.position(b)) for a, b in raw.get("vectors", [])]
+    spec.centre = _parse_centre(need(raw, "centre"), spec, path)
+    spec.vectors, spec.sign_invariant = _parse_vectors(raw.get("vectors", []), spec, path)
     spec.charge_sets = _parse_charge_sets(raw.get("charges", {}), spec, path)
     spec.lennard_jones_sets = _parse_lennard_jones_sets(raw.get("lennard_jones", {}), spec, path)
     for block in need(raw, "descriptors"):
@@ -165,6 +167,53 @@ def _parse(raw: dict, path: Path) -> MoleculeSpec:
     except DescriptorError as err:
         raise SpecError(f"{path}: {err}") from None
     return spec
+
+
+def _parse_centre(value, spec: MoleculeSpec, path: Path) -> int | tuple[int, ...]:
+    """``centre``: one atom, or a list of atoms whose centroid is the centre."""
+    if isinstance(value, list):
+        atoms = tuple(spec.position(a) for a in value)
+        if len(atoms) < 2 or len(set(atoms)) != len(atoms):
+            raise SpecError(f"{path}: a centroid centre needs a list of two or more distinct atoms, got {value}")
+        return atoms
+    return spec.position(value)
+
+
+VECTOR_KEYS = {"atoms", "normal", "sign_invariant"}
+
+
+def _parse_vectors(entries, spec: MoleculeSpec, path: Path) -> tuple[list[tuple[int, ...]], tuple[int, ...]]:
+    """``vectors``: each ``[a, b]`` (r(b) - r(a)), ``{ atoms = [a, b] }`` or ``{ normal = [[a, b],
+    [c, d]] }`` ((r(b) - r(a)) x (r(d) - r(c))), a table optionally with ``sign_invariant = true``.
+    Returns the atom tuples and the 1-based indices of the sign-invariant vectors."""
+    vectors, sign_invariant = [], []
+
+    def pair(value, where):
+        if not (isinstance(value, list) and len(value) == 2):
+            raise SpecError(f"{path}: {where} needs two atoms [a, b], got {value!r}")
+        return spec.position(value[0]), spec.position(value[1])
+
+    for k, entry in enumerate(entries, 1):
+        where = f"vector {k}"
+        if isinstance(entry, list):
+            vectors.append(pair(entry, where))
+            continue
+        if not isinstance(entry, dict) or ("atoms" in entry) == ("normal" in entry) or set(entry) - VECTOR_KEYS:
+            raise SpecError(f"{path}: {where} must be [a, b] or a table with 'atoms = [a, b]' or 'normal = [[a, b], [c, d]]' "
+                            f"and optionally 'sign_invariant', got {entry!r}")
+        if "atoms" in entry:
+            vectors.append(pair(entry["atoms"], where))
+        else:
+            normal = entry["normal"]
+            if not (isinstance(normal, list) and len(normal) == 2):
+                raise SpecError(f"{path}: {where}: 'normal' needs two vectors [[a, b], [c, d]], got {normal!r}")
+            vectors.append(pair(normal[0], f"{where} normal") + pair(normal[1], f"{where} normal"))
+        flag = entry.get("sign_invariant", False)
+        if not isinstance(flag, bool):
+            raise SpecError(f"{path}: {where}: 'sign_invariant' must be true or false, got {flag!r}")
+        if flag:
+            sign_invariant.append(k)
+    return vectors, tuple(sign_invariant)
 
 
 @dataclass

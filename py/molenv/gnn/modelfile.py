@@ -375,7 +375,7 @@ def read_gnn_model(path: str | Path) -> GNNModel:
     r = _GNNRecords(path)
     lineno, f = r.fields("molenv_model", 1)
     if f[0] != str(GNN_FORMAT_VERSION):
-        what = "an SF model file: read it with molenv.modelfile.read_model" if f[0] == "1" else "not a version this molenv reads"
+        what = "an SF model file: read it with molenv.modelfile.read_model" if f[0] in ("1", "3") else "not a version this molenv reads"
         raise r.error(f"a GNN model file starts with 'molenv_model {GNN_FORMAT_VERSION}', found version {f[0]} ({what})", lineno)
     lineno, f = r.fields("kind", 1)
     if f[0] != KIND:
