@@ -134,6 +134,10 @@ def test_specs_and_model_files(models):
     assert nic.centre == (1, 2, 3, 4, 5, 6) and nic.vectors == [(4, 1), (1, 3, 1, 5), (2, 4, 2, 6)] and nic.sign_invariant == (3,)
     urea = load_spec(SPECS / "urea-sign-invariant.toml")
     assert urea.centre == 1 and urea.vectors == [(1, 2), (3, 6)] and urea.sign_invariant == (2,)
+    # the labelling check (molenv.labelling) finds urea's N1 -> N2 and passes over plane normals
+    from molenv.labelling import equivalent_vectors
+
+    assert [v.index for v in equivalent_vectors(urea)] == [1] and equivalent_vectors(nic) == []
     for name, (path, model) in models.items():
         text = path.read_text()
         assert f"molenv_model {GEOMETRY_FORMAT_VERSION}\n" in text  # richer geometry: version 3
@@ -155,7 +159,7 @@ def test_specs_and_model_files(models):
     ('{ atoms = ["N1", "N2"], sign_invariant = true }', '{ normal = [["C", "O"], ["C"]] }', "vector 2 normal needs two atoms [a, b]"),
     ('{ atoms = ["N1", "N2"], sign_invariant = true }', '{ normal = [["C", "O"]] }', "'normal' needs two vectors [[a, b], [c, d]]"),
     ('{ atoms = ["N1", "N2"], sign_invariant = true }', '{ normal = [["C", "O"], ["N1", "N1"]] }', "vector 2 starts and ends on atom 3"),
-    ('["C", "O"]', '["C", "O", "N1"]', "vector 1 needs two atoms [a, b]"),
+    ('vectors = [\n  ["C", "O"],', 'vectors = [\n  ["C", "O", "N1"],', "vector 1 needs two atoms [a, b]"),
 ])
 def test_bad_specs(tmp_path, old, new, message):
     text = (SPECS / "urea-sign-invariant.toml").read_text()

@@ -109,7 +109,10 @@ def equivalent_vectors(spec: MoleculeSpec) -> list[EquivalentVector]:
     graph.add_edges_from(spec.bonds)
     same_element = nx.algorithms.isomorphism.categorical_node_match("element", None)
     found = []
-    for index, (a, b) in enumerate(spec.vectors):
+    for index, atoms in enumerate(spec.vectors):
+        if len(atoms) != 2:  # a plane normal joins no two atoms
+            continue
+        a, b = atoms
         for mapping in nx.algorithms.isomorphism.GraphMatcher(graph, graph, node_match=same_element).isomorphisms_iter():
             if mapping[a - 1] == b - 1 and mapping[b - 1] == a - 1:
                 # relabelled atom k is the old atom that the automorphism sends to k

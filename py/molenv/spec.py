@@ -3,8 +3,10 @@
 A spec is a small TOML file (see ``molenv/specs/urea.toml``) with the atoms of one molecule
 in order (name and element), its bonds, the centre atom, the intramolecular vectors, the
 cutoff and the symmetry-function blocks. Atoms may be referred to by name or by 1-based
-position. ``MoleculeSpec.descriptor_set()`` gives the `DescriptorSet` that goes into a
-model file, so the spec is the single source of the descriptor definition on the Python side.
+position; the syntax is documented in ``docs/spec.md`` (the centre may be the centroid of
+several atoms, a vector a plane normal, and a vector sign-invariant).
+``MoleculeSpec.descriptor_set()`` gives the `DescriptorSet` that goes into a model file, so
+the spec is the single source of the descriptor definition on the Python side.
 
 A spec may also carry named charge sets (published force-field charges), one table per set:
 ``[charges.<name>]`` with ``source`` (where the numbers come from) and ``values`` (a table
@@ -86,6 +88,11 @@ class MoleculeSpec:
     @property
     def atoms_per_molecule(self) -> int:
         return len(self.atom_names)
+
+    @property
+    def centre_atoms(self) -> tuple[int, ...]:
+        """The 1-based atoms whose centroid is the centre (one atom: that atom)."""
+        return self.centre if isinstance(self.centre, tuple) else (self.centre,)
 
     @property
     def net_charge(self) -> int:

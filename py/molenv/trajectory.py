@@ -789,7 +789,7 @@ class Trajectory:
         spec_graph.add_edges_from(spec.bonds)
         match = lambda x, y: x["label"] == y["label"]  # noqa: E731
         # atoms that define the descriptors must not be interchangeable by the graph's symmetry
-        defining = {spec.centre - 1} | {a - 1 for v in spec.vectors for a in v}
+        defining = {a - 1 for a in spec.centre_atoms} | {a - 1 for v in spec.vectors for a in v}
         for auto in GraphMatcher(spec_graph, spec_graph, node_match=match).isomorphisms_iter():
             moved = sorted(k for k in defining if auto[k] != k)
             if moved:
