@@ -21,15 +21,18 @@
                         respect to r and cos theta_s contracted with c_j(I) + c_j(J) on the
                         fly and accumulated per molecule (centre and vectors) and for the
                         box; nothing of size pairs x descriptors is stored;
-     reduce():          per molecule: the threads' buffers summed, the vector derivatives
-                        moved to the vector end atoms, the region terms added; the result
-                        goes to a DerivativeSink.
+     reduce():          per molecule: the threads' buffers summed, the centre derivatives
+                        shared by the centre atoms (a centroid's atoms in equal parts), the
+                        vector derivatives moved to the vector end atoms (a plane normal's
+                        through its two arms), the region terms added; the result goes to a
+                        DerivativeSink.
    The pair contraction is written once for any number of channels; how the term
    derivatives are contracted is chosen by the number of channels: one channel is
    contracted inside the symmetry-function kernel (vectorised over the pairs of a block),
    several per pair over the channels (vectorised over the channels).
 
-   Box derivatives: -sum_pairs d (x) dX/dd - sum_(I,s) v (x) dX/dv plus the region term
+   Box derivatives: -sum_pairs d (x) dX/dd - sum_(I,s) v (x) dX/dv (a normal v = a x b:
+   -a (x) dX/da - b (x) dX/db, the arms being what scales with the cell) plus the region term
    (SlabRegion.h).  Units: Angstrom in, Angstrom out (the sink converts). */
 #ifndef __MOLENV_DerivativePass_h
 #define __MOLENV_DerivativePass_h

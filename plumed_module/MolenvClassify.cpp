@@ -794,7 +794,7 @@ void MolenvClassify::calculate() {
   // only at file steps, with PROB_VECTORS and when a MOLENV_PROBABILITIES reads them
   const bool everyMolecule = fileStep || probVectors_ || probabilitiesRead();
   const unsigned zeroVector = frame_.update(getPositions(), slots_, toA_, cell_, region_, everyMolecule, nthreads_);
-  if (zeroVector < nmol_) error("molecule " + std::to_string(zeroVector + 1) + " has an intramolecular vector of zero length (two atoms coincide)");
+  if (zeroVector < nmol_) error("molecule " + std::to_string(zeroVector + 1) + " has an intramolecular vector of zero length (two atoms coincide, or a plane normal's two vectors are parallel)");
   lap(sGeometry);
 
   // ---- neighbour pairs (pairs of two molecules that need no descriptors are skipped)

@@ -144,6 +144,14 @@ def test_specs_and_model_files(models):
         assert model.descriptors == load_spec(SPECS / f"{name}.toml").descriptor_set()
     assert "centre_atoms 6 1 2 3 4 5 6\n" in models["nicotinamide-ring"][0].read_text()
     assert "vector 3 normal 2 4 2 6 sign_invariant\n" in models["nicotinamide-ring"][0].read_text()
+    # the JSON form of datasets' manifests and SF checkpoints keeps the geometry
+    import json
+
+    from molenv.descriptors import descriptor_set_from_dict, descriptor_set_to_dict
+
+    for _, model in models.values():
+        d = model.descriptors
+        assert descriptor_set_from_dict(json.loads(json.dumps(descriptor_set_to_dict(d)))) == d
     # a model of the shipped geometry is still written as version 1, byte for byte
     original = REGTEST / "rt-forces" / "softmax.molenv"
     assert write_model(read_model(original), models["urea-sign-invariant"][0].parent / "v1.molenv").read_bytes() == original.read_bytes()
@@ -356,3 +364,21 @@ def test_swapping_equivalent_atoms_changes_nothing(tmp_path, models, kind):
         assert np.array_equal(rows[:n], rows[n:]), table
     colvar = run.read_table("colvar")[1][:, 1:]
     assert np.array_equal(colvar[0], colvar[1])
+
+
+def test_plane_normal_of_parallel_vectors_is_refused(tmp_path, models):
+    """A normal of two parallel vectors has no direction: both sides stop with a message."""
+    from molenv.descriptors import DescriptorError
+
+    path, model = models["nicotinamide-ring"]
+    frame = FRAMES["nicotinamide-ring"]["orthorhombic"]
+    positions = frame.positions.copy()
+    c3, n1, c5 = frame.molecules[4, [0, 2, 4]]  # vector 2 is (N1 - C3) x (C5 - C3)
+    positions[n1] = positions[c5]  # the same two arms, exactly parallel
+    bad = frame.replace(positions=positions)
+    with pytest.raises(DescriptorError, match=r"vector 2 \(1, 3, 1, 5\) of molecule 4 has zero length \(a plane normal of parallel vectors\)"):
+        compute_descriptors(bad, model.descriptors)
+    run = run_driver(tmp_path, head(f"c: MOLENV_CLASSIFY MODEL=model.molenv MOLECULES=1-{frame.n_atoms}\nPRINT ARG=c.nmol FILE=colvar\n"), ARGS,
+                     {"traj.xyz": xyz_text([positions], [matrix_of(frame)]), "model.molenv": path})
+    assert run.returncode != 0
+    assert "molecule 5 has an intramolecular vector of zero length (two atoms coincide, or a plane normal's two vectors are parallel)" in run.output
