@@ -2,8 +2,17 @@
 
 Sources are trajectories of one kind of molecule, each with a polymorph label (a crystal
 form, or melt), a temperature, a system kind (crystal, melt, cluster) and a split. They
-come from the manifest that `molenv simulate` / data/generate.py writes
-(`sources_from_manifest`) or are given one by one (`Source`).
+come from the manifest that data/generate.py writes (`sources_from_manifest`), from the run
+directories of `molenv simulate` (`source_from_run`: trajectory, topology, molecule,
+label, temperature and system from the run's record) or are given one by one (`Source`).
+Every source needs a name of its own: it names the source's file in the dataset
+(`source_name` gives the default one).
+
+Checks before any descriptor is computed, each naming the source and its file: every
+periodic frame's box must be wide enough for the spec's descriptor cutoff (smallest
+perpendicular height of the reduced cell > 2 rmax: the minimum image); a source labelled
+melt must have melted (`molenv.order.check_melt`: no frame with crystal-like orientational
+order, molecule centres that diffuse over the trajectory; ``melt_check=False`` skips it).
 
 Labels of every molecule of every frame:
 
@@ -58,7 +67,7 @@ from molenv.descriptors import descriptor_set_to_dict
 from molenv.spec import MoleculeSpec, load_spec
 from molenv.topology import TOPOLOGY_NAMES, TopologyRule
 
-__all__ = ["Source", "sources_from_manifest", "assign_splits", "label_frame", "featurize"]
+__all__ = ["Source", "source_name", "source_from_run", "sources_from_manifest", "assign_splits", "label_frame", "featurize"]
 
 SYSTEMS = ("crystal", "melt", "cluster")
 TRAIN, VAL, TEST = (SPLITS.index(s) for s in ("train", "val", "test"))
@@ -82,7 +91,60 @@ class Source:
     system: str | None = None
     split: str | None = None
     reader: dict = field(default_factory=dict)
-    origin: dict = field(default_factory=dict)  # provenance from the simulate manifest
+    origin: dict = field(default_factory=dict)  # provenance from the simulate manifest or run directory
+    molecule: str | None = None  # the spec the run was made with (name or path), where known
+
+
+def source_name(trajectory: str | Path) -> str:
+    """The default name of a source: the run directory's name for a run directory or the
+    trajectory of one (``runs/urea-I-100K/trajectory.xtc`` -> ``urea-I-100K``: every run's
+    trajectory has the same file name), else the file name without its extensions."""
+    path = Path(trajectory)
+    if path.is_dir() or (path.parent / "run.json").is_file():
+        return (path if path.is_dir() else path.parent).resolve().name
+    return path.name.split(".")[0]
+
+
+# `molenv simulate` modes -> the system kind of their frames (an interface holds two forms)
+_RUN_SYSTEMS = {"crystal": "crystal", "melt": "melt", "cluster": "cluster", "system": None}
+
+
+def source_from_run(directory: str | Path) -> Source:
+    """The source of a finished `molenv simulate` run directory, from its record (run.json):
+    trajectory.xtc and topology.pdb, the molecule spec, the label (the run's ``--label``;
+    ``melt`` for a melt), the production temperature, the system kind (crystal / melt /
+    cluster; `system` runs: cluster without a box, else from the label) and the run
+    directory's name. A field the run does not record (a crystal run without ``--label``)
+    is None, for the caller to give."""
+    from molenv.simulate.md import RunDirectory
+
+    run = RunDirectory(directory)
+    if not run.path.is_dir():
+        raise DatasetError(f"{run.path}: run directory not found")
+    if not run.exists():
+        raise DatasetError(f"{run.path}: not a `molenv simulate` run directory (no run.json)")
+    try:
+        meta = run.load()
+        mode = meta["request"]["mode"]
+        stages = meta["stages"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise DatasetError(f"{run.file('run.json')}: not the record of a `molenv simulate` run ({err})") from None
+    progress = run.progress() or {}
+    trajectory, topology = run.file("trajectory.xtc"), run.file("topology.pdb")
+    if not progress.get("done") or not trajectory.is_file() or not topology.is_file():
+        raise DatasetError(f"{run.path}: the run has not finished (no trajectory.xtc yet); run its command again to finish it: "
+                           f"{meta.get('command', 'molenv simulate ...')}")
+    if mode not in _RUN_SYSTEMS:
+        raise DatasetError(f"{run.path}: a `molenv simulate {mode}` run holds {'two crystal forms' if mode == 'interface' else 'no frames'}, "
+                           "not frames of one label; featurize crystal, melt, cluster or system runs")
+    system = meta.get("system") or {}
+    production = next((st for st in stages if st.get("name") == "production"), stages[-1])
+    label = meta.get("label") or ("melt" if mode == "melt" else None)
+    kind = _RUN_SYSTEMS[mode] if mode != "system" or system.get("dimensions") is not None else "cluster"
+    force_field = (system.get("forcefield") or {}).get("description")
+    return Source(name=source_name(run.path), trajectory=trajectory, label=label, temperature=production.get("temperature"), topology=topology,
+                  system=kind, origin={"run": str(run.path), "command": meta.get("command"), "force_field": force_field},
+                  molecule=system.get("molecule_spec") or meta["request"].get("molecule"))
 
 
 def sources_from_manifest(path: str | Path, molecule: str | None = None, names: list[str] | None = None) -> list[Source]:
@@ -219,6 +281,58 @@ def _safe_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
+def _check_names(sources: list[Source]) -> None:
+    """Every source its own name (and data file): a clash names both sources."""
+    seen: dict[str, Source] = {}
+    for s in sources:
+        key = _safe_name(s.name)
+        if key in seen:
+            other = seen[key]
+            clash = (f"sources {other.trajectory} and {s.trajectory} are both named {s.name!r}" if other.name == s.name else
+                     f"sources {other.trajectory} (named {other.name!r}) and {s.trajectory} (named {s.name!r}) would both be stored as {key}.npz")
+            raise DatasetError(f"{clash}: give each a name of its own (--name, once per --trajectory; run directories are named after "
+                               "their directory)")
+        seen[key] = s
+
+
+def _check_boxes(source: Source, traj, spec: MoleculeSpec) -> None:
+    """Every periodic frame wide enough for the descriptor cutoff: DatasetError naming the
+    file, the frame and the height against the one required, before anything is computed."""
+    from molenv.frames import box_matrix, perpendicular_heights, reduced_basis
+
+    need = 2 * spec.rmax
+    for index, frame in zip(traj.frame_indices, traj):
+        if frame.box is None:
+            continue
+        heights = perpendicular_heights(reduced_basis(box_matrix(frame.box)))
+        if not heights.min() > need:
+            raise DatasetError(
+                f"source {source.name}: {source.trajectory} frame {index} (t = {frame.time:g} ps): the box's smallest perpendicular height "
+                f"is {heights.min():.2f} A (heights {', '.join(f'{h:.2f}' for h in heights)} A), but the {spec.name} descriptors need more than "
+                f"{need:g} A (twice the cutoff rmax {spec.rmax:g} A, for one minimum image); simulate a larger supercell "
+                f"(molenv simulate --min-height or --repeats) or leave such frames out (--start/--stop)")
+
+
+def _check_melt(source: Source, spec: MoleculeSpec) -> dict:
+    """`molenv.order.check_melt` on the whole trajectory of a source labelled melt (every
+    frame, whatever --start/--stop/--step select: the frames used may be too few or too close
+    in time to see the molecules move); DatasetError if it has not melted."""
+    from molenv.order import check_melt
+    from molenv.trajectory import Trajectory
+
+    reader = {k: v for k, v in source.reader.items() if k not in ("start", "stop", "step")}
+    whole = Trajectory(source.trajectory, spec, topology=source.topology, periodic=source.system != "cluster", **reader)
+    try:
+        check = check_melt(whole, spec.vectors, spec.centre)
+    except ValueError as err:
+        raise DatasetError(f"source {source.name}: {source.trajectory} is labelled melt, but the melt check cannot tell: {err}") from None
+    if not check.melted:
+        raise DatasetError(f"source {source.name}: {source.trajectory} is labelled {source.label} but has not melted: "
+                           f"{'; '.join(check.failures())}. Melt it longer or hotter (molenv simulate melt --melt-time, --melt-temperature), "
+                           "label it as what it is, or skip the check (--no-melt-check) if it is meant to be so (docs/simulate.md, 'The melt check')")
+    return check.as_dict()
+
+
 def _dataset_files(directory: Path) -> set[str] | None:
     """Names of the files of the dataset in `directory` (its manifest and source files),
     None if it holds no dataset manifest."""
@@ -307,14 +421,17 @@ def featurize(
     progress: bool = True,
     overwrite: bool = False,
     command: str | None = None,
+    melt_check: bool = True,
     log=print,
 ) -> Dataset:
     """Label, split and featurize `sources` into the dataset directory `out`; returns it opened.
 
     ``workers`` > 1 computes descriptors of several frames in parallel (processes).
-    Raises DatasetError (naming the file and problem) for an empty dataset, a training
-    split with a single class, unknown class names, an existing dataset (unless
-    ``overwrite``); trajectory problems raise `molenv.trajectory.TrajectoryError`.
+    Raises DatasetError (naming the file and problem) for an empty dataset, a source
+    without a label, two sources of one name, a training split with a single class, unknown
+    class names, an existing dataset (unless ``overwrite``), a periodic frame narrower than
+    twice the descriptor cutoff, a source labelled melt that has not melted (unless
+    ``melt_check`` is False); trajectory problems raise `molenv.trajectory.TrajectoryError`.
     """
     spec = spec if isinstance(spec, MoleculeSpec) else load_spec(spec)
     out = Path(out)
@@ -329,10 +446,12 @@ def featurize(
         kept.append(s)
     if not kept:
         raise DatasetError("empty dataset: no source trajectories (after skipping those not meant for training or testing)")
-    names = [s.name for s in kept]
-    dupes = [n for n, c in Counter(map(_safe_name, names)).items() if c > 1]
-    if dupes:
-        raise DatasetError(f"source names must be unique, got {', '.join(dupes)} more than once")
+    unlabelled = [s for s in kept if not s.label]
+    if unlabelled:
+        s = unlabelled[0]
+        raise DatasetError(f"source {s.name} ({s.trajectory}) has no label: give its polymorph (featurize --label, e.g. I; "
+                           "a run directory takes it from `molenv simulate ... --label`)")
+    _check_names(kept)
     labels = list(dict.fromkeys(s.label for s in kept))
     if classes is None:
         classes = labels
@@ -346,6 +465,11 @@ def featurize(
         raise DatasetError(f"class names must match [A-Za-z0-9_]+ (they become PLUMED component names), got {', '.join(bad)}")
 
     trajectories = [_resolve(s, spec) for s in kept]
+    melt_checks = {}
+    for s, traj in zip(kept, trajectories):
+        _check_boxes(s, traj, spec)
+        if melt_check and (s.label.lower() == "melt" or s.system == "melt"):
+            melt_checks[s.name] = _check_melt(s, spec)
     codes = assign_splits(kept, [len(t) for t in trajectories], mode=split_mode, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, train_temperature=train_temperature)
     train_classes = sorted({s.label for s, c in zip(kept, codes) if (c == TRAIN).any()})
     if len(train_classes) == 1:
@@ -359,14 +483,14 @@ def featurize(
     os.chmod(out, 0o777 & ~umask)  # mkdtemp makes it private; the dataset gets the usual permissions
     try:
         return _write(kept, trajectories, codes, classes, spec, out, final, overwrite, split_mode, val_fraction, test_fraction, seed,
-                      train_temperature, topology_rule, workers, progress, command)
+                      train_temperature, topology_rule, workers, progress, command, melt_checks)
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)
         raise
 
 
 def _write(kept, trajectories, codes, classes, spec, out: Path, final: Path, overwrite: bool, split_mode, val_fraction, test_fraction, seed,
-           train_temperature, topology_rule, workers, progress, command) -> Dataset:
+           train_temperature, topology_rule, workers, progress, command, melt_checks) -> Dataset:
     """Featurize into the new directory `out`, then move it to `final`."""
     from tqdm import tqdm
 
@@ -434,7 +558,7 @@ def _write(kept, trajectories, codes, classes, spec, out: Path, final: Path, ove
                         "reader": {k: v for k, v in source.reader.items()} | {"atom_order": traj.atom_order, "molecules": traj.molecules_from},
                         "surface_molecules": int(topology.sum()),
                         "simulation": source.origin,
-                    }
+                    } | ({"melt_check": melt_checks[source.name]} if source.name in melt_checks else {})
                 )
     finally:
         if pool is not None:

@@ -20,7 +20,7 @@ e.g. urea's C -> O and N1 -> N2, nicotinamide's ring C6 -> C3 and amide C7 -> N7
   the first frame, A^2, per frame: centres unwrapped frame to frame (minimum image of each
   step, so frames must be closer in time than a molecule takes to cross half the box), the
   drift of the centre of all centres removed and, without a box, the overall rotation.
-- `density(frame)`: g/cm3 (standard atomic masses).
+- `density(frame)`: g/cm3 (gemmi's standard atomic weights).
 
 `check_melt(frames, vectors, centre_atom)` applies them to a trajectory labelled melt: no
 frame may have crystal-like orientational order (`aligned_fraction` at most
@@ -152,11 +152,10 @@ def density(frame: MolecularFrame) -> float | None:
     """Mass density of a periodic frame, g/cm3 (None without a box)."""
     if frame.box is None:
         return None
-    from molenv.trajectory import symbol_tables
+    import gemmi
 
-    symbols, masses = symbol_tables()
-    mass_of = {z: masses[s] for s, z in symbols.items() if s in masses}
-    mass = sum(mass_of[int(z)] for z in frame.atomic_numbers)  # g/mol
+    numbers, counts = np.unique(frame.atomic_numbers, return_counts=True)
+    mass = sum(gemmi.Element(int(z)).weight * c for z, c in zip(numbers, counts))  # g/mol
     return mass / abs(np.linalg.det(box_matrix(frame.box))) / 0.602214076  # g/mol / A^3 -> g/cm3
 
 

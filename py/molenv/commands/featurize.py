@@ -5,12 +5,22 @@ cold crystals and the melt, test on warmer crystals and held-out melt frames):
 
   molenv featurize --manifest data/manifest.json --molecule urea --out datasets/urea
 
-or from trajectories given one by one (--label/--temperature/--split/--topology/--system
-once for all, or once per --trajectory, in the same order):
+or from the run directories of `molenv simulate` (each run's record gives its trajectory,
+topology, molecule, label, temperature and system kind; the source is named after the
+directory):
+
+  molenv featurize --source runs/urea-I-100K --source runs/urea-IV-100K --source runs/urea-melt-350K --out ds
+
+or from trajectories given one by one (--label/--temperature/--split/--topology/--system/
+--name once for all, or once per --trajectory, in the same order; for a run directory
+they override its record):
 
   molenv featurize --molecule urea --out ds \\
       --trajectory I.xtc --topology I.pdb --label I --temperature 100 \\
       --trajectory melt.xtc --topology melt.pdb --label melt --temperature 350
+
+A source labelled melt must have melted (molenv.order.check_melt; --no-melt-check skips
+it), and every periodic frame must be wider than twice the descriptor cutoff.
 
 Every molecule gets a polymorph label (its source's) and a topology label (surface if
 fewer than --cn-threshold molecule centres lie within the frame's molecule radius +
@@ -29,15 +39,24 @@ def add_arguments(parser):
     src = parser.add_argument_group("sources")
     src.add_argument("--manifest", help="manifest of `molenv simulate` trajectories (data/manifest.json)")
     src.add_argument("--only", nargs="+", metavar="PATTERN", help="with --manifest: only trajectories whose names match these shell patterns")
-    src.add_argument("--trajectory", action="append", default=[], help="a trajectory file (repeat for several sources)")
+    src.add_argument("--trajectory", "--source", dest="trajectory", action="append", default=[], metavar="FILE|RUNDIR",
+                     help="a trajectory file, or a `molenv simulate` run directory (its record gives trajectory, topology, molecule, label, "
+                          "temperature and system); repeat for several sources")
     src.add_argument("--topology", action="append", default=[], help="its topology (PDB, GRO, LAMMPS data...), if the trajectory has none")
-    src.add_argument("--label", action="append", default=[], help="its polymorph label (class name, e.g. I, IV, melt)")
-    src.add_argument("--temperature", action="append", default=[], type=positive_float, help="its temperature in K (decides the split when --split is not given)")
+    src.add_argument("--label", action="append", default=[], help="its polymorph label (class name, e.g. I, IV, melt; a run directory: "
+                     "default the run's --label, melt for a melt)")
+    src.add_argument("--temperature", action="append", default=[], type=positive_float, help="its temperature in K (decides the split when "
+                     "--split is not given; a run directory: default its production temperature)")
     src.add_argument("--split", action="append", default=[], choices=["train", "val", "test"], help="its split (default: from the temperature)")
-    src.add_argument("--system", action="append", default=[], choices=["crystal", "melt", "cluster"], help="its system kind (default: cluster without a box, melt for label melt, else crystal)")
-    src.add_argument("--name", action="append", default=[], help="its source name (default: the file name without extension)")
+    src.add_argument("--system", action="append", default=[], choices=["crystal", "melt", "cluster"], help="its system kind (default: the run's; "
+                     "cluster without a box, melt for label melt, else crystal)")
+    src.add_argument("--name", action="append", default=[], help="its source name (default: the run directory's name for a run directory "
+                     "or its trajectory.xtc, else the file name without extension); names must differ")
+    src.add_argument("--no-melt-check", action="store_true", help="do not check that sources labelled melt have melted (docs/simulate.md, "
+                     "'The melt check')")
     src.add_argument("--type-elements", help="LAMMPS numeric types to elements, e.g. 1:H,2:O,3:C,4:N (or a LAMMPS data file)")
-    parser.add_argument("--molecule", required=True, help="molecule spec: a shipped name (urea, nicotinamide) or a .toml file")
+    parser.add_argument("--molecule", help="molecule spec: a shipped name (urea, nicotinamide) or a .toml file (default: the spec of the "
+                        "run directories, when every source is one)")
     parser.add_argument("--out", required=True, help="dataset directory to write")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
     add_frame_arguments(parser.add_argument_group("frames (of each trajectory)"))
@@ -69,26 +88,48 @@ def _per_source(values: list, n: int, flag: str) -> list:
 
 
 def _explicit_sources(args):
+    """The sources of --trajectory (files or run directories), each with the per-source
+    options given for it; an option overrides what a run directory records."""
     from pathlib import Path
 
     from molenv.cli import CommandError
-    from molenv.featurize import Source
+    from molenv.featurize import Source, source_from_run, source_name
 
     n = len(args.trajectory)
-    labels = _per_source(args.label, n, "--label")
-    if None in labels:
-        raise CommandError("each --trajectory needs a --label (its polymorph, e.g. I or melt)")
-    names = _per_source(args.name, n, "--name") if args.name else [Path(t).name.split(".")[0] for t in args.trajectory]
-    columns = zip(
-        names,
-        args.trajectory,
-        labels,
-        _per_source(args.temperature, n, "--temperature"),
-        _per_source(args.topology, n, "--topology"),
-        _per_source(args.system, n, "--system"),
-        _per_source(args.split, n, "--split"),
-    )
-    return [Source(name, Path(t), label, temp, Path(top) if top else None, system, split) for name, t, label, temp, top, system, split in columns]
+    columns = {
+        "label": _per_source(args.label, n, "--label"),
+        "temperature": _per_source(args.temperature, n, "--temperature"),
+        "topology": [Path(t) if t else None for t in _per_source(args.topology, n, "--topology")],
+        "system": _per_source(args.system, n, "--system"),
+        "split": _per_source(args.split, n, "--split"),
+        "name": _per_source(args.name, n, "--name"),
+    }
+    sources = []
+    for k, given in enumerate(args.trajectory):
+        path = Path(given)
+        source = source_from_run(path) if path.is_dir() else Source(source_name(path), path, None)
+        for key, values in columns.items():
+            if values[k] is not None:
+                setattr(source, key, values[k])
+        if source.label is None:
+            where = f"the run {path} records none (molenv simulate ... --label NAME)" if path.is_dir() else "e.g. I or melt"
+            raise CommandError(f"--trajectory {given} needs a --label (its polymorph; {where})")
+        sources.append(source)
+    return sources
+
+
+def _molecule(args, sources) -> str:
+    """--molecule, or the spec every run directory was made with."""
+    from molenv.cli import CommandError
+
+    recorded = {s.molecule for s in sources}
+    if args.molecule:
+        return args.molecule
+    if None in recorded:
+        raise CommandError("give --molecule (the molecule spec): not every source is a `molenv simulate` run directory")
+    if len(recorded) > 1:
+        raise CommandError(f"the run directories hold different molecules ({', '.join(sorted(recorded))}): featurize one molecule at a time")
+    return recorded.pop()
 
 
 def run(args):
@@ -99,18 +140,21 @@ def run(args):
     from molenv.spec import load_spec
     from molenv.topology import TopologyRule
 
-    spec = load_spec(args.molecule)
     if bool(args.manifest) == bool(args.trajectory):
-        raise CommandError("give either --manifest or one or more --trajectory")
+        raise CommandError("give either --manifest or one or more --trajectory/--source")
     if args.manifest:
         for flag in ("topology", "label", "temperature", "split", "system", "name"):
             if getattr(args, flag):
                 raise CommandError(f"--{flag} describes a --trajectory; with --manifest the manifest gives it")
+        if not args.molecule:
+            raise CommandError("--manifest needs --molecule (the molecule spec)")
+        spec = load_spec(args.molecule)
         sources = sources_from_manifest(args.manifest, spec.name, args.only)
     else:
         if args.only:
             raise CommandError("--only selects manifest trajectories; use it with --manifest")
         sources = _explicit_sources(args)
+        spec = load_spec(_molecule(args, sources))
     reader = {k: getattr(args, k) for k in ("start", "stop", "step") if getattr(args, k) is not None}
     if args.type_elements:
         reader["type_elements"] = args.type_elements
@@ -131,6 +175,7 @@ def run(args):
         workers=args.workers,
         progress=not args.no_progress,
         overwrite=args.overwrite,
+        melt_check=not args.no_melt_check,
         command=shlex.join(getattr(args, "command_line", None) or []) or None,
     )
     print(dataset.summary())

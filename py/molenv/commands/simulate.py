@@ -13,7 +13,13 @@ GAFF/GAFF2 + AM1-BCC with AmberTools (cached per molecule) or your own mol2/frcm
 on the CPU; frames in <out>/trajectory.xtc with <out>/topology.pdb (residue = molecule,
 atoms in spec order). Running the same command again resumes an interrupted run from its
 last checkpoint. `--plumed` biases the production (or `--plumed-stages`) with a PLUMED input
-through an openmm.PythonForce; PLUMED's files are in <out>/plumed/. Full documentation:
+through an openmm.PythonForce; PLUMED's files are in <out>/plumed/.
+
+The run directory is a source of `molenv featurize` as it is (`--source <out>`): run.json
+records the molecule, the label (`--label`, melt for a melt), the temperature and the
+system. Crystal supercells are built 5 % above twice the cutoff (a barostat shrinks them),
+and a run whose box falls below twice the descriptor cutoff stops, naming the run. A melt is
+checked to have melted when it ends (molenv.order; `--no-melt-check`). Full documentation:
 docs/simulate.md."""
 from __future__ import annotations
 
@@ -98,6 +104,12 @@ def _add_md(p, mode):
     r.add_argument("--threads", type=thread_count("--threads"), help="OpenMM CPU threads (default: OPENMM_CPU_THREADS or all cores)")
     r.add_argument("--platform", default="CPU", help="OpenMM platform (default CPU)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    if mode in ("crystal", "cluster", "system"):
+        r.add_argument("--label", metavar="NAME", help="polymorph label of the frames for `molenv featurize --source <out>`, e.g. I "
+                       "(recorded in run.json; not part of the run's settings, so it may be given or changed when the command is run again)")
+    if mode == "melt":
+        r.add_argument("--no-melt-check", action="store_true", help="do not check at the end that the melt has melted (orientational order "
+                       "and mobility, docs/simulate.md 'The melt check'; e.g. for a deliberately short test run)")
 
 
 def add_arguments(parser):
@@ -120,7 +132,9 @@ def add_arguments(parser):
             continue
         _add_structure(p)
         g = p.add_argument_group("system")
-        g.add_argument("--min-height", type=positive_float, default=20.0, metavar="A", help="minimum perpendicular height of the supercell, A (default 20)")
+        g.add_argument("--min-height", type=positive_float, default=20.0, metavar="A",
+                       help="minimum perpendicular height of the supercell, A (default 20; crystal and melt: raised to 5 %% above twice the "
+                            "larger of --cutoff and the spec's descriptor cutoff rmax, e.g. 21 for urea, so that the barostat cannot shrink the box below it)")
         if mode == "melt":
             g.add_argument("--melt-temperature", type=positive_float, default=800.0, metavar="K", help="melting temperature, K (default 800)")
             g.add_argument("--melt-ensemble", choices=("npt", "nvt"), default="npt",
@@ -176,7 +190,15 @@ def _build(args, spec):
         return file_system(spec, args.structure, name_map=parse_pairs(args.name_map, "--name-map") or None,
                            type_elements=args.type_elements, periodic=not args.no_pbc, frame=args.frame)
     if args.mode in ("crystal", "melt"):
-        system = crystal_system(spec, args.structure, args.min_height, args.repeats, args.symmetrise)
+        from molenv.simulate.systems import supercell_height
+
+        height = supercell_height(spec, getattr(args, "cutoff", 9.0), args.min_height)
+        if args.repeats is None and height > args.min_height:
+            print(f"molenv: note: supercell built to a perpendicular height of {height:g} A, not --min-height {args.min_height:g}: "
+                  f"5 % above twice the cutoff, room for the barostat (docs/simulate.md)")
+        system = crystal_system(spec, args.structure, height, args.repeats, args.symmetrise)
+        if args.repeats is None:
+            system.info["min_height_built"] = height
         if getattr(args, "density", None) is not None:
             from molenv.simulate.systems import at_density
 
@@ -335,7 +357,11 @@ def run(args):
         return 0
     system = _build(args, spec)  # fails early on bad structures
     cutoff = getattr(args, "cutoff", 9.0)
-    system.check_box(cutoff)
+    warning = system.check_box(cutoff)
+    if warning:
+        import sys
+
+        print(f"molenv: warning: {warning}", file=sys.stderr)
     barostat = _barostat(args, system)
     settings = _md_settings(args, barostat)
     stages = _stages(args, npt=barostat is not None)
@@ -344,7 +370,8 @@ def run(args):
         ff = _forcefield(args, spec)
         system.prepare(ff, directory)
         vectors = system.box_vectors()
-        return {"description": system.description, "n_molecules": system.n_molecules, "n_atoms": system.n_atoms,
+        return {"description": system.description, "molecule_spec": _spec_reference(args.molecule, spec), "n_molecules": system.n_molecules,
+                "n_atoms": system.n_atoms,
                 "groups": system.groups, "dimensions": None if system.dimensions is None else system.dimensions.round(4).tolist(),
                 "box_vectors": None if vectors is None else vectors.tolist(), "info": system.info,
                 "forcefield": {"description": ff.describe(), "atom_types": ff.atom_types, "resname": ff.resname} | {
@@ -352,9 +379,51 @@ def run(args):
                 "barostat": barostat}
 
     runtime = md.Runtime(platform=args.platform, threads=args.threads or 0, progress=not args.no_progress)  # 0: OpenMM's default
+    box_check = None
+    if system.dimensions is not None:
+        box_check = md.BoxCheck(2 * spec.rmax, f"twice the {spec.name} descriptor cutoff rmax ({spec.rmax:g} A)")
+    label = "melt" if args.mode == "melt" else getattr(args, "label", None)
     summary = md.run(args.out, _request(args, spec), setup, stages, settings, runtime, overwrite=args.overwrite, command=command_line(args),
-                     plumed=plumed)
+                     plumed=plumed, box_check=box_check, metadata={"label": label} if label else None)
     print(f"{args.out}: {summary['n_frames']} frames in {Path(args.out) / 'trajectory.xtc'} (MD wall time {summary['wall_s']:.0f} s)")
     if plumed is not None:
         print(f"{args.out}: PLUMED files in {Path(args.out) / 'plumed'}: {', '.join(summary['plumed']['files'])}")
+    if args.mode == "melt" and not args.no_melt_check:
+        _check_melt(Path(args.out), spec, system)
     return 0
+
+
+def _spec_reference(given: str, spec) -> str:
+    """How `molenv featurize` finds the run's spec again: a spec file's absolute path, else
+    the shipped spec's name."""
+    path = Path(given)
+    return str(path.resolve()) if path.suffix == ".toml" and path.is_file() else spec.name
+
+
+def _check_melt(out: Path, spec, system) -> None:
+    """`molenv.order.check_melt` on the finished melt's production frames: recorded in
+    summary.json (``melt_check``) and run.log; SimulationError if it has not melted."""
+    import json
+    import time
+
+    from molenv.order import check_melt
+    from molenv.simulate import SimulationError
+    from molenv.simulate.md import _write_json
+    from molenv.simulate.systems import density
+    from molenv.trajectory import Trajectory
+
+    traj = Trajectory(out / "trajectory.xtc", spec, topology=out / "topology.pdb")
+    if len(traj) < 2:
+        raise SimulationError(f"{out}: the melt check needs two production frames or more, the run has {len(traj)}: record more "
+                              "(--production, --frame-interval) or skip the check (--no-melt-check)")
+    crystal = density(system) * system.info.get("expanded_by", 1.0) ** 3  # the crystal before any --density expansion
+    check = check_melt(traj, spec.vectors, spec.centre, crystal_density=crystal)
+    summary_path = out / "summary.json"
+    _write_json(summary_path, json.loads(summary_path.read_text()) | {"melt_check": check.as_dict()})
+    with open(out / "run.log", "a") as log:
+        log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} melt check: {check.describe()}\n")
+    print(f"{out}: melt check: {check.describe()}")
+    if not check.melted:
+        raise SimulationError(f"{out}: the melt has not melted: {'; '.join(check.failures())}. Its frames are kept, but `molenv featurize` "
+                              "refuses them as melt: melt longer or hotter (--melt-time, --melt-temperature; with --overwrite), or skip the "
+                              "check (--no-melt-check) for a run that is not meant to melt (docs/simulate.md, 'The melt check')")

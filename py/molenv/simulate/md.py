@@ -30,6 +30,11 @@ not bitwise, the continuation.
 A PLUMED input (`molenv.plumed.openmm_bridge.PlumedOptions`) biases the stages it names
 through an `openmm.PythonForce` (units, barostat, checkpoints and resume: see
 `molenv.plumed.openmm_bridge`).
+
+A `BoxCheck` stops a periodic run whose box a barostat has shrunk below a smallest
+perpendicular height (twice the spec's descriptor cutoff: frames of a narrower box cannot be
+featurized): checked when a stage that records frames starts (after equilibration) and at
+every frame.
 """
 from __future__ import annotations
 
@@ -141,6 +146,25 @@ class MDSettings:
 
 
 @dataclass
+class BoxCheck:
+    """The smallest perpendicular height (of the reduced cell, A) a periodic run's box must
+    keep in the stages that record frames, and why (for the message)."""
+
+    height: float
+    reason: str  # e.g. "twice the urea descriptor cutoff rmax (10 A)"
+
+    def check(self, dimensions, where: str, run: Path) -> None:
+        from molenv.frames import box_matrix, perpendicular_heights, reduced_basis
+
+        heights = perpendicular_heights(reduced_basis(box_matrix(np.asarray(dimensions, dtype=np.float64))))
+        if not heights.min() >= self.height:
+            raise SimulationError(
+                f"{run}: {where} the box's smallest perpendicular height is {heights.min():.2f} A (heights "
+                f"{', '.join(f'{h:.2f}' for h in heights)} A), below {self.reason}, {self.height:g} A: the barostat shrank it, and frames of "
+                f"this box cannot be featurized; build the system larger (a larger --min-height or more --repeats, with --overwrite)")
+
+
+@dataclass
 class Runtime:
     """How to run (not part of the request: may change between resumes)."""
 
@@ -224,14 +248,17 @@ def _check_plumed_stages(plumed, stages: list[Stage]) -> None:
 
 
 def run(out: str | Path, request: dict, setup, stages: list[Stage], settings: MDSettings, runtime: Runtime | None = None,
-        overwrite: bool = False, command: str = "", plumed=None) -> dict:
+        overwrite: bool = False, command: str = "", plumed=None, box_check: BoxCheck | None = None, metadata: dict | None = None) -> dict:
     """Run (or resume, or report as complete) the simulation in directory ``out``.
 
     ``request`` describes what was asked (inputs and options); a run directory made with
     a different request is refused unless ``overwrite``. ``setup(directory) -> dict`` builds
     ``system.pdb`` and ``system.prmtop`` there and returns a summary of the system; it is
     called only for a new run. ``plumed`` (`molenv.plumed.openmm_bridge.PlumedOptions`):
-    a PLUMED bias in the stages it names. Returns the summary (``summary.json``).
+    a PLUMED bias in the stages it names. ``box_check``: stop a periodic run whose box falls
+    below its height in the stages that record frames. ``metadata``: entries of run.json
+    outside the request (e.g. the label of the frames), written or updated on every call.
+    Returns the summary (``summary.json``).
 
     The run directory is locked for the call (`molenv.runlock`): while one process runs
     in it, another call on it raises `molenv.runlock.DirectoryLocked` naming the holder."""
@@ -258,7 +285,7 @@ def run(out: str | Path, request: dict, setup, stages: list[Stage], settings: MD
     try:
         with DirectoryLock(rd.path, command=command or None, what="run directory"):
             try:
-                return _run_locked(rd, plan, setup, stages, settings, runtime, overwrite, command, plumed)
+                return _run_locked(rd, plan, setup, stages, settings, runtime, overwrite, command, plumed, box_check, metadata or {})
             except BaseException:
                 remove = created
                 raise
@@ -268,7 +295,7 @@ def run(out: str | Path, request: dict, setup, stages: list[Stage], settings: MD
 
 
 def _run_locked(rd: RunDirectory, plan: dict, setup, stages: list[Stage], settings: MDSettings, runtime: Runtime,
-                overwrite: bool, command: str, plumed) -> dict:
+                overwrite: bool, command: str, plumed, box_check: BoxCheck | None, metadata: dict) -> dict:
     """`run` once the run directory is locked."""
     if rd.exists():
         old = rd.load()
@@ -289,9 +316,11 @@ def _run_locked(rd: RunDirectory, plan: dict, setup, stages: list[Stage], settin
             rd.clear()
             raise
         record = plan | {"system": system_info, "command": command, "setup_wall_s": round(time.perf_counter() - t0, 2),
-                         "created": time.strftime("%Y-%m-%d %H:%M:%S"), "host": platform.node()}
+                         "created": time.strftime("%Y-%m-%d %H:%M:%S"), "host": platform.node()} | metadata
         _write_json(rd.file("run.json"), record)
-    return _Runner(rd, stages, settings, runtime, plumed).execute()
+    elif metadata and any(rd.load().get(k) != v for k, v in metadata.items()):
+        _write_json(rd.file("run.json"), rd.load() | metadata)
+    return _Runner(rd, stages, settings, runtime, plumed, box_check).execute()
 
 
 def _setup_plumed(rd: RunDirectory, plumed, stages: list[Stage], settings: MDSettings, system_info: dict) -> None:
@@ -306,9 +335,10 @@ def _setup_plumed(rd: RunDirectory, plumed, stages: list[Stage], settings: MDSet
 
 
 class _Runner:
-    def __init__(self, rd: RunDirectory, stages: list[Stage], settings: MDSettings, runtime: Runtime, plumed=None):
+    def __init__(self, rd: RunDirectory, stages: list[Stage], settings: MDSettings, runtime: Runtime, plumed=None, box_check: BoxCheck | None = None):
         self.rd, self.stages, self.settings, self.runtime = rd, stages, settings, runtime
         self.plumed = plumed
+        self.box_check = box_check
         self.bias = None  # the PlumedBias while biased stages run
         self.meta = rd.load()
         self.periodic = self.meta["system"].get("box_vectors") is not None
@@ -470,6 +500,13 @@ class _Runner:
         dims = dimensions_from_vectors(state.getPeriodicBoxVectors().value_in_unit(unit.angstrom)) if self.periodic else np.zeros(6)
         return pos, dims, state.getTime().value_in_unit(unit.picosecond)
 
+    def _check_box(self, dimensions, where: str) -> None:
+        try:
+            self.box_check.check(dimensions, where, self.rd.path)
+        except SimulationError as err:
+            self.log.info("stopped: %s", err)
+            raise
+
     # -- main loop -----------------------------------------------------------------------
     def execute(self) -> dict:
         try:
@@ -589,6 +626,14 @@ class _Runner:
                 self.log.info("minimised: potential energy %.1f -> %.1f kJ/mol (%.1f s)", e0, e1, time.perf_counter() - t0)
             ctx.setVelocitiesToTemperature(stage.temperature * unit.kelvin, s.seed)
         ramp = stage.temperature_end is not None and stage.temperature_end != stage.temperature
+        if frame_steps and self.periodic and self.box_check is not None:
+            from molenv.crystals import dimensions_from_vectors
+            from openmm import unit as u
+
+            box = dimensions_from_vectors(ctx.getState().getPeriodicBoxVectors().value_in_unit(u.angstrom))
+            now = ctx.getState().getTime().value_in_unit(u.picosecond)
+            self._check_box(box, f"at t = {now:g} ps, as stage {stage.name} {'resumes' if progress['step'] else 'starts'} "
+                                 f"(after {', '.join(st.name for st in self.stages[:i]) or 'the set-up'}),")
         self.log.info("stage %d/%d %s: %.1f ps %s at %s K%s%s", i + 1, len(self.stages), stage.name, stage.time_ps, stage.ensemble.upper(),
                       f"{stage.temperature:g}" + (f" -> {stage.temperature_end:g}" if ramp else ""),
                       f", barostat {s.barostat}" if stage.ensemble == "npt" else "", f", a frame every {stage.frame_interval_ps:g} ps" if frame_steps else "")
@@ -648,6 +693,8 @@ class _Runner:
             step = nxt
             if frame_steps and step % frame_steps == 0:
                 frames.append(self._frame(ctx))
+                if self.periodic and self.box_check is not None:
+                    self._check_box(frames[-1][1], f"in stage {stage.name}, at the frame of t = {frames[-1][2]:g} ps,")
             if step % report_steps == 0 or step == n_steps:
                 now = time.perf_counter()
                 obs = self._observables(ctx.getState(getEnergy=True, groups=groups))
