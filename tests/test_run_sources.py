@@ -191,13 +191,38 @@ def test_supercell_height_keeps_a_margin_for_the_barostat(reference_dir):
 
     urea, nicotinamide = load_spec("urea"), load_spec("nicotinamide")
     assert BAROSTAT_MARGIN == 0.05
-    assert supercell_height(urea, 9.0, 20.0) == 21.0 and supercell_height(urea, 9.0, 25.0) == 25.0
-    assert supercell_height(nicotinamide, 9.0, 20.0) == 20.0  # 2 x 9 x 1.05 = 18.9: the default is enough
-    assert supercell_height(urea, 12.0, 20.0) == pytest.approx(25.2)  # the MD cutoff when it is the larger
+    assert supercell_height(urea, 20.0) == 21.0 and supercell_height(urea, 25.0) == 25.0
+    assert supercell_height(nicotinamide, 20.0) == 20.0  # 2 x 7 x 1.05 = 14.7: the default is enough
     # an asked-for height below twice the cutoff is raised (10 A would build 2 x 2 x 3 cells, too small)
-    system = crystal_system(urea, reference_dir / "urea/formI.cif", supercell_height(urea, 9.0, 10.0))
+    system = crystal_system(urea, reference_dir / "urea/formI.cif", supercell_height(urea, 10.0))
     assert system.info["repeats"] == [4, 4, 5]
     assert system.check_box(9.0) is None  # 22.26 A: more than 5 % above 20 A
     # --repeats are built as asked; a box within 5 % of the height it needs gets a warning
     warning = system.check_box(10.7)
     assert "smallest perpendicular height 22.26 A is less than 5 % above the 21.4 A it needs" in warning
+
+
+def test_a_run_stops_when_its_box_is_below_the_check_height(runs, reference_dir, tmp_path):
+    """The runner's check, when production starts after equilibration: a height above the
+    built box (22.26 A) stops the run before any frame is recorded, naming the run."""
+    from molenv.simulate import SimulationError, md
+    from molenv.simulate.parametrise import parametrise
+    from molenv.simulate.systems import crystal_system
+    from molenv.spec import load_spec
+
+    spec = load_spec("urea")
+    system = crystal_system(spec, reference_dir / "urea/formI.cif", repeats=[4, 4, 5])
+    ff = parametrise(spec, atom_types="gaff", charges="gas", cache_dir=runs / "ff")
+
+    def setup(directory):
+        system.prepare(ff, directory)
+        return {"description": system.description, "n_molecules": system.n_molecules, "n_atoms": system.n_atoms, "info": system.info,
+                "box_vectors": system.box_vectors().tolist()}
+
+    stages = [md.Stage("equilibrate", 0.02, 100.0, "npt"), md.Stage("production", 0.02, 100.0, "npt", frame_interval_ps=0.01)]
+    settings = md.MDSettings(barostat="xy", minimise=False)
+    out = tmp_path / "tight"
+    with pytest.raises(SimulationError, match=rf"{out}: at t = 0.02 ps, as stage production starts \(after equilibrate\), the box's smallest "
+                                              r"perpendicular height is 22.26 A .* below a test height, 22.3 A: the barostat shrank it"):
+        md.run(out, {"test": 1}, setup, stages, settings, md.Runtime(threads=1, progress=False), box_check=md.BoxCheck(22.3, "a test height"))
+    assert "stopped:" in (out / "run.log").read_text() and not (out / "trajectory.xtc").exists()

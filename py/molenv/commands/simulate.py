@@ -134,7 +134,7 @@ def add_arguments(parser):
         g = p.add_argument_group("system")
         g.add_argument("--min-height", type=positive_float, default=20.0, metavar="A",
                        help="minimum perpendicular height of the supercell, A (default 20; crystal and melt: raised to 5 %% above twice the "
-                            "larger of --cutoff and the spec's descriptor cutoff rmax, e.g. 21 for urea, so that the barostat cannot shrink the box below it)")
+                            "spec's descriptor cutoff rmax, e.g. 21 for urea, so that the barostat does not shrink the box below twice rmax)")
         if mode == "melt":
             g.add_argument("--melt-temperature", type=positive_float, default=800.0, metavar="K", help="melting temperature, K (default 800)")
             g.add_argument("--melt-ensemble", choices=("npt", "nvt"), default="npt",
@@ -192,10 +192,10 @@ def _build(args, spec):
     if args.mode in ("crystal", "melt"):
         from molenv.simulate.systems import supercell_height
 
-        height = supercell_height(spec, getattr(args, "cutoff", 9.0), args.min_height)
+        height = supercell_height(spec, args.min_height)
         if args.repeats is None and height > args.min_height:
             print(f"molenv: note: supercell built to a perpendicular height of {height:g} A, not --min-height {args.min_height:g}: "
-                  f"5 % above twice the cutoff, room for the barostat (docs/simulate.md)")
+                  f"5 % above twice the descriptor cutoff rmax {spec.rmax:g} A, room for the barostat (docs/simulate.md)")
         system = crystal_system(spec, args.structure, height, args.repeats, args.symmetrise)
         if args.repeats is None:
             system.info["min_height_built"] = height

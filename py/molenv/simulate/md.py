@@ -628,10 +628,10 @@ class _Runner:
         ramp = stage.temperature_end is not None and stage.temperature_end != stage.temperature
         if frame_steps and self.periodic and self.box_check is not None:
             from molenv.crystals import dimensions_from_vectors
-            from openmm import unit as u
 
-            box = dimensions_from_vectors(ctx.getState().getPeriodicBoxVectors().value_in_unit(u.angstrom))
-            now = ctx.getState().getTime().value_in_unit(u.picosecond)
+            state = ctx.getState()
+            box = dimensions_from_vectors(state.getPeriodicBoxVectors().value_in_unit(unit.angstrom))
+            now = state.getTime().value_in_unit(unit.picosecond)
             self._check_box(box, f"at t = {now:g} ps, as stage {stage.name} {'resumes' if progress['step'] else 'starts'} "
                                  f"(after {', '.join(st.name for st in self.stages[:i]) or 'the set-up'}),")
         self.log.info("stage %d/%d %s: %.1f ps %s at %s K%s%s", i + 1, len(self.stages), stage.name, stage.time_ps, stage.ensemble.upper(),

@@ -43,12 +43,13 @@ def required_height(spec: MoleculeSpec, cutoff: float | None) -> float:
     return 2 * max(cutoff or 0.0, spec.rmax)
 
 
-def supercell_height(spec: MoleculeSpec, cutoff: float | None, min_height: float) -> float:
+def supercell_height(spec: MoleculeSpec, min_height: float) -> float:
     """The perpendicular height a crystal supercell is built to: ``min_height``, but at least
-    `required_height` plus `BAROSTAT_MARGIN`, so that the box stays wide enough after the
-    usual NPT contraction (urea, rmax 10 A: 21 A; nicotinamide, rmax 7 A, MD cutoff 9 A: the
-    default 20 A)."""
-    return max(min_height, round(required_height(spec, cutoff) * (1 + BAROSTAT_MARGIN), 6))
+    twice the spec's descriptor cutoff rmax plus `BAROSTAT_MARGIN`, so that the box stays wide
+    enough for the descriptors after the usual NPT contraction (urea, rmax 10 A: 21 A;
+    nicotinamide, rmax 7 A: the default 20 A). A larger MD cutoff is the user's to make room
+    for (`MolecularSystem.check_box` refuses a box below twice it)."""
+    return max(min_height, round(2 * spec.rmax * (1 + BAROSTAT_MARGIN), 6))
 
 
 @dataclass
