@@ -204,8 +204,8 @@ class MeltCheck:
             if self.crystal_density:
                 rho += f", {self.density / self.crystal_density:.3f} x the crystal's {self.crystal_density:.3f} (not a criterion)"
         verdict = "melted" if self.melted else "NOT melted: " + "; ".join(self.failures())
-        return (f"aligned pairs {self.aligned:.3f} at most (<= {self.max_aligned:.4g}), centre MSD {self.msd:.2f} A^2 in {self.time_ps:g} ps "
-                f"(>= {self.min_msd:g}), {self.n_frames} frames{rho}: {verdict}")
+        return (f"aligned molecule pairs {self.aligned:.3f} in the most ordered frame (a melt <= {self.max_aligned:.4g}), centre MSD "
+                f"{self.msd:.2f} A^2 in {self.time_ps:g} ps (a melt >= {self.min_msd:g}), {self.n_frames} frames{rho}: {verdict}")
 
     def as_dict(self) -> dict:
         return {"melted": self.melted, "aligned_fraction": round(self.aligned, 4), "aligned_time_ps": self.aligned_time_ps,
