@@ -226,3 +226,12 @@ def test_a_run_stops_when_its_box_is_below_the_check_height(runs, reference_dir,
                                               r"perpendicular height is 22.26 A .* below a test height, 22.3 A: the barostat shrank it"):
         md.run(out, {"test": 1}, setup, stages, settings, md.Runtime(threads=1, progress=False), box_check=md.BoxCheck(22.3, "a test height"))
     assert "stopped:" in (out / "run.log").read_text() and not (out / "trajectory.xtc").exists()
+
+
+def test_featurize_refuses_another_molecule_than_the_runs(runs, tmp_path, capsys):
+    code, _, err = molenv(capsys, "featurize", "--molecule", "nicotinamide", "--source", runs / "urea-I-100K", "--source", runs / "urea-melt-350K",
+                          "--out", tmp_path / "ds", "--no-progress")
+    assert code == 2 and f"{runs / 'urea-I-100K'}: the run simulated urea, but --molecule is nicotinamide" in err
+    code, _, err = molenv(capsys, "featurize", "--source", runs / "urea-I-100K", "--trajectory", REPO / "data/urea/urea-IV-100K.xtc",
+                          "--label", "I", "--label", "IV", "--out", tmp_path / "ds", "--no-progress")
+    assert code == 2 and "give --molecule" in err

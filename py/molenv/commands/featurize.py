@@ -155,6 +155,9 @@ def run(args):
             raise CommandError("--only selects manifest trajectories; use it with --manifest")
         sources = _explicit_sources(args)
         spec = load_spec(_molecule(args, sources))
+        for s in sources:
+            if s.molecule and not s.molecule.endswith(".toml") and s.molecule != spec.name:
+                raise CommandError(f"{s.origin.get('run')}: the run simulated {s.molecule}, but --molecule is {spec.name}")
     reader = {k: getattr(args, k) for k in ("start", "stop", "step") if getattr(args, k) is not None}
     if args.type_elements:
         reader["type_elements"] = args.type_elements
