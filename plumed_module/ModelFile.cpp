@@ -5,6 +5,7 @@
 #include "ModelFile.h"
 #include "ModelRecords.h"
 
+#include <algorithm>
 #include <cmath>
 #include <regex>
 #include <set>
@@ -30,6 +31,63 @@ struct RawDescriptor {
   long vector;  // 1-based as in the file
   std::vector<double> params;
 };
+
+/// The optional ood block (docs/model_format.md, "The ood block"); Python: _read_ood.
+void readOod(Records& r, Model& m) {
+  unsigned ln = 0;
+  auto f = r.fields("ood", 3, ln);
+  if (f[0] != "mahalanobis") throw r.error("unknown ood method '" + f[0] + "' (expected mahalanobis)", ln);
+  const long width = r.integer(f[1], ln, "ood features"), nMeans = r.integer(f[2], ln, "ood classes");
+  const long nClasses = m.classes.size();
+  if (std::find(m.classes.begin(), m.classes.end(), "other") != m.classes.end())
+    throw r.error("a model with an ood block cannot have a class named 'other': its out-of-distribution component is n_other", ln);
+  if (m.layers.size() < 2) throw r.error("the ood block needs a hidden layer: its features are the outputs of the last hidden layer", ln);
+  const long hidden = m.layers.back().nin;
+  if (width != hidden)
+    throw r.error("ood: " + std::to_string(width) + " features, but the last hidden layer has " + std::to_string(hidden) + " units", ln);
+  if (nMeans < 1 || nMeans > nClasses)
+    throw r.error("ood: " + std::to_string(nMeans) + " class means for a model of " + std::to_string(nClasses) + " classes", ln);
+  OodScore& o = m.ood;
+  o.width = width;
+  f = r.fields("ood_softmin", 1, ln);
+  o.temperature = r.number(f[0], ln, "ood_softmin");
+  if (!(o.temperature > 0)) throw r.error("ood_softmin: the temperature must be positive, got " + f[0], ln);
+  f = r.fields("ood_threshold", 2, ln);
+  o.threshold = r.number(f[0], ln, "ood_threshold");
+  o.scale = r.number(f[1], ln, "ood_threshold");
+  if (!(o.scale > 0)) throw r.error("ood_threshold: the width must be positive, got " + f[1], ln);
+  f = r.fields("ood_calibration", 3, ln);
+  o.quantile = r.number(f[0], ln, "ood_calibration");
+  o.lowQuantile = r.number(f[1], ln, "ood_calibration");
+  o.nValidation = r.integer(f[2], ln, "ood_calibration");
+  if (!(0 < o.lowQuantile && o.lowQuantile < o.quantile && o.quantile < 1 && o.nValidation >= 1))
+    throw r.error("ood_calibration: needs 0 < low quantile < quantile < 1 and a validation molecule, got " + f[0] + " " + f[1] + " " + f[2], ln);
+  r.fields("ood_whitening", 0, ln);
+  for (long j = 0; j < width; ++j) {
+    auto rec = r.next();
+    const auto& tokens = rec.second;
+    if (static_cast<long>(tokens.size()) != width)
+      throw r.error("ood_whitening row " + std::to_string(j + 1) + " has " + std::to_string(tokens.size()) + " numbers, expected " +
+                        std::to_string(width),
+                    rec.first);
+    for (const auto& t : tokens) o.whitening.push_back(r.number(t, rec.first, "ood_whitening"));
+  }
+  long last = -1;
+  for (long c = 0; c < nMeans; ++c) {
+    f = r.fields("ood_mean", -1, ln);
+    if (static_cast<long>(f.size()) != width + 1)
+      throw r.error("'ood_mean' takes " + std::to_string(width + 1) + " fields (a class and " + std::to_string(width) + " numbers), found " +
+                        std::to_string(f.size()),
+                    ln);
+    const long k = std::find(m.classes.begin(), m.classes.end(), f[0]) - m.classes.begin();
+    if (k == nClasses) throw r.error("ood_mean: '" + f[0] + "' is not a class of the model", ln);
+    if (k <= last) throw r.error("ood_mean: class '" + f[0] + "' is repeated or out of the classes' order", ln);
+    last = k;
+    o.classNames.push_back(f[0]);
+    for (long j = 1; j <= width; ++j) o.means.push_back(r.number(f[j], ln, "ood_mean"));
+  }
+  o.enabled = true;
+}
 
 }  // namespace
 
@@ -159,6 +217,7 @@ Model readModelFile(const std::string& path) {
     }
     m.layers.push_back(std::move(L));
   }
+  if (r.peek() == "ood") readOod(r, m);
   r.fields("end", 0, ln);
   if (!r.peek().empty()) throw r.error("unexpected record '" + r.peek() + "' after 'end'", r.peekLine());
 

@@ -8,6 +8,8 @@
 #ifndef __MOLENV_ModelFile_h
 #define __MOLENV_ModelFile_h
 
+#include "OodScore.h"
+
 #include <array>
 #include <stdexcept>
 #include <string>
@@ -61,6 +63,7 @@ struct Model {
   Activation hidden = Activation::sigmoid;
   Activation output = Activation::softmax;
   std::vector<DenseLayer> layers;
+  OodScore ood;  ///< the optional out-of-distribution score (ood block)
 
   unsigned nClasses() const { return classes.size(); }
   unsigned nFeatures() const { return descriptors.size(); }

@@ -173,6 +173,7 @@ private:
   std::vector<unsigned> pathClasses_;
   MoleculeFiles files_;
   bool probVectors_ = false;
+  bool ood_ = false;  ///< OOD: the out-of-distribution score is the last of classes_ ("other")
   std::vector<const Action*> probabilityReaders_;  ///< MOLENV_PROBABILITIES actions reading this one
   // ---- outputs
   std::vector<Value*> nVal_, fVal_, pVec_;
@@ -219,6 +220,7 @@ private:
     double skinA = 1.0;  ///< neighbour-list skin, Angstrom
   };
   void parseModel();
+  void parseOod(const std::string& modelPath);
   std::vector<std::vector<AtomNumber>> parseMolecules();
   std::vector<AtomNumber> setupSlots(const std::vector<std::vector<AtomNumber>>& molecules);
   void parseThreads();
@@ -288,6 +290,10 @@ void MolenvClassify::registerKeywords(Keywords& keys) {
                "fill PLUMED's derivative arrays of every component at every step (per class: slower); by default the bias "
                "forces are contracted with the derivatives directly, and the arrays are filled only when DUMPDERIVATIVES, "
                "DUMPPROJECTIONS or gradients (e.g. METAD ADAPTIVE=GEOM) need them");
+  keys.addFlag("OOD", false,
+               "add the out-of-distribution score of the model's ood block as one more class, other: components n_other and "
+               "f_other (smooth, with derivatives: they can be printed and biased), a PROB_FILE column and, with PROB_VECTORS, "
+               "p_other (SF models with an ood block only; docs/plumed_action.md)");
   keys.addFlag("PROB_VECTORS", false,
                "also output the per-molecule class probabilities as vector components p_<CLASS> (one element per "
                "molecule; GNN: also p_<TOPOLOGY> for the topology classes; no derivatives, so they can be analysed but not biased)");
@@ -414,18 +420,32 @@ void MolenvClassify::parseModel() {
     error(std::string("cannot read MODEL: ") + e.what());
   }
   if (gnnKind()) {
+    parseOod(modelPath);
     classes_ = gnnModel_.classes;
     vecNames_ = classes_;
     vecNames_.insert(vecNames_.end(), gnnModel_.topologyClasses.begin(), gnnModel_.topologyClasses.end());
   } else {
     classes_ = model_.classes;
+    parseOod(modelPath);
     vecNames_ = classes_;
     nvec_ = model_.vectors.size();
     sf_ = std::make_unique<SymmetryFunctions>(model_);
-    net_ = std::make_unique<Network>(model_, sf_->order());
+    net_ = std::make_unique<Network>(model_, sf_->order(), ood_);
     nsf_ = sf_->size();
   }
   ncls_ = classes_.size();
+}
+
+// OOD: the score of the model's ood block as the class "other" (after the model's classes)
+void MolenvClassify::parseOod(const std::string& modelPath) {
+  parseFlag("OOD", ood_);
+  if (!ood_) return;
+  if (gnnKind())
+    error("OOD needs an SF model with an ood block: the GNN kind has no out-of-distribution score yet (" + modelPath + ")");
+  if (!model_.ood.enabled)
+    error("OOD needs a model file with an ood block (the calibrated out-of-distribution score), and " + modelPath +
+          " has none: export the model again with molenv export, or add the block with molenv ood-calibrate (docs/training.md)");
+  classes_.push_back("other");
 }
 
 // MOLECULES or MOLECULE1, MOLECULE2, ...: the atoms of each molecule, in the model's order
@@ -549,7 +569,7 @@ std::vector<std::string> MolenvClassify::parsePath() {
     return pcls;
   }
   if (linear && !images.empty()) error("give either PATH_START/PATH_END/PATH_NIMAGES or PATH_IMAGE1, PATH_IMAGE2, ..., not both");
-  if (pcls.empty()) pcls = classes_;
+  if (pcls.empty()) pcls.assign(classes_.begin(), classes_.end() - (ood_ ? 1 : 0));  // the model's classes
   for (const auto& c : pcls) {
     unsigned k;
     if (!classIndex(classes_, c, k)) error("PATH_CLASSES: no class " + c + " in the model (classes: " + joinNames(classes_) + ")");
@@ -679,6 +699,10 @@ void MolenvClassify::logSetup(const std::string& axis, const std::vector<std::st
                model_.path.c_str(), model_.name.c_str(), ncls_, joinNames(classes_).c_str(), apm, nvec_, nsf_, model_.rmin, model_.rmax,
                activationName(model_.output).c_str());
     log.printf("  %u molecules, %u atoms each used (centre and vector atoms)\n", nmol_, slots_.nlocal);
+    if (ood_)
+      log.printf("  out-of-distribution score as class other (OOD): soft minimum (tau %g) of the Mahalanobis distances of the last hidden "
+                 "layer to %u class means, other = sigmoid((d - %g)/%g): %g of %ld known-class validation molecules below the threshold\n",
+                 model_.ood.temperature, model_.ood.nMeans(), model_.ood.threshold, model_.ood.scale, model_.ood.quantile, model_.ood.nValidation);
   }
   log.printf("  %u OpenMP thread(s)%s\n", nthreads_, nopbc_ ? ", no periodic boundary conditions (NOPBC)" : "");
   if (region_.enabled)

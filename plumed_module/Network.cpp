@@ -86,8 +86,9 @@ inline double derivativeFromOutput(Activation a, double y) {
 
 }  // namespace
 
-Network::Network(const Model& model, const std::vector<unsigned>& order)
-    : model_(model), order_(order), nin_(model.nFeatures()), nout_(model.nClasses()), widest_(model.nFeatures()) {
+Network::Network(const Model& model, const std::vector<unsigned>& order, bool ood)
+    : model_(model), order_(order), nin_(model.nFeatures()), nout_(model.nClasses() + (ood ? 1 : 0)), ncls_(model.nClasses()),
+      widest_(model.nFeatures()), ood_(ood) {
   std::size_t off = 0;
   for (const auto& layer : model_.layers) {
     std::vector<double> t(static_cast<std::size_t>(layer.nin) * layer.nout);
@@ -98,6 +99,8 @@ Network::Network(const Model& model, const std::vector<unsigned>& order)
     off += static_cast<std::size_t>(layer.nout) * B;
     widest_ = std::max(widest_, layer.nout);
   }
+  oodOffset_ = off;
+  if (ood_) off += static_cast<std::size_t>(1 + model_.ood.width) * B;
   storeSize_ = off;
 }
 
@@ -129,7 +132,25 @@ void Network::forward(unsigned nm, const double* G, double* p, double* store) co
     in = out;
   }
   for (unsigned m = 0; m < nm; ++m)
-    for (unsigned k = 0; k < nout_; ++k) p[static_cast<std::size_t>(m) * nout_ + k] = in[k * B + m];
+    for (unsigned k = 0; k < ncls_; ++k) p[static_cast<std::size_t>(m) * nout_ + k] = in[k * B + m];
+  if (ood_) {
+    // the features: the last hidden layer's outputs, feature-major in the store
+    const OodScore& ood = model_.ood;
+    const double* h = store + offset_[L - 2];
+    double* other = store + oodOffset_;
+    double* grad = other + B;
+    double work[64];
+    std::vector<double> big;
+    double* scratch = work;
+    if (ood.width + ood.nMeans() > 64) {
+      big.resize(ood.width + ood.nMeans());
+      scratch = big.data();
+    }
+    for (unsigned m = 0; m < nm; ++m) {
+      other[m] = ood.evaluate(h + m, B, grad + m, scratch);
+      p[static_cast<std::size_t>(m) * nout_ + ncls_] = other[m];
+    }
+  }
 }
 
 void Network::backward(unsigned nm, const double* store, const double* seed, double* grad) const {
@@ -142,22 +163,31 @@ void Network::backward(unsigned nm, const double* store, const double* seed, dou
   const double* y = store + offset_[L - 1];
   for (unsigned m = 0; m < B; ++m) {
     if (m >= nm) {
-      for (unsigned k = 0; k < nout_; ++k) delta[k * B + m] = 0.0;
+      for (unsigned k = 0; k < ncls_; ++k) delta[k * B + m] = 0.0;
       continue;
     }
     const double* sm = seed + static_cast<std::size_t>(m) * nout_;
     if (model_.output == Activation::softmax) {
       double s = 0.0;  // dp_k/dz_j = p_k (delta_kj - p_j)
-      for (unsigned k = 0; k < nout_; ++k) s += sm[k] * y[k * B + m];
-      for (unsigned j = 0; j < nout_; ++j) delta[j * B + m] = y[j * B + m] * (sm[j] - s);
+      for (unsigned k = 0; k < ncls_; ++k) s += sm[k] * y[k * B + m];
+      for (unsigned j = 0; j < ncls_; ++j) delta[j * B + m] = y[j * B + m] * (sm[j] - s);
     } else {
-      for (unsigned k = 0; k < nout_; ++k) delta[k * B + m] = sm[k] * derivativeFromOutput(model_.output, y[k * B + m]);
+      for (unsigned k = 0; k < ncls_; ++k) delta[k * B + m] = sm[k] * derivativeFromOutput(model_.output, y[k * B + m]);
     }
   }
   for (std::size_t l = L; l-- > 0;) {
     const DenseLayer& D = layers[l];
     denseBackward(D.nin, D.nout, wT_[l].data(), delta, back);
     if (l == 0) break;
+    if (ood_ && l + 1 == L) {
+      // the seed of other times d other/d h, h the outputs of layer l-1 (the last hidden)
+      const double* grad = store + oodOffset_ + B;
+      for (unsigned m = 0; m < nm; ++m) {
+        const double so = seed[static_cast<std::size_t>(m) * nout_ + ncls_];
+        if (so == 0.0) continue;
+        for (unsigned i = 0; i < D.nin; ++i) back[i * B + m] += so * grad[i * B + m];
+      }
+    }
     // back = d/d(output of layer l-1); chain through its activation
     const double* out = store + offset_[l - 1];
     const std::size_t n = static_cast<std::size_t>(D.nin) * B;

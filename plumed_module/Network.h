@@ -11,7 +11,12 @@
    block, sum_k seed[m][k] dp_k(m)/dG(m) from the activations forward() stored.  The
    action seeds it with the bias forces on its components (one sweep per step,
    whatever the number of classes), or with unit vectors when the full Jacobian is
-   needed (one sweep per class). */
+   needed (one sweep per class).
+
+   With the model's ood block enabled (MOLENV_CLASSIFY OOD), the network has one output
+   more, the out-of-distribution score other (OodScore.h) of the last hidden layer, after
+   the class probabilities; backward() takes its seed like a class's and adds its gradient
+   to the last hidden layer's, so the same sweep carries it. */
 #ifndef __MOLENV_Network_h
 #define __MOLENV_Network_h
 
@@ -30,14 +35,15 @@ public:
 
   /// `order[i]` is the model-file index of the i-th descriptor as the caller stores
   /// them (the symmetry-function kernel groups descriptors by kind).
-  Network(const Model& model, const std::vector<unsigned>& order);
+  /// `ood`: also the out-of-distribution output (the model must have an ood block).
+  Network(const Model& model, const std::vector<unsigned>& order, bool ood = false);
 
   unsigned nInputs() const { return nin_; }
   unsigned nOutputs() const { return nout_; }
   /// doubles of activations stored per block by forward() for backward()
   std::size_t storeSize() const { return storeSize_; }
 
-  /// Probabilities p[m*nOutputs+k] of the nm <= kBlock molecules whose descriptors
+  /// Probabilities p[m*nOutputs+k] (then, with ood, other at k = nOutputs - 1) of the nm <= kBlock molecules whose descriptors
   /// (caller order) are G[m*nInputs+i]; keeps in `store` (storeSize() doubles) what
   /// backward() needs.
   void forward(unsigned nm, const double* G, double* p, double* store) const;
@@ -49,8 +55,9 @@ public:
 private:
   const Model& model_;
   std::vector<unsigned> order_;
-  unsigned nin_, nout_, widest_;
-  std::size_t storeSize_;
+  unsigned nin_, nout_, ncls_, widest_;
+  bool ood_;
+  std::size_t storeSize_, oodOffset_ = 0;  ///< with ood: other (kBlock), then d other/d h (H x kBlock) in a block's store
   std::vector<std::size_t> offset_;  ///< offset_[l]: start of the outputs of layer l in a block's store
   std::vector<std::vector<double>> wT_;  ///< transposed weights of each layer (nin x nout), for backward()
 };

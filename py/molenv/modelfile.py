@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from molenv.descriptors import DescriptorError, DescriptorSet, SymmetryFunction
+from molenv.ood import OOD_METHOD, OTHER, OODError, OODScore
 
 FORMAT_VERSION = 1
 # Version 3: version 1 whose molecule geometry may use the records added since: a centroid
@@ -116,6 +117,7 @@ class Model:
     descriptors: DescriptorSet
     network: Network
     meta: dict[str, str] = field(default_factory=dict)
+    ood: OODScore | None = None  # the optional out-of-distribution score (molenv.ood)
 
     def validate(self) -> None:
         if not self.classes:
@@ -130,9 +132,22 @@ class Model:
         except DescriptorError as err:
             raise ModelFileError(str(err)) from None
         self.network.validate(self.descriptors.n_features, len(self.classes))
+        if self.ood is not None:
+            try:
+                self.ood.validate(self.classes, self.network.sizes[1:-1])
+            except OODError as err:
+                raise ModelFileError(str(err)) from None
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         return self.network.forward(features)
+
+    def other(self, features: np.ndarray) -> np.ndarray:
+        """(n,) the out-of-distribution score of each molecule (`molenv.ood`) from its
+        unscaled descriptors; ModelFileError for a model without an ood block."""
+        if self.ood is None:
+            raise ModelFileError(f"the model '{self.name}' has no ood block (no calibrated out-of-distribution score): "
+                                 "add one with `molenv ood-calibrate` (docs/training.md)")
+        return self.ood.other(self.network.layer_outputs(features)[-2])
 
 
 # ----------------------------------------------------------------------------- writing
@@ -193,10 +208,23 @@ def write_model(model: Model, path: str | Path) -> Path:
     for k, (w, b) in enumerate(zip(net.weights, net.biases), 1):
         out.append(f"layer {k} {w.shape[1]} {w.shape[0]}")
         out += [" ".join(map(_num, [b[j], *w[j]])) for j in range(w.shape[0])]
+    if model.ood is not None:
+        out += _ood_records(model.ood)
     out.append("end")
     path = Path(path)
     path.write_text("\n".join(out) + "\n", encoding="utf-8")
     return path
+
+
+def _ood_records(ood: OODScore) -> list[str]:
+    out = [f"ood {OOD_METHOD} {ood.n_features} {len(ood.class_names)}",
+           f"ood_softmin {_num(ood.temperature)}",
+           f"ood_threshold {_num(ood.threshold)} {_num(ood.width)}",
+           f"ood_calibration {_num(ood.quantile)} {_num(ood.low_quantile)} {ood.n_validation}",
+           "ood_whitening"]
+    out += [" ".join(map(_num, row)) for row in ood.whitening]
+    out += [f"ood_mean {name} {' '.join(map(_num, m))}" for name, m in zip(ood.class_names, ood.means)]
+    return out
 
 
 # ----------------------------------------------------------------------------- reading
@@ -416,6 +444,7 @@ def read_model(path: str | Path) -> Model:
         rows = np.array(rows, dtype=float)
         biases.append(rows[:, 0].copy())
         weights.append(rows[:, 1:].copy())
+    ood = _read_ood(r, classes, weights) if r.peek() == "ood" else None
     r.fields("end", 0)
     if r.peek() is not None:
         raise r.error(f"unexpected record '{r.peek()}' after 'end'", r.items[r.pos][0])
@@ -425,12 +454,64 @@ def read_model(path: str | Path) -> Model:
         descriptors=DescriptorSet(atoms, centre, vectors, rmin, rmax, functions, tuple(sign_invariant)),
         network=Network(scaling[:, 0].copy(), scaling[:, 1].copy(), weights, biases, hidden, output),
         meta=meta,
+        ood=ood,
     )
     try:
         model.validate()
     except ModelFileError as err:
         raise ModelFileError(f"{path}: {err}") from None
     return model
+
+
+def _read_ood(r: _Records, classes: list[str], weights: list[np.ndarray]) -> OODScore:
+    """The optional ``ood`` block (docs/model_format.md, "The ood block"); C++: readOod."""
+    lineno, f = r.fields("ood", 3)
+    if f[0] != OOD_METHOD:
+        raise r.error(f"unknown ood method '{f[0]}' (expected {OOD_METHOD})", lineno)
+    width, n_means = r.integer(f[1], lineno, "ood features"), r.integer(f[2], lineno, "ood classes")
+    if OTHER in classes:
+        raise r.error(f"a model with an ood block cannot have a class named '{OTHER}': its out-of-distribution component is n_{OTHER}", lineno)
+    if len(weights) < 2:
+        raise r.error("the ood block needs a hidden layer: its features are the outputs of the last hidden layer", lineno)
+    if width != weights[-1].shape[1]:
+        raise r.error(f"ood: {width} features, but the last hidden layer has {weights[-1].shape[1]} units", lineno)
+    if not 1 <= n_means <= len(classes):
+        raise r.error(f"ood: {n_means} class means for a model of {len(classes)} classes", lineno)
+    lineno, f = r.fields("ood_softmin", 1)
+    temperature = r.number(f[0], lineno, "ood_softmin")
+    if not temperature > 0:
+        raise r.error(f"ood_softmin: the temperature must be positive, got {f[0]}", lineno)
+    lineno, f = r.fields("ood_threshold", 2)
+    threshold, scale = (r.number(x, lineno, "ood_threshold") for x in f)
+    if not scale > 0:
+        raise r.error(f"ood_threshold: the width must be positive, got {f[1]}", lineno)
+    lineno, f = r.fields("ood_calibration", 3)
+    quantile, low = (r.number(x, lineno, "ood_calibration") for x in f[:2])
+    n_validation = r.integer(f[2], lineno, "ood_calibration")
+    if not (0 < low < quantile < 1 and n_validation >= 1):
+        raise r.error(f"ood_calibration: needs 0 < low quantile < quantile < 1 and a validation molecule, got {f[0]} {f[1]} {f[2]}", lineno)
+    r.fields("ood_whitening", 0)
+    rows = []
+    for j in range(width):
+        lineno, tokens = r.next()
+        if len(tokens) != width:
+            raise r.error(f"ood_whitening row {j + 1} has {len(tokens)} numbers, expected {width}", lineno)
+        rows.append(r.numbers(tokens, lineno, "ood_whitening"))
+    names, means, last = [], [], -1
+    for _ in range(n_means):
+        lineno, f = r.fields("ood_mean")
+        if len(f) != width + 1:
+            raise r.error(f"'ood_mean' takes {width + 1} fields (a class and {width} numbers), found {len(f)}", lineno)
+        if f[0] not in classes:
+            raise r.error(f"ood_mean: '{f[0]}' is not a class of the model", lineno)
+        if classes.index(f[0]) <= last:
+            raise r.error(f"ood_mean: class '{f[0]}' is repeated or out of the classes' order", lineno)
+        last = classes.index(f[0])
+        names.append(f[0])
+        means.append(r.numbers(f[1:], lineno, "ood_mean"))
+    return OODScore(whitening=np.array(rows, dtype=float).reshape(width, width), class_names=names,
+                    means=np.array(means, dtype=float).reshape(n_means, width), temperature=temperature, threshold=threshold,
+                    width=scale, quantile=quantile, low_quantile=low, n_validation=n_validation)
 
 
 def model_file_kind(path: str | Path) -> str:

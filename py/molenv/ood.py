@@ -1,0 +1,160 @@
+"""The out-of-distribution ("none of these") score of a classifier's molecules (issue 16).
+
+A classifier assigns every molecule to one of the classes it was trained on, also a
+molecule of a form it never saw; and its softmax confidence is no warning, since a network
+extrapolates with confidence far from its data (Hendrycks & Gimpel 2017; Lee et al. 2018).
+So the score is a distance in the network's feature space instead: the features h of a
+molecule are the outputs of the last hidden layer (SF-MLP), and each class c is a Gaussian
+with its own mean mu_c and a covariance Sigma shared by all classes (Lee et al., NeurIPS
+2018, "A simple unified framework for detecting out-of-distribution samples"):
+
+    D_c = (h - mu_c)^T Sigma^-1 (h - mu_c) = |W h - m_c|^2     W = Sigma^(-1/2), m_c = W mu_c
+    d   = -tau ln sum_c exp(-D_c / tau)                          a soft minimum over the classes
+    other = sigmoid((d - d_threshold) / width)                   in (0, 1); > 0.5 beyond d_threshold
+
+The soft minimum (temperature tau, squared-Mahalanobis units) keeps d smooth where the
+nearest class changes, so that ``other`` and its sum n_other have continuous derivatives
+and can be biased (MOLENV_CLASSIFY). d is the squared distance: for a molecule of a known
+class it is about chi-square distributed with H degrees of freedom (H the feature width).
+
+Fit and calibration (`fit_ood`): mu_c and Sigma from the training molecules' features (Sigma
+pooled over the classes, about their own class means, with Ledoit-Wolf shrinkage: sigmoid
+units that saturate make the plain estimate singular); d_threshold is the `quantile` (0.99)
+of d over the known-class validation molecules, so about 1 % of them get other > 0.5; width
+puts other = 0.01 at the `low_quantile` (0.90): width = (d_threshold - d_low) / ln 99. The
+numbers go into the model file's ``ood`` block (docs/model_format.md) and the training
+report; `OODScore` evaluates it in numpy, `plumed_module/Network.cpp` in C++ with the same
+definition, derivatives included.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["OOD_METHOD", "OTHER", "OODError", "OODScore", "fit_ood"]
+
+OOD_METHOD = "mahalanobis"
+#: the name of the out-of-distribution output: component n_other, column other
+OTHER = "other"
+THRESHOLD_QUANTILE = 0.99
+LOW_QUANTILE = 0.90
+SOFTMIN_TEMPERATURE = 1.0
+
+
+class OODError(ValueError):
+    """An OOD score that cannot be fitted or does not fit its model."""
+
+
+@dataclass
+class OODScore:
+    """The calibrated score of the ``ood`` block of a model file (module docstring).
+
+    whitening:    (H, H) W with W^T W = Sigma^-1; z = W h.
+    class_names:  the classes that have a mean (those with training molecules), in the
+                  model's class order.
+    means:        (C, H) whitened class means m_c = W mu_c.
+    temperature:  tau of the soft minimum.
+    threshold, width: other = sigmoid((d - threshold) / width).
+    quantile, low_quantile, n_validation: the calibration (fractions of the known-class
+                  validation molecules below threshold and below other = 0.01, their number).
+    """
+
+    whitening: np.ndarray
+    class_names: list[str]
+    means: np.ndarray
+    temperature: float
+    threshold: float
+    width: float
+    quantile: float
+    low_quantile: float
+    n_validation: int
+
+    @property
+    def n_features(self) -> int:
+        return self.whitening.shape[1]
+
+    def validate(self, classes: list[str], hidden_widths: list[int]) -> None:
+        """OODError unless the score fits a network whose hidden layers have `hidden_widths`
+        units and a model with `classes` (the readers check the same, with line numbers)."""
+        if OTHER in classes:
+            raise OODError(f"a model with an ood block cannot have a class named '{OTHER}': its out-of-distribution component is n_{OTHER}")
+        if not hidden_widths:
+            raise OODError("the ood block needs a hidden layer: its features are the outputs of the last hidden layer")
+        h = self.whitening.shape[0]
+        if self.whitening.shape != (h, h) or h != hidden_widths[-1]:
+            raise OODError(f"ood: {self.whitening.shape} whitening for a last hidden layer of {hidden_widths[-1]} units")
+        order = [classes.index(c) if c in classes else -1 for c in self.class_names]
+        if not self.class_names or min(order) < 0 or order != sorted(set(order)):
+            raise OODError(f"ood: class means {self.class_names} must be of distinct classes of the model ({', '.join(classes)}), in their order")
+        if self.means.shape != (len(self.class_names), h):
+            raise OODError(f"ood: means of shape {self.means.shape}, expected {(len(self.class_names), h)}")
+        if not (self.temperature > 0 and self.width > 0 and 0 < self.low_quantile < self.quantile < 1 and self.n_validation >= 1):
+            raise OODError("ood: needs a positive temperature and width, 0 < low quantile < quantile < 1 and a validation molecule")
+        numbers = [self.whitening, self.means, np.array([self.temperature, self.threshold, self.width])]
+        if not all(np.isfinite(a).all() for a in numbers):
+            raise OODError("ood: holds non-finite numbers")
+
+    def class_distances(self, features: np.ndarray) -> np.ndarray:
+        """(n, C) squared Mahalanobis distances D_c of the features (n, H) to each class."""
+        z = np.asarray(features, dtype=float) @ self.whitening.T
+        return ((z[:, None, :] - self.means[None, :, :]) ** 2).sum(axis=2)
+
+    def distance(self, features: np.ndarray) -> np.ndarray:
+        """(n,) d: the soft minimum over the classes of D_c."""
+        D = self.class_distances(features)
+        low = D.min(axis=1)
+        return low - self.temperature * np.log(np.exp(-(D - low[:, None]) / self.temperature).sum(axis=1))
+
+    def other(self, features: np.ndarray) -> np.ndarray:
+        """(n,) the out-of-distribution score in (0, 1) of each molecule."""
+        return _sigmoid((self.distance(features) - self.threshold) / self.width)
+
+    def other_gradient(self, features: np.ndarray) -> np.ndarray:
+        """(n, H) d other / d h (the C++ action's reverse pass does the same)."""
+        h = np.asarray(features, dtype=float)
+        z = h @ self.whitening.T
+        D = ((z[:, None, :] - self.means[None, :, :]) ** 2).sum(axis=2)
+        w = np.exp(-(D - D.min(axis=1, keepdims=True)) / self.temperature)
+        w /= w.sum(axis=1, keepdims=True)
+        dd_dz = 2.0 * (z - w @ self.means)
+        o = self.other(h)
+        return (o * (1.0 - o) / self.width)[:, None] * (dd_dz @ self.whitening)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free logistic, as the network's
+
+
+def fit_ood(features: np.ndarray, labels: np.ndarray, classes: list[str], val_features: np.ndarray, *,
+            quantile: float = THRESHOLD_QUANTILE, low_quantile: float = LOW_QUANTILE, temperature: float = SOFTMIN_TEMPERATURE) -> OODScore:
+    """Fit the class-conditional Gaussians to the training `features` (n, H) with `labels`
+    (indices into `classes`; classes with fewer than two molecules get no mean) and calibrate
+    the threshold on the features of the known-class validation molecules `val_features`."""
+    from sklearn.covariance import LedoitWolf
+
+    features = np.asarray(features, dtype=float)
+    labels = np.asarray(labels)
+    val_features = np.asarray(val_features, dtype=float)
+    if not 0 < low_quantile < quantile < 1:
+        raise OODError(f"need 0 < low quantile < quantile < 1, got {low_quantile} and {quantile}")
+    present = [k for k in range(len(classes)) if (labels == k).sum() >= 2]
+    if not present:
+        raise OODError("no class has two or more training molecules: no class means for the ood score")
+    if len(val_features) == 0:
+        raise OODError("no validation molecules to calibrate the ood threshold on")
+    mu = np.array([features[labels == k].mean(axis=0) for k in present])
+    keep = np.isin(labels, present)
+    centred = features[keep] - mu[np.searchsorted(present, labels[keep])]
+    covariance = LedoitWolf(assume_centered=True).fit(centred).covariance_
+    values, vectors = np.linalg.eigh(covariance)
+    values = np.maximum(values, values.max() * 1e-12)  # shrinkage keeps them positive; guard rounding
+    whitening = vectors.T / np.sqrt(values)[:, None]
+    score = OODScore(whitening=whitening, class_names=[classes[k] for k in present], means=mu @ whitening.T, temperature=float(temperature),
+                     threshold=0.0, width=1.0, quantile=float(quantile), low_quantile=float(low_quantile), n_validation=int(len(val_features)))
+    d = score.distance(val_features)
+    score.threshold = float(np.quantile(d, quantile))
+    low = float(np.quantile(d, low_quantile))
+    score.width = float(max(score.threshold - low, 1e-6 * max(abs(score.threshold), 1.0)) / math.log(99.0))
+    return score

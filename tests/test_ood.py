@@ -1,0 +1,195 @@
+"""The out-of-distribution score (issue 16, "none of these"): `molenv.ood` fitted and
+calibrated, the ood block of the model file, and MOLENV_CLASSIFY OOD (the class other):
+the same numbers as Python, analytic derivatives against PLUMED's finite differences of
+positions and box (orthorhombic, triclinic, molecules split across the boundary, no box),
+and clear refusals where a model has no ood block."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from molenv.modelfile import ModelFileError, read_model, write_model
+from molenv.ood import OODError, fit_ood
+
+REGTEST = Path(__file__).resolve().parent.parent / "regtest"
+sys.path.insert(0, str(REGTEST))
+
+from harness import read_xyz, run_driver, xyz_text  # noqa: E402
+
+APM = 5
+
+
+def test_fit_calibrates_the_threshold_and_flags_far_molecules():
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0, 0, 0, 0], [4.0, 0, 0, 1, 0], [0.0, 4, 0, 0, 1]])
+    mix = rng.normal(size=(5, 5))
+
+    def sample(n, k):
+        return centres[k] + rng.normal(size=(n, 5)) @ mix
+
+    labels = np.repeat(np.arange(3), 2000)
+    train = np.concatenate([sample(2000, k) for k in range(3)])
+    val = np.concatenate([sample(2000, k) for k in range(3)])
+    score = fit_ood(train, labels, ["A", "B", "C"], val)
+    assert (score.quantile, score.low_quantile, score.n_validation) == (0.99, 0.9, 6000)
+    assert np.mean(score.other(val) > 0.5) == pytest.approx(0.01, abs=1e-3)  # the calibration
+    assert np.mean(score.other(np.concatenate([sample(2000, k) for k in range(3)])) > 0.5) == pytest.approx(0.01, abs=0.005)
+    assert np.median(score.other(val)) < 1e-3
+    far = centres[1] + 8.0 * rng.normal(size=(500, 5)) @ mix  # a broader, unseen population
+    assert np.mean(score.other(far) > 0.5) > 0.9
+    # d other / d h against central differences
+    h = np.concatenate([val[:5], far[:5]])
+    grad = score.other_gradient(h)
+    eps = 1e-6
+    for j in range(5):
+        e = np.zeros(5)
+        e[j] = eps
+        fd = (score.other(h + e) - score.other(h - e)) / (2 * eps)
+        np.testing.assert_allclose(grad[:, j], fd, rtol=1e-6, atol=1e-9)
+    with pytest.raises(OODError, match="no validation molecules"):
+        fit_ood(train, labels, ["A", "B", "C"], val[:0])
+
+
+def toy_ood_model(tmp_path: Path, case: str = "rt-forces") -> tuple[Path, object]:
+    """The toy model of `case` with an ood block fitted on the features of its own frames,
+    its threshold at the median distance and a narrow width, so that other varies from 0 to 1
+    across the molecules and its derivatives are large."""
+    from molenv.descriptors import compute_descriptors
+
+    model = read_model(REGTEST / case / "softmax.molenv")
+    features = np.concatenate([compute_descriptors(frame, model.descriptors) for frame in frames_of(case)])
+    hidden = model.network.layer_outputs(features)[-2]
+    labels = model.predict_proba(features).argmax(1)
+    score = fit_ood(hidden, labels, model.classes, hidden)
+    d = score.distance(hidden)
+    score.threshold, score.width = float(np.median(d)), float(0.3 * d.std())
+    model.ood = score
+    path = write_model(model, tmp_path / "ood.molenv")
+    return path, model
+
+
+def frames_of(case: str):
+    """The frames of a regtest trajectory as molenv MolecularFrames (5-atom toy molecules)."""
+    from molenv.frames import MolecularFrame
+
+    frames, boxes = read_xyz(REGTEST / case / "traj.xyz")
+    out = []
+    for x, h in zip(frames, boxes):
+        n = len(x)
+        box = None if h is None else cell_parameters(h)
+        out.append(MolecularFrame(x, box, np.arange(n).reshape(n // APM, APM), np.full(n, 6)))
+    return out
+
+
+def cell_parameters(h: np.ndarray) -> np.ndarray:
+    """[a, b, c, alpha, beta, gamma] in float64 of a cell whose vectors (rows) are in the
+    standard orientation (a along x, b in the xy plane), as the regtest cells are."""
+    assert h[0, 1] == h[0, 2] == h[1, 2] == 0.0
+    lengths = np.linalg.norm(h, axis=1)
+    angle = lambda i, j: np.degrees(np.arccos(h[i] @ h[j] / (lengths[i] * lengths[j])))  # noqa: E731
+    return np.array([*lengths, angle(1, 2), angle(0, 2), angle(0, 1)])
+
+
+def test_model_file_round_trip(tmp_path):
+    path, model = toy_ood_model(tmp_path)
+    again = read_model(path)
+    for name in ("whitening", "means"):
+        assert getattr(again.ood, name).tobytes() == getattr(model.ood, name).tobytes()
+    assert again.ood.class_names == model.ood.class_names and again.ood.threshold == model.ood.threshold
+    write_model(again, tmp_path / "again.molenv")
+    assert (tmp_path / "again.molenv").read_bytes() == path.read_bytes()
+    # a model without the block: written as before, and no score
+    old = read_model(REGTEST / "rt-forces" / "softmax.molenv")
+    write_model(old, tmp_path / "old.molenv")
+    assert (tmp_path / "old.molenv").read_bytes() == (REGTEST / "rt-forces" / "softmax.molenv").read_bytes()
+    with pytest.raises(ModelFileError, match="has no ood block"):
+        old.other(np.zeros((1, old.descriptors.n_features)))
+
+
+@pytest.mark.parametrize("case", ["rt-forces", "rt-nopbc"])
+def test_plumed_gives_pythons_other(tmp_path, case):
+    """PROB_FILE's other column and n_other / f_other: Python's numbers to 1e-9 on
+    orthorhombic and triclinic frames (rt-forces) and clusters without a box (rt-nopbc)."""
+    from molenv.descriptors import compute_descriptors
+
+    path, model = toy_ood_model(tmp_path, case)
+    frames = frames_of(case)
+    natoms = frames[0].positions.shape[0]
+    text = (f"UNITS LENGTH=A\nLOAD FILE=@MOLENV_LIB@\nc: MOLENV_CLASSIFY MODEL=ood.molenv MOLECULES=1-{natoms} OOD PROB_FILE=prob.dat\n"
+            "PRINT ARG=c.n_A,c.n_other,c.f_other,c.nmol FILE=colvar FMT=%.17g\n")
+    run = run_driver(tmp_path / "run", text, ["--ixyz", "traj.xyz", "--length-units", "A"], {"traj.xyz": REGTEST / case / "traj.xyz", "ood.molenv": path})
+    assert run.returncode == 0, run.output[-3000:]
+    assert "out-of-distribution score as class other" in run.output
+    fields, prob = run.read_table("prob.dat")
+    assert fields[-4:] == ["A", "B", "Melt", "other"]
+    _, colvar = run.read_table("colvar")
+    nmol = natoms // APM
+    for f, frame in enumerate(frames):
+        G = compute_descriptors(frame, model.descriptors)
+        expected = np.c_[model.predict_proba(G), model.other(G)]
+        np.testing.assert_allclose(prob[f * nmol:(f + 1) * nmol, 2:], expected, rtol=0, atol=1e-9)
+        other = model.other(G)
+        np.testing.assert_allclose(colvar[f, 2:4], [other.sum(), other.mean()], rtol=1e-9)
+        assert 0.05 < other.mean() < 0.95  # the check has something to check
+
+
+@pytest.mark.parametrize("case, component, flags", [
+    ("rt-forces", "c.n_other", ""),
+    ("rt-forces", "c.f_other", ""),
+    ("rt-forces", "c.n_other", "FULL_DERIVATIVES"),
+    ("rt-forces", "c.n_other", "REGION_AXIS=z REGION_CENTER=1.0 REGION_HALFWIDTH=2.0 REGION_SMOOTHING=2.5"),
+])
+def test_other_has_the_finite_difference_forces(tmp_path, case, component, flags):
+    """A bias on n_other / f_other: analytic forces and virial against `plumed driver
+    --debug-forces` (PLUMED's finite differences of positions and box); rt-forces: an
+    orthorhombic and a triclinic frame with molecules split across the boundary."""
+    path, _ = toy_ood_model(tmp_path, case)
+    frames, _ = read_xyz(REGTEST / case / "traj.xyz")
+    natoms = len(frames[0])
+    text = (f"UNITS LENGTH=A\nLOAD FILE=@MOLENV_LIB@\nc: MOLENV_CLASSIFY MODEL=ood.molenv MOLECULES=1-{natoms} OOD {flags}\n"
+            f"BIASVALUE ARG={component}\n")
+    run = run_driver(tmp_path / "run", text, ["--ixyz", "traj.xyz", "--length-units", "A", "--debug-forces", "debug", "--dump-forces-fmt", "%.12e"],
+                     {"traj.xyz": REGTEST / case / "traj.xyz", "ood.molenv": path})
+    assert run.returncode == 0, run.output[-3000:]
+    run.check_debug_forces(natoms, len(frames), component)
+
+
+@pytest.mark.parametrize("flags", ["", "FULL_DERIVATIVES"])
+def test_other_forces_without_a_box(tmp_path, flags):
+    """Clusters without a box (rt-nopbc; PLUMED's --debug-forces would perturb the zero box):
+    the energy of restraints on n_other and f_other at x +- eps u against the dumped forces."""
+    path, _ = toy_ood_model(tmp_path, "rt-nopbc")
+    frames0, _ = read_xyz(REGTEST / "rt-nopbc" / "traj.xyz")
+    rng = np.random.default_rng(3)
+    eps = 1e-5
+    frames, directions = [], []
+    for x0 in frames0:
+        u = rng.normal(size=x0.shape)
+        frames += [x0, x0 + eps * u, x0 - eps * u]
+        directions.append(u)
+    natoms = len(frames0[0])
+    text = (f"UNITS LENGTH=A\nLOAD FILE=@MOLENV_LIB@\nc: MOLENV_CLASSIFY MODEL=ood.molenv MOLECULES=1-{natoms} OOD {flags}\n"
+            "b: RESTRAINT ARG=c.n_other,c.f_other AT=3.0,0.2 KAPPA=0.7,30\nPRINT ARG=b.bias FILE=energy FMT=%.17g\n")
+    run = run_driver(tmp_path / "run", text, ["--ixyz", "traj.xyz", "--length-units", "A", "--dump-forces", "forces", "--dump-forces-fmt", "%.17g",
+                      "--dump-full-virial"],
+                     {"traj.xyz": xyz_text(frames, [None] * len(frames)), "ood.molenv": path})
+    assert run.returncode == 0, run.output[-3000:]
+    _, energy = run.read_table("energy")
+    dumped = run.read_dump_forces()
+    for k, u in enumerate(directions):
+        _, forces = dumped[3 * k]
+        fd = (energy[3 * k + 1, 1] - energy[3 * k + 2, 1]) / (2 * eps)
+        analytic = -np.sum(forces * u)
+        assert abs(analytic) > 1e-2
+        assert abs(fd - analytic) <= 1e-6 * np.abs(forces).sum(), (fd, analytic)
+
+
+def test_ood_is_refused_without_an_ood_block(tmp_path):
+    text = "UNITS LENGTH=A\nLOAD FILE=@MOLENV_LIB@\nc: MOLENV_CLASSIFY MODEL=old.molenv MOLECULES=1-100 OOD\n"
+    run = run_driver(tmp_path, text, ["--ixyz", "traj.xyz", "--length-units", "A"],
+                     {"traj.xyz": REGTEST / "rt-forces" / "traj.xyz", "old.molenv": REGTEST / "rt-forces" / "softmax.molenv"})
+    assert run.returncode != 0
+    assert "OOD needs a model file with an ood block (the calibrated out-of-distribution score), and old.molenv has none" in run.output
