@@ -230,6 +230,56 @@ SF3_CASES = [
     ("v3 version 4", sub("molenv_model 3", "molenv_model 4"), "unsupported model file version 4 (this molenv reads versions 1 and 3)"),
 ]
 
+# the ood block (docs/model_format.md, "The ood block") for the base's last hidden layer of 6 units
+OOD_BLOCK = "\n".join([
+    "ood mahalanobis 6 2", "ood_softmin 1.0", "ood_threshold 12.5 1.25", "ood_calibration 0.99 0.9 100", "ood_whitening",
+    *(" ".join("1.0" if i == j else "0.0" for i in range(6)) for j in range(6)),
+    "ood_mean A 0.1 0.2 0.3 0.4 0.5 0.6", "ood_mean Melt -0.1 -0.2 -0.3 -0.4 -0.5 -0.6",
+])
+
+
+def with_ood(old: str = "", new: str = ""):
+    """The base with the ood block before `end`, `old` in the block replaced by `new`."""
+
+    def edit(data: bytes) -> bytes:
+        assert old in OOD_BLOCK, old
+        return data.replace(b"\nend", ("\n" + OOD_BLOCK.replace(old, new, 1) + "\nend").encode(), 1)
+
+    return edit
+
+
+SF_CASES += [
+    ("ood block", with_ood(), CHANGED),
+    ("ood block, tabs and comments", with_ood("ood_softmin 1.0", "# calibration\n\tood_softmin\t1.0  # tau"), CHANGED),
+    ("ood method", with_ood("mahalanobis", "gauss"), "unknown ood method 'gauss' (expected mahalanobis)"),
+    ("ood fields", with_ood("mahalanobis 6 2", "mahalanobis 6"), "'ood' takes 3 fields, found 2"),
+    ("ood width", with_ood("mahalanobis 6 2", "mahalanobis 7 2"), "ood: 7 features, but the last hidden layer has 6 units"),
+    ("ood width 6.0", with_ood("mahalanobis 6 2", "mahalanobis 6.0 2"), "ood features: '6.0' is not an integer"),
+    ("ood no means", with_ood("mahalanobis 6 2", "mahalanobis 6 0"), "ood: 0 class means for a model of 3 classes"),
+    ("ood too many means", with_ood("mahalanobis 6 2", "mahalanobis 6 4"), "ood: 4 class means for a model of 3 classes"),
+    ("ood missing mean", with_ood("mahalanobis 6 2", "mahalanobis 6 3"), "expected record 'ood_mean', found 'end'"),
+    ("ood class other", lambda d: with_ood()(d.replace(b"classes 3 A B Melt", b"classes 3 A other Melt")),
+     "a model with an ood block cannot have a class named 'other': its out-of-distribution component is n_other"),
+    ("class other without ood", sub("classes 3 A B Melt", "classes 3 A other Melt"), CHANGED),
+    ("ood temperature 0", with_ood("ood_softmin 1.0", "ood_softmin 0"), "ood_softmin: the temperature must be positive, got 0"),
+    ("ood temperature nan", with_ood("ood_softmin 1.0", "ood_softmin nan"), "ood_softmin: non-finite number 'nan'"),
+    ("ood width negative", with_ood("12.5 1.25", "12.5 -1"), "ood_threshold: the width must be positive, got -1"),
+    ("ood threshold inf", with_ood("12.5 1.25", "inf 1.25"), "ood_threshold: non-finite number 'inf'"),
+    ("ood quantiles swapped", with_ood("0.99 0.9 100", "0.9 0.99 100"),
+     "ood_calibration: needs 0 < low quantile < quantile < 1 and a validation molecule, got 0.9 0.99 100"),
+    ("ood no validation", with_ood("0.99 0.9 100", "0.99 0.9 0"), "ood_calibration: needs 0 < low quantile < quantile < 1 and a validation molecule"),
+    ("ood validation 1.5", with_ood("0.99 0.9 100", "0.99 0.9 1.5"), "ood_calibration: '1.5' is not an integer"),
+    ("ood whitening fields", with_ood("ood_whitening", "ood_whitening 6"), "'ood_whitening' takes 0 fields, found 1"),
+    ("ood whitening row", with_ood("0.0 1.0 0.0 0.0 0.0 0.0", "0.0 1.0 0.0 0.0 0.0"), "ood_whitening row 2 has 5 numbers, expected 6"),
+    ("ood whitening junk", with_ood("0.0 1.0 0.0 0.0 0.0 0.0", "0.0 1.0 0.0 0x0 0.0 0.0"), "ood_whitening: '0x0' is not a number"),
+    ("ood mean class", with_ood("ood_mean A", "ood_mean C"), "ood_mean: 'C' is not a class of the model"),
+    ("ood mean order", with_ood("ood_mean Melt", "ood_mean A"), "ood_mean: class 'A' is repeated or out of the classes' order"),
+    ("ood mean fields", with_ood("0.5 0.6", "0.5"), "'ood_mean' takes 7 fields (a class and 6 numbers), found 6"),
+    ("ood mean nan", with_ood("0.5 0.6", "0.5 NaN"), "ood_mean: non-finite number 'NaN'"),
+    ("ood after end", lambda d: d + (OOD_BLOCK + "\n").encode(), "unexpected record 'ood' after 'end'"),
+    ("ood before the layers", sub("layer_count 3", OOD_BLOCK + "\nlayer_count 3"), "expected record 'layer_count', found 'ood'"),
+]
+
 GNN_CASES = [
     ("real 4.50", sub("graph_cutoff 4.5", "graph_cutoff 4.50"), OK),
     ("real 45e-1", sub("graph_cutoff 4.5", "graph_cutoff 45e-1"), OK),
