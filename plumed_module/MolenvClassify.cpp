@@ -306,7 +306,8 @@ void MolenvClassify::registerKeywords(Keywords& keys) {
   keys.addOutputComponent("s", "LAMBDA", "progress along the path in class-fraction space, 0 at the first image, 1 at the last");
   keys.addOutputComponent("z", "LAMBDA", "distance from the path, -(1/lambda) ln sum_i exp(-lambda D_i)");
 #endif
-  // n_<CLASS>, f_<CLASS> and p_<CLASS> take their names from the model's classes
+  // n_<CLASS>, f_<CLASS> and p_<CLASS> take their names from the model's classes (and, with OOD, other;
+  // PLUMED reserves the underscore in registered component names, so n_other cannot be registered)
   ActionWithValue::useCustomisableComponents(keys);
 }
 

@@ -80,6 +80,8 @@ class ClassificationResult:
     coordination:   (F, N) int coordination numbers (`molenv.topology.TopologyRule`), or None.
     frames:         (F,) index of each frame in its trajectory (default 0..F-1).
     topology_probabilities: (F, N, 2) bulk/surface probabilities of a GNN's topology head, or None.
+    other:          (F, N) out-of-distribution score of every molecule (`molenv.ood`: > 0.5 = none of
+                    the classes), or None (classified without it).
     output_activation: "softmax" (rows sum to 1) or "sigmoid" (independent outputs).
     source:         what produced it (model file, PLUMED input), for table headers.
     """
@@ -95,6 +97,7 @@ class ClassificationResult:
     output_activation: str = "softmax"
     source: str = ""
     topology_names: tuple[str, ...] = TOPOLOGY_NAMES
+    other: np.ndarray | None = None
 
     def __post_init__(self):
         self.classes = [str(c) for c in self.classes]
@@ -113,6 +116,7 @@ class ClassificationResult:
             ("coordination", (n_frames, n), np.int64),
             ("frames", (n_frames,), np.int64),
             ("topology_probabilities", (n_frames, n, 2), np.float64),
+            ("other", (n_frames, n), np.float64),
         ):
             value = getattr(self, name)
             if value is None:
@@ -216,7 +220,7 @@ class ClassificationResult:
         return cls(
             classes=list(classes), times=[r.time for r in records], frames=[r.frame for r in records],
             probabilities=stacked("probabilities"), centres=stacked("centres"), boxes=stacked("box"),
-            coordination=stacked("coordination"), topology_probabilities=stacked("topology_probabilities"), **options,
+            coordination=stacked("coordination"), topology_probabilities=stacked("topology_probabilities"), other=stacked("other"), **options,
         )
 
 
@@ -231,10 +235,11 @@ class FrameRecord:
     box: np.ndarray | None = None  # (6,)
     coordination: np.ndarray | None = None  # (N,)
     topology_probabilities: np.ndarray | None = None  # (N, 2)
+    other: np.ndarray | None = None  # (N,) out-of-distribution score
 
 
 def frame_record(frame: MolecularFrame, index: int, probabilities: np.ndarray, centre_atom: int, *,
-                 with_coordination: bool = True, topology_probabilities: np.ndarray | None = None) -> FrameRecord:
+                 with_coordination: bool = True, topology_probabilities: np.ndarray | None = None, other: np.ndarray | None = None) -> FrameRecord:
     """The record of one classified frame: centres, box and (optionally) coordination numbers
     computed from the frame (by the default `TopologyRule`, that of the datasets' topology
     labels), probabilities from the classifier."""
@@ -245,7 +250,7 @@ def frame_record(frame: MolecularFrame, index: int, probabilities: np.ndarray, c
         frame=int(index), time=frame.time, probabilities=probabilities, centres=frame.centres(centre_atom),
         box=None if frame.box is None else frame.box.copy(),
         coordination=TopologyRule().coordination(frame, centre_atom) if with_coordination else None,
-        topology_probabilities=topology_probabilities,
+        topology_probabilities=topology_probabilities, other=other,
     )
 
 
@@ -376,7 +381,9 @@ def population_table(
     split_surface: bool = True,
     cn_threshold: int = CN_THRESHOLD,
 ) -> Table:
-    """Per-frame populations: ``time frame nmol n_<class>... n_uncertain soft_<class>...`` and,
+    """Per-frame populations: ``time frame nmol n_<class>... n_uncertain soft_<class>...``, for a
+    result with the out-of-distribution score ``n_other`` (molecules with other > 0.5) and
+    ``soft_other`` (the sum of other: MOLENV_CLASSIFY's n_other), and,
     with `split_surface` (needs coordination numbers), ``core_*`` and ``surface_*`` copies of
     ``nmol`` and the hard counts. With a `region` every count is restricted to (weighted by)
     the region, and ``nmol`` is the (weighted) number of molecules in it."""
@@ -390,6 +397,10 @@ def population_table(
     w = np.ones((result.n_frames, result.n_molecules)) if weights is None else weights
     names = ["time", "frame", "nmol"] + [f"n_{c}" for c in result.label_names] + [f"soft_{c}" for c in result.classes]
     columns = [result.times[:, None], result.frames[:, None], w.sum(axis=1)[:, None], populations(result, threshold, w), soft_populations(result, w)]
+    if result.other is not None:
+        names += ["n_other", "soft_other"]
+        columns += [((result.other > 0.5) * w).sum(axis=1)[:, None], (result.other * w).sum(axis=1)[:, None]]
+        comments.append("other: the out-of-distribution score (n_other: molecules with other > 0.5, soft_other: sum of other)")
     if split_surface and result.coordination is not None:
         surface = surface_mask(result, cn_threshold)
         comments.append(f"topology: {TopologyRule(threshold=cn_threshold).describe()}")
@@ -473,6 +484,9 @@ def write_per_molecule(path: str | Path, result: ClassificationResult, threshold
     if result.topology_probabilities is not None:
         names += [f"p_{t}" for t in result.topology_names]
         columns += list(np.moveaxis(result.topology_probabilities, 2, 0))
+    if result.other is not None:
+        names.append("other")
+        columns.append(result.other)
     comments = [f"label: index into {' '.join(result.classes)}; -1 = {UNCERTAIN} (top probability < {threshold:g})"]
     if region is not None:
         names.append("weight")

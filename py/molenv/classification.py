@@ -84,11 +84,14 @@ class ClassifyFrames(AnalysisBase):
     def get_supported_backends(cls):
         return BACKENDS
 
-    def __init__(self, trajectory, classifier, spec=None, *, with_coordination: bool = True, verbose: bool = False, device: str = "cpu", **options):
+    def __init__(self, trajectory, classifier, spec=None, *, with_coordination: bool = True, verbose: bool = False, device: str = "cpu",
+                 ood: bool = False, **options):
         from molenv.spec import MoleculeSpec, load_spec
         from molenv.trajectory import Trajectory
 
         classifier = _classifier(classifier, device)
+        if ood:
+            check_ood(classifier)
         if isinstance(trajectory, Trajectory):
             if spec is not None or options:
                 raise TypeError("a molenv Trajectory has its spec and reading options already: give spec= and "
@@ -105,6 +108,7 @@ class ClassifyFrames(AnalysisBase):
         self.molenv_trajectory = trajectory
         self.classifier = classifier
         self.with_coordination = with_coordination
+        self.ood = ood
 
     def run(self, start=None, stop=None, step=None, frames=None, **kwargs):
         """`AnalysisBase.run`; with no ``start``/``stop``/``step``/``frames``, the frames of the
@@ -118,11 +122,14 @@ class ClassifyFrames(AnalysisBase):
 
     def _single_frame(self):
         frame = self.molenv_trajectory.frame_at(self._ts)  # the trajectory's own frame builder (box, selection, atom order)
-        probabilities, topology = self.classifier.predict(frame)
+        if self.ood:
+            probabilities, topology, other = self.classifier.predict_ood(frame)
+        else:
+            (probabilities, topology), other = self.classifier.predict(frame), None
         check_finite(self.classifier, self._ts.frame, frame.time, probabilities, topology)
         self.results.records.append(
             frame_record(frame, self._ts.frame, probabilities, self.classifier.centre_atom,
-                         with_coordination=self.with_coordination, topology_probabilities=topology)
+                         with_coordination=self.with_coordination, topology_probabilities=topology, other=other)
         )
 
     def _get_aggregator(self):
@@ -180,8 +187,18 @@ def _frames_read_errors(trajectory, backend: str):
                               "truncated") from None
 
 
+def check_ood(classifier) -> None:
+    """ClassifierError unless `classifier` has a calibrated out-of-distribution score (an SF
+    model with an ood block, `molenv.ood`)."""
+    model = getattr(classifier, "model", None) if getattr(classifier, "kind", None) == "sf" else None
+    if model is None or getattr(model, "ood", None) is None:
+        what = "an SF model with an ood block" if getattr(classifier, "kind", None) == "sf" else "an SF model (the GNN kind has none yet)"
+        raise ClassifierError(f"{classifier.path}: the out-of-distribution score (other) needs {what}, the calibrated score of "
+                              "`molenv export` or `molenv ood-calibrate` (docs/training.md)")
+
+
 def classify_trajectory(trajectory, classifier, *, backend: str = "serial", n_workers: int = 1, progress: bool = True,
-                        with_coordination: bool = True, scheduler: str | None = None) -> ClassificationResult:
+                        with_coordination: bool = True, scheduler: str | None = None, ood: bool = False) -> ClassificationResult:
     """Classify every frame of `trajectory` (its ``start``/``stop``/``step`` slice) with
     `classifier`; ``backend`` as in MDAnalysis (``dask`` needs the optional dask package:
     local worker processes, or with ``scheduler`` the workers of a dask.distributed cluster,
@@ -200,7 +217,7 @@ def classify_trajectory(trajectory, classifier, *, backend: str = "serial", n_wo
             raise ClassifierError("the dask backend needs dask: pip install 'dask[distributed]' (or use --backend multiprocessing)") from None
     if n_workers < 1:
         raise ClassifierError(f"n_workers must be >= 1, got {n_workers}")
-    analysis = ClassifyFrames(trajectory, classifier, with_coordination=with_coordination)
+    analysis = ClassifyFrames(trajectory, classifier, with_coordination=with_coordination, ood=ood)
     frames = np.asarray(trajectory.frame_indices, dtype=np.int64)
     with warnings.catch_warnings(), _frames_read_errors(trajectory, backend):
         warnings.filterwarnings("ignore", message="Reader has no dt information")
@@ -220,7 +237,7 @@ def classify_trajectory(trajectory, classifier, *, backend: str = "serial", n_wo
 
 # ----------------------------------------------------------------------------- the Python API
 
-RUN_OPTIONS = ("backend", "n_workers", "progress", "with_coordination", "scheduler", "device", "out")
+RUN_OPTIONS = ("backend", "n_workers", "progress", "with_coordination", "scheduler", "device", "out", "ood")
 
 
 def _split_options(options: dict) -> tuple[dict, dict]:
@@ -243,7 +260,7 @@ def _split_options(options: dict) -> tuple[dict, dict]:
 
 
 def classify(obj, model, spec=None, *, backend: str = "serial", n_workers: int = 1, progress: bool = False, with_coordination: bool = True,
-             scheduler: str | None = None, device: str = "cpu", out: str | Path | None = None, **options) -> ClassificationResult:
+             scheduler: str | None = None, device: str = "cpu", out: str | Path | None = None, ood: bool = False, **options) -> ClassificationResult:
     """Classify every molecule of every frame of `obj` with `model`: the Python side of
     `molenv classify` (docs/api.md).
 
@@ -263,7 +280,9 @@ def classify(obj, model, spec=None, *, backend: str = "serial", n_workers: int =
              ``topology``/``format``/``topology_format``); run options ``backend``
              ("serial", "multiprocessing", "dask"), ``n_workers``, ``scheduler`` (a
              dask.distributed address), ``device`` (of a GNN), ``progress`` (a progress
-             bar), ``with_coordination`` (coordination numbers, for the core/surface split).
+             bar), ``with_coordination`` (coordination numbers, for the core/surface split),
+             ``ood`` (also the out-of-distribution score ``result.other`` of an SF model with an
+             ood block: > 0.5 flags a molecule as none of the model's classes).
     out:     a folder: also write the files of `molenv classify` there (populations table,
              ``molecules.npz``, plot, with ``xyz=True`` the extended XYZ); the analysis
              options of `molenv.analysis.SummaryOptions` (``threshold``, ``cn_threshold``,
@@ -298,7 +317,7 @@ def classify(obj, model, spec=None, *, backend: str = "serial", n_workers: int =
     classifier.check(spec)
     trajectory = Trajectory(obj, spec, **reading)
     result = classify_trajectory(trajectory, classifier, backend=backend, n_workers=n_workers if backend != "serial" else 1,
-                                 progress=progress, with_coordination=with_coordination, scheduler=scheduler)
+                                 progress=progress, with_coordination=with_coordination, scheduler=scheduler, ood=ood)
     if out is not None:
         summarise(result, out, summary, frames=trajectory if summary.xyz else None)
     return result

@@ -24,6 +24,7 @@ COMMANDS = {
     "train": "train",
     "evaluate": "evaluate",
     "export": "export",
+    "ood-calibrate": "ood_calibrate",
     "labelling": "labelling",
 }
 

@@ -38,7 +38,7 @@ import numpy as np
 from molenv.dataset import Dataset, MoleculeTable
 from molenv.topology import TOPOLOGY_NAMES
 
-__all__ = ["Head", "check_classes", "head_metrics", "plot_confusion", "plot_tsne", "evaluate_outputs", "evaluate_sf", "evaluate_gnn", "evaluate_path"]
+__all__ = ["Head", "check_classes", "head_metrics", "ood_metrics", "plot_confusion", "plot_tsne", "evaluate_outputs", "evaluate_sf", "evaluate_gnn", "evaluate_path"]
 
 
 @dataclass
@@ -238,14 +238,45 @@ def evaluate_sf(model, dataset: Dataset, out_dir, splits="test", *, include_clus
     if len(table) == 0:
         raise ValueError(f"{dataset.path}: no molecules in split {', '.join(names)} to evaluate" + ("" if include_clusters else " (periodic bulk molecules only)"))
     _check_descriptors(model, dataset)
-    check_classes(model.classes, dataset, table.labels, (info or {}).get("model_path", model.name))
+    labels = table.labels
+    if model.ood is not None:
+        # molecules of classes the model does not know are what the ood score is for: they
+        # are scored by it alone, and left out of the polymorph head
+        known = np.array([c.lower() in {k.lower() for k in model.classes} for c in dataset.classes])
+        labels = np.where((labels >= 0) & known[np.maximum(labels, 0)], labels, -1)
+    check_classes(model.classes, dataset, labels, (info or {}).get("model_path", model.name))
     layers = model.network.layer_outputs(table.features)
-    head = Head("polymorph", dataset.classes, list(model.classes), table.labels, layers[-1])
+    head = Head("polymorph", dataset.classes, list(model.classes), labels, layers[-1])
     embeddings = {"descriptors": layers[0]}
     if len(layers) > 2:
         embeddings["last_hidden_layer"] = layers[-2]
     details = {"kind": "sf", "model": model.name, "dataset": str(dataset.path), "splits": names, "clusters_included": include_clusters, **(info or {})}
-    return evaluate_outputs(out_dir, [head], embeddings, groups=table.source, group_names=table.source_names, info=details, **options)
+    metrics = evaluate_outputs(out_dir, [head], embeddings, groups=table.source, group_names=table.source_names, info=details, **options)
+    if model.ood is not None:
+        metrics["ood"] = ood_metrics(model.ood.other(layers[-2]), table.labels, dataset.classes, model.classes, model.ood)
+        (Path(out_dir) / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    return metrics
+
+
+def ood_metrics(other: np.ndarray, labels: np.ndarray, true_names: Sequence[str], model_classes: Sequence[str], score) -> dict:
+    """The out-of-distribution score of the molecules (`molenv.ood`): per true class the
+    number of molecules, the fraction flagged (other > 0.5) and the mean score (n_other / N),
+    for the classes the model knows and for those it does not, and the calibration."""
+    from molenv.ood import calibration_record
+
+    known = {c.lower() for c in model_classes}
+    out = {"calibration": calibration_record(score), "per_class": {}}
+    groups = {"known_classes": np.zeros(len(other), dtype=bool), "unknown_classes": np.zeros(len(other), dtype=bool)}
+    for k in np.unique(labels[labels >= 0]):
+        sel = labels == k
+        name = true_names[k]
+        out["per_class"][name] = {"n": int(sel.sum()), "known_to_the_model": name.lower() in known,
+                                  "flagged_fraction": float(np.mean(other[sel] > 0.5)), "mean_other": float(np.mean(other[sel]))}
+        groups["known_classes" if name.lower() in known else "unknown_classes"] |= sel
+    for name, sel in groups.items():
+        if sel.any():
+            out[name] = {"n": int(sel.sum()), "flagged_fraction": float(np.mean(other[sel] > 0.5)), "mean_other": float(np.mean(other[sel]))}
+    return out
 
 
 def check_classes(model_classes: Sequence[str], dataset: Dataset, labels: np.ndarray, model: str) -> None:

@@ -105,6 +105,15 @@ class SFFrameClassifier:
 
         return self.model.network.forward(compute_descriptors(frame, self.model.descriptors)), None
 
+    def predict_ood(self, frame: MolecularFrame) -> tuple[np.ndarray, None, np.ndarray]:
+        """`predict` and the out-of-distribution score of every molecule (`molenv.ood`)."""
+        from molenv.descriptors import compute_descriptors
+
+        if self.model.ood is None:
+            raise ClassifierError(f"{self.path}: the model has no ood block (no calibrated out-of-distribution score)")
+        layers = self.model.network.layer_outputs(compute_descriptors(frame, self.model.descriptors))
+        return layers[-1], None, self.model.ood.other(layers[-2])
+
 
 class GNNFrameClassifier:
     """A graph network from a Lightning checkpoint or a TorchScript export.

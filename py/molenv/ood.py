@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["OOD_METHOD", "OTHER", "OODError", "OODScore", "fit_ood"]
+__all__ = ["OOD_METHOD", "OTHER", "OODError", "OODScore", "fit_ood", "calibrate_sf", "calibration_record", "describe"]
 
 OOD_METHOD = "mahalanobis"
 #: the name of the out-of-distribution output: component n_other, column other
@@ -158,3 +158,52 @@ def fit_ood(features: np.ndarray, labels: np.ndarray, classes: list[str], val_fe
     low = float(np.quantile(d, low_quantile))
     score.width = float(max(score.threshold - low, 1e-6 * max(abs(score.threshold), 1.0)) / math.log(99.0))
     return score
+
+
+def calibrate_sf(model, dataset, include_clusters: bool = False, **options) -> OODScore:
+    """The ood score of an SF `molenv.modelfile.Model` (last hidden layer) fitted on the
+    training molecules of `dataset` and calibrated on its validation molecules (periodic bulk
+    ones unless ``include_clusters``, as `molenv train sf` trains). Dataset classes are
+    matched to the model's by name (ignoring case); molecules of classes the model does not
+    know are left out. ``options`` go to `fit_ood`."""
+    from dataclasses import asdict
+
+    from molenv.sf.train import training_molecules
+
+    if asdict(model.descriptors) != asdict(dataset.descriptor_set):
+        raise OODError(f"the model's descriptor definition differs from the one the dataset {dataset.path} was featurized with")
+    if len(model.network.weights) < 2:
+        raise OODError("the ood score needs a network with a hidden layer: its features are the outputs of the last hidden layer")
+    index = {c.lower(): k for k, c in enumerate(model.classes)}
+    to_model = np.array([index.get(c.lower(), -1) for c in dataset.classes])
+
+    def known(split: str) -> tuple[np.ndarray, np.ndarray]:
+        table = training_molecules(dataset, split, include_clusters)
+        labels = to_model[table.labels] if len(table) else np.zeros(0, dtype=int)
+        keep = labels >= 0
+        if not keep.any():
+            raise OODError(f"{dataset.path}: no {split} molecules of the model's classes ({', '.join(model.classes)}) to fit the ood score on")
+        return model.network.layer_outputs(table.features[keep])[-2], labels[keep]
+
+    train, labels = known("train")
+    val, _ = known("val")
+    return fit_ood(train, labels, list(model.classes), val, **options)
+
+
+def describe(score: OODScore) -> str:
+    """One line of the calibration, for training reports and logs."""
+    return (f"ood score (Mahalanobis, last hidden layer of {score.n_features} units, {len(score.class_names)} class means): "
+            f"threshold d = {score.threshold:.6g} (the {score.quantile:g} quantile of {score.n_validation} known-class validation molecules), "
+            f"width {score.width:.6g} (other = 0.01 at the {score.low_quantile:g} quantile)")
+
+
+def calibration_record(score: OODScore, val_other: np.ndarray | None = None) -> dict:
+    """The calibration as a JSON-able record (training reports); with the validation
+    molecules' scores, the fraction of them flagged (other > 0.5) and their mean score."""
+    record = {"method": OOD_METHOD, "features": score.n_features, "class_means": list(score.class_names), "softmin_temperature": score.temperature,
+              "threshold": score.threshold, "width": score.width, "quantile": score.quantile, "low_quantile": score.low_quantile,
+              "validation_molecules": score.n_validation}
+    if val_other is not None:
+        record["validation_flagged_fraction"] = float(np.mean(np.asarray(val_other) > 0.5))
+        record["validation_mean_other"] = float(np.mean(val_other))
+    return record

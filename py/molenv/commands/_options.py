@@ -198,5 +198,8 @@ def report(result, written: dict, threshold: float) -> None:
     counts = populations(result, threshold).mean(axis=0)
     print(f"{result.n_frames} frames, {result.n_molecules} molecules; mean molecules per class:")
     print("  " + "  ".join(f"{name} {c:.1f}" for name, c in zip(result.label_names, counts) if c > 0 or name != "uncertain"))
+    if result.other is not None:
+        print(f"  out-of-distribution (other > 0.5, none of the classes): {(result.other > 0.5).sum(axis=1).mean():.1f} molecules per frame "
+              f"({(result.other > 0.5).mean():.1%}); mean other {result.other.mean():.4f}")
     for what, path in written.items():
         print(f"  {what}: {path}")

@@ -27,6 +27,8 @@ def add_arguments(parser):
     # not clamped to this machine's CPUs: with --dask-scheduler the workers are elsewhere
     run.add_argument("--workers", type=positive_int, default=2, help="worker processes for multiprocessing/dask (default 2)")
     run.add_argument("--dask-scheduler", metavar="ADDRESS", help="with --backend dask: a dask.distributed scheduler (e.g. tcp://head:8786) whose workers take the frames")
+    run.add_argument("--ood", action="store_true", help="also the out-of-distribution score other of every molecule (SF model with an ood block): "
+                     "populations.dat columns n_other (other > 0.5) and soft_other (sum of other, MOLENV_CLASSIFY's n_other)")
     run.add_argument("--device", default="cpu", help="torch device of a GNN (default cpu)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -57,7 +59,7 @@ def run(args):
         workers = args.workers if args.backend != "serial" else 1
         result = classify_trajectory(
             trajectory, classifier, backend=args.backend, n_workers=workers, progress=not args.no_progress,
-            with_coordination=not args.no_surface, scheduler=args.dask_scheduler,
+            with_coordination=not args.no_surface, scheduler=args.dask_scheduler, ood=args.ood,
         )
         written = summarise(result, args.out, options, frames=trajectory if options.xyz else None)
     except (ClassifierError, ModelFileError, SpecError, TrajectoryError, AnalysisError) as err:

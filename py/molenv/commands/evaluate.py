@@ -8,7 +8,10 @@ classifiers are evaluated on the periodic bulk molecules of the split (as traine
 classifiers on every frame, with polymorph and topology heads. Writes to --out:
 metrics.json (micro/macro F1, per-class recall/precision/F1, confusion matrices,
 accuracy per source), confusion_<head>.png and tsne_<embedding>.png (SF: descriptors and
-last hidden layer; GNN: pooled embedding and last hidden layer).
+last hidden layer; GNN: pooled embedding and last hidden layer). An SF model with an ood
+block (the out-of-distribution score) also reports, per true class, the fraction of
+molecules it flags as none of its classes ("ood" in metrics.json); with it, molecules of
+classes the model does not know are accepted: they are scored by the ood score alone.
 """
 from __future__ import annotations
 
@@ -59,5 +62,11 @@ def run(args):
         print("  confusion (rows true, columns predicted " + " ".join(cm["columns_predicted"]) + "):")
         for row, counts in zip(cm["rows_true"], cm["counts"]):
             print(f"    {row:>8s} " + " ".join(f"{c:6d}" for c in counts))
+    if "ood" in metrics:
+        print("ood score (other > 0.5 flags a molecule as none of the model's classes; the calibration flags "
+              f"{1 - metrics['ood']['calibration']['quantile']:.3g} of known-class validation molecules):")
+        for name, c in metrics["ood"]["per_class"].items():
+            print(f"  {name:>8s} {c['n']:6d} molecules{'' if c['known_to_the_model'] else ' (a class the model does not know)'}: "
+                  f"flagged {c['flagged_fraction']:.4f}, mean other {c['mean_other']:.4f}")
     print(f"wrote {args.out}/metrics.json" + "".join(f", {f}" for f in metrics["files"].values()))
     return 0

@@ -2,7 +2,10 @@
 
 An SF checkpoint (or `molenv train sf` output directory) becomes a molenv model file for
 MOLENV_CLASSIFY (docs/model_format.md), with provenance (dataset, its SHA-256, training
-sources and configuration, best validation loss, command) in `meta` records:
+sources and configuration, best validation loss, command) in `meta` records, and the
+out-of-distribution score (`molenv.ood`: the ood block, fitted on the training dataset's
+training molecules and calibrated on its validation molecules; --dataset another one,
+--no-ood none):
 
   molenv export runs/urea-sf --out urea.molenv
 
@@ -20,6 +23,9 @@ def add_arguments(parser):
     parser.add_argument("checkpoint", help="checkpoint (.ckpt) or training output directory")
     parser.add_argument("--out", required=True, help="file to write: .molenv (SF or graph model: molenv model file) or .pt (graph model: TorchScript)")
     parser.add_argument("--name", help="model name written into a .molenv file")
+    parser.add_argument("--dataset", help="SF: the dataset whose training and validation molecules fit and calibrate the ood score "
+                        "(default: the training dataset the checkpoint records)")
+    parser.add_argument("--no-ood", action="store_true", help="SF: write no ood block (out-of-distribution score)")
     parser.add_argument("--molecule", help="graph model to .molenv: the molecule (urea, nicotinamide or a spec .toml) whose elements the file keeps; default: the training dataset's")
 
 
@@ -48,7 +54,12 @@ def run(args):
     if model.kind == "sf":
         from molenv.sf.export import export_sf
 
-        written = export_sf(model.path, args.out, name=args.name, command=command)
+        dataset = None
+        if getattr(args, "dataset", None):
+            from molenv.dataset import open_dataset
+
+            dataset = open_dataset(args.dataset)
+        written = export_sf(model.path, args.out, name=args.name, command=command, dataset=dataset, ood=not getattr(args, "no_ood", False))
         print(f"wrote {args.out}: {written.name}; classes {', '.join(written.classes)}; network {'-'.join(map(str, written.network.sizes))}")
         return 0
     if suffix == ".molenv":

@@ -5,7 +5,9 @@ scaling from the training set) on the periodic bulk molecules of the dataset's t
 split, with early stopping on the validation loss. Outputs in --out:
 checkpoints/best.ckpt, checkpoints/last.ckpt (the last epoch), logs/metrics.csv,
 train_config.json and model.molenv (the best checkpoint as a molenv model file for
-MOLENV_CLASSIFY, see `molenv export`). A stopped fit continues with --resume
+MOLENV_CLASSIFY, see `molenv export`, with the out-of-distribution score fitted on the
+training molecules and calibrated on the validation molecules; its numbers also go into
+train_config.json under "ood"). A stopped fit continues with --resume
 OLD/checkpoints/last.ckpt --out NEW and the earlier fit's options.
 """
 from __future__ import annotations
@@ -89,6 +91,15 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_export:
         from molenv.sf.export import export_sf
 
-        export_sf(checkpoint, out / "model.molenv", name=args.name, command=shlex.join(getattr(args, "command_line", None) or []) or None)
+        exported = export_sf(checkpoint, out / "model.molenv", name=args.name, command=shlex.join(getattr(args, "command_line", None) or []) or None,
+                             dataset=dataset)
         print(f"model file: {out / 'model.molenv'}")
+        if exported.ood is not None:  # the calibration in the training report too
+            import json
+
+            from molenv.ood import calibration_record
+
+            report = json.loads((out / "train_config.json").read_text())
+            report["ood"] = calibration_record(exported.ood, exported.other(val.features))
+            (out / "train_config.json").write_text(json.dumps(report, indent=1) + "\n")
     return 0

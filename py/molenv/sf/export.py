@@ -14,8 +14,14 @@ from pathlib import Path
 __all__ = ["export_sf"]
 
 
-def export_sf(checkpoint: str | os.PathLike, out: str | os.PathLike, name: str | None = None, command: str | None = None):
-    """Write the model file of an SF checkpoint (`molenv.sf.train.train_sf`); returns the `Model`."""
+def export_sf(checkpoint: str | os.PathLike, out: str | os.PathLike, name: str | None = None, command: str | None = None, *,
+              dataset=None, ood: bool = True, log=print):
+    """Write the model file of an SF checkpoint (`molenv.sf.train.train_sf`); returns the `Model`.
+
+    With ``ood`` (default) the file carries the out-of-distribution score (`molenv.ood`),
+    fitted on the training molecules and calibrated on the validation molecules of `dataset`
+    (default: the training dataset the checkpoint records); where that dataset is gone, the
+    file is written without it and `log` says so."""
     import torch
 
     from molenv.modelfile import write_model
@@ -42,5 +48,26 @@ def export_sf(checkpoint: str | os.PathLike, out: str | os.PathLike, name: str |
     if command:
         meta["command"] = command
     model = classifier.to_model(name=name, meta=meta)
+    if ood:
+        model.ood = _ood_score(model, dataset, provenance, config, log)
     write_model(model, out)
     return model
+
+
+def _ood_score(model, dataset, provenance: dict, config: dict, log):
+    from molenv.dataset import DatasetError, open_dataset
+    from molenv.ood import calibrate_sf, describe
+
+    if dataset is None:
+        try:
+            dataset = open_dataset(provenance.get("dataset", ""))
+        except (DatasetError, OSError) as err:
+            log(f"no ood score: the training dataset is not readable ({err}); add one with `molenv ood-calibrate`")
+            return None
+        if provenance.get("dataset_manifest_sha256") not in (None, dataset.manifest_sha256()):
+            log(f"no ood score: the training dataset {dataset.path} changed since the training (its manifest's SHA-256 differs); "
+                "add one with `molenv ood-calibrate`")
+            return None
+    score = calibrate_sf(model, dataset, bool(config.get("include_clusters", False)))
+    log(describe(score))
+    return score
