@@ -35,19 +35,23 @@ struct RawDescriptor {
 /// The optional ood block (docs/model_format.md, "The ood block"); Python: _read_ood.
 void readOod(Records& r, Model& m) {
   unsigned ln = 0;
-  auto f = r.fields("ood", 3, ln);
+  auto f = r.fields("ood", 4, ln);
   if (f[0] != "mahalanobis") throw r.error("unknown ood method '" + f[0] + "' (expected mahalanobis)", ln);
-  const long width = r.integer(f[1], ln, "ood features"), nMeans = r.integer(f[2], ln, "ood classes");
+  const long layer = r.integer(f[1], ln, "ood layer");
+  const long width = r.integer(f[2], ln, "ood features"), nMeans = r.integer(f[3], ln, "ood classes");
   const long nClasses = m.classes.size();
   if (std::find(m.classes.begin(), m.classes.end(), "other") != m.classes.end())
     throw r.error("a model with an ood block cannot have a class named 'other': its out-of-distribution component is n_other", ln);
-  if (m.layers.size() < 2) throw r.error("the ood block needs a hidden layer: its features are the outputs of the last hidden layer", ln);
-  const long hidden = m.layers.back().nin;
-  if (width != hidden)
-    throw r.error("ood: " + std::to_string(width) + " features, but the last hidden layer has " + std::to_string(hidden) + " units", ln);
+  const long nLayers = m.layers.size();
+  if (layer < 1 || layer > nLayers)
+    throw r.error("ood: layer " + std::to_string(layer) + " is not a layer of the network (1.." + std::to_string(nLayers) + ")", ln);
+  const long inputs = m.layers[layer - 1].nin;
+  if (width != inputs)
+    throw r.error("ood: " + std::to_string(width) + " features, but layer " + std::to_string(layer) + " has " + std::to_string(inputs) + " inputs", ln);
   if (nMeans < 1 || nMeans > nClasses)
     throw r.error("ood: " + std::to_string(nMeans) + " class means for a model of " + std::to_string(nClasses) + " classes", ln);
   OodScore& o = m.ood;
+  o.layer = layer;
   o.width = width;
   f = r.fields("ood_softmin", 1, ln);
   o.temperature = r.number(f[0], ln, "ood_softmin");

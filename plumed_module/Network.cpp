@@ -134,9 +134,10 @@ void Network::forward(unsigned nm, const double* G, double* p, double* store) co
   for (unsigned m = 0; m < nm; ++m)
     for (unsigned k = 0; k < ncls_; ++k) p[static_cast<std::size_t>(m) * nout_ + k] = in[k * B + m];
   if (ood_) {
-    // the features: the last hidden layer's outputs, feature-major in the store
+    // the features: the inputs of layer ood.layer, feature-major (the scaled descriptors in
+    // the scratch x0, or a hidden layer's outputs in the store)
     const OodScore& ood = model_.ood;
-    const double* h = store + offset_[L - 2];
+    const double* h = ood.layer == 1 ? x0 : store + offset_[ood.layer - 2];
     double* other = store + oodOffset_;
     double* grad = other + B;
     double work[64];
@@ -178,9 +179,8 @@ void Network::backward(unsigned nm, const double* store, const double* seed, dou
   for (std::size_t l = L; l-- > 0;) {
     const DenseLayer& D = layers[l];
     denseBackward(D.nin, D.nout, wT_[l].data(), delta, back);
-    if (l == 0) break;
-    if (ood_ && l + 1 == L) {
-      // the seed of other times d other/d h, h the outputs of layer l-1 (the last hidden)
+    if (ood_ && l + 1 == model_.ood.layer) {
+      // back = d/d(inputs of layer l), the features: add the seed of other times d other/d h
       const double* grad = store + oodOffset_ + B;
       for (unsigned m = 0; m < nm; ++m) {
         const double so = seed[static_cast<std::size_t>(m) * nout_ + ncls_];
@@ -188,6 +188,7 @@ void Network::backward(unsigned nm, const double* store, const double* seed, dou
         for (unsigned i = 0; i < D.nin; ++i) back[i * B + m] += so * grad[i * B + m];
       }
     }
+    if (l == 0) break;
     // back = d/d(output of layer l-1); chain through its activation
     const double* out = store + offset_[l - 1];
     const std::size_t n = static_cast<std::size_t>(D.nin) * B;

@@ -14,9 +14,9 @@
    needed (one sweep per class).
 
    With the model's ood block enabled (MOLENV_CLASSIFY OOD), the network has one output
-   more, the out-of-distribution score other (OodScore.h) of the last hidden layer, after
-   the class probabilities; backward() takes its seed like a class's and adds its gradient
-   to the last hidden layer's, so the same sweep carries it. */
+   more, the out-of-distribution score other (OodScore.h) of the inputs of one dense layer,
+   after the class probabilities; backward() takes its seed like a class's and adds its
+   gradient to that of those inputs, so the same sweep carries it. */
 #ifndef __MOLENV_Network_h
 #define __MOLENV_Network_h
 

@@ -230,9 +230,9 @@ SF3_CASES = [
     ("v3 version 4", sub("molenv_model 3", "molenv_model 4"), "unsupported model file version 4 (this molenv reads versions 1 and 3)"),
 ]
 
-# the ood block (docs/model_format.md, "The ood block") for the base's last hidden layer of 6 units
+# the ood block (docs/model_format.md, "The ood block") on the inputs of the base's layer 3 (6)
 OOD_BLOCK = "\n".join([
-    "ood mahalanobis 6 2", "ood_softmin 1.0", "ood_threshold 12.5 1.25", "ood_calibration 0.99 0.9 100", "ood_whitening",
+    "ood mahalanobis 3 6 2", "ood_softmin 1.0", "ood_threshold 12.5 1.25", "ood_calibration 0.99 0.9 100", "ood_whitening",
     *(" ".join("1.0" if i == j else "0.0" for i in range(6)) for j in range(6)),
     "ood_mean A 0.1 0.2 0.3 0.4 0.5 0.6", "ood_mean Melt -0.1 -0.2 -0.3 -0.4 -0.5 -0.6",
 ])
@@ -252,12 +252,17 @@ SF_CASES += [
     ("ood block", with_ood(), CHANGED),
     ("ood block, tabs and comments", with_ood("ood_softmin 1.0", "# calibration\n\tood_softmin\t1.0  # tau"), CHANGED),
     ("ood method", with_ood("mahalanobis", "gauss"), "unknown ood method 'gauss' (expected mahalanobis)"),
-    ("ood fields", with_ood("mahalanobis 6 2", "mahalanobis 6"), "'ood' takes 3 fields, found 2"),
-    ("ood width", with_ood("mahalanobis 6 2", "mahalanobis 7 2"), "ood: 7 features, but the last hidden layer has 6 units"),
-    ("ood width 6.0", with_ood("mahalanobis 6 2", "mahalanobis 6.0 2"), "ood features: '6.0' is not an integer"),
-    ("ood no means", with_ood("mahalanobis 6 2", "mahalanobis 6 0"), "ood: 0 class means for a model of 3 classes"),
-    ("ood too many means", with_ood("mahalanobis 6 2", "mahalanobis 6 4"), "ood: 4 class means for a model of 3 classes"),
-    ("ood missing mean", with_ood("mahalanobis 6 2", "mahalanobis 6 3"), "expected record 'ood_mean', found 'end'"),
+    ("ood fields", with_ood("mahalanobis 3 6 2", "mahalanobis 6 2"), "'ood' takes 4 fields, found 3"),
+    ("ood layer 0", with_ood("mahalanobis 3 6 2", "mahalanobis 0 6 2"), "ood: layer 0 is not a layer of the network (1..3)"),
+    ("ood layer 4", with_ood("mahalanobis 3 6 2", "mahalanobis 4 6 2"), "ood: layer 4 is not a layer of the network (1..3)"),
+    ("ood layer +03", with_ood("mahalanobis 3 6 2", "mahalanobis +03 6 2"), CHANGED),
+    ("ood layer 2.5", with_ood("mahalanobis 3 6 2", "mahalanobis 2.5 6 2"), "ood layer: '2.5' is not an integer"),
+    ("ood width", with_ood("mahalanobis 3 6 2", "mahalanobis 3 7 2"), "ood: 7 features, but layer 3 has 6 inputs"),
+    ("ood width of layer 2", with_ood("mahalanobis 3 6 2", "mahalanobis 2 6 2"), "ood: 6 features, but layer 2 has 7 inputs"),
+    ("ood width 6.0", with_ood("mahalanobis 3 6 2", "mahalanobis 3 6.0 2"), "ood features: '6.0' is not an integer"),
+    ("ood no means", with_ood("mahalanobis 3 6 2", "mahalanobis 3 6 0"), "ood: 0 class means for a model of 3 classes"),
+    ("ood too many means", with_ood("mahalanobis 3 6 2", "mahalanobis 3 6 4"), "ood: 4 class means for a model of 3 classes"),
+    ("ood missing mean", with_ood("mahalanobis 3 6 2", "mahalanobis 3 6 3"), "expected record 'ood_mean', found 'end'"),
     ("ood class other", lambda d: with_ood()(d.replace(b"classes 3 A B Melt", b"classes 3 A other Melt")),
      "a model with an ood block cannot have a class named 'other': its out-of-distribution component is n_other"),
     ("class other without ood", sub("classes 3 A B Melt", "classes 3 A other Melt"), CHANGED),

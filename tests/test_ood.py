@@ -53,17 +53,18 @@ def test_fit_calibrates_the_threshold_and_flags_far_molecules():
         fit_ood(train, labels, ["A", "B", "C"], val[:0])
 
 
-def toy_ood_model(tmp_path: Path, case: str = "rt-forces") -> tuple[Path, object]:
-    """The toy model of `case` with an ood block fitted on the features of its own frames,
-    its threshold at the median distance and a narrow width, so that other varies from 0 to 1
+def toy_ood_model(tmp_path: Path, case: str = "rt-forces", layer: int = 1) -> tuple[Path, object]:
+    """The toy model of `case` with an ood block on the inputs of `layer` (1: the scaled
+    descriptors; the toy has 3 layers) fitted on the features of its own frames, its
+    threshold at the median distance and a narrow width, so that other varies from 0 to 1
     across the molecules and its derivatives are large."""
     from molenv.descriptors import compute_descriptors
 
     model = read_model(REGTEST / case / "softmax.molenv")
     features = np.concatenate([compute_descriptors(frame, model.descriptors) for frame in frames_of(case)])
-    hidden = model.network.layer_outputs(features)[-2]
+    hidden = model.network.layer_outputs(features)[layer - 1]
     labels = model.predict_proba(features).argmax(1)
-    score = fit_ood(hidden, labels, model.classes, hidden)
+    score = fit_ood(hidden, labels, model.classes, hidden, layer=layer)
     d = score.distance(hidden)
     score.threshold, score.width = float(np.median(d)), float(0.3 * d.std())
     model.ood = score
@@ -109,13 +110,13 @@ def test_model_file_round_trip(tmp_path):
         old.other(np.zeros((1, old.descriptors.n_features)))
 
 
-@pytest.mark.parametrize("case", ["rt-forces", "rt-nopbc"])
-def test_plumed_gives_pythons_other(tmp_path, case):
+@pytest.mark.parametrize("case, layer", [("rt-forces", 1), ("rt-forces", 3), ("rt-nopbc", 1), ("rt-nopbc", 2)])
+def test_plumed_gives_pythons_other(tmp_path, case, layer):
     """PROB_FILE's other column and n_other / f_other: Python's numbers to 1e-9 on
     orthorhombic and triclinic frames (rt-forces) and clusters without a box (rt-nopbc)."""
     from molenv.descriptors import compute_descriptors
 
-    path, model = toy_ood_model(tmp_path, case)
+    path, model = toy_ood_model(tmp_path, case, layer)
     frames = frames_of(case)
     natoms = frames[0].positions.shape[0]
     text = (f"UNITS LENGTH=A\nLOAD FILE=@MOLENV_LIB@\nc: MOLENV_CLASSIFY MODEL=ood.molenv MOLECULES=1-{natoms} OOD PROB_FILE=prob.dat\n"
@@ -136,17 +137,20 @@ def test_plumed_gives_pythons_other(tmp_path, case):
         assert 0.05 < other.mean() < 0.95  # the check has something to check
 
 
-@pytest.mark.parametrize("case, component, flags", [
-    ("rt-forces", "c.n_other", ""),
-    ("rt-forces", "c.f_other", ""),
-    ("rt-forces", "c.n_other", "FULL_DERIVATIVES"),
-    ("rt-forces", "c.n_other", "REGION_AXIS=z REGION_CENTER=1.0 REGION_HALFWIDTH=2.0 REGION_SMOOTHING=2.5"),
+@pytest.mark.parametrize("layer, component, flags", [
+    (1, "c.n_other", ""),
+    (1, "c.f_other", ""),
+    (1, "c.n_other", "FULL_DERIVATIVES"),
+    (1, "c.n_other", "REGION_AXIS=z REGION_CENTER=1.0 REGION_HALFWIDTH=2.0 REGION_SMOOTHING=2.5"),
+    (2, "c.n_other", ""),
+    (3, "c.f_other", "FULL_DERIVATIVES"),
 ])
-def test_other_has_the_finite_difference_forces(tmp_path, case, component, flags):
+def test_other_has_the_finite_difference_forces(tmp_path, layer, component, flags):
     """A bias on n_other / f_other: analytic forces and virial against `plumed driver
     --debug-forces` (PLUMED's finite differences of positions and box); rt-forces: an
     orthorhombic and a triclinic frame with molecules split across the boundary."""
-    path, _ = toy_ood_model(tmp_path, case)
+    case = "rt-forces"
+    path, _ = toy_ood_model(tmp_path, case, layer)
     frames, _ = read_xyz(REGTEST / case / "traj.xyz")
     natoms = len(frames[0])
     text = (f"UNITS LENGTH=A\nLOAD FILE=@MOLENV_LIB@\nc: MOLENV_CLASSIFY MODEL=ood.molenv MOLECULES=1-{natoms} OOD {flags}\n"
@@ -157,11 +161,11 @@ def test_other_has_the_finite_difference_forces(tmp_path, case, component, flags
     run.check_debug_forces(natoms, len(frames), component)
 
 
-@pytest.mark.parametrize("flags", ["", "FULL_DERIVATIVES"])
-def test_other_forces_without_a_box(tmp_path, flags):
+@pytest.mark.parametrize("layer, flags", [(1, ""), (1, "FULL_DERIVATIVES"), (3, "")])
+def test_other_forces_without_a_box(tmp_path, layer, flags):
     """Clusters without a box (rt-nopbc; PLUMED's --debug-forces would perturb the zero box):
     the energy of restraints on n_other and f_other at x +- eps u against the dumped forces."""
-    path, _ = toy_ood_model(tmp_path, "rt-nopbc")
+    path, _ = toy_ood_model(tmp_path, "rt-nopbc", layer)
     frames0, _ = read_xyz(REGTEST / "rt-nopbc" / "traj.xyz")
     rng = np.random.default_rng(3)
     eps = 1e-5

@@ -253,7 +253,7 @@ def evaluate_sf(model, dataset: Dataset, out_dir, splits="test", *, include_clus
     details = {"kind": "sf", "model": model.name, "dataset": str(dataset.path), "splits": names, "clusters_included": include_clusters, **(info or {})}
     metrics = evaluate_outputs(out_dir, [head], embeddings, groups=table.source, group_names=table.source_names, info=details, **options)
     if model.ood is not None:
-        metrics["ood"] = ood_metrics(model.ood.other(layers[-2]), table.labels, dataset.classes, model.classes, model.ood)
+        metrics["ood"] = ood_metrics(model.ood.other(layers[model.ood.layer - 1]), table.labels, dataset.classes, model.classes, model.ood)
         (Path(out_dir) / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     return metrics
 

@@ -134,7 +134,7 @@ class Model:
         self.network.validate(self.descriptors.n_features, len(self.classes))
         if self.ood is not None:
             try:
-                self.ood.validate(self.classes, self.network.sizes[1:-1])
+                self.ood.validate(self.classes, self.network.sizes[:-1])
             except OODError as err:
                 raise ModelFileError(str(err)) from None
 
@@ -147,7 +147,11 @@ class Model:
         if self.ood is None:
             raise ModelFileError(f"the model '{self.name}' has no ood block (no calibrated out-of-distribution score): "
                                  "add one with `molenv ood-calibrate` (docs/training.md)")
-        return self.ood.other(self.network.layer_outputs(features)[-2])
+        return self.ood.other(self.ood_features(features))
+
+    def ood_features(self, features: np.ndarray) -> np.ndarray:
+        """The features of the ood score (the inputs of its layer) from unscaled descriptors."""
+        return self.network.layer_outputs(features)[self.ood.layer - 1]
 
 
 # ----------------------------------------------------------------------------- writing
@@ -217,7 +221,7 @@ def write_model(model: Model, path: str | Path) -> Path:
 
 
 def _ood_records(ood: OODScore) -> list[str]:
-    out = [f"ood {OOD_METHOD} {ood.n_features} {len(ood.class_names)}",
+    out = [f"ood {OOD_METHOD} {ood.layer} {ood.n_features} {len(ood.class_names)}",
            f"ood_softmin {_num(ood.temperature)}",
            f"ood_threshold {_num(ood.threshold)} {_num(ood.width)}",
            f"ood_calibration {_num(ood.quantile)} {_num(ood.low_quantile)} {ood.n_validation}",
@@ -465,16 +469,17 @@ def read_model(path: str | Path) -> Model:
 
 def _read_ood(r: _Records, classes: list[str], weights: list[np.ndarray]) -> OODScore:
     """The optional ``ood`` block (docs/model_format.md, "The ood block"); C++: readOod."""
-    lineno, f = r.fields("ood", 3)
+    lineno, f = r.fields("ood", 4)
     if f[0] != OOD_METHOD:
         raise r.error(f"unknown ood method '{f[0]}' (expected {OOD_METHOD})", lineno)
-    width, n_means = r.integer(f[1], lineno, "ood features"), r.integer(f[2], lineno, "ood classes")
+    layer = r.integer(f[1], lineno, "ood layer")
+    width, n_means = r.integer(f[2], lineno, "ood features"), r.integer(f[3], lineno, "ood classes")
     if OTHER in classes:
         raise r.error(f"a model with an ood block cannot have a class named '{OTHER}': its out-of-distribution component is n_{OTHER}", lineno)
-    if len(weights) < 2:
-        raise r.error("the ood block needs a hidden layer: its features are the outputs of the last hidden layer", lineno)
-    if width != weights[-1].shape[1]:
-        raise r.error(f"ood: {width} features, but the last hidden layer has {weights[-1].shape[1]} units", lineno)
+    if not 1 <= layer <= len(weights):
+        raise r.error(f"ood: layer {layer} is not a layer of the network (1..{len(weights)})", lineno)
+    if width != weights[layer - 1].shape[1]:
+        raise r.error(f"ood: {width} features, but layer {layer} has {weights[layer - 1].shape[1]} inputs", lineno)
     if not 1 <= n_means <= len(classes):
         raise r.error(f"ood: {n_means} class means for a model of {len(classes)} classes", lineno)
     lineno, f = r.fields("ood_softmin", 1)
@@ -509,7 +514,7 @@ def _read_ood(r: _Records, classes: list[str], weights: list[np.ndarray]) -> OOD
         last = classes.index(f[0])
         names.append(f[0])
         means.append(r.numbers(f[1:], lineno, "ood_mean"))
-    return OODScore(whitening=np.array(rows, dtype=float).reshape(width, width), class_names=names,
+    return OODScore(layer=layer, whitening=np.array(rows, dtype=float).reshape(width, width), class_names=names,
                     means=np.array(means, dtype=float).reshape(n_means, width), temperature=temperature, threshold=threshold,
                     width=scale, quantile=quantile, low_quantile=low, n_validation=n_validation)
 

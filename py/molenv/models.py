@@ -112,7 +112,7 @@ class SFFrameClassifier:
         if self.model.ood is None:
             raise ClassifierError(f"{self.path}: the model has no ood block (no calibrated out-of-distribution score)")
         layers = self.model.network.layer_outputs(compute_descriptors(frame, self.model.descriptors))
-        return layers[-1], None, self.model.ood.other(layers[-2])
+        return layers[-1], None, self.model.ood.other(layers[self.model.ood.layer - 1])
 
 
 class GNNFrameClassifier:

@@ -4,9 +4,10 @@ A classifier assigns every molecule to one of the classes it was trained on, als
 molecule of a form it never saw; and its softmax confidence is no warning, since a network
 extrapolates with confidence far from its data (Hendrycks & Gimpel 2017; Lee et al. 2018).
 So the score is a distance in the network's feature space instead: the features h of a
-molecule are the outputs of the last hidden layer (SF-MLP), and each class c is a Gaussian
-with its own mean mu_c and a covariance Sigma shared by all classes (Lee et al., NeurIPS
-2018, "A simple unified framework for detecting out-of-distribution samples"):
+molecule are the inputs of one dense layer of the SF-MLP (the scaled descriptors, or the
+outputs of a hidden layer), and each class c is a Gaussian with its own mean mu_c and a
+covariance Sigma shared by all classes (Lee et al., NeurIPS 2018, "A simple unified
+framework for detecting out-of-distribution samples"):
 
     D_c = (h - mu_c)^T Sigma^-1 (h - mu_c) = |W h - m_c|^2     W = Sigma^(-1/2), m_c = W mu_c
     d   = -tau ln sum_c exp(-D_c / tau)                          a soft minimum over the classes
@@ -16,6 +17,15 @@ The soft minimum (temperature tau, squared-Mahalanobis units) keeps d smooth whe
 nearest class changes, so that ``other`` and its sum n_other have continuous derivatives
 and can be biased (MOLENV_CLASSIFY). d is the squared distance: for a molecule of a known
 class it is about chi-square distributed with H degrees of freedom (H the feature width).
+
+Which features: the scaled descriptors (the inputs of layer 1, `DEFAULT_LAYER`). Lee et
+al. take a deep network's last hidden layer, but the small SF-MLP trained on few classes
+compresses it to what separates those classes: an unseen form then lands on the features of
+the nearest known one. Urea, trained on form I and melt (docs/training.md, "The
+out-of-distribution score"): the last hidden layer flags 0.1 % of the form IV molecules at
+100 K; the scaled descriptors 100 %, with 1 % of the validation molecules and 8 % of the
+hotter (200 K) form I test molecules flagged. The layer is a field of the ood block, so a
+model can carry another.
 
 Fit and calibration (`fit_ood`): mu_c and Sigma from the training molecules' features (Sigma
 pooled over the classes, about their own class means, with Ledoit-Wolf shrinkage: sigmoid
@@ -38,6 +48,7 @@ __all__ = ["OOD_METHOD", "OTHER", "OODError", "OODScore", "fit_ood", "calibrate_
 OOD_METHOD = "mahalanobis"
 #: the name of the out-of-distribution output: component n_other, column other
 OTHER = "other"
+DEFAULT_LAYER = 1  # the features: the inputs of dense layer 1, the scaled descriptors
 THRESHOLD_QUANTILE = 0.99
 LOW_QUANTILE = 0.90
 SOFTMIN_TEMPERATURE = 1.0
@@ -51,6 +62,8 @@ class OODError(ValueError):
 class OODScore:
     """The calibrated score of the ``ood`` block of a model file (module docstring).
 
+    layer:        the features h are the inputs of this dense layer (1-based as in the model
+                  file: 1 = the scaled descriptors, k > 1 = the outputs of hidden layer k - 1).
     whitening:    (H, H) W with W^T W = Sigma^-1; z = W h.
     class_names:  the classes that have a mean (those with training molecules), in the
                   model's class order.
@@ -61,6 +74,7 @@ class OODScore:
                   validation molecules below threshold and below other = 0.01, their number).
     """
 
+    layer: int
     whitening: np.ndarray
     class_names: list[str]
     means: np.ndarray
@@ -75,16 +89,16 @@ class OODScore:
     def n_features(self) -> int:
         return self.whitening.shape[1]
 
-    def validate(self, classes: list[str], hidden_widths: list[int]) -> None:
-        """OODError unless the score fits a network whose hidden layers have `hidden_widths`
-        units and a model with `classes` (the readers check the same, with line numbers)."""
+    def validate(self, classes: list[str], layer_inputs: list[int]) -> None:
+        """OODError unless the score fits a network whose dense layers have `layer_inputs`
+        inputs and a model with `classes` (the readers check the same, with line numbers)."""
         if OTHER in classes:
             raise OODError(f"a model with an ood block cannot have a class named '{OTHER}': its out-of-distribution component is n_{OTHER}")
-        if not hidden_widths:
-            raise OODError("the ood block needs a hidden layer: its features are the outputs of the last hidden layer")
+        if not 1 <= self.layer <= len(layer_inputs):
+            raise OODError(f"ood: layer {self.layer} is not a layer of the network (1..{len(layer_inputs)})")
         h = self.whitening.shape[0]
-        if self.whitening.shape != (h, h) or h != hidden_widths[-1]:
-            raise OODError(f"ood: {self.whitening.shape} whitening for a last hidden layer of {hidden_widths[-1]} units")
+        if self.whitening.shape != (h, h) or h != layer_inputs[self.layer - 1]:
+            raise OODError(f"ood: {self.whitening.shape} whitening for layer {self.layer} of {layer_inputs[self.layer - 1]} inputs")
         order = [classes.index(c) if c in classes else -1 for c in self.class_names]
         if not self.class_names or min(order) < 0 or order != sorted(set(order)):
             raise OODError(f"ood: class means {self.class_names} must be of distinct classes of the model ({', '.join(classes)}), in their order")
@@ -127,11 +141,12 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free logistic, as the network's
 
 
-def fit_ood(features: np.ndarray, labels: np.ndarray, classes: list[str], val_features: np.ndarray, *,
+def fit_ood(features: np.ndarray, labels: np.ndarray, classes: list[str], val_features: np.ndarray, *, layer: int = DEFAULT_LAYER,
             quantile: float = THRESHOLD_QUANTILE, low_quantile: float = LOW_QUANTILE, temperature: float = SOFTMIN_TEMPERATURE) -> OODScore:
     """Fit the class-conditional Gaussians to the training `features` (n, H) with `labels`
     (indices into `classes`; classes with fewer than two molecules get no mean) and calibrate
-    the threshold on the features of the known-class validation molecules `val_features`."""
+    the threshold on the features of the known-class validation molecules `val_features`;
+    `layer` records which layer's inputs the features are."""
     from sklearn.covariance import LedoitWolf
 
     features = np.asarray(features, dtype=float)
@@ -151,7 +166,7 @@ def fit_ood(features: np.ndarray, labels: np.ndarray, classes: list[str], val_fe
     values, vectors = np.linalg.eigh(covariance)
     values = np.maximum(values, values.max() * 1e-12)  # shrinkage keeps them positive; guard rounding
     whitening = vectors.T / np.sqrt(values)[:, None]
-    score = OODScore(whitening=whitening, class_names=[classes[k] for k in present], means=mu @ whitening.T, temperature=float(temperature),
+    score = OODScore(layer=int(layer), whitening=whitening, class_names=[classes[k] for k in present], means=mu @ whitening.T, temperature=float(temperature),
                      threshold=0.0, width=1.0, quantile=float(quantile), low_quantile=float(low_quantile), n_validation=int(len(val_features)))
     d = score.distance(val_features)
     score.threshold = float(np.quantile(d, quantile))
@@ -160,8 +175,8 @@ def fit_ood(features: np.ndarray, labels: np.ndarray, classes: list[str], val_fe
     return score
 
 
-def calibrate_sf(model, dataset, include_clusters: bool = False, **options) -> OODScore:
-    """The ood score of an SF `molenv.modelfile.Model` (last hidden layer) fitted on the
+def calibrate_sf(model, dataset, include_clusters: bool = False, layer: int = DEFAULT_LAYER, **options) -> OODScore:
+    """The ood score of an SF `molenv.modelfile.Model` (the inputs of dense layer `layer`) fitted on the
     training molecules of `dataset` and calibrated on its validation molecules (periodic bulk
     ones unless ``include_clusters``, as `molenv train sf` trains). Dataset classes are
     matched to the model's by name (ignoring case); molecules of classes the model does not
@@ -172,8 +187,8 @@ def calibrate_sf(model, dataset, include_clusters: bool = False, **options) -> O
 
     if asdict(model.descriptors) != asdict(dataset.descriptor_set):
         raise OODError(f"the model's descriptor definition differs from the one the dataset {dataset.path} was featurized with")
-    if len(model.network.weights) < 2:
-        raise OODError("the ood score needs a network with a hidden layer: its features are the outputs of the last hidden layer")
+    if not 1 <= layer <= len(model.network.weights):
+        raise OODError(f"layer {layer} is not a layer of the network (1..{len(model.network.weights)})")
     index = {c.lower(): k for k, c in enumerate(model.classes)}
     to_model = np.array([index.get(c.lower(), -1) for c in dataset.classes])
 
@@ -183,16 +198,17 @@ def calibrate_sf(model, dataset, include_clusters: bool = False, **options) -> O
         keep = labels >= 0
         if not keep.any():
             raise OODError(f"{dataset.path}: no {split} molecules of the model's classes ({', '.join(model.classes)}) to fit the ood score on")
-        return model.network.layer_outputs(table.features[keep])[-2], labels[keep]
+        return model.network.layer_outputs(table.features[keep])[layer - 1], labels[keep]
 
     train, labels = known("train")
     val, _ = known("val")
-    return fit_ood(train, labels, list(model.classes), val, **options)
+    return fit_ood(train, labels, list(model.classes), val, layer=layer, **options)
 
 
 def describe(score: OODScore) -> str:
     """One line of the calibration, for training reports and logs."""
-    return (f"ood score (Mahalanobis, last hidden layer of {score.n_features} units, {len(score.class_names)} class means): "
+    what = "the scaled descriptors" if score.layer == 1 else f"the outputs of hidden layer {score.layer - 1}"
+    return (f"ood score (Mahalanobis distance of {what}, {score.n_features} features, to {len(score.class_names)} class means): "
             f"threshold d = {score.threshold:.6g} (the {score.quantile:g} quantile of {score.n_validation} known-class validation molecules), "
             f"width {score.width:.6g} (other = 0.01 at the {score.low_quantile:g} quantile)")
 
@@ -200,7 +216,7 @@ def describe(score: OODScore) -> str:
 def calibration_record(score: OODScore, val_other: np.ndarray | None = None) -> dict:
     """The calibration as a JSON-able record (training reports); with the validation
     molecules' scores, the fraction of them flagged (other > 0.5) and their mean score."""
-    record = {"method": OOD_METHOD, "features": score.n_features, "class_means": list(score.class_names), "softmin_temperature": score.temperature,
+    record = {"method": OOD_METHOD, "layer": score.layer, "features": score.n_features, "class_means": list(score.class_names), "softmin_temperature": score.temperature,
               "threshold": score.threshold, "width": score.width, "quantile": score.quantile, "low_quantile": score.low_quantile,
               "validation_molecules": score.n_validation}
     if val_other is not None:

@@ -2,8 +2,8 @@
 
   molenv ood-calibrate urea.molenv DATASET --out urea-ood.molenv
 
-Fits the class-conditional Gaussians of the score (`molenv.ood`) to the last hidden layer
-of the model on the training molecules of DATASET (a `molenv featurize` directory made with
+Fits the class-conditional Gaussians of the score (`molenv.ood`) to the scaled descriptors
+of the model (the inputs of its layer 1; --layer K: the inputs of dense layer K) on the training molecules of DATASET (a `molenv featurize` directory made with
 the model's descriptors) and calibrates its threshold on the validation molecules: other >
 0.5 for the 0.99 quantile of them (--quantile). Dataset classes are matched to the model's
 by name (ignoring case); molecules of other classes are left out. The network, classes and
@@ -19,6 +19,8 @@ def add_arguments(parser):
     parser.add_argument("dataset", help="dataset directory of `molenv featurize`, featurized with the model's descriptors")
     parser.add_argument("--out", required=True, help="model file to write (.molenv)")
     parser.add_argument("--quantile", type=float, default=0.99, help="fraction of the known-class validation molecules below the threshold (default 0.99)")
+    parser.add_argument("--layer", type=int, default=1, help="the features: the inputs of this dense layer (1: the scaled descriptors, the default; "
+                        "the number of layers: the last hidden layer's outputs)")
     parser.add_argument("--include-clusters", action="store_true", help="also clusters and surface molecules (default: periodic bulk, as `molenv train sf`)")
 
 
@@ -39,7 +41,7 @@ def run(args):
     model = read_model(args.model)
     dataset = open_dataset(args.dataset)
     try:
-        model.ood = calibrate_sf(model, dataset, args.include_clusters, quantile=args.quantile, low_quantile=min(LOW_QUANTILE, args.quantile * 0.9))
+        model.ood = calibrate_sf(model, dataset, args.include_clusters, layer=args.layer, quantile=args.quantile, low_quantile=min(LOW_QUANTILE, args.quantile * 0.9))
     except OODError as err:
         raise CommandError(str(err)) from None
     write_model(model, args.out)
