@@ -197,3 +197,86 @@ def test_ood_is_refused_without_an_ood_block(tmp_path):
                      {"traj.xyz": REGTEST / "rt-forces" / "traj.xyz", "old.molenv": REGTEST / "rt-forces" / "softmax.molenv"})
     assert run.returncode != 0
     assert "OOD needs a model file with an ood block (the calibrated out-of-distribution score), and old.molenv has none" in run.output
+
+
+# ----------------------------------------------------------------------------- the tools
+
+
+@pytest.fixture(scope="module")
+def without_form_iv(tmp_path_factory):
+    """A model of urea form I and melt (every 10th frame of the 100 K crystal and the melt; 5
+    epochs), exported with its ood score: (folder, dataset, checkpoint, model file)."""
+    from conftest import REPO
+    from molenv.featurize import featurize, sources_from_manifest
+    from molenv.sf.export import export_sf
+    from molenv.sf.train import SFTrainConfig, train_sf
+
+    names = ["urea-I-100K", "urea-melt-350K"]
+    if not all((REPO / "data" / "urea" / f"{n}.xtc").is_file() for n in names + ["urea-IV-100K"]):
+        pytest.skip("the urea MD data (data/urea) are not there")
+    sources = sources_from_manifest(REPO / "data" / "manifest.json", "urea", names)
+    for s in sources:
+        s.reader["step"] = 10
+    folder = tmp_path_factory.mktemp("ood")
+    dataset = featurize(sources, "urea", folder / "ds", progress=False, log=lambda *a: None)
+    checkpoint = train_sf(dataset, SFTrainConfig(max_epochs=5, batch_size=128), folder / "run")
+    model = export_sf(checkpoint, folder / "model.molenv", log=lambda *a: None)
+    return folder, dataset, checkpoint, model
+
+
+def test_an_unseen_form_is_flagged(without_form_iv):
+    """The issue's case: every form IV molecule, which the model calls form I, is flagged
+    (other > 0.5), and about 1 % of the known-class validation molecules."""
+    from conftest import REPO
+    from molenv import classify
+    from molenv.sf.train import training_molecules
+
+    folder, dataset, _, model = without_form_iv
+    assert model.ood is not None and model.ood.layer == 1 and model.ood.class_names == ["I", "melt"]
+    val = training_molecules(dataset, "val")
+    assert model.ood.n_validation == len(val)
+    assert np.mean(model.other(val.features) > 0.5) == pytest.approx(0.01, abs=0.01)
+    data = REPO / "data" / "urea"
+    result = classify(data / "urea-IV-100K.xtc", folder / "model.molenv", topology=data / "urea-IV-100K.pdb.gz", stop=3, ood=True)
+    assert result.other.shape == (3, 180)
+    assert np.all(result.probabilities[..., 0] > 0.5)  # called form I ...
+    assert np.mean(result.other > 0.5) > 0.9  # ... and flagged
+
+
+def test_export_calibrate_evaluate_classify(without_form_iv, tmp_path, capsys):
+    """`molenv ood-calibrate` adds to a file exported without it the block `molenv export`
+    writes; `molenv evaluate` reports the score per class; `molenv classify --ood` writes it
+    and refuses a model without the block."""
+    import json
+
+    from conftest import REPO
+    from molenv.cli import main
+    from molenv.evaluate import evaluate_sf
+
+    folder, dataset, checkpoint, model = without_form_iv
+    for argv in (["export", str(checkpoint), "--out", str(tmp_path / "plain.molenv"), "--no-ood"],
+                 ["ood-calibrate", str(tmp_path / "plain.molenv"), str(dataset.path), "--out", str(tmp_path / "calibrated.molenv")]):
+        with pytest.raises(SystemExit) as done:
+            main(argv)
+        assert done.value.code == 0
+    assert read_model(tmp_path / "plain.molenv").ood is None
+    again = read_model(tmp_path / "calibrated.molenv").ood
+    assert again.whitening.tobytes() == model.ood.whitening.tobytes() and again.threshold == model.ood.threshold
+    metrics = evaluate_sf(model, dataset, tmp_path / "eval", "val", plots=False)
+    assert metrics["ood"]["per_class"]["I"]["known_to_the_model"]
+    assert metrics["ood"]["known_classes"]["flagged_fraction"] == pytest.approx(0.01, abs=0.01)
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["ood"]["calibration"]["threshold"] == model.ood.threshold
+    data = REPO / "data" / "urea"
+    args = ["classify", "--model", str(folder / "model.molenv"), "--trajectory", str(data / "urea-IV-100K.xtc"), "--topology",
+            str(data / "urea-IV-100K.pdb.gz"), "--stop", "2", "--no-progress", "--no-plot", "--ood", "--out", str(tmp_path / "cls")]
+    with pytest.raises(SystemExit) as done:
+        main(args)
+    assert done.value.code == 0
+    from molenv.analysis import read_table
+
+    table = read_table(tmp_path / "cls" / "populations.dat")
+    assert np.all(table.column("n_other") > 0.9 * 180) and np.all(table.column("soft_other") > 0.9 * 180)
+    with pytest.raises(SystemExit) as done:
+        main([*args[:2], str(tmp_path / "plain.molenv"), *args[3:-1], str(tmp_path / "cls2")])
+    assert done.value.code == 2
+    assert "the out-of-distribution score (other) needs an SF model with an ood block" in capsys.readouterr().err
