@@ -701,9 +701,11 @@ void MolenvClassify::logSetup(const std::string& axis, const std::vector<std::st
                activationName(model_.output).c_str());
     log.printf("  %u molecules, %u atoms each used (centre and vector atoms)\n", nmol_, slots_.nlocal);
     if (ood_)
-      log.printf("  out-of-distribution score as class other (OOD): soft minimum (tau %g) of the Mahalanobis distances of the last hidden "
-                 "layer to %u class means, other = sigmoid((d - %g)/%g): %g of %ld known-class validation molecules below the threshold\n",
-                 model_.ood.temperature, model_.ood.nMeans(), model_.ood.threshold, model_.ood.scale, model_.ood.quantile, model_.ood.nValidation);
+      log.printf("  out-of-distribution score as class other (OOD): soft minimum (tau %g) of the Mahalanobis distances of the inputs of "
+                 "layer %u (%u features) to %u class means, other = sigmoid((d - %g)/%g): %g of %ld known-class validation molecules below "
+                 "the threshold\n",
+                 model_.ood.temperature, model_.ood.layer, model_.ood.width, model_.ood.nMeans(), model_.ood.threshold, model_.ood.scale,
+                 model_.ood.quantile, model_.ood.nValidation);
   }
   log.printf("  %u OpenMP thread(s)%s\n", nthreads_, nopbc_ ? ", no periodic boundary conditions (NOPBC)" : "");
   if (region_.enabled)

@@ -140,15 +140,11 @@ void Network::forward(unsigned nm, const double* G, double* p, double* store) co
     const double* h = ood.layer == 1 ? x0 : store + offset_[ood.layer - 2];
     double* other = store + oodOffset_;
     double* grad = other + B;
-    double work[64];
-    std::vector<double> big;
-    double* scratch = work;
-    if (ood.width + ood.nMeans() > 64) {
-      big.resize(ood.width + ood.nMeans());
-      scratch = big.data();
-    }
+    double small[64];  // z and D_c of one molecule: on the stack for up to 64 features + means
+    std::vector<double> large(ood.width + ood.nMeans() > 64 ? ood.width + ood.nMeans() : 0);
+    double* work = large.empty() ? small : large.data();
     for (unsigned m = 0; m < nm; ++m) {
-      other[m] = ood.evaluate(h + m, B, grad + m, scratch);
+      other[m] = ood.evaluate(h + m, B, grad + m, work);
       p[static_cast<std::size_t>(m) * nout_ + ncls_] = other[m];
     }
   }
