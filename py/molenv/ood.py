@@ -9,7 +9,7 @@ outputs of a hidden layer), and each class c is a Gaussian with its own mean mu_
 covariance Sigma shared by all classes (Lee et al., NeurIPS 2018, "A simple unified
 framework for detecting out-of-distribution samples"):
 
-    D_c = (h - mu_c)^T Sigma^-1 (h - mu_c) = |W h - m_c|^2     W = Sigma^(-1/2), m_c = W mu_c
+    D_c = (h - mu_c)^T Sigma^-1 (h - mu_c) = |W h - m_c|^2     W^T W = Sigma^-1, m_c = W mu_c
     d   = -tau ln sum_c exp(-D_c / tau)                          a soft minimum over the classes
     other = sigmoid((d - d_threshold) / width)                   in (0, 1); > 0.5 beyond d_threshold
 
@@ -28,13 +28,14 @@ hotter (200 K) form I test molecules flagged. The layer is a field of the ood bl
 model can carry another.
 
 Fit and calibration (`fit_ood`): mu_c and Sigma from the training molecules' features (Sigma
-pooled over the classes, about their own class means, with Ledoit-Wolf shrinkage: sigmoid
-units that saturate make the plain estimate singular); d_threshold is the `quantile` (0.99)
+pooled over the classes, about their own class means, with Ledoit-Wolf shrinkage: a
+descriptor constant in the training crystals, or a saturated sigmoid unit, makes the plain
+estimate singular); d_threshold is the `quantile` (0.99)
 of d over the known-class validation molecules, so about 1 % of them get other > 0.5; width
 puts other = 0.01 at the `low_quantile` (0.90): width = (d_threshold - d_low) / ln 99. The
 numbers go into the model file's ``ood`` block (docs/model_format.md) and the training
-report; `OODScore` evaluates it in numpy, `plumed_module/Network.cpp` in C++ with the same
-definition, derivatives included.
+report; `OODScore` evaluates it in numpy, `plumed_module/OodScore.cpp` (within the network's
+forward and reverse passes, Network.cpp) in C++ with the same definition, derivatives included.
 """
 from __future__ import annotations
 
