@@ -284,14 +284,15 @@ def test_export_calibrate_evaluate_classify(without_form_iv, tmp_path, capsys):
 
 def test_other_in_the_per_molecule_outputs(tmp_path):
     """With OOD, other is a column like a class's in every per-molecule output: the vector
-    p_other (PROB_VECTORS) and the MOLENV_PROBABILITIES matrix equal PROB_FILE's column; and
-    the model's classes' components are those of the action without OOD."""
+    p_other (PROB_VECTORS) and the MOLENV_PROBABILITIES matrix equal PROB_FILE's column; the
+    model's classes' components are those of the action without OOD; two threads give n_other."""
     path, _ = toy_ood_model(tmp_path)
     text = ("UNITS LENGTH=A\nLOAD FILE=@MOLENV_LIB@\n"
             "c: MOLENV_CLASSIFY MODEL=ood.molenv MOLECULES=1-100 OOD PROB_VECTORS PROB_FILE=prob.dat\n"
             "d: MOLENV_CLASSIFY MODEL=ood.molenv MOLECULES=1-100\n"
+            "t: MOLENV_CLASSIFY MODEL=ood.molenv MOLECULES=1-100 OOD NUM_THREADS=2\n"
             "p: MOLENV_PROBABILITIES CLASSIFIER=c\n"
-            "PRINT ARG=c.n_A,c.n_B,c.n_Melt,d.n_A,d.n_B,d.n_Melt FILE=colvar FMT=%.17g\n"
+            "PRINT ARG=c.n_A,c.n_B,c.n_Melt,d.n_A,d.n_B,d.n_Melt,c.n_other,t.n_other FILE=colvar FMT=%.17g\n"
             "DUMPVECTOR ARG=c.p_other FILE=other FMT=%.17g PRINT_ONE_FILE STRIDE=1\n"
             "DUMPVECTOR ARG=p FILE=matrix FMT=%.17g PRINT_ONE_FILE STRIDE=1\n")
     run = run_driver(tmp_path / "run", text, ["--ixyz", "traj.xyz", "--length-units", "A"],
@@ -300,6 +301,7 @@ def test_other_in_the_per_molecule_outputs(tmp_path):
     _, prob = run.read_table("prob.dat")
     _, colvar = run.read_table("colvar")
     np.testing.assert_array_equal(colvar[:, 1:4], colvar[:, 4:7])
+    np.testing.assert_allclose(colvar[:, 8], colvar[:, 7], rtol=1e-13)  # two threads
     _, other = run.read_table("other")
     np.testing.assert_array_equal(other[:, 2], prob[:, -1])  # rows: time, molecule, p_other
     fields, matrix = run.read_table("matrix")
