@@ -51,6 +51,8 @@ def run(args):
         raise CommandError(f"--out {args.out}: a graph classifier is written as a molenv model file (.molenv) or as TorchScript (.pt); "
                            "the extension says which")
     command = shlex.join(getattr(args, "command_line", None) or []) or None
+    if model.kind == "gnn" and (getattr(args, "dataset", None) or getattr(args, "no_ood", False)):
+        raise CommandError("--dataset and --no-ood concern the ood score (out-of-distribution), which SF model files carry; the GNN kind has none yet")
     if model.kind == "sf":
         from molenv.sf.export import export_sf
 
