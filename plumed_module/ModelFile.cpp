@@ -124,7 +124,7 @@ Model readModelFile(const std::string& path) {
     }
     throw r.error("unsupported model file version " + f[0] + " (this molenv reads versions 1 and 3)", ln);
   }
-  const bool geometry = f[0] == "3";  // version 3: the richer geometry records may appear
+  const bool version3 = f[0] == "3";  // the records added since version 1 (richer geometry, ood block) may appear
   f = r.fields("name", -1, ln);
   for (std::size_t i = 0; i < f.size(); ++i) m.name += (i ? " " : "") + f[i];
   r.meta();
@@ -137,7 +137,7 @@ Model readModelFile(const std::string& path) {
   f = r.fields("atoms_per_molecule", 1, ln);
   long atoms = r.integer(f[0], ln, "atoms_per_molecule");
   std::vector<long> centre;
-  const bool centroid = geometry && r.peek() == "centre_atoms";
+  const bool centroid = version3 && r.peek() == "centre_atoms";
   if (centroid) {
     f = r.fields("centre_atoms", -1, ln);
     const long n = f.empty() ? 0 : r.integer(f[0], ln, "centre_atoms");
@@ -153,7 +153,7 @@ Model readModelFile(const std::string& path) {
   std::vector<bool> signInvariant;
   for (long k = 1; k <= nVectors; ++k) {
     bool flag = false;
-    if (!geometry) {
+    if (!version3) {
       f = r.fields("vector", 3, ln);
     } else {  // index a b | index normal a b c d, then optionally sign_invariant
       f = r.fields("vector", -1, ln);
@@ -221,7 +221,8 @@ Model readModelFile(const std::string& path) {
     }
     m.layers.push_back(std::move(L));
   }
-  if (r.peek() == "ood") readOod(r, m);
+  // the ood block is a version 3 record: in a version 1 file it is refused as any unknown record
+  if (version3 && r.peek() == "ood") readOod(r, m);
   r.fields("end", 0, ln);
   if (!r.peek().empty()) throw r.error("unexpected record '" + r.peek() + "' after 'end'", r.peekLine());
 

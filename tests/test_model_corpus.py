@@ -239,10 +239,12 @@ OOD_BLOCK = "\n".join([
 
 
 def with_ood(old: str = "", new: str = ""):
-    """The base with the ood block before `end`, `old` in the block replaced by `new`."""
+    """The base as version 3 (the ood block is a version 3 record) with the ood block before
+    `end`, `old` in the block replaced by `new`."""
 
     def edit(data: bytes) -> bytes:
         assert old in OOD_BLOCK, old
+        data = data.replace(b"molenv_model 1", b"molenv_model 3", 1)
         return data.replace(b"\nend", ("\n" + OOD_BLOCK.replace(old, new, 1) + "\nend").encode(), 1)
 
     return edit
@@ -250,6 +252,7 @@ def with_ood(old: str = "", new: str = ""):
 
 SF_CASES += [
     ("ood block", with_ood(), CHANGED),
+    ("ood block in version 1", lambda d: with_ood()(d).replace(b"molenv_model 3", b"molenv_model 1", 1), "expected record 'end', found 'ood'"),
     ("ood block, tabs and comments", with_ood("ood_softmin 1.0", "# calibration\n\tood_softmin\t1.0  # tau"), CHANGED),
     ("ood method", with_ood("mahalanobis", "gauss"), "unknown ood method 'gauss' (expected mahalanobis)"),
     ("ood fields", with_ood("mahalanobis 3 6 2", "mahalanobis 6 2"), "'ood' takes 4 fields, found 3"),

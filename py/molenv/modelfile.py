@@ -19,9 +19,9 @@ from molenv.descriptors import DescriptorError, DescriptorSet, SymmetryFunction
 from molenv.ood import OOD_METHOD, OTHER, OODError, OODScore
 
 FORMAT_VERSION = 1
-# Version 3: version 1 whose molecule geometry may use the records added since: a centroid
-# centre (``centre_atoms``), plane-normal and sign-invariant vectors (docs/model_format.md).
-# Written only for a model that uses one of them, so that every other SF file stays version 1
+# Version 3: version 1 plus the records added since: in the molecule geometry a centroid
+# centre (``centre_atoms``), plane-normal and sign-invariant vectors, and the optional ``ood``
+# block before ``end`` (docs/model_format.md). Written only for a model that uses one of them, so that every other SF file stays version 1
 # and a reader of version 1 alone refuses a version 3 file at its first record.
 GEOMETRY_FORMAT_VERSION = 3
 SF_FORMAT_VERSIONS = (FORMAT_VERSION, GEOMETRY_FORMAT_VERSION)
@@ -186,7 +186,8 @@ def write_model(model: Model, path: str | Path) -> Path:
     """Write `model` to `path` (validated first); returns the path."""
     model.validate()
     d, net = model.descriptors, model.network
-    version = GEOMETRY_FORMAT_VERSION if d.uses_richer_geometry else FORMAT_VERSION
+    # records added since version 1 (richer geometry, the ood block) make a version 3 file
+    version = GEOMETRY_FORMAT_VERSION if d.uses_richer_geometry or model.ood is not None else FORMAT_VERSION
     out = ["# molenv model file, see docs/model_format.md", f"molenv_model {version}", f"name {_text(model.name, 'name')}"]
     out += _meta_records(model.meta)
     out.append(f"classes {len(model.classes)} {' '.join(model.classes)}")
@@ -377,7 +378,7 @@ def read_model(path: str | Path) -> Model:
                 lineno,
             )
         raise r.error(f"unsupported model file version {f[0]} (this molenv reads versions {FORMAT_VERSION} and {GEOMETRY_FORMAT_VERSION})", lineno)
-    geometry = f[0] == str(GEOMETRY_FORMAT_VERSION)
+    version3 = f[0] == str(GEOMETRY_FORMAT_VERSION)  # the records added since version 1 may appear
     _, name_tokens = r.fields("name")
     meta = r.meta()
     lineno, f = r.fields("classes")
@@ -387,7 +388,7 @@ def read_model(path: str | Path) -> Model:
     classes = f[1:]
     lineno, f = r.fields("atoms_per_molecule", 1)
     atoms = r.integer(f[0], lineno, "atoms_per_molecule")
-    if geometry and r.peek() == "centre_atoms":
+    if version3 and r.peek() == "centre_atoms":
         lineno, f = r.fields("centre_atoms")
         n_centre = r.integer(f[0], lineno, "centre_atoms") if f else 0
         if len(f) - 1 != n_centre:
@@ -399,7 +400,7 @@ def read_model(path: str | Path) -> Model:
     _, (n_vectors,) = r.count("vector_count")
     vectors, sign_invariant = [], []
     for k in range(1, n_vectors + 1):
-        if not geometry:
+        if not version3:
             lineno, f = r.fields("vector", 3)
         else:  # index a b | index normal a b c d, then optionally sign_invariant
             lineno, f = r.fields("vector")
@@ -448,7 +449,8 @@ def read_model(path: str | Path) -> Model:
         rows = np.array(rows, dtype=float)
         biases.append(rows[:, 0].copy())
         weights.append(rows[:, 1:].copy())
-    ood = _read_ood(r, classes, weights) if r.peek() == "ood" else None
+    # the ood block is a version 3 record: in a version 1 file it is refused as any unknown record
+    ood = _read_ood(r, classes, weights) if version3 and r.peek() == "ood" else None
     r.fields("end", 0)
     if r.peek() is not None:
         raise r.error(f"unexpected record '{r.peek()}' after 'end'", r.items[r.pos][0])
