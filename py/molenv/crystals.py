@@ -65,7 +65,8 @@ class Crystal:
 
 @dataclass
 class CellMolecules:
-    """Whole molecules of one unit cell, atoms in spec order, centres inside the cell."""
+    """Whole molecules of one unit cell, atoms in spec order, centres (`molecule_centres`)
+    inside the cell."""
 
     dimensions: np.ndarray
     positions: np.ndarray  # (n_molecules, atoms_per_molecule, 3) Cartesian, Angstrom
@@ -89,6 +90,17 @@ def box_vectors(dimensions) -> np.ndarray:
     """Row vectors a, b, c of a cell [a, b, c, alpha, beta, gamma]: a along x, b in the xy
     plane (the PDB / MDAnalysis / OpenMM convention); see :func:`molenv.frames.box_matrix`."""
     return box_matrix(dimensions)
+
+
+def molecule_centres(positions, spec: MoleculeSpec) -> np.ndarray:
+    """(n_molecules, 3) centres of whole molecules ``positions`` (n_molecules,
+    atoms_per_molecule, 3) as the spec defines the centre: its centre atom or the centroid of
+    its centre atoms (`MolecularFrame.centres`, without a box: the molecules are whole).
+    Affine, so it holds for fractional coordinates too."""
+    positions = np.asarray(positions, dtype=float)
+    n, m = positions.shape[:2]
+    frame = MolecularFrame(positions.reshape(-1, 3), None, np.arange(n * m).reshape(n, m), np.zeros(n * m, dtype=int))
+    return frame.centres(spec.centre)
 
 
 def dimensions_from_vectors(vectors) -> np.ndarray:
@@ -305,7 +317,7 @@ def find_bonds(elements: list[str], cartesian: np.ndarray, vectors: np.ndarray |
 
 def cell_molecules(crystal: Crystal, spec: MoleculeSpec) -> CellMolecules:
     """All molecules of the unit cell, whole, atoms in spec order (see module docstring for
-    the convention), each molecule's centre atom inside the cell."""
+    the convention), each molecule's centre (`molecule_centres`) inside the cell."""
     vectors = crystal.vectors
     frac_all, site_of = _expand(crystal, vectors)
     elements = [crystal.elements[s] for s in site_of]
@@ -324,7 +336,6 @@ def cell_molecules(crystal: Crystal, spec: MoleculeSpec) -> CellMolecules:
                 f"{crystal.source}: a molecule in the cell ({names}) is {_formula([elements[i] for i in comp])} "
                 f"({len(comp)} atoms), but spec {spec.name!r} is {_formula(spec.elements)} ({spec.atoms_per_molecule} atoms)"
             )
-    centre = spec.centre - 1
     placed: dict[int, tuple] = {}  # component -> (template number, op index, fractional (n, 3) in spec order)
     n_templates = 0
     for k, comp in enumerate(components):
@@ -344,7 +355,7 @@ def cell_molecules(crystal: Crystal, spec: MoleculeSpec) -> CellMolecules:
                 continue
             if set(component_of[atoms]) != {target}:
                 raise CrystalError(f"{crystal.source}: symmetry image ({op.triplet()}) of molecule {k + 1} spans several molecules")
-            image -= np.floor(image[centre])  # centre atom into [0, 1)
+            image -= np.floor(molecule_centres(image[None], spec)[0])  # centre into [0, 1)
             placed[target] = (n_templates, op_index, image)
         n_templates += 1
     keys = sorted(placed, key=lambda k: placed[k][:2])

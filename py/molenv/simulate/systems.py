@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from molenv.crystals import CrystalError, box_vectors, cell_molecules, read_crystal, replications, supercell, symmetrise
+from molenv.crystals import CrystalError, box_vectors, cell_molecules, molecule_centres, read_crystal, replications, supercell, symmetrise
 from molenv.frames import MolecularFrame, perpendicular_heights
 from molenv.labelling import apply_convention
 from molenv.simulate import SimulationError
@@ -216,7 +216,7 @@ def at_density(system: MolecularSystem, target: float) -> MolecularSystem:
     if factor < 1.0 - 1e-12:
         raise SimulationError(f"--density {target} g/cm3 would compress the system (it is at {density(system):.4f} g/cm3 as built): "
                               "molecules would overlap; only expansion is supported")
-    centres = system.positions[:, system.spec.centre - 1 : system.spec.centre]
+    centres = molecule_centres(system.positions, system.spec)[:, None, :]
     positions = system.positions + centres * (factor - 1.0)  # rigid molecules, centres scaled
     dims = system.dimensions.copy()
     dims[:3] *= factor
@@ -237,13 +237,14 @@ def crystal_system(spec: MoleculeSpec, structure, min_height: float = 20.0, repe
 
 
 def cluster_system(spec: MoleculeSpec, structure, diameter: float = 30.0, symmetrise_tolerance: float | None = None) -> MolecularSystem:
-    """A gas-phase spherical cluster: the molecules of a supercell whose centre atom lies
-    within ``diameter``/2 of the supercell's centre. Not periodic."""
+    """A gas-phase spherical cluster: the molecules of a supercell whose centre (the spec's:
+    an atom or a centroid, `molecule_centres`) lies within ``diameter``/2 of the supercell's
+    centre, which becomes the origin. Not periodic."""
     cell = _cell(structure, spec, symmetrise_tolerance)
-    extent = float(np.max(np.linalg.norm(cell.positions - cell.positions[:, spec.centre - 1 : spec.centre], axis=2)))
+    extent = float(np.max(np.linalg.norm(cell.positions - molecule_centres(cell.positions, spec)[:, None, :], axis=2)))
     sc = supercell(cell, min_height=diameter + 2 * extent + 2.0)
     centre = box_vectors(sc.dimensions).sum(axis=0) / 2
-    r = np.linalg.norm(sc.positions[:, spec.centre - 1] - centre, axis=1)
+    r = np.linalg.norm(molecule_centres(sc.positions, spec) - centre, axis=1)
     keep = r <= diameter / 2
     if keep.sum() < 2:
         raise SimulationError(f"cluster of diameter {diameter} A from {structure} holds {int(keep.sum())} molecules")
@@ -289,16 +290,16 @@ def _orientation_label(rotation: np.ndarray) -> str:
     return ",".join(("-" if row.sum() < 0 else "") + "abc"[int(np.flatnonzero(row)[0])] for row in rotation)
 
 
-def _orient_cell(cell, rotation: np.ndarray, centre: int):
+def _orient_cell(cell, rotation: np.ndarray, spec: MoleculeSpec):
     """The rectangular cell rotated by ``rotation`` (from `parse_orientation`): molecules
-    rotated rigidly, cell lengths permuted, each centre atom put back into the cell."""
+    rotated rigidly, cell lengths permuted, each molecule's centre put back into the cell."""
     if np.array_equal(rotation, np.eye(3, dtype=int)):
         return cell
     dims = cell.dimensions.copy()
     dims[:3] = cell.dimensions[:3][np.abs(rotation).argmax(axis=1)]
     dims[3:] = 90.0
     positions = cell.positions @ rotation.T.astype(float)
-    positions -= (np.floor(positions[:, centre] / dims[:3]) * dims[:3])[:, None, :]
+    positions -= (np.floor(molecule_centres(positions, spec) / dims[:3]) * dims[:3])[:, None, :]
     return dataclasses.replace(cell, dimensions=dims, positions=positions)
 
 
@@ -313,15 +314,15 @@ def interface_system(spec: MoleculeSpec, structure_a, structure_b, axis: str = "
     box, in that orientation. The lateral box is ``lateral_box`` (the two lateral lengths in
     x, y, z order, e.g. x and y for ``axis="z"``), else crystal A's supercell; a slab without
     repeats gets as many lateral repeats as best match it. Each slab's molecules are moved
-    rigidly (centre atoms scaled) to the lateral box, which must need less than
-    ``max_strain`` relative strain. Along the axis each slab keeps its own periodic spacing;
-    its molecules are centred in its height (as much space below the lowest centre atom as
-    above the highest), and ``gap`` Angstrom is added at each of the two interfaces, so that
-    both interfaces have the same spacing between the centre atoms of their facing layers
+    rigidly (molecule centres scaled; the centre as the spec defines it, an atom or a
+    centroid) to the lateral box, which must need less than ``max_strain`` relative strain.
+    Along the axis each slab keeps its own periodic spacing; its molecules are centred in its
+    height (as much space below the lowest molecule centre as above the highest), and ``gap``
+    Angstrom is added at each of the two interfaces, so that both interfaces have the same
+    spacing between the molecule centres of their facing layers
     (``info["interface_spacing"]``)."""
     k = "xyz".index(axis)
     lateral = [i for i in range(3) if i != k]
-    centre = spec.centre - 1
     structures = (structure_a, structure_b)
     cells, orientations, notes = [], [], []
     for s, tolerance, orient in zip(structures, (symmetrise_a, symmetrise_b), (orient_a, orient_b)):
@@ -329,7 +330,7 @@ def interface_system(spec: MoleculeSpec, structure_a, structure_b, axis: str = "
         if np.any(np.abs(cell.dimensions[3:] - 90.0) > RIGHT_ANGLE_TOLERANCE):
             raise SimulationError(f"{s}: interface needs a rectangular cell, got angles {cell.dimensions[3:].tolist()}")
         rotation, label, note = parse_orientation(orient, axis)
-        cells.append(_orient_cell(cell, rotation, centre))
+        cells.append(_orient_cell(cell, rotation, spec))
         orientations.append(label)
         if note:
             notes.append(f"{Path(s).name}: {note}")
@@ -365,9 +366,9 @@ def interface_system(spec: MoleculeSpec, structure_a, structure_b, axis: str = "
     parts, margins, offset = [], [], 0.0
     for slab, strain in zip(slabs, strains):
         pos = slab.positions.copy()
-        centres = pos[:, centre]
+        centres = molecule_centres(pos, spec)
         shift = np.zeros_like(centres)
-        shift[:, lateral] = centres[:, lateral] * strain  # rigid move: centre atoms scaled laterally
+        shift[:, lateral] = centres[:, lateral] * strain  # rigid move: centres scaled laterally
         low, high = centres[:, k].min(), centres[:, k].max()
         margin = (slab.dimensions[k] - (high - low)) / 2
         shift[:, k] = offset + margin - low  # centred in the slab's height
@@ -414,7 +415,7 @@ def file_system(spec: MoleculeSpec, structure, *, name_map=None, type_elements=N
     if periodic and f.box is None:
         raise SimulationError(f"{path}: the file has no periodic box; give --no-pbc to simulate it without periodic boundaries "
                               "(a gas-phase system)")
-    positions = f.molecule_positions(spec.centre)
+    positions = f.molecule_positions(spec.centre_atoms[0])  # whole molecules, around the (first) centre atom
     n = len(positions)
     info = {"structure": str(path), "frame": frame, "n_frames": n_frames, "molecules_from": traj.molecules_from,
             "atom_order": traj.atom_order, "periodic": f.box is not None}
