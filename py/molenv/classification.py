@@ -86,7 +86,6 @@ class ClassifyFrames(AnalysisBase):
 
     def __init__(self, trajectory, classifier, spec=None, *, with_coordination: bool = True, verbose: bool = False, device: str = "cpu",
                  ood: bool = False, **options):
-        from molenv.spec import MoleculeSpec, load_spec
         from molenv.trajectory import Trajectory
 
         classifier = _classifier(classifier, device)
@@ -101,7 +100,7 @@ class ClassifyFrames(AnalysisBase):
             frames = sorted({"start", "stop", "step"} & set(options))
             if frames:
                 raise TypeError(f"ClassifyFrames takes the frames in run(): run({', '.join(f'{k}=...' for k in frames)})")
-            spec = infer_spec(classifier) if spec is None else spec if isinstance(spec, MoleculeSpec) else load_spec(spec)
+            spec = infer_spec(classifier, spec)
             classifier.check(spec)  # before reading the atoms: a model for another molecule is the clearer error
             trajectory = Trajectory(trajectory, spec, **options)
         super().__init__(trajectory.universe.trajectory, verbose=verbose)
@@ -272,8 +271,10 @@ def classify(obj, model, spec=None, *, backend: str = "serial", n_workers: int =
              or training output directory, TorchScript ``.pt``; told apart by content) or a
              model from `molenv.models.open_model`.
     spec:    the molecule: ``"urea"``, ``"nicotinamide"``, a spec ``.toml`` or a
-             `molenv.spec.MoleculeSpec`; default `infer_spec` of the model (a SpecError asks
-             for it where the model does not tell).
+             `molenv.spec.MoleculeSpec`; default `infer_spec` of the model: the spec a model
+             file carries, else the shipped one it names or fits (a SpecError asks for it
+             where the model does not tell). A spec given is checked against the one the
+             model carries.
     options: reading options of `molenv.trajectory.Trajectory` (``selection``,
              ``molecules``, ``atom_order``, ``name_map``, ``type_elements``, ``dimensions``,
              ``periodic=False`` for a cluster, ``start``/``stop``/``step``, and for files
@@ -296,7 +297,6 @@ def classify(obj, model, spec=None, *, backend: str = "serial", n_workers: int =
     whole molecules, ...) are ValueErrors whose message names the input and the problem.
     """
     from molenv.analysis import Region, SummaryOptions, summarise
-    from molenv.spec import MoleculeSpec, load_spec
     from molenv.trajectory import Trajectory
 
     reading, analysis = _split_options(options)
@@ -313,7 +313,7 @@ def classify(obj, model, spec=None, *, backend: str = "serial", n_workers: int =
         analysis.setdefault("split_surface", with_coordination)
         summary = SummaryOptions(**analysis)
     classifier = _classifier(model, device)
-    spec = infer_spec(classifier) if spec is None else spec if isinstance(spec, MoleculeSpec) else load_spec(spec)
+    spec = infer_spec(classifier, spec)
     classifier.check(spec)
     trajectory = Trajectory(obj, spec, **reading)
     result = classify_trajectory(trajectory, classifier, backend=backend, n_workers=n_workers if backend != "serial" else 1,

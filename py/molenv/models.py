@@ -281,22 +281,44 @@ def open_model(path: str | Path, device: str = "cpu"):
     )
 
 
-def infer_spec(classifier, *, option: str = "spec="):
+def infer_spec(classifier, given=None, *, option: str = "spec="):
     """The `molenv.spec.MoleculeSpec` `classifier` was made for, where the model tells it:
 
-    - an SF model: the spec its ``meta molecule`` record names (written by `molenv
-      export`), else the one shipped spec with its atom count, centre atom and vectors
-      (`molenv.spec.spec_for_model`; the model has no elements);
+    - a model file that carries its spec (``meta spec_atoms`` ..., written by `molenv
+      export`: `molenv.modelspec`): that spec, rebuilt from the file, after a check that it
+      is the same molecule as the shipped spec of its name, where there is one;
+    - an SF model: the spec its ``meta molecule`` record names, else the one shipped spec
+      with its atom count, centre atom and vectors (`molenv.spec.spec_for_model`; the model
+      has no elements);
     - a GNN model file: the spec its ``meta molecule`` names, else the one shipped spec
       with its elements;
     - a GNN checkpoint: the spec of the dataset it was trained on (recorded with the fit,
       `molenv.gnn.export.training_spec`), where that dataset is still there.
 
     Otherwise (a TorchScript export, which records no molecule; no shipped spec fits; several
-    do) a SpecError that asks for ``spec=`` (or the `option` named)."""
-    from molenv.spec import SpecError, spec_for_model
+    do) a SpecError that asks for ``spec=`` (or the `option` named).
+
+    `given` (a spec, a shipped name or a spec path: the user's ``spec=`` or `option`) wins;
+    it is checked against the spec the model carries, if any (a SpecError naming both where
+    they are not the same molecule)."""
+    from molenv.modelspec import check_same_molecule, model_spec, shipped_spec
+    from molenv.spec import MoleculeSpec, SpecError, load_spec, spec_for_model
 
     where = str(getattr(classifier, "path", type(classifier).__name__))
+    carried = None
+    if isinstance(classifier, (SFFrameClassifier, GNNModelFileClassifier)):
+        carried = model_spec(classifier.model, where)
+    if given is not None:
+        spec = given if isinstance(given, MoleculeSpec) else load_spec(given)
+        if carried is not None:
+            check_same_molecule(spec, carried, f"{option.rstrip('=')} {spec.name}" + (f" ({spec.path})" if spec.path else ""),
+                                f"the spec {carried.name} that {where} carries")
+        return spec
+    if carried is not None:
+        shipped = shipped_spec(carried.name)
+        if shipped is not None:
+            check_same_molecule(carried, shipped, f"the spec {carried.name} that {where} carries", f"the shipped spec {shipped.name} ({shipped.path})")
+        return carried
     ask = f"; give {option} (the molecule: urea, nicotinamide or a spec .toml)"
     if isinstance(classifier, SFFrameClassifier):
         d = classifier.model.descriptors

@@ -76,7 +76,8 @@ def thread_count(option: str):
 def add_trajectory_arguments(parser: argparse.ArgumentParser, *, frames: bool = True, what: str = "trajectory") -> None:
     """Options of `molenv.trajectory.Trajectory` (molecules, elements, atom order, box, frames)."""
     g = parser.add_argument_group("reading molecules (see docs/analysis.md, 'Reading trajectories')")
-    g.add_argument("--spec", help="molecule spec: shipped name (urea, nicotinamide) or .toml (default: the shipped spec that matches the model)")
+    g.add_argument("--spec", help="molecule spec: shipped name (urea, nicotinamide) or .toml (default: the spec the model file carries, "
+                   "else the shipped spec that matches the model; a spec given is checked against the model's)")
     g.add_argument("--format", help=f"MDAnalysis format of the {what} where the extension does not tell (e.g. LAMMPSDUMP, XYZ)")
     g.add_argument("--topology-format", help="MDAnalysis format of --topology")
     g.add_argument("--selection", help="MDAnalysis selection of the molecules' atoms (e.g. 'resname URE')")

@@ -4,6 +4,9 @@
   molenv classify --model gnn.ckpt --spec urea --trajectory run.xtc --topology run.pdb --xyz
   molenv classify --model urea.molenv --trajectory interface.data --name-map 4:N1,5:N2 --region z:135:10
 
+The molecule (--spec) is the one the model file carries (every file of `molenv export`),
+else the shipped spec the model names or fits; --spec wins, checked against the model's.
+
 The model is a molenv model file (SF or GNN, evaluated in numpy: the numbers MOLENV_CLASSIFY
 computes), a checkpoint of `molenv train sf` or `molenv train gnn` (or the training output
 directory) or a GNN's TorchScript export, told apart by content (`molenv.models`). Writes into --out: populations.dat (per frame: class counts,
@@ -40,7 +43,7 @@ def run(args):
     from molenv.commands._options import open_trajectory, report, summary_options
     from molenv.modelfile import ModelFileError
     from molenv.models import ClassifierError, infer_spec, open_model
-    from molenv.spec import SpecError, load_spec
+    from molenv.spec import SpecError
     from molenv.trajectory import TrajectoryError
 
     from molenv.paths import output_directory_problem
@@ -50,10 +53,8 @@ def run(args):
     try:
         options = summary_options(args)
         classifier = open_model(args.model, device=args.device)
-        if args.spec:
-            spec = load_spec(args.spec)
-        else:
-            spec = infer_spec(classifier, option="--spec")  # the rule of the Python API; a SpecError asks for --spec
+        # the rule of the Python API: --spec, checked against the spec the model carries, else the model's
+        spec = infer_spec(classifier, args.spec, option="--spec")
         classifier.check(spec)
         trajectory = open_trajectory(args, spec, args.trajectory, args.topology)
         workers = args.workers if args.backend != "serial" else 1

@@ -9,6 +9,11 @@ training molecules and calibrated on its validation molecules; --dataset another
 
   molenv export runs/urea-sf --out urea.molenv
 
+Both kinds of model file carry the molecule spec they were trained with (atoms, bonds,
+SMILES; a GNN file also the centre, vectors and descriptors: docs/model_format.md, "The
+molecule spec in a model file"), so `molenv classify`, `plumed-input`, ... need no --spec
+for them, whatever the molecule. The spec is the training dataset's, or --molecule.
+
 A graph-classifier checkpoint becomes, by the suffix of --out, a molenv model file of kind
 gnn (`.molenv`, docs/model_format.md; read by MOLENV_CLASSIFY and `molenv classify`) or a
 TorchScript module (`.pt`, see molenv.gnn.export):
@@ -26,7 +31,8 @@ def add_arguments(parser):
     parser.add_argument("--dataset", help="SF: the dataset whose training and validation molecules fit and calibrate the ood score "
                         "(default: the training dataset the checkpoint records)")
     parser.add_argument("--no-ood", action="store_true", help="SF: write no ood block (out-of-distribution score)")
-    parser.add_argument("--molecule", help="graph model to .molenv: the molecule (urea, nicotinamide or a spec .toml) whose elements the file keeps; default: the training dataset's")
+    parser.add_argument("--molecule", help="to .molenv: the molecule spec (urea, nicotinamide or a spec .toml) the file carries (its atoms, bonds, "
+                        "SMILES; a graph model's elements); default: the training dataset's. For an SF model its descriptors must be the model's")
 
 
 def run(args):
@@ -61,7 +67,11 @@ def run(args):
             from molenv.dataset import open_dataset
 
             dataset = open_dataset(args.dataset)
-        written = export_sf(model.path, args.out, name=args.name, command=command, dataset=dataset, ood=not getattr(args, "no_ood", False))
+        try:
+            written = export_sf(model.path, args.out, name=args.name, command=command, dataset=dataset, ood=not getattr(args, "no_ood", False),
+                                molecule=getattr(args, "molecule", None))
+        except ValueError as err:  # SpecError included
+            raise CommandError(str(err)) from None
         print(f"wrote {args.out}: {written.name}; classes {', '.join(written.classes)}; network {'-'.join(map(str, written.network.sizes))}")
         return 0
     if suffix == ".molenv":

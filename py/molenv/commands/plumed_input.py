@@ -8,7 +8,9 @@ The input loads the compiled module (LOAD FILE=, the path of `molenv plumed-lib`
 MOLENV_CLASSIFY with MOLECULES=a-b where the molecules are consecutive blocks of atoms in the
 model's order, else MOLECULE1=..., MOLECULE2=... lists derived from the topology's molecules
 (atom numbers = the file's atom order, 1-based), and PRINTs every component. Lengths
-(UNITS LENGTH=A, --region) are in Angstrom. Run it with `molenv reanalyse` or your MD code.
+(UNITS LENGTH=A, --region) are in Angstrom. The molecule (--spec) is the one the model file
+carries (every file of `molenv export`), else the shipped spec the model names or fits; --spec
+wins, checked against the model's. Run it with `molenv reanalyse` or your MD code.
 Full documentation: docs/analysis.md."""
 from __future__ import annotations
 
@@ -54,14 +56,16 @@ def run(args):
 
     from molenv.analysis import Region
     from molenv.cli import CommandError
-    from molenv.commands._options import open_trajectory, resolve_spec
+    from molenv.commands._options import open_trajectory
     from molenv.modelfile import read_model
+    from molenv.models import SFFrameClassifier, infer_spec
     from molenv.plumed.kernel import module_path
     from molenv.plumed.inputs import PlumedInputOptions, plumed_input
 
     model = read_model(args.model)
     d = model.descriptors
-    spec = resolve_spec(args, d.atoms_per_molecule, d.centre_atom, d.vectors, model.meta.get("molecule"))
+    # --spec (checked against the spec the model carries), else the model's: molenv.models.infer_spec
+    spec = infer_spec(SFFrameClassifier.from_model(model, args.model), args.spec, option="--spec")
     if spec.atoms_per_molecule != d.atoms_per_molecule:
         raise CommandError(f"{args.model}: the model is for {d.atoms_per_molecule}-atom molecules, spec {spec.name} has {spec.atoms_per_molecule}")
     traj = open_trajectory(args, spec, args.topology)

@@ -199,23 +199,13 @@ def training_spec(checkpoint: Path, state: dict):
     """The molecule spec of the dataset a `molenv train gnn` checkpoint was trained on (its
     ``molenv_fit`` record, else the run's train_config.json), or None where none is known
     (graphs from files, a moved dataset)."""
-    from molenv.spec import load_spec
+    from molenv.modelspec import dataset_spec
 
     dataset = (state.get("molenv_fit") or {}).get("dataset")
     config = checkpoint.parent.parent / "train_config.json"
     if dataset is None and config.is_file():
         dataset = json.loads(config.read_text()).get("dataset")
-    manifest = Path(dataset) / "manifest.json" if dataset else None
-    if manifest is None or not manifest.is_file():
-        return None
-    spec = json.loads(manifest.read_text()).get("spec") or {}
-    for candidate in (spec.get("path"), spec.get("name")):
-        if candidate:
-            try:
-                return load_spec(candidate)
-            except Exception:  # noqa: BLE001 - try the next way of finding it
-                continue
-    return None
+    return dataset_spec(dataset)
 
 
 def export_gnn_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, name: str | None = None, command: str | None = None, molecule=None):
@@ -226,6 +216,7 @@ def export_gnn_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike,
 
     from molenv.gnn.lightning import load_classifier
     from molenv.gnn.modelfile import write_gnn_model
+    from molenv.modelspec import spec_meta
     from molenv.spec import load_spec
 
     checkpoint = Path(checkpoint)
@@ -254,6 +245,7 @@ def export_gnn_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike,
     meta["config"] = json.dumps(hparams, separators=(",", ":"), default=str)
     if command:
         meta["command"] = command
+    meta.update(spec_meta(spec, geometry=True))  # the molecule spec, so that readers need no --spec (molenv.modelspec)
     model = gnn_model_file(classifier.model, classifier.form_names, molecule_elements(spec), name=name or f"{spec.name} GNN ({', '.join(classifier.form_names)})", meta=meta)
     write_gnn_model(model, out)
     return model
