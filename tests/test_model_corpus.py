@@ -288,6 +288,36 @@ SF_CASES += [
     ("ood before the layers", sub("layer_count 3", OOD_BLOCK + "\nlayer_count 3"), "expected record 'layer_count', found 'ood'"),
 ]
 
+# The molecule spec a file carries (docs/model_format.md, "The molecule spec in a model
+# file"): meta records, free text to both readers, so every file here is read alike (but for a
+# meta key given twice, which both refuse); then `molenv.modelspec.model_spec` rebuilds the
+# spec from what was read, or refuses it naming the record. Edits of SF_BASE with the records.
+SPEC_META = ("meta seed 1\nmeta molecule toy\nmeta spec_atoms A:C B:O C:N D:H E:H\nmeta spec_bonds 1-2 1-3 3-4 3-5\n"
+             "meta spec_smiles N%23C%2510")
+SPEC_OK = "the spec is rebuilt"
+
+
+def spec_base(data: bytes) -> bytes:
+    return sub("meta seed 1", SPEC_META)(data)
+
+
+# (id, edit, what the readers do: OK, CHANGED or their message, what model_spec does: SPEC_OK or its message)
+SPEC_CASES = [
+    ("spec base", lambda d: d, OK, SPEC_OK),
+    ("spec tab and spaces", sub("A:C B:O", "A:C\t B:O"), OK, SPEC_OK),
+    ("spec raw # is a comment", sub("N%23C%2510", "N#C"), CHANGED, SPEC_OK),  # the SMILES read is 'N': why the writer escapes '#'
+    ("spec atom without element", sub("A:C", "A"), CHANGED, "meta spec_atoms: 'A' is not NAME:ELEMENT"),
+    ("spec unknown element", sub("B:O", "B:Q"), CHANGED, "meta spec_atoms: 'B:Q': 'Q' is not an element symbol"),
+    ("spec atom count", sub(" E:H", ""), CHANGED, "meta spec_atoms: 4 atoms, but the model's molecules have atoms_per_molecule 5"),
+    ("spec bond atom 6", sub("3-5", "3-6"), CHANGED, "meta spec_bonds: bond 3-6 needs two different atoms in 1..5"),
+    ("spec bond form", sub("3-5", "3,5"), CHANGED, "meta spec_bonds: '3,5' is not a bond a-b"),
+    ("spec smiles escape", sub("N%23C%2510", "N%2C"), CHANGED, "meta spec_smiles: 'N%2C' is not one SMILES"),
+    ("spec without bonds", sub("meta spec_bonds 1-2 1-3 3-4 3-5\n", ""), CHANGED, "lacks meta spec_bonds"),
+    ("spec unknown record", sub("meta spec_smiles", "meta spec_charge 0\nmeta spec_smiles"), CHANGED, "unknown spec record(s) meta spec_charge"),
+    ("spec GNN record in SF", sub("meta spec_smiles", "meta spec_centre 1\nmeta spec_smiles"), CHANGED, "unknown spec record(s) meta spec_centre"),
+    ("spec records twice", sub("meta spec_bonds", "meta spec_bonds 1-2\nmeta spec_bonds"), "'meta' key 'spec_bonds' given twice", None),
+]
+
 GNN_CASES = [
     ("real 4.50", sub("graph_cutoff 4.5", "graph_cutoff 4.50"), OK),
     ("real 45e-1", sub("graph_cutoff 4.5", "graph_cutoff 45e-1"), OK),
@@ -353,7 +383,7 @@ PATH_CASES = [
     ("FIFO", lambda d: (os.mkfifo(d / "fifo.molenv"), d / "fifo.molenv")[1], ": is a FIFO (named pipe), not a model file: give a regular file"),
 ]
 
-KINDS = {"sf": SF_CASES, "sf3": SF3_CASES, "gnn": GNN_CASES}
+KINDS = {"sf": SF_CASES, "sf3": SF3_CASES, "gnn": GNN_CASES, "spec": [c[:3] for c in SPEC_CASES]}
 MOLECULES = {"sf": "1-100", "sf3": "1-100", "gnn": "1-96"}  # 20 molecules of 5 atoms; 12 of 8 (the GNN frame)
 
 # Reads every file of a list with MOLENV_CLASSIFY in one PLUMED (Python API): the action
@@ -407,8 +437,9 @@ def corpus(tmp_path_factory):
     """{(kind, id): (path, Python's error or the model, PLUMED's error or None)} for every case."""
     folder = tmp_path_factory.mktemp("corpus")
     gnn_base, _ = model_file(folder, seed=3, convs=1, name="gnn-base.molenv")
-    bases = {"sf": SF_BASE.read_bytes(), "sf3": sf3_base(SF_BASE.read_bytes()), "gnn": gnn_base.read_bytes()}
+    bases = {"sf": SF_BASE.read_bytes(), "sf3": sf3_base(SF_BASE.read_bytes()), "gnn": gnn_base.read_bytes(), "spec": spec_base(SF_BASE.read_bytes())}
     (folder / "sf3-base.molenv").write_bytes(bases["sf3"])
+    (folder / "spec-base.molenv").write_bytes(bases["spec"])
     paths = {}
     for kind, cases in KINDS.items():
         for k, (case, edit, _) in enumerate(cases):
@@ -463,6 +494,26 @@ def test_gnn_corpus(corpus, case, expected):
     _check(corpus, ("gnn", case), expected)
 
 
+@pytest.mark.parametrize("case, expected, spec", [(c, e, s) for c, _, e, s in SPEC_CASES], ids=[c for c, *_ in SPEC_CASES])
+def test_spec_records_corpus(corpus, case, expected, spec):
+    """Both readers read the spec records alike (as meta text); model_spec then rebuilds the
+    spec or refuses it, naming the file and the record."""
+    from molenv.modelspec import model_spec
+    from molenv.spec import SpecError
+
+    _check(corpus, ("spec", case), expected)
+    path, model, _ = corpus["spec", case]
+    if spec == SPEC_OK:
+        rebuilt = model_spec(model, str(path))
+        assert rebuilt.atom_names == list("ABCDE") and rebuilt.elements == ["C", "O", "N", "H", "H"]
+        assert rebuilt.bonds == [(0, 1), (0, 2), (2, 3), (2, 4)] and rebuilt.smiles == ("N" if "#" in case else "N#C%10")
+        assert rebuilt.centre == 1 and rebuilt.vectors == [(1, 2), (3, 5)]  # the SF records'
+    elif spec is not None:
+        with pytest.raises(SpecError) as err:
+            model_spec(model, str(path))
+        assert str(err.value).startswith(f"{path}: ") and spec in str(err.value), err.value
+
+
 @pytest.mark.parametrize("case, expected", [(c, e) for c, _, e in PATH_CASES], ids=[c for c, _, _ in PATH_CASES])
 def test_paths_that_are_not_model_files(corpus, case, expected):
     path, python, plumed = corpus["path", case]
@@ -498,7 +549,8 @@ def test_accepted_sf_files_give_pythons_probabilities(corpus, tmp_path):
 
     frames, boxes = read_xyz(REGTEST / "rt-ortho-A" / "traj.xyz")
     frame = MolecularFrame(frames[0], [*np.diag(boxes[0]), 90, 90, 90], np.arange(100).reshape(20, 5), np.full(100, 6))
-    accepted = [(case, corpus[kind, case]) for kind, cases in (("sf", SF_CASES), ("sf3", SF3_CASES)) for case, _, e in cases if e in (OK, CHANGED)]
+    accepted = [(case, corpus[kind, case]) for kind, cases in (("sf", SF_CASES), ("sf3", SF3_CASES), ("spec", KINDS["spec"]))
+                for case, _, e in cases if e in (OK, CHANGED)]
     text = "UNITS LENGTH=A\nLOAD FILE=@MOLENV_LIB@\n" + "".join(
         f"c{k}: MOLENV_CLASSIFY MODEL={path} MOLECULES=1-100 PROB_FILE=prob{k}.dat\n" for k, (_, (path, _, _)) in enumerate(accepted))
     text += f"PRINT ARG={','.join(f'c{k}.nmol' for k in range(len(accepted)))} FILE=colvar\n"  # computes them

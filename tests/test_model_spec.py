@@ -185,3 +185,66 @@ def test_classify_and_plumed_input_need_no_spec_for_a_molecule_not_shipped(tmp_p
     with pytest.raises(SystemExit):
         main(["classify", "--model", str(bare), "--trajectory", str(pdb), "--out", str(tmp_path / "out2"), "--no-progress"])
     assert "unknown molecule 'mymol'" in capsys.readouterr().err
+
+
+def _molenv(capsys, *args) -> str:
+    from molenv.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main([str(a) for a in args])
+    out = capsys.readouterr()
+    assert exit_.value.code == 0, out.err[-3000:]
+    return out.out + out.err
+
+
+def test_export_of_a_model_trained_on_a_molecule_not_shipped(tmp_path, capsys):
+    """featurize + train sf (tiny) on 'mymol' (urea's spec renamed, in a folder of its own) ->
+    `molenv export` -> the spec file deleted -> `molenv classify` without --spec classifies as
+    with it, and the model's spec is the one trained on."""
+    from molenv.featurize import featurize, sources_from_manifest
+    from molenv.sf.train import SFTrainConfig, train_sf
+
+    names = ["urea-I-100K", "urea-IV-100K", "urea-melt-350K"]
+    data = REPO / "data" / "urea"
+    if not all((data / f"{n}.xtc").is_file() for n in names + ["urea-I-200K"]):
+        pytest.skip("the urea MD data (data/urea) are not there")
+    (tmp_path / "specs").mkdir()
+    spec_path = my_molecule(tmp_path / "specs")
+    trained_on = load_spec(spec_path)
+    sources = sources_from_manifest(REPO / "data" / "manifest.json", "urea", names)
+    for s in sources:
+        s.reader["step"] = 10
+    dataset = featurize(sources, spec_path, tmp_path / "ds", progress=False, log=lambda *a: None)
+    train_sf(dataset, SFTrainConfig(max_epochs=2, seed=0, batch_size=128), tmp_path / "run")
+    _molenv(capsys, "export", tmp_path / "run", "--out", tmp_path / "mymol.molenv")
+    assert carried(infer_spec(open_model(tmp_path / "mymol.molenv"))) == carried(trained_on)
+    trajectory = ["--trajectory", data / "urea-I-200K.xtc", "--topology", data / "urea-I-200K.pdb.gz", "--stop", "3", "--no-progress"]
+    _molenv(capsys, "classify", "--model", tmp_path / "mymol.molenv", *trajectory, "--spec", spec_path, "--out", tmp_path / "with")
+    shutil.rmtree(tmp_path / "specs")
+    printed = _molenv(capsys, "classify", "--model", tmp_path / "mymol.molenv", *trajectory, "--out", tmp_path / "without")
+    assert "3 frames" in printed or (tmp_path / "without" / "populations.dat").is_file()
+    with_spec, without = (np.load(tmp_path / d / "molecules.npz") for d in ("with", "without"))
+    assert with_spec.files == without.files and all(np.array_equal(with_spec[k], without[k]) for k in with_spec.files)
+
+
+def test_gnn_export_carries_the_spec_of_a_molecule_not_shipped(tmp_path, capsys):
+    """`molenv export CKPT --molecule mymol.toml` of a (tiny, untrained) graph classifier: the
+    file carries mymol's spec, centre and descriptors included, and classifies without --spec."""
+    import lightning as L
+    import torch
+
+    from molenv.gnn.lightning import GNNClassifier
+
+    torch.manual_seed(0)
+    net = GNNClassifier(["I", "IV", "melt"], dropout=0.0, hidden=16, conv_channels=8, num_radial=4).eval()
+    torch.save({"state_dict": net.state_dict(), "hyper_parameters": dict(net.hparams), "pytorch-lightning_version": L.__version__, "epoch": 1},
+               tmp_path / "tiny.ckpt")
+    spec_path = my_molecule(tmp_path)
+    _molenv(capsys, "export", tmp_path / "tiny.ckpt", "--out", tmp_path / "g.molenv", "--molecule", spec_path)
+    model = read_gnn_model(tmp_path / "g.molenv")
+    assert model.meta["molecule"] == "mymol" and carried(infer_spec(open_model(tmp_path / "g.molenv"))) == carried(load_spec(spec_path))
+    pdb = REPO / "data" / "urea" / "urea-I-100K.pdb.gz"
+    if pdb.is_file():
+        spec_path.unlink()
+        _molenv(capsys, "classify", "--model", tmp_path / "g.molenv", "--trajectory", pdb, "--out", tmp_path / "out", "--no-progress")
+        assert (tmp_path / "out" / "populations.dat").is_file()
