@@ -95,7 +95,7 @@ class ClassifyFrames(AnalysisBase):
             if spec is not None or options:
                 raise TypeError("a molenv Trajectory has its spec and reading options already: give spec= and "
                                 f"{', '.join(sorted(options)) or 'options'} to Trajectory, or pass the atoms instead")
-            classifier.check(trajectory.spec)
+            classifier.check(infer_spec(classifier, trajectory.spec))  # the Trajectory's spec, checked against the model's
         else:
             frames = sorted({"start", "stop", "step"} & set(options))
             if frames:

@@ -55,6 +55,8 @@ def spec_meta(spec: MoleculeSpec, *, geometry: bool) -> dict[str, str]:
     from molenv.trajectory import symbol_tables
 
     symbols = symbol_tables()[0]
+    if "#" in spec.name or not spec.name.strip():
+        raise SpecError(f"spec {spec.name!r}: a name with '#' (or none) cannot be written into a model file ('#' starts a comment there)")
     atoms = []
     for name, element in zip(spec.atom_names, spec.elements):
         if not _ATOM_NAME.fullmatch(name) or set(name) & _NAME_EXCLUDED:
