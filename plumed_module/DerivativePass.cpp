@@ -31,8 +31,9 @@ Seeds Seeds::populations(unsigned K) {
   return s;
 }
 
-DerivativePass::DerivativePass(const SymmetryFunctions& sf, const Network& net, const AtomSlots& slots, unsigned nthreads)
-    : sf_(sf), net_(net), slots_(slots), nthreads_(nthreads), dbuf_(nthreads), boxbuf_(nthreads) {}
+DerivativePass::DerivativePass(const SymmetryFunctions& sf, const Network& net, const AtomSlots& slots, unsigned nthreads,
+                               const RankSplit& ranks)
+    : sf_(sf), net_(net), slots_(slots), nthreads_(nthreads), ranks_(ranks), dbuf_(nthreads), boxbuf_(nthreads) {}
 
 void DerivativePass::backward(const MoleculeFrame& frame, const ValuePass& values, const Seeds& seeds) {
   const unsigned T = nthreads_, N = frame.nmol, K = seeds.nclasses, S = sf_.size();
@@ -40,17 +41,18 @@ void DerivativePass::backward(const MoleculeFrame& frame, const ValuePass& value
   nch_ = seeds.channels();
   stride_ = npair_ == 1 ? 1 : (npair_ + 3) / 4 * 4;
   // only the rows of active molecules are read, and their blocks are all written below;
-  // with several channels the padding is read too (and must be 0)
-  if (npair_ == 1) jac_.resize(static_cast<std::size_t>(N) * S);
+  // with several channels the padding is read too (and must be 0); with several ranks the
+  // rows of the other ranks' blocks are summed (and must be 0)
+  if (npair_ == 1 && !ranks_.split()) jac_.resize(static_cast<std::size_t>(N) * S);
   else jac_.assign(static_cast<std::size_t>(N) * S * stride_, 0.0);
   constexpr unsigned NB = Network::kBlock;
   const std::vector<unsigned>& netList = values.netList();
-  const unsigned nblocks = values.nBlocks();
+  const unsigned blk0 = values.firstBlock(), blk1 = values.lastBlock();
   #pragma omp parallel num_threads(T)
   {
     std::vector<double> w(NB), seed(static_cast<std::size_t>(NB) * K), grad(static_cast<std::size_t>(NB) * S);
     #pragma omp for schedule(static)
-    for (unsigned blk = 0; blk < nblocks; ++blk) {
+    for (unsigned blk = blk0; blk < blk1; ++blk) {
       const unsigned first = blk * NB, nm = std::min<unsigned>(NB, netList.size() - first);
       bool any = false;
       for (unsigned mm = 0; mm < nm; ++mm) {
@@ -72,6 +74,7 @@ void DerivativePass::backward(const MoleculeFrame& frame, const ValuePass& value
       }
     }
   }
+  ranks_.sum(jac_);  // the rows of the other ranks' molecules, which this rank's pairs read
 }
 
 namespace {
@@ -258,10 +261,27 @@ void DerivativePass::pairLoop(const MoleculeFrame& frame, const PairLists& pairs
   }
 }
 
+void DerivativePass::sumOverRanks(unsigned nmol) {
+  const unsigned T = nthreads_;
+  const std::size_t per = dbuf_[0].size() / nmol;  // numbers per molecule
+  #pragma omp parallel for num_threads(T) schedule(static)
+  for (unsigned m = 0; m < nmol; ++m)
+    for (unsigned t = 1; t < T; ++t)
+      for (std::size_t q = per * m; q < per * (m + 1); ++q) dbuf_[0][q] += dbuf_[t][q];
+  for (unsigned t = 1; t < T; ++t)
+    for (std::size_t q = 0; q < boxbuf_[0].size(); ++q) boxbuf_[0][q] += boxbuf_[t][q];
+  ranks_.sum(dbuf_[0]);
+  ranks_.sum(boxbuf_[0]);
+}
+
 void DerivativePass::reduce(const MoleculeFrame& frame, const ValuePass& values, const Seeds& seeds, const SlabRegion& region,
                             DerivativeSink& sink) {
   const unsigned T = nthreads_, N = frame.nmol, V = frame.nvec, K = seeds.nclasses, L = slots_.nlocal;
   const unsigned FS = 3 * (1 + V), dstride = npair_ * FS, nch = nch_;
+  // the buffers to add per molecule: the threads' (one rank), else thread 0's holding the sum
+  // over the threads and the ranks; every rank then reduces every molecule
+  const unsigned nbuf = ranks_.split() ? 1 : T;
+  if (ranks_.split()) sumOverRanks(N);
   const std::vector<double>& prob = values.prob();
   // a centroid centre passes the derivative with respect to it to its atoms in equal parts
   const std::vector<unsigned>& centre = slots_.centre;
@@ -282,7 +302,7 @@ void DerivativePass::reduce(const MoleculeFrame& frame, const ValuePass& values,
     #pragma omp for schedule(static)
     for (unsigned m = 0; m < N; ++m) {
       std::copy_n(&dbuf_[0][static_cast<std::size_t>(m) * dstride], dstride, D.begin());
-      for (unsigned t = 1; t < T; ++t) {
+      for (unsigned t = 1; t < nbuf; ++t) {
         const double* dt = &dbuf_[t][static_cast<std::size_t>(m) * dstride];
         for (unsigned q = 0; q < dstride; ++q) D[q] += dt[q];
       }
@@ -342,7 +362,7 @@ void DerivativePass::reduce(const MoleculeFrame& frame, const ValuePass& values,
   // box, summed in thread order
   std::vector<double> boxTotal(9 * nch, 0.0);
   for (unsigned t = 0; t < T; ++t)
-    for (unsigned q = 0; q < boxTotal.size(); ++q) boxTotal[q] += boxbuf_[t][q] + boxPart[t][q];
+    for (unsigned q = 0; q < boxTotal.size(); ++q) boxTotal[q] += (t < nbuf ? boxbuf_[t][q] : 0.0) + boxPart[t][q];
   sink.box(boxTotal.data());
 }
 

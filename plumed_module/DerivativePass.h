@@ -31,6 +31,11 @@
    contracted inside the symmetry-function kernel (vectorised over the pairs of a block),
    several per pair over the channels (vectorised over the channels).
 
+   MPI ranks (RankSplit.h): backward() runs on this rank's network blocks and pass 2 on
+   its pairs; the Jacobian rows are summed over the ranks before pass 2 (a pair of this
+   rank may have a molecule of another), and the per-molecule buffers and the pairs' box
+   sum before reduce(), which then hands the same numbers to the sink on every rank.
+
    Box derivatives: -sum_pairs d (x) dX/dd - sum_(I,s) v (x) dX/dv (a normal v = a x b:
    -a (x) dX/da - b (x) dX/db, the arms being what scales with the cell) plus the region term
    (SlabRegion.h).  Units: Angstrom in, Angstrom out (the sink converts). */
@@ -39,6 +44,7 @@
 
 #include "MoleculeFrame.h"
 #include "Network.h"
+#include "RankSplit.h"
 #include "SymmetryFunctions.h"
 #include "ValuePass.h"
 
@@ -73,7 +79,7 @@ public:
 
 class DerivativePass {
 public:
-  DerivativePass(const SymmetryFunctions& sf, const Network& net, const AtomSlots& slots, unsigned nthreads);
+  DerivativePass(const SymmetryFunctions& sf, const Network& net, const AtomSlots& slots, unsigned nthreads, const RankSplit& ranks);
 
   void backward(const MoleculeFrame& frame, const ValuePass& values, const Seeds& seeds);
   void pairDerivatives(const MoleculeFrame& frame, const PairLists& pairs);
@@ -84,6 +90,7 @@ private:
   const Network& net_;
   const AtomSlots& slots_;
   unsigned nthreads_;
+  const RankSplit& ranks_;
   unsigned npair_ = 0, nch_ = 0;  ///< of the current seeds
   /// c_j(I) = jac_[(I*S + q)*stride_ + j]: descriptor-major, the channels padded to
   /// stride_ (a multiple of 4 for several channels, so that the contraction over the
@@ -94,6 +101,8 @@ private:
 
   template <class Contraction>
   void pairLoop(const MoleculeFrame& frame, const PairLists& pairs);
+  /// several ranks: the threads' buffers added into those of thread 0, then summed over the ranks
+  void sumOverRanks(unsigned nmol);
 };
 
 }  // namespace molenv

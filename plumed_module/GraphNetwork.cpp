@@ -142,9 +142,10 @@ void blockBackward(const Block& B, const double* x, const double* u, const doubl
 
 }  // namespace
 
-GraphNetwork::GraphNetwork(const GnnModel& model, unsigned nmol, unsigned nthreads)
+GraphNetwork::GraphNetwork(const GnnModel& model, unsigned nmol, unsigned nthreads, const RankSplit& ranks)
     : model_(model), nmol_(nmol), apm_(model.moleculeAtoms.size()), nthreads_(nthreads), H_(model.hidden()), C_(model.channels()),
-      R_(model.numRadial()), F_(model.nForms()), G_(model.nTopology()), invSqrtC_(1.0 / std::sqrt(double(model.channels()))) {
+      R_(model.numRadial()), F_(model.nForms()), G_(model.nTopology()), ranks_(ranks), mol0_(ranks.first(nmol)), mol1_(ranks.last(nmol)),
+      invSqrtC_(1.0 / std::sqrt(double(model.channels()))) {
   // atom features before the first convolution: type_in(embedding row of the element)
   const Dense typeIn = dense(model.typeIn);
   typeFeatures_.resize(static_cast<std::size_t>(apm_) * H_);
@@ -211,9 +212,10 @@ void GraphNetwork::radialBasis(const AtomGraph& graph, bool derivatives) {
   const bool fastTrig = fmax < 1e5;
   basis_.resize(E_ * R_);
   if (derivatives) dbasis_.resize(E_ * R_);
-  const long E = E_;
+  // the edges into this rank's atoms (all of them with one rank)
+  const long e0 = graph.start[mol0_ * apm_], e1 = graph.start[mol1_ * apm_];
   #pragma omp parallel for num_threads(nthreads_) schedule(static)
-  for (long e = 0; e < E; ++e) {
+  for (long e = e0; e < e1; ++e) {
     const double x = graph.r[e] / cut;
     const bool inside = x < 1.0;
     const double xP1 = std::pow(x, P - 1), xP = std::pow(x, P), xP2 = std::pow(x, P + 1);
@@ -238,6 +240,8 @@ void GraphNetwork::forward(const AtomGraph& graph, bool derivatives) {
   n_ = graph.natoms;
   E_ = graph.edges();
   const unsigned n = n_, H = H_, C = C_, R = R_, T = nthreads_;
+  const unsigned lo = mol0_ * apm_, hi = mol1_ * apm_;  // this rank's atoms
+  const bool split = ranks_.split();
   radialBasis(graph, derivatives);
 
   // 4. atom features
@@ -256,12 +260,14 @@ void GraphNetwork::forward(const AtomGraph& graph, bool derivatives) {
     st.u.resize(static_cast<std::size_t>(n) * H);
     st.stats.resize(2 * static_cast<std::size_t>(n));
     st.alpha.resize(E_);
+    if (split)  // what the other ranks' atoms read is summed over the ranks: zeros outside this rank's atoms
+      for (auto* v : {&st.q, &st.k, &st.v, &st.alpha}) std::fill(v->begin(), v->end(), 0.0);
+    // projections of every atom
     #pragma omp parallel num_threads(T)
     {
-      std::vector<double> h(C), hh(C), ab(R), z(H), score;
-      // projections of every atom
+      std::vector<double> h(C);
       #pragma omp for schedule(static)
-      for (unsigned i = 0; i < n; ++i) {
+      for (unsigned i = lo; i < hi; ++i) {
         affine(cv.nodeIn, &x_[static_cast<std::size_t>(i) * H], h.data());
         double* q = &st.q[static_cast<std::size_t>(i) * C];
         affine(cv.query, h.data(), q);
@@ -273,9 +279,15 @@ void GraphNetwork::forward(const AtomGraph& graph, bool derivatives) {
         std::fill(qe, qe + R, 0.0);
         for (unsigned c = 0; c < C; ++c) axpy(q[c], &cv.we[static_cast<std::size_t>(c) * R], qe, R);
       }
-      // attention over the incoming edges, gate, node_out, residual block
+    }
+    // the neighbours' keys and values (and queries, which the reverse pass reads)
+    for (auto* v : {&st.q, &st.k, &st.v}) ranks_.sum(*v);
+    // attention over the incoming edges, gate, node_out, residual block
+    #pragma omp parallel num_threads(T)
+    {
+      std::vector<double> hh(C), ab(R), z(H), score;
       #pragma omp for schedule(static)
-      for (unsigned i = 0; i < n; ++i) {
+      for (unsigned i = lo; i < hi; ++i) {
         const unsigned e0 = graph.start[i], ne = graph.start[i + 1] - e0;
         const double* q = &st.q[static_cast<std::size_t>(i) * C];
         const double* qe = &st.qe[static_cast<std::size_t>(i) * R];
@@ -317,6 +329,7 @@ void GraphNetwork::forward(const AtomGraph& graph, bool derivatives) {
         blockForward(cv.block, xo, &xnext_[static_cast<std::size_t>(i) * H], &st.u[static_cast<std::size_t>(i) * H], &st.stats[2 * i], z.data());
       }
     }
+    ranks_.sum(st.alpha);  // the reverse pass reads the attention of the edges out of this rank's atoms
     x_.swap(xnext_);
   }
 
@@ -329,11 +342,15 @@ void GraphNetwork::forward(const AtomGraph& graph, bool derivatives) {
   headStats_.resize(static_cast<std::size_t>(L) * N * 2);
   poly_.resize(static_cast<std::size_t>(N) * F);
   topo_.resize(static_cast<std::size_t>(N) * G);
+  if (split) {
+    std::fill(poly_.begin(), poly_.end(), 0.0);
+    std::fill(topo_.begin(), topo_.end(), 0.0);
+  }
   #pragma omp parallel num_threads(T)
   {
     std::vector<double> y(H), z(H), logits(F + G);
     #pragma omp for schedule(static)
-    for (unsigned m = 0; m < N; ++m) {
+    for (unsigned m = mol0_; m < mol1_; ++m) {
       double* p = &pooled_[static_cast<std::size_t>(m) * H];
       unsigned* am = &argmax_[static_cast<std::size_t>(m) * H];
       for (unsigned f = 0; f < H; ++f) {
@@ -371,10 +388,14 @@ void GraphNetwork::forward(const AtomGraph& graph, bool derivatives) {
       }
     }
   }
+  ranks_.sum(poly_);
+  ranks_.sum(topo_);
 }
 
 void GraphNetwork::backward(const AtomGraph& graph, const double* seed, double* grad, double* box) {
   const unsigned n = n_, H = H_, C = C_, R = R_, T = nthreads_, N = nmol_, L = head_.size(), F = F_;
+  const unsigned lo = mol0_ * apm_, hi = mol1_ * apm_;  // this rank's atoms
+  const bool split = ranks_.split();
   if (!dbasisValid_) radialBasis(graph, true);
 
   // head: softmax, output layer, head blocks in reverse, then max pooling
@@ -383,7 +404,7 @@ void GraphNetwork::backward(const AtomGraph& graph, const double* seed, double* 
   {
     std::vector<double> dy(H), dprev(H), gu(H), dz(H), dl(F);
     #pragma omp for schedule(static)
-    for (unsigned m = 0; m < N; ++m) {
+    for (unsigned m = mol0_; m < mol1_; ++m) {
       const double* p = &poly_[static_cast<std::size_t>(m) * F];
       const double* g = &seed[static_cast<std::size_t>(m) * F];
       double pg = 0.0;
@@ -414,12 +435,16 @@ void GraphNetwork::backward(const AtomGraph& graph, const double* seed, double* 
     const Conv& cv = convs_[ci];
     const ConvStore& st = store_[ci];
     const bool needInput = ci > 0;  // the first convolution's input does not depend on the positions
+    if (split) {  // summed over the ranks below: zeros outside this rank's atoms and their edges
+      std::fill(dO_.begin(), dO_.end(), 0.0);
+      std::fill(dsc_.begin(), dsc_.end(), 0.0);
+    }
     #pragma omp parallel num_threads(T)
     {
-      std::vector<double> dxo(H), gu(H), dz(H), dhh(C), ude(R), dq(C), sb(R), da, dk(C), dv(C), dh(C);
+      std::vector<double> dxo(H), gu(H), dz(H), dhh(C), ude(R), dq(C), sb(R), da, dh(C);
       // (0) residual block, node_out and the gate of every atom: dX/do_i, dX/ds_i
       #pragma omp for schedule(static)
-      for (unsigned i = 0; i < n; ++i) {
+      for (unsigned i = lo; i < hi; ++i) {
         const std::size_t iH = static_cast<std::size_t>(i) * H, iC = static_cast<std::size_t>(i) * C;
         blockBackward(cv.block, &st.xo[iH], &st.u[iH], &st.stats[2 * i], &dx_[iH], dxo.data(), gu.data(), dz.data());
         std::fill(dhh.begin(), dhh.end(), 0.0);
@@ -441,7 +466,7 @@ void GraphNetwork::backward(const AtomGraph& graph, const double* seed, double* 
       // (A) attention of every target atom i: softmax over its incoming edges, query, and
       // the edge terms (through the basis to dX/dr_ij)
       #pragma omp for schedule(static)
-      for (unsigned i = 0; i < n; ++i) {
+      for (unsigned i = lo; i < hi; ++i) {
         const unsigned e0 = graph.start[i], ne = graph.start[i + 1] - e0;
         const std::size_t iC = static_cast<std::size_t>(i) * C;
         const double* dO = &dO_[iC];
@@ -482,10 +507,17 @@ void GraphNetwork::backward(const AtomGraph& graph, const double* seed, double* 
         }
         std::copy(dh.begin(), dh.end(), &dH_[iC]);
       }
+    }
+    // what the neighbours' atoms of other ranks received
+    ranks_.sum(dO_);
+    ranks_.sum(dsc_);
+    #pragma omp parallel num_threads(T)
+    {
+      std::vector<double> dk(C), dv(C), dh(C);
       // (B) what atom j sent along its outgoing edges (j -> i, the reverse of the edges
       // into j): key and value; then node_in down to the convolution's input
       #pragma omp for schedule(static)
-      for (unsigned j = 0; j < n; ++j) {
+      for (unsigned j = lo; j < hi; ++j) {
         const std::size_t jC = static_cast<std::size_t>(j) * C;
         std::copy_n(&dH_[jC], C, dh.data());
         std::fill(dk.begin(), dk.end(), 0.0);
@@ -508,9 +540,14 @@ void GraphNetwork::backward(const AtomGraph& graph, const double* seed, double* 
 
   // edges -> atoms and box: d_ij = r_j - r_i depends on r_i with -1; both directions of a
   // pair have the same length
+  ranks_.sum(gr_);  // the edges into other ranks' atoms
   atomBox_.resize(9 * static_cast<std::size_t>(n));
+  if (split) {  // summed over the ranks below
+    std::fill(grad, grad + 3 * static_cast<std::size_t>(n), 0.0);
+    std::fill(atomBox_.begin(), atomBox_.end(), 0.0);
+  }
   #pragma omp parallel for num_threads(T) schedule(static)
-  for (unsigned i = 0; i < n; ++i) {
+  for (unsigned i = lo; i < hi; ++i) {
     double g[3] = {0, 0, 0}, b[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
     for (unsigned e = graph.start[i]; e < graph.start[i + 1]; ++e) {
       const double* d = &graph.d[3 * static_cast<std::size_t>(e)];
@@ -524,6 +561,8 @@ void GraphNetwork::backward(const AtomGraph& graph, const double* seed, double* 
     std::copy_n(g, 3, &grad[3 * static_cast<std::size_t>(i)]);
     std::copy_n(b, 9, &atomBox_[9 * static_cast<std::size_t>(i)]);
   }
+  ranks_.sum(grad, 3 * static_cast<std::size_t>(n));
+  ranks_.sum(atomBox_);  // every rank adds the box terms of all atoms in atom order
   std::fill(box, box + 9, 0.0);
   for (unsigned i = 0; i < n; ++i)
     for (unsigned q = 0; q < 9; ++q) box[q] += atomBox_[9 * static_cast<std::size_t>(i) + q];

@@ -40,13 +40,22 @@
    Threads: every loop runs over atoms (or molecules) and writes only that atom's (or
    molecule's) numbers; what an atom receives from its neighbours is gathered through
    the reverse edges, never scattered; the box sum is taken atom by atom in atom order.
-   So the results do not depend on the number of threads at all. */
+   So the results do not depend on the number of threads at all.
+
+   MPI ranks (RankSplit.h): each rank computes the atoms of its share of the molecules
+   (the radial basis of the edges into them, every per-atom loop, the head of its
+   molecules).  What an atom reads of its neighbours is summed over the ranks, which is
+   exact (one rank writes each entry): per convolution the queries, keys and values in
+   the forward pass, and dX/do and dX/dscore in the reverse pass; then the edge
+   derivatives, the atom gradients and the per-atom box terms, which every rank adds in
+   atom order.  So the results do not depend on the number of ranks either. */
 #ifndef __MOLENV_GraphNetwork_h
 #define __MOLENV_GraphNetwork_h
 
 #include "AtomGraph.h"
 #include "DerivativePass.h"
 #include "GnnModelFile.h"
+#include "RankSplit.h"
 
 #include <vector>
 
@@ -56,7 +65,7 @@ namespace molenv {
 class GraphNetwork {
 public:
   /// The network of `model` for nmol molecules of model.moleculeAtoms atoms each.
-  GraphNetwork(const GnnModel& model, unsigned nmol, unsigned nthreads);
+  GraphNetwork(const GnnModel& model, unsigned nmol, unsigned nthreads, const RankSplit& ranks);
 
   /// Probabilities of every molecule for the graph (nodes molecule-major); keeps the
   /// activations for backward(), and the basis derivatives when `derivatives`.
@@ -104,6 +113,8 @@ private:
 
   const GnnModel& model_;
   unsigned nmol_, apm_, nthreads_, H_, C_, R_, F_, G_;
+  const RankSplit& ranks_;
+  unsigned mol0_, mol1_;  ///< this rank's molecules mol0_ .. mol1_-1, their atoms (nodes) mol0_*apm_ .. mol1_*apm_-1
   double invSqrtC_;
   std::vector<double> typeFeatures_;  ///< per atom of the molecule: type_in(embedding row), apm x H
   std::vector<Conv> convs_;

@@ -51,6 +51,12 @@
    are reproducible run to run for a given thread count, and differ between thread
    counts only by rounding (~1e-15 relative).
 
+   MPI: with several ranks in PLUMED's communicator (unless SERIAL), each rank computes a
+   contiguous share of the molecules, with its threads inside that share, and the
+   per-molecule numbers are summed over the ranks (RankSplit.h), so that every rank has
+   all values and forces; they differ from one rank's only by rounding (SF; the GNN's do
+   not depend on the number of ranks).
+
    Units: the model works in Angstrom; positions are converted from PLUMED's internal
    length unit once per step, derivatives converted back.
 
@@ -76,6 +82,7 @@
 #include "Network.h"
 #include "NeighbourCells.h"
 #include "PathCV.h"
+#include "RankSplit.h"
 #include "SlabRegion.h"
 #include "SymmetryFunctions.h"
 #include "ValuePass.h"
@@ -86,6 +93,7 @@
 #include "core/ActionSet.h"
 #include "core/ActionWithArguments.h"
 #include "core/PlumedMain.h"
+#include "tools/Communicator.h"
 #include "tools/OpenMP.h"
 #include "tools/Pbc.h"
 #include "tools/Units.h"
@@ -166,6 +174,7 @@ private:
   // ---- options
   bool nopbc_ = false;
   unsigned nthreads_ = 1;
+  RankSplit ranks_;  ///< this rank's share of the molecules (MPI)
   SlabRegion region_;
   double regionCentre_ = 0, regionHalfwidth_ = 0, regionSmoothing_ = 0;  // PLUMED units
   bool hasPath_ = false;
@@ -192,7 +201,7 @@ private:
   MoleculeFrame frame_;
   NeighbourCells cells_;
   PairLists pairs_;
-  std::vector<unsigned> ranges_;  ///< thread t owns the pairs found from molecules ranges_[t] .. ranges_[t+1]-1
+  std::vector<unsigned> ranges_;  ///< thread t of this rank owns the pairs found from molecules ranges_[t] .. ranges_[t+1]-1
   // derivative coefficients of the components: d c = sum_k alpha_[c][k] d n_k + beta_[c] d W
   std::vector<Value*> comps_;
   std::vector<std::vector<double>> alpha_;
@@ -224,6 +233,7 @@ private:
   std::vector<std::vector<AtomNumber>> parseMolecules();
   std::vector<AtomNumber> setupSlots(const std::vector<std::vector<AtomNumber>>& molecules);
   void parseThreads();
+  void setupRanks();
   std::string parseRegion();
   std::vector<std::string> parsePath();
   Options parseOptions();
@@ -262,6 +272,9 @@ void MolenvClassify::registerKeywords(Keywords& keys) {
   keys.add("optional", "NUM_THREADS",
            "number of OpenMP threads for this action (default: PLUMED's thread count, i.e. the environment variable "
            "PLUMED_NUM_THREADS if set, else the MD engine's setting, else 1)");
+  keys.addFlag("SERIAL", false,
+               "compute every molecule on every MPI rank (default: the ranks of PLUMED's communicator share the molecules and sum "
+               "their results)");
   keys.add("optional", "REGION_AXIS",
            "restrict n_/f_ to molecules whose centre is in a slab normal to the cell face spanned by the two other cell "
            "vectors: x, y or z (SF models only)");
@@ -394,6 +407,7 @@ MolenvClassify::MolenvClassify(const ActionOptions& ao) : PLUMED_COLVAR_INIT(ao)
   parseModel();
   const std::vector<AtomNumber> atoms = setupSlots(parseMolecules());
   parseThreads();
+  setupRanks();
   const std::string axis = parseRegion();
   const std::vector<std::string> pathClasses = parsePath();
   const Options options = parseOptions();
@@ -513,6 +527,16 @@ void MolenvClassify::parseThreads() {
 #ifndef _OPENMP
   nthreads_ = 1;
 #endif
+}
+
+// SERIAL: the MPI ranks share the molecules unless it is given
+void MolenvClassify::setupRanks() {
+  bool serial = false;
+  parseFlag("SERIAL", serial);
+  if (serial) return;
+  ranks_.rank = comm.Get_rank();
+  ranks_.size = comm.Get_size();
+  ranks_.allSum = [this](double* data, std::size_t n) { comm.Sum(data, static_cast<int>(n)); };
 }
 
 // REGION_*: the slab; returns REGION_AXIS as given (for the log)
@@ -666,10 +690,12 @@ void MolenvClassify::addComponents() {
 
 // The threads' molecule ranges, the neighbour search and the passes of the model's kind
 void MolenvClassify::setupPasses(double skinA) {
+  // this rank's molecules, a contiguous range per thread
+  const unsigned first = ranks_.first(nmol_), count = ranks_.last(nmol_) - first;
   ranges_.resize(nthreads_ + 1);
-  for (unsigned t = 0; t <= nthreads_; ++t) ranges_[t] = static_cast<unsigned long>(nmol_) * t / nthreads_;
+  for (unsigned t = 0; t <= nthreads_; ++t) ranges_[t] = first + static_cast<unsigned long>(count) * t / nthreads_;
   if (gnnKind()) {
-    gnn_ = std::make_unique<GraphNetwork>(gnnModel_, nmol_, nthreads_);
+    gnn_ = std::make_unique<GraphNetwork>(gnnModel_, nmol_, nthreads_, ranks_);
     graphBuilder_ = std::make_unique<AtomGraphBuilder>(nthreads_);
     graphBuilder_->setSkin(skinA);
     frame_.nmol = nmol_;  // every molecule counts with weight 1 (no region for the GNN kind)
@@ -677,8 +703,8 @@ void MolenvClassify::setupPasses(double skinA) {
     frame_.active.assign(nmol_, 1);
   } else {
     cells_.setSkin(skinA);
-    values_ = std::make_unique<ValuePass>(*sf_, *net_, nthreads_);
-    derivs_ = std::make_unique<DerivativePass>(*sf_, *net_, slots_, nthreads_);
+    values_ = std::make_unique<ValuePass>(*sf_, *net_, nthreads_, ranks_);
+    derivs_ = std::make_unique<DerivativePass>(*sf_, *net_, slots_, nthreads_, ranks_);
   }
 }
 
@@ -708,6 +734,7 @@ void MolenvClassify::logSetup(const std::string& axis, const std::vector<std::st
                  model_.ood.quantile, model_.ood.nValidation);
   }
   log.printf("  %u OpenMP thread(s)%s\n", nthreads_, nopbc_ ? ", no periodic boundary conditions (NOPBC)" : "");
+  if (ranks_.split()) log.printf("  %u MPI ranks share the molecules (SERIAL: every rank computes all)\n", ranks_.size);
   if (region_.enabled)
     log.printf("  populations restricted to the slab normal to axis %s: centre %g, half width %g, smoothing %g (length units)\n", axis.c_str(),
                regionCentre_, regionHalfwidth_, regionSmoothing_);

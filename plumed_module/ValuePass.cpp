@@ -7,8 +7,8 @@
 namespace PLMD {
 namespace molenv {
 
-ValuePass::ValuePass(const SymmetryFunctions& sf, const Network& net, unsigned nthreads)
-    : sf_(sf), net_(net), nthreads_(nthreads), gbuf_(nthreads) {}
+ValuePass::ValuePass(const SymmetryFunctions& sf, const Network& net, unsigned nthreads, const RankSplit& ranks)
+    : sf_(sf), net_(net), nthreads_(nthreads), ranks_(ranks), gbuf_(nthreads) {}
 
 void ValuePass::descriptors(const MoleculeFrame& frame, const PairLists& pairs) {
   const unsigned T = nthreads_, N = frame.nmol, S = sf_.size(), V = frame.nvec;
@@ -68,6 +68,7 @@ void ValuePass::descriptors(const MoleculeFrame& frame, const PairLists& pairs) 
       }
     }
   }
+  ranks_.sum(G_);  // the other ranks' pairs
 }
 
 void ValuePass::network(const MoleculeFrame& frame) {
@@ -79,12 +80,13 @@ void ValuePass::network(const MoleculeFrame& frame) {
   const unsigned nblocks = nBlocks();
   const std::size_t storeSize = net_.storeSize();
   prob_.assign(static_cast<std::size_t>(N) * K, 0.0);
-  store_.resize(nblocks * storeSize);
+  store_.resize(nblocks * storeSize);  // only this rank's blocks are written
+  const unsigned blk0 = firstBlock(), blk1 = lastBlock();
   #pragma omp parallel num_threads(T)
   {
     std::vector<double> gin(static_cast<std::size_t>(NB) * S), pout(static_cast<std::size_t>(NB) * K);
     #pragma omp for schedule(static)
-    for (unsigned blk = 0; blk < nblocks; ++blk) {
+    for (unsigned blk = blk0; blk < blk1; ++blk) {
       const unsigned first = blk * NB, nm = std::min<unsigned>(NB, netList_.size() - first);
       for (unsigned mm = 0; mm < nm; ++mm)
         std::copy_n(&G_[static_cast<std::size_t>(netList_[first + mm]) * S], S, &gin[static_cast<std::size_t>(mm) * S]);
@@ -93,6 +95,7 @@ void ValuePass::network(const MoleculeFrame& frame) {
         std::copy_n(&pout[static_cast<std::size_t>(mm) * K], K, &prob_[static_cast<std::size_t>(netList_[first + mm]) * K]);
     }
   }
+  ranks_.sum(prob_);  // the other ranks' blocks
 }
 
 }  // namespace molenv
