@@ -48,11 +48,12 @@ endif
 KERNEL_ARGS := -m molenv.plumed.kernel$(if $(PLUMED_EXE), --plumed $(PLUMED_EXE))
 KERNEL      := PYTHONPATH=$(CURDIR)/py $(KERNEL_PY) $(KERNEL_ARGS)
 
-.PHONY: install module test pytest regtest demo bench data clean help print-cxxflags FORCE
+.PHONY: install module test pytest regtest test-mpi demo bench data clean help print-cxxflags FORCE
 
 help:
 	@echo "make demo     train on the committed urea data and classify an I/IV interface run"
 	@echo "make test     unit tests, PLUMED regression tests and force checks"
+	@echo "make test-mpi MOLENV_CLASSIFY under mpirun against the serial run (builds a PLUMED with MPI; docs/install.md)"
 	@echo "make install  create $(VENV) with all dependencies and build the PLUMED module"
 	@echo "make module   only the PLUMED module (PLUMED=/path/to/plumed: yours; PLUMED=optimised; docs/install.md)"
 	@echo "make bench    benchmarks (see docs/benchmarks.md)"
@@ -109,6 +110,27 @@ pytest: install
 
 regtest: module  # the module and the standard library are all it needs
 	$(KERNEL_PY) regtest/run.py
+
+# MOLENV_CLASSIFY under MPI (docs/install.md, "MPI"): a PLUMED with MPI built from the bundled
+# kernel's sources into $(MPI_PLUMED) by bench/mpi_kernel.sh (the first time only), the module
+# compiled against it there (the module of `make module` is untouched), then tests/test_mpi.py.
+# Debian's OpenMPI is installed with apt-get where there is no mpicxx/mpirun and apt-get runs
+# as root (CI); elsewhere without MPI the target says so and does nothing.
+MPI_PLUMED ?= build/mpi-plumed
+MPI_APT    := libopenmpi-dev openmpi-bin
+test-mpi: install
+	@if ! command -v mpicxx > /dev/null || ! command -v mpirun > /dev/null; then \
+	    if command -v apt-get > /dev/null && [ "$$(id -u)" = 0 ]; then \
+	        echo "test-mpi: installing Debian's OpenMPI (apt-get install $(MPI_APT))"; \
+	        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(MPI_APT) > /dev/null; \
+	    fi; \
+	fi
+	@if command -v mpicxx > /dev/null && command -v mpirun > /dev/null; then \
+	    PY=$(PY) bench/mpi_kernel.sh $(MPI_PLUMED) && \
+	    MOLENV_MPI_PLUMED=$(abspath $(MPI_PLUMED)) $(PY) -m pytest -q -rs tests/test_mpi.py; \
+	else \
+	    echo "test-mpi SKIPPED: no MPI (mpicxx and mpirun), and apt-get cannot install Debian's OpenMPI here (not root or no apt-get): install $(MPI_APT) or your MPI"; \
+	fi
 
 demo: install
 	$(PY) -m molenv demo

@@ -27,24 +27,8 @@ MODULES=${MODULES:-none:+setup:+colvar:+bias:+generic:+function:+cltools:+molfil
 JOBS=${JOBS:-$(nproc)}
 
 if [ ! -f "$OUT/lib/libplumedKernel.so" ]; then
-    version=$(PYTHONPATH=py "$PY" -c "from molenv.plumed.kernel import HILLCLIMBER; print(HILLCLIMBER.split('==')[1])")
     src="$OUT/src"
-    mkdir -p "$src"
-    if [ ! -x "$src/plumed2/configure" ]; then
-        echo "fetching the sdist of hillclimber $version (the PLUMED sources of the bundled kernel)"
-        "$PY" - "$version" "$src" <<'PYTHON'
-import io, json, sys, tarfile, urllib.request
-version, dest = sys.argv[1], sys.argv[2]
-meta = json.load(urllib.request.urlopen("https://pypi.org/pypi/hillclimber/json"))
-url = next(u["url"] for u in meta["releases"][version] if u["packagetype"] == "sdist")
-prefix = f"hillclimber-{version}/external/plumed2/"
-with tarfile.open(fileobj=io.BytesIO(urllib.request.urlopen(url).read())) as tar:
-    members = [m for m in tar.getmembers() if m.name.startswith(prefix) and m.name != prefix + ".git"]
-    for m in members:
-        m.name = "plumed2/" + m.name[len(prefix):]
-    tar.extractall(dest, members=members, filter="data")
-PYTHON
-    fi
+    PY="$PY" bench/plumed_sources.sh "$src"
     echo "building PLUMED $(tail -n 1 "$src/plumed2/VERSION.txt") with -O3 into $OUT (logs there)"
     cd "$src/plumed2"
     modules=(--enable-modules="$MODULES")

@@ -87,7 +87,7 @@
 #include "SymmetryFunctions.h"
 #include "ValuePass.h"
 
-#include "colvar/Colvar.h"
+#include "core/Colvar.h"  // PLMD::Colvar itself (colvar/Colvar.h forwards to it and is installed only with the colvar module)
 #include "config/version.h"
 #include "core/ActionRegister.h"
 #include "core/ActionSet.h"
