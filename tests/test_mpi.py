@@ -1,7 +1,8 @@
 """MOLENV_CLASSIFY under MPI: `plumed driver` run by `mpirun -np 2` (and 3, uneven shares)
 gives the per-molecule probabilities (PROB_FILE; SF: also SF_FILE) and the bias forces and
-virial of the serial run, for an SF model (models/urea_sf.molenv, with a region and a path)
-and a GNN model (regtest/rt-gnn/gnn.molenv, a toy network over urea), on 160 urea molecules
+virial of the serial run, for an SF model (models/urea_sf.molenv, with a region and a path),
+the same with an ood block and OOD (the class other, biased; a version 3 file) and a GNN
+model (regtest/rt-gnn/gnn.molenv, a toy network over urea), on 160 urea molecules
 of the committed MD data (orthorhombic frame, a noisy frame, a triclinic cell with molecules
 split across the boundary), with 1 and 2 OpenMP threads per rank.  The restraints act on
 n_, f_, s, z and nmol, so the forces carry the components' values and derivatives; both ways
@@ -150,14 +151,38 @@ b1: RESTRAINT ARG=g.f_melt,g.s,g.z AT=0.0,0.3,0.0 KAPPA=30.0,4.0,2.0
 """
 
 
-@pytest.mark.parametrize("kind", ["sf", "gnn"])
+def ood_model(tmp_path: Path) -> Path:
+    """models/urea_sf.molenv with an ood block (a version 3 file) fitted on the descriptors of
+    the test's own frames, its threshold at the median distance and a narrow width, so that
+    other varies from 0 to 1 across the molecules and carries large derivatives."""
+    from molenv.descriptors import compute_descriptors
+    from molenv.modelfile import read_model, write_model
+    from molenv.ood import fit_ood
+    from molenv.trajectory import Trajectory
+
+    model = read_model(SF_MODEL)
+    frames = Trajectory(REPO / "data" / "urea" / "urea-I-100K.xtc", "urea", topology=UREA_PDB, step=10)
+    features = np.concatenate([compute_descriptors(frame, model.descriptors) for frame in frames])
+    inputs = model.network.layer_outputs(features)[0]
+    score = fit_ood(inputs, model.predict_proba(features).argmax(1), model.classes, inputs, layer=1)
+    d = score.distance(inputs)
+    score.threshold, score.width = float(np.median(d)), float(0.3 * d.std())
+    model.ood = score
+    return write_model(model, tmp_path / "ood.molenv")
+
+
+@pytest.mark.parametrize("kind", ["sf", "sf-ood", "gnn"])
 @pytest.mark.parametrize("derivatives", ["forces", "arrays"])
 def test_ranks_reproduce_the_serial_run(tmp_path, kind, derivatives):
     """PROB_FILE (SF: SF_FILE), forces and virial, by default (forces) and with FULL_DERIVATIVES
     (arrays): 2 ranks x 1 and 2 threads and 3 ranks x 1 thread against no MPI, 1 thread."""
-    template, model = (SF_INPUT, SF_MODEL) if kind == "sf" else (GNN_INPUT, GNN_MODEL)
-    text = template.format(model=model, flags="FULL_DERIVATIVES" if derivatives == "arrays" else "")
-    files = ["prob.dat"] + (["sf.dat"] if kind == "sf" else [])
+    template, model = (SF_INPUT, SF_MODEL) if kind.startswith("sf") else (GNN_INPUT, GNN_MODEL)
+    flags = " ".join(["FULL_DERIVATIVES"] * (derivatives == "arrays") + ["OOD"] * (kind == "sf-ood"))
+    if kind == "sf-ood":  # the out-of-distribution class other, biased too
+        model = ood_model(tmp_path)
+        template = template + "b4: RESTRAINT ARG=c.n_other AT=10 KAPPA=0.05 SLOPE=0.2\n"
+    text = template.format(model=model, flags=flags)
+    files = ["prob.dat"] + (["sf.dat"] if kind.startswith("sf") else [])
     # the GNN's own numbers do not depend on the ranks; PLUMED's apply() of derivative arrays
     # sums its share of the components over the ranks (rounding)
     exact = kind == "gnn" and derivatives == "forces"
