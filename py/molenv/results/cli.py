@@ -52,6 +52,13 @@ reports the runs of both protocols that exist.
 
     .venv/bin/python scripts/results.py --protocol multi-temperature --molecule nicotinamide
 
+``--designed-spec MOLECULE=SPEC`` (a spec written by `molenv design`, docs/design.md) runs
+the SF-MLP steps with that spec's descriptors instead, in ``WORK/designed`` (and
+``WORK/designed/<protocol>``); results.json reports them as ``designed_spec`` with the SF-MLP
+of the published spec of the same protocol beside them (`molenv.results.designed`).
+
+    .venv/bin/python scripts/results.py --designed-spec urea=docs/design/urea/spec.toml --protocol method multi-temperature
+
 The command line lives here, in the package, next to the steps it runs
 (`molenv.results.pipeline`), the collection of the numbers (`molenv.results.collect`) and
 the page (`molenv.results.render`); scripts/results.py calls `main` with the repository it
@@ -64,7 +71,8 @@ import json
 import os
 from pathlib import Path
 
-from molenv.results.collect import collect_results
+from molenv.results.collect import DESIGNED_SPEC, collect_results
+from molenv.results.designed import run_designed
 from molenv.results.figures import copy_figures
 from molenv.results.layout import MODELS, MOLECULES, PROTOCOLS, protocol_suffix
 from molenv.results.pipeline import GNN_DEFAULTS, SF_DEFAULTS, run_molecule
@@ -85,6 +93,9 @@ def build_parser(repo: Path) -> argparse.ArgumentParser:
     parser.add_argument("--reuse", action="store_true", help="keep an existing dataset and runs of the molecule; only run the missing steps")
     parser.add_argument("--update-dataset", action="store_true",
                         help="featurize again (e.g. after new test trajectories); keep trained runs whose training and validation frames are unchanged and evaluate them again")
+    parser.add_argument("--designed-spec", action="append", default=[], metavar="MOLECULE=SPEC",
+                        help="run the SF-MLP steps with the descriptors of SPEC (a `molenv design` spec.toml) in WORK/designed instead of the "
+                             "runs of --model; results.json reports them as designed_spec next to the published spec's (repeatable)")
     parser.add_argument("--report-only", action="store_true", help="run nothing; write the documents from the runs in --work")
     parser.add_argument("--quick", action="store_true", help="smoke test: every 10th frame, 5 SF epochs, 1 GNN epoch, 100-point t-SNE")
     parser.add_argument("--no-diagnostics", action="store_true", help="leave out the GNN cluster diagnostics (a forward pass over the cluster frames)")
@@ -129,9 +140,17 @@ def main(argv: list[str] | None = None, *, repo: str | Path) -> int:
         args.work = str(work)
     docs = Path(args.docs) if args.docs else (work / "docs" if args.quick else repo / "docs")
 
+    designed = {}
+    for item in args.designed_spec:
+        molecule, sep, spec = item.partition("=")
+        if not sep or molecule not in MOLECULES or not spec:
+            parser.error(f"--designed-spec {item!r}: expected MOLECULE=SPEC with MOLECULE one of {', '.join(MOLECULES)}")
+        designed[molecule] = str(Path(spec).resolve())
     if not args.report_only:
         for protocol in args.protocol:
-            for molecule in args.molecule:
+            for molecule, spec in designed.items():
+                run_designed(molecule, spec, args, protocol, repo)
+            for molecule in [] if designed else args.molecule:
                 run_molecule(molecule, args.model, args, protocol, repo)
     if args.dry_run:
         return 0
@@ -150,6 +169,11 @@ def main(argv: list[str] | None = None, *, repo: str | Path) -> int:
     (docs / "results.md").write_text(render_report(results, figures, os.path.relpath(figure_dir, docs), notes))
     print(f"wrote {docs / 'results.md'}, {docs / 'results.json'} and {sum(map(len, figures.values()))} figures in {figure_dir}")
     for molecule, r in results.numbers.items():
+        if molecule == DESIGNED_SPEC:
+            for m, by_protocol in r.items():
+                for key, v in by_protocol.items():
+                    print(f"  {m} {key} on the designed spec: polymorph {number(v['f1_polymorph'], 4)} (published spec {number(v['f1_polymorph_published_spec'], 4)})")
+            continue
         for model, v in r.items():
             print(f"  {molecule} {model}: polymorph {number(v['f1_polymorph'], 4)}" + (f", topology {number(v['f1_topology'], 4)}" if "f1_topology" in v else ""))
     return 0

@@ -24,6 +24,8 @@ from molenv.results.diagnostics import gnn_cluster_diagnostics, sf_diagnostics
 from molenv.results.layout import MODELS, MOLECULES, PROTOCOLS, protocol_suffix, protocol_work, read_json
 from molenv.results.published import GOAL, PUBLISHED
 
+# results.json's key of the SF-MLPs on designed specs (`molenv.results.designed`), beside the molecules
+DESIGNED_SPEC = "designed_spec"
 # what results.json keeps of a training record
 TRAINING_SUMMARY = ("epochs", "best_epoch", "stopped_by", "wall_s", "command")
 # what a GNN training record keeps of its train_config.json
@@ -36,7 +38,7 @@ class Results:
     """What docs/results.md and results.json report."""
 
     runs: dict[str, dict[str, dict]]  # {protocol: {molecule: collect_run()}}, molecules with a dataset
-    numbers: dict  # results.json: {molecule: {model + protocol_suffix(protocol): {f1_polymorph, ...}}}
+    numbers: dict  # results.json: {molecule: {model + protocol_suffix(protocol): {f1_polymorph, ...}}, DESIGNED_SPEC: ...}
     missing: dict[str, dict[str, list[str]]]  # {protocol: {molecule: planned trajectories the manifest lacks}}
     work: str  # where the runs are, as given
     date: str = field(default_factory=lambda: dt.date.today().isoformat())
@@ -63,6 +65,10 @@ def collect_results(work: str | Path, manifest: Path, data_dir: Path, diagnostic
     for protocol, collected in runs.items():
         for molecule, r in results_json(collected, protocol).items():
             numbers.setdefault(molecule, {}).update(r)
+    from molenv.results.designed import designed_results
+
+    if designed := designed_results(work, numbers):
+        numbers[DESIGNED_SPEC] = designed
     missing = {protocol: {m: planned_missing(m, manifest, data_dir, protocol) for m in collected} for protocol, collected in runs.items()}
     return Results(runs=runs, numbers=numbers, missing=missing, work=str(work))
 

@@ -132,14 +132,15 @@ def run_molecule(molecule: str, models: list[str], args, protocol: str, repo: Pa
         evaluate(runner, "gnn", dataset, tsne, args.reuse)
 
 
-def featurize(runner: Runner, molecule: str, dataset: Path, entries: list[dict], args, protocol: str) -> None:
-    """`molenv featurize` unless --reuse finds a dataset; a new dataset makes the runs on
-    the old one stale: with --update-dataset and the same training and validation frames
-    only their evaluations, else the runs."""
+def featurize(runner: Runner, molecule: str, dataset: Path, entries: list[dict], args, protocol: str, spec: str | None = None) -> None:
+    """`molenv featurize` (with the descriptors of `spec`, default the shipped spec of
+    `molecule`) unless --reuse finds a dataset; a new dataset makes the runs on the old one
+    stale: with --update-dataset and the same training and validation frames only their
+    evaluations, else the runs."""
     old = read_json(dataset / "manifest.json")
     if args.reuse and old is not None and not args.update_dataset:
         return
-    cmd = molenv_command("featurize", "--manifest", args.manifest, "--molecule", molecule, "--out", dataset, "--no-progress", "--overwrite")
+    cmd = molenv_command("featurize", "--manifest", args.manifest, "--molecule", spec or molecule, "--out", dataset, "--no-progress", "--overwrite")
     only = args.only or (method_only(entries, molecule) if protocol == "method" else None)
     if only:
         cmd += ["--only", *only]
@@ -168,12 +169,12 @@ def _fresh(runner: Runner, run_dir: Path, reuse: bool) -> bool:
     return True
 
 
-def train_sf(runner: Runner, molecule: str, dataset: Path, args, protocol: str) -> None:
+def train_sf(runner: Runner, molecule: str, dataset: Path, args, protocol: str, name: str | None = None) -> None:
     sf = runner.dir / "sf"
     if not _fresh(runner, sf, args.reuse):
         return
     cmd = molenv_command(
-        "train", "sf", dataset, "--out", sf, "--name", f"{molecule}-sf" + ("" if protocol == "method" else f"-{protocol}"), "--threads", 1, "--no-progress",
+        "train", "sf", dataset, "--out", sf, "--name", (name or f"{molecule}-sf") + ("" if protocol == "method" else f"-{protocol}"), "--threads", 1, "--no-progress",
         "--lr", args.sf_lr, "--batch-size", args.sf_batch_size, "--patience", args.sf_patience,
         "--max-epochs", QUICK["sf_max_epochs"] if args.quick else args.sf_max_epochs,
     )

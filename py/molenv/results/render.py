@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from string import Template
 
-from molenv.results.collect import Results, accelerators, train_crystal_temperatures, train_record
+from molenv.results.collect import DESIGNED_SPEC, Results, accelerators, train_crystal_temperatures, train_record
 from molenv.results.layout import MODELS, MOLECULES, PROTOCOLS, protocol_suffix
 from molenv.results.published import GOAL, PUBLISHED
 
@@ -146,6 +146,17 @@ def multi_temperature_table(numbers: dict, protocol: str = "multi-temperature") 
                      "polymorph, held-out val", f">= {GOAL}"], rows)
 
 
+def designed_table(designed: dict) -> str:
+    """Micro F1 of the SF-MLPs on designed specs against those on the published specs."""
+    rows = []
+    for molecule, by_protocol in designed.items():
+        for key, r in by_protocol.items():
+            change = "-" if r["f1_polymorph_published_spec"] is None or r["f1_polymorph"] is None else f"{r['f1_polymorph'] - r['f1_polymorph_published_spec']:+.3f}"
+            rows.append([molecule, r["protocol"], r["n_functions"], f"{r['cutoff_A'][1]:g}", f"**{number(r['f1_polymorph'])}**",
+                         number(r["f1_polymorph_published_spec"]), change, number(r["macro_f1_polymorph"]), f"`{r['spec']['path']}`"])
+    return md_table(["molecule", "protocol", "functions", "rmax (A)", "polymorph, test", "published spec", "change", "macro F1", "spec"], rows)
+
+
 # ----------------------------------------------------------------------------- the page
 
 
@@ -161,6 +172,8 @@ def render_report(results: Results, figures: dict, figure_rel: str, notes: str |
             c = results.runs.get(protocol, {}).get(molecule)
             if c is not None:
                 page += molecule_section(molecule, c, protocol, results.numbers, figures, figure_rel)
+    if DESIGNED_SPEC in results.numbers:
+        page += lines("designed_spec", table=designed_table(results.numbers[DESIGNED_SPEC]))
     if notes is not None:
         page += [notes.strip(), ""]
     page += how_made(results)
