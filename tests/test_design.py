@@ -72,12 +72,14 @@ def test_stand_in_samples_from_structures(tmp_path, capsys, reference_dir):
     code, stdout, err = molenv_exit(capsys, "design", "--molecule", "urea", "--out", out, "--no-progress", "--symmetrise", "IV=0.3",
                                     "--structure", f"I={reference_dir / 'urea' / 'formI.cif'}",
                                     "--structure", f"IV={reference_dir / 'urea' / 'formIV_approx_P1.cif'}",
-                                    "--frames", "3", "--max-cutoff", "6", "--max-functions", "3", "--min-functions", "1", "--max-samples", "200")
+                                    "--frames", "3", "--max-cutoff", "6", "--max-functions", "3", "--min-functions", "1", "--max-samples", "200",
+                                    "--warm-held-out", "0.1", "3")
     assert code == 0, err
     assert "expected held-out macro F1" in stdout
     load_spec(out / "spec.toml")
     report = (out / "report.md").read_text()
     assert "random rigid-molecule motion (stand-in)" in report and "**Stand-in samples**" in report
+    assert "**Warmed held-out frames**" in report and json.loads((out / "design.json").read_text())["settings"]["warm_held_out"] == [0.1, 3.0]
 
 
 def test_equivalent_atoms():

@@ -34,6 +34,9 @@ def add_arguments(parser):
     g.add_argument("--frames", type=number(int, minimum=2), default=12, help="frames made per --structure (default 12)")
     g.add_argument("--translation", type=non_negative_float, default=0.15, help="--structure samples: Gaussian translation per component, A (default 0.15)")
     g.add_argument("--rotation", type=non_negative_float, default=6.0, help="--structure samples: Gaussian rotation per component, degrees (default 6)")
+    g.add_argument("--warm-held-out", nargs=2, type=non_negative_float, metavar=("TRANSLATION", "ROTATION"),
+                   help="add random rigid-molecule motion (A, degrees per component) to the held-out frames: score the choices on "
+                        "samples hotter than the fitting ones, as test crystals at a higher temperature are (default: none)")
     g.add_argument("--symmetrise", action="append", default=[], metavar="LABEL=TOL",
                    help="symmetrise the approximate structure of form LABEL with this tolerance in A (spglib), e.g. IV=0.3 (repeatable)")
     d = parser.add_argument_group("design")
@@ -71,7 +74,7 @@ def run(args):
             args.molecule, args.structure, args.trajectory, name=args.name, n_vectors=args.vectors, max_cutoff=args.max_cutoff,
             max_frames=args.max_frames, reader={k: getattr(args, k) for k in ("start", "stop", "step") if getattr(args, k) is not None},
             held_out_fraction=args.held_out_fraction,
-            noise=ThermalNoise(args.translation, args.rotation, args.frames), symmetrise=symmetrise,
+            noise=ThermalNoise(args.translation, args.rotation, args.frames), symmetrise=symmetrise, warm_held_out=tuple(args.warm_held_out) if args.warm_held_out else None,
             selection=SelectionSettings(max_functions=args.max_functions, min_functions=args.min_functions, min_gain=args.min_gain,
                                         min_loss_gain=args.min_loss_gain, max_samples=args.max_samples),
             seed=args.seed, cache_dir=args.cache_dir, progress=not args.no_progress,

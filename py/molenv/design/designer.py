@@ -44,7 +44,7 @@ from molenv.descriptors import DescriptorSet, SymmetryFunction, compute_descript
 from molenv.design import geometry
 from molenv.design.geometry import Candidate
 from molenv.design.output import loss_text
-from molenv.design.samples import DesignError, FormSamples, ThermalNoise, from_structure, from_trajectory, parse_labelled
+from molenv.design.samples import DesignError, FormSamples, ThermalNoise, from_structure, from_trajectory, parse_labelled, rigid_motion
 from molenv.design.selection import (Discriminant, PoolSettings, Selection, SelectionSettings, candidate_pool, fit_score, forward_selection, standardise,
                                      stratified_subsample)
 from molenv.frames import perpendicular_heights
@@ -209,6 +209,7 @@ def design_descriptors(
     held_out_fraction: float = 0.3,
     noise: ThermalNoise = ThermalNoise(),
     symmetrise: dict[str, float] | None = None,
+    warm_held_out: tuple[float, float] | None = None,
     pool: PoolSettings = PoolSettings(),
     selection: SelectionSettings = SelectionSettings(),
     seed: int = 0,
@@ -261,6 +262,10 @@ def design_descriptors(
         forms[label].extend(*from_structure(spec, structure, noise=noise, min_height=2 * max_cutoff + 1.0, held_out_fraction=held_out_fraction,
                                             rng=rng, symmetrise=(symmetrise or {}).get(label)), generated=True)
 
+    if warm_held_out is not None:
+        # scored on frames hotter than the fitting ones, as the test crystals are
+        for form in forms.values():
+            form.frames = [rigid_motion(f, *warm_held_out, rng) if h else f for f, h in zip(form.frames, form.held_out)]
     heights = min(float(perpendicular_heights(f.box_matrix()).min()) for form in forms.values() for f in form.frames)
     probe = math.floor(min(max_cutoff, heights / 2 - 0.05) * 10) / 10
     if probe < LOWEST_CUTOFF:
@@ -329,7 +334,7 @@ def design_descriptors(
     columns = [functions.index(f) for f in picked.functions]
     expected = _expected(x[fit_rows][:, columns], y[fit_rows], x[held_rows][:, columns], y[held_rows], seed, selection.c, selection.shrinkage)
     settings = {"n_vectors": n_vectors, "max_cutoff": max_cutoff, "max_frames": max_frames, "reader": reader, "held_out_fraction": held_out_fraction,
-                "noise": vars(noise) if any(f.generated for f in forms.values()) else None, "symmetrise": symmetrise, "pool": vars(pool),
+                "noise": vars(noise) if any(f.generated for f in forms.values()) else None, "warm_held_out": warm_held_out, "symmetrise": symmetrise, "pool": vars(pool),
                 "selection": vars(selection), "seed": seed}
     return DesignResult(spec=designed, source=spec, forms=forms, centres=centres, vectors=vectors, joint=joint,
                         equivalent=geometry.equivalent_atoms(spec), chosen_centre=centre, chosen_vectors=chosen,

@@ -165,6 +165,10 @@ def _report(result, files: dict[str, str], command: str | None) -> str:
                       f"(Gaussian translation {noise['translation']:g} A and rotation {noise['rotation']:g} deg per component, "
                       "independent per molecule): no correlated motion, no expansion, no flexibility. Accuracies from them are "
                       "optimistic; design again from short MD runs (--trajectory) before relying on the spec."]
+    if result.settings.get("warm_held_out"):
+        t, r = result.settings["warm_held_out"]
+        lines += ["", f"**Warmed held-out frames**: every held-out frame got extra random rigid-molecule motion (translation {t:g} A, "
+                      f"rotation {r:g} deg per component), so the choices are scored on samples hotter than those they are fitted on."]
     lines += ["", f"Fitting / held-out molecules used in the scores: {result.n_rows['fitting']} / {result.n_rows['held_out']} "
                   "(stratified by form).", ""]
 
@@ -218,7 +222,8 @@ def _report(result, files: dict[str, str], command: str | None) -> str:
 
     lines += ["## Result", "", f"- centre **{name(s.centre)}**, vectors " + ", ".join(f"**v{k + 1} {name(a)} -> {name(b)}**" for k, (a, b) in enumerate(s.vectors)),
               f"- cutoff rmin {s.rmin:g} A, rmax {s.rmax:g} A", f"- {len(s.functions)} functions: " + ", ".join(f"{n} {k}" for k, n in _counts(s.functions).items()),
-              "- expected accuracy on the held-out samples (same temperature as the fitting samples; warmer test crystals score lower):"]
+              "- expected accuracy on the held-out samples" + (" (warmed)" if result.settings.get("warm_held_out") else
+              " (same temperature as the fitting samples; warmer test crystals score lower)") + ":"]
     for model, e in result.expected.items():
         lines.append(f"  - {model.replace('_', ' ')}: macro F1 {e['macro_f1']:.4f}, micro F1 {e['micro_f1']:.4f}")
     lines += ["", "spec.toml holds the spec: `molenv featurize --molecule spec.toml ...`, then `molenv train sf`.", ""]

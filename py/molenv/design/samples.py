@@ -28,7 +28,7 @@ import numpy as np
 from molenv.frames import MolecularFrame
 from molenv.spec import MoleculeSpec
 
-__all__ = ["DesignError", "FormSamples", "parse_labelled", "from_trajectory", "from_structure", "ThermalNoise"]
+__all__ = ["DesignError", "FormSamples", "parse_labelled", "from_trajectory", "from_structure", "rigid_motion", "ThermalNoise"]
 
 
 class DesignError(ValueError):
@@ -104,12 +104,26 @@ def from_trajectory(spec: MoleculeSpec, trajectory: str | Path, topology: str | 
     return frames, _held_out(len(frames), held_out_fraction), f"{trajectory} ({len(frames)} of {n} frames, every {step})"
 
 
+def rigid_motion(frame: MolecularFrame, translation: float, rotation: float, rng: np.random.Generator) -> MolecularFrame:
+    """A copy of `frame` with every molecule (made whole by the minimum image) translated by
+    a Gaussian vector (`translation` A per component) and turned about its centroid by a
+    Gaussian rotation vector (`rotation` degrees per component)."""
+    from scipy.spatial.transform import Rotation
+
+    whole = frame.molecule_positions(1)  # (n_mol, n_atoms, 3)
+    centroids = whole.mean(axis=1, keepdims=True)
+    shift = rng.normal(0.0, translation, size=(len(whole), 1, 3))
+    turn = Rotation.from_rotvec(rng.normal(0.0, np.radians(rotation), size=(len(whole), 3)))
+    moved = centroids + np.einsum("mij,maj->mai", turn.as_matrix(), whole - centroids) + shift
+    positions = frame.positions.copy()
+    positions[frame.molecules] = moved
+    return frame.replace(positions=positions)
+
+
 def from_structure(spec: MoleculeSpec, structure: str | Path, *, noise: ThermalNoise, min_height: float, held_out_fraction: float,
                    rng: np.random.Generator, symmetrise: float | None = None) -> tuple[list[MolecularFrame], list[bool], str]:
     """`noise.frames` frames of the structure's supercell (every perpendicular height at
     least `min_height`) with rigid molecules displaced and rotated at random (module docstring)."""
-    from scipy.spatial.transform import Rotation
-
     from molenv.crystals import CrystalError, build_supercell
 
     try:
@@ -118,14 +132,7 @@ def from_structure(spec: MoleculeSpec, structure: str | Path, *, noise: ThermalN
         hint = "" if symmetrise else " (an approximate structure may need --symmetrise LABEL=TOL)"
         raise DesignError(f"{err}{hint}") from None
     base = cell.frame()
-    whole = cell.positions  # (n_mol, n_atoms, 3) whole molecules
-    centroids = whole.mean(axis=1, keepdims=True)
-    frames = []
-    for k in range(noise.frames):
-        shift = rng.normal(0.0, noise.translation, size=(len(whole), 1, 3))
-        turn = Rotation.from_rotvec(rng.normal(0.0, np.radians(noise.rotation), size=(len(whole), 3)))
-        rotated = np.einsum("mij,maj->mai", turn.as_matrix(), whole - centroids)
-        frames.append(base.replace(positions=(centroids + rotated + shift).reshape(-1, 3), time=float(k)))
+    frames = [rigid_motion(base, noise.translation, noise.rotation, rng).replace(time=float(k)) for k in range(noise.frames)]
     origin = (f"{structure}: {cell.n_molecules} molecules ({'x'.join(map(str, cell.repeats))} cells, {cell.spacegroup}), {noise.frames} frames of "
               f"random rigid-molecule motion (translation {noise.translation:g} A, rotation {noise.rotation:g} deg per component; a stand-in for MD)")
     return frames, _held_out(len(frames), held_out_fraction), origin
