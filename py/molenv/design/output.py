@@ -74,6 +74,21 @@ def spec_toml(result) -> str:
 # ----------------------------------------------------------------------------- plots
 
 
+def _save(fig, path: Path) -> None:
+    """A figure as a 100 dpi PNG with a 256-colour palette (a few tens of kB: small enough to commit)."""
+    import io
+
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    buffer.seek(0)
+    with Image.open(buffer) as img:
+        img.convert("RGB").quantize(colors=256).save(path, optimize=True)
+
+
 def _plots(result, out: Path) -> dict[str, str]:
     import matplotlib
 
@@ -91,8 +106,7 @@ def _plots(result, out: Path) -> dict[str, str]:
     ax.set_title("centre-centre RDF per form (dotted: cutoff candidates, dashed: chosen)")
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
-    fig.savefig(out / "rdf.png", dpi=100)
-    plt.close(fig)
+    _save(fig, out / "rdf.png")
     files["rdf"] = "rdf.png"
 
     n = len(result.cosines)
@@ -106,8 +120,7 @@ def _plots(result, out: Path) -> dict[str, str]:
     axes[0][0].set_ylabel("density")
     axes[0][-1].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out / "angles.png", dpi=100)
-    plt.close(fig)
+    _save(fig, out / "angles.png")
     files["angles"] = "angles.png"
 
     steps = result.selection.steps
@@ -124,8 +137,7 @@ def _plots(result, out: Path) -> dict[str, str]:
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title("greedy forward selection (linear discriminant)")
     fig.tight_layout()
-    fig.savefig(out / "selection.png", dpi=100)
-    plt.close(fig)
+    _save(fig, out / "selection.png")
     files["selection"] = "selection.png"
     return files
 
