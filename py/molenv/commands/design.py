@@ -1,6 +1,6 @@
 """Choose the point-vector descriptors of a molecule from samples of its forms.
 
-  molenv design --molecule urea --out design/urea \\
+  molenv design --molecule urea --out design/urea --stop 32 --warm-held-out 0.2 8 \\
       --trajectory I=data/urea/urea-I-100K.xtc:data/urea/urea-I-100K.pdb.gz \\
       --trajectory IV=data/urea/urea-IV-100K.xtc:data/urea/urea-IV-100K.pdb.gz \\
       --trajectory melt=data/urea/urea-melt-350K.xtc:data/urea/urea-melt-350K.pdb.gz
@@ -11,7 +11,8 @@ real use) and/or --structure LABEL=FILE (a crystal structure, sampled by random
 rigid-molecule motion: a cheap stand-in for MD, reported as such). Chooses the centre and
 vectors by how well their distance and angle distributions separate the forms, the cutoff
 from the RDF's shell boundaries and held-out accuracy, and the symmetry functions by greedy
-forward selection from a candidate pool on held-out accuracy of a logistic regression.
+forward selection from a candidate pool on held-out accuracy of a fast linear classifier
+(--warm-held-out: scored on held-out frames made hotter, as test crystals are).
 Writes DIR/spec.toml (for featurize/train/classify --molecule), DIR/report.md with plots
 and DIR/design.json. See docs/design.md.
 """
