@@ -1,7 +1,8 @@
 """MOLENV_CLASSIFY under MPI: `plumed driver` run by `mpirun -np 2` (and 3, uneven shares)
 gives the per-molecule probabilities (PROB_FILE; SF: also SF_FILE) and the bias forces and
 virial of the serial run, for an SF model (models/urea_sf.molenv, with a region and a path),
-the same with an ood block and OOD (the class other, biased; a version 3 file) and a GNN
+the same with an ood block and OOD (the class other, biased) and on the richer geometry
+(centroid centre, plane normal, sign-invariant vector), both version 3 files, and a GNN
 model (regtest/rt-gnn/gnn.molenv, a toy network over urea), on 160 urea molecules
 of the committed MD data (orthorhombic frame, a noisy frame, a triclinic cell with molecules
 split across the boundary), with 1 and 2 OpenMP threads per rank.  The restraints act on
@@ -171,7 +172,21 @@ def ood_model(tmp_path: Path) -> Path:
     return write_model(model, tmp_path / "ood.molenv")
 
 
-@pytest.mark.parametrize("kind", ["sf", "sf-ood", "gnn"])
+def geometry_model(tmp_path: Path) -> Path:
+    """models/urea_sf.molenv's network on the richer geometry of a version 3 file: the centre
+    the centroid of C, O, N1 and N2, vector 1 the plane normal (C->O) x (C->N1), vector 2
+    N1->N2 sign-invariant (the weights are the trained ones; the numbers need not mean
+    anything, only agree)."""
+    from dataclasses import replace
+
+    from molenv.modelfile import read_model, write_model
+
+    model = read_model(SF_MODEL)
+    model.descriptors = replace(model.descriptors, centre_atom=(1, 2, 3, 6), vectors=[(1, 2, 1, 3), (3, 6)], sign_invariant=(2,))
+    return write_model(model, tmp_path / "geometry.molenv")
+
+
+@pytest.mark.parametrize("kind", ["sf", "sf-ood", "sf-geometry", "gnn"])
 @pytest.mark.parametrize("derivatives", ["forces", "arrays"])
 def test_ranks_reproduce_the_serial_run(tmp_path, kind, derivatives):
     """PROB_FILE (SF: SF_FILE), forces and virial, by default (forces) and with FULL_DERIVATIVES
@@ -181,6 +196,8 @@ def test_ranks_reproduce_the_serial_run(tmp_path, kind, derivatives):
     if kind == "sf-ood":  # the out-of-distribution class other, biased too
         model = ood_model(tmp_path)
         template = template + "b4: RESTRAINT ARG=c.n_other AT=10 KAPPA=0.05 SLOPE=0.2\n"
+    if kind == "sf-geometry":
+        model = geometry_model(tmp_path)
     text = template.format(model=model, flags=flags)
     files = ["prob.dat"] + (["sf.dat"] if kind.startswith("sf") else [])
     # the GNN's own numbers do not depend on the ranks; PLUMED's apply() of derivative arrays
