@@ -25,6 +25,7 @@ multi-temperature protocol of scripts/results.py.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import gzip
 import json
 import os
@@ -207,6 +208,15 @@ def collect(run: dict) -> dict:
 
 
 def update_manifest(entry: dict) -> None:
+    # Several queues may collect at once: read-modify-write under an exclusive lock, and replace
+    # the file in one step so that no reader ever sees it half-written.
+    RUNS.mkdir(exist_ok=True)
+    with open(RUNS / "manifest.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _update_manifest(entry)
+
+
+def _update_manifest(entry: dict) -> None:
     manifest = json.loads(MANIFEST.read_text()) if MANIFEST.is_file() else {}
     manifest.setdefault("description", "MD trajectories made with `molenv simulate` by data/generate.py; "
                         "paths relative to data/; read with MDAnalysis.Universe(topology, trajectory)")
@@ -215,7 +225,9 @@ def update_manifest(entry: dict) -> None:
     order = [r["name"] for r in plan()]
     manifest["trajectories"] = sorted(entries.values(), key=lambda e: order.index(e["name"]) if e["name"] in order else len(order))
     manifest["total_bytes"] = sum(e["bytes"] for e in manifest["trajectories"])
-    MANIFEST.write_text(json.dumps(manifest, indent=1) + "\n")
+    partial = MANIFEST.with_name(".manifest.json.partial")
+    partial.write_text(json.dumps(manifest, indent=1) + "\n")
+    os.replace(partial, MANIFEST)
 
 
 def density(entry: dict) -> float | None:
