@@ -194,17 +194,14 @@ def test_dask_backends_when_installed(urea_model):
 
 
 def test_spec_from_model():
-    """Without --spec: the model's `meta molecule`, else the one shipped spec of the same geometry."""
-    from argparse import Namespace
+    """Without --spec: the model's `meta molecule`, else the one shipped spec of the same
+    geometry (`spec_for_model`, what `infer_spec` falls back to; --spec winning over the model
+    is tests/test_model_spec.py's)."""
+    from molenv.spec import SpecError, spec_for_model
 
-    from molenv.cli import CommandError
-    from molenv.commands._options import resolve_spec
-
-    none = Namespace(spec=None)
-    assert resolve_spec(none, 8, 1, [(1, 2), (3, 6)]).name == "urea"
-    assert resolve_spec(none, 8, 1, [(1, 2), (3, 6)], molecule="nicotinamide").name == "nicotinamide"
-    assert resolve_spec(Namespace(spec="nicotinamide"), 8, 1, [(1, 2), (3, 6)], molecule="urea").name == "nicotinamide"
-    with pytest.raises(CommandError, match="give --spec"):
-        resolve_spec(none, 8, 2, [(1, 2)])
-    with pytest.raises(CommandError, match="give --spec"):
-        resolve_spec(none)  # a GNN: no geometry to match
+    assert spec_for_model(8, 1, [(1, 2), (3, 6)]).name == "urea"
+    assert spec_for_model(8, 1, [(1, 2), (3, 6)], molecule="nicotinamide").name == "nicotinamide"
+    with pytest.raises(SpecError, match="no shipped spec fits"):
+        spec_for_model(8, 2, [(1, 2)])
+    with pytest.raises(SpecError, match="does not tell its molecule"):
+        spec_for_model()  # a GNN without a molecule name: no geometry to match

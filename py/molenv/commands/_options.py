@@ -129,27 +129,6 @@ def parse_dimensions(text: str | None):
     return values
 
 
-GIVE_SPEC = "give --spec (the molecule: urea, nicotinamide or a spec .toml); it could not be inferred from the model"
-
-
-def resolve_spec(args, atoms_per_molecule: int | None = None, centre: int | None = None, vectors=None, molecule: str | None = None):
-    """The spec of --spec, else the model's ``meta molecule`` (written by `molenv export`),
-    else the one shipped spec whose geometry matches the model's (`molenv.spec.spec_for_model`)."""
-    from molenv.cli import CommandError
-    from molenv.spec import SpecError, load_spec, spec_for_model
-
-    if args.spec:
-        return load_spec(args.spec)
-    if molecule is None and atoms_per_molecule is None:
-        raise CommandError(GIVE_SPEC)
-    try:
-        return spec_for_model(atoms_per_molecule, centre, [] if vectors is None else vectors, molecule=molecule)
-    except SpecError as err:
-        if molecule:
-            raise  # the model names a spec that cannot be loaded: that message says why
-        raise CommandError(f"{GIVE_SPEC} ({err})") from None
-
-
 def open_trajectory(args, spec, path, topology=None):
     """A `molenv.trajectory.Trajectory` of `path` with the options of `add_trajectory_arguments`."""
     from molenv.trajectory import Trajectory

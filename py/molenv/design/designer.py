@@ -299,7 +299,7 @@ def design_descriptors(
                             charge_sets=spec.charge_sets, lennard_jones_sets=spec.lennard_jones_sets)
 
     # 3. cutoff
-    r, g = _pooled_rdf(rdfs, forms)
+    r, g = _pooled_rdf(rdfs)
     closest = min(float(geometry.centre_distances(frames, centre, probe).min()) for frames in fitting.values())
     cuts = [rc for rc in geometry.cutoff_candidates(r, g, max(LOWEST_CUTOFF, closest + 1.0), probe) if rc - SWITCH_WIDTH > closest]
     y, held = _rows(forms)
@@ -407,7 +407,7 @@ def _vectors(scored: list[Scored], n: int, forms, cosines: dict[str, dict[str, n
     return chosen, joint
 
 
-def _pooled_rdf(rdfs: dict, forms: dict[str, FormSamples]) -> tuple[np.ndarray, np.ndarray]:
+def _pooled_rdf(rdfs: dict) -> tuple[np.ndarray, np.ndarray]:
     """The mean RDF of the crystal forms (all forms where none is crystalline by name)."""
     crystals = [k for k in rdfs if k.lower() != "melt"] or list(rdfs)
     r = rdfs[crystals[0]][0]
