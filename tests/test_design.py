@@ -47,7 +47,7 @@ def test_design_from_md_is_accepted_by_featurize_and_deterministic(tmp_path, cap
     for part in ("## Centre", "## Vectors", "## Cutoff", "## Symmetry functions", "expected accuracy", "](rdf.png)", "](angles.png)"):
         assert part in report
     assert all(files[k].stat().st_size > 1000 for k in ("rdf", "angles", "selection"))
-    assert json.loads(files["summary"].read_text())["centre"] == spec.atom_names[spec.centre - 1]
+    assert json.loads(files["summary"].read_text())["centre"] == first.chosen_centre.label
 
     # the same samples and seed: the same design, function for function
     again = small_design(seed=3)

@@ -3,17 +3,21 @@
 The steps, each on the fitting frames of every form (`molenv.design.samples`) and scored
 on the held-out frames:
 
-1. **centre**: every heavy atom; score = separability of the forms' centre-centre distance
-   distributions within the largest usable cutoff (`molenv.design.geometry`). Among the
-   centres within ``CENTRE_TOLERANCE`` of the best score, the one closest to the molecule's
-   centroid (a central point moves least when a molecule turns).
-2. **vectors**: every heavy-atom pair; score = separability of the forms' cos(theta_IJ)
+1. **centre**: every heavy atom, every ring centroid and the heavy-atom centroid
+   (`molenv.design.geometry.candidate_centres`); score = separability of the forms'
+   centre-centre distance distributions within the largest usable cutoff. Among the centres
+   within ``CENTRE_TOLERANCE`` of the best score, the one closest to the molecule's centroid
+   (a central point moves least when a molecule turns); an atom rather than a centroid
+   unless the centroid is more central by over ``CENTRAL_TOLERANCE``.
+2. **vectors**: every heavy-atom pair and the plane normals of rings and trigonal centres
+   (`geometry.candidate_vectors`; one that the bond graph's symmetry only reverses, urea's
+   N1 -> N2, sign-invariant); score = separability of the forms' cos(theta_IJ) (cos^2)
    distributions. The best one first; then, ``n_vectors`` - 1 times, the candidate whose
    cosines together with those of the vectors already chosen separate the forms best (a
    joint histogram), skipping candidates nearly parallel to a chosen one (mean |cos| between
-   the two within a molecule above ``PARALLEL_LIMIT``). Vectors that involve atoms the bond
-   graph cannot tell apart (urea's two N) are marked: they rely on the input files'
-   labelling convention.
+   the two within a molecule above ``PARALLEL_LIMIT``). Candidates that a relabelling of
+   equivalent atoms turns into others (urea's O -> N1) are marked: they rely on the input
+   files' labelling convention.
 3. **cutoff**: candidates are the shell boundaries (minima) of the pooled centre-centre RDF
    and the largest usable cutoff (every perpendicular height of every cell over 2 rc, and
    at most ``max_cutoff``). For each, the selection's linear classifier on the whole
@@ -53,6 +57,7 @@ from molenv.spec import MoleculeSpec, SpecError, load_spec
 __all__ = ["design_descriptors", "DesignResult", "resolve_molecule", "CutoffTrial", "Scored"]
 
 CENTRE_TOLERANCE = 0.9  # fraction of the best centre score
+CENTRAL_TOLERANCE = 0.1  # Angstrom: an atom centre this close to the centroid as the most central centroid is preferred
 PARALLEL_LIMIT = 0.9  # mean |cos| between two vectors of one molecule
 CUTOFF_F1_TOLERANCE = 0.005
 CUTOFF_LOSS_FACTOR = 2.0
@@ -284,19 +289,20 @@ def design_descriptors(
     rdfs = {label: geometry.rdf(geometry.centre_distances(frames, centre, probe), frames, probe) for label, frames in fitting.items()}
 
     # 2. vectors
-    candidates = geometry.candidate_vectors(spec)
+    candidates = geometry.candidate_vectors(spec, next(iter(fitting.values()))[0])
     log(f"scoring {len(candidates)} candidate vectors (pairs within {probe:g} A)")
     vectors, cosines = [], {}
     for v in candidates:
         cos = {label: geometry.pair_cosines(frames, centre, v, probe) for label, frames in fitting.items()}
-        vectors.append(Scored(v, *geometry.separability(cos, geometry.cosine_edges())))
+        vectors.append(Scored(v, *geometry.separability(cos, geometry.cosine_edges(v.value_range))))
         cosines[v.label] = cos
     vectors.sort(key=lambda s: -s.mean)
-    chosen, joint = _vectors(vectors, n_vectors, forms, cosines)
+    chosen, joint = _vectors(vectors, n_vectors, next(iter(fitting.values()))[0], cosines)
     cosines = {v.label: cosines[v.label] for v in chosen}
-    designed = MoleculeSpec(name=spec.name, atom_names=spec.atom_names, elements=spec.elements, bonds=spec.bonds, centre=centre.atoms[0],
+    sign_invariant = tuple(k for k, v in enumerate(chosen, 1) if v.sign_invariant)
+    designed = MoleculeSpec(name=spec.name, atom_names=spec.atom_names, elements=spec.elements, bonds=spec.bonds, centre=centre.centre,
                             vectors=[v.atoms for v in chosen], rmin=0.0, rmax=1.0, functions=[], smiles=spec.smiles, path=None,
-                            charge_sets=spec.charge_sets, lennard_jones_sets=spec.lennard_jones_sets)
+                            charge_sets=spec.charge_sets, lennard_jones_sets=spec.lennard_jones_sets, sign_invariant=sign_invariant)
 
     # 3. cutoff
     r, g = _pooled_rdf(rdfs)
@@ -310,8 +316,8 @@ def design_descriptors(
     log(f"cutoff candidates (RDF shell boundaries and the largest usable): {', '.join(f'{c:g}' for c in cuts)} A")
     trials, features = [], {}
     for rc in cuts:
-        functions = candidate_pool(pool, rc, closest, len(chosen))
-        d = DescriptorSet(spec.atoms_per_molecule, centre.atoms[0], [v.atoms for v in chosen], rc - SWITCH_WIDTH, rc, functions)
+        functions = candidate_pool(pool, rc, closest, len(chosen), sign_invariant)
+        d = DescriptorSet(spec.atoms_per_molecule, centre.centre, [v.atoms for v in chosen], rc - SWITCH_WIDTH, rc, functions, sign_invariant)
         x = pool_features(forms, d, cache_dir=cache, frames_key=key, progress=progress, desc=f"pool at rc {rc:g}")
         xf, xh, varies = standardise(x[fit_rows], x[held_rows])
         macro, micro, loss = Discriminant(xf, y[fit_rows], xh, y[held_rows], selection.shrinkage).score(np.flatnonzero(varies))
@@ -371,22 +377,26 @@ def _whole_molecules(forms: dict[str, FormSamples]) -> np.ndarray:
 
 
 def _central(spec: MoleculeSpec, shortlist: list[Scored], forms) -> Candidate:
-    """The shortlisted centre closest to the molecule's centroid (mean over a frame's molecules)."""
+    """The shortlisted centre closest to the molecule's centroid (mean over a frame's
+    molecules); an atom rather than a centroid within ``CENTRAL_TOLERANCE`` of that distance
+    (the simpler geometry: a version-1 model file, PLUMED's centre force on one atom)."""
     mol = _whole_molecules(forms)
     centroid = mol.mean(axis=1)
-    distance = {s.candidate: float(np.linalg.norm(mol[:, s.candidate.atoms[0] - 1] - centroid, axis=1).mean()) for s in shortlist}
-    return min(shortlist, key=lambda s: (round(distance[s.candidate], 3), -s.mean)).candidate
+    distance = {s.candidate: float(np.linalg.norm(mol[:, np.asarray(s.candidate.atoms) - 1].mean(axis=1) - centroid, axis=1).mean())
+                for s in shortlist}
+    closest = min(distance.values())
+    atoms = [s for s in shortlist if s.candidate.kind == "atom" and distance[s.candidate] <= closest + CENTRAL_TOLERANCE]
+    return min(atoms or shortlist, key=lambda s: (round(distance[s.candidate], 3), -s.mean)).candidate
 
 
-def _vectors(scored: list[Scored], n: int, forms, cosines: dict[str, dict[str, np.ndarray]]) -> tuple[list[Candidate], list[Scored]]:
+def _vectors(scored: list[Scored], n: int, frame, cosines: dict[str, dict[str, np.ndarray]]) -> tuple[list[Candidate], list[Scored]]:
     """The best single vector, then each time the candidate whose cosines together with those
     of the vectors chosen so far separate the forms best (`geometry.joint_separability`),
-    skipping candidates nearly parallel to a chosen one. Returns the vectors and, per step
-    after the first, the joint score of the one added."""
-    mol = _whole_molecules(forms)
+    skipping candidates nearly parallel (in the molecules of `frame`) to a chosen one. Returns
+    the vectors and, per step after the first, the joint score of the one added."""
 
     def direction(c: Candidate) -> np.ndarray:
-        v = mol[:, c.atoms[1] - 1] - mol[:, c.atoms[0] - 1]
+        v = c.vectors(frame)
         return v / np.linalg.norm(v, axis=1, keepdims=True)
 
     chosen, joint = [scored[0].candidate], []
@@ -397,7 +407,7 @@ def _vectors(scored: list[Scored], n: int, forms, cosines: dict[str, dict[str, n
             if c in chosen or any(np.abs(np.einsum("ij,ij->i", direction(c), direction(w))).mean() > PARALLEL_LIMIT for w in chosen):
                 continue
             together = {form: np.stack([cosines[v.label][form] for v in chosen + [c]], axis=1) for form in cosines[c.label]}
-            score = Scored(c, *geometry.joint_separability(together))
+            score = Scored(c, *geometry.joint_separability(together, [v.value_range for v in chosen + [c]]))
             if best is None or score.mean > best.mean:
                 best = score
         if best is None:

@@ -11,7 +11,7 @@ import numpy as np
 from molenv.design.selection import function_label
 from molenv.spec import PARAMETER_KEYS
 
-__all__ = ["spec_toml", "write_design"]
+__all__ = ["spec_toml", "write_design", "centre_entry", "vector_entries"]
 
 
 def _toml_value(x) -> str:
@@ -39,11 +39,29 @@ def _blocks(functions) -> list[tuple[str, int | None, list]]:
     return blocks
 
 
+def centre_entry(spec):
+    """The spec's centre as written in a spec file: an atom name, or a list of names (centroid)."""
+    return [spec.atom_names[p - 1] for p in spec.centre] if isinstance(spec.centre, tuple) else spec.atom_names[spec.centre - 1]
+
+
+def vector_entries(spec) -> list:
+    """The spec's vectors as written in a spec file (docs/spec.md, "Geometry"): ``[a, b]``,
+    ``{ atoms = [a, b], sign_invariant = true }`` or ``{ normal = [[a, b], [c, d]] }`` (with
+    ``sign_invariant = true`` where it is)."""
+    out = []
+    for k, atoms in enumerate(spec.vectors, 1):
+        names = [spec.atom_names[p - 1] for p in atoms]
+        entry = {"atoms": names} if len(names) == 2 else {"normal": [names[:2], names[2:]]}
+        if k in spec.sign_invariant:
+            entry["sign_invariant"] = True
+        out.append(names if entry == {"atoms": names} else entry)
+    return out
+
+
 def spec_toml(result) -> str:
     """The designed spec as TOML: the molecule as given (atoms, bonds, named charge and
     Lennard-Jones sets) with the chosen centre, vectors, cutoff and functions."""
     s = result.spec
-    name = lambda p: s.atom_names[p - 1]  # noqa: E731
     out = [f"# {s.name}: point-vector descriptors chosen by `molenv design` (report.md beside this file:",
            "# the candidates, their scores and the selection). Feature order as written below."]
     out.append(f"name = {_toml_value(s.name)}")
@@ -55,8 +73,8 @@ def spec_toml(result) -> str:
     out.append("]")
     out.append("bonds = " + _toml_value([[s.atom_names[a], s.atom_names[b]] for a, b in s.bonds]))
     out.append("")
-    out.append(f"centre = {_toml_value(name(s.centre))}")
-    out.append("vectors = " + _toml_value([[name(a), name(b)] for a, b in s.vectors]) + "   # v = r(second) - r(first)")
+    out.append(f"centre = {_toml_value(centre_entry(s))}" + ("   # the centroid of these atoms" if isinstance(s.centre, tuple) else ""))
+    out.append("vectors = " + _toml_value(vector_entries(s)) + "   # [a, b]: r(b) - r(a); normal [[a, b], [c, d]]: (r(b) - r(a)) x (r(d) - r(c))")
     out += ["", "[cutoff]          # Angstrom, on the centre-centre distance", f"rmin = {s.rmin:.6g}", f"rmax = {s.rmax:.6g}"]
     for kind, vector, functions in _blocks(s.functions):
         out += ["", "[[descriptors]]", f"kind = {_toml_value(kind)}"]
@@ -101,7 +119,7 @@ def _plots(result, out: Path) -> dict[str, str]:
         ax.plot(r, g, label=label, lw=1.2)
     for t in result.cutoffs:
         ax.axvline(t.rc, color="0.6" if t.rc != result.rc else "k", ls=":" if t.rc != result.rc else "--", lw=1)
-    ax.set_xlabel(f"centre-centre distance r (A), centre {result.spec.atom_names[result.spec.centre - 1]}")
+    ax.set_xlabel(f"centre-centre distance r (A), centre {result.chosen_centre.label}")
     ax.set_ylabel("g(r)")
     ax.set_title("centre-centre RDF per form (dotted: cutoff candidates, dashed: chosen)")
     ax.legend(fontsize=8, ncol=2)
@@ -111,11 +129,11 @@ def _plots(result, out: Path) -> dict[str, str]:
 
     n = len(result.cosines)
     fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.6), squeeze=False)
-    edges = np.linspace(-1, 1, 41)
-    for ax, (label, per_form) in zip(axes[0], result.cosines.items()):
-        for form, cos in per_form.items():
+    for ax, v in zip(axes[0], result.chosen_vectors):
+        edges = np.linspace(*v.value_range, 41)
+        for form, cos in result.cosines[v.label].items():
             ax.hist(cos, bins=edges, density=True, histtype="step", label=form, lw=1.2)
-        ax.set_xlabel(f"cos theta_IJ of {label}")
+        ax.set_xlabel(f"{'cos^2' if v.sign_invariant else 'cos'} theta_IJ of {v.label}")
         ax.set_title(f"pairs within {result.probe_radius:g} A", fontsize=9)
     axes[0][0].set_ylabel("density")
     axes[0][-1].legend(fontsize=8)
@@ -155,11 +173,13 @@ def _table(header, rows) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"] + ["| " + " | ".join(map(str, r)) + " |" for r in rows]
 
 
+VECTORS_SHOWN = 15  # best candidate vectors in the report's table (with every normal and sign-invariant one)
+
+
 def _report(result, files: dict[str, str], command: str | None) -> str:
     from molenv.design import designer
 
     s = result.spec
-    name = lambda p: s.atom_names[p - 1]  # noqa: E731
     lines = [f"# Descriptor design: {s.name}", ""]
     if command:
         lines += ["```", command, "```", ""]
@@ -187,30 +207,32 @@ def _report(result, files: dict[str, str], command: str | None) -> str:
     lines += ["## Centre", "", f"Separability of the forms' centre-centre distance distributions up to {result.probe_radius:g} A "
               "(Jensen-Shannon distance, mean over pairs of forms, and the worst pair). Chosen: the centre closest to the "
               f"molecule's centroid among those within {designer.CENTRE_TOLERANCE:g} x the best score.", ""]
-    lines += _table(["centre", "mean JS", "worst JS", "worst pair", ""],
-                    [[c.candidate.label, f"{c.mean:.3f}", f"{c.worst:.3f}", " / ".join(c.worst_pair or ()), "**chosen**" if c.candidate == result.chosen_centre else ""]
-                     for c in result.centres])
+    lines += _table(["centre", "what", "mean JS", "worst JS", "worst pair", ""],
+                    [[c.candidate.label, c.candidate.explained, f"{c.mean:.3f}", f"{c.worst:.3f}", " / ".join(c.worst_pair or ()),
+                      "**chosen**" if c.candidate == result.chosen_centre else ""] for c in result.centres])
     lines += ["", f"![centre-centre RDF]({files['rdf']})", ""]
 
-    lines += ["## Vectors", "", f"Separability of the forms' cos(theta_IJ) distributions (pairs of centres within {result.probe_radius:g} A). "
-              "v1 is the best; each further vector the one whose cosines together with those of the vectors already chosen separate "
-              f"the forms best (joint histogram), skipping vectors nearly parallel (mean |cos| > {designer.PARALLEL_LIMIT:g}) to a chosen one. "
-              "Atom-atom vectors between heavy atoms only (centroid and plane-normal kinds: not yet).", ""]
+    lines += ["## Vectors", "", f"Separability of the forms' cos(theta_IJ) distributions (cos^2 for a sign-invariant vector; pairs of centres "
+              f"within {result.probe_radius:g} A). v1 is the best; each further vector the one whose cosines together with those of the vectors "
+              f"already chosen separate the forms best (joint histogram), skipping vectors nearly parallel (mean |cos| > {designer.PARALLEL_LIMIT:g}) "
+              "to a chosen one. Candidates: every heavy-atom pair, the plane normals of rings and of trigonal centres; a vector that "
+              "relabelling equivalent atoms only reverses is sign-invariant (S3/S4 of cos^2 theta, docs/spec.md).", ""]
     chosen = {v: k + 1 for k, v in enumerate(result.chosen_vectors)}
-    marked = lambda c: c.label + (" \\*" if any(a in result.equivalent for a in c.atoms) else "")  # noqa: E731
-    lines += _table(["vector", "mean JS", "worst JS", "worst pair", ""],
-                    [[marked(v.candidate), f"{v.mean:.3f}", f"{v.worst:.3f}", " / ".join(v.worst_pair or ()), f"**v{chosen[v.candidate]}**" if v.candidate in chosen else ""]
-                     for v in result.vectors[:15]])
+    shown = [(k, v) for k, v in enumerate(result.vectors, 1) if k <= VECTORS_SHOWN or v.candidate.kind != "atoms" or v.candidate.sign_invariant]
+    lines += _table(["rank", "vector", "what", "mean JS", "worst JS", "worst pair", ""],
+                    [[k, v.candidate.label, v.candidate.explained, f"{v.mean:.3f}", f"{v.worst:.3f}", " / ".join(v.worst_pair or ()),
+                      f"**v{chosen[v.candidate]}**" if v.candidate in chosen else ""] for k, v in shown])
     for k, j in enumerate(result.joint, 2):
         lines.append(f"\nv{k} {j.candidate.label}: joint separability with the vectors before it {j.mean:.3f} (worst pair "
                      f"{' / '.join(j.worst_pair or ())}: {j.worst:.3f}).")
     if result.equivalent:
         groups = sorted({tuple(sorted({p, *o})) for p, o in result.equivalent.items()})
-        lines.append("\n\\* involves atoms the bond graph cannot tell apart (" + "; ".join(", ".join(s.atom_names[p - 1] for p in g) for g in groups)
-                     + "): which is which is a labelling convention of the input files, which must then keep it the same way in every "
-                     "molecule of every file (as molenv's crystal building does).")
-    if len(result.vectors) > 15:
-        lines.append(f"\n({len(result.vectors) - 15} more candidates with lower scores in design.json.)")
+        lines.append("\nThe bond graph cannot tell apart " + "; ".join(", ".join(s.atom_names[p - 1] for p in g) for g in groups)
+                     + ". A candidate that relabelling them makes another relies on the labelling convention of the input files, which "
+                     "must then keep it the same way in every molecule of every file (as molenv's crystal building does); one that "
+                     "relabelling only reverses is scored and used sign-invariant, and needs no convention.")
+    if len(result.vectors) > len(shown):
+        lines.append(f"\n({len(result.vectors) - len(shown)} more candidates with lower scores in design.json.)")
     lines += ["", f"![angle distributions]({files['angles']})", ""]
 
     lines += ["## Cutoff", "", "Candidates: the shell boundaries (minima) of the crystal forms' mean RDF and the largest usable cutoff. "
@@ -232,7 +254,8 @@ def _report(result, files: dict[str, str], command: str | None) -> str:
                      for k, st in enumerate(result.selection.steps)])
     lines += ["", f"![selection]({files['selection']})", ""]
 
-    lines += ["## Result", "", f"- centre **{name(s.centre)}**, vectors " + ", ".join(f"**v{k + 1} {name(a)} -> {name(b)}**" for k, (a, b) in enumerate(s.vectors)),
+    lines += ["## Result", "", f"- centre **{result.chosen_centre.label}**, vectors "
+              + ", ".join(f"**v{k} {v.label}**" + (" (sign-invariant)" if v.sign_invariant else "") for k, v in enumerate(result.chosen_vectors, 1)),
               f"- cutoff rmin {s.rmin:g} A, rmax {s.rmax:g} A", f"- {len(s.functions)} functions: " + ", ".join(f"{n} {k}" for k, n in _counts(s.functions).items()),
               "- expected accuracy on the held-out samples" + (" (warmed)" if result.settings.get("warm_held_out") else
               " (same temperature as the fitting samples; warmer test crystals score lower)") + ":"]
@@ -250,20 +273,26 @@ def _counts(functions) -> dict[str, int]:
     return out
 
 
+def _candidate_summary(scored, key: str) -> dict:
+    c = scored.candidate
+    return {key: c.label, "kind": c.kind, "what": c.origin, "symmetry": c.symmetry, "sign_invariant": c.sign_invariant,
+            "relabelling": c.relabelling, "mean_js": scored.mean, "worst_js": scored.worst}
+
+
 def _summary(result, command: str | None) -> dict:
     s = result.spec
     return {
         "molecule": s.name,
         "command": command,
-        "centre": s.atom_names[s.centre - 1],
-        "vectors": [[s.atom_names[a - 1], s.atom_names[b - 1]] for a, b in s.vectors],
+        "centre": centre_entry(s),
+        "vectors": vector_entries(s),
         "cutoff": {"rmin": s.rmin, "rmax": s.rmax},
         "functions": [function_label(f) for f in s.functions],
         "expected": result.expected,
         "forms": {k: {"frames": len(f.frames), "held_out_frames": int(sum(f.held_out)), "generated": f.generated, "from": f.origins}
                   for k, f in result.forms.items()},
-        "centres": [{"centre": c.candidate.label, "mean_js": c.mean, "worst_js": c.worst} for c in result.centres],
-        "vector_scores": [{"vector": v.candidate.label, "mean_js": v.mean, "worst_js": v.worst} for v in result.vectors],
+        "centres": [_candidate_summary(c, "centre") for c in result.centres],
+        "vector_scores": [_candidate_summary(v, "vector") for v in result.vectors],
         "cutoffs": [vars(t) for t in result.cutoffs],
         "selection": [{"function": function_label(st.function), "macro_f1": st.macro_f1, "micro_f1": st.micro_f1, "log_loss": st.log_loss}
                       for st in result.selection.steps],

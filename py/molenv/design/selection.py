@@ -7,7 +7,8 @@ Pool (`PoolSettings`, for a cutoff rc and the chosen vectors):
   grid) to rc in steps of ``radial_step``, each with every eta of ``radial_etas``;
 - S2: kappa from ``kappa_step`` to ``radial_kappa_max`` (1/A) in steps of ``kappa_step``;
 - S3: per vector, cos_theta_s on ``angular_points`` points spread evenly over [-1, 1],
-  each with every eta of ``angular_etas``;
+  each with every eta of ``angular_etas``; for a sign-invariant vector (S3 of cos^2 theta)
+  the same points over [0, 1] with 4 x the etas (the same Gaussians relative to the range);
 - S4: per vector, kappa from ``kappa_step`` to ``angular_kappa_max`` in steps of ``kappa_step``.
 
 Every function of the pool is computed by `molenv.descriptors.compute_descriptors` (the
@@ -79,15 +80,17 @@ def _grid(start: float, stop: float, step: float) -> list[float]:
     return [round(start + k * step, 6) for k in range(n + 1)]
 
 
-def candidate_pool(settings: PoolSettings, rc: float, closest: float, n_vectors: int) -> list[SymmetryFunction]:
-    """The pool of candidate functions (module docstring), in kind order S1, S2, S3, S4."""
+def candidate_pool(settings: PoolSettings, rc: float, closest: float, n_vectors: int, sign_invariant=()) -> list[SymmetryFunction]:
+    """The pool of candidate functions (module docstring), in kind order S1, S2, S3, S4;
+    `sign_invariant`: the 1-based vectors whose S3/S4 take cos^2."""
     s = settings
     first = math.floor(closest / s.radial_step) * s.radial_step
     pool = [SymmetryFunction("S1", None, (rs, eta)) for rs in _grid(first, rc, s.radial_step) for eta in s.radial_etas]
     pool += [SymmetryFunction("S2", None, (k,)) for k in _grid(s.kappa_step, s.radial_kappa_max, s.kappa_step)]
-    cosines = [round(x, 6) for x in np.linspace(-1.0, 1.0, s.angular_points)]
     for v in range(1, n_vectors + 1):
-        pool += [SymmetryFunction("S3", v, (cs, eta)) for cs in cosines for eta in s.angular_etas]
+        low, scale = (0.0, 4.0) if v in sign_invariant else (-1.0, 1.0)  # cos^2 in [0, 1]: half the range, 4 x eta
+        cosines = [round(x, 6) for x in np.linspace(low, 1.0, s.angular_points)]
+        pool += [SymmetryFunction("S3", v, (cs, scale * eta)) for cs in cosines for eta in s.angular_etas]
     for v in range(1, n_vectors + 1):
         pool += [SymmetryFunction("S4", v, (k,)) for k in _grid(s.kappa_step, s.angular_kappa_max, s.kappa_step)]
     return pool
