@@ -48,6 +48,10 @@ def test_design_from_md_is_accepted_by_featurize_and_deterministic(tmp_path, cap
         assert part in report
     assert all(files[k].stat().st_size > 1000 for k in ("rdf", "angles", "selection"))
     assert json.loads(files["summary"].read_text())["centre"] == first.chosen_centre.label
+    # urea's N1 -> N2 joins the two N the bond graph cannot tell apart: it is scored and offered sign-invariant
+    assert "| N1->N2 | atom pair; **sign-invariant** (cos^2): relabelling N1 <-> N2 reverses it |" in report
+    scores = {v["vector"]: v for v in json.loads(files["summary"].read_text())["vector_scores"]}
+    assert scores["N1->N2"]["sign_invariant"] and scores["(C->O)x(N1->N2)"]["kind"] == "normal" and scores["O->N1"]["symmetry"] == "convention"
 
     # the same samples and seed: the same design, function for function
     again = small_design(seed=3)

@@ -116,7 +116,7 @@ class DesignResult:
     def spec_toml(self) -> str:
         from molenv.design.output import spec_toml
 
-        return spec_toml(self)
+        return spec_toml(self.spec)
 
     def write(self, out: str | Path, *, command: str | None = None, log=print) -> dict[str, Path]:
         """Write DIR/spec.toml, DIR/report.md, DIR/design.json and the report's PNGs."""

@@ -58,10 +58,9 @@ def vector_entries(spec) -> list:
     return out
 
 
-def spec_toml(result) -> str:
-    """The designed spec as TOML: the molecule as given (atoms, bonds, named charge and
-    Lennard-Jones sets) with the chosen centre, vectors, cutoff and functions."""
-    s = result.spec
+def spec_toml(s) -> str:
+    """A designed spec (`MoleculeSpec`) as TOML: the molecule as given (atoms, bonds, named
+    charge and Lennard-Jones sets) with the chosen centre, vectors, cutoff and functions."""
     out = [f"# {s.name}: point-vector descriptors chosen by `molenv design` (report.md beside this file:",
            "# the candidates, their scores and the selection). Feature order as written below."]
     out.append(f"name = {_toml_value(s.name)}")
@@ -308,7 +307,7 @@ def write_design(result, out: Path, *, command: str | None = None, log=print) ->
 
     out.mkdir(parents=True, exist_ok=True)
     spec_path = out / "spec.toml"
-    spec_path.write_text(spec_toml(result))
+    spec_path.write_text(spec_toml(result.spec))
     load_spec(spec_path)  # what featurize will read: refuse to leave a spec it would not accept
     files = _plots(result, out)
     (out / "report.md").write_text(_report(result, files, command))
