@@ -8,8 +8,10 @@
 --molecule is a spec (its atoms and bonds are kept, its descriptors ignored) or a SMILES.
 Each LABEL is a class: --trajectory LABEL=TRAJECTORY[:TOPOLOGY] (short MD of a form, the
 real use) and/or --structure LABEL=FILE (a crystal structure, sampled by random
-rigid-molecule motion: a cheap stand-in for MD, reported as such). Chooses the centre and
-vectors by how well their distance and angle distributions separate the forms, the cutoff
+rigid-molecule motion: a cheap stand-in for MD, reported as such). Chooses the centre (an
+atom, a ring centroid or the heavy-atom centroid) and the vectors (atom pairs, plane normals
+of rings and trigonal centres; sign-invariant where the molecule's symmetry only reverses
+one) by how well their distance and angle distributions separate the forms, the cutoff
 from the RDF's shell boundaries and held-out accuracy, and the symmetry functions by greedy
 forward selection from a candidate pool on held-out accuracy of a fast linear classifier
 (--warm-held-out: scored on held-out frames made hotter, as test crystals are).

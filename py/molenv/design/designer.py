@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from molenv.descriptors import DescriptorSet, SymmetryFunction, compute_descriptors, descriptor_set_to_dict
+from molenv.descriptors import DescriptorSet, SymmetryFunction, centre_pairs, compute_descriptors, descriptor_set_to_dict
 from molenv.design import geometry
 from molenv.design.geometry import Candidate
 from molenv.design.output import loss_text
@@ -108,6 +108,7 @@ class DesignResult:
     expected: dict[str, dict[str, float]]  # classifier -> {macro_f1, micro_f1}
     n_rows: dict[str, int]  # fitting / held-out molecules used
     settings: dict = field(default_factory=dict)
+    centre_offsets: dict[str, float] = field(default_factory=dict)  # centre label -> mean distance from the molecule's centroid (A)
 
     @property
     def descriptor_set(self) -> DescriptorSet:
@@ -285,15 +286,17 @@ def design_descriptors(
         d = {label: geometry.centre_distances(frames, c, probe) for label, frames in fitting.items()}
         centres.append(Scored(c, *geometry.separability(d, geometry.distance_edges(probe))))
     centres.sort(key=lambda s: -s.mean)
-    centre = _central(spec, [s for s in centres if s.mean >= CENTRE_TOLERANCE * centres[0].mean], forms)
+    offsets = _centroid_offsets([s.candidate for s in centres], forms)
+    centre = _central([s for s in centres if s.mean >= CENTRE_TOLERANCE * centres[0].mean], offsets)
     rdfs = {label: geometry.rdf(geometry.centre_distances(frames, centre, probe), frames, probe) for label, frames in fitting.items()}
 
     # 2. vectors
     candidates = geometry.candidate_vectors(spec, next(iter(fitting.values()))[0])
     log(f"scoring {len(candidates)} candidate vectors (pairs within {probe:g} A)")
     vectors, cosines = [], {}
+    pairs = {label: [centre_pairs(f, centre.centre, probe) for f in frames] for label, frames in fitting.items()}
     for v in candidates:
-        cos = {label: geometry.pair_cosines(frames, centre, v, probe) for label, frames in fitting.items()}
+        cos = {label: geometry.pair_cosines(frames, centre, v, probe, pairs[label]) for label, frames in fitting.items()}
         vectors.append(Scored(v, *geometry.separability(cos, geometry.cosine_edges(v.value_range))))
         cosines[v.label] = cos
     vectors.sort(key=lambda s: -s.mean)
@@ -345,7 +348,8 @@ def design_descriptors(
     return DesignResult(spec=designed, source=spec, forms=forms, centres=centres, vectors=vectors, joint=joint,
                         equivalent=geometry.equivalent_atoms(spec), chosen_centre=centre, chosen_vectors=chosen,
                         rdfs=rdfs, cosines=cosines, cutoffs=trials, rc=rc, probe_radius=probe, pool=functions, selection=picked,
-                        expected=expected, n_rows={"fitting": len(fit_rows), "held_out": len(held_rows)}, settings=settings)
+                        expected=expected, n_rows={"fitting": len(fit_rows), "held_out": len(held_rows)}, settings=settings,
+                        centre_offsets=offsets)
 
 
 def _trajectory_entry(t) -> tuple[str, str, str | None]:
@@ -376,14 +380,18 @@ def _whole_molecules(forms: dict[str, FormSamples]) -> np.ndarray:
     return f.molecule_positions(1)
 
 
-def _central(spec: MoleculeSpec, shortlist: list[Scored], forms) -> Candidate:
-    """The shortlisted centre closest to the molecule's centroid (mean over a frame's
-    molecules); an atom rather than a centroid within ``CENTRAL_TOLERANCE`` of that distance
-    (the simpler geometry: a version-1 model file, PLUMED's centre force on one atom)."""
+def _centroid_offsets(candidates: list[Candidate], forms) -> dict[str, float]:
+    """Centre label -> mean distance (A) of that point from the molecule's centroid over a frame's molecules."""
     mol = _whole_molecules(forms)
     centroid = mol.mean(axis=1)
-    distance = {s.candidate: float(np.linalg.norm(mol[:, np.asarray(s.candidate.atoms) - 1].mean(axis=1) - centroid, axis=1).mean())
-                for s in shortlist}
+    return {c.label: float(np.linalg.norm(mol[:, np.asarray(c.atoms) - 1].mean(axis=1) - centroid, axis=1).mean()) for c in candidates}
+
+
+def _central(shortlist: list[Scored], offsets: dict[str, float]) -> Candidate:
+    """The shortlisted centre closest to the molecule's centroid; an atom rather than a
+    centroid within ``CENTRAL_TOLERANCE`` of that distance (the simpler geometry: a version-1
+    model file, PLUMED's centre force on one atom)."""
+    distance = {s.candidate: offsets[s.candidate.label] for s in shortlist}
     closest = min(distance.values())
     atoms = [s for s in shortlist if s.candidate.kind == "atom" and distance[s.candidate] <= closest + CENTRAL_TOLERANCE]
     return min(atoms or shortlist, key=lambda s: (round(distance[s.candidate], 3), -s.mean)).candidate

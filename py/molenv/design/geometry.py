@@ -276,15 +276,15 @@ def centre_distances(frames: list[MolecularFrame], centre: Candidate, radius: fl
     return np.concatenate([centre_pairs(f, centre.centre, radius).distances for f in frames]) if frames else np.zeros(0)
 
 
-def pair_cosines(frames: list[MolecularFrame], centre: Candidate, vector: Candidate, radius: float) -> np.ndarray:
+def pair_cosines(frames: list[MolecularFrame], centre: Candidate, vector: Candidate, radius: float, pairs: list | None = None) -> np.ndarray:
     """cos(theta_IJ) of `vector` (cos^2 when it is sign-invariant) over the pairs of centres
-    closer than `radius`."""
+    closer than `radius` (`pairs`: those pairs of each frame, when already found)."""
     out = []
-    for f in frames:
-        pairs = centre_pairs(f, centre.centre, radius)
+    for k, f in enumerate(frames):
+        pairs_k = pairs[k] if pairs is not None else centre_pairs(f, centre.centre, radius)
         v = vector.vectors(f)
         u = v / np.linalg.norm(v, axis=1, keepdims=True)
-        cos = np.einsum("ij,ij->i", u[pairs.i], u[pairs.j])
+        cos = np.einsum("ij,ij->i", u[pairs_k.i], u[pairs_k.j])
         out.append(cos**2 if vector.sign_invariant else cos)
     return np.concatenate(out) if out else np.zeros(0)
 

@@ -73,7 +73,9 @@ def spec_toml(s) -> str:
     out.append("bonds = " + _toml_value([[s.atom_names[a], s.atom_names[b]] for a, b in s.bonds]))
     out.append("")
     out.append(f"centre = {_toml_value(centre_entry(s))}" + ("   # the centroid of these atoms" if isinstance(s.centre, tuple) else ""))
-    out.append("vectors = " + _toml_value(vector_entries(s)) + "   # [a, b]: r(b) - r(a); normal [[a, b], [c, d]]: (r(b) - r(a)) x (r(d) - r(c))")
+    normals = any(len(v) == 4 for v in s.vectors)
+    out.append("vectors = " + _toml_value(vector_entries(s)) + ("   # [a, b]: r(b) - r(a); normal [[a, b], [c, d]]: (r(b) - r(a)) x (r(d) - r(c))"
+                                                             if normals else "   # v = r(second) - r(first)"))
     out += ["", "[cutoff]          # Angstrom, on the centre-centre distance", f"rmin = {s.rmin:.6g}", f"rmax = {s.rmax:.6g}"]
     for kind, vector, functions in _blocks(s.functions):
         out += ["", "[[descriptors]]", f"kind = {_toml_value(kind)}"]
@@ -205,10 +207,12 @@ def _report(result, files: dict[str, str], command: str | None) -> str:
 
     lines += ["## Centre", "", f"Separability of the forms' centre-centre distance distributions up to {result.probe_radius:g} A "
               "(Jensen-Shannon distance, mean over pairs of forms, and the worst pair). Chosen: the centre closest to the "
-              f"molecule's centroid among those within {designer.CENTRE_TOLERANCE:g} x the best score.", ""]
-    lines += _table(["centre", "what", "mean JS", "worst JS", "worst pair", ""],
+              f"molecule's centroid (mean distance over a frame's molecules) among those within {designer.CENTRE_TOLERANCE:g} x the best "
+              f"score; an atom rather than a centroid unless the centroid is over {designer.CENTRAL_TOLERANCE:g} A more central.", ""]
+    lines += _table(["centre", "what", "mean JS", "worst JS", "worst pair", "from centroid (A)", ""],
                     [[c.candidate.label, c.candidate.explained, f"{c.mean:.3f}", f"{c.worst:.3f}", " / ".join(c.worst_pair or ()),
-                      "**chosen**" if c.candidate == result.chosen_centre else ""] for c in result.centres])
+                      f"{result.centre_offsets[c.candidate.label]:.2f}", "**chosen**" if c.candidate == result.chosen_centre else ""]
+                     for c in result.centres])
     lines += ["", f"![centre-centre RDF]({files['rdf']})", ""]
 
     lines += ["## Vectors", "", f"Separability of the forms' cos(theta_IJ) distributions (cos^2 for a sign-invariant vector; pairs of centres "
@@ -274,7 +278,7 @@ def _counts(functions) -> dict[str, int]:
 
 def _candidate_summary(scored, key: str) -> dict:
     c = scored.candidate
-    return {key: c.label, "kind": c.kind, "what": c.origin, "symmetry": c.symmetry, "sign_invariant": c.sign_invariant,
+    return {key: c.label, "kind": c.kind, "atoms": list(c.atoms), "what": c.origin, "symmetry": c.symmetry, "sign_invariant": c.sign_invariant,
             "relabelling": c.relabelling, "mean_js": scored.mean, "worst_js": scored.worst}
 
 
@@ -290,7 +294,7 @@ def _summary(result, command: str | None) -> dict:
         "expected": result.expected,
         "forms": {k: {"frames": len(f.frames), "held_out_frames": int(sum(f.held_out)), "generated": f.generated, "from": f.origins}
                   for k, f in result.forms.items()},
-        "centres": [_candidate_summary(c, "centre") for c in result.centres],
+        "centres": [{**_candidate_summary(c, "centre"), "from_centroid": result.centre_offsets[c.candidate.label]} for c in result.centres],
         "vector_scores": [_candidate_summary(v, "vector") for v in result.vectors],
         "cutoffs": [vars(t) for t in result.cutoffs],
         "selection": [{"function": function_label(st.function), "macro_f1": st.macro_f1, "micro_f1": st.micro_f1, "log_loss": st.log_loss}
