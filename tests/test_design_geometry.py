@@ -18,6 +18,7 @@ from molenv.design.geometry import candidate_centres, candidate_vectors, graph_a
 from molenv.design.output import spec_toml
 from molenv.design.samples import from_trajectory
 from molenv.design.selection import candidate_pool
+from molenv.frames import MolecularFrame
 from molenv.spec import MoleculeSpec, load_spec
 
 DATA = REPO / "data"
@@ -150,3 +151,37 @@ def test_written_spec_round_trips_and_featurizes(tmp_path, capsys, molecule, cen
     assert code == 0, err
     manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
     assert len(manifest["descriptors"]["functions"]) == len(ours.functions)
+
+
+def rdkit_frame(spec: MoleculeSpec, n_copies: int = 3) -> MolecularFrame:
+    """`n_copies` of the spec's molecule (RDKit's embedded 3D structure of its SMILES, atoms in
+    the spec's order) turned at random, no box."""
+    from rdkit import Chem
+    from rdkit.Chem import AllChem
+    from scipy.spatial.transform import Rotation
+
+
+    mol = Chem.AddHs(Chem.MolFromSmiles(spec.smiles))
+    assert AllChem.EmbedMolecule(mol, randomSeed=7) == 0
+    xyz = mol.GetConformer().GetPositions()
+    n = len(xyz)
+    turns = Rotation.random(n_copies, random_state=3).as_matrix()
+    positions = np.concatenate([xyz @ r.T + 10.0 * k for k, r in enumerate(turns)])
+    return MolecularFrame(positions, None, np.arange(n_copies * n).reshape(n_copies, n), np.tile([a.GetAtomicNum() for a in mol.GetAtoms()], n_copies))
+
+
+@pytest.mark.parametrize("smiles, normal_symmetry", [
+    ("c1ccccc1", "reversed"),  # benzene: a mirror relabelling of the ring reverses its normal
+    ("Cc1ccccc1", "reversed"),  # toluene: the mirror through the methyl axis (ortho <-> ortho', meta <-> meta')
+    ("c1ccc(cc1)-c1ccccc1", "convention"),  # biphenyl: exchanging the rings makes one ring's normal the other's
+    ("c1ccncc1C(=O)N", "invariant"),  # nicotinamide from SMILES: no symmetry
+])
+def test_ring_normal_symmetry(smiles, normal_symmetry):
+    spec = resolve_molecule(smiles)
+    frame = rdkit_frame(spec)
+    normals = [v for v in candidate_vectors(spec, frame) if v.origin.startswith("normal of ring")]
+    assert len(normals) == len(rings(spec)) >= 1
+    assert {v.symmetry for v in normals} == {normal_symmetry}
+    assert all(v.sign_invariant == (normal_symmetry == "reversed") for v in normals)
+    centroids = [c for c in candidate_centres(spec) if c.kind == "centroid"]
+    assert {c.symmetry for c in centroids if c.label.startswith("ring")} == {"convention" if normal_symmetry == "convention" else "invariant"}
