@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from _fd_support import assert_derivatives_match, assert_forces_match, assert_virial_matches, directional_frames, forces_in_every_mode, perturbed_frames
 from molenv.descriptors import compute_descriptors
 from molenv.frames import MolecularFrame, box_matrix
 from molenv.gnn.synthetic import UREA_XYZ
@@ -206,34 +207,6 @@ def test_python_and_plumed_agree(tmp_path, models, name):
 # ----------------------------------------------------------------------------- derivatives
 
 
-def perturbed_frames(frame: MolecularFrame, rng, n_single=6, n_directions=2):
-    """Base frame, then +- EPS along single coordinates, random directions, cell entries (at
-    fixed fractional coordinates; a cluster: the same affine deformation of the positions)."""
-    x0, h0 = frame.positions, matrix_of(frame)
-    h = np.eye(3) if h0 is None else h0
-    frac = x0 @ np.linalg.inv(h)
-    positions, boxes, checks = [x0], [h0], []
-
-    def add(xp, xm, bp, bm, check):
-        positions.extend([xp, xm])
-        boxes.extend([bp, bm])
-        checks.append((*check, len(positions) - 2, len(positions) - 1))
-
-    for atom in rng.choice(len(x0), size=n_single, replace=False):
-        d = np.zeros_like(x0)
-        d[atom, rng.integers(3)] = EPS
-        add(x0 + d, x0 - d, h0, h0, ("atom", (atom, int(np.flatnonzero(d[atom])[0]))))
-    for _ in range(n_directions):
-        u = rng.normal(size=x0.shape)
-        add(x0 + EPS * u, x0 - EPS * u, h0, h0, ("direction", u))
-    for a in range(3):
-        for b in range(3):
-            dh = np.zeros((3, 3))
-            dh[a, b] = EPS
-            add(frac @ (h + dh), frac @ (h - dh), None if h0 is None else h0 + dh, None if h0 is None else h0 - dh, ("cell", (a, b)))
-    return positions, boxes, checks, h
-
-
 def requested_atoms(model: Model, frame: MolecularFrame) -> np.ndarray:
     """The atoms MOLENV_CLASSIFY requests, in its order (molecule by molecule, the positions
     some descriptor uses, sorted): the rows of its derivative arrays."""
@@ -253,7 +226,7 @@ def test_derivatives_against_finite_differences(tmp_path, models, name, kind):
     path, model = models[name]
     frame = FRAMES[name][kind]
     n = frame.n_atoms
-    positions, boxes, checks, h = perturbed_frames(frame, np.random.default_rng(len(kind)))
+    positions, boxes, checks, h = perturbed_frames(frame.positions, matrix_of(frame), np.random.default_rng(len(kind)), EPS)
     components = COMPONENTS + (REGION_COMPONENTS if frame.box is not None else [])
     text = f"c: MOLENV_CLASSIFY MODEL=model.molenv MOLECULES=1-{n} {PATH}\n"
     if frame.box is not None:  # a slab on the molecule centres (the centroids for nicotinamide)
@@ -271,19 +244,7 @@ def test_derivatives_against_finite_differences(tmp_path, models, name, kind):
         d = deriv[:, 2 + c]
         atoms = np.zeros((n, 3))  # atoms that no descriptor uses have no derivatives
         atoms[requested] = d[: 3 * len(requested)].reshape(-1, 3)
-        cell = d[3 * len(requested) :].reshape(3, 3)
-        dcdh = np.linalg.solve(h.T, -cell)  # the cell part is -h^T dc/dh (PLUMED's virial convention)
-        scale_atoms, scale_cell = np.abs(atoms).max(), np.abs(dcdh).max()
-        assert scale_atoms > 1e-6 and scale_cell > 1e-6, comp  # something to check
-        for check, what, plus, minus in checks:
-            fd = (values[plus, c] - values[minus, c]) / (2 * EPS)
-            if check == "atom":
-                analytic, scale = atoms[what], scale_atoms
-            elif check == "direction":
-                analytic, scale = np.sum(atoms * what), np.abs(atoms * what).sum()
-            else:
-                analytic, scale = dcdh[what], scale_cell
-            assert abs(fd - analytic) <= 2e-6 * scale + 1e-9, f"{comp} {check} {what if check != 'direction' else ''}: fd {fd} analytic {analytic} (scale {scale})"
+        assert_derivatives_match(values[:, c], atoms, d[3 * len(requested) :], h, checks, EPS, comp, atol=1e-9)
 
 
 RESTRAINTS = """b0: RESTRAINT ARG=c.n_A AT=4.0 KAPPA=0.7 SLOPE=0.3
@@ -302,31 +263,15 @@ def test_bias_forces_in_both_modes_and_threads(tmp_path, models, name, kind):
     frame = FRAMES[name][kind]
     rng = np.random.default_rng(5)
     x0, h0 = frame.positions, matrix_of(frame)
-    h = np.eye(3) if h0 is None else h0
     u, dh = rng.normal(size=x0.shape), rng.normal(size=(3, 3))
-    frac = x0 @ np.linalg.inv(h)
-    positions = [x0, x0 + EPS * u, x0 - EPS * u, frac @ (h + EPS * dh), frac @ (h - EPS * dh)]
-    boxes = [h0, h0, h0] + ([h0 + EPS * dh, h0 - EPS * dh] if h0 is not None else [None, None])
+    positions, boxes, h = directional_frames(x0, h0, u, dh, EPS)
     files = {"traj.xyz": xyz_text(positions, boxes), "model.molenv": path}
-    args = ARGS + ["--dump-forces", "forces", "--dump-forces-fmt", "%.17g", "--dump-full-virial"]
-    runs = {}
-    for label, extra in [("default", ""), ("full", "FULL_DERIVATIVES"), ("threads", "NUM_THREADS=2")]:
-        runs[label] = run_driver(tmp_path / label, head(f"c: MOLENV_CLASSIFY MODEL=model.molenv MOLECULES=1-{frame.n_atoms} {PATH} {extra}\n") + RESTRAINTS,
-                                 args, files)
-        assert runs[label].returncode == 0, runs[label].output[-3000:]
-    dumped = {label: run.read_dump_forces() for label, run in runs.items()}
-    for label in ("full", "threads"):
-        for (va, fa), (vb, fb) in zip(dumped["default"], dumped[label]):
-            assert np.abs(fa - fb).max() <= 1e-10 * np.abs(fa).max() and np.abs(va - vb).max() <= 1e-10 * np.abs(va).max(), label
+    runs = forces_in_every_mode(tmp_path, lambda extra: head(f"c: MOLENV_CLASSIFY MODEL=model.molenv MOLECULES=1-{frame.n_atoms} {PATH} {extra}\n") + RESTRAINTS,
+                                ARGS, files)
     energy = runs["default"].read_table("energy")[1][:, 1:].sum(axis=1)
-    virial, forces = dumped["default"][0]
-    fd = (energy[1] - energy[2]) / (2 * EPS)
-    analytic = -np.sum(forces * u)
-    assert abs(analytic) > 1e-3 and abs(fd - analytic) <= 1e-6 * np.abs(forces * u).sum(), (fd, analytic)
-    fd_cell = (energy[3] - energy[4]) / (2 * EPS)
-    dEdh = np.linalg.solve(h.T, virial)  # the virial is h^T dE/dh at fixed fractional coordinates
-    analytic_cell = np.sum(dEdh * dh)
-    assert abs(analytic_cell) > 1e-3 and abs(fd_cell - analytic_cell) <= 1e-6 * np.abs(dEdh * dh).sum(), (fd_cell, analytic_cell)
+    virial, forces = runs["default"].read_dump_forces()[0]
+    assert_forces_match(energy[1], energy[2], forces, u, EPS)
+    assert_virial_matches(energy[3], energy[4], virial, h, dh, EPS)
 
 
 # ----------------------------------------------------------------------------- label swap

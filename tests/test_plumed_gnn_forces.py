@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from _fd_support import assert_derivatives_match, assert_forces_match, assert_virial_matches, directional_frames, forces_in_every_mode, perturbed_frames
 from _gnn_support import ARGS, FRAMES, PATH, driver_files, head, matrix_of, model_file, run_driver
 
 EPS = 1e-6  # A (and A for the cell entries)
@@ -32,43 +33,12 @@ def model(tmp_path_factory):
     return model_file(tmp_path_factory.mktemp("gnn-model"), seed=2)
 
 
-def perturbed_frames(frame, rng, n_single=6, n_directions=2):
-    """Base frame, then +- EPS along single coordinates, random directions, cell entries.
-    Returns (positions, boxes, checks): a check is (kind, index or direction, plus, minus)."""
-    x0 = frame.positions
-    h0 = matrix_of(frame)
-    periodic = h0 is not None
-    h = h0 if periodic else np.eye(3)  # a cluster: the affine deformation x (1 + eps E_ab)
-    frac = x0 @ np.linalg.inv(h)
-    positions, boxes, checks = [x0], [h0], []
-
-    def add(xp, xm, bp, bm, check):
-        positions.extend([xp, xm])
-        boxes.extend([bp, bm])
-        checks.append((*check, len(positions) - 2, len(positions) - 1))
-
-    for atom in rng.choice(len(x0), size=n_single, replace=False):
-        x = int(rng.integers(3))
-        d = np.zeros_like(x0)
-        d[atom, x] = EPS
-        add(x0 + d, x0 - d, h0, h0, ("atom", (atom, x)))
-    for _ in range(n_directions):
-        u = rng.normal(size=x0.shape)
-        add(x0 + EPS * u, x0 - EPS * u, h0, h0, ("direction", u))
-    for a in range(3):
-        for b in range(3):
-            dh = np.zeros((3, 3))
-            dh[a, b] = EPS
-            add(frac @ (h + dh), frac @ (h - dh), h0 + dh if periodic else None, h0 - dh if periodic else None, ("cell", (a, b)))
-    return positions, boxes, checks, h
-
-
 @pytest.mark.parametrize("name", ["orthorhombic", "split", "triclinic-split", "skewed-cell", "cluster"])
 def test_derivatives_of_every_component_against_finite_differences(tmp_path, model, name):
     path, _ = model
     frame = FRAMES[name]
     n = frame.n_atoms
-    positions, boxes, checks, h = perturbed_frames(frame, np.random.default_rng(len(name)))
+    positions, boxes, checks, h = perturbed_frames(frame.positions, matrix_of(frame), np.random.default_rng(len(name)), EPS)
     text = head(
         f"g: MOLENV_CLASSIFY MODEL=gnn.molenv MOLECULES=1-{n} {PATH}\n"
         f"PRINT ARG={','.join(COMPONENTS)} FILE=colvar FMT=%.17g\n"
@@ -86,18 +56,7 @@ def test_derivatives_of_every_component_against_finite_differences(tmp_path, mod
         if comp == "g.nmol":  # a constant
             assert not np.any(d)
             continue
-        dcdh = np.linalg.solve(h.T, -cell)  # the cell part is -h^T dc/dh (PLUMED's virial convention)
-        scale_atoms, scale_cell = np.abs(atoms).max(), np.abs(dcdh).max()
-        assert scale_atoms > 1e-6 and scale_cell > 1e-6, comp  # something to check
-        for kind, what, plus, minus in checks:
-            fd = (values[plus, c] - values[minus, c]) / (2 * EPS)
-            if kind == "atom":
-                analytic, scale = atoms[what], scale_atoms
-            elif kind == "direction":
-                analytic, scale = np.sum(atoms * what), np.abs(atoms * what).sum()
-            else:
-                analytic, scale = dcdh[what], scale_cell
-            assert abs(fd - analytic) <= 2e-6 * scale, f"{comp} {kind} {what if kind != 'direction' else ''}: fd {fd} analytic {analytic} (scale {scale})"
+        assert_derivatives_match(values[:, c], atoms, cell, h, checks, EPS, comp)
 
 
 RESTRAINTS = """b0: RESTRAINT ARG=g.n_I AT=4.0 KAPPA=0.7 SLOPE=0.3
@@ -115,30 +74,14 @@ def test_bias_forces_in_both_modes_and_threads(tmp_path, model, name):
     path, _ = model
     frame = FRAMES[name]
     rng = np.random.default_rng(3)
-    positions, boxes, _, h = perturbed_frames(frame, rng, n_single=0, n_directions=0)  # base + 9 cell entries (unused)
-    x0, h0 = frame.positions, matrix_of(frame)
+    x0 = frame.positions
     u, dh = rng.normal(size=x0.shape), rng.normal(size=(3, 3))
-    frac = x0 @ np.linalg.inv(h)
-    positions = [x0, x0 + EPS * u, x0 - EPS * u, frac @ (h + EPS * dh), frac @ (h - EPS * dh)]
-    boxes = [h0, h0, h0] + ([h0 + EPS * dh, h0 - EPS * dh] if h0 is not None else [None, None])
+    positions, boxes, h = directional_frames(x0, matrix_of(frame), u, dh, EPS)
     files = driver_files(positions, path, boxes)
-    args = ARGS + ["--dump-forces", "forces", "--dump-forces-fmt", "%.17g", "--dump-full-virial"]
-    runs = {}
-    for label, extra in [("default", ""), ("full", "FULL_DERIVATIVES"), ("threads", "NUM_THREADS=2")]:
-        runs[label] = run_driver(tmp_path / label, head(f"g: MOLENV_CLASSIFY MODEL=gnn.molenv MOLECULES=1-{frame.n_atoms} {PATH} {extra}\n") + RESTRAINTS,
-                                 args, files)
-        assert runs[label].returncode == 0, runs[label].output[-3000:]
+    runs = forces_in_every_mode(tmp_path, lambda extra: head(f"g: MOLENV_CLASSIFY MODEL=gnn.molenv MOLECULES=1-{frame.n_atoms} {PATH} {extra}\n") + RESTRAINTS,
+                                ARGS, files)
     assert "contracted" in runs["default"].output and "FULL_DERIVATIVES" in runs["full"].output
-    dumped = {label: run.read_dump_forces() for label, run in runs.items()}
-    for label in ("full", "threads"):
-        for (va, fa), (vb, fb) in zip(dumped["default"], dumped[label]):
-            assert np.abs(fa - fb).max() <= 1e-10 * np.abs(fa).max() and np.abs(va - vb).max() <= 1e-10 * np.abs(va).max(), label
     energy = runs["default"].read_table("energy")[1][:, 1:].sum(axis=1)
-    virial, forces = dumped["default"][0]
-    fd = (energy[1] - energy[2]) / (2 * EPS)
-    analytic = -np.sum(forces * u)
-    assert abs(analytic) > 1e-3 and abs(fd - analytic) <= 1e-6 * np.abs(forces * u).sum(), (fd, analytic)
-    fd_cell = (energy[3] - energy[4]) / (2 * EPS)
-    dEdh = np.linalg.solve(h.T, virial)  # the virial is h^T dE/dh at fixed fractional coordinates
-    analytic_cell = np.sum(dEdh * dh)
-    assert abs(analytic_cell) > 1e-3 and abs(fd_cell - analytic_cell) <= 1e-6 * np.abs(dEdh * dh).sum(), (fd_cell, analytic_cell)
+    virial, forces = runs["default"].read_dump_forces()[0]
+    assert_forces_match(energy[1], energy[2], forces, u, EPS)
+    assert_virial_matches(energy[3], energy[4], virial, h, dh, EPS)
