@@ -109,5 +109,5 @@ def test_cluster_core_order_decays_at_200K():
     traj = data("urea-I-cluster-200K", periodic=False)
     spec = load_spec("urea")
     first = traj[0]
-    p2 = [orientational_order(f, first, spec.vectors, centre_atom=spec.centre).mean() for f in traj]
+    p2 = [orientational_order(f, first, spec.vectors, centre=spec.centre).mean() for f in traj]
     assert p2[0] == pytest.approx(1.0) and p2[-1] < 0.8

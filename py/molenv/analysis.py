@@ -32,7 +32,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from molenv.frames import MolecularFrame, box_matrix
+from molenv.frames import Centre, MolecularFrame, box_matrix
 from molenv.topology import CN_THRESHOLD, TOPOLOGY_NAMES, TopologyRule
 
 __all__ = [
@@ -238,7 +238,7 @@ class FrameRecord:
     other: np.ndarray | None = None  # (N,) out-of-distribution score
 
 
-def frame_record(frame: MolecularFrame, index: int, probabilities: np.ndarray, centre_atom: int, *,
+def frame_record(frame: MolecularFrame, index: int, probabilities: np.ndarray, centre: Centre, *,
                  with_coordination: bool = True, topology_probabilities: np.ndarray | None = None, other: np.ndarray | None = None) -> FrameRecord:
     """The record of one classified frame: centres, box and (optionally) coordination numbers
     computed from the frame (by the default `TopologyRule`, that of the datasets' topology
@@ -247,9 +247,9 @@ def frame_record(frame: MolecularFrame, index: int, probabilities: np.ndarray, c
     if probabilities.shape[0] != frame.n_molecules:
         raise AnalysisError(f"frame {index}: {probabilities.shape[0]} rows of probabilities for {frame.n_molecules} molecules")
     return FrameRecord(
-        frame=int(index), time=frame.time, probabilities=probabilities, centres=frame.centres(centre_atom),
+        frame=int(index), time=frame.time, probabilities=probabilities, centres=frame.centres(centre),
         box=None if frame.box is None else frame.box.copy(),
-        coordination=TopologyRule().coordination(frame, centre_atom) if with_coordination else None,
+        coordination=TopologyRule().coordination(frame, centre) if with_coordination else None,
         topology_probabilities=topology_probabilities, other=other,
     )
 

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from molenv.frames import FrameError, MolecularFrame, NeighbourPairs, neighbour_pairs
+from molenv.frames import Centre, FrameError, MolecularFrame, NeighbourPairs, neighbour_pairs
 
 __all__ = ["DescriptorError", "SymmetryFunction", "DescriptorSet", "SF_KINDS", "ANGULAR_KINDS", "descriptor_set_to_dict",
            "descriptor_set_from_dict", "compute_descriptors", "cutoff_function"]
@@ -55,7 +55,7 @@ class DescriptorSet:
     """Point-vector molecular symmetry functions of one kind of molecule."""
 
     atoms_per_molecule: int
-    centre_atom: int | tuple[int, ...]  # 1-based position within the molecule; a tuple: the centroid of those atoms
+    centre_atom: Centre  # 1-based position within the molecule; a tuple: the centroid of those atoms
     vectors: list[tuple[int, ...]]  # 1-based positions: (a, b) is r(b) - r(a); (a, b, c, d) the normal (r(b) - r(a)) x (r(d) - r(c))
     rmin: float  # Angstrom
     rmax: float
@@ -185,11 +185,11 @@ def _check(frame: MolecularFrame, descriptors: DescriptorSet) -> None:
         )
 
 
-def centre_pairs(frame: MolecularFrame, centre_atom: int | tuple[int, ...], cutoff: float, *, single_image: bool = True) -> NeighbourPairs:
-    """Directed pairs of molecules whose centres (1-based `centre_atom`, or the centroid of a
-    tuple of atoms) are within `cutoff`."""
+def centre_pairs(frame: MolecularFrame, centre: Centre, cutoff: float, *, single_image: bool = True) -> NeighbourPairs:
+    """Directed pairs of molecules whose centres (`centre`: a 1-based atom position, or a
+    tuple of them whose centroid is the centre) are within `cutoff`."""
     try:
-        return neighbour_pairs(frame.centres(centre_atom), frame.box, cutoff, single_image=single_image)
+        return neighbour_pairs(frame.centres(centre), frame.box, cutoff, single_image=single_image)
     except FrameError as err:
         raise DescriptorError(str(err)) from None
 

@@ -64,6 +64,7 @@ import numpy as np
 from molenv.constants import file_sha256
 from molenv.dataset import MANIFEST, SPLITS, Dataset, DatasetError, write_manifest, write_source
 from molenv.descriptors import descriptor_set_to_dict
+from molenv.frames import Centre
 from molenv.spec import MoleculeSpec, load_spec
 from molenv.topology import TOPOLOGY_NAMES, TopologyRule
 
@@ -247,12 +248,12 @@ def assign_splits(sources: list[Source], n_frames: list[int], *, mode: str = "me
     return out
 
 
-def label_frame(frame, descriptors, centre_atom: int, rule: TopologyRule) -> tuple[np.ndarray, np.ndarray, float]:
+def label_frame(frame, descriptors, centre: Centre, rule: TopologyRule) -> tuple[np.ndarray, np.ndarray, float]:
     """(symmetry functions (n_mol, n_sf), coordination numbers (n_mol,), molecule radius R of
     the rule) of a frame."""
     from molenv.descriptors import compute_descriptors
 
-    return compute_descriptors(frame, descriptors), rule.coordination(frame, centre_atom), rule.frame_radius(frame, centre_atom)
+    return compute_descriptors(frame, descriptors), rule.coordination(frame, centre), rule.frame_radius(frame, centre)
 
 
 def _label_job(job):

@@ -7,7 +7,8 @@ of the molecule spec / model, and the atomic numbers. Trajectory readers
 (`molenv.trajectory`) produce frames; descriptors, datasets and the GNN consume them.
 
 Atom positions *within a molecule* in this module's helpers are **1-based**, as in molecule
-specs and model files (``DescriptorSet.centre_atom``, ``DescriptorSet.vectors``).
+specs and model files (``DescriptorSet.centre_atom``, ``DescriptorSet.vectors``). A molecule's
+centre (`Centre`) is one such position, or a tuple of them whose centroid is the centre.
 
 Geometry helpers, exact for any triclinic cell and computed in float64:
 
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
+    "Centre",
     "FrameError",
     "MolecularFrame",
     "MIN_BOX_HEIGHT",
@@ -54,6 +56,10 @@ class FrameError(ValueError):
 
 
 MIN_BOX_HEIGHT = 0.1  # Angstrom: a cell thinner than this (between any two faces) is degenerate
+
+# A molecule's centre as specs and model files give it: the 1-based position of one atom, or
+# a tuple of positions whose centroid is the centre (`MolecularFrame.centres`).
+Centre = int | tuple[int, ...]
 
 
 def check_finite_positions(positions, atom_numbers=None) -> None:
@@ -408,15 +414,15 @@ class MolecularFrame:
             raise FrameError(f"atom position {atom!r} is outside the molecule (1-based, 1..{self.atoms_per_molecule})")
         return int(atom) - 1
 
-    def centres(self, centre_atom: int | tuple[int, ...]) -> np.ndarray:
-        """(n_molecules, 3) molecule centres: the atom at 1-based position `centre_atom`, or
-        for a tuple of positions their centroid (unweighted mean), each atom taken at its
-        minimum image from the first one (molecules may be split across the boundary)."""
-        if isinstance(centre_atom, (tuple, list)):
-            first = self.positions[self.molecules[:, self._column(centre_atom[0])]]
-            offsets = [self.positions[self.molecules[:, self._column(a)]] - first for a in centre_atom[1:]]
-            return first + self.minimum_image(np.stack(offsets, axis=1)).sum(axis=1) / len(centre_atom)
-        return self.positions[self.molecules[:, self._column(centre_atom)]]
+    def centres(self, centre: Centre) -> np.ndarray:
+        """(n_molecules, 3) molecule centres: the atom at 1-based position `centre`, or for a
+        tuple of positions their centroid (unweighted mean), each atom taken at its minimum
+        image from the first one (molecules may be split across the boundary)."""
+        if isinstance(centre, (tuple, list)):
+            first = self.positions[self.molecules[:, self._column(centre[0])]]
+            offsets = [self.positions[self.molecules[:, self._column(a)]] - first for a in centre[1:]]
+            return first + self.minimum_image(np.stack(offsets, axis=1)).sum(axis=1) / len(centre)
+        return self.positions[self.molecules[:, self._column(centre)]]
 
     def vectors(self, pairs) -> np.ndarray:
         """(n_molecules, n_pairs, 3) intramolecular vectors for the 1-based atom tuples in

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from molenv.frames import MolecularFrame
+from molenv.frames import Centre, MolecularFrame
 
 __all__ = ["ClassifierError", "SFFrameClassifier", "GNNModelFileClassifier", "GNNFrameClassifier", "open_model", "infer_spec"]
 
@@ -86,7 +86,7 @@ class SFFrameClassifier:
         return self.model.network.output_activation
 
     @property
-    def centre_atom(self) -> int:
+    def centre_atom(self) -> Centre:
         return self.model.descriptors.centre_atom
 
     @property

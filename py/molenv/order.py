@@ -16,13 +16,13 @@ e.g. urea's C -> O and N1 -> N2, nicotinamide's ring C6 -> C3 and amide C7 -> N7
   orientations uncorrelated with it. Without a periodic box (a cluster) the overall rotation
   of the system is removed first (best superposition of the molecule centres, Kabsch); a
   periodic box holds the lattice's orientation fixed, so nothing is removed there.
-- `centre_msd(frames, centre_atom)`: mean-square displacement of the molecule centres from
+- `centre_msd(frames, centre)`: mean-square displacement of the molecule centres from
   the first frame, A^2, per frame: centres unwrapped frame to frame (minimum image of each
   step, so frames must be closer in time than a molecule takes to cross half the box), the
   drift of the centre of all centres removed and, without a box, the overall rotation.
 - `density(frame)`: g/cm3 (gemmi's standard atomic weights).
 
-`check_melt(frames, vectors, centre_atom)` applies them to a trajectory labelled melt: no
+`check_melt(frames, vectors, centre)` applies them to a trajectory labelled melt: no
 frame may have crystal-like orientational order (`aligned_fraction` at most
 `MELT_MAX_ALIGNED`), and the molecule centres must diffuse (`centre_msd` from the first
 to the last frame at least `MELT_MIN_MSD`). The density (against the crystal's, where
@@ -37,7 +37,7 @@ orientations they had::
     from molenv.trajectory import Trajectory
     traj = Trajectory("data/urea/urea-I-cluster-200K.xtc", "urea", topology="data/urea/urea-I-cluster-200K.pdb.gz", periodic=False)
     first = traj[0]
-    [orientational_order(f, first, traj.spec.vectors, centre_atom=traj.spec.centre).mean() for f in traj]
+    [orientational_order(f, first, traj.spec.vectors, centre=traj.spec.centre).mean() for f in traj]
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from molenv.frames import MolecularFrame, box_matrix
+from molenv.frames import Centre, MolecularFrame, box_matrix
 
 __all__ = ["ALIGNED_ANGLE", "MELT_MAX_ALIGNED", "MELT_MIN_MSD", "MeltCheck", "axes", "aligned_fraction", "orientational_order",
            "centre_msd", "density", "check_melt"]
@@ -70,14 +70,15 @@ MELT_MIN_MSD = 2.0
 ALIGNED_MAX_MOLECULES = 1000
 
 
-def axes(frame: MolecularFrame, vectors: Sequence[tuple[int, int]]) -> np.ndarray:
+def axes(frame: MolecularFrame, vectors: Sequence[tuple[int, ...]]) -> np.ndarray:
     """(n_molecules, n_axes, 3) unit vectors along the molecule axes `vectors` (1-based atom
-    pairs (a, b): r(b) - r(a), minimum image)."""
+    tuples as specs give them, `MolecularFrame.vectors`: (a, b) r(b) - r(a), minimum image;
+    (a, b, c, d) a plane normal)."""
     v = frame.vectors(vectors)
     return v / np.linalg.norm(v, axis=2, keepdims=True)
 
 
-def aligned_fraction(frame: MolecularFrame, vectors: Sequence[tuple[int, int]], *, max_angle: float = ALIGNED_ANGLE) -> float:
+def aligned_fraction(frame: MolecularFrame, vectors: Sequence[tuple[int, ...]], *, max_angle: float = ALIGNED_ANGLE) -> float:
     """The fraction of the frame's molecule pairs whose every axis (`vectors`) lies within
     `max_angle` degrees of the other molecule's, a flip counting as the same orientation
     (among at most `ALIGNED_MAX_MOLECULES` evenly spaced molecules)."""
@@ -102,12 +103,13 @@ def _rotation(points: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return rotation.as_matrix()
 
 
-def orientational_order(frame: MolecularFrame, reference: MolecularFrame, vectors: Sequence[tuple[int, int]], *,
-                        centre_atom: int = 1, remove_rotation: bool | None = None) -> np.ndarray:
+def orientational_order(frame: MolecularFrame, reference: MolecularFrame, vectors: Sequence[tuple[int, ...]], *,
+                        centre: Centre = 1, remove_rotation: bool | None = None) -> np.ndarray:
     """(n_molecules, n_axes) P2 of the angle between each molecule's axes in `frame` and in
     `reference` (the same molecules in the same order). ``remove_rotation`` (default: only
     without a periodic box) first turns `frame` by the rotation that best superposes its
-    molecule centres (atom `centre_atom`, 1-based) on the reference's."""
+    molecule centres (`centre`: a 1-based atom position, or a tuple whose centroid is the
+    centre, as specs give it) on the reference's."""
     if frame.molecules.shape != reference.molecules.shape:
         raise ValueError(f"the frame has {frame.n_molecules} molecules of {frame.atoms_per_molecule} atoms, the reference "
                          f"{reference.n_molecules} of {reference.atoms_per_molecule}: not the same system")
@@ -115,27 +117,27 @@ def orientational_order(frame: MolecularFrame, reference: MolecularFrame, vector
     if remove_rotation is None:
         remove_rotation = frame.box is None
     if remove_rotation:
-        p, r = frame.centres(centre_atom), reference.centres(centre_atom)
+        p, r = frame.centres(centre), reference.centres(centre)
         now = now @ _rotation(p - p.mean(axis=0), r - r.mean(axis=0)).T
     cos = np.einsum("mvk,mvk->mv", now, before)
     return 1.5 * cos**2 - 0.5
 
 
-def centre_msd(frames: Iterable[MolecularFrame], centre_atom: int, *, remove_rotation: bool | None = None) -> np.ndarray:
-    """Mean-square displacement (A^2) of the molecule centres (1-based `centre_atom`) from the
+def centre_msd(frames: Iterable[MolecularFrame], centre: Centre, *, remove_rotation: bool | None = None) -> np.ndarray:
+    """Mean-square displacement (A^2) of the molecule centres (`centre`, as specs give it) from the
     first frame, one value per frame (0 for the first). Centres are unwrapped step by step
     (minimum image of each frame-to-frame displacement); the mean displacement of all
     centres (drift) is removed, and without a box (default: where the first frame has none)
     the overall rotation too."""
     frames = iter(frames)
     first = next(frames)
-    start = first.centres(centre_atom)
+    start = first.centres(centre)
     origin = start - start.mean(axis=0)
     if remove_rotation is None:
         remove_rotation = first.box is None
     previous, unwrapped, out = start, start.copy(), [0.0]
     for frame in frames:
-        here = frame.centres(centre_atom)
+        here = frame.centres(centre)
         if len(here) != len(start):
             raise ValueError(f"the frame at {frame.time:g} ps has {len(here)} molecules, the first {len(start)}")
         step = here - previous
@@ -216,7 +218,7 @@ class MeltCheck:
                 "failed": self.failures()}
 
 
-def check_melt(frames: Iterable[MolecularFrame], vectors: Sequence[tuple[int, int]], centre_atom: int, *,
+def check_melt(frames: Iterable[MolecularFrame], vectors: Sequence[tuple[int, ...]], centre: Centre, *,
                crystal_density: float | None = None, max_aligned: float = MELT_MAX_ALIGNED, min_msd: float = MELT_MIN_MSD) -> MeltCheck:
     """Whether the frames (in time order) are a melt (module docstring): no frame with
     crystal-like orientational order, and diffusing molecule centres. `crystal_density`
@@ -226,7 +228,7 @@ def check_melt(frames: Iterable[MolecularFrame], vectors: Sequence[tuple[int, in
         raise ValueError(f"a melt check needs two frames or more (to see the molecules move), got {len(frames)}")
     fractions = [aligned_fraction(f, vectors) for f in frames]
     worst = int(np.argmax(fractions))
-    msd = centre_msd(frames, centre_atom)[-1]
+    msd = centre_msd(frames, centre)[-1]
     rhos = [density(f) for f in frames]
     return MeltCheck(aligned=fractions[worst], aligned_time_ps=round(frames[worst].time, 3), msd=float(msd),
                      time_ps=round(frames[-1].time - frames[0].time, 3), n_frames=len(frames),

@@ -31,6 +31,7 @@ import numpy as np
 
 from molenv.constants import file_sha256
 from molenv.descriptors import DescriptorSet, SymmetryFunction
+from molenv.frames import Centre
 from molenv.modelfile import Model, ModelFileError, Network
 
 __all__ = [
@@ -287,7 +288,7 @@ def import_reference(
     sf_input: str | Path,
     *,
     atoms_per_molecule: int,
-    centre_atom: int,
+    centre_atom: Centre,
     vectors: list[tuple[int, int]],
     classes: list[str],
     name: str | None = None,

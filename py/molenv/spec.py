@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from molenv.descriptors import SF_KINDS, DescriptorError, DescriptorSet, SymmetryFunction
+from molenv.frames import Centre
 
 SPEC_DIR = Path(__file__).resolve().parent / "specs"
 # spec key for each parameter of each kind, in model-file order
@@ -74,7 +75,7 @@ class MoleculeSpec:
     atom_names: list[str]
     elements: list[str]
     bonds: list[tuple[int, int]]  # 0-based atom positions
-    centre: int | tuple[int, ...]  # 1-based position; a tuple: the centroid of those atoms
+    centre: Centre  # 1-based position; a tuple: the centroid of those atoms
     vectors: list[tuple[int, ...]]  # 1-based (a, b): v = r(b) - r(a); (a, b, c, d): the plane normal (r(b) - r(a)) x (r(d) - r(c))
     rmin: float
     rmax: float
@@ -176,7 +177,7 @@ def _parse(raw: dict, path: Path) -> MoleculeSpec:
     return spec
 
 
-def _parse_centre(value, spec: MoleculeSpec, path: Path) -> int | tuple[int, ...]:
+def _parse_centre(value, spec: MoleculeSpec, path: Path) -> Centre:
     """``centre``: one atom, or a list of atoms whose centroid is the centre."""
     if isinstance(value, list):
         atoms = tuple(spec.position(a) for a in value)
@@ -294,7 +295,7 @@ def _parse_charge_sets(table, spec: MoleculeSpec, path: Path) -> dict[str, Charg
     return sets
 
 
-def spec_for_model(atoms_per_molecule: int | None = None, centre: int | None = None, vectors=None, *, molecule: str | None = None,
+def spec_for_model(atoms_per_molecule: int | None = None, centre: Centre | None = None, vectors=None, *, molecule: str | None = None,
                    elements=None, where: str = "the model") -> MoleculeSpec:
     """The spec of a model: the one it names (``molecule``, e.g. an SF model file's ``meta
     molecule`` record), else the one shipped spec (`SPEC_DIR`) whose molecule fits what the

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import numpy as np
 
-    from molenv.frames import MolecularFrame
+    from molenv.frames import Centre, MolecularFrame
 
 __all__ = ["CN_OFFSET", "CN_THRESHOLD", "TOPOLOGY_NAMES", "TopologyRule", "coordination_numbers", "molecule_radius"]
 
@@ -54,17 +54,17 @@ class TopologyRule:
     threshold: int = CN_THRESHOLD
     radius: float | None = None  # A; None: the largest molecule radius of each frame
 
-    def frame_radius(self, frame: MolecularFrame, centre_atom: int) -> float:
+    def frame_radius(self, frame: MolecularFrame, centre: Centre) -> float:
         """R of `frame`: the fixed radius, or the largest atom-centre distance of its molecules."""
         if self.radius is not None:
             return float(self.radius)
         if frame.n_molecules == 0:
             return 0.0
-        return float(molecule_radius(frame, centre_atom).max())
+        return float(molecule_radius(frame, centre).max())
 
-    def coordination(self, frame: MolecularFrame, centre_atom: int) -> np.ndarray:
+    def coordination(self, frame: MolecularFrame, centre: Centre) -> np.ndarray:
         """(n_molecules,) int64 coordination numbers CN_I of `frame` under this rule."""
-        return coordination_numbers(frame, centre_atom, self.frame_radius(frame, centre_atom) + self.offset)
+        return coordination_numbers(frame, centre, self.frame_radius(frame, centre) + self.offset)
 
     def surface(self, coordination: np.ndarray) -> np.ndarray:
         """bool array, True where a coordination number makes the molecule a surface molecule."""
@@ -78,7 +78,7 @@ class TopologyRule:
                 "of the centre, self and periodic images counted")
 
 
-def coordination_numbers(frame: MolecularFrame, centre_atom: int, radius) -> np.ndarray:
+def coordination_numbers(frame: MolecularFrame, centre: Centre, radius) -> np.ndarray:
     """(n_molecules,) int64: molecule centres within `radius` of each centre, the molecule
     itself counted. The counting step of `TopologyRule.coordination`.
 
@@ -96,15 +96,15 @@ def coordination_numbers(frame: MolecularFrame, centre_atom: int, radius) -> np.
         raise DescriptorError("the coordination radius must be a finite number >= 0")
     if radius.max() == 0:
         return np.ones(frame.n_molecules, dtype=np.int64)
-    pairs = centre_pairs(frame, centre_atom, float(radius.max()), single_image=False)
+    pairs = centre_pairs(frame, centre, float(radius.max()), single_image=False)
     within = pairs.distances <= radius[pairs.i]
     return 1 + np.bincount(pairs.i[within], minlength=frame.n_molecules).astype(np.int64)
 
 
-def molecule_radius(frame: MolecularFrame, centre_atom: int) -> np.ndarray:
-    """(n_molecules,) largest minimum-image distance of a molecule's atoms from its centre atom."""
+def molecule_radius(frame: MolecularFrame, centre: Centre) -> np.ndarray:
+    """(n_molecules,) largest minimum-image distance of a molecule's atoms from its centre."""
     import numpy as np
 
-    centres = frame.centres(centre_atom)
+    centres = frame.centres(centre)
     rel = frame.minimum_image(frame.positions[frame.molecules] - centres[:, None, :])
     return np.sqrt(np.einsum("mak,mak->ma", rel, rel)).max(axis=1)

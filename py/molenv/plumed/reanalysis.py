@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from molenv.analysis import ClassificationResult, FrameRecord, frame_record
-from molenv.frames import MolecularFrame, box_from_file, box_matrix
+from molenv.frames import Centre, MolecularFrame, box_from_file, box_matrix
 from molenv.plumed.engine import PlumedError, share_step, start_plumed
 from molenv.plumed.engine import load_plumed as _load_plumed
 from molenv.plumed.engine import plumed_message as _plumed_message
@@ -226,7 +226,7 @@ class ProbabilityCollector:
 
     action: ClassifyAction
     molecules: np.ndarray  # (N, apm) 0-based file atom indices
-    centre_atom: int
+    centre_atom: Centre
     atomic_numbers: np.ndarray  # (n_atoms,) for the extended XYZ; 0 = unknown
     classes: list[str]  # the model's: the first columns of the matrix
     with_coordination: bool = True
