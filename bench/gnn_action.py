@@ -226,7 +226,6 @@ def network_check(molenv_forces: np.ndarray, torch_peers: list, frame, cutoff: f
 
 
 def run_system(plumed, label: str, args, workdir: Path) -> dict:
-    import torch
 
     from molenv.constants import file_sha256
     from molenv.gnn.export import load_exported, molecule_elements

@@ -216,7 +216,7 @@ def interface(args) -> int:
     DOCS.mkdir(parents=True, exist_ok=True)
     e = manifest_entry(INTERFACE_RUN)
     if e is None:
-        sys.exit(f"no interface run to classify")
+        sys.exit("no interface run to classify")
     summaries = {}
     for name, spec in (m.split("=", 1) for m in args.model):
         path = model_path(spec, "urea", work, log)

@@ -3,7 +3,6 @@ parameters): parsing and refusal of bad sets, the frcmod that replaces the atom 
 parameters, and the prmtop tleap builds with it (sigma and epsilon per atom)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np

@@ -2,7 +2,6 @@
 import numpy as np
 import pytest
 
-from molenv.descriptors import DescriptorSet, SymmetryFunction
 from molenv.modelfile import Model, ModelFileError, Network, read_model, write_model
 from molenv.spec import load_spec
 

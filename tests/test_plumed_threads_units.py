@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 REGTEST = Path(__file__).resolve().parent.parent / "regtest"
 sys.path.insert(0, str(REGTEST))

@@ -22,8 +22,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from molenv.protocols import manifest_entries, method_only
+
+if TYPE_CHECKING:  # for the annotations: the functions import numpy where they use it
+    import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "data"
@@ -49,7 +53,7 @@ def _run(command: list[str], log, cwd: Path | None = None) -> float:
     return time.perf_counter() - start
 
 
-def _read_colvar(path: Path) -> tuple[list[str], "np.ndarray"]:
+def _read_colvar(path: Path) -> tuple[list[str], np.ndarray]:
     import numpy as np
 
     names = path.read_text().splitlines()[0].split()[2:]  # '#! FIELDS time ...'
@@ -85,7 +89,7 @@ def _plot_colvar(colvar: Path, out: Path) -> Path:
     return out
 
 
-def _true_forms(topology: Path) -> "np.ndarray":
+def _true_forms(topology: Path) -> np.ndarray:
     """The form each molecule of the interface run was built as: chain A = I, chain B = IV."""
     import MDAnalysis as mda
     import numpy as np
@@ -94,7 +98,7 @@ def _true_forms(topology: Path) -> "np.ndarray":
     return np.where(chains == "A", "I", "IV")
 
 
-def _plot_profile(molecules_npz: Path, truth: "np.ndarray", out: Path) -> Path:
+def _plot_profile(molecules_npz: Path, truth: np.ndarray, out: Path) -> Path:
     """Time-averaged class probability against the molecule's y (the stacking axis), with the
     form each molecule was built as: the picture of where the classifier puts the interfaces."""
     import matplotlib
