@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from molenv.frames import box_matrix
+from _frames_support import box_of, sheared, wrapped
 from molenv.gnn import synthetic
 from molenv.gnn.graph import frame_to_graph, save_graphs
 from molenv.gnn.modelfile import write_gnn_model
@@ -36,38 +36,11 @@ def model_file(folder: Path, seed: int = 1, convs: int = 2, name: str = "gnn.mol
     return write_gnn_model(model, folder / name), model
 
 
-def box_of(matrix: np.ndarray) -> np.ndarray:
-    """[a, b, c, alpha, beta, gamma] of cell vectors (rows) with a along x and b in the xy plane."""
-    lengths = np.linalg.norm(matrix, axis=1)
-
-    def angle(u, v):
-        return np.degrees(np.arccos(matrix[u] @ matrix[v] / (lengths[u] * lengths[v])))
-
-    return np.r_[lengths, angle(1, 2), angle(0, 2), angle(0, 1)]
-
-
-def wrapped(frame):
-    """Every atom wrapped into the cell: molecules at the faces are split."""
-    matrix = frame.box_matrix()
-    frac = frame.positions @ np.linalg.inv(matrix)
-    return frame.replace(positions=(frac - np.floor(frac)) @ matrix)
-
-
-def sheared(frame):
-    """The orthorhombic toy crystal sheared into a triclinic cell (a along x, b in xy)."""
-    shear = np.array([[1.0, 0.0, 0.0], [0.3, 1.0, 0.0], [0.2, -0.25, 1.0]])
-    return frame.replace(positions=frame.positions @ shear, box=box_of(np.diag(frame.box[:3]) @ shear))
-
-
 def skewed(frame):
     """The same lattice described by the cell vectors a, b + a, c - b: thin perpendicular
     heights (below twice the cutoff) that only the reduced cell has above it."""
     h = frame.box_matrix()
     return frame.replace(box=box_of(np.array([h[0], h[1] + h[0], h[2] - h[1]])))
-
-
-def heights(matrix: np.ndarray) -> np.ndarray:
-    return 1.0 / np.linalg.norm(np.linalg.inv(matrix), axis=0)
 
 
 def make_frames() -> dict:
@@ -86,13 +59,8 @@ def make_frames() -> dict:
 FRAMES = make_frames()
 
 
-def matrix_of(frame) -> np.ndarray | None:
-    """The cell vectors PLUMED gets (rows), or None for a cluster."""
-    return None if frame.box is None else box_matrix(frame.box)
-
-
 def driver_files(frame_list, model_path: Path, boxes=None) -> dict:
-    boxes = [matrix_of(f) for f in frame_list] if boxes is None else boxes
+    boxes = [f.box_matrix() for f in frame_list] if boxes is None else boxes
     return {"traj.xyz": xyz_text([f.positions if hasattr(f, "positions") else f for f in frame_list], boxes), "gnn.molenv": model_path}
 
 
@@ -127,5 +95,5 @@ def toy_graph_files(folder: Path, n_train: int, n_val: int, seed: int = 0) -> tu
     return folder / "train.pt", folder / "val.pt"
 
 
-__all__ = ["ARGS", "CUTOFF", "FRAMES", "PATH", "TOY_FORMS", "box_of", "driver_files", "head", "heights", "matrix_of", "model_file", "path_cv", "run_driver",
+__all__ = ["ARGS", "CUTOFF", "FRAMES", "PATH", "TOY_FORMS", "driver_files", "head", "model_file", "path_cv", "run_driver",
            "toy_graph_files", "xyz_text"]

@@ -29,8 +29,9 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from _fd_support import assert_derivatives_match, assert_forces_match, assert_virial_matches, directional_frames, forces_in_every_mode, perturbed_frames
+from _frames_support import sheared, wrapped
 from molenv.descriptors import compute_descriptors
-from molenv.frames import MolecularFrame, box_matrix
+from molenv.frames import MolecularFrame
 from molenv.gnn.synthetic import UREA_XYZ
 from molenv.modelfile import GEOMETRY_FORMAT_VERSION, Model, Network, read_model, write_model
 from molenv.spec import SpecError, load_spec
@@ -52,6 +53,7 @@ _RING_H = 2.47 * np.array([[np.cos(a), np.sin(a), 0.0] for a in np.radians([60, 
 NICOTINAMIDE_XYZ = np.vstack([_RING, [[2.89, 0.0, 0.0], [3.51, 1.065, 0.0], [3.56, -1.16, 0.0], [4.56, -1.16, 0.0], [3.06, -2.03, 0.0]], _RING_H])
 TEMPLATES = {"nicotinamide-ring": NICOTINAMIDE_XYZ, "urea-sign-invariant": UREA_XYZ}
 UREA_N1_BLOCK, UREA_N2_BLOCK = [2, 3, 4], [5, 6, 7]  # N1 H11 H12, N2 H21 H22 (0-based)
+SHEAR = np.array([[1.0, 0.0, 0.0], [0.25, 1.0, 0.0], [0.15, -0.2, 1.0]])  # of the triclinic frames
 
 
 def toy_frame(template: np.ndarray, rng: np.random.Generator, per_side=(3, 3, 3), spacing=4.8) -> MolecularFrame:
@@ -66,37 +68,18 @@ def toy_frame(template: np.ndarray, rng: np.random.Generator, per_side=(3, 3, 3)
                           np.arange(n * a).reshape(n, a), np.full(n * a, 6))
 
 
-def wrapped(frame: MolecularFrame) -> MolecularFrame:
-    matrix = frame.box_matrix()
-    frac = frame.positions @ np.linalg.inv(matrix)
-    return frame.replace(positions=(frac - np.floor(frac)) @ matrix)
-
-
-def sheared(frame: MolecularFrame) -> MolecularFrame:
-    """The frame in a triclinic cell (a along x, b in xy: the rows PLUMED gets)."""
-    shear = np.array([[1.0, 0.0, 0.0], [0.25, 1.0, 0.0], [0.15, -0.2, 1.0]])
-    matrix = np.diag(frame.box[:3]) @ shear
-    lengths = np.linalg.norm(matrix, axis=1)
-    angle = lambda u, v: np.degrees(np.arccos(matrix[u] @ matrix[v] / (lengths[u] * lengths[v])))  # noqa: E731
-    return frame.replace(positions=frame.positions @ shear, box=np.r_[lengths, angle(1, 2), angle(0, 2), angle(0, 1)])
-
-
 def frames_of(name: str) -> dict[str, MolecularFrame]:
     rng = np.random.default_rng(len(name))
     base = toy_frame(TEMPLATES[name], rng)
     return {
         "orthorhombic": base,
         "split": wrapped(base),
-        "triclinic-split": wrapped(sheared(toy_frame(TEMPLATES[name], rng))),
+        "triclinic-split": wrapped(sheared(toy_frame(TEMPLATES[name], rng), SHEAR)),
         "cluster": toy_frame(TEMPLATES[name], rng).replace(box=None),
     }
 
 
 FRAMES = {name: frames_of(name) for name in TEMPLATES}
-
-
-def matrix_of(frame: MolecularFrame) -> np.ndarray | None:
-    return None if frame.box is None else box_matrix(frame.box)
 
 
 def random_model(spec, frames, seed: int) -> Model:
@@ -187,7 +170,7 @@ def test_bad_specs(tmp_path, old, new, message):
 def test_python_and_plumed_agree(tmp_path, models, name):
     path, model = models[name]
     frames = FRAMES[name]
-    files = {"traj.xyz": xyz_text([f.positions for f in frames.values()], [matrix_of(f) for f in frames.values()]), "model.molenv": path}
+    files = {"traj.xyz": xyz_text([f.positions for f in frames.values()], [f.box_matrix() for f in frames.values()]), "model.molenv": path}
     n = next(iter(frames.values())).n_atoms  # every frame kind in one run (a frame without box: a cluster)
     run = run_driver(tmp_path, head(f"c: MOLENV_CLASSIFY MODEL=model.molenv MOLECULES=1-{n} PROB_FILE=prob.dat SF_FILE=sf.dat\n"
                                     "PRINT ARG=c.nmol FILE=colvar\n"), ARGS, files)
@@ -226,7 +209,7 @@ def test_derivatives_against_finite_differences(tmp_path, models, name, kind):
     path, model = models[name]
     frame = FRAMES[name][kind]
     n = frame.n_atoms
-    positions, boxes, checks, h = perturbed_frames(frame.positions, matrix_of(frame), np.random.default_rng(len(kind)), EPS)
+    positions, boxes, checks, h = perturbed_frames(frame.positions, frame.box_matrix(), np.random.default_rng(len(kind)), EPS)
     components = COMPONENTS + (REGION_COMPONENTS if frame.box is not None else [])
     text = f"c: MOLENV_CLASSIFY MODEL=model.molenv MOLECULES=1-{n} {PATH}\n"
     if frame.box is not None:  # a slab on the molecule centres (the centroids for nicotinamide)
@@ -262,7 +245,7 @@ def test_bias_forces_in_both_modes_and_threads(tmp_path, models, name, kind):
     path, _ = models[name]
     frame = FRAMES[name][kind]
     rng = np.random.default_rng(5)
-    x0, h0 = frame.positions, matrix_of(frame)
+    x0, h0 = frame.positions, frame.box_matrix()
     u, dh = rng.normal(size=x0.shape), rng.normal(size=(3, 3))
     positions, boxes, h = directional_frames(x0, h0, u, dh, EPS)
     files = {"traj.xyz": xyz_text(positions, boxes), "model.molenv": path}
@@ -299,7 +282,7 @@ def test_swapping_equivalent_atoms_changes_nothing(tmp_path, models, kind):
     # the test has teeth: with N1 -> N2 an ordinary vector the descriptors change
     plain = type(d)(d.atoms_per_molecule, d.centre_atom, d.vectors, d.rmin, d.rmax, d.functions)
     assert np.abs(compute_descriptors(frame, plain) - compute_descriptors(swapped, plain)).max() > 1e-3
-    files = {"traj.xyz": xyz_text([frame.positions, swapped.positions], [matrix_of(frame)] * 2), "model.molenv": path}
+    files = {"traj.xyz": xyz_text([frame.positions, swapped.positions], [frame.box_matrix()] * 2), "model.molenv": path}
     run = run_driver(tmp_path, head(f"c: MOLENV_CLASSIFY MODEL=model.molenv MOLECULES=1-{frame.n_atoms} PROB_FILE=prob.dat SF_FILE=sf.dat\n"
                                     "PRINT ARG=c.n_A,c.n_B,c.n_Melt FILE=colvar FMT=%.17g\n"), ARGS, files)
     assert run.returncode == 0, run.output[-3000:]
@@ -324,6 +307,6 @@ def test_plane_normal_of_parallel_vectors_is_refused(tmp_path, models):
     with pytest.raises(DescriptorError, match=r"vector 2 \(1, 3, 1, 5\) of molecule 4 has zero length \(a plane normal of parallel vectors\)"):
         compute_descriptors(bad, model.descriptors)
     run = run_driver(tmp_path, head(f"c: MOLENV_CLASSIFY MODEL=model.molenv MOLECULES=1-{frame.n_atoms}\nPRINT ARG=c.nmol FILE=colvar\n"), ARGS,
-                     {"traj.xyz": xyz_text([positions], [matrix_of(frame)]), "model.molenv": path})
+                     {"traj.xyz": xyz_text([positions], [frame.box_matrix()]), "model.molenv": path})
     assert run.returncode != 0
     assert "molecule 5 has an intramolecular vector of zero length (two atoms coincide, or a plane normal's two vectors are parallel)" in run.output

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from _frames_support import sheared, wrapped
 from _torch_support import one_torch_thread  # noqa: F401 - autouse fixture: one torch thread
 from molenv.cli import main
 from molenv.gnn import synthetic
@@ -61,35 +62,15 @@ def torch_probabilities(model: MolecularGNN, frame, reference: bool = False):
 # ----------------------------------------------------------------------------- frames
 
 
-def wrapped(frame):
-    """The frame with every atom wrapped into the cell: molecules at the faces split."""
-    matrix = frame.box_matrix()
-    frac = frame.positions @ np.linalg.inv(matrix)
-    return frame.replace(positions=(frac - np.floor(frac)) @ matrix)
-
-
-def triclinic(frame):
-    """The orthorhombic toy crystal sheared into a triclinic cell (a along x, b in xy)."""
-    shear = np.array([[1.0, 0.0, 0.0], [0.3, 1.0, 0.0], [0.2, -0.25, 1.0]])
-    cell = np.diag(frame.box[:3]) @ shear  # rows a, b, c
-    lengths = np.linalg.norm(cell, axis=1)
-
-    def angle(u, v):
-        return np.degrees(np.arccos(cell[u] @ cell[v] / (lengths[u] * lengths[v])))
-
-    box = np.r_[lengths, angle(1, 2), angle(0, 2), angle(0, 1)]
-    return frame.replace(positions=frame.positions @ shear, box=box)
-
-
 def make_frames():
     rng = np.random.default_rng(3)
     orthorhombic = synthetic.crystal("antiparallel", (2, 2, 4), rng)  # 13 x 20 x 14 A, whole molecules
-    sheared = triclinic(synthetic.crystal("parallel", (3, 3, 4), rng))  # heights 16.7, 13.1, 14 A
+    triclinic = sheared(synthetic.crystal("parallel", (3, 3, 4), rng))  # heights 16.7, 13.1, 14 A
     return {
         "orthorhombic": orthorhombic,
-        "triclinic": sheared,
+        "triclinic": triclinic,
         "split": wrapped(orthorhombic),
-        "triclinic-split": wrapped(sheared),
+        "triclinic-split": wrapped(triclinic),
         "cluster": synthetic.cluster(synthetic.crystal("parallel", (3, 4, 6), rng), 7.0)[0],
     }
 

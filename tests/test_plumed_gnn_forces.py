@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from _fd_support import assert_derivatives_match, assert_forces_match, assert_virial_matches, directional_frames, forces_in_every_mode, perturbed_frames
-from _gnn_support import ARGS, FRAMES, PATH, driver_files, head, matrix_of, model_file, run_driver
+from _gnn_support import ARGS, FRAMES, PATH, driver_files, head, model_file, run_driver
 
 EPS = 1e-6  # A (and A for the cell entries)
 COMPONENTS = ["g.n_I", "g.f_melt", "g.s", "g.z", "g.nmol"]
@@ -38,7 +38,7 @@ def test_derivatives_of_every_component_against_finite_differences(tmp_path, mod
     path, _ = model
     frame = FRAMES[name]
     n = frame.n_atoms
-    positions, boxes, checks, h = perturbed_frames(frame.positions, matrix_of(frame), np.random.default_rng(len(name)), EPS)
+    positions, boxes, checks, h = perturbed_frames(frame.positions, frame.box_matrix(), np.random.default_rng(len(name)), EPS)
     text = head(
         f"g: MOLENV_CLASSIFY MODEL=gnn.molenv MOLECULES=1-{n} {PATH}\n"
         f"PRINT ARG={','.join(COMPONENTS)} FILE=colvar FMT=%.17g\n"
@@ -76,7 +76,7 @@ def test_bias_forces_in_both_modes_and_threads(tmp_path, model, name):
     rng = np.random.default_rng(3)
     x0 = frame.positions
     u, dh = rng.normal(size=x0.shape), rng.normal(size=(3, 3))
-    positions, boxes, h = directional_frames(x0, matrix_of(frame), u, dh, EPS)
+    positions, boxes, h = directional_frames(x0, frame.box_matrix(), u, dh, EPS)
     files = driver_files(positions, path, boxes)
     runs = forces_in_every_mode(tmp_path, lambda extra: head(f"g: MOLENV_CLASSIFY MODEL=gnn.molenv MOLECULES=1-{frame.n_atoms} {PATH} {extra}\n") + RESTRAINTS,
                                 ARGS, files)
