@@ -276,6 +276,25 @@ def step_row(steps: list[float], cpu: list[float], first_s: float | None, nmol: 
             "median_cpu_us_per_molecule": 1e6 * cpu_med / nmol, "first_step_s": first_s, "samples": len(steps)}
 
 
+def step_rows(result: dict, logs: dict, first_s: dict, nmol: int) -> dict:
+    """`step_row` of every configuration of `measure`'s result; where a PLUMED log (`logs`,
+    by name) holds the action's TIMINGS, also its stages and its own time per step against
+    the rest of PLUMED's."""
+    rows = {}
+    for name, steps in result["steps"].items():
+        rows[name] = step_row(steps, result["cpu"][name], result["first"][name], nmol)
+        stages, total_s, n_steps = timings_from_log(logs.get(name, ""))
+        if stages:
+            rows[name]["stages_us_per_molecule"] = stages
+            # the action's mean over the steps after the first (which builds the neighbour list;
+            # the few other untimed warm-up steps are ordinary ones): the mean timed step is
+            # that plus PLUMED's own work around the action (data sharing, bias, forces)
+            action_ms = 1e3 * (total_s - first_s[name]) / (n_steps - 1)
+            rows[name]["action_ms_per_step"] = action_ms
+            rows[name]["outside_action_ms_per_step"] = 1e3 * statistics.fmean(steps) - action_ms
+    return rows
+
+
 # ---------------------------------------------------------------------------------------
 # the record of a run
 

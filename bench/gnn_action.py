@@ -62,7 +62,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -72,7 +71,7 @@ import numpy as np
 
 from _common import (FORM_I, OUT, REFERENCE, REPO, OpenMMPeer, PlumedPeer, add_plumed_arguments, choose_kernel, idle_speedup,
                      import_plumed, machine_record, measure, noisy_crystal, num, openmm_system, print_ratios, ratio, software_record,
-                     step_row, step_times_ms, thread_environment, timings_from_log)
+                     step_row, step_rows, step_times_ms, thread_environment)
 
 # label -> (molecule, supercell repeats, OpenMM atom types and charges)
 SYSTEMS = {
@@ -279,15 +278,7 @@ def run_system(plumed, label: str, args, workdir: Path) -> dict:
     logs = {peer.name: peer.close() for peer in peers if isinstance(peer, PlumedPeer)}
     first_s = {peer.name: peer.first_s for peer in peers if isinstance(peer, PlumedPeer)}
 
-    rows = {}
-    for name, steps in result["steps"].items():
-        rows[name] = step_row(steps, result["cpu"][name], result["first"][name], nmol)
-        stages, total_s, n_steps = timings_from_log(logs.get(name, ""))
-        if stages:
-            rows[name]["stages_us_per_molecule"] = stages
-            action_ms = 1e3 * (total_s - first_s[name]) / (n_steps - 1)  # the first step builds the Verlet list
-            rows[name]["action_ms_per_step"] = action_ms
-            rows[name]["outside_action_ms_per_step"] = 1e3 * statistics.fmean(steps) - action_ms
+    rows = step_rows(result, logs, first_s, nmol)
     # graph + network of the same cycle: the torch step of an MD code
     for kind in networks:
         for t in args.threads:

@@ -57,7 +57,6 @@ import argparse
 import ctypes
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -67,8 +66,8 @@ from pathlib import Path
 import numpy as np
 
 from _common import (FORM_I, OUT, REFERENCE, OpenMMPeer, PlumedPeer, add_plumed_arguments, choose_kernel, idle_speedup, import_plumed,
-                     machine_record, measure, noisy_crystal, num, openmm_system, print_ratios, ratio, software_record, step_row,
-                     step_times_ms, thread_environment, timings_from_log)
+                     machine_record, measure, noisy_crystal, num, openmm_system, print_ratios, ratio, software_record, step_rows, step_times_ms,
+                     thread_environment)
 
 SIZES = {"504": (6, 6, 7), "3456": (12, 12, 12), "27648": (24, 24, 24)}
 JITTER = 0.05  # Angstrom
@@ -214,18 +213,7 @@ def run_size(plumed, repeats, args, workdir: Path, loop_dll) -> dict:
             raise RuntimeError(f"{peer.name}: the restraint produced no forces")
     load_after = os.getloadavg()
 
-    rows = {}
-    for name, steps in result["steps"].items():
-        rows[name] = step_row(steps, result["cpu"][name], result["first"][name], nmol)
-        stages, total_s, n_steps = timings_from_log(logs.get(name, ""))
-        if stages:
-            rows[name]["stages_us_per_molecule"] = stages
-            # the action's mean over the steps after the first (which builds the neighbour list;
-            # the few other untimed warm-up steps are ordinary ones): the mean timed step is
-            # that plus PLUMED's own work around the action (data sharing, bias, forces)
-            action_ms = 1e3 * (total_s - first_s[name]) / (n_steps - 1)
-            rows[name]["action_ms_per_step"] = action_ms
-            rows[name]["outside_action_ms_per_step"] = 1e3 * statistics.fmean(steps) - action_ms
+    rows = step_rows(result, logs, first_s, nmol)
     ratios = {}
     for t in args.threads:
         me = f"molenv T={t}"
