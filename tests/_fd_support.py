@@ -1,7 +1,8 @@
 """Central finite differences of MOLENV_CLASSIFY in `plumed driver` runs: the frames to
 perturb and the checks of the derivative arrays (DUMPDERIVATIVES), forces and virial
-(--dump-forces, --dump-full-virial) against them (tests/test_geometry.py,
-tests/test_plumed_gnn_forces.py, tests/test_plumed_forces.py, tests/test_ood.py).
+(--dump-forces, --dump-full-virial) against them, and the runs of the action's three ways
+to apply forces that must agree (`forces_in_every_mode`); for tests/test_geometry.py,
+tests/test_plumed_gnn_forces.py, tests/test_plumed_forces.py and tests/test_ood.py.
 
 A cell entry is perturbed at fixed fractional coordinates, the derivative PLUMED's virial is
 made of; a cluster without box gets the same affine deformation of its positions (h = 1).
