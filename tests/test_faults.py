@@ -415,6 +415,16 @@ def _same(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
+def _assert_resumed_to_the_uninterrupted_run(whole: Path, resumed: Path) -> None:
+    """The checkpoints of the resumed training equal those of the uninterrupted one, bit for
+    bit, and its metrics are the last rows of the uninterrupted training's."""
+    for name in ("best.ckpt", "last.ckpt"):
+        assert _same(_state(whole / "checkpoints" / name), _state(resumed / "checkpoints" / name)), name
+    metrics = (whole / "logs" / "metrics.csv").read_text().splitlines()
+    continued = (resumed / "logs" / "metrics.csv").read_text().splitlines()
+    assert continued[0] == metrics[0] and continued[1:] == metrics[-len(continued) + 1:] and len(continued) < len(metrics)
+
+
 def test_train_sf_killed_resumes_to_the_uninterrupted_model(tmp_path, capsys, one_torch_thread):  # noqa: F811
     """kill -9 in the middle of `molenv train sf`; the same command is refused while it runs
     and after it died; --resume LAST --out NEW ends with the model, checkpoints and metrics
@@ -452,11 +462,7 @@ def test_train_sf_killed_resumes_to_the_uninterrupted_model(tmp_path, capsys, on
     resumed = tmp_path / "resumed"
     code, out, err = molenv_exit(capsys, *command[:3], "--out", resumed, "--resume", first / "checkpoints" / "last.ckpt", *SF_OPTIONS)
     assert code == 0, err
-    for name in ("best.ckpt", "last.ckpt"):
-        assert _same(_state(whole / "checkpoints" / name), _state(resumed / "checkpoints" / name)), name
-    metrics = (whole / "logs" / "metrics.csv").read_text().splitlines()
-    continued = (resumed / "logs" / "metrics.csv").read_text().splitlines()
-    assert continued[0] == metrics[0] and continued[1:] == metrics[-len(continued) + 1:] and len(continued) < len(metrics)
+    _assert_resumed_to_the_uninterrupted_run(whole, resumed)
     from molenv.modelfile import read_model
 
     a, b = read_model(whole / "model.molenv").network, read_model(resumed / "model.molenv").network
@@ -524,11 +530,7 @@ def test_train_gnn_killed_resumes_to_the_uninterrupted_model(tmp_path, capsys, o
     resumed = tmp_path / "resumed"
     code, _, err = molenv_exit(capsys, *command[:6], "--out", resumed, "--resume", last, *options)
     assert code == 0, err
-    for name in ("best.ckpt", "last.ckpt"):
-        assert _same(_state(whole / "checkpoints" / name), _state(resumed / "checkpoints" / name)), name
-    metrics = (whole / "logs" / "metrics.csv").read_text().splitlines()
-    continued = (resumed / "logs" / "metrics.csv").read_text().splitlines()
-    assert continued[0] == metrics[0] and continued[1:] == metrics[-len(continued) + 1:] and len(continued) < len(metrics)
+    _assert_resumed_to_the_uninterrupted_run(whole, resumed)
     reports = [json.loads((d / "train_config.json").read_text()) for d in (whole, resumed)]
     assert reports[0]["epochs"] == reports[1]["epochs"] == 6 and reports[0]["best_epoch"] == reports[1]["best_epoch"]
     assert reports[0]["best_val_loss"] == reports[1]["best_val_loss"] and reports[1]["resumed_fit"]["checkpoint_epoch"] == _state(last)["epoch"]
