@@ -27,6 +27,7 @@ COMMANDS = {
     "ood-calibrate": "ood_calibrate",
     "labelling": "labelling",
     "design": "design",
+    "project": "project",
 }
 
 

@@ -77,14 +77,24 @@ def _prepare(args: argparse.Namespace, out: Path) -> None:
             hint = f"; to continue it, give --resume {last} and a new --out"
         what = "a finished training (train_config.json)" if state == "finished" else "a training that did not finish (checkpoints or logs, no train_config.json)"
         raise CommandError(f"{out} holds {what}{hint}; use --overwrite to discard it, or another --out")
+    discard_training(out)
+
+
+def discard_training(out: Path) -> bool:
+    """Remove the outputs of a training in `out` (`TRAINING_OUTPUTS`, nothing else); whether there were any."""
     import shutil
 
+    found = False
     for name in TRAINING_OUTPUTS:
         path = out / name
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
         elif path.exists() or path.is_symlink():
             path.unlink()
+        else:
+            continue
+        found = True
+    return found
 
 
 def run(args: argparse.Namespace) -> int:
