@@ -510,7 +510,8 @@ def load_project(path: str | os.PathLike) -> Project:
 def _runs(project: Project, spec) -> list[Run]:
     """The MD runs, with their `molenv simulate` options, each checked by simulate's parser
     and schedule check."""
-    from molenv.simulate.systems import BAROSTAT_MARGIN
+    from molenv.simulate import DEFAULT_MIN_HEIGHT
+    from molenv.simulate.systems import BAROSTAT_MARGIN, supercell_height
 
     m, md = project.molecule, project.simulate
     forcefield = ["--molecule", project.spec, "--atom-types", m["atom_types"], "--charges", m["charges"]]
@@ -519,9 +520,10 @@ def _runs(project: Project, spec) -> list[Run]:
     if m["ff_cache"]:
         forcefield += ["--ff-cache", m["ff_cache"]]
     min_height = md["min_height"]
-    if project.design["enabled"]:  # room for every cutoff design may choose
+    if project.design["enabled"]:  # room for every cutoff the design may choose, where the spec's cutoff leaves too little
         design_height = round(2 * project.design["max_cutoff"] * (1 + BAROSTAT_MARGIN), 6)
-        min_height = max(min_height or 0, design_height)
+        if design_height > supercell_height(spec, min_height or DEFAULT_MIN_HEIGHT):
+            min_height = design_height
     common = ["--timestep", _g(md["timestep"]), "--seed", str(md["seed"]), "--checkpoint-interval", _g(md["checkpoint_interval"])]
     if not md["minimise"]:
         common.append("--no-minimise")
@@ -733,10 +735,13 @@ def plan(project: Project, *, progress: bool = True, log=print) -> list[Task]:
         tasks.append(Task("evaluate", f"evaluate {kind}", _hash({"evaluate": project.evaluate, "model": key, "dataset": featurize_key}),
                           [d / "evaluate" / kind / "metrics.json"], _evaluate_action(ctx, kind, evaluated, dataset)))
     topology = _plumed_topology(project)
-    for kind, (model, key) in models.items():
-        out = d / "plumed" / ("plumed.dat" if kind == "sf" else f"plumed_{kind}.dat")
-        tasks.append(Task("plumed-input", f"plumed-input {kind}", _hash({"plumed": project.plumed, "model": key, "topology": str(topology)}),
-                          [out], _plumed_action(ctx, model, topology, out)))
+    sf_input = d / "plumed" / "plumed.dat"
+    sf_key = _hash({"plumed": project.plumed, "model": models["sf"][1], "topology": str(topology)})
+    tasks.append(Task("plumed-input", "plumed-input sf", sf_key, [sf_input], _plumed_action(ctx, models["sf"][0], topology, sf_input)))
+    if "gnn" in models:
+        out = d / "plumed" / "plumed_gnn.dat"
+        tasks.append(Task("plumed-input", "plumed-input gnn", _hash({"sf_input": sf_key, "model": models["gnn"][1]}), [out],
+                          _gnn_plumed_action(ctx, models["gnn"][0], sf_input, out)))
     return tasks
 
 
@@ -900,7 +905,27 @@ def _plumed_action(ctx: _Context, model: Path, topology: Path, out: Path):
             argv += ["--prob-file", pl["prob_file"]]
         if pl["num_threads"]:
             argv += ["--num-threads", str(pl["num_threads"])]
+        run = ctx.project.run(pl["topology"]) if pl["topology"] else None
+        if run is not None and run.mode == "cluster":
+            argv.append("--nopbc")
         _command("plumed-input", argv)
+        return {}
+    return action
+
+
+def _gnn_plumed_action(ctx: _Context, model: Path, sf_input: Path, out: Path):
+    """The SF input with the GNN model file: `molenv plumed-input` writes SF inputs only, and
+    a GNN takes the same molecules in the same (the spec's) atom order (docs/plumed_action.md,
+    "GNN models")."""
+    def action() -> dict:
+        lines = sf_input.read_text().splitlines()
+        model_lines = [k for k, line in enumerate(lines) if line.strip().startswith("MODEL=")]
+        if len(model_lines) != 1:
+            raise ProjectError(f"{sf_input}: expected one MODEL= line (the input `molenv plumed-input` writes), found {len(model_lines)}")
+        k = model_lines[0]
+        lines[k] = lines[k].split("MODEL=")[0] + f"MODEL={model}"
+        out.write_text("\n".join(lines) + "\n")
+        ctx.log(f"  wrote {out}: {sf_input.name} with the GNN model")
         return {}
     return action
 
@@ -982,9 +1007,76 @@ def run_project(path: str | os.PathLike, *, until: str | None = None, start: str
             if todo:
                 log(f"[{stage}] done ({time.time() - t0:.0f} s)")
         if stages[-1] == STAGES[-1]:
+            report = write_report(project, state, tasks)
             model = project.directory / "models" / f"{project.name}_sf.molenv"
-            log(f"model: {model}\nPLUMED input: {project.directory / 'plumed' / 'plumed.dat'} (docs/new_molecule.md, 'Using the model')")
+            log(f"model: {model}\nPLUMED input: {project.directory / 'plumed' / 'plumed.dat'}\nreport: {report} "
+                "(docs/new_molecule.md: judging the result, using the model)")
     return ran
+
+
+def write_report(project: Project, state: ProjectState, tasks: list[Task]) -> Path:
+    """``report.md`` in the project directory: what every stage made, from the state file
+    and the stages' outputs (runs, melt check, descriptors, dataset, training, test accuracy,
+    out-of-distribution flags, model files and PLUMED inputs)."""
+    d = project.directory
+
+    def rel(path: Path) -> str:
+        return str(path.relative_to(d)) if path.is_relative_to(d) else str(path)
+
+    lines = [f"# Project {project.name}", "", f"Project file `{project.file.resolve()}`; molecule spec `{project.spec}`; classes "
+             f"{', '.join(project.classes)}. Written {time.strftime('%Y-%m-%d %H:%M:%S %z')} by `molenv project run`.", "",
+             "## MD runs", "", "| run | kind | label | T (K) | frames | MD wall time (s) | melt check |", "|---|---|---|---|---|---|---|"]
+    for run in project.runs:
+        r = state.task(f"simulate {run.name}") or {}
+        check = r.get("melt_check")
+        verdict = "" if not check else ("melted" if check.get("melted") else "NOT melted") + \
+            f" (aligned fraction {check.get('aligned_fraction', float('nan')):.3f}, centre MSD {check.get('msd_A2', float('nan')):.2f} A^2)"
+        if run.mode == "melt" and not project.melt["check"]:
+            verdict = "off"
+        lines.append(f"| `{rel(run.directory)}` | {run.mode} | {run.label} | {run.temperature:g} | {r.get('frames', '')} | {r.get('md_wall_s', '')} | {verdict} |")
+    design = state.task("design")
+    lines += ["", "## Descriptors", ""]
+    if project.design["enabled"] and design:
+        lines.append(f"Designed from the training runs (`design/spec.toml`, `design/report.md`): {design['functions']} functions, cutoff "
+                     f"{design['rmax']:g} A, expected held-out macro F1 {design['expected_macro_f1']:.4f}.")
+    else:
+        lines.append(f"The spec's (`{project.spec}`).")
+    featurize = state.task("featurize") or {}
+    lines += ["", "## Dataset (`dataset/`)", "", "| split | " + " | ".join(project.classes) + " |", "|---" * (len(project.classes) + 1) + "|"]
+    for split, counts in featurize.get("counts", {}).items():
+        lines.append(f"| {split} | " + " | ".join(str(counts.get(c, 0)) for c in project.classes) + " |")
+    lines += ["", "## Classifiers", ""]
+    for kind in ("sf", "gnn") if project.gnn["enabled"] else ("sf",):
+        train = state.task(f"train {kind}") or {}
+        loss = train.get("best_val_loss")
+        lines.append(f"**{kind.upper()}** (`train/{kind}`): {train.get('epochs')} epochs, best validation loss "
+                     f"{'' if loss is None else format(loss, '.4g')}; "
+                     f"model file `models/{project.name}_{kind}.molenv`.")
+        metrics_path = d / "evaluate" / kind / "metrics.json"
+        if not metrics_path.is_file():
+            lines.append("")
+            continue
+        metrics = json.loads(metrics_path.read_text())
+        lines.append(f"Evaluated on the {project.evaluate['split']} split (`evaluate/{kind}/metrics.json`):")
+        lines.append("")
+        for name, head in metrics["heads"].items():
+            if head["n"]:
+                recall = ", ".join(f"{c} {v['recall']:.4f}" for c, v in head["per_class"].items())
+                lines.append(f"- {name}: micro F1 {head['micro_f1']:.4f}, macro F1 {head['macro_f1']:.4f} ({head['n']} molecules); recall {recall}")
+        if "ood" in metrics:
+            flagged = ", ".join(f"{c} {v['flagged_fraction']:.3f}" for c, v in metrics["ood"]["per_class"].items())
+            lines.append(f"- out of distribution (other > 0.5), fraction flagged per class: {flagged}")
+        lines.append("")
+    inputs = [t.outputs[0] for t in tasks if t.stage == "plumed-input"]
+    lines += ["## Using the model", ""] + [f"- `{rel(p)}`" for p in inputs] + [
+        "", "```bash", f"cd {d / 'plumed'}",
+        f"molenv reanalyse --plumed plumed.dat --trajectory TRAJECTORY --topology {_plumed_topology(project)}", "```", "",
+        "docs/new_molecule.md: judging the result and using the model in PLUMED.", ""]
+    path = d / "report.md"
+    tmp = path.with_name(".report.md.tmp")
+    tmp.write_text("\n".join(lines))
+    os.replace(tmp, path)
+    return path
 
 
 def project_status(path: str | os.PathLike) -> list[tuple[str, str, str]]:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from molenv.commands._options import finite_float, non_negative_float, number, positive_float, positive_int, thread_count
 from molenv.constants import file_sha256
-from molenv.simulate import MAX_TIMESTEP_FS
+from molenv.simulate import DEFAULT_MIN_HEIGHT, MAX_TIMESTEP_FS
 
 MODES = ("crystal", "melt", "cluster", "interface", "system", "parametrise")
 DEFAULT_FRAME_INTERVAL_PS = 1.0
@@ -132,7 +132,7 @@ def add_arguments(parser):
             continue
         _add_structure(p)
         g = p.add_argument_group("system")
-        g.add_argument("--min-height", type=positive_float, default=20.0, metavar="A",
+        g.add_argument("--min-height", type=positive_float, default=DEFAULT_MIN_HEIGHT, metavar="A",
                        help="minimum perpendicular height of the supercell, A (default 20; crystal and melt: raised to 5 %% above twice the "
                             "spec's descriptor cutoff rmax, e.g. 21 for urea, so that the barostat does not shrink the box below twice rmax)")
         if mode == "melt":

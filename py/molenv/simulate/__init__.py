@@ -19,3 +19,7 @@ class SimulationError(ValueError):
 # heavy hydrogens; beyond 10 fs any molecular system blows up, so a larger value is a typo
 # (e.g. ps for fs).
 MAX_TIMESTEP_FS = 10.0
+
+# The smallest perpendicular height of a crystal supercell, A (`molenv simulate --min-height`
+# default); `molenv.simulate.systems.supercell_height` raises it for the descriptor cutoff.
+DEFAULT_MIN_HEIGHT = 20.0
