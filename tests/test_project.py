@@ -294,8 +294,35 @@ def test_init_writes_a_template_that_loads(tmp_path, reference_dir, capsys):
             assert re.search(rf"^(# )?{key.name} = ", text, re.M), (table, key.name)
     code, _, err = molenv(capsys, "project", "init", "--molecule", "urea", "--form", f"I={reference_dir}/urea/formI.cif", "--out", out)
     assert code == 2 and "exists (give another file, or --overwrite)" in err
-    with pytest.raises(ProjectError, match="a molecule the repository does not ship needs a spec file first"):
-        write_template(tmp_path / "x.toml", molecule="NC(=O)N", forms=[("I", "formI.cif")])
+    form = [("I", f"{reference_dir}/urea/formI.cif")]
+    with pytest.raises(ProjectError, match=r"--molecule 'C1CC\(': .*neither a spec .* nor a valid SMILES"):
+        write_template(tmp_path / "x.toml", molecule="C1CC(", forms=form)
+    with pytest.raises(ProjectError, match=r"--molecule: .*mine.toml: spec file not found"):
+        write_template(tmp_path / "x.toml", molecule="mine.toml", forms=form)
+    with pytest.raises(ProjectError, match=r"--form I=formI_missing.cif: structure file not found"):
+        write_template(tmp_path / "x.toml", molecule="urea", forms=[("I", "formI_missing.cif")])
+    with pytest.raises(ProjectError, match=r"--symmetrise II: unknown form label \(forms: I\)"):
+        write_template(tmp_path / "x.toml", molecule="urea", forms=form, symmetrise={"II": 0.3})
+
+
+@pytest.mark.slow
+@pytest.mark.reference
+def test_init_from_a_smiles_designs_a_first_spec(tmp_path, reference_dir, capsys):
+    """A molecule without a spec: init designs one from the structures (design0/) and turns
+    the project's design stage on; the project file loads and names the new spec."""
+    out = tmp_path / "new" / "project.toml"
+    code, printed, err = molenv(capsys, "project", "init", "--molecule", "NC(=O)N", "--name", "ureasmiles", "--form", f"I={reference_dir}/urea/formI.cif",
+                                "--form", f"IV={reference_dir}/urea/formIV_approx_P1.cif", "--symmetrise", "IV=0.3", "--temperature", 100,
+                                "--no-progress", "--out", out)
+    assert code == 0, err
+    assert "is not a spec: designing a first one from the crystal structures" in printed and "3 MD runs (ureasmiles-I-100K," in printed
+    project = load_project(out)
+    assert project.design["enabled"] and project.spec == str(out.parent / "design0" / "spec.toml") and project.forms["IV"]["symmetrise"] == 0.3
+    from molenv.spec import load_spec
+
+    spec = load_spec(project.spec)
+    assert spec.name == "ureasmiles" and spec.smiles == "NC(=O)N" and spec.atom_names[:4] == ["N1", "C2", "O3", "N4"]
+    assert "--min-height" in project.runs[0].argv  # room for the design's cutoffs up to 10 A
 
 
 def test_every_key_is_documented():

@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Callable
 
 __all__ = ["STAGES", "SCHEMA", "STATE_FILE", "ProjectError", "Project", "Run", "Task", "load_project", "plan", "run_project",
-           "project_status", "write_template"]
+           "project_status", "write_report", "write_template", "initial_spec"]
 
 STAGES = ("simulate", "design", "featurize", "train", "export", "evaluate", "plumed-input")
 STATE_FILE = "project-state.json"
@@ -1123,30 +1123,72 @@ def _toml(value) -> str:
     return json.dumps(str(value))
 
 
+def _relative(path: str, base: Path) -> str:
+    """`path` (relative to the working directory) as the project file at `base` names it."""
+    p = Path(path).expanduser().resolve()
+    return str(p.relative_to(base)) if p.is_relative_to(base) else str(p)
+
+
+def initial_spec(smiles: str, forms: list[tuple[str, Path]], out: Path, *, name: str | None = None, symmetrise: dict | None = None,
+                 progress: bool = True, log=print) -> Path:
+    """A first spec of a molecule given as SMILES, from its crystal structures alone:
+    `molenv.design` with its stand-in samples (randomly displaced copies of the structures,
+    docs/design.md), written to `out` (spec.toml, report.md). Good enough to run the MD;
+    the project's design stage then chooses the descriptors again from the MD frames."""
+    from molenv.design import DesignError, design_descriptors
+
+    log(f"{smiles!r} is not a spec: designing a first one from the crystal structures (stand-in samples, docs/design.md) into {out}")
+    try:
+        result = design_descriptors(smiles, structures=[(label, str(path)) for label, path in forms], name=name, symmetrise=symmetrise or {},
+                                    progress=progress, log=log)
+    except DesignError as err:
+        raise ProjectError(f"--molecule {smiles!r}: {err}") from None
+    result.write(out, command=None, log=log)
+    return out / "spec.toml"
+
+
 def write_template(out: str | os.PathLike, *, molecule: str, forms: list[tuple[str, str]], name: str | None = None,
-                   temperatures: list[float] | None = None, melt_form: str | None = None, overwrite: bool = False) -> Path:
-    """Write a commented project file for `molecule` (a spec) and `forms` ((label, structure
-    file) pairs; paths as given, relative to the project file or absolute): every key of
-    `SCHEMA`, the optional ones commented out at their defaults. Returns its path; it is read
-    back with `load_project`."""
+                   temperatures: list[float] | None = None, melt_form: str | None = None, symmetrise: dict[str, float] | None = None,
+                   overwrite: bool = False, progress: bool = True, log=print) -> Path:
+    """Write a commented project file for `molecule` and `forms` ((label, structure file)
+    pairs, paths relative to the working directory; written relative to the project file):
+    every key of `SCHEMA`, the optional ones commented out at their defaults. `molecule` is
+    a spec (shipped name or .toml), or a SMILES: then `initial_spec` designs a first spec from
+    the structures into ``design0/`` beside the file, and the project's design stage is on.
+    ``symmetrise``: label -> spglib tolerance for approximate structures. Returns the path;
+    it is read back with `load_project`."""
     from molenv.spec import SpecError, load_spec
 
     out = Path(out)
+    base = out.expanduser().resolve().parent
     if out.exists() and not overwrite:
         raise ProjectError(f"{out}: exists (give another file, or --overwrite)")
-    try:
-        spec = load_spec(molecule)
-    except SpecError as err:
-        raise ProjectError(f"--molecule: {err}; a molecule the repository does not ship needs a spec file first (docs/new_molecule.md, step 1)") from None
     if not forms:
         raise ProjectError("give one or more forms (--form LABEL=STRUCTURE)")
-    given = {"": {"name": name or spec.name}, "molecule": {"spec": molecule}, "simulate": {"temperatures": temperatures or [100.0, 200.0]},
-             "melt": {"form": melt_form or forms[0][0]}}
+    symmetrise = symmetrise or {}
+    unknown = [label for label in symmetrise if label not in dict(forms)]
+    if unknown:
+        raise ProjectError(f"--symmetrise {unknown[0]}: unknown form label (forms: {', '.join(label for label, _ in forms)})")
+    for label, structure in forms:
+        if not Path(structure).is_file():
+            raise ProjectError(f"--form {label}={structure}: structure file not found")
+    design = {}
+    try:
+        spec = load_spec(molecule)
+        spec_value = _relative(molecule, base) if molecule.endswith(".toml") else molecule
+    except SpecError as err:
+        if molecule.endswith(".toml") or "/" in molecule:
+            raise ProjectError(f"--molecule: {err}") from None
+        path = initial_spec(molecule, [(label, Path(structure)) for label, structure in forms], base / "design0", name=name,
+                            symmetrise=symmetrise, progress=progress, log=log)
+        spec, spec_value, design = load_spec(path), _relative(str(path), base), {"enabled": True}
+    given = {"": {"name": name or spec.name}, "molecule": {"spec": spec_value}, "simulate": {"temperatures": temperatures or [100.0, 200.0]},
+             "melt": {"form": melt_form or forms[0][0]}, "design": design}
     lines = ["# molenv project file: `molenv project run THIS_FILE` goes from the crystal structures to a PLUMED model;",
              "# `molenv project status THIS_FILE` says what is done. Every key is described in docs/new_molecule.md.",
              "# Keys commented out are at their defaults. Paths are relative to this file.", ""]
 
-    def emit(table: str, header: str | None, values: dict, keep=()):
+    def emit(table: str, header: str | None, values: dict):
         if header:
             lines.append(f"[{header}]")
         for key in SCHEMA[table]:
@@ -1164,7 +1206,7 @@ def write_template(out: str | os.PathLike, *, molecule: str, forms: list[tuple[s
     emit("", None, given[""])
     emit("molecule", "molecule", given["molecule"])
     for label, structure in forms:
-        emit("forms.*", f"forms.{label}", {"structure": structure})
+        emit("forms.*", f"forms.{label}", {"structure": _relative(structure, base), **({"symmetrise": symmetrise[label]} if label in symmetrise else {})})
     emit("simulate", "simulate", given["simulate"])
     lines.append("# the melt class (remove this table for a classifier of crystal forms only)")
     emit("melt", "melt", given["melt"])
@@ -1173,7 +1215,7 @@ def write_template(out: str | os.PathLike, *, molecule: str, forms: list[tuple[s
     emit("clusters", "clusters", {})
     lines[start:] = [line if line.startswith("#") or not line else f"# {line}" for line in lines[start:]]
     for table in ("design", "featurize", "train.sf", "train.gnn", "evaluate", "export", "plumed"):
-        emit(table, table, {})
+        emit(table, table, given.get(table, {}))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines))
     return out

@@ -22,10 +22,14 @@ from molenv.project import STAGES as STAGE_NAMES  # standard library only: --hel
 def add_arguments(parser):
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     init = sub.add_parser("init", help="write a commented project file", description="Write a commented project file (docs/new_molecule.md).")
-    init.add_argument("--molecule", required=True, help="molecule spec: a shipped name (urea, nicotinamide) or a spec .toml (docs/spec.md)")
+    init.add_argument("--molecule", required=True, help="molecule spec: a shipped name (urea, nicotinamide) or a spec .toml (docs/spec.md); "
+                      "or a SMILES: a first spec is designed from the structures (design0/ beside the project file) and the design stage is on")
     init.add_argument("--form", action="append", default=[], metavar="LABEL=STRUCTURE", required=True,
                       help="a crystal form and its structure file (CIF/PDB); repeatable")
     init.add_argument("--temperature", action="append", type=float, metavar="K", help="a temperature of the crystal runs, K; repeatable (default 100 and 200)")
+    init.add_argument("--symmetrise", action="append", default=[], metavar="LABEL=TOL",
+                      help="symmetrise the approximate structure of form LABEL first (spglib tolerance, A), e.g. IV=0.3; repeatable")
+    init.add_argument("--no-progress", action="store_true", help="no progress bars (the design of a first spec)")
     init.add_argument("--melt-form", metavar="LABEL", help="the form melted for the melt class (default: the first)")
     init.add_argument("--name", help="project name (default: the molecule's)")
     init.add_argument("--out", required=True, help="project file to write (.toml)")
@@ -40,24 +44,32 @@ def add_arguments(parser):
     status.add_argument("project", help="project file (.toml)")
 
 
-def run(args):
-    from pathlib import Path
-
+def _pair(item: str, option: str, expected: str) -> tuple[str, str]:
     from molenv.cli import CommandError
+
+    label, sep, value = item.partition("=")
+    if not sep or not label or not value:
+        raise CommandError(f"{option} {item!r}: expected {expected}")
+    return label, value
+
+
+def run(args):
+    from molenv.cli import CommandError
+    from molenv.commands._options import positive_float
     from molenv.project import ProjectError, load_project, project_status, run_project, write_template
 
     try:
         if args.action == "init":
-            forms = []
-            for item in args.form:
-                label, sep, structure = item.partition("=")
-                if not sep or not label or not structure:
-                    raise CommandError(f"--form {item!r}: expected LABEL=STRUCTURE, e.g. I=formI.cif")
-                base = Path(args.out).resolve().parent
-                path = Path(structure).resolve()
-                forms.append((label, str(path.relative_to(base)) if path.is_relative_to(base) else str(path)))
+            forms = [_pair(item, "--form", "LABEL=STRUCTURE, e.g. I=formI.cif") for item in args.form]
+            symmetrise = {}
+            for item in args.symmetrise:
+                label, tol = _pair(item, "--symmetrise", "LABEL=TOL, e.g. IV=0.3")
+                try:
+                    symmetrise[label] = positive_float(tol)
+                except Exception:  # argparse.ArgumentTypeError
+                    raise CommandError(f"--symmetrise {item!r}: expected LABEL=TOL with a tolerance > 0 in A, e.g. IV=0.3") from None
             out = write_template(args.out, molecule=args.molecule, forms=forms, name=args.name, temperatures=args.temperature,
-                                 melt_form=args.melt_form, overwrite=args.overwrite)
+                                 melt_form=args.melt_form, symmetrise=symmetrise, overwrite=args.overwrite, progress=not args.no_progress)
             project = load_project(out)
             print(f"wrote {out}: {len(project.runs)} MD runs ({', '.join(r.name for r in project.runs)}); edit it, then: molenv project run {out}")
             return 0
