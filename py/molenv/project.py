@@ -302,9 +302,9 @@ class _Table:
     def error(self, key: str | None, message: str) -> ProjectError:
         return ProjectError(f"{self.file}: {self.label(key)}: {message}")
 
-    def values(self, ignore=()) -> dict:
+    def values(self) -> dict:
         """Every key of the table's schema: the value given (checked) or the default."""
-        unknown = [k for k in self.raw if k not in self.keys and k not in ignore]
+        unknown = [k for k in self.raw if k not in self.keys]
         if unknown:
             raise self.error(unknown[0], f"unknown key (keys of {self.label()}: {', '.join(self.keys)})")
         out = {}
@@ -414,14 +414,18 @@ def load_project(path: str | os.PathLike) -> Project:
     if not NAME.match(top["name"]):
         raise ProjectError(f"{file}: name: {top['name']!r} names files: letters, digits, _, . and - only")
 
-    def table(name: str, required: bool = False, schema: str | None = None) -> dict | None:
+    def table(name: str, *, required: bool = False, optional: bool = False) -> dict | None:
+        """The checked keys of table `name`; an absent one: an error (`required`), None
+        (`optional`: the table switches something on) or the defaults."""
         parent, _, child = name.partition(".")
         value = raw.get(parent) if not child else (raw.get(parent) or {}).get(child)
         if value is None:
             if required:
-                raise ProjectError(f"{file}: [{name}] is missing ({'; '.join(k.name for k in SCHEMA[schema or name] if k.default is REQUIRED)} required)")
-            return None
-        return _Table(value, name, file, schema).values()
+                raise ProjectError(f"{file}: [{name}] is missing ({'; '.join(k.name for k in SCHEMA[name] if k.default is REQUIRED)} required)")
+            if optional:
+                return None
+            value = {}
+        return _Table(value, name, file).values()
 
     molecule = table("molecule", required=True)
     spec_value = molecule["spec"]
@@ -464,20 +468,20 @@ def load_project(path: str | os.PathLike) -> Project:
     temperatures = md["temperatures"]
     if len(set(temperatures)) != len(temperatures):
         raise ProjectError(f"{file}: [simulate] temperatures: {temperatures} lists a temperature twice")
-    melt = table("melt")
+    melt = table("melt", optional=True)
     if melt is not None:
         melt["form"] = melt["form"] or next(iter(forms))
         if melt["form"] not in forms:
             raise ProjectError(f"{file}: [melt] form: unknown label {melt['form']!r} (forms: {', '.join(forms)})")
-    clusters = table("clusters")
+    clusters = table("clusters", optional=True)
     if clusters is not None:
         for label in clusters["forms"] or []:
             if label not in forms:
                 raise ProjectError(f"{file}: [clusters] forms: unknown label {label!r} (forms: {', '.join(forms)})")
-    design = table("design") or _Table({}, "design", file).values()
+    design = table("design")
     if design["min_functions"] > design["max_functions"]:
         raise ProjectError(f"{file}: [design] min_functions: {design['min_functions']} exceeds max_functions {design['max_functions']}")
-    featurize = table("featurize") or _Table({}, "featurize", file).values()
+    featurize = table("featurize")
     if featurize["train_temperature"] is not None and featurize["train_temperature"] not in temperatures:
         raise ProjectError(f"{file}: [featurize] train_temperature: {featurize['train_temperature']:g} K is not one of [simulate] temperatures "
                            f"({', '.join(f'{t:g}' for t in temperatures)})")
@@ -486,11 +490,11 @@ def load_project(path: str | os.PathLike) -> Project:
     train = raw.get("train") or {}
     if not isinstance(train, dict) or any(k not in ("sf", "gnn") for k in train):
         raise ProjectError(f"{file}: [train] holds the tables [train.sf] and [train.gnn], got {', '.join(map(str, train)) if isinstance(train, dict) else train!r}")
-    sf = table("train.sf") or _Table({}, "train.sf", file).values()
-    gnn = table("train.gnn") or _Table({}, "train.gnn", file).values()
-    evaluate = table("evaluate") or _Table({}, "evaluate", file).values()
-    export = table("export") or _Table({}, "export", file).values()
-    plumed = table("plumed") or _Table({}, "plumed", file).values()
+    sf = table("train.sf")
+    gnn = table("train.gnn")
+    evaluate = table("evaluate")
+    export = table("export")
+    plumed = table("plumed")
     classes = [*forms, *([MELT] if melt else [])]
     if len(classes) < 2:
         raise ProjectError(f"{file}: a classifier needs two classes or more, this project has {classes[0]} only: add a form or a [melt] table")
@@ -572,18 +576,17 @@ def _check_simulate_options(project: Project, run: Run) -> None:
     """The run's options through `molenv simulate`'s parser and schedule check, the errors
     named by the project file's tables."""
     from molenv.commands.simulate import _check_schedule
-    from molenv.simulate import SimulationError
 
     table = {"crystal": "[simulate]", "cluster": "[clusters]", "melt": "[melt]"}[run.mode]
     try:
         args = _parse("simulate", [*run.argv, *run.runtime, "--out", str(run.directory)])
         _check_schedule(args)
-    except (SimulationError, ValueError, _ParseError) as err:
+    except ValueError as err:  # SimulationError and _ParseError included
         raise ProjectError(f"{project.file}: {table} (run {run.name}): {err}") from None
 
 
-class _ParseError(Exception):
-    pass
+class _ParseError(ValueError):
+    """A command's options refused by its parser."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -962,6 +965,7 @@ def run_project(path: str | os.PathLike, *, until: str | None = None, start: str
     the tasks already done (see the module docstring); ``start`` reruns its stage and
     the later ones even where done, after checking that the stages before it are.
     Returns the tasks that ran."""
+    from molenv.cli import CommandError
     from molenv.runlock import DirectoryLock
 
     project = load_project(path)
@@ -977,12 +981,10 @@ def run_project(path: str | os.PathLike, *, until: str | None = None, start: str
             if missing:
                 raise ProjectError(f"--from {start}: earlier tasks are not done ({', '.join(missing)}): run the project without --from first")
         log(f"project {project.name}: {project.file} -> {project.directory}")
-        for stage in STAGES:
+        for stage in stages:
             mine = [t for t in tasks if t.stage == stage]
             if not mine:
                 log(f"[{stage}] off")
-                continue
-            if stage not in stages:
                 continue
             t0 = time.time()
             todo = [t for t in mine if (start is not None) or task_state(t, state) != "done"]
@@ -994,14 +996,8 @@ def run_project(path: str | os.PathLike, *, until: str | None = None, start: str
                     info = task.action()
                 except ProjectError:
                     raise
-                except (ValueError, FileNotFoundError) as err:
+                except (ValueError, FileNotFoundError, CommandError) as err:  # the errors `molenv` reports without a traceback
                     raise ProjectError(f"stage {stage}, {task.name}: {err}") from err
-                except Exception as err:
-                    from molenv.cli import CommandError
-
-                    if isinstance(err, CommandError):
-                        raise ProjectError(f"stage {stage}, {task.name}: {err}") from err
-                    raise
                 state.record(task.name, task.key, info or {})
                 ran.append(task)
             if todo:
