@@ -145,11 +145,13 @@ def choice(*options):
     return check
 
 
-def number_list(item, *, length=None, empty=False):
+def number_list(item, *, length=None):
+    """A check of a non-empty list whose entries pass `item` (of `length` entries, if given)."""
     def check(value):
-        if not isinstance(value, list) or (not value and not empty):
-            raise ValueError(f"expected a non-empty list, got {value!r}" if not (isinstance(value, list) and not value) else
-                             "the list is empty")
+        if isinstance(value, list) and not value:
+            raise ValueError("the list is empty")
+        if not isinstance(value, list):
+            raise ValueError(f"expected a non-empty list, got {value!r}")
         if length is not None and len(value) != length:
             raise ValueError(f"expected a list of {length}, got {value!r}")
         return [item(v) for v in value]
