@@ -9,8 +9,9 @@ kinds apart, by content (never by the file's name):
 - a TorchScript export of one (`molenv.gnn.export`): `GNNFrameClassifier`, kind gnn, form
   torchscript.
 
-A training output directory stands for its ``checkpoints/best.ckpt``. The two kinds of
-model file are told apart as `MOLENV_CLASSIFY` does (`molenv.modelfile.model_file_kind`).
+A training output directory stands for its ``checkpoints/best.ckpt``. `model_form(path)`
+tells the form without loading anything. The two kinds of model file are told apart as
+`MOLENV_CLASSIFY` does (`molenv.modelfile.model_file_kind`).
 
 Every opened model has one interface: ``path``, ``kind``, ``form``, ``classes``,
 ``output_activation``, ``centre_atom``, ``check(spec)`` (a ClassifierError where the model is
@@ -30,7 +31,7 @@ import numpy as np
 
 from molenv.frames import Centre, MolecularFrame
 
-__all__ = ["ClassifierError", "SFFrameClassifier", "GNNModelFileClassifier", "GNNFrameClassifier", "open_model", "infer_spec"]
+__all__ = ["ClassifierError", "SFFrameClassifier", "GNNModelFileClassifier", "GNNFrameClassifier", "model_form", "open_model", "infer_spec"]
 
 
 class ClassifierError(ValueError):
@@ -243,11 +244,12 @@ def _checkpoint_kind(path: Path) -> str:
     raise ClassifierError(f"{path}: a checkpoint, but neither of an SF classifier nor of a graph classifier")
 
 
-def open_model(path: str | Path, device: str = "cpu"):
-    """The model at `path`, opened as the module docstring's table says (by content);
-    `device` is the torch device of a GNN checkpoint or export. ClassifierError (or, for a
-    model file that its reader refuses, `molenv.modelfile.ModelFileError`) naming the file
-    and the problem where it is none of them."""
+def model_form(path: str | Path) -> tuple[Path, str]:
+    """(the file, its form) of the model at `path`, told by content without loading it:
+    ``'model-file'`` (a molenv model file, either kind), ``'torchscript'`` (a TorchScript
+    export of a GNN) or ``'checkpoint'`` (a Lightning checkpoint of either `molenv train`; a
+    training output directory stands for its checkpoints/best.ckpt). ClassifierError naming
+    the file where it is none of them."""
     import zipfile
 
     from molenv.paths import file_problem
@@ -263,22 +265,35 @@ def open_model(path: str | Path, device: str = "cpu"):
     with open(path, "rb") as fh:
         head = fh.read(4096)
     if b"molenv_model" in head:
-        from molenv.modelfile import model_file_kind
-
-        return GNNModelFileClassifier(path) if model_file_kind(path) == "gnn" else SFFrameClassifier(path)
+        return path, "model-file"
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
         if any(n.endswith("extra/molenv.json") for n in names):
-            return GNNFrameClassifier(path, "torchscript", device)
+            return path, "torchscript"
         if any(n.endswith("/data.pkl") for n in names):
-            if _checkpoint_kind(path) == "sf":
-                return SFFrameClassifier(path, "checkpoint")
-            return GNNFrameClassifier(path, "checkpoint", device)
+            return path, "checkpoint"
     raise ClassifierError(
         f"{path}: not a molenv model file (first record 'molenv_model'), a checkpoint of `molenv train sf` or `molenv train gnn` "
         "(.ckpt) or a TorchScript export of a GNN"
     )
+
+
+def open_model(path: str | Path, device: str = "cpu"):
+    """The model at `path`, opened as the module docstring's table says (by content,
+    `model_form`); `device` is the torch device of a GNN checkpoint or export. ClassifierError
+    (or, for a model file that its reader refuses, `molenv.modelfile.ModelFileError`) naming
+    the file and the problem where it is none of them."""
+    path, form = model_form(path)
+    if form == "model-file":
+        from molenv.modelfile import model_file_kind
+
+        return GNNModelFileClassifier(path) if model_file_kind(path) == "gnn" else SFFrameClassifier(path)
+    if form == "torchscript":
+        return GNNFrameClassifier(path, "torchscript", device)
+    if _checkpoint_kind(path) == "sf":
+        return SFFrameClassifier(path, "checkpoint")
+    return GNNFrameClassifier(path, "checkpoint", device)
 
 
 def infer_spec(classifier, given=None, *, option: str = "spec="):

@@ -98,6 +98,7 @@ class PlumedInputOptions:
     region: object | None = None  # molenv.analysis.Region (A)
     path: PathOptions | None = None
     nopbc: bool = False
+    ood: bool = False  # OOD: the model's out-of-distribution score as the class other (n_other, f_other)
     extra: list[str] = field(default_factory=list)
 
 
@@ -108,6 +109,8 @@ def plumed_input(model_path: str | Path, molecules: np.ndarray, classes: list[st
     words = [f"MODEL={Path(model_path).resolve()}", *molecule_keywords(molecules)]
     if o.nopbc:
         words.append("NOPBC")
+    if o.ood:
+        words.append("OOD")
     if o.num_threads:
         words.append(f"NUM_THREADS={o.num_threads}")
     if o.region is not None:
