@@ -132,16 +132,17 @@ def test_killed_stopped_and_finished(tiny, monkeypatch):
     assert "| `runs/urea-melt-350K` | melt | melt | 350 | 8 |" in report and "- polymorph: micro F1 " in report and "fraction flagged" in report
     plumed = d / "plumed" / "plumed.dat"
     text = plumed.read_text()
-    assert f"MODEL={model}" in text and "MOLECULES=1-1280" in text  # the first form's run: 160 urea molecules
+    assert f"MODEL={model}" in text and "MOLECULES=1-1280" in text and "   OOD\n" in text  # the first form's run: 160 urea molecules
 
     # the written input through PLUMED on the form I frames gives the Python classifier's numbers
     monkeypatch.chdir(plumed.parent)
     reanalyse("plumed.dat", first / "trajectory.xtc", first / "topology.pdb", stop=2, progress=False)
     colvar = read_table(plumed.parent / "COLVAR")
     python = classify_trajectory(Trajectory(first / "trajectory.xtc", "urea", topology=first / "topology.pdb", stop=2), SFFrameClassifier(model),
-                                 progress=False, with_coordination=False)
+                                 progress=False, with_coordination=False, ood=True)
     for k, name in enumerate(m.classes):
         assert np.allclose(colvar.column(f"cls.n_{name}"), python.probabilities[:, :, k].sum(axis=1), rtol=1e-9)
+    assert np.allclose(colvar.column("cls.n_other"), python.other.sum(axis=1), rtol=1e-9, atol=1e-12)
 
     # a changed setting reruns what it reaches, nothing else
     write(tiny, tiny.read_text() + "[plumed]\nstride = 2\n")
@@ -170,7 +171,8 @@ def test_graph_classifier_joins_the_finished_project(tiny, monkeypatch):
     assert model_file_kind(d / "models" / "urea_gnn.molenv") == "gnn"
     assert json.loads((d / "evaluate" / "gnn" / "metrics.json").read_text())["heads"]["polymorph"]["n"] > 0
     gnn_input = d / "plumed" / "plumed_gnn.dat"
-    assert "MODEL=" + str(d / "models" / "urea_gnn.molenv") in gnn_input.read_text()
+    gnn_text = gnn_input.read_text()
+    assert "MODEL=" + str(d / "models" / "urea_gnn.molenv") in gnn_text and "MOLECULES=1-1280" in gnn_text and "OOD" not in gnn_text
     # the GNN input runs through PLUMED: every molecule classified in every frame
     from molenv.analysis import read_table
     from molenv.plumed.reanalysis import reanalyse
@@ -242,6 +244,8 @@ BAD = [
     (("[evaluate]", "[plumed]\ntopology = \"urea-V-100K\"\n[evaluate]"),
      r"\[plumed\] topology: 'urea-V-100K' is neither a run of this project \(urea-I-100K, urea-IV-100K, urea-melt-350K\) nor a file"),
     (("[evaluate]", "[design]\nenabled = true\nmin_functions = 30\n[evaluate]"), r"\[design\] min_functions: 30 exceeds max_functions 24"),
+    (("[evaluate]", "[export]\nood = false\n[plumed]\nood = true\n[evaluate]"),
+     r"\[plumed\] ood = true needs the model file's ood block, and \[export\] ood is false: set \[export\] ood = true, or \[plumed\] ood = false"),
     (("[evaluate]", "[trian.sf]\n[evaluate]"), r"trian: unknown key or table"),
     (("name = \"urea\"", "name = \"urea project\""), r"name: 'urea project' names files"),
     (("name = \"urea\"\n", ""), r"name: missing"),
@@ -254,6 +258,15 @@ def test_bad_project_files_name_the_file_and_key(tmp_path, reference_dir, edit, 
     path = write(tmp_path / "project.toml", text)
     with pytest.raises(ProjectError, match=re.escape(str(path)) + ": " + message):
         load_project(path)
+
+
+def test_plumed_ood_follows_the_export(tmp_path, reference_dir):
+    """[plumed] ood (OOD in plumed.dat) is on by default, and off by default where the model
+    file has no ood block ([export] ood = false)."""
+    text = TINY.format(cache=tmp_path / "ff", reference=reference_dir)
+    assert load_project(write(tmp_path / "a.toml", text)).plumed["ood"] is True
+    assert load_project(write(tmp_path / "b.toml", text + "[export]\nood = false\n")).plumed["ood"] is False
+    assert load_project(write(tmp_path / "c.toml", text + "[plumed]\nood = false\n")).plumed["ood"] is False
 
 
 def test_one_class_and_not_toml(tmp_path, reference_dir):

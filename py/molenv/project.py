@@ -283,6 +283,8 @@ SCHEMA: dict[str, list[Key]] = {
         Key("stride", count(1), 1, "PRINT stride"),
         Key("prob_file", text, None, "per-molecule probabilities file (PROB_FILE)", example="prob.dat"),
         Key("num_threads", count(1), None, "NUM_THREADS of the action", example=2),
+        Key("ood", boolean, True, "SF input: OOD, the out-of-distribution score as the class other (n_other, f_other); "
+                                  "with [export] ood only"),
     ],
 }
 
@@ -497,6 +499,11 @@ def load_project(path: str | os.PathLike) -> Project:
     evaluate = table("evaluate")
     export = table("export")
     plumed = table("plumed")
+    if plumed["ood"] and not export["ood"]:
+        if "ood" in (raw.get("plumed") or {}):
+            raise ProjectError(f"{file}: [plumed] ood = true needs the model file's ood block, and [export] ood is false: "
+                               "set [export] ood = true, or [plumed] ood = false")
+        plumed["ood"] = False  # the default follows [export] ood
     classes = [*forms, *([MELT] if melt else [])]
     if len(classes) < 2:
         raise ProjectError(f"{file}: a classifier needs two classes or more, this project has {classes[0]} only: add a form or a [melt] table")
@@ -740,13 +747,11 @@ def plan(project: Project, *, progress: bool = True, log=print) -> list[Task]:
         tasks.append(Task("evaluate", f"evaluate {kind}", _hash({"evaluate": project.evaluate, "model": key, "dataset": featurize_key}),
                           [d / "evaluate" / kind / "metrics.json"], _evaluate_action(ctx, kind, evaluated, dataset)))
     topology = _plumed_topology(project)
-    sf_input = d / "plumed" / "plumed.dat"
-    sf_key = _hash({"plumed": project.plumed, "model": models["sf"][1], "topology": str(topology)})
-    tasks.append(Task("plumed-input", "plumed-input sf", sf_key, [sf_input], _plumed_action(ctx, models["sf"][0], topology, sf_input)))
-    if "gnn" in models:
-        out = d / "plumed" / "plumed_gnn.dat"
-        tasks.append(Task("plumed-input", "plumed-input gnn", _hash({"sf_input": sf_key, "model": models["gnn"][1]}), [out],
-                          _gnn_plumed_action(ctx, models["gnn"][0], sf_input, out)))
+    for kind, (model, key) in models.items():
+        out = d / "plumed" / ("plumed.dat" if kind == "sf" else f"plumed_{kind}.dat")
+        settings = project.plumed if kind == "sf" else {k: v for k, v in project.plumed.items() if k != "ood"}  # a GNN has no ood score
+        tasks.append(Task("plumed-input", f"plumed-input {kind}", _hash({"plumed": settings, "model": key, "topology": str(topology)}), [out],
+                          _plumed_action(ctx, kind, model, topology, out)))
     return tasks
 
 
@@ -901,7 +906,9 @@ def _evaluate_action(ctx: _Context, kind: str, model: Path, dataset_dir: Path):
     return action
 
 
-def _plumed_action(ctx: _Context, model: Path, topology: Path, out: Path):
+def _plumed_action(ctx: _Context, kind: str, model: Path, topology: Path, out: Path):
+    """`molenv plumed-input` with the model file of `kind` (sf or gnn): the same molecules,
+    settings and files for both; OOD for the SF model only (a GNN has no ood score)."""
     def action() -> dict:
         pl = ctx.project.plumed
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -910,27 +917,12 @@ def _plumed_action(ctx: _Context, model: Path, topology: Path, out: Path):
             argv += ["--prob-file", pl["prob_file"]]
         if pl["num_threads"]:
             argv += ["--num-threads", str(pl["num_threads"])]
+        if pl["ood"] and kind == "sf":
+            argv.append("--ood")
         run = ctx.project.run(pl["topology"]) if pl["topology"] else None
         if run is not None and run.mode == "cluster":
             argv.append("--nopbc")
         _command("plumed-input", argv)
-        return {}
-    return action
-
-
-def _gnn_plumed_action(ctx: _Context, model: Path, sf_input: Path, out: Path):
-    """The SF input with the GNN model file: `molenv plumed-input` writes SF inputs only, and
-    a GNN takes the same molecules in the same (the spec's) atom order (docs/plumed_action.md,
-    "GNN models")."""
-    def action() -> dict:
-        lines = sf_input.read_text().splitlines()
-        model_lines = [k for k, line in enumerate(lines) if line.strip().startswith("MODEL=")]
-        if len(model_lines) != 1:
-            raise ProjectError(f"{sf_input}: expected one MODEL= line (the input `molenv plumed-input` writes), found {len(model_lines)}")
-        k = model_lines[0]
-        lines[k] = lines[k].split("MODEL=")[0] + f"MODEL={model}"
-        out.write_text("\n".join(lines) + "\n")
-        ctx.log(f"  wrote {out}: {sf_input.name} with the GNN model")
         return {}
     return action
 
