@@ -21,16 +21,14 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from MDAnalysis.analysis.backends import BackendBase, BackendMultiprocessing
 from MDAnalysis.analysis.base import AnalysisBase
 from MDAnalysis.analysis.results import ResultsGroup
 
 from molenv.analysis import ClassificationResult, frame_record
+from molenv.frameblocks import BACKENDS, BLOCKS_PER_WORKER, DaskDistributedBackend, MultiprocessingWithProgress, check_backend
 from molenv.models import ClassifierError, SFFrameClassifier, infer_spec, open_model
 
 __all__ = ["check_finite", "ClassifyFrames", "DaskDistributedBackend", "classify_trajectory", "classify", "BACKENDS"]
-
-BACKENDS = ("serial", "multiprocessing", "dask")
 
 
 def check_finite(classifier, frame: int, time: float, probabilities: np.ndarray, topology: np.ndarray | None = None) -> None:
@@ -141,34 +139,6 @@ class ClassifyFrames(AnalysisBase):
         )
 
 
-class _MultiprocessingWithProgress(BackendMultiprocessing):
-    """`BackendMultiprocessing` that shows a progress bar over the parts as they finish."""
-
-    def apply(self, func, computations):
-        from multiprocessing import Pool
-
-        from tqdm.auto import tqdm
-
-        with Pool(processes=self.n_workers) as pool:
-            return list(tqdm(pool.imap(func, computations), total=len(computations), unit="part", desc="classify"))
-
-
-class DaskDistributedBackend(BackendBase):
-    """Frames on a dask.distributed cluster: the parts go to the scheduler at `address`
-    (``tcp://host:8786``, as printed by ``dask scheduler``) with ``Client.map`` and come back
-    in order. MDAnalysis' own dask backend runs local processes only."""
-
-    def __init__(self, address: str, n_workers: int):
-        self.address = address
-        super().__init__(n_workers=n_workers)
-
-    def apply(self, func, computations):
-        from dask.distributed import Client
-
-        with Client(self.address) as client:
-            return client.gather(client.map(func, computations, pure=False))
-
-
 @contextlib.contextmanager
 def _frames_read_errors(trajectory, backend: str):
     """MDAnalysis iterates the frames here: a frame its reader cannot read (a file damaged,
@@ -202,20 +172,7 @@ def classify_trajectory(trajectory, classifier, *, backend: str = "serial", n_wo
     `classifier`; ``backend`` as in MDAnalysis (``dask`` needs the optional dask package:
     local worker processes, or with ``scheduler`` the workers of a dask.distributed cluster,
     the frames split into 4 x `n_workers` parts)."""
-    if backend not in BACKENDS:
-        raise ClassifierError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    if scheduler is not None and backend != "dask":
-        raise ClassifierError(f"a dask scheduler address needs backend 'dask', not {backend!r}")
-    if backend == "dask":
-        try:
-            import dask  # noqa: F401
-
-            if scheduler is not None:
-                import dask.distributed  # noqa: F401
-        except ImportError:
-            raise ClassifierError("the dask backend needs dask: pip install 'dask[distributed]' (or use --backend multiprocessing)") from None
-    if n_workers < 1:
-        raise ClassifierError(f"n_workers must be >= 1, got {n_workers}")
+    check_backend(backend, n_workers, scheduler, ClassifierError)
     analysis = ClassifyFrames(trajectory, classifier, with_coordination=with_coordination, ood=ood)
     frames = np.asarray(trajectory.frame_indices, dtype=np.int64)
     with warnings.catch_warnings(), _frames_read_errors(trajectory, backend):
@@ -224,10 +181,10 @@ def classify_trajectory(trajectory, classifier, *, backend: str = "serial", n_wo
         if backend == "serial":
             analysis.run(frames=frames, verbose=progress, progressbar_kwargs={"desc": "classify", "unit": "frame"} if progress else None)
         elif backend == "multiprocessing" and progress:
-            parts = int(min(len(frames), 4 * n_workers))
-            analysis.run(frames=frames, backend=_MultiprocessingWithProgress(n_workers=n_workers), n_parts=parts, unsupported_backend=True)
+            parts = int(min(len(frames), BLOCKS_PER_WORKER * n_workers))
+            analysis.run(frames=frames, backend=MultiprocessingWithProgress(n_workers, "classify"), n_parts=parts, unsupported_backend=True)
         elif scheduler is not None:
-            parts = int(min(len(frames), 4 * n_workers))
+            parts = int(min(len(frames), BLOCKS_PER_WORKER * n_workers))
             analysis.run(frames=frames, backend=DaskDistributedBackend(scheduler, n_workers), n_parts=parts, unsupported_backend=True)
         else:
             analysis.run(frames=frames, backend=backend, n_workers=n_workers)

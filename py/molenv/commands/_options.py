@@ -100,6 +100,20 @@ def add_frame_arguments(group) -> None:
     group.add_argument("--step", type=positive_int, help="every this many frames (>= 1)")
 
 
+def add_backend_arguments(group, what: str, *, workers: bool = True) -> None:
+    """``--backend``, ``--workers``, ``--dask-scheduler``: frames in blocks on worker
+    processes (`molenv.frameblocks`), for the commands that are parallel over frames."""
+    from molenv.frameblocks import BACKENDS
+
+    group.add_argument("--backend", choices=BACKENDS, default=None if not workers else "serial",
+                       help="parallel over blocks of frames (default serial; dask must be installed)")
+    if workers:
+        # not clamped to this machine's CPUs: with --dask-scheduler the workers are elsewhere
+        group.add_argument("--workers", type=positive_int, default=2, help="worker processes for multiprocessing/dask (default 2)")
+    group.add_argument("--dask-scheduler", metavar="ADDRESS",
+                       help=f"with --backend dask: a dask.distributed scheduler (e.g. tcp://head:8786) whose workers {what} the frames")
+
+
 def parse_pairs(text: str | None, option: str) -> dict[str, str]:
     """'4:N1,5:N2' -> {'4': 'N1', '5': 'N2'}."""
     from molenv.cli import CommandError

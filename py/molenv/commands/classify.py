@@ -16,7 +16,7 @@ Frames run in parallel with --backend multiprocessing --workers N. Full document
 docs/analysis.md."""
 from __future__ import annotations
 
-from molenv.commands._options import add_analysis_arguments, add_trajectory_arguments, positive_int
+from molenv.commands._options import add_analysis_arguments, add_backend_arguments, add_trajectory_arguments
 
 
 def add_arguments(parser):
@@ -26,10 +26,7 @@ def add_arguments(parser):
     add_trajectory_arguments(parser)
     add_analysis_arguments(parser, "classified")
     run = parser.add_argument_group("run")
-    run.add_argument("--backend", choices=("serial", "multiprocessing", "dask"), default="serial", help="parallel over frames (default serial; dask must be installed)")
-    # not clamped to this machine's CPUs: with --dask-scheduler the workers are elsewhere
-    run.add_argument("--workers", type=positive_int, default=2, help="worker processes for multiprocessing/dask (default 2)")
-    run.add_argument("--dask-scheduler", metavar="ADDRESS", help="with --backend dask: a dask.distributed scheduler (e.g. tcp://head:8786) whose workers take the frames")
+    add_backend_arguments(run, "classify")
     run.add_argument("--ood", action="store_true", help="also the out-of-distribution score other of every molecule (SF model with an ood block): "
                      "populations.dat columns n_other (other > 0.5) and soft_other (sum of other, MOLENV_CLASSIFY's n_other)")
     run.add_argument("--device", default="cpu", help="torch device of a GNN (default cpu)")
