@@ -15,7 +15,7 @@ populations table, core/surface split, region filter, plots and extended XYZ as 
 classify`. Full documentation: docs/analysis.md."""
 from __future__ import annotations
 
-from molenv.commands._options import add_analysis_arguments, add_frame_arguments, positive_float
+from molenv.commands._options import add_analysis_arguments, add_backend_arguments, add_frame_arguments, positive_float
 
 
 def add_arguments(parser):
@@ -28,6 +28,7 @@ def add_arguments(parser):
     add_frame_arguments(parser)
     parser.add_argument("--log", default="plumed.log", help="PLUMED log file (default plumed.log)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_backend_arguments(parser.add_argument_group("run"), "reanalyse")
     a = parser.add_argument_group("analysis of MOLENV_CLASSIFY probabilities")
     a.add_argument("--analyse", nargs="?", const="", metavar="LABEL",
                    help="analyse the per-molecule probabilities of the MOLENV_CLASSIFY action LABEL (default: the only one) at the "
@@ -88,8 +89,9 @@ def run(args):
             molecules = action.molecules(universe.atoms.n_atoms, d.atoms_per_molecule)
             collect = ProbabilityCollector(action, molecules, d.centre_atom, _atomic_numbers(universe, args.type_elements), model.classes,
                                            with_coordination=not args.no_surface)
-        done = reanalyse(args.plumed, args.trajectory, universe=universe, timestep=args.timestep, start=args.start, stop=args.stop,
-                         step=args.step, log=args.log, progress=not args.no_progress, collect=collect)
+        done = reanalyse(args.plumed, args.trajectory, args.topology, format=args.format, topology_format=args.topology_format, universe=universe,
+                         timestep=args.timestep, start=args.start, stop=args.stop, step=args.step, log=args.log, progress=not args.no_progress,
+                         collect=collect, backend=args.backend, n_workers=args.workers, scheduler=args.dask_scheduler)
         print(f"{len(done.frames)} frames of {done.n_atoms} atoms through PLUMED (timestep {done.timestep:g} ps); log: {args.log}")
         if collect is not None:
             result = collect.result(done.records, model.network.output_activation)

@@ -55,6 +55,8 @@ __all__ = [
     "reanalyse",
     "ReanalyseRun",
     "ProbabilityCollector",
+    "feed_frames",
+    "masses_charges",
 ]
 
 
@@ -176,7 +178,7 @@ def _cell(ts, where) -> np.ndarray | None:
     return None if box is None else box_matrix(box)
 
 
-def _masses_charges(universe) -> tuple[np.ndarray, np.ndarray]:
+def masses_charges(universe) -> tuple[np.ndarray, np.ndarray]:
     atoms = universe.atoms
     masses = np.asarray(atoms.masses, dtype=np.float64) if hasattr(atoms, "masses") else np.ones(atoms.n_atoms)
     masses = np.where(masses > 0, masses, 1.0)
@@ -267,6 +269,27 @@ class ProbabilityCollector:
                                           source=f"MOLENV_CLASSIFY {self.action.label} ({self.action.where})")
 
 
+def feed_frames(feeder: PlumedFeeder, universe, frames, run: ReanalyseRun, collect: ProbabilityCollector | None = None, *, progress: bool = False) -> None:
+    """Feed the frames of `universe` with file indices `frames` (in order) to PLUMED, their
+    index as the step; the frames, times and ``collect``'s records go to `run`."""
+    from tqdm.auto import tqdm
+
+    from molenv.trajectory import check_positions, read_timestep
+
+    where = universe.trajectory.filename
+    for index in tqdm(frames, desc="reanalyse", unit="frame", disable=not progress):
+        ts = read_timestep(universe.trajectory, index, where)
+        # NaN would reach PLUMED as something else (two atoms that coincide), or not be noticed
+        check_positions(universe.atoms.positions, where, index)
+        feeder.feed(index, universe.atoms.positions, _cell(ts, where))
+        run.frames.append(index)
+        run.times.append(float(ts.time))
+        if collect is not None:
+            record = collect(index, ts, universe)
+            if record is not None:
+                run.records.append(record)
+
+
 def reanalyse(
     plumed_dat: str | Path,
     trajectory: str | Path,
@@ -282,15 +305,21 @@ def reanalyse(
     progress: bool = True,
     collect: ProbabilityCollector | None = None,
     universe=None,
+    backend: str = "serial",
+    n_workers: int = 1,
+    scheduler: str | None = None,
 ) -> ReanalyseRun:
     """Run the PLUMED input `plumed_dat` over the frames of `trajectory` (see the module
     docstring for atoms, steps, time and units). Output files are written where the input
     says, relative to the current directory, as with ``plumed driver``. ``collect.start(feeder)``
     is called once PLUMED has read the input, and ``collect(step, ts, universe)`` after PLUMED's
-    calculation of every frame; what it returns (not None) goes to ``records``."""
-    from tqdm.auto import tqdm
+    calculation of every frame; what it returns (not None) goes to ``records``.
 
-    from molenv.trajectory import check_complete, check_positions, read_timestep
+    ``backend`` "multiprocessing" or "dask" (``n_workers``, a dask.distributed ``scheduler``
+    address) runs blocks of frames on worker processes and joins their outputs into those of
+    the serial run (`molenv.plumed.block_reanalysis`, which also says which inputs it
+    refuses: those whose actions carry history from frame to frame)."""
+    from molenv.trajectory import check_complete
 
     if step is not None and step < 1:
         raise ReanalyseError(f"step must be >= 1 (every step-th frame), got {step}")
@@ -301,22 +330,20 @@ def reanalyse(
     dt = default_timestep(u) if timestep is None else float(timestep)
     if not dt > 0:
         raise ReanalyseError(f"the timestep must be > 0, got {dt}")
-    masses, charges = _masses_charges(u)
+    if backend != "serial":
+        from molenv.plumed.block_reanalysis import reanalyse_blocks
+
+        return reanalyse_blocks(Path(plumed_dat), u, list(frames), dt, trajectory=trajectory, topology=topology, format=format,
+                                topology_format=topology_format, log=Path(log), backend=backend, n_workers=n_workers, scheduler=scheduler,
+                                progress=progress, collect=collect)
+    if scheduler is not None:
+        raise ReanalyseError(f"a dask scheduler address needs backend 'dask', not {backend!r}")
+    masses, charges = masses_charges(u)
     run = ReanalyseRun(u.atoms.n_atoms, dt)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Reader has no dt information")
         with PlumedFeeder(plumed_dat, u.atoms.n_atoms, dt, masses=masses, charges=charges, log=log) as feeder:
             if collect is not None:
                 collect.start(feeder)
-            for index in tqdm(frames, desc="reanalyse", unit="frame", disable=not progress):
-                ts = read_timestep(u.trajectory, index, where)
-                # NaN would reach PLUMED as something else (two atoms that coincide), or not be noticed
-                check_positions(u.atoms.positions, where, index)
-                feeder.feed(index, u.atoms.positions, _cell(ts, where))
-                run.frames.append(index)
-                run.times.append(float(ts.time))
-                if collect is not None:
-                    record = collect(index, ts, u)
-                    if record is not None:
-                        run.records.append(record)
+            feed_frames(feeder, u, frames, run, collect, progress=progress)
     return run
