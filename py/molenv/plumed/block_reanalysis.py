@@ -267,14 +267,13 @@ def reanalyse_blocks(plumed_dat: Path, universe, frames: list[int], timestep: fl
     text, _ = absolute_input_paths(plumed_dat.read_text())
     here = Path.cwd()
     scratch = Path(tempfile.mkdtemp(prefix=".molenv-reanalyse-", dir=here))
+    input_file = scratch / INPUT_NAME
+    jobs = []
     try:
-        input_file = scratch / INPUT_NAME
         input_file.write_text(text)
         (scratch / "actions").mkdir()
         check_blockwise(plumed_actions(input_file, universe.atoms.n_atoms, timestep, scratch / "actions"), plumed_dat, text)
-        blocks = frame_blocks(frames, n_workers)
-        jobs = []
-        for k, block in enumerate(blocks):
+        for k, block in enumerate(frame_blocks(frames, n_workers)):
             directory = scratch / f"block-{k}"
             directory.mkdir()
             for sub in _output_directories(text):
@@ -284,17 +283,31 @@ def reanalyse_blocks(plumed_dat: Path, universe, frames: list[int], timestep: fl
                                  format, topology_format, timestep, collect))
         results = run_blocks(run_block, jobs, backend, n_workers, scheduler, progress=progress, desc="reanalyse")
         merge_outputs([job.directory for job in jobs], here)
-        _back_up(Path(log))
-        with open(log, "wb") as out:
-            for job in jobs:
-                out.write(f"# molenv reanalyse: block {job.index + 1} of {len(jobs)}, frames {job.frames[0]}-{job.frames[-1]}\n".encode())
-                with open(job.log, "rb") as part:
-                    shutil.copyfileobj(part, out)
-        run = ReanalyseRun(universe.atoms.n_atoms, timestep)
-        for result in results:
-            run.frames += result.frames
-            run.times += result.times
-            run.records += result.records
-        return run
+        _join_logs(jobs, scratch, Path(log))
+    except ReanalyseError as err:
+        # PLUMED's messages name the scratch copy of the input and the blocks' logs, which go with the scratch directory
+        _join_logs(jobs, scratch, Path(log))
+        message = str(err).replace(str(input_file), str(plumed_dat))
+        raise ReanalyseError(re.sub(re.escape(str(scratch)) + r"/\S+\.log", str(log), message)) from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    run = ReanalyseRun(universe.atoms.n_atoms, timestep)
+    for result in results:
+        run.frames += result.frames
+        run.times += result.times
+        run.records += result.records
+    return run
+
+
+def _join_logs(jobs: list[BlockJob], scratch: Path, log: Path) -> None:
+    """The blocks' PLUMED logs one after the other in `log` (the log of the instance that read
+    the input where no block ran), each after a line naming its block and frames."""
+    parts = [(f"block {job.index + 1} of {len(jobs)}, frames {job.frames[0]}-{job.frames[-1]}", job.log) for job in jobs if job.log.is_file()]
+    if not parts and (scratch / "actions" / "actions.log").is_file():
+        parts = [("reading the input", scratch / "actions" / "actions.log")]
+    _back_up(log)
+    with open(log, "wb") as out:
+        for what, path in parts:
+            out.write(f"# molenv reanalyse: {what}\n".encode())
+            with open(path, "rb") as part:
+                shutil.copyfileobj(part, out)
