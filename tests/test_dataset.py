@@ -179,3 +179,22 @@ def test_parallel_featurize_gives_the_same_arrays(tmp_path):
     for name in serial.source_names:
         a, b = serial.arrays(name), parallel.arrays(name)
         assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_featurize_on_dask_workers_gives_the_same_arrays(tmp_path):
+    """`featurize --backend dask`: blocks of frames on the 2 workers of a dask.distributed
+    LocalCluster (each reads its frames itself) give the serial arrays, bit for bit."""
+    pytest.importorskip("dask.distributed")
+    from dask.distributed import LocalCluster
+
+    sources = sources_from_manifest(REPO / "data/manifest.json", "urea", ["urea-I-100K", "urea-melt-350K"])
+    for s in sources:
+        s.reader.update(stop=3)
+    serial = featurize(sources, "urea", tmp_path / "serial", progress=False)
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+        remote = featurize(sources, "urea", tmp_path / "remote", workers=2, backend="dask", scheduler=cluster.scheduler_address, progress=False)
+    for name in serial.source_names:
+        a, b = serial.arrays(name), remote.arrays(name)
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a), name
+    with pytest.raises(DatasetError, match="a dask scheduler address needs backend 'dask', not 'serial'"):
+        featurize(sources, "urea", tmp_path / "x", backend="serial", scheduler="tcp://localhost:1", progress=False)

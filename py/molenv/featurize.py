@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import multiprocessing
 import os
 import shutil
 import tempfile
@@ -256,9 +255,11 @@ def label_frame(frame, descriptors, centre: Centre, rule: TopologyRule) -> tuple
     return compute_descriptors(frame, descriptors), rule.coordination(frame, centre), rule.frame_radius(frame, centre)
 
 
-def _label_job(job):
-    frame, descriptors, centre, rule = job
-    return label_frame(frame, descriptors, centre, rule)
+def _label_block(job) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """`label_frame` of the frames at positions `block` of a trajectory (on a worker, which
+    reads them itself)."""
+    trajectory, block, descriptors, centre, rule = job
+    return [label_frame(trajectory[int(k)], descriptors, centre, rule) for k in block]
 
 
 def _resolve(source: Source, spec: MoleculeSpec):
@@ -424,16 +425,25 @@ def featurize(
     command: str | None = None,
     melt_check: bool = True,
     log=print,
+    backend: str | None = None,
+    scheduler: str | None = None,
 ) -> Dataset:
     """Label, split and featurize `sources` into the dataset directory `out`; returns it opened.
 
-    ``workers`` > 1 computes descriptors of several frames in parallel (processes).
+    Descriptors and coordination numbers are computed over blocks of frames on ``workers``
+    processes of ``backend`` (`molenv.frameblocks`: "serial", "multiprocessing", "dask", a
+    dask.distributed ``scheduler`` address; default multiprocessing for ``workers`` > 1),
+    each block read by its worker; the dataset does not depend on the backend.
     Raises DatasetError (naming the file and problem) for an empty dataset, a source
     without a label, two sources of one name, a training split with a single class, unknown
     class names, an existing dataset (unless ``overwrite``), a periodic frame narrower than
     twice the descriptor cutoff, a source labelled melt that has not melted (unless
     ``melt_check`` is False); trajectory problems raise `molenv.trajectory.TrajectoryError`.
     """
+    from molenv.frameblocks import check_backend
+
+    backend = backend or ("multiprocessing" if workers > 1 else "serial")
+    check_backend(backend, workers, scheduler, DatasetError)
     spec = spec if isinstance(spec, MoleculeSpec) else load_spec(spec)
     out = Path(out)
     if out.is_symlink():
@@ -484,87 +494,92 @@ def featurize(
     os.chmod(out, 0o777 & ~umask)  # mkdtemp makes it private; the dataset gets the usual permissions
     try:
         return _write(kept, trajectories, codes, classes, spec, out, final, overwrite, split_mode, val_fraction, test_fraction, seed,
-                      train_temperature, topology_rule, workers, progress, command, melt_checks)
+                      train_temperature, topology_rule, (backend, workers, scheduler), progress, command, melt_checks)
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)
         raise
 
 
 def _write(kept, trajectories, codes, classes, spec, out: Path, final: Path, overwrite: bool, split_mode, val_fraction, test_fraction, seed,
-           train_temperature, topology_rule, workers, progress, command, melt_checks) -> Dataset:
-    """Featurize into the new directory `out`, then move it to `final`."""
+           train_temperature, topology_rule, parallel, progress, command, melt_checks) -> Dataset:
+    """Featurize into the new directory `out`, then move it to `final`; `parallel` is
+    (backend, workers, scheduler)."""
     from tqdm import tqdm
 
+    from molenv.frameblocks import frame_blocks, run_blocks
+
+    backend, workers, scheduler = parallel
     descriptors = spec.descriptor_set()
     total = sum(len(t) for t in trajectories)
     entries = []
     counts = {split: Counter() for split in SPLITS}
     topology_counts = {split: Counter() for split in SPLITS}
-    pool = multiprocessing.get_context("fork").Pool(workers) if workers > 1 else None
     started = time.time()
-    try:
-        with tqdm(total=total, desc="featurize", unit="frame", disable=not progress) as bar:
-            for source, traj, split in zip(kept, trajectories, codes):
-                bar.set_postfix_str(source.name)
-                frames = list(traj)
-                jobs = [(f, descriptors, spec.centre, topology_rule) for f in frames]
-                results = []
-                for result in (pool.imap(_label_job, jobs, chunksize=2) if pool else map(_label_job, jobs)):
-                    results.append(result)
-                    bar.update(1)
-                features = np.stack([r[0] for r in results])
-                cn = np.stack([r[1] for r in results])
-                topology = topology_rule.surface(cn).astype(np.int8)
-                n_mol = traj.molecules.shape[0]
-                label = np.full((len(frames), n_mol), classes.index(source.label), dtype=np.int16)
-                periodic = frames[0].box is not None
-                arrays = {
-                    "positions": np.stack([f.positions for f in frames]).astype(np.float32),
-                    "boxes": np.stack([f.box if f.box is not None else np.full(6, np.nan) for f in frames]),
-                    "times": np.array([f.time for f in frames]),
-                    "atomic_numbers": traj.atomic_numbers,
-                    "molecules": traj.molecules,
-                    "features": features,
-                    "labels": label,
-                    "topology": topology,
-                    "cn": cn,
-                    "cn_radius": np.array([r[2] for r in results]),
-                    "split": split,
-                }
-                file = f"{_safe_name(source.name)}.npz"
-                write_source(out / file, arrays)
-                _fsync(out / file)
-                for k, name in enumerate(SPLITS):
-                    counts[name][source.label] += int((split == k).sum()) * n_mol
-                    for t, tname in enumerate(TOPOLOGY_NAMES):
-                        topology_counts[name][tname] += int((topology[split == k] == t).sum())
-                entries.append(
-                    {
-                        "name": source.name,
-                        "file": file,
-                        "sha256": file_sha256(out / file),
-                        "label": source.label,
-                        "temperature_K": source.temperature,
-                        "system": source.system,
-                        "periodic": periodic,
-                        "split": source.split,
-                        "frames": {name: int((split == k).sum()) for k, name in enumerate(SPLITS)},
-                        "n_frames": len(frames),
-                        "n_molecules": int(n_mol),
-                        "time_ps": [float(arrays["times"][0]), float(arrays["times"][-1])],
-                        "trajectory": str(source.trajectory),
-                        "trajectory_sha256": file_sha256(source.trajectory),
-                        "topology": str(source.topology) if source.topology else None,
-                        "topology_sha256": file_sha256(source.topology) if source.topology else None,
-                        "reader": {k: v for k, v in source.reader.items()} | {"atom_order": traj.atom_order, "molecules": traj.molecules_from},
-                        "surface_molecules": int(topology.sum()),
-                        "simulation": source.origin,
-                    } | ({"melt_check": melt_checks[source.name]} if source.name in melt_checks else {})
-                )
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
+    with tqdm(total=total, desc="featurize", unit="frame", disable=not progress) as bar:
+        for source, traj, split in zip(kept, trajectories, codes):
+            bar.set_postfix_str(source.name)
+            results = []
+            if backend != "serial":
+                jobs = [(traj, block, descriptors, spec.centre, topology_rule) for block in frame_blocks(range(len(traj)), workers)]
+                results = [r for block in run_blocks(_label_block, jobs, backend, workers, scheduler) for r in block]
+            # one pass over the frames for what the dataset stores of them (the serial run labels them on the way)
+            positions, boxes, times = [], [], []
+            for frame in traj:
+                positions.append(frame.positions.astype(np.float32))
+                boxes.append(frame.box if frame.box is not None else np.full(6, np.nan))
+                times.append(frame.time)
+                if backend == "serial":
+                    results.append(label_frame(frame, descriptors, spec.centre, topology_rule))
+                bar.update(1)
+            features = np.stack([r[0] for r in results])
+            cn = np.stack([r[1] for r in results])
+            topology = topology_rule.surface(cn).astype(np.int8)
+            n_mol = traj.molecules.shape[0]
+            label = np.full((len(times), n_mol), classes.index(source.label), dtype=np.int16)
+            periodic = not np.isnan(boxes[0]).any()
+            arrays = {
+                "positions": np.stack(positions),
+                "boxes": np.stack(boxes),
+                "times": np.array(times),
+                "atomic_numbers": traj.atomic_numbers,
+                "molecules": traj.molecules,
+                "features": features,
+                "labels": label,
+                "topology": topology,
+                "cn": cn,
+                "cn_radius": np.array([r[2] for r in results]),
+                "split": split,
+            }
+            file = f"{_safe_name(source.name)}.npz"
+            write_source(out / file, arrays)
+            _fsync(out / file)
+            for k, name in enumerate(SPLITS):
+                counts[name][source.label] += int((split == k).sum()) * n_mol
+                for t, tname in enumerate(TOPOLOGY_NAMES):
+                    topology_counts[name][tname] += int((topology[split == k] == t).sum())
+            entries.append(
+                {
+                    "name": source.name,
+                    "file": file,
+                    "sha256": file_sha256(out / file),
+                    "label": source.label,
+                    "temperature_K": source.temperature,
+                    "system": source.system,
+                    "periodic": periodic,
+                    "split": source.split,
+                    "frames": {name: int((split == k).sum()) for k, name in enumerate(SPLITS)},
+                    "n_frames": len(times),
+                    "n_molecules": int(n_mol),
+                    "time_ps": [float(arrays["times"][0]), float(arrays["times"][-1])],
+                    "trajectory": str(source.trajectory),
+                    "trajectory_sha256": file_sha256(source.trajectory),
+                    "topology": str(source.topology) if source.topology else None,
+                    "topology_sha256": file_sha256(source.topology) if source.topology else None,
+                    "reader": {k: v for k, v in source.reader.items()} | {"atom_order": traj.atom_order, "molecules": traj.molecules_from},
+                    "surface_molecules": int(topology.sum()),
+                    "simulation": source.origin,
+                } | ({"melt_check": melt_checks[source.name]} if source.name in melt_checks else {})
+            )
     manifest = {
         "molecule": spec.name,
         "spec": {"name": spec.name, "path": str(spec.path), "sha256": file_sha256(spec.path) if spec.path else None},

@@ -105,8 +105,9 @@ def add_backend_arguments(group, what: str, *, workers: bool = True) -> None:
     processes (`molenv.frameblocks`), for the commands that are parallel over frames."""
     from molenv.frameblocks import BACKENDS
 
-    group.add_argument("--backend", choices=BACKENDS, default=None if not workers else "serial",
-                       help="parallel over blocks of frames (default serial; dask must be installed)")
+    group.add_argument("--backend", choices=BACKENDS, default="serial" if workers else None,
+                       help="parallel over blocks of frames (default serial" + ("" if workers else ", multiprocessing with --workers > 1") +
+                            "; dask must be installed)")
     if workers:
         # not clamped to this machine's CPUs: with --dask-scheduler the workers are elsewhere
         group.add_argument("--workers", type=positive_int, default=2, help="worker processes for multiprocessing/dask (default 2)")

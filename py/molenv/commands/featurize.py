@@ -30,7 +30,7 @@ counts) and one .npz per source; see docs/training.md.
 """
 from __future__ import annotations
 
-from molenv.commands._options import add_frame_arguments, non_negative_float, non_negative_int, positive_float, thread_count
+from molenv.commands._options import add_backend_arguments, add_frame_arguments, non_negative_float, non_negative_int, positive_float, thread_count
 
 
 def add_arguments(parser):
@@ -70,7 +70,9 @@ def add_arguments(parser):
     labels.add_argument("--cn-offset", type=non_negative_float, default=CN_OFFSET, help=f"coordination radius = molecule radius + this, in A (default {CN_OFFSET:g})")
     labels.add_argument("--cn-radius", type=positive_float, help="fixed molecule radius in A instead of the frame's largest atom-centre distance")
     labels.add_argument("--cn-threshold", type=non_negative_int, default=CN_THRESHOLD, help=f"surface if the coordination number (self counted) is below this (default {CN_THRESHOLD})")
-    parser.add_argument("--workers", type=thread_count("--workers"), default=1, help="processes computing descriptors in parallel (default 1)")
+    run = parser.add_argument_group("run")
+    run.add_argument("--workers", type=thread_count("--workers"), default=1, help="processes computing descriptors in parallel (default 1)")
+    add_backend_arguments(run, "featurize", workers=False)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -176,6 +178,8 @@ def run(args):
         train_temperature=args.train_temperature,
         topology_rule=TopologyRule(args.cn_offset, args.cn_threshold, args.cn_radius),
         workers=args.workers,
+        backend=args.backend,
+        scheduler=args.dask_scheduler,
         progress=not args.no_progress,
         overwrite=args.overwrite,
         melt_check=not args.no_melt_check,
