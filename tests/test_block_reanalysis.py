@@ -155,3 +155,29 @@ def test_backend_errors(tmp_path, monkeypatch):
         reanalyse("p.dat", xtc, pdb, stop=2, progress=False, backend="threads")
     with pytest.raises(ReanalyseError, match="a dask scheduler address needs backend 'dask', not 'serial'"):
         reanalyse("p.dat", xtc, pdb, stop=2, progress=False, scheduler="tcp://localhost:1")
+
+
+def test_merge_outputs(tmp_path):
+    """The join itself: the first block's header, then every block's lines in order (a block
+    that printed nothing adds nothing), files in sub-directories, PLUMED's backup of a file
+    already there; headers that differ are refused."""
+    from molenv.plumed.block_reanalysis import merge_outputs
+
+    blocks = [tmp_path / f"b{k}" for k in range(3)]
+    for b in blocks:
+        (b / "sub").mkdir(parents=True)
+    (blocks[0] / "cv").write_text("")  # opened, nothing printed yet (STRIDE)
+    (blocks[1] / "cv").write_text("#! FIELDS time d\n#! SET min_d 0\n 1 0.5\n")
+    (blocks[2] / "cv").write_text("#! FIELDS time d\n#! SET min_d 0\n 2 0.6\n 3 0.7\n")
+    for k, b in enumerate(blocks):
+        (b / "sub" / "a.xyz").write_text(f"1\n\nX {k} 0 0\n")
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    (out / "cv").write_text("old\n")
+    assert sorted(p.relative_to(out).as_posix() for p in merge_outputs(blocks, out)) == ["cv", "sub/a.xyz"]
+    assert (out / "cv").read_text() == "#! FIELDS time d\n#! SET min_d 0\n 1 0.5\n 2 0.6\n 3 0.7\n"
+    assert (out / "bck.0.cv").read_text() == "old\n"
+    assert (out / "sub" / "a.xyz").read_text() == "".join(f"1\n\nX {k} 0 0\n" for k in range(3))
+    (blocks[2] / "cv").write_text("#! FIELDS time e\n 2 0.6\n")
+    with pytest.raises(ReanalyseError, match=r"cv: the blocks wrote different headers \('#! FIELDS time e' after '#! FIELDS time d"):
+        merge_outputs(blocks, out)

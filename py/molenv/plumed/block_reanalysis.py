@@ -132,18 +132,16 @@ def plumed_actions(input_file: Path, n_atoms: int, timestep: float, scratch: Pat
 def check_blockwise(actions: list[str], plumed_dat: str | Path, text: str) -> None:
     """ReanalyseError naming the first action of `actions` (or the ``NLIST`` flag of the
     input `text`) that carries history from frame to frame (`HISTORY_ACTIONS`)."""
-    from molenv.plumed.inputs import _WORD
-
     for name in actions:
         if name in HISTORY_ACTIONS:
             raise ReanalyseError(f"{plumed_dat}: the action {name} {HISTORY_ACTIONS[name]}: its result at a frame depends on earlier frames, "
-                              "so the frames cannot be split into blocks; run it with --backend serial")
+                                 "so the frames cannot be split into blocks; run it with --backend serial")
     for line in text.splitlines():
-        words = _WORD.findall(line.split("#", 1)[0])
+        words = line.split("#", 1)[0].split()
         if "NLIST" in words:
             raise ReanalyseError(f"{plumed_dat}: NLIST (a neighbour list rebuilt every NL_STRIDE steps) in '{line.strip()}': a block builds its "
-                              "list at its own first frame, so values would depend on where the blocks start; drop NLIST, or run it with "
-                              "--backend serial")
+                                 "list at its own first frame, so values would depend on where the blocks start; drop NLIST, or run it with "
+                                 "--backend serial")
         if any(w.upper() == "RESTART=YES" for w in words):
             raise ReanalyseError(f"{plumed_dat}: RESTART=YES in '{line.strip()}' appends to the files of an earlier run; run it with --backend serial")
 
@@ -237,8 +235,8 @@ def merge_outputs(directories: list[Path], destination: Path) -> list[Path]:
                         out.writelines(lines)
                     elif lines and lines != header:
                         raise ReanalyseError(f"{name}: the blocks wrote different headers ({b''.join(lines).decode(errors='replace').strip()!r} "
-                                          f"after {b''.join(header).decode(errors='replace').strip()!r}): they cannot be joined; run it with "
-                                          "--backend serial")
+                                             f"after {b''.join(header).decode(errors='replace').strip()!r}): they cannot be joined; run it with "
+                                             "--backend serial")
                     out.write(first)
                     shutil.copyfileobj(handle, out)
         written.append(target)
