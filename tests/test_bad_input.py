@@ -139,6 +139,10 @@ CASES = [
     (REANALYSE + " -t {xtc} --step 0", "argument --step: expected an integer >= 1, got 0"),
     (REANALYSE + " -t {xtc} --timestep 0", "argument --timestep: expected a finite number > 0, got 0"),
     (REANALYSE + " -t {directory}", "directory: is a directory, not a file"),
+    (REANALYSE + " -t {xtc} --workers 0", "argument --workers: expected an integer >= 1, got 0"),
+    (REANALYSE + " -t {cut_xtc} --backend multiprocessing", "cut.xtc: the file ends inside frame 3 (only 20 bytes of it are there)"),
+    ("reanalyse --plumed {plumed} -t {nan_pdb} --no-progress --backend multiprocessing",
+     "nan.pdb: frame 0: non-finite coordinates (NaN or inf) for 1 of 1440 atoms, the first atom 21"),  # raised on a worker
 ]
 
 # cases also run as a separate process: stderr must be the error line and nothing else (no
