@@ -4,14 +4,16 @@ over blocks of frames on dask workers (issue #19: memory must not grow with the 
 The trajectory is built in a temporary directory: the first ``--molecules`` molecules of the
 committed urea form I cluster (data/urea/urea-I-cluster-100K, no box, atoms in the model's
 order), its 40 frames repeated in turn, each copy displaced by Gaussian noise of 0.02 A
-(seeded), written as an XTC of ``--frames`` frames (several lengths: ``--frames 1000,10000``).
+(seeded), written as an XTC of ``--frames`` frames (several lengths: ``--frames 1000,10000``);
+``--molecules 188`` keeps all of them (1,504 atoms).
 A small system keeps 10,000 frames affordable on a loaded machine; memory per frame does not
 depend on it beyond the result arrays.
 
 Each command runs as its own process tree (`python -m molenv ...`, the shipped urea SF model
 models/urea_sf.molenv): ``classify`` (populations, per-molecule npz, coordination numbers;
 no plot) and ``reanalyse`` (MOLENV_CLASSIFY with NOPBC, a PROB_FILE and a PRINT of every
-component, i.e. one line per frame and one per molecule and frame), each with ``--backend
+component, i.e. one line per frame and one per molecule and frame; ``--plumed-input
+geometry``: a distance and a centre, so that reading the frames is the work), each with ``--backend
 serial`` and ``--backend dask --workers N`` (local dask processes). The process tree is
 sampled every 0.1 s with psutil: the peak resident memory (RSS) of the client process, of
 the largest worker, and of the tree's sum; ``ru_maxrss`` from ``wait4`` (the peak of the
@@ -64,13 +66,20 @@ def build_trajectory(directory: Path, n_frames: int, n_molecules: int, seed: int
     return xtc, pdb
 
 
-def plumed_input(path: Path, n_atoms: int) -> Path:
+def plumed_input(path: Path, n_atoms: int, kind: str) -> tuple[Path, list[str]]:
+    """The input of the reanalyse runs and the files it writes: ``classify`` (MOLENV_CLASSIFY,
+    PROB_FILE, PRINT) or ``geometry`` (a distance and the centre of all atoms: next to no
+    work per frame, so that reading the frames is what is measured)."""
     from molenv.plumed.kernel import module_path
 
-    path.write_text(f"UNITS LENGTH=A\nLOAD FILE={module_path()}\n"
-                    f"c: MOLENV_CLASSIFY MODEL={MODEL} MOLECULES=1-{n_atoms} NOPBC PROB_FILE=prob.dat\n"
-                    "PRINT ARG=c.* FILE=colvar FMT=%.10g\n")
-    return path
+    if kind == "classify":
+        path.write_text(f"UNITS LENGTH=A\nLOAD FILE={module_path()}\n"
+                        f"c: MOLENV_CLASSIFY MODEL={MODEL} MOLECULES=1-{n_atoms} NOPBC PROB_FILE=prob.dat\n"
+                        "PRINT ARG=c.* FILE=colvar FMT=%.10g\n")
+        return path, ["colvar", "prob.dat"]
+    path.write_text(f"UNITS LENGTH=A\nd: DISTANCE ATOMS=1,{n_atoms} NOPBC\ng: CENTER ATOMS=1-{n_atoms} NOPBC\np: POSITION ATOM=g NOPBC\n"
+                    "PRINT ARG=d,p.x,p.y,p.z FILE=colvar FMT=%.10g\n")
+    return path, ["colvar"]
 
 
 def measure(cmd: list[str], cwd: Path) -> dict:
@@ -120,6 +129,8 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="dask workers (default 2)")
     parser.add_argument("--commands", default="classify,reanalyse", help="classify, reanalyse (default both)")
     parser.add_argument("--backends", default="serial,dask", help="serial, dask, multiprocessing (default serial,dask)")
+    parser.add_argument("--plumed-input", choices=("classify", "geometry"), default="classify",
+                        help="what reanalyse runs: MOLENV_CLASSIFY (default) or a distance and a centre (reading the frames is the work)")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
     rows = []
@@ -141,10 +152,10 @@ def main(argv=None) -> int:
                                         "--out", "out"] + parallel
                         files = ["out/populations.dat", "out/molecules.npz"]
                     else:
-                        plumed_input(work / "plumed.dat", 8 * args.molecules)
+                        _, files = plumed_input(work / "plumed.dat", 8 * args.molecules, args.plumed_input)
                         cmd = python + ["reanalyse", "--plumed", "plumed.dat", "-t", str(xtc), "--topology", str(pdb), "--no-progress"] + parallel
-                        files = ["colvar", "prob.dat"]
-                    row = {"command": command, "backend": backend, "frames": n, "workers": args.workers if parallel else 1} | measure(cmd, work)
+                    row = {"command": command, "backend": backend, "frames": n, "atoms": 8 * args.molecules, "workers": args.workers if parallel else 1,
+                           "plumed_input": args.plumed_input if command == "reanalyse" else None} | measure(cmd, work)
                     outputs[backend] = [work / f for f in files]
                     if backend != "serial" and "serial" in outputs:
                         row["same_as_serial"] = all(filecmp.cmp(a, b, shallow=False) for a, b in zip(outputs["serial"], outputs[backend])
@@ -153,10 +164,10 @@ def main(argv=None) -> int:
                     print(json.dumps(row), flush=True)
                     if args.json:  # after every run: a long benchmark cut short keeps what it measured
                         _write_json(args.json, rows)
-    print("\n| command | backend | frames | wall s | client peak RSS MiB (ru_maxrss of the largest process) | largest worker MiB | tree peak MiB | same files as serial |")
-    print("|---|---|---:|---:|---:|---:|---:|---|")
+    print("\n| command | backend | atoms | frames | wall s | client peak RSS MiB (ru_maxrss of the largest process) | largest worker MiB | tree peak MiB | same files as serial |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
-        print(f"| {r['command']} | {r['backend']} | {r['frames']:,} | {r['wall_s']} | {r['client_peak_MiB']} ({r['tree_ru_maxrss_MiB']}) | "
+        print(f"| {r['command']}{' (' + r['plumed_input'] + ')' if r['plumed_input'] else ''} | {r['backend']} | {r['atoms']:,} | {r['frames']:,} | {r['wall_s']} | {r['client_peak_MiB']} ({r['tree_ru_maxrss_MiB']}) | "
               f"{r['largest_worker_peak_MiB'] or ''} | {r['tree_peak_MiB']} | {r.get('same_as_serial', '')} |")
     return 0
 
