@@ -5,6 +5,7 @@ or a whole system read from a file.
   molenv simulate melt      --molecule urea --structure formI.cif --temperature 350 --out runs/urea-melt-350K
   molenv simulate cluster   --molecule urea --structure formI.cif --diameter 30 --temperature 100 --out runs/urea-I-cluster
   molenv simulate interface --molecule urea --structure formI.cif --structure2 formIV.cif --symmetrise2 0.3 --axis y --out runs/urea-I-IV
+  molenv simulate coexistence --molecule urea --structure formI.cif --repeats 4 4 16 --temperature 400 --out runs/urea-I-melt-400K
   molenv simulate system    --molecule urea --structure interface.data --name-map 4:N1,5:N2 --barostat z --out runs/urea-file
   molenv simulate parametrise --molecule nicotinamide --atom-types gaff2
   molenv simulate crystal   ... --plumed plumed.dat      # PLUMED bias (e.g. METAD on MOLENV_CLASSIFY's path CV) in production
@@ -31,7 +32,7 @@ from molenv.commands._options import finite_float, non_negative_float, number, p
 from molenv.constants import file_sha256
 from molenv.simulate import DEFAULT_MIN_HEIGHT, MAX_TIMESTEP_FS
 
-MODES = ("crystal", "melt", "cluster", "interface", "system", "parametrise")
+MODES = ("crystal", "melt", "cluster", "interface", "coexistence", "system", "parametrise")
 DEFAULT_FRAME_INTERVAL_PS = 1.0
 
 
@@ -71,7 +72,7 @@ def _add_file_system(p):
 
 def _add_md(p, mode):
     g = p.add_argument_group("molecular dynamics")
-    defaults = {"melt": 350.0}.get(mode, 100.0)
+    defaults = {"melt": 350.0, "coexistence": 400.0}.get(mode, 100.0)
     g.add_argument("--temperature", type=positive_float, default=defaults, help=f"temperature of equilibration and production, K (default {defaults:g})")
     g.add_argument("--equilibrate", type=non_negative_float, default=20.0, metavar="PS", help="equilibration time, ps (default 20)")
     g.add_argument("--production", type=non_negative_float, default=50.0, metavar="PS",
@@ -118,6 +119,7 @@ def add_arguments(parser):
              "melt": "melt a crystal supercell at high temperature, quench, equilibrate and sample at --temperature",
              "cluster": "gas-phase spherical cluster cut from a crystal (no periodic boundaries)",
              "interface": "two crystals stacked along an axis in one periodic box",
+             "coexistence": "a crystal/melt two-phase system along z: part of a supercell melted while the rest is held, then NPzT",
              "system": "a whole system read from a file (LAMMPS data, PDB, GRO, ...): its molecules and box as they are",
              "parametrise": "only build (or show) the cached force field of the molecule"}
     for mode in MODES:
@@ -135,16 +137,34 @@ def add_arguments(parser):
         g.add_argument("--min-height", type=positive_float, default=DEFAULT_MIN_HEIGHT, metavar="A",
                        help="minimum perpendicular height of the supercell, A (default 20; crystal and melt: raised to 5 %% above twice the "
                             "spec's descriptor cutoff rmax, e.g. 21 for urea, so that the barostat does not shrink the box below twice rmax)")
-        if mode == "melt":
+        if mode == "coexistence":
+            g.add_argument("--orient", metavar="AXES", help="which cell axes lie along x,y,z, e.g. b,c,a (as for interface; default a,b,c): "
+                           "the crystal face along z is the interface")
+            g.add_argument("--lattice", type=positive_float, nargs=3, metavar="A",
+                           help="cell lengths along x, y, z at --temperature, A (e.g. from an NPT crystal run at it): the crystal is scaled to "
+                                "them, so that the fixed lateral box of NPzT does not strain it (default: the cell as read)")
+            g.add_argument("--melt-fraction", type=positive_float, default=0.5, metavar="F",
+                           help="fraction of the cell layers along z (the upper ones) that is melted (default 0.5)")
+            g.add_argument("--melt-density", type=positive_float, default=1.2, metavar="G_CM3",
+                           help="the part to melt is first stretched along z to this density, g/cm3 (default 1.2): room to melt at constant volume")
+            g.add_argument("--hold-force-constant", type=positive_float, default=5000.0, metavar="KJ_MOL_NM2",
+                           help="restraints that hold the crystal's heavy atoms while the rest melts and is quenched, kJ/mol/nm2 (default 5000)")
+        if mode in ("melt", "coexistence"):
             g.add_argument("--melt-temperature", type=positive_float, default=800.0, metavar="K", help="melting temperature, K (default 800)")
+        if mode == "melt":
             g.add_argument("--melt-ensemble", choices=("npt", "nvt"), default="npt",
                            help="ensemble of the melting stage (default npt, isotropic: a crystal at its own density superheats far above the melting point)")
-            g.add_argument("--melt-time", type=non_negative_float, default=20.0, metavar="PS", help="time at the melting temperature, ps (default 20)")
+        if mode in ("melt", "coexistence"):
+            hold = "" if mode == "melt" else "; NVT, the crystal held"
+            g.add_argument("--melt-time", type=non_negative_float, default=20.0, metavar="PS", help=f"time at the melting temperature, ps (default 20{hold})")
+        if mode == "melt":
             g.add_argument("--density", type=positive_float, metavar="G_CM3",
                            help="expand the crystal supercell isotropically to this density (g/cm3) before melting; with "
                                 "--barostat none and --melt-ensemble nvt the whole run stays at it (a melt at the experimental "
                                 "liquid density where the force field's at 1 bar is off)")
-            g.add_argument("--quench-time", type=non_negative_float, default=20.0, metavar="PS", help="linear quench to --temperature, ps (default 20; NPT unless --barostat none)")
+        if mode in ("melt", "coexistence"):
+            quench = "NPT unless --barostat none" if mode == "melt" else "NVT, the crystal still held"
+            g.add_argument("--quench-time", type=non_negative_float, default=20.0, metavar="PS", help=f"linear quench to --temperature, ps (default 20; {quench})")
         if mode == "cluster":
             g.add_argument("--diameter", type=positive_float, default=30.0, metavar="A", help="cluster diameter, A (default 30)")
         if mode == "interface":
@@ -206,6 +226,15 @@ def _build(args, spec):
         return system
     if args.mode == "cluster":
         return cluster_system(spec, args.structure, args.diameter, args.symmetrise)
+    if args.mode == "coexistence":
+        from molenv.simulate import SimulationError
+        from molenv.simulate.systems import coexistence_system
+
+        if args.repeats is None:
+            raise SimulationError("coexistence needs --repeats NX NY NZ (cells along x, y, z of the box; NZ layers stacked along z, "
+                                  "the upper --melt-fraction of them melted), e.g. 4 4 16 for urea form I")
+        return coexistence_system(spec, args.structure, args.repeats, args.lattice, args.melt_fraction, args.melt_density,
+                                  orient=args.orient, symmetrise_tolerance=args.symmetrise)
     return interface_system(spec, args.structure, args.structure2, args.axis, args.min_height, args.repeats, args.repeats2,
                             args.symmetrise, args.symmetrise2, args.gap, orient_a=args.orient, orient_b=args.orient2, lateral_box=args.lateral_box)
 
@@ -232,6 +261,8 @@ def _barostat(args, system) -> str | None:
         return args.barostat
     if args.mode == "melt":
         return "iso"
+    if args.mode == "coexistence":
+        return "z"
     if args.mode == "interface":
         return "aniso"
     import numpy as np
@@ -285,6 +316,13 @@ def _stages(args, npt: bool):
         melt_ens = ens if args.melt_ensemble == "npt" else "nvt"
         stages += [Stage("melt", args.melt_time, args.melt_temperature, melt_ens),
                    Stage("quench", args.quench_time, args.melt_temperature, ens, temperature_end=args.temperature)]
+    if args.mode == "coexistence":
+        # the crystal (the system's first group, named after the file) is held while the rest
+        # melts and cools, at constant volume: its lattice stays the one asked for
+        held = Path(args.structure).stem
+        stages += [Stage("melt", args.melt_time, args.melt_temperature, "nvt", hold=held, hold_force_constant=args.hold_force_constant),
+                   Stage("quench", args.quench_time, args.melt_temperature, "nvt", temperature_end=args.temperature, hold=held,
+                         hold_force_constant=args.hold_force_constant)]
     stages += [Stage("equilibrate", args.equilibrate, args.temperature, ens),
                Stage("production", args.production, args.temperature, ens, frame_interval_ps=_frame_interval(args))]
     return stages
@@ -315,7 +353,8 @@ def command_line(args) -> str:
 def _request(args, spec) -> dict:
     keys = ["mode", "smiles", "atom_types", "charges", "structure", "symmetrise", "repeats", "min_height", "diameter",
             "structure2", "symmetrise2", "repeats2", "axis", "gap", "orient", "orient2", "lateral_box", "melt_temperature", "melt_ensemble",
-            "melt_time", "quench_time", "density", "frame", "name_map", "type_elements", "no_pbc"]
+            "melt_time", "quench_time", "density", "frame", "name_map", "type_elements", "no_pbc",
+            "lattice", "melt_fraction", "melt_density", "hold_force_constant"]
     req = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
     req["molecule"] = spec.name
     req["spec_sha"] = _sha(spec.path)

@@ -78,6 +78,11 @@ class Stage:
     ensemble: str = "npt"  # "nvt" or "npt" (npt needs a periodic system)
     frame_interval_ps: float = 0.0  # > 0: record a frame every this many ps
     temperature_end: float | None = None
+    # a group of molecules (a name of the system's groups) whose heavy atoms are held at
+    # their positions in system.pdb by harmonic restraints of this force constant
+    # (kJ/mol/nm^2): the crystal part while the rest of a crystal/melt system melts
+    hold: str | None = None
+    hold_force_constant: float = 5000.0
 
     def __post_init__(self):
         # written as "not (x ok)" so that NaN, which fails every comparison, is refused too
@@ -89,6 +94,19 @@ class Stage:
                                   f"got {self.time_ps} ps at {' -> '.join(map(str, temperatures))} K")
         if not (0 <= self.frame_interval_ps < math.inf):
             raise SimulationError(f"stage {self.name}: frame interval must be >= 0, got {self.frame_interval_ps}")
+        if self.hold is not None and self.ensemble != "nvt":
+            # a barostat moves the held molecules with the box; their restraints do not
+            raise SimulationError(f"stage {self.name}: a stage that holds molecules ({self.hold}) runs at constant volume (nvt), got {self.ensemble}")
+        if self.hold is not None and not (0 < self.hold_force_constant < math.inf):
+            raise SimulationError(f"stage {self.name}: the hold force constant must be > 0, got {self.hold_force_constant}")
+
+    def plan(self) -> dict:
+        """The stage as recorded in run.json; a stage that holds nothing is recorded without
+        the hold entries, as before they existed (so that earlier runs resume)."""
+        d = asdict(self)
+        if self.hold is None:
+            del d["hold"], d["hold_force_constant"]
+        return d
 
 
 @dataclass
@@ -271,7 +289,7 @@ def run(out: str | Path, request: dict, setup, stages: list[Stage], settings: MD
 
         check_input(plumed.input)
         _check_plumed_stages(plumed, stages)
-    plan = {"request": request, "stages": [asdict(s) for s in stages], "settings": asdict(settings),
+    plan = {"request": request, "stages": [s.plan() for s in stages], "settings": asdict(settings),
             "plumed": None if plumed is None else plumed.plan()}
     if rd.path.exists() and not rd.path.is_dir():
         raise SimulationError(f"{rd.path}: exists and is not a directory")
@@ -413,6 +431,8 @@ class _Runner:
         system = copy.deepcopy(self.base_system)
         if bias is not None:
             system.addForce(bias.force())
+        if stage.hold is not None:
+            system.addForce(self._hold_force(stage))
         if stage.ensemble == "npt":
             if not self.periodic:
                 raise SimulationError(f"stage {stage.name}: NPT needs a periodic system (clusters run NVT)")
@@ -429,6 +449,30 @@ class _Runner:
             raise SimulationError(f"OpenMM platform {self.runtime.platform!r} not available (available: {', '.join(names)})") from None
         props = {"Threads": str(self.runtime.threads)} if self.runtime.platform == "CPU" and self.runtime.threads > 0 else {}
         return app.Simulation(self.prmtop.topology, system, integrator, plat, props)
+
+    def _hold_force(self, stage: Stage):
+        """Harmonic restraints of the heavy atoms of group ``stage.hold`` to their positions in
+        system.pdb (minimum image: a held atom may sit across the boundary)."""
+        import openmm
+        from openmm import unit
+
+        groups = self.meta["system"]["groups"]
+        names = [name for name, _ in groups]
+        if stage.hold not in names:
+            raise SimulationError(f"stage {stage.name}: holds group {stage.hold!r}, but the system's groups are {', '.join(names)}")
+        per_molecule = self.meta["system"]["n_atoms"] // self.meta["system"]["n_molecules"]
+        start = per_molecule * sum(count for _, count in groups[: names.index(stage.hold)])
+        stop = start + per_molecule * dict(groups)[stage.hold]
+        reference = app_pdb(self.rd.file("system.pdb")).getPositions(asNumpy=True).value_in_unit(unit.nanometer)
+        force = openmm.CustomExternalForce("0.5*k_hold*periodicdistance(x, y, z, x0, y0, z0)^2" if self.periodic
+                                           else "0.5*k_hold*((x-x0)^2+(y-y0)^2+(z-z0)^2)")
+        force.addGlobalParameter("k_hold", stage.hold_force_constant)
+        for name in ("x0", "y0", "z0"):
+            force.addPerParticleParameter(name)
+        for i in range(start, stop):
+            if self.base_system.getParticleMass(i).value_in_unit(unit.dalton) > 2.5:  # heavy atoms, not H
+                force.addParticle(i, [float(v) for v in reference[i]])
+        return force
 
     # -- state I/O -----------------------------------------------------------------------
     def _save_state(self, context, path: Path) -> None:
@@ -634,9 +678,10 @@ class _Runner:
             now = state.getTime().value_in_unit(unit.picosecond)
             self._check_box(box, f"at t = {now:g} ps, as stage {stage.name} {'resumes' if progress['step'] else 'starts'} "
                                  f"(after {', '.join(st.name for st in self.stages[:i]) or 'the set-up'}),")
-        self.log.info("stage %d/%d %s: %.1f ps %s at %s K%s%s", i + 1, len(self.stages), stage.name, stage.time_ps, stage.ensemble.upper(),
+        self.log.info("stage %d/%d %s: %.1f ps %s at %s K%s%s%s", i + 1, len(self.stages), stage.name, stage.time_ps, stage.ensemble.upper(),
                       f"{stage.temperature:g}" + (f" -> {stage.temperature_end:g}" if ramp else ""),
-                      f", barostat {s.barostat}" if stage.ensemble == "npt" else "", f", a frame every {stage.frame_interval_ps:g} ps" if frame_steps else "")
+                      f", barostat {s.barostat}" if stage.ensemble == "npt" else "", f", a frame every {stage.frame_interval_ps:g} ps" if frame_steps else "",
+                      f", heavy atoms of {stage.hold} held ({stage.hold_force_constant:g} kJ/mol/nm2)" if stage.hold else "")
         frames: list = []
         step = progress["step"]
         groups = -1
@@ -723,7 +768,7 @@ class _Runner:
         stage_info = []
         for st in self.stages:
             wall = progress["wall_s"].get(st.name, 0.0)
-            stage_info.append(asdict(st) | {"wall_s": wall, "ns_per_day": round(st.time_ps * 1e-3 / wall * 86400, 2) if wall > 0 else None})
+            stage_info.append(st.plan() | {"wall_s": wall, "ns_per_day": round(st.time_ps * 1e-3 / wall * 86400, 2) if wall > 0 else None})
         summary |= {"stages": stage_info, "wall_s": round(sum(progress["wall_s"].values()), 1),
                     "setup_wall_s": self.meta.get("setup_wall_s"), "timestep_fs": s.timestep_fs,
                     "n_atoms": self.meta["system"].get("n_atoms"), "n_molecules": self.meta["system"].get("n_molecules")}

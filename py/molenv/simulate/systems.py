@@ -424,3 +424,74 @@ def file_system(spec: MoleculeSpec, structure, *, name_map=None, type_elements=N
     which = "" if n_frames == 1 else f" (frame {frame} of {n_frames})"
     desc = f"{spec.name} system from {path.name}{which}, {n} molecules" + ("" if f.box is not None else ", no periodic boundaries")
     return MolecularSystem(spec, positions, None if f.box is None else f.box.copy(), [(path.stem, n)], desc, info)
+
+
+def coexistence_system(spec: MoleculeSpec, structure, repeats, lattice=None, melt_fraction: float = 0.5, melt_density: float = 1.2,
+                       orient: str | None = None, symmetrise_tolerance: float | None = None) -> MolecularSystem:
+    """A crystal/melt two-phase system stacked along z: a supercell of ``repeats`` cells
+    (along x, y, z of the box, after ``orient`` as in `interface_system`) whose upper
+    ``melt_fraction`` of cell layers along z is to be melted while the lower ones are held.
+
+    ``lattice`` (three cell lengths along x, y, z, A) is the crystal's lattice at the
+    temperature of the run (e.g. the mean box of an NPT crystal run at that temperature):
+    the cell is scaled to it with rigid molecules (molecule centres scaled), so that the
+    crystal half is unstrained in the fixed lateral box of NPzT. The upper part is then
+    stretched along z (rigid molecules, centres scaled away from the cut) to ``melt_density``
+    g/cm3, room for the melt at constant volume. Groups: the crystal (named after the file,
+    held during the melting by `molenv simulate coexistence`) first, then ``melt``; within
+    each, molecules in supercell order."""
+    cell = _cell(structure, spec, symmetrise_tolerance)
+    if np.any(np.abs(cell.dimensions[3:] - 90.0) > RIGHT_ANGLE_TOLERANCE):
+        raise SimulationError(f"{structure}: a crystal/melt system needs a rectangular cell, got angles {cell.dimensions[3:].tolist()}")
+    rotation, label, note = parse_orientation(orient, "z")
+    cell = _orient_cell(cell, rotation, spec)
+    if not 0.0 < melt_fraction < 1.0:
+        raise SimulationError(f"melt fraction {melt_fraction}: expected a number between 0 and 1 (the part of the z cell layers to melt)")
+    repeats = tuple(int(r) for r in repeats)
+    n_melt_layers = round(repeats[2] * melt_fraction)
+    if len(repeats) != 3 or min(repeats) < 1 or not 1 <= n_melt_layers < repeats[2]:
+        raise SimulationError(f"repeats {list(repeats)} with melt fraction {melt_fraction:g}: the crystal and the melt each need at least one "
+                              f"of the {repeats[2] if len(repeats) == 3 else '?'} cell layers along z")
+    if lattice is not None:
+        lattice = np.asarray(lattice, dtype=float)
+        if lattice.shape != (3,) or np.any(lattice <= 0):
+            raise SimulationError(f"lattice {lattice.tolist()}: expected three positive cell lengths (A) along x, y, z")
+        if np.any(np.abs(lattice / cell.dimensions[:3] - 1.0) > 0.1):
+            raise SimulationError(f"lattice {lattice.tolist()} A differs from the cell {np.round(cell.dimensions[:3], 4).tolist()} A by more than 10 %: "
+                                  "give the cell lengths along x, y, z of the box (after --orient)")
+        centres = molecule_centres(cell.positions, spec)
+        positions = cell.positions + (centres * (lattice / cell.dimensions[:3] - 1.0))[:, None, :]
+        dims = cell.dimensions.copy()
+        dims[:3] = lattice
+        cell = dataclasses.replace(cell, dimensions=dims, positions=positions)
+    try:
+        sc = supercell(cell, repeats=repeats)
+    except CrystalError as err:
+        raise SimulationError(str(err)) from None
+    crystal_density = density(MolecularSystem(spec, sc.positions, sc.dimensions, [("crystal", sc.n_molecules)], "supercell"))
+    expansion = crystal_density / melt_density
+    if expansion < 1.0 - 1e-12:
+        raise SimulationError(f"melt density {melt_density} g/cm3 is above the crystal's {crystal_density:.4f} g/cm3: the part to melt would be "
+                              "compressed and its molecules overlap; give a lower --melt-density")
+    cut = (repeats[2] - n_melt_layers) * cell.dimensions[2]
+    centres = molecule_centres(sc.positions, spec)
+    melt = centres[:, 2] >= cut
+    shift = np.zeros_like(centres)
+    shift[melt, 2] = (centres[melt, 2] - cut) * (expansion - 1.0)
+    positions = sc.positions + shift[:, None, :]
+    positions = np.concatenate([positions[~melt], positions[melt]])
+    dims = sc.dimensions.copy()
+    dims[2] = cut + (sc.dimensions[2] - cut) * expansion
+    name = Path(structure).stem
+    n_crystal, n_melt = int((~melt).sum()), int(melt.sum())
+    info = {"structure": str(structure), "spacegroup": cell.spacegroup, "orientation": label, "repeats": list(repeats),
+            "cell": np.round(cell.dimensions, 4).tolist(), "lattice_at_temperature": None if lattice is None else lattice.tolist(),
+            "crystal_density": round(float(crystal_density), 4), "melt_density": melt_density, "melt_expansion_z": round(float(expansion), 6),
+            "crystal_height": round(float(cut), 4), "molecules": [n_crystal, n_melt]}
+    if note:
+        info["orientation_notes"] = [note]
+    if symmetrise_tolerance:
+        info["symmetrised"] = symmetrise_tolerance
+    desc = (f"{spec.name} crystal/melt system along z from {Path(structure).name} (x,y,z = {label}), {'x'.join(map(str, repeats))} cells: "
+            f"{n_crystal} crystal molecules held, {n_melt} to melt (stretched along z to {melt_density:g} g/cm3)")
+    return MolecularSystem(spec, positions, dims, [(name, n_crystal), ("melt", n_melt)], desc, info)
