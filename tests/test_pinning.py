@@ -1,11 +1,12 @@
-"""molenv.pinning: block averaging against the known error of a correlated series, and the
-pinning estimate dmu = kappa (<Q> - a) from a COLVAR file."""
+"""molenv.pinning: block averaging against the known error of a correlated series, the
+pinning estimate dmu = kappa alpha (<Q> - a) from a COLVAR file, and the melting point where
+dmu(T) crosses zero."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from molenv.pinning import block_analysis, pinning_estimate, read_pinning_run
+from molenv.pinning import block_analysis, combine, melting_point, pinning_estimate, read_pinning_run
 
 
 def ornstein_uhlenbeck(n, tau, sigma, mean, rng):
@@ -55,3 +56,47 @@ def test_pinning_estimate_from_colvar(tmp_path):
     assert result.q_std == pytest.approx(3.0, rel=0.2)
     with pytest.raises(ValueError, match="too short"):
         pinning_estimate(t, q, kappa, at, discard=199.5)
+
+
+def test_soft_count_per_molecule_scales_the_estimate():
+    """Q = alpha N + const (a classifier's soft count): the bias on Q pins N with stiffness
+    kappa alpha^2, so <Q> - a = dmu / (kappa alpha), and dmu = kappa alpha (<Q> - a)."""
+    rng = np.random.default_rng(11)
+    kappa, at, dmu, alpha = 0.1, 500.0, 0.4, 0.85
+    t = np.arange(0, 100.0, 0.05)
+    q = ornstein_uhlenbeck(len(t), 5.0, 2.0, at + dmu / (kappa * alpha), rng)
+    exact = pinning_estimate(t, q, kappa, at)
+    soft = pinning_estimate(t, q, kappa, at, q_per_molecule=alpha)
+    assert soft.delta_mu == pytest.approx(alpha * exact.delta_mu) and soft.delta_mu_error == pytest.approx(alpha * exact.delta_mu_error)
+    assert abs(soft.delta_mu - dmu) < 4 * soft.delta_mu_error
+    for bad in (0.0, 1.2):
+        with pytest.raises(ValueError, match="q_per_molecule"):
+            pinning_estimate(t, q, kappa, at, q_per_molecule=bad)
+
+
+def test_combine_is_the_inverse_variance_mean():
+    mean, error = combine([1.0, 2.0], [0.1, 0.2])
+    assert mean == pytest.approx((1 / 0.01 + 2 / 0.04) / (1 / 0.01 + 1 / 0.04)) and error == pytest.approx((1 / 0.01 + 1 / 0.04) ** -0.5)
+    with pytest.raises(ValueError, match="error > 0"):
+        combine([1.0], [0.0])
+
+
+def test_melting_point_is_the_zero_of_the_line():
+    """dmu(T) = s (T_m - T) with noise of the stated error bars: T_m within its error, the
+    error as the spread of repeated fits, the entropy of melting from the slope."""
+    rng = np.random.default_rng(5)
+    tm, entropy = 406.0, 0.02  # K, kJ/mol/K per molecule
+    t = np.array([380.0, 395.0, 410.0, 425.0, 440.0])
+    e = np.full(len(t), 0.03)
+    fits = [melting_point(t, entropy * (tm - t) + rng.normal(0, e), e) for _ in range(400)]
+    temperatures = np.array([f.temperature for f in fits])
+    assert abs(temperatures.mean() - tm) < 0.5
+    assert np.mean([f.error for f in fits]) == pytest.approx(temperatures.std(), rel=0.15)
+    assert np.mean([f.entropy_of_melting for f in fits]) == pytest.approx(entropy, rel=0.05)
+    assert np.mean([f.chi2 for f in fits]) == pytest.approx(len(t) - 2, rel=0.2)
+    exact = melting_point([390.0, 420.0], [entropy * 16, -entropy * 14], [0.01, 0.01])
+    assert exact.temperature == pytest.approx(tm) and exact.chi2 == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="two temperatures"):
+        melting_point([400.0], [0.1], [0.01])
+    with pytest.raises(ValueError, match="two different temperatures"):
+        melting_point([400.0, 400.0], [0.1, 0.2], [0.01, 0.01])

@@ -12,6 +12,18 @@ holds the interface in place (the pinning of Pedersen, Hummel, Kresse, Kahl, Del
 the mean force of the bias. Here Q is a class population of `MOLENV_CLASSIFY` (e.g. n_IV,
 the sum of every molecule's form IV probability), which is smooth, so the bias has forces.
 
+A classifier's soft count is not exactly the number of molecules of the phase: a molecule of
+the bulk phase counts q_phase < 1 on average (a hot crystal's molecules are partly called
+melt) and one of the other phase q_other > 0. With Q = alpha N + const, alpha = q_phase -
+q_other (measured on bulk runs of both phases at the same temperature), the bias on Q is a
+bias of stiffness kappa alpha^2 on N, and
+
+    dmu = kappa alpha (<Q> - a)      per molecule (``q_per_molecule`` = alpha).
+
+Across temperatures dmu(T) of a crystal and its melt crosses zero at the melting point of
+the force field: `melting_point` fits a straight line dmu(T), weighted by the
+error bars, and returns T_m with its error (Pedersen et al.'s use of the method).
+
 The error bar comes from block averaging (Flyvbjerg and Petersen, J. Chem. Phys. 91, 461
 (1989)): the standard error of the mean of blocks grows with the block length while the
 blocks are correlated and levels off once they are independent; the plateau value is the
@@ -27,7 +39,7 @@ import numpy as np
 
 from molenv.analysis import read_table
 
-__all__ = ["BlockAnalysis", "PinningResult", "block_analysis", "pinning_estimate", "read_pinning_run"]
+__all__ = ["BlockAnalysis", "MeltingPoint", "PinningResult", "block_analysis", "combine", "melting_point", "pinning_estimate", "read_pinning_run"]
 
 
 @dataclass
@@ -75,16 +87,17 @@ class PinningResult:
     blocks: BlockAnalysis  # of Q
     n_samples: int
     time_range: tuple[float, float]  # of the analysed samples
+    q_per_molecule: float = 1.0  # alpha: the change of Q per molecule that joins the phase
 
     @property
     def delta_mu(self) -> float:
-        """kappa (<Q> - a): positive where the biased phase grows by itself (it is the more
-        stable one), in the energy unit of kappa (PLUMED's: kJ/mol) per molecule."""
-        return self.kappa * (self.mean_q - self.at)
+        """kappa alpha (<Q> - a): positive where the biased phase grows by itself (it is the
+        more stable one), in the energy unit of kappa (PLUMED's: kJ/mol) per molecule."""
+        return self.kappa * self.q_per_molecule * (self.mean_q - self.at)
 
     @property
     def delta_mu_error(self) -> float:
-        return self.kappa * self.blocks.error
+        return self.kappa * self.q_per_molecule * self.blocks.error
 
     @property
     def q_std(self) -> float:
@@ -92,19 +105,73 @@ class PinningResult:
         return float(self.blocks.standard_errors[0] * np.sqrt(self.blocks.n_blocks[0]))
 
 
-def pinning_estimate(times: np.ndarray, q: np.ndarray, kappa: float, at: float, discard: float = 0.0) -> PinningResult:
+def pinning_estimate(times: np.ndarray, q: np.ndarray, kappa: float, at: float, discard: float = 0.0,
+                     q_per_molecule: float = 1.0) -> PinningResult:
     """`PinningResult` from the series ``q`` at ``times``, leaving out ``times < discard``
-    (the relaxation of the interface to the bias)."""
+    (the relaxation of the interface to the bias); ``q_per_molecule``: alpha (module
+    docstring), 1 for an exact count."""
+    if not 0.0 < q_per_molecule <= 1.0:
+        raise ValueError(f"q_per_molecule (the soft count of a molecule of the phase less that of one of the other) must be in (0, 1], got {q_per_molecule}")
     times, q = np.asarray(times, dtype=np.float64), np.asarray(q, dtype=np.float64)
     keep = times >= discard
     if keep.sum() < 8:
         raise ValueError(f"only {int(keep.sum())} samples after t = {discard:g}; the run is too short for a pinning estimate")
     blocks = block_analysis(q[keep])
-    return PinningResult(float(kappa), float(at), blocks.mean, blocks, int(keep.sum()), (float(times[keep][0]), float(times[keep][-1])))
+    return PinningResult(float(kappa), float(at), blocks.mean, blocks, int(keep.sum()), (float(times[keep][0]), float(times[keep][-1])),
+                         float(q_per_molecule))
 
 
-def read_pinning_run(colvar: str | Path, column: str, kappa: float, at: float, discard: float = 0.0) -> PinningResult:
+def read_pinning_run(colvar: str | Path, column: str, kappa: float, at: float, discard: float = 0.0, q_per_molecule: float = 1.0) -> PinningResult:
     """`pinning_estimate` from a PLUMED COLVAR file with a ``time`` column and ``column``
     (e.g. ``cls.n_IV``)."""
     table = read_table(colvar)
-    return pinning_estimate(table.column("time"), table.column(column), kappa, at, discard)
+    return pinning_estimate(table.column("time"), table.column(column), kappa, at, discard, q_per_molecule)
+
+
+def combine(values, errors) -> tuple[float, float]:
+    """Inverse-variance weighted mean of independent estimates (e.g. the pinning windows at
+    one temperature) and its error."""
+    values, errors = np.asarray(values, dtype=np.float64), np.asarray(errors, dtype=np.float64)
+    if values.ndim != 1 or len(values) == 0 or values.shape != errors.shape or not np.all(errors > 0):
+        raise ValueError("combine needs as many estimates as errors, at least one, and every error > 0")
+    w = 1.0 / errors**2
+    return float((w * values).sum() / w.sum()), float(1.0 / np.sqrt(w.sum()))
+
+
+@dataclass
+class MeltingPoint:
+    """The zero of a straight line dmu(T) = c0 + c1 T fitted to pinning estimates."""
+
+    temperature: float  # T_m = -c0 / c1
+    error: float  # from the covariance of c0, c1 (first order)
+    slope: float  # c1 = d dmu / dT: minus the entropy of melting per molecule at T_m (energy/K)
+    intercept: float  # c0
+    covariance: np.ndarray  # of (c0, c1)
+    chi2: float  # of the fit: about n - 2 where the error bars are right and dmu is linear
+
+    @property
+    def entropy_of_melting(self) -> float:
+        """-slope: the entropy of melting per molecule (energy/K), > 0 for a crystal that
+        melts on heating."""
+        return -self.slope
+
+
+def melting_point(temperatures, delta_mu, errors) -> MeltingPoint:
+    """T_m from dmu = mu_melt - mu_crystal (`PinningResult.delta_mu` with Q the crystal's
+    count) at two or more temperatures: a straight line fitted by weighted least squares
+    (weights 1/error^2; the covariance is taken from the error bars, not rescaled by chi2,
+    which is returned to judge them), its zero and that zero's error to first order."""
+    t, y, e = (np.asarray(x, dtype=np.float64) for x in (temperatures, delta_mu, errors))
+    if t.ndim != 1 or len(t) < 2 or not (t.shape == y.shape == e.shape):
+        raise ValueError(f"a melting point needs dmu at two temperatures or more, got {len(np.atleast_1d(t))}")
+    if not (np.all(np.isfinite(t)) and np.all(np.isfinite(y)) and np.all(e > 0)) or np.ptp(t) == 0:
+        raise ValueError("melting_point needs finite values, errors > 0 and at least two different temperatures")
+    design = np.stack([np.ones_like(t), t], axis=1) / e[:, None]
+    covariance = np.linalg.inv(design.T @ design)
+    c0, c1 = covariance @ design.T @ (y / e)
+    if c1 == 0:
+        raise ValueError("dmu does not change with temperature: no melting point")
+    tm = -c0 / c1
+    gradient = np.array([-1.0 / c1, c0 / c1**2])  # d tm / d (c0, c1)
+    chi2 = float((((c0 + c1 * t) - y) / e) @ (((c0 + c1 * t) - y) / e))
+    return MeltingPoint(float(tm), float(np.sqrt(gradient @ covariance @ gradient)), float(c1), float(c0), covariance, chi2)
