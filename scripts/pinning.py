@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
-"""Interface pinning of the urea form I / form IV interface with MOLENV_CLASSIFY
-(docs/applications.md, part 3; the method in molenv.pinning).
+"""Interface pinning of urea with MOLENV_CLASSIFY (docs/applications.md, part 3; the method in
+molenv.pinning): the form I / form IV interface (``--system I-IV``, the default) or form I and
+its melt (``--system I-melt``, the melting point of the force field).
 
-    .venv/bin/python scripts/pinning.py run --temperature 200          # hours on one core; resumable
-    .venv/bin/python scripts/pinning.py analyse --temperature 200      # -> docs/applications/pinning_200K.png
+    .venv/bin/python scripts/pinning.py --temperature 200 run          # hours on one core; resumable
+    .venv/bin/python scripts/pinning.py --temperature 200 analyse      # -> docs/applications/pinning_200K.png
+    .venv/bin/python scripts/pinning.py --system I-melt --temperature 400 run        # one temperature of the melting point
+    .venv/bin/python scripts/pinning.py --system I-melt --temperature 400 analyse    # dmu(400 K)
+    .venv/bin/python scripts/pinning.py --system I-melt melting-point                # T_m from every analysed temperature
 
 The system is the paper's interface geometry (form I a along x paired with form IV b, c with
 c, stacked along z, the authors' lateral box) at half its width in x: 240 form I and 360 form
@@ -21,6 +25,23 @@ the same command again after an interruption):
    acts from the first step; `analyse` discards the first --discard ps).
 `analyse` reads every pin-*/plumed/COLVAR: dmu = kappa (<n_IV> - a) per molecule with its
 block-averaging error, the series and the block curves in one figure, and a summary JSON.
+
+``--system I-melt``: form I and its melt stacked along z (the (001) face: 4 x 4 cells
+laterally, 22.3 A, more than twice the model's 10 A cutoff; 16 cell layers, 8 crystal and 8
+melt: 512 molecules, 4,096 atoms), Q = n_I, so dmu = mu_melt - mu_I (> 0: the crystal grows,
+T below the melting point). Under <work>/<T>K/:
+1. `lattice`: an NPT crystal run of form I at T (4 x 4 x 5 cells); its mean cell (a = b
+   averaged, the crystal is tetragonal) is the lattice of the two-phase system, so that NPzT
+   holds the crystal unstrained (or --lattice A B C);
+2. `bulk-melt`: a melt at T (`molenv simulate melt`, 4 x 4 x 5 cells); `lattice` and
+   `bulk-melt` classified give the soft count of a crystal and of a melt molecule, alpha =
+   q_I(crystal) - q_I(melt) (calibration.json; molenv.pinning);
+3. `equilibrate`: `molenv simulate coexistence`, the upper half melted at 800 K while the
+   crystal is held, quenched to T, then --equilibrate ps unbiased NPzT (frames classified: the
+   bias centre a = mean soft n_I of the last half);
+4. `pin-<a>`: as for I-IV, RESTRAINT ARG=cls.n_I AT=a KAPPA=--kappa.
+`analyse` gives dmu(T) = kappa alpha (<n_I> - a) per window and their inverse-variance mean;
+`melting-point` fits a line through dmu(T) of every analysed temperature: its zero is T_m.
 """
 from __future__ import annotations
 
@@ -46,12 +67,17 @@ INTERFACE = ["--orient", "b,c,a", "--repeats", "4", "6", "5", "--symmetrise2", "
              "--repeats2", "3", "6", "10", "--axis", "z", "--lateral-box", "21.6391", "28.01799", "--gap", "1.1566"]
 COMMON = ["--barostat", "z", "--no-minimise", "--threads", "1", "--no-progress", "--checkpoint-interval", "5"]
 
-PLUMED_INPUT = """# interface pinning (scripts/pinning.py): a harmonic bias on the number of form IV molecules
+PLUMED_INPUT = """# interface pinning (scripts/pinning.py): a harmonic bias on the number of form {phase} molecules
 LOAD FILE={lib}
 cls: MOLENV_CLASSIFY MODEL={model} MOLECULES=@mdatoms NUM_THREADS=1
-pin: RESTRAINT ARG=cls.n_IV AT={at:.1f} KAPPA={kappa:g}
+pin: RESTRAINT ARG=cls.n_{phase} AT={at:.1f} KAPPA={kappa:g}
 PRINT ARG=cls.n_I,cls.n_IV,cls.n_melt,pin.bias STRIDE=50 FILE=COLVAR
 """
+# the crystal/melt system: form I's (001) face, 4 x 4 cells laterally (22.3 A > 2 x 10 A, the
+# model's cutoff), 8 crystal + 8 melt cell layers along z
+MELT_REPEATS = [4, 4, 16]
+LATTICE_REPEATS = [4, 4, 5]
+SYSTEMS = {"I-IV": {"phase": "IV", "work": "pinning"}, "I-melt": {"phase": "I", "work": "pinning-melt"}}
 
 
 def molenv(*args) -> list[str]:
@@ -71,19 +97,28 @@ def plumed_library() -> str:
     return subprocess.run(molenv("plumed-lib"), check=True, capture_output=True, text=True, cwd=REPO).stdout.strip()
 
 
+def workroot(args) -> Path:
+    return Path(args.work or REPO / "data" / "runs" / SYSTEMS[args.system]["work"]).resolve()
+
+
 def workdir(args) -> Path:
-    return Path(args.work).resolve() / f"{args.temperature:g}K"
+    return workroot(args) / f"{args.temperature:g}K"
 
 
-def bias_centre(equilibration: Path, log: Path) -> float:
-    """Mean soft n_IV over the second half of the equilibration's frames."""
+def classified(run_dir: Path, log: Path) -> Path:
+    """<run_dir>/classified/populations.dat of the run's frames (our urea SF-MLP)."""
+    out = run_dir / "classified"
+    if not (out / "populations.dat").is_file():
+        run(molenv("classify", "--model", MODEL, "--spec", "urea", "-t", run_dir / "trajectory.xtc", "--topology",
+                   run_dir / "topology.pdb", "--no-surface", "--no-plot", "--per-molecule", "none", "--no-progress", "--out", out), log)
+    return out / "populations.dat"
+
+
+def bias_centre(equilibration: Path, log: Path, phase: str = "IV") -> float:
+    """Mean soft n_<phase> over the second half of the equilibration's frames."""
     from molenv.analysis import read_table
 
-    out = equilibration / "classified"
-    if not (out / "populations.dat").is_file():
-        run(molenv("classify", "--model", MODEL, "--spec", "urea", "-t", equilibration / "trajectory.xtc", "--topology",
-                   equilibration / "topology.pdb", "--no-surface", "--no-plot", "--per-molecule", "none", "--no-progress", "--out", out), log)
-    soft = read_table(out / "populations.dat").column("soft_IV")
+    soft = read_table(classified(equilibration, log)).column(f"soft_{phase}")
     return float(soft[len(soft) // 2:].mean())
 
 
@@ -99,37 +134,105 @@ def last_frame(equilibration: Path) -> Path:
     return out
 
 
+def ff_cache(args) -> Path:
+    """The force-field cache: data/runs/forcefields; for I-melt next to the work directory
+    (the default's is the same one)."""
+    return workroot(args).parent / "forcefields" if args.system == "I-melt" else REPO / "data" / "runs" / "forcefields"
+
+
+def lattice_at_temperature(args, work: Path, log: Path) -> list[float]:
+    """Form I's cell (a, b, c, A) at the temperature: the mean box of an NPT crystal run (a = b
+    averaged: tetragonal), or --lattice (the run is made anyway: `calibration` classifies it)."""
+    out = work / "lattice"
+    if not (out / "summary.json").is_file():
+        run(molenv("simulate", "crystal", *FORCE_FIELD, "--structure", REFERENCE / "urea" / "formI.cif", "--repeats", *LATTICE_REPEATS,
+                   "--temperature", args.temperature, "--equilibrate", args.lattice_equilibrate, "--production", args.lattice_production,
+                   "--frame-interval", 0.5, "--threads", 1, "--no-progress", "--checkpoint-interval", 5, "--label", "I",
+                   "--ff-cache", ff_cache(args), "--out", out), log)
+    if args.lattice:
+        return list(args.lattice)
+    boxes = np.load(out / "frame_boxes.npz")["dimensions"][:, :3] / LATTICE_REPEATS
+    a = float(boxes[:, :2].mean())
+    return [round(a, 4), round(a, 4), round(float(boxes[:, 2].mean()), 4)]
+
+
+def calibration(args, work: Path, log: Path) -> dict:
+    """alpha = q_I(crystal) - q_I(melt): the soft n_I per molecule of the bulk crystal
+    (`lattice`) and of a bulk melt at the temperature (`bulk-melt`), classified."""
+    from molenv.analysis import read_table
+
+    path = work / "calibration.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    melt = work / "bulk-melt"
+    if not (melt / "summary.json").is_file():
+        run(molenv("simulate", "melt", *FORCE_FIELD, "--structure", REFERENCE / "urea" / "formI.cif", "--repeats", *LATTICE_REPEATS,
+                   "--temperature", args.temperature, "--melt-time", 10, "--quench-time", 10, "--equilibrate", args.lattice_equilibrate,
+                   "--production", args.lattice_production, "--frame-interval", 0.5, "--threads", 1, "--no-progress", "--checkpoint-interval", 5,
+                   "--ff-cache", ff_cache(args), "--out", melt), log)
+    result = {"temperature": args.temperature}
+    for name, run_dir in (("crystal", work / "lattice"), ("melt", melt)):
+        table = read_table(classified(run_dir, log))
+        for phase in ("I", "IV", "melt"):
+            result[f"q_{phase}_{name}"] = float((table.column(f"soft_{phase}") / table.column("nmol")).mean())
+        result[f"frames_{name}"] = len(table.column("nmol"))
+    result["alpha"] = result["q_I_crystal"] - result["q_I_melt"]
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"calibration at {args.temperature:g} K: a crystal molecule counts {result['q_I_crystal']:.3f} in n_I, a melt molecule "
+          f"{result['q_I_melt']:.3f}: alpha = {result['alpha']:.3f}")
+    return result
+
+
+def equilibrate_i_iv(args, eq: Path, log: Path) -> None:
+    run(molenv("simulate", "interface", *FORCE_FIELD, "--structure", REFERENCE / "urea" / "formI.cif",
+               "--structure2", REFERENCE / "urea" / "formIV_approx_P1.cif", *INTERFACE, *COMMON,
+               "--temperature", args.temperature, "--equilibrate", 0, "--production", args.equilibrate,
+               "--frame-interval", 1, "--ff-cache", ff_cache(args), "--out", eq), log)
+
+
+def equilibrate_i_melt(args, eq: Path, log: Path, lattice: list[float]) -> None:
+    run(molenv("simulate", "coexistence", *FORCE_FIELD, "--structure", REFERENCE / "urea" / "formI.cif", "--repeats", *MELT_REPEATS,
+               "--lattice", *lattice, "--melt-time", args.melt_time, "--quench-time", args.quench_time, "--threads", 1, "--no-progress",
+               "--checkpoint-interval", 5, "--temperature", args.temperature, "--equilibrate", 0, "--production", args.equilibrate,
+               "--frame-interval", 0.5, "--ff-cache", ff_cache(args), "--out", eq), log)
+
+
 def pin_run(args) -> int:
     work = workdir(args)
     work.mkdir(parents=True, exist_ok=True)
     log = work / "commands.txt"
     eq = work / "equilibrate"
+    phase = SYSTEMS[args.system]["phase"]
+    melt = args.system == "I-melt"
+    if melt:
+        lattice = lattice_at_temperature(args, work, log)
+        alpha = calibration(args, work, log)["alpha"]
     if not (eq / "summary.json").is_file():
-        run(molenv("simulate", "interface", *FORCE_FIELD, "--structure", REFERENCE / "urea" / "formI.cif",
-                   "--structure2", REFERENCE / "urea" / "formIV_approx_P1.cif", *INTERFACE, *COMMON,
-                   "--temperature", args.temperature, "--equilibrate", 0, "--production", args.equilibrate,
-                   "--frame-interval", 1, "--ff-cache", REPO / "data" / "runs" / "forcefields", "--out", eq), log)
-    centre = bias_centre(eq, log)
+        equilibrate_i_melt(args, eq, log, lattice) if melt else equilibrate_i_iv(args, eq, log)
+    centre = bias_centre(eq, log, phase)
     start = last_frame(eq)
     lib = plumed_library()
     for offset in args.offsets:
         at = round(centre + offset)
         out = work / f"pin-{at}"
         plumed = work / f"pin-{at}.dat"
-        plumed.write_text(PLUMED_INPUT.format(lib=lib, model=MODEL, at=at, kappa=args.kappa))
-        (work / f"pin-{at}.json").write_text(json.dumps({"at": at, "kappa": args.kappa, "centre": centre, "temperature": args.temperature}) + "\n")
+        plumed.write_text(PLUMED_INPUT.format(lib=lib, model=MODEL, at=at, kappa=args.kappa, phase=phase))
+        meta = {"at": at, "kappa": args.kappa, "centre": centre, "temperature": args.temperature}
+        if melt:
+            meta |= {"system": args.system, "column": f"cls.n_{phase}", "alpha": alpha, "lattice": lattice}
+        (work / f"pin-{at}.json").write_text(json.dumps(meta) + "\n")
         if (out / "summary.json").is_file():
             print(f"{out}: done")
             continue
         run(molenv("simulate", "system", *FORCE_FIELD, "--structure", start, *COMMON, "--temperature", args.temperature,
                    "--equilibrate", 0, "--production", args.production, "--frame-interval", min(5.0, args.production), "--plumed", plumed,
-                   "--ff-cache", REPO / "data" / "runs" / "forcefields", "--out", out), log)
+                   "--ff-cache", ff_cache(args), "--out", out), log)
     return 0
 
 
 def analyse(args) -> int:
     from molenv.analysis import read_table
-    from molenv.pinning import pinning_estimate
+    from molenv.pinning import combine, pinning_estimate
 
     work = workdir(args)
     runs = sorted(work.glob("pin-*.json"))
@@ -141,21 +244,89 @@ def analyse(args) -> int:
             print(f"{colvar}: not made yet")
             continue
         table = read_table(colvar)
-        results[meta["at"]] = (table, pinning_estimate(table.column("time"), table.column("cls.n_IV"), meta["kappa"], meta["at"], args.discard))
+        column = meta.get("column", "cls.n_IV")
+        results[meta["at"]] = (table, pinning_estimate(table.column("time"), table.column(column), meta["kappa"], meta["at"], args.discard,
+                                                       meta.get("alpha", 1.0)))
     if not results:
         sys.exit(f"no pinning run under {work}")
+    phase = SYSTEMS[args.system]["phase"]
+    other = "IV" if phase == "IV" else "melt"
+    stable = "mu_I - mu_IV" if phase == "IV" else "mu_melt - mu_I"
     summary = {}
     for at, (table, r) in sorted(results.items()):
-        summary[str(at)] = {"at": at, "kappa": r.kappa, "mean_n_IV": r.mean_q, "n_IV_std": r.q_std, "delta_mu_kJ_mol": r.delta_mu,
+        summary[str(at)] = {"at": at, "kappa": r.kappa, f"mean_n_{phase}": r.mean_q, f"n_{phase}_std": r.q_std, "delta_mu_kJ_mol": r.delta_mu,
                             "delta_mu_error_kJ_mol": r.delta_mu_error, "samples": r.n_samples, "time_ps": list(r.time_range)}
-        print(f"a = {at}: <n_IV> = {r.mean_q:.2f} (std {r.q_std:.2f}) over {r.time_range[0]:g}-{r.time_range[1]:g} ps; "
-              f"dmu = mu_I - mu_IV = {r.delta_mu:+.3f} +- {r.delta_mu_error:.3f} kJ/mol per molecule")
-    (work / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    plot(Path(args.figure) if args.figure else DOCS / f"pinning_{args.temperature:g}K.png", results, args)
+        if phase != "IV":
+            summary[str(at)]["alpha"] = r.q_per_molecule
+        print(f"a = {at}: <n_{phase}> = {r.mean_q:.2f} (std {r.q_std:.2f}) over {r.time_range[0]:g}-{r.time_range[1]:g} ps; "
+              f"dmu = {stable} = {r.delta_mu:+.3f} +- {r.delta_mu_error:.3f} kJ/mol per molecule")
+    if phase == "IV":
+        (work / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    else:
+        # the windows are independent estimates of one dmu(T): their inverse-variance mean
+        values = [r.delta_mu for _, r in results.values()]
+        errors = [r.delta_mu_error for _, r in results.values()]
+        mean, error = combine(values, errors)
+        spread = float(np.ptp(values)) if len(values) > 1 else 0.0
+        print(f"{args.temperature:g} K: dmu = {stable} = {mean:+.3f} +- {error:.3f} kJ/mol per molecule from {len(values)} window(s)"
+              + (f" (they differ by {spread:.3f})" if len(values) > 1 else ""))
+        (work / "summary.json").write_text(json.dumps({"system": args.system, "temperature": args.temperature, "delta_mu_kJ_mol": mean,
+                                                       "delta_mu_error_kJ_mol": error, "window_spread_kJ_mol": spread, "discard_ps": args.discard,
+                                                       "windows": summary}, indent=1) + "\n")
+    name = f"pinning_{args.temperature:g}K.png" if phase == "IV" else f"pinning_melt_{args.temperature:g}K.png"
+    plot(Path(args.figure) if args.figure else DOCS / name, results, args, phase, other)
     return 0
 
 
-def plot(path: Path, results: dict, args) -> None:
+def melting_point_step(args) -> int:
+    """T_m: the zero of a line through dmu(T) of every temperature `analyse` has summarised."""
+    from molenv.pinning import melting_point
+
+    rows = []
+    for path in sorted(workroot(args).glob("*K/summary.json")):
+        s = json.loads(path.read_text())
+        if s.get("system") == "I-melt":
+            rows.append((s["temperature"], s["delta_mu_kJ_mol"], s["delta_mu_error_kJ_mol"]))
+    if len(rows) < 2:
+        sys.exit(f"melting-point: dmu at {len(rows)} temperature(s) under {workroot(args)}; `analyse` two or more temperatures first")
+    t, y, e = (np.array(x) for x in zip(*sorted(rows)))
+    fit = melting_point(t, y, e)
+    for row in sorted(rows):
+        print(f"{row[0]:g} K: dmu = mu_melt - mu_I = {row[1]:+.3f} +- {row[2]:.3f} kJ/mol per molecule")
+    print(f"melting point T_m = {fit.temperature:.1f} +- {fit.error:.1f} K (entropy of melting {1000 * fit.entropy_of_melting:.1f} J/mol/K per molecule, "
+          f"chi2 {fit.chi2:.2f} for {len(rows) - 2} degrees of freedom); experiment: 406 K at 1 bar")
+    out = {"temperatures": t.tolist(), "delta_mu_kJ_mol": y.tolist(), "errors_kJ_mol": e.tolist(), "melting_point_K": fit.temperature,
+           "melting_point_error_K": fit.error, "entropy_of_melting_J_mol_K": 1000 * fit.entropy_of_melting, "chi2": fit.chi2}
+    (workroot(args) / "melting_point.json").write_text(json.dumps(out, indent=1) + "\n")
+    plot_melting_point(Path(args.figure) if args.figure else DOCS / "pinning_melting_point.png", t, y, e, fit)
+    return 0
+
+
+def plot_melting_point(path: Path, t, y, e, fit) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    ax.errorbar(t, y, yerr=e, fmt="o", color="C0", label="interface pinning, block errors")
+    grid = np.linspace(min(t.min(), fit.temperature) - 5, max(t.max(), fit.temperature) + 5, 100)
+    ax.plot(grid, fit.intercept + fit.slope * grid, color="C0", linewidth=0.8)
+    ax.axhline(0, color="0.5", linewidth=0.8)
+    ax.axvspan(fit.temperature - fit.error, fit.temperature + fit.error, color="C0", alpha=0.2,
+               label=f"T_m = {fit.temperature:.0f} +- {fit.error:.0f} K (GAFF, authors' charges)")
+    ax.axvline(406, color="C3", linestyle="--", linewidth=0.8, label="experiment, 406 K")
+    ax.set_xlabel("T (K)")
+    ax.set_ylabel("mu_melt - mu_I (kJ/mol per molecule)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
+def plot(path: Path, results: dict, args, phase: str = "IV", other: str = "IV") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -165,20 +336,21 @@ def plot(path: Path, results: dict, args) -> None:
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.4), gridspec_kw={"width_ratios": [2, 1]})
     for k, (at, (table, r)) in enumerate(sorted(results.items())):
         colour = plt.get_cmap("tab10")(k)
-        ax.plot(table.column("time"), table.column("cls.n_IV"), color=colour, linewidth=0.6,
+        ax.plot(table.column("time"), table.column(f"cls.n_{phase}"), color=colour, linewidth=0.6,
                 label=f"a = {at}: dmu = {r.delta_mu:+.2f} +- {r.delta_mu_error:.2f} kJ/mol")
         ax.axhline(at, color=colour, linestyle=":")
         ax.axhline(r.mean_q, color=colour, linestyle="--", linewidth=0.8)
         dt = float(np.median(np.diff(table.column("time"))))
-        bx.errorbar(r.blocks.block_lengths * dt, r.kappa * r.blocks.standard_errors, fmt="o-", color=colour, markersize=3)
+        bx.errorbar(r.blocks.block_lengths * dt, r.kappa * r.q_per_molecule * r.blocks.standard_errors, fmt="o-", color=colour, markersize=3)
     ax.axvline(args.discard, color="0.5", linewidth=0.8)
     ax.set_xlabel("time (ps)")
-    ax.set_ylabel("n_IV (soft count)")
+    ax.set_ylabel(f"n_{phase} (soft count)")
     ax.legend(fontsize=7)
     bx.set_xscale("log")
     bx.set_xlabel("block length (ps)")
     bx.set_ylabel("error of dmu (kJ/mol)")
-    fig.suptitle(f"interface pinning of urea I/IV at {args.temperature:g} K, NPzT, kappa = {args.kappa:g} kJ/mol (dotted: a, dashed: <n_IV>)", fontsize=9)
+    what = "I/IV" if phase == "IV" else "form I / melt"
+    fig.suptitle(f"interface pinning of urea {what} at {args.temperature:g} K, NPzT, kappa = {args.kappa:g} kJ/mol (dotted: a, dashed: <n_{phase}>)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -187,7 +359,9 @@ def plot(path: Path, results: dict, args) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--work", default=str(REPO / "data" / "runs" / "pinning"), help="run directories (default data/runs/pinning)")
+    parser.add_argument("--system", choices=tuple(SYSTEMS), default="I-IV",
+                        help="I-IV: the form I / form IV interface (default); I-melt: form I and its melt (the melting point)")
+    parser.add_argument("--work", help="run directories (default data/runs/pinning, I-melt: data/runs/pinning-melt)")
     parser.add_argument("--temperature", type=float, default=200.0, help="K (default 200)")
     parser.add_argument("--kappa", type=float, default=0.05, help="bias stiffness, kJ/mol per molecule^2 (default 0.05)")
     parser.add_argument("--discard", type=float, default=20.0, help="ps left out of the analysis at the start of each pinning run (default 20)")
@@ -196,10 +370,19 @@ def main() -> int:
     r.add_argument("--equilibrate", type=float, default=20.0, help="ps of unbiased NPzT (default 20)")
     r.add_argument("--production", type=float, default=200.0, help="ps per pinning run (default 200)")
     r.add_argument("--offsets", type=float, nargs="+", default=[0.0, 40.0], help="bias centres relative to the equilibrated n_IV (default 0 40)")
+    m = r.add_argument_group("I-melt")
+    m.add_argument("--lattice", type=float, nargs=3, metavar="A", help="form I cell a b c at the temperature, A (default: the mean cell of the `lattice` run, which is made anyway for the calibration)")
+    m.add_argument("--lattice-equilibrate", type=float, default=10.0, help="ps of equilibration of the bulk crystal and melt runs (default 10)")
+    m.add_argument("--lattice-production", type=float, default=40.0, help="ps of frames of the bulk crystal and melt runs (default 40)")
+    m.add_argument("--melt-time", type=float, default=20.0, help="ps at 800 K, the crystal held, to melt the upper half (default 20)")
+    m.add_argument("--quench-time", type=float, default=10.0, help="ps of the quench to the temperature, the crystal held (default 10)")
     r.set_defaults(run=pin_run)
     a = sub.add_parser("analyse", help="dmu from the pinning runs")
     a.add_argument("--figure", help="PNG to write (default docs/applications/pinning_<T>K.png)")
     a.set_defaults(run=analyse)
+    t = sub.add_parser("melting-point", help="I-melt: T_m from dmu(T) of every analysed temperature")
+    t.add_argument("--figure", help="PNG to write (default docs/applications/pinning_melting_point.png)")
+    t.set_defaults(run=melting_point_step)
     args = parser.parse_args()
     return args.run(args)
 
