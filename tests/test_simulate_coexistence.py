@@ -128,6 +128,12 @@ def test_coexistence_run_holds_the_crystal_then_runs_npzt(tmp_path, ff_cache, re
     dims = np.load(npzt / "frame_boxes.npz")["dimensions"]
     assert len(dims) == 20 and np.allclose(dims[:, :2], [4 * LATTICE[0], 4 * LATTICE[1]], rtol=1e-12, atol=0)
     assert len(np.unique(dims[:, 2])) > 1
+    # its frames hold two phases, not one label: `molenv featurize --source` refuses them
+    from molenv.dataset import DatasetError
+    from molenv.featurize import source_from_run
+
+    with pytest.raises(DatasetError, match="holds a crystal and its melt"):
+        source_from_run(npzt)
 
 
 def test_coexistence_needs_repeats(tmp_path, reference_dir, capsys):

@@ -105,7 +105,8 @@ def source_name(trajectory: str | Path) -> str:
     return path.name.split(".")[0]
 
 
-# `molenv simulate` modes -> the system kind of their frames (an interface holds two forms)
+# `molenv simulate` modes -> the system kind of their frames (an interface holds two forms, a
+# coexistence run a crystal and its melt)
 _RUN_SYSTEMS = {"crystal": "crystal", "melt": "melt", "cluster": "cluster", "system": None}
 
 
@@ -135,7 +136,8 @@ def source_from_run(directory: str | Path) -> Source:
         raise DatasetError(f"{run.path}: the run has not finished (no trajectory.xtc yet); run its command again to finish it: "
                            f"{meta.get('command', 'molenv simulate ...')}")
     if mode not in _RUN_SYSTEMS:
-        raise DatasetError(f"{run.path}: a `molenv simulate {mode}` run holds {'two crystal forms' if mode == 'interface' else 'no frames'}, "
+        holds = {"interface": "two crystal forms", "coexistence": "a crystal and its melt"}.get(mode, "no frames")
+        raise DatasetError(f"{run.path}: a `molenv simulate {mode}` run holds {holds}, "
                            "not frames of one label; featurize crystal, melt, cluster or system runs")
     system = meta.get("system") or {}
     production = next((st for st in stages if st.get("name") == "production"), stages[-1])
