@@ -69,7 +69,7 @@ COMMON = ["--barostat", "z", "--no-minimise", "--threads", "1", "--no-progress",
 
 PLUMED_INPUT = """# interface pinning (scripts/pinning.py): a harmonic bias on the number of form {phase} molecules
 LOAD FILE={lib}
-cls: MOLENV_CLASSIFY MODEL={model} MOLECULES=@mdatoms NUM_THREADS=1
+cls: MOLENV_CLASSIFY MODEL={model} MOLECULES=@mdatoms NUM_THREADS={threads}
 pin: RESTRAINT ARG=cls.n_{phase} AT={at:.1f} KAPPA={kappa:g}
 PRINT ARG=cls.n_I,cls.n_IV,cls.n_melt,pin.bias STRIDE=50 FILE=COLVAR
 """
@@ -105,12 +105,13 @@ def workdir(args) -> Path:
     return workroot(args) / f"{args.temperature:g}K"
 
 
-def classified(run_dir: Path, log: Path) -> Path:
-    """<run_dir>/classified/populations.dat of the run's frames (our urea SF-MLP)."""
+def classified(run_dir: Path, log: Path, per_molecule: str = "none") -> Path:
+    """<run_dir>/classified/populations.dat of the run's frames (our urea SF-MLP); with
+    ``per_molecule="npz"`` also every molecule's probabilities (molecules.npz)."""
     out = run_dir / "classified"
     if not (out / "populations.dat").is_file():
         run(molenv("classify", "--model", MODEL, "--spec", "urea", "-t", run_dir / "trajectory.xtc", "--topology",
-                   run_dir / "topology.pdb", "--no-surface", "--no-plot", "--per-molecule", "none", "--no-progress", "--out", out), log)
+                   run_dir / "topology.pdb", "--no-surface", "--no-plot", "--per-molecule", per_molecule, "--no-progress", "--out", out), log)
     return out / "populations.dat"
 
 
@@ -118,7 +119,7 @@ def bias_centre(equilibration: Path, log: Path, phase: str = "IV") -> float:
     """Mean soft n_<phase> over the second half of the equilibration's frames."""
     from molenv.analysis import read_table
 
-    soft = read_table(classified(equilibration, log)).column(f"soft_{phase}")
+    soft = read_table(classified(equilibration, log, "none" if phase == "IV" else "npz")).column(f"soft_{phase}")
     return float(soft[len(soft) // 2:].mean())
 
 
@@ -147,7 +148,7 @@ def lattice_at_temperature(args, work: Path, log: Path) -> list[float]:
     if not (out / "summary.json").is_file():
         run(molenv("simulate", "crystal", *FORCE_FIELD, "--structure", REFERENCE / "urea" / "formI.cif", "--repeats", *LATTICE_REPEATS,
                    "--temperature", args.temperature, "--equilibrate", args.lattice_equilibrate, "--production", args.lattice_production,
-                   "--frame-interval", 0.5, "--threads", 1, "--no-progress", "--checkpoint-interval", 5, "--label", "I",
+                   "--frame-interval", 0.5, "--threads", 1, "--no-progress", "--checkpoint-interval", 5, "--label", "I", *platform(args),
                    "--ff-cache", ff_cache(args), "--out", out), log)
     if args.lattice:
         return list(args.lattice)
@@ -169,7 +170,7 @@ def calibration(args, work: Path, log: Path) -> dict:
         run(molenv("simulate", "melt", *FORCE_FIELD, "--structure", REFERENCE / "urea" / "formI.cif", "--repeats", *LATTICE_REPEATS,
                    "--temperature", args.temperature, "--melt-time", 10, "--quench-time", 10, "--equilibrate", args.lattice_equilibrate,
                    "--production", args.lattice_production, "--frame-interval", 0.5, "--threads", 1, "--no-progress", "--checkpoint-interval", 5,
-                   "--ff-cache", ff_cache(args), "--out", melt), log)
+                   *platform(args), "--ff-cache", ff_cache(args), "--out", melt), log)
     result = {"temperature": args.temperature}
     for name, run_dir in (("crystal", work / "lattice"), ("melt", melt)):
         table = read_table(classified(run_dir, log))
@@ -183,6 +184,11 @@ def calibration(args, work: Path, log: Path) -> dict:
     return result
 
 
+def platform(args) -> list:
+    """--platform for OpenMM, where it is not the CPU (a GPU: CUDA or OpenCL)."""
+    return [] if args.platform == "CPU" else ["--platform", args.platform]
+
+
 def equilibrate_i_iv(args, eq: Path, log: Path) -> None:
     run(molenv("simulate", "interface", *FORCE_FIELD, "--structure", REFERENCE / "urea" / "formI.cif",
                "--structure2", REFERENCE / "urea" / "formIV_approx_P1.cif", *INTERFACE, *COMMON,
@@ -194,7 +200,7 @@ def equilibrate_i_melt(args, eq: Path, log: Path, lattice: list[float]) -> None:
     run(molenv("simulate", "coexistence", *FORCE_FIELD, "--structure", REFERENCE / "urea" / "formI.cif", "--repeats", *MELT_REPEATS,
                "--lattice", *lattice, "--melt-time", args.melt_time, "--quench-time", args.quench_time, "--threads", 1, "--no-progress",
                "--checkpoint-interval", 5, "--temperature", args.temperature, "--equilibrate", 0, "--production", args.equilibrate,
-               "--frame-interval", 0.5, "--ff-cache", ff_cache(args), "--out", eq), log)
+               "--frame-interval", 0.5, *platform(args), "--ff-cache", ff_cache(args), "--out", eq), log)
 
 
 def pin_run(args) -> int:
@@ -216,7 +222,7 @@ def pin_run(args) -> int:
         at = round(centre + offset)
         out = work / f"pin-{at}"
         plumed = work / f"pin-{at}.dat"
-        plumed.write_text(PLUMED_INPUT.format(lib=lib, model=MODEL, at=at, kappa=args.kappa, phase=phase))
+        plumed.write_text(PLUMED_INPUT.format(lib=lib, model=MODEL, at=at, kappa=args.kappa, phase=phase, threads=args.plumed_threads))
         meta = {"at": at, "kappa": args.kappa, "centre": centre, "temperature": args.temperature}
         if melt:
             meta |= {"system": args.system, "column": f"cls.n_{phase}", "alpha": alpha, "lattice": lattice}
@@ -226,7 +232,7 @@ def pin_run(args) -> int:
             continue
         run(molenv("simulate", "system", *FORCE_FIELD, "--structure", start, *COMMON, "--temperature", args.temperature,
                    "--equilibrate", 0, "--production", args.production, "--frame-interval", min(5.0, args.production), "--plumed", plumed,
-                   "--ff-cache", ff_cache(args), "--out", out), log)
+                   *platform(args), "--ff-cache", ff_cache(args), "--out", out), log)
     return 0
 
 
@@ -274,8 +280,44 @@ def analyse(args) -> int:
                                                        "delta_mu_error_kJ_mol": error, "window_spread_kJ_mol": spread, "discard_ps": args.discard,
                                                        "windows": summary}, indent=1) + "\n")
     name = f"pinning_{args.temperature:g}K.png" if phase == "IV" else f"pinning_melt_{args.temperature:g}K.png"
-    plot(Path(args.figure) if args.figure else DOCS / name, results, args, phase, other)
+    path = Path(args.figure) if args.figure else DOCS / name
+    plot(path, results, args, phase, other)
+    if phase != "IV" and (work / "equilibrate" / "classified" / "molecules.npz").is_file():
+        plot_profile(path.with_name(path.stem + "_profile.png"), work / "equilibrate" / "classified" / "molecules.npz", args)
     return 0
+
+
+def plot_profile(path: Path, molecules: Path, args) -> None:
+    """Mean class probabilities of the molecules in slices along z (half a cell layer of form
+    I thick), at the first and the last frame of the unbiased equilibration: where the crystal,
+    the melt and the two interfaces are."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from molenv.analysis import ClassificationResult
+
+    res = ClassificationResult.load(molecules)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.0), sharey=True)
+    for ax, f in zip(axes, (0, len(res.times) - 1)):
+        height = res.boxes[f, 2]
+        z = res.centres[f, :, 2] % height
+        edges = np.linspace(0, height, max(2, int(round(height / 2.35))) + 1)
+        which = np.clip(np.digitize(z, edges) - 1, 0, len(edges) - 2)
+        mid = (edges[1:] + edges[:-1]) / 2
+        for k, name in enumerate(res.classes):
+            mean = np.array([res.probabilities[f, which == b, k].mean() if np.any(which == b) else np.nan for b in range(len(mid))])
+            ax.plot(mid, mean, "o-", markersize=3, label=name)
+        ax.set_title(f"t = {res.times[f]:g} ps", fontsize=9)
+        ax.set_xlabel("z (A)")
+    axes[0].set_ylabel("mean class probability")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"urea form I / melt at {args.temperature:g} K, unbiased NPzT after the quench: class profile along z", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    print(f"wrote {path}")
 
 
 def melting_point_step(args) -> int:
@@ -364,6 +406,8 @@ def main() -> int:
     parser.add_argument("--work", help="run directories (default data/runs/pinning, I-melt: data/runs/pinning-melt)")
     parser.add_argument("--temperature", type=float, default=200.0, help="K (default 200)")
     parser.add_argument("--kappa", type=float, default=0.05, help="bias stiffness, kJ/mol per molecule^2 (default 0.05)")
+    parser.add_argument("--platform", default="CPU", help="OpenMM platform of the runs (default CPU; CUDA on a GPU)")
+    parser.add_argument("--plumed-threads", type=int, default=1, help="threads of MOLENV_CLASSIFY in the pinning runs (default 1)")
     parser.add_argument("--discard", type=float, default=20.0, help="ps left out of the analysis at the start of each pinning run (default 20)")
     sub = parser.add_subparsers(dest="step", required=True)
     r = sub.add_parser("run", help="equilibrate the interface, then the pinning runs")

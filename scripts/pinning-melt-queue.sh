@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The melting point of GAFF urea form I (the authors' charges) by interface pinning on n_I of
+# MOLENV_CLASSIFY (docs/applications.md, part 3, "Form I and its melt"). Resumable: every
+# step is a `molenv simulate` run directory or a file that is made once, so running this
+# script again after an interruption continues where it stopped (a step that is running in
+# another process is refused by its lock, and this script stops there).
+#
+#   scripts/pinning-melt-queue.sh                      # CPU, one thread per run: weeks
+#   PLATFORM=CUDA PLUMED_THREADS=8 scripts/pinning-melt-queue.sh   # a GPU: see the docs for the cost
+#   TEMPERATURES="390 410" PRODUCTION=200 scripts/pinning-melt-queue.sh
+#
+# Environment: TEMPERATURES (K, default 380 400 420 440), PRODUCTION (ps per pinning window,
+# default 500), EQUILIBRATE (ps of unbiased NPzT before the windows, default 10), OFFSETS
+# (bias centres relative to the equilibrated n_I, default "0 -32": one layer of 32 molecules
+# towards the melt as well, to check that dmu does not depend on a), KAPPA (kJ/mol per
+# molecule^2, default 0.05), DISCARD (ps of each window left out, default 50), WORK (default
+# data/runs/pinning-melt), PLATFORM (OpenMM, default CPU), PLUMED_THREADS (default 1),
+# PYTHON (default .venv/bin/python), NICE (default 10).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-.venv/bin/python}
+TEMPERATURES=${TEMPERATURES:-380 400 420 440}
+PRODUCTION=${PRODUCTION:-500}
+EQUILIBRATE=${EQUILIBRATE:-10}
+OFFSETS=${OFFSETS:-0 -32}
+KAPPA=${KAPPA:-0.05}
+DISCARD=${DISCARD:-50}
+WORK=${WORK:-data/runs/pinning-melt}
+PLATFORM=${PLATFORM:-CPU}
+PLUMED_THREADS=${PLUMED_THREADS:-1}
+NICE=${NICE:-10}
+
+pinning() {
+    nice -n "$NICE" "$PYTHON" scripts/pinning.py --system I-melt --work "$WORK" --kappa "$KAPPA" --discard "$DISCARD" \
+        --platform "$PLATFORM" --plumed-threads "$PLUMED_THREADS" "$@"
+}
+
+mkdir -p "$WORK"
+for T in $TEMPERATURES; do
+    echo "== $(date -u +%FT%TZ) $T K" | tee -a "$WORK/queue.log"
+    # shellcheck disable=SC2086
+    pinning --temperature "$T" run --equilibrate "$EQUILIBRATE" --production "$PRODUCTION" --offsets $OFFSETS 2>&1 | tee -a "$WORK/queue.log"
+    pinning --temperature "$T" analyse 2>&1 | tee -a "$WORK/queue.log"
+done
+pinning melting-point 2>&1 | tee -a "$WORK/queue.log"
