@@ -105,21 +105,21 @@ def workdir(args) -> Path:
     return workroot(args) / f"{args.temperature:g}K"
 
 
-def classified(run_dir: Path, log: Path, per_molecule: str = "none") -> Path:
+def classified(run_dir: Path, log: Path, per_molecule: str = "none", model: Path = MODEL) -> Path:
     """<run_dir>/classified/populations.dat of the run's frames (our urea SF-MLP); with
     ``per_molecule="npz"`` also every molecule's probabilities (molecules.npz)."""
     out = run_dir / "classified"
     if not (out / "populations.dat").is_file():
-        run(molenv("classify", "--model", MODEL, "--spec", "urea", "-t", run_dir / "trajectory.xtc", "--topology",
+        run(molenv("classify", "--model", model, "--spec", "urea", "-t", run_dir / "trajectory.xtc", "--topology",
                    run_dir / "topology.pdb", "--no-surface", "--no-plot", "--per-molecule", per_molecule, "--no-progress", "--out", out), log)
     return out / "populations.dat"
 
 
-def bias_centre(equilibration: Path, log: Path, phase: str = "IV") -> float:
+def bias_centre(equilibration: Path, log: Path, phase: str = "IV", model: Path = MODEL) -> float:
     """Mean soft n_<phase> over the second half of the equilibration's frames."""
     from molenv.analysis import read_table
 
-    soft = read_table(classified(equilibration, log, "none" if phase == "IV" else "npz")).column(f"soft_{phase}")
+    soft = read_table(classified(equilibration, log, "none" if phase == "IV" else "npz", model)).column(f"soft_{phase}")
     return float(soft[len(soft) // 2:].mean())
 
 
@@ -173,7 +173,7 @@ def calibration(args, work: Path, log: Path) -> dict:
                    *platform(args), "--ff-cache", ff_cache(args), "--out", melt), log)
     result = {"temperature": args.temperature}
     for name, run_dir in (("crystal", work / "lattice"), ("melt", melt)):
-        table = read_table(classified(run_dir, log))
+        table = read_table(classified(run_dir, log, model=args.model))
         for phase in ("I", "IV", "melt"):
             result[f"q_{phase}_{name}"] = float((table.column(f"soft_{phase}") / table.column("nmol")).mean())
         result[f"frames_{name}"] = len(table.column("nmol"))
@@ -197,8 +197,10 @@ def equilibrate_i_iv(args, eq: Path, log: Path) -> None:
 
 
 def equilibrate_i_melt(args, eq: Path, log: Path, lattice: list[float]) -> None:
+    # a log line every 0.5 ps: the quench's temperature steps at every log line (molenv.simulate.md)
     run(molenv("simulate", "coexistence", *FORCE_FIELD, "--structure", REFERENCE / "urea" / "formI.cif", "--repeats", *MELT_REPEATS,
                "--lattice", *lattice, "--melt-time", args.melt_time, "--quench-time", args.quench_time, "--threads", 1, "--no-progress",
+               "--report-interval", 0.5,
                "--checkpoint-interval", 5, "--temperature", args.temperature, "--equilibrate", 0, "--production", args.equilibrate,
                "--frame-interval", 0.5, *platform(args), "--ff-cache", ff_cache(args), "--out", eq), log)
 
@@ -215,14 +217,14 @@ def pin_run(args) -> int:
         alpha = calibration(args, work, log)["alpha"]
     if not (eq / "summary.json").is_file():
         equilibrate_i_melt(args, eq, log, lattice) if melt else equilibrate_i_iv(args, eq, log)
-    centre = bias_centre(eq, log, phase)
+    centre = bias_centre(eq, log, phase, args.model)
     start = last_frame(eq)
     lib = plumed_library()
     for offset in args.offsets:
         at = round(centre + offset)
         out = work / f"pin-{at}"
         plumed = work / f"pin-{at}.dat"
-        plumed.write_text(PLUMED_INPUT.format(lib=lib, model=MODEL, at=at, kappa=args.kappa, phase=phase, threads=args.plumed_threads))
+        plumed.write_text(PLUMED_INPUT.format(lib=lib, model=args.model, at=at, kappa=args.kappa, phase=phase, threads=args.plumed_threads))
         meta = {"at": at, "kappa": args.kappa, "centre": centre, "temperature": args.temperature}
         if melt:
             meta |= {"system": args.system, "column": f"cls.n_{phase}", "alpha": alpha, "lattice": lattice}
@@ -406,6 +408,8 @@ def main() -> int:
     parser.add_argument("--work", help="run directories (default data/runs/pinning, I-melt: data/runs/pinning-melt)")
     parser.add_argument("--temperature", type=float, default=200.0, help="K (default 200)")
     parser.add_argument("--kappa", type=float, default=0.05, help="bias stiffness, kJ/mol per molecule^2 (default 0.05)")
+    parser.add_argument("--model", type=lambda p: Path(p).resolve(), default=MODEL,
+                        help="the classifier of the bias and of the classified frames (default models/urea_sf.molenv)")
     parser.add_argument("--platform", default="CPU", help="OpenMM platform of the runs (default CPU; CUDA on a GPU)")
     parser.add_argument("--plumed-threads", type=int, default=1, help="threads of MOLENV_CLASSIFY in the pinning runs (default 1)")
     parser.add_argument("--discard", type=float, default=20.0, help="ps left out of the analysis at the start of each pinning run (default 20)")
