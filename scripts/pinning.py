@@ -258,7 +258,6 @@ def analyse(args) -> int:
     if not results:
         sys.exit(f"no pinning run under {work}")
     phase = SYSTEMS[args.system]["phase"]
-    other = "IV" if phase == "IV" else "melt"
     stable = "mu_I - mu_IV" if phase == "IV" else "mu_melt - mu_I"
     summary = {}
     for at, (table, r) in sorted(results.items()):
@@ -283,7 +282,7 @@ def analyse(args) -> int:
                                                        "windows": summary}, indent=1) + "\n")
     name = f"pinning_{args.temperature:g}K.png" if phase == "IV" else f"pinning_melt_{args.temperature:g}K.png"
     path = Path(args.figure) if args.figure else DOCS / name
-    plot(path, results, args, phase, other)
+    plot(path, results, args, phase)
     if phase != "IV" and (work / "equilibrate" / "classified" / "molecules.npz").is_file():
         plot_profile(path.with_name(path.stem + "_profile.png"), work / "equilibrate" / "classified" / "molecules.npz", args)
     return 0
@@ -295,10 +294,10 @@ def plot_profile(path: Path, molecules: Path, args) -> None:
     the melt and the two interfaces are."""
     import matplotlib
 
+    from molenv.analysis import ClassificationResult
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from molenv.analysis import ClassificationResult
 
     res = ClassificationResult.load(molecules)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.0), sharey=True)
@@ -370,7 +369,7 @@ def plot_melting_point(path: Path, t, y, e, fit) -> None:
     print(f"wrote {path}")
 
 
-def plot(path: Path, results: dict, args, phase: str = "IV", other: str = "IV") -> None:
+def plot(path: Path, results: dict, args, phase: str = "IV") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
