@@ -25,6 +25,9 @@ FORMAT_VERSION = 1
 # and a reader of version 1 alone refuses a version 3 file at its first record.
 GEOMETRY_FORMAT_VERSION = 3
 SF_FORMAT_VERSIONS = (FORMAT_VERSION, GEOMETRY_FORMAT_VERSION)
+# Versions whose second record is ``kind`` (the GNN kind, molenv.gnn.modelfile): 2, and 4 =
+# version 2 plus the ood block, written only for a model that has one (as version 3 for SF)
+KIND_FORMAT_VERSIONS = (2, 4)
 HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "softplus", "identity")
 OUTPUT_ACTIVATIONS = ("softmax", "sigmoid")
 CLASS_NAME = re.compile(r"^[A-Za-z0-9_]+$")
@@ -370,10 +373,10 @@ def read_model(path: str | Path) -> Model:
     r = _Records(path)
     lineno, f = r.fields("molenv_model", 1)
     if f[0] not in map(str, SF_FORMAT_VERSIONS):
-        if f[0] == "2" and r.peek() == "kind":  # a newer kind of model (docs/model_format.md)
+        if f[0] in map(str, KIND_FORMAT_VERSIONS) and r.peek() == "kind":  # a newer kind of model (docs/model_format.md)
             kind = r.items[r.pos][1][1:2] or ["?"]
             raise r.error(
-                f"unsupported model file version 2 for read_model, which reads SF model files (versions {FORMAT_VERSION} and {GEOMETRY_FORMAT_VERSION}): this is a model of kind "
+                f"unsupported model file version {f[0]} for read_model, which reads SF model files (versions {FORMAT_VERSION} and {GEOMETRY_FORMAT_VERSION}): this is a model of kind "
                 f"'{kind[0]}'; read a GNN model file with molenv.gnn.modelfile.read_gnn_model",
                 lineno,
             )
@@ -450,7 +453,7 @@ def read_model(path: str | Path) -> Model:
         biases.append(rows[:, 0].copy())
         weights.append(rows[:, 1:].copy())
     # the ood block is a version 3 record: in a version 1 file it is refused as any unknown record
-    ood = _read_ood(r, classes, weights) if version3 and r.peek() == "ood" else None
+    ood = _read_ood(r, classes, [w.shape[1] for w in weights]) if version3 and r.peek() == "ood" else None
     r.fields("end", 0)
     if r.peek() is not None:
         raise r.error(f"unexpected record '{r.peek()}' after 'end'", r.items[r.pos][0])
@@ -469,19 +472,22 @@ def read_model(path: str | Path) -> Model:
     return model
 
 
-def _read_ood(r: _Records, classes: list[str], weights: list[np.ndarray]) -> OODScore:
-    """The optional ``ood`` block (docs/model_format.md, "The ood block"); C++: readOod."""
+def _read_ood(r: _Records, classes: list[str], layer_inputs: list[int], names: list[str] | None = None) -> OODScore:
+    """The optional ``ood`` block (docs/model_format.md, "The ood block") of a network whose
+    layers have `layer_inputs` inputs (SF: the dense layers; GNN: the head blocks and the
+    output layer) and whose per-molecule outputs are `names` (default `classes`, the classes
+    that may have a mean); C++: readOod."""
     lineno, f = r.fields("ood", 4)
     if f[0] != OOD_METHOD:
         raise r.error(f"unknown ood method '{f[0]}' (expected {OOD_METHOD})", lineno)
     layer = r.integer(f[1], lineno, "ood layer")
     width, n_means = r.integer(f[2], lineno, "ood features"), r.integer(f[3], lineno, "ood classes")
-    if OTHER in classes:
+    if OTHER in (classes if names is None else names):
         raise r.error(f"a model with an ood block cannot have a class named '{OTHER}': its out-of-distribution component is n_{OTHER}", lineno)
-    if not 1 <= layer <= len(weights):
-        raise r.error(f"ood: layer {layer} is not a layer of the network (1..{len(weights)})", lineno)
-    if width != weights[layer - 1].shape[1]:
-        raise r.error(f"ood: {width} features, but layer {layer} has {weights[layer - 1].shape[1]} inputs", lineno)
+    if not 1 <= layer <= len(layer_inputs):
+        raise r.error(f"ood: layer {layer} is not a layer of the network (1..{len(layer_inputs)})", lineno)
+    if width != layer_inputs[layer - 1]:
+        raise r.error(f"ood: {width} features, but layer {layer} has {layer_inputs[layer - 1]} inputs", lineno)
     if not 1 <= n_means <= len(classes):
         raise r.error(f"ood: {n_means} class means for a model of {len(classes)} classes", lineno)
     lineno, f = r.fields("ood_softmin", 1)
@@ -523,7 +529,7 @@ def _read_ood(r: _Records, classes: list[str], weights: list[np.ndarray]) -> OOD
 
 def model_file_kind(path: str | Path) -> str:
     """``'gnn'`` or ``'sf'``: the reader `MOLENV_CLASSIFY` gives a model file (C++:
-    modelFileKind). A file whose first two records are ``molenv_model 2`` and ``kind ...``
+    modelFileKind). A file whose first two records are ``molenv_model 2`` (or 4) and ``kind ...``
     is for the GNN reader (which then judges the kind); every other file, a missing or
     unreadable one included, for the SF reader, which reports what is wrong with it."""
     from molenv.paths import file_problem
@@ -535,7 +541,7 @@ def model_file_kind(path: str | Path) -> str:
         r = _Records(path)
     except ModelFileError:
         return "sf"
-    if r.peek() != "molenv_model" or r.items[0][1][1:] != ["2"]:
+    if r.peek() != "molenv_model" or r.items[0][1][1:] not in [[str(v)] for v in KIND_FORMAT_VERSIONS]:
         return "sf"
     r.pos = 1
     return "gnn" if r.peek() == "kind" else "sf"

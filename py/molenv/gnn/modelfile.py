@@ -21,11 +21,17 @@ from pathlib import Path
 
 import numpy as np
 
-from molenv.modelfile import CLASS_NAME, ModelFileError, _meta_records, _num, _Records, _text
+from molenv.modelfile import CLASS_NAME, KIND_FORMAT_VERSIONS, ModelFileError, _meta_records, _num, _ood_records, _read_ood, _Records, _text
+from molenv.ood import OTHER, OODError, OODScore
 
-__all__ = ["GNN_FORMAT_VERSION", "GNNModel", "GraphConv", "LayerNorm", "Linear", "ResidualBlock", "read_gnn_model", "write_gnn_model"]
+__all__ = ["GNN_FORMAT_VERSION", "GNN_OOD_FORMAT_VERSION", "GNNModel", "GraphConv", "LayerNorm", "Linear", "ResidualBlock", "read_gnn_model", "write_gnn_model"]
 
 GNN_FORMAT_VERSION = 2  # `molenv_model 2`: the file's second record is `kind <kind>`
+# `molenv_model 4`: version 2 plus the optional ood block before `end`; written only for a
+# model with one, so that every other GNN file stays version 2, byte for byte, and a reader
+# of version 2 alone refuses it at its first record (docs/model_format.md)
+GNN_OOD_FORMAT_VERSION = 4
+assert (GNN_FORMAT_VERSION, GNN_OOD_FORMAT_VERSION) == KIND_FORMAT_VERSIONS
 KIND = "gnn"
 RADIAL_BASIS = "bessel"  # DimeNet's spherical Bessel basis of order 0 with polynomial envelope
 ATTENTION = "transformer"  # torch_geometric TransformerConv, one head, gated skip (beta)
@@ -37,6 +43,7 @@ KEYWORDS = {
     "molenv_model", "kind", "name", "meta", "classes", "topology_classes", "molecule_atoms", "graph_cutoff",
     "atom_types", "atom_type", "radial_basis", "radial_frequencies", "activation", "conv_count", "conv",
     "attention", "pooling", "head_block_count", "head_block", "linear", "layer_norm", "end",
+    "ood", "ood_softmin", "ood_threshold", "ood_calibration", "ood_whitening", "ood_mean",
 }
 # the linear layers of one graph convolution, in file order: name -> has a bias
 CONV_LINEARS_IN = {"node_in": False, "edge_in": False}
@@ -136,6 +143,14 @@ class GNNModel:
     head: list[ResidualBlock]
     output: Linear
     meta: dict[str, str] = field(default_factory=dict)
+    ood: OODScore | None = None  # the optional out-of-distribution score (molenv.ood) on a head layer's inputs
+
+    @property
+    def head_layer_inputs(self) -> list[int]:
+        """The inputs of the head's layers, which an ood score may take as its features:
+        layer k <= len(head) is head block k (layer 1: the pooled molecule embedding), layer
+        len(head) + 1 the output layer (the last hidden features)."""
+        return [self.hidden] * (len(self.head) + 1)
 
     @property
     def n_forms(self) -> int:
@@ -200,6 +215,13 @@ class GNNModel:
         for k, block in enumerate(self.head, 1):
             _check_block(block, f"head_block {k}", hidden)
         _check_linear(self.output, "linear 'output'", hidden, len(names), False)
+        if self.ood is not None:
+            if OTHER in names:
+                raise ModelFileError(f"a model with an ood block cannot have a class named '{OTHER}': its out-of-distribution component is n_{OTHER}")
+            try:
+                self.ood.validate(self.classes, self.head_layer_inputs)
+            except OODError as err:
+                raise ModelFileError(str(err)) from None
         arrays = [("embedding", self.embedding), ("radial frequencies", self.radial_frequencies)]
         for where, linear in self._linears():
             arrays += [(where, linear.weight)] + ([(where, linear.bias)] if linear.bias is not None else [])
@@ -270,7 +292,8 @@ def _block_records(block: ResidualBlock) -> list[str]:
 def write_gnn_model(model: GNNModel, path: str | Path) -> Path:
     """Write ``model`` (validated first) to ``path``; returns the path."""
     model.validate()
-    out = ["# molenv model file, kind gnn: see docs/model_format.md", f"molenv_model {GNN_FORMAT_VERSION}", f"kind {KIND}", f"name {_text(model.name, 'name')}"]
+    version = GNN_FORMAT_VERSION if model.ood is None else GNN_OOD_FORMAT_VERSION
+    out = ["# molenv model file, kind gnn: see docs/model_format.md", f"molenv_model {version}", f"kind {KIND}", f"name {_text(model.name, 'name')}"]
     out += _meta_records(model.meta)
     out.append(f"classes {len(model.classes)} {' '.join(model.classes)}")
     out.append(f"topology_classes {len(model.topology_classes)} {' '.join(model.topology_classes)}")
@@ -297,6 +320,8 @@ def write_gnn_model(model: GNNModel, path: str | Path) -> Path:
         out.append(f"head_block {k}")
         out += _block_records(block)
     out += _linear_records("output", model.output)
+    if model.ood is not None:
+        out += _ood_records(model.ood)
     out.append("end")
     path = Path(path)
     path.write_text("\n".join(out) + "\n", encoding="utf-8")
@@ -374,12 +399,13 @@ def read_gnn_model(path: str | Path) -> GNNModel:
         raise ModelFileError(problem)
     r = _GNNRecords(path)
     lineno, f = r.fields("molenv_model", 1)
-    if f[0] != str(GNN_FORMAT_VERSION):
+    if f[0] not in map(str, KIND_FORMAT_VERSIONS):
         what = "an SF model file: read it with molenv.modelfile.read_model" if f[0] in ("1", "3") else "not a version this molenv reads"
-        raise r.error(f"a GNN model file starts with 'molenv_model {GNN_FORMAT_VERSION}', found version {f[0]} ({what})", lineno)
+        raise r.error(f"a GNN model file starts with 'molenv_model {GNN_FORMAT_VERSION}' (or {GNN_OOD_FORMAT_VERSION}), found version {f[0]} ({what})", lineno)
+    with_ood = f[0] == str(GNN_OOD_FORMAT_VERSION)  # the ood block may appear
     lineno, f = r.fields("kind", 1)
     if f[0] != KIND:
-        raise r.error(f"unknown model kind '{f[0]}' (this molenv reads kind '{KIND}' in version {GNN_FORMAT_VERSION} files)", lineno)
+        raise r.error(f"unknown model kind '{f[0]}' (this molenv reads kind '{KIND}' in version {GNN_FORMAT_VERSION} and {GNN_OOD_FORMAT_VERSION} files)", lineno)
     _, name_tokens = r.fields("name")
     meta = r.meta()
     classes = r.names("classes")
@@ -436,6 +462,10 @@ def read_gnn_model(path: str | Path) -> GNNModel:
         r.index(f[0], lineno, k, "head_block")
         head.append(r.block(f"head_block {k} "))
     output = r.linear("output")
+    # the ood block is a version 4 record: in a version 2 file it is refused as any record out of place
+    ood = None
+    if with_ood and r.peek() == "ood":
+        ood = _read_ood(r, classes, [block.linear.n_in for block in head] + [output.n_in], classes + topology)
     r.fields("end", 0)
     if r.peek() is not None:
         raise r.error(f"unexpected record '{r.peek()}' after 'end'", r.items[r.pos][0])
@@ -454,6 +484,7 @@ def read_gnn_model(path: str | Path) -> GNNModel:
         head=head,
         output=output,
         meta=meta,
+        ood=ood,
     )
     try:
         model.validate()

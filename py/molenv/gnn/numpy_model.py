@@ -20,6 +20,8 @@ The steps, in order (numbers refer to the comments in `classify_frame`):
 6. per molecule: the maximum of each feature over the molecule's atoms.
 7. head: pre-norm residual blocks, then the bias-free output layer; softmax over the
    polymorph logits and, separately, over the topology logits.
+8. with an ood block: the out-of-distribution score (`molenv.ood`) of the inputs of one
+   of the head's layers (the pooled embedding, a head block's input or the output layer's).
 """
 from __future__ import annotations
 
@@ -44,6 +46,10 @@ class GNNProbabilities:
 
     polymorph: np.ndarray  # (n_molecules, n_forms), rows sum to 1
     topology: np.ndarray  # (n_molecules, n_topology), rows sum to 1
+    # the inputs of the head's layers (GNNModel.head_layer_inputs): [0] the pooled molecule
+    # embedding, then the input of each further head block, [-1] that of the output layer
+    head_inputs: list[np.ndarray]
+    other: np.ndarray | None = None  # (n_molecules,) the ood score, for a model with an ood block
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -178,8 +184,11 @@ def classify_frame(model: GNNModel, frame: MolecularFrame) -> GNNProbabilities:
     # 6. max pooling over the atoms of each molecule: (n_molecules, hidden)
     y = x.reshape(n_molecules, per_molecule, -1).max(axis=1)
 
-    # 7. head and outputs
+    # 7. head and outputs; 8. the ood score of the inputs of head layer model.ood.layer
+    head_inputs = [y]
     for block in model.head:
         y = residual_block(y, block)
+        head_inputs.append(y)
     logits = linear(y, model.output)
-    return GNNProbabilities(polymorph=softmax(logits[:, : model.n_forms]), topology=softmax(logits[:, model.n_forms :]))
+    other = None if model.ood is None else model.ood.other(head_inputs[model.ood.layer - 1])
+    return GNNProbabilities(polymorph=softmax(logits[:, : model.n_forms]), topology=softmax(logits[:, model.n_forms :]), head_inputs=head_inputs, other=other)
