@@ -16,6 +16,7 @@ namespace molenv {
 namespace {
 
 constexpr const char* kVersion = "2";
+constexpr const char* kOodVersion = "4";  ///< version 2 plus the ood block (Python: GNN_OOD_FORMAT_VERSION)
 constexpr const char* kKind = "gnn";
 constexpr const char* kRadialBasis = "bessel";
 constexpr const char* kAttention = "transformer";
@@ -28,6 +29,7 @@ const std::set<std::string> kKeywords = {
     "molenv_model", "kind", "name", "meta", "classes", "topology_classes", "molecule_atoms", "graph_cutoff",
     "atom_types", "atom_type", "radial_basis", "radial_frequencies", "activation", "conv_count", "conv",
     "attention", "pooling", "head_block_count", "head_block", "linear", "layer_norm", "end",
+    "ood", "ood_softmin", "ood_threshold", "ood_calibration", "ood_whitening", "ood_mean",
 };
 
 std::string pyStrList(const std::vector<std::string>& v) {
@@ -189,7 +191,7 @@ ModelKind modelFileKind(const std::string& path) {
     Records r(path);
     if (r.peek() != "molenv_model") return ModelKind::sf;
     const auto version = r.peekFields(0);
-    if (version.size() != 1 || version[0] != kVersion) return ModelKind::sf;
+    if (version.size() != 1 || (version[0] != kVersion && version[0] != kOodVersion)) return ModelKind::sf;
     unsigned ln;
     r.fields("molenv_model", 1, ln);
     return r.peek() == "kind" ? ModelKind::gnn : ModelKind::sf;
@@ -208,12 +210,13 @@ GnnModel readGnnModelFile(const std::string& path) {
   unsigned ln = 0;
 
   auto f = r.fields("molenv_model", 1, ln);
-  if (f[0] != kVersion) {
+  if (f[0] != kVersion && f[0] != kOodVersion) {
     const std::string what = f[0] == "1" || f[0] == "3" ? "an SF model file: read it with molenv.modelfile.read_model" : "not a version this molenv reads";
-    throw r.error("a GNN model file starts with 'molenv_model 2', found version " + f[0] + " (" + what + ")", ln);
+    throw r.error("a GNN model file starts with 'molenv_model 2' (or 4), found version " + f[0] + " (" + what + ")", ln);
   }
+  const bool withOod = f[0] == kOodVersion;  // the ood block may appear
   f = r.fields("kind", 1, ln);
-  if (f[0] != kKind) throw r.error("unknown model kind '" + f[0] + "' (this molenv reads kind 'gnn' in version 2 files)", ln);
+  if (f[0] != kKind) throw r.error("unknown model kind '" + f[0] + "' (this molenv reads kind 'gnn' in version 2 and 4 files)", ln);
   f = r.fields("name", -1, ln);
   for (std::size_t i = 0; i < f.size(); ++i) m.name += (i ? " " : "") + f[i];
   r.meta();
@@ -283,6 +286,15 @@ GnnModel readGnnModelFile(const std::string& path) {
     m.head.push_back(g.block("head_block " + std::to_string(k) + " "));
   }
   m.output = g.linear("output");
+  // the ood block is a version 4 record: in a version 2 file it is refused as any record out of place
+  if (withOod && r.peek() == "ood") {
+    std::vector<unsigned> inputs;
+    for (const GnnBlock& b : m.head) inputs.push_back(b.linear.nin);
+    inputs.push_back(m.output.nin);
+    std::vector<std::string> names = m.classes;
+    names.insert(names.end(), m.topologyClasses.begin(), m.topologyClasses.end());
+    readOod(r, m.classes, names, inputs, m.ood);
+  }
   r.fields("end", 0, ln);
   if (!r.peek().empty()) throw r.error("unexpected record '" + r.peek() + "' after 'end'", r.peekLine());
   try {

@@ -1,5 +1,6 @@
-/* molenv: the model file of kind gnn (format version 2, docs/model_format.md "The GNN
-   kind"): a trained graph classifier (molenv.gnn.model.MolecularGNN) as plain text.
+/* molenv: the model file of kind gnn (format version 2, and 4 with the ood block;
+   docs/model_format.md "The GNN kind"): a trained graph classifier
+   (molenv.gnn.model.MolecularGNN) as plain text.
 
    The reader mirrors py/molenv/gnn/modelfile.py: read_gnn_model() and
    GNNModel.validate() rule by rule and message by message (same records, same order,
@@ -59,6 +60,7 @@ struct GnnModel {
   std::vector<GnnConv> convs;
   std::vector<GnnBlock> head;
   GnnLinear output;
+  OodScore ood;  ///< the optional out-of-distribution score (ood block, version 4) on the inputs of head layer ood.layer
 
   unsigned nForms() const { return classes.size(); }
   unsigned nTopology() const { return topologyClasses.size(); }
@@ -69,7 +71,7 @@ struct GnnModel {
 
 enum class ModelKind { sf, gnn };
 
-/// Which reader a model file needs: gnn when its first records are `molenv_model 2` and
+/// Which reader a model file needs: gnn when its first records are `molenv_model 2` (or 4) and
 /// `kind ...` (the GNN reader then judges the kind), sf otherwise (the SF reader then
 /// reports a missing file, another version, ...).  Throws nothing.
 ModelKind modelFileKind(const std::string& path);

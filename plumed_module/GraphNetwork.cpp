@@ -142,9 +142,9 @@ void blockBackward(const Block& B, const double* x, const double* u, const doubl
 
 }  // namespace
 
-GraphNetwork::GraphNetwork(const GnnModel& model, unsigned nmol, unsigned nthreads, const RankSplit& ranks)
+GraphNetwork::GraphNetwork(const GnnModel& model, unsigned nmol, unsigned nthreads, const RankSplit& ranks, bool ood)
     : model_(model), nmol_(nmol), apm_(model.moleculeAtoms.size()), nthreads_(nthreads), H_(model.hidden()), C_(model.channels()),
-      R_(model.numRadial()), F_(model.nForms()), G_(model.nTopology()), ranks_(ranks), mol0_(ranks.first(nmol)), mol1_(ranks.last(nmol)),
+      R_(model.numRadial()), F_(model.nForms()), G_(model.nTopology()), ood_(ood), nout_(model.nForms() + (ood ? 1 : 0)), ranks_(ranks), mol0_(ranks.first(nmol)), mol1_(ranks.last(nmol)),
       invSqrtC_(1.0 / std::sqrt(double(model.channels()))) {
   // atom features before the first convolution: type_in(embedding row of the element)
   const Dense typeIn = dense(model.typeIn);
@@ -189,11 +189,11 @@ GraphNetwork::GraphNetwork(const GnnModel& model, unsigned nmol, unsigned nthrea
 }
 
 std::vector<double> GraphNetwork::allProbabilities() const {
-  const unsigned W = F_ + G_;
+  const unsigned K = nout_, W = K + G_;
   std::vector<double> all(static_cast<std::size_t>(nmol_) * W);
   for (unsigned m = 0; m < nmol_; ++m) {
-    std::copy_n(&poly_[static_cast<std::size_t>(m) * F_], F_, &all[static_cast<std::size_t>(m) * W]);
-    std::copy_n(&topo_[static_cast<std::size_t>(m) * G_], G_, &all[static_cast<std::size_t>(m) * W + F_]);
+    std::copy_n(&poly_[static_cast<std::size_t>(m) * K], K, &all[static_cast<std::size_t>(m) * W]);
+    std::copy_n(&topo_[static_cast<std::size_t>(m) * G_], G_, &all[static_cast<std::size_t>(m) * W + K]);
   }
   return all;
 }
@@ -333,22 +333,26 @@ void GraphNetwork::forward(const AtomGraph& graph, bool derivatives) {
     x_.swap(xnext_);
   }
 
-  // 6. max pooling over the atoms of each molecule; 7. head and outputs
-  const unsigned N = nmol_, L = head_.size(), F = F_, G = G_;
+  // 6. max pooling over the atoms of each molecule; 7. head and outputs; 8. with ood, the
+  // score of the inputs of head layer oodLayer (1-based: head block k, or the output layer)
+  const unsigned N = nmol_, L = head_.size(), F = F_, G = G_, K = nout_;
+  const OodScore& ood = model_.ood;
+  const unsigned oodLayer = ood_ ? ood.layer : 0;
   pooled_.resize(static_cast<std::size_t>(N) * H);
   argmax_.resize(static_cast<std::size_t>(N) * H);
   headIn_.resize(static_cast<std::size_t>(L) * N * H);
   headU_.resize(static_cast<std::size_t>(L) * N * H);
   headStats_.resize(static_cast<std::size_t>(L) * N * 2);
-  poly_.resize(static_cast<std::size_t>(N) * F);
+  poly_.resize(static_cast<std::size_t>(N) * K);
   topo_.resize(static_cast<std::size_t>(N) * G);
+  if (ood_) oodGrad_.resize(static_cast<std::size_t>(N) * H);
   if (split) {
     std::fill(poly_.begin(), poly_.end(), 0.0);
     std::fill(topo_.begin(), topo_.end(), 0.0);
   }
   #pragma omp parallel num_threads(T)
   {
-    std::vector<double> y(H), z(H), logits(F + G);
+    std::vector<double> y(H), z(H), logits(F + G), scratch(ood_ ? H + ood.nMeans() : 0);
     #pragma omp for schedule(static)
     for (unsigned m = mol0_; m < mol1_; ++m) {
       double* p = &pooled_[static_cast<std::size_t>(m) * H];
@@ -373,11 +377,15 @@ void GraphNetwork::forward(const AtomGraph& graph, bool derivatives) {
         std::copy_n(y.data(), H, &headIn_[row]);
         blockForward(head_[l], &headIn_[row], y.data(), &headU_[row], &headStats_[(static_cast<std::size_t>(l) * N + m) * 2], z.data());
       }
+      if (ood_) {  // the inputs of head block oodLayer, or (oodLayer = L + 1) of the output layer: y
+        const double* h = oodLayer <= L ? &headIn_[(static_cast<std::size_t>(oodLayer - 1) * N + m) * H] : y.data();
+        poly_[static_cast<std::size_t>(m) * K + F] = ood.evaluate(h, 1, &oodGrad_[static_cast<std::size_t>(m) * H], scratch.data());
+      }
       affine(output_, y.data(), logits.data());
       // softmax over the polymorph logits and, separately, over the topology logits
       for (unsigned part = 0; part < 2; ++part) {
         const unsigned k0 = part ? F : 0, nk = part ? G : F;
-        double* out = part ? &topo_[static_cast<std::size_t>(m) * G] : &poly_[static_cast<std::size_t>(m) * F];
+        double* out = part ? &topo_[static_cast<std::size_t>(m) * G] : &poly_[static_cast<std::size_t>(m) * K];
         double top = -HUGE_VAL, total = 0.0;
         for (unsigned k = 0; k < nk; ++k) top = std::max(top, logits[k0 + k]);
         for (unsigned k = 0; k < nk; ++k) {
@@ -393,9 +401,10 @@ void GraphNetwork::forward(const AtomGraph& graph, bool derivatives) {
 }
 
 void GraphNetwork::backward(const AtomGraph& graph, const double* seed, double* grad, double* box) {
-  const unsigned n = n_, H = H_, C = C_, R = R_, T = nthreads_, N = nmol_, L = head_.size(), F = F_;
+  const unsigned n = n_, H = H_, C = C_, R = R_, T = nthreads_, N = nmol_, L = head_.size(), F = F_, K = nout_;
   const unsigned lo = mol0_ * apm_, hi = mol1_ * apm_;  // this rank's atoms
   const bool split = ranks_.split();
+  const unsigned oodLayer = ood_ ? model_.ood.layer : 0;
   if (!dbasisValid_) radialBasis(graph, true);
 
   // head: softmax, output layer, head blocks in reverse, then max pooling
@@ -405,18 +414,23 @@ void GraphNetwork::backward(const AtomGraph& graph, const double* seed, double* 
     std::vector<double> dy(H), dprev(H), gu(H), dz(H), dl(F);
     #pragma omp for schedule(static)
     for (unsigned m = mol0_; m < mol1_; ++m) {
-      const double* p = &poly_[static_cast<std::size_t>(m) * F];
-      const double* g = &seed[static_cast<std::size_t>(m) * F];
+      const double* p = &poly_[static_cast<std::size_t>(m) * K];
+      const double* g = &seed[static_cast<std::size_t>(m) * K];
       double pg = 0.0;
       for (unsigned k = 0; k < F; ++k) pg += p[k] * g[k];
       for (unsigned k = 0; k < F; ++k) dl[k] = p[k] * (g[k] - pg);  // the topology logits get no seed
       std::fill(dy.begin(), dy.end(), 0.0);
       for (unsigned k = 0; k < F; ++k) axpy(dl[k], &output_.w[static_cast<std::size_t>(k) * H], dy.data(), H);
+      // other's seed times its gradient enters with the gradient of the inputs of its layer
+      const double gOther = ood_ ? g[F] : 0.0;
+      const double* oodGrad = ood_ ? &oodGrad_[static_cast<std::size_t>(m) * H] : nullptr;
+      if (gOther != 0.0 && oodLayer == L + 1) axpy(gOther, oodGrad, dy.data(), H);
       for (unsigned l = L; l-- > 0;) {
         const std::size_t row = (static_cast<std::size_t>(l) * N + m) * H;
         blockBackward(head_[l], &headIn_[row], &headU_[row], &headStats_[(static_cast<std::size_t>(l) * N + m) * 2], dy.data(), dprev.data(),
                       gu.data(), dz.data());
         dy.swap(dprev);
+        if (gOther != 0.0 && oodLayer == l + 1) axpy(gOther, oodGrad, dy.data(), H);  // dy: the gradient of the inputs of head block l + 1
       }
       // each pooled feature came from one atom of the molecule (atoms of other molecules
       // are not written: no conflicts between threads)
@@ -569,7 +583,7 @@ void GraphNetwork::backward(const AtomGraph& graph, const double* seed, double* 
 }
 
 void GraphNetwork::derivatives(const AtomGraph& graph, const Seeds& seeds, DerivativeSink& sink) {
-  const unsigned nch = seeds.channels(), npair = seeds.npair, K = seeds.nclasses, n = n_, F = F_;
+  const unsigned nch = seeds.channels(), npair = seeds.npair, K = seeds.nclasses, n = n_, F = nout_;
   const std::size_t per = 3 * static_cast<std::size_t>(n);
   // channels beyond npair depend on W = nmol only: zero derivatives
   std::vector<double> grads(nch * per, 0.0), box(9 * static_cast<std::size_t>(nch), 0.0), seed(static_cast<std::size_t>(nmol_) * F);

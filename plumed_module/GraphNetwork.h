@@ -18,6 +18,14 @@
    The per-edge work is O(C + R): q_i . e_ij = (W_e^T q_i) . b_ij and
    sum_j a_ij e_ij = W_e sum_j a_ij b_ij move the C x R products to the atoms.
 
+   With the model's ood block enabled (MOLENV_CLASSIFY OOD), each molecule has one output
+   more after its polymorph probabilities, the out-of-distribution score other (OodScore.h)
+   of the inputs of head layer k (the pooled embedding for k = 1, the input of head block k,
+   or of the output layer for k = blocks + 1); its gradient with respect to those inputs is
+   kept from the forward pass, and the reverse pass adds it, times other's seed, where it
+   reaches that layer, exactly as the polymorph head's gradient enters: one reverse pass
+   carries both.
+
    Reverse pass: for a scalar X = sum_M sum_k seed[M][k] p_k(M) it returns dX/dr for
    every atom and the box derivative, by backpropagation through softmax, output layer,
    head blocks (LayerNorm, exact GELU), max pooling (the gradient of each pooled feature
@@ -64,20 +72,23 @@ namespace molenv {
 
 class GraphNetwork {
 public:
-  /// The network of `model` for nmol molecules of model.moleculeAtoms atoms each.
-  GraphNetwork(const GnnModel& model, unsigned nmol, unsigned nthreads, const RankSplit& ranks);
+  /// The network of `model` for nmol molecules of model.moleculeAtoms atoms each; with
+  /// `ood`, also the out-of-distribution output (the model must have an ood block).
+  GraphNetwork(const GnnModel& model, unsigned nmol, unsigned nthreads, const RankSplit& ranks, bool ood = false);
 
   /// Probabilities of every molecule for the graph (nodes molecule-major); keeps the
   /// activations for backward(), and the basis derivatives when `derivatives`.
   void forward(const AtomGraph& graph, bool derivatives);
-  /// polymorph probabilities p[m*F+k], F = model.nForms()
+  /// outputs per molecule: F = model.nForms() polymorph probabilities, then with ood other
+  unsigned nOutputs() const { return nout_; }
+  /// polymorph probabilities (then, with ood, other) p[m*nOutputs()+k]
   const std::vector<double>& polymorph() const { return poly_; }
   /// topology probabilities t[m*G+k], G = model.nTopology()
   const std::vector<double>& topology() const { return topo_; }
-  /// polymorph then topology probabilities of each molecule, [m*(F+G)+k]
+  /// polymorph probabilities (and other), then topology probabilities of each molecule, [m*(nOutputs()+G)+k]
   std::vector<double> allProbabilities() const;
 
-  /// Reverse pass of X = sum_m sum_k seed[m*F+k] p_k(m) after forward(): grad[3*i+x] =
+  /// Reverse pass of X = sum_m sum_k seed[m*nOutputs()+k] p_k(m) after forward(): grad[3*i+x] =
   /// dX/dr_i,x (1/Angstrom) and box[3*a+b] = -sum_edges d_a dX/dd_b.
   void backward(const AtomGraph& graph, const double* seed, double* grad, double* box);
 
@@ -113,6 +124,8 @@ private:
 
   const GnnModel& model_;
   unsigned nmol_, apm_, nthreads_, H_, C_, R_, F_, G_;
+  bool ood_;
+  unsigned nout_;  ///< F_ (+1 with ood)
   const RankSplit& ranks_;
   unsigned mol0_, mol1_;  ///< this rank's molecules mol0_ .. mol1_-1, their atoms (nodes) mol0_*apm_ .. mol1_*apm_-1
   double invSqrtC_;
@@ -132,6 +145,7 @@ private:
   std::vector<unsigned> argmax_;        ///< nmol x H: node holding each maximum
   std::vector<double> headIn_, headU_, headStats_;  ///< per head block: nmol x H, nmol x H, nmol x 2
   std::vector<double> poly_, topo_;
+  std::vector<double> oodGrad_;  ///< with ood: nmol x H, d other / d (inputs of head layer ood.layer)
   // reverse-pass buffers
   std::vector<double> dx_, dO_, dS_, dH_, dsc_, gr_, atomBox_;
 

@@ -32,25 +32,27 @@ struct RawDescriptor {
   std::vector<double> params;
 };
 
+}  // namespace
+
 /// The optional ood block (docs/model_format.md, "The ood block"); Python: _read_ood.
-void readOod(Records& r, Model& m) {
+void readOod(Records& r, const std::vector<std::string>& classes, const std::vector<std::string>& names, const std::vector<unsigned>& layerInputs,
+             OodScore& o) {
   unsigned ln = 0;
   auto f = r.fields("ood", 4, ln);
   if (f[0] != "mahalanobis") throw r.error("unknown ood method '" + f[0] + "' (expected mahalanobis)", ln);
   const long layer = r.integer(f[1], ln, "ood layer");
   const long width = r.integer(f[2], ln, "ood features"), nMeans = r.integer(f[3], ln, "ood classes");
-  const long nClasses = m.classes.size();
-  if (std::find(m.classes.begin(), m.classes.end(), "other") != m.classes.end())
+  const long nClasses = classes.size();
+  if (std::find(names.begin(), names.end(), "other") != names.end())
     throw r.error("a model with an ood block cannot have a class named 'other': its out-of-distribution component is n_other", ln);
-  const long nLayers = m.layers.size();
+  const long nLayers = layerInputs.size();
   if (layer < 1 || layer > nLayers)
     throw r.error("ood: layer " + std::to_string(layer) + " is not a layer of the network (1.." + std::to_string(nLayers) + ")", ln);
-  const long inputs = m.layers[layer - 1].nin;
+  const long inputs = layerInputs[layer - 1];
   if (width != inputs)
     throw r.error("ood: " + std::to_string(width) + " features, but layer " + std::to_string(layer) + " has " + std::to_string(inputs) + " inputs", ln);
   if (nMeans < 1 || nMeans > nClasses)
     throw r.error("ood: " + std::to_string(nMeans) + " class means for a model of " + std::to_string(nClasses) + " classes", ln);
-  OodScore& o = m.ood;
   o.layer = layer;
   o.width = width;
   f = r.fields("ood_softmin", 1, ln);
@@ -83,7 +85,7 @@ void readOod(Records& r, Model& m) {
       throw r.error("'ood_mean' takes " + std::to_string(width + 1) + " fields (a class and " + std::to_string(width) + " numbers), found " +
                         std::to_string(f.size()),
                     ln);
-    const long k = std::find(m.classes.begin(), m.classes.end(), f[0]) - m.classes.begin();
+    const long k = std::find(classes.begin(), classes.end(), f[0]) - classes.begin();
     if (k == nClasses) throw r.error("ood_mean: '" + f[0] + "' is not a class of the model", ln);
     if (k <= last) throw r.error("ood_mean: class '" + f[0] + "' is repeated or out of the classes' order", ln);
     last = k;
@@ -93,7 +95,6 @@ void readOod(Records& r, Model& m) {
   o.enabled = true;
 }
 
-}  // namespace
 
 std::string activationName(Activation a) {
   switch (a) {
@@ -116,9 +117,9 @@ Model readModelFile(const std::string& path) {
 
   auto f = r.fields("molenv_model", 1, ln);
   if (f[0] != "1" && f[0] != "3") {
-    if (f[0] == "2" && r.peek() == "kind") {  // a newer kind of model (MOLENV_CLASSIFY gives it to the GNN reader)
+    if ((f[0] == "2" || f[0] == "4") && r.peek() == "kind") {  // a newer kind of model (MOLENV_CLASSIFY gives it to the GNN reader)
       const auto kind = r.peekFields();
-      throw r.error("unsupported model file version 2 for read_model, which reads SF model files (versions 1 and 3): this is a model of kind '" +
+      throw r.error("unsupported model file version " + f[0] + " for read_model, which reads SF model files (versions 1 and 3): this is a model of kind '" +
                         (kind.empty() ? std::string("?") : kind[0]) + "'; read a GNN model file with molenv.gnn.modelfile.read_gnn_model",
                     ln);
     }
@@ -222,7 +223,11 @@ Model readModelFile(const std::string& path) {
     m.layers.push_back(std::move(L));
   }
   // the ood block is a version 3 record: in a version 1 file it is refused as any unknown record
-  if (version3 && r.peek() == "ood") readOod(r, m);
+  if (version3 && r.peek() == "ood") {
+    std::vector<unsigned> inputs;
+    for (const auto& L : m.layers) inputs.push_back(L.nin);
+    readOod(r, m.classes, m.classes, inputs, m.ood);
+  }
   r.fields("end", 0, ln);
   if (!r.peek().empty()) throw r.error("unexpected record '" + r.peek() + "' after 'end'", r.peekLine());
 

@@ -82,6 +82,13 @@ private:
   std::set<std::string> known_;
 };
 
+/// The optional ood block of either kind (docs/model_format.md, "The ood block"; Python:
+/// molenv.modelfile._read_ood) into `o`: `classes` may have a mean, `names` (the classes,
+/// and a GNN's topology classes) may not be "other", and layer k has layerInputs[k-1] inputs
+/// (SF: the dense layers; GNN: the head blocks, then the output layer).
+void readOod(Records& r, const std::vector<std::string>& classes, const std::vector<std::string>& names, const std::vector<unsigned>& layerInputs,
+             OodScore& o);
+
 }  // namespace molenv
 }  // namespace PLMD
 

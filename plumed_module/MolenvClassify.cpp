@@ -306,7 +306,7 @@ void MolenvClassify::registerKeywords(Keywords& keys) {
   keys.addFlag("OOD", false,
                "add the out-of-distribution score of the model's ood block as one more class, other: components n_other and "
                "f_other (smooth, with derivatives: they can be printed and biased), a PROB_FILE column and, with PROB_VECTORS, "
-               "p_other (SF models with an ood block only; docs/plumed_action.md)");
+               "p_other (a model file, SF or GNN, with an ood block; docs/plumed_action.md)");
   keys.addFlag("PROB_VECTORS", false,
                "also output the per-molecule class probabilities as vector components p_<CLASS> (one element per "
                "molecule; GNN: also p_<TOPOLOGY> for the topology classes; no derivatives, so they can be analysed but not biased)");
@@ -435,8 +435,8 @@ void MolenvClassify::parseModel() {
     error(std::string("cannot read MODEL: ") + e.what());
   }
   if (gnnKind()) {
-    parseOod(modelPath);
     classes_ = gnnModel_.classes;
+    parseOod(modelPath);
     vecNames_ = classes_;
     vecNames_.insert(vecNames_.end(), gnnModel_.topologyClasses.begin(), gnnModel_.topologyClasses.end());
   } else {
@@ -455,9 +455,7 @@ void MolenvClassify::parseModel() {
 void MolenvClassify::parseOod(const std::string& modelPath) {
   parseFlag("OOD", ood_);
   if (!ood_) return;
-  if (gnnKind())
-    error("OOD needs an SF model with an ood block: the GNN kind has no out-of-distribution score yet (" + modelPath + ")");
-  if (!model_.ood.enabled)
+  if (!(gnnKind() ? gnnModel_.ood : model_.ood).enabled)
     error("OOD needs a model file with an ood block (the calibrated out-of-distribution score), and " + modelPath +
           " has none: export the model again with molenv export, or add the block with molenv ood-calibrate (docs/training.md)");
   classes_.push_back("other");
@@ -695,7 +693,7 @@ void MolenvClassify::setupPasses(double skinA) {
   ranges_.resize(nthreads_ + 1);
   for (unsigned t = 0; t <= nthreads_; ++t) ranges_[t] = first + static_cast<unsigned long>(count) * t / nthreads_;
   if (gnnKind()) {
-    gnn_ = std::make_unique<GraphNetwork>(gnnModel_, nmol_, nthreads_, ranks_);
+    gnn_ = std::make_unique<GraphNetwork>(gnnModel_, nmol_, nthreads_, ranks_, ood_);
     graphBuilder_ = std::make_unique<AtomGraphBuilder>(nthreads_);
     graphBuilder_->setSkin(skinA);
     frame_.nmol = nmol_;  // every molecule counts with weight 1 (no region for the GNN kind)
@@ -721,6 +719,14 @@ void MolenvClassify::logSetup(const std::string& axis, const std::vector<std::st
     log.printf("  %u molecules of %u atoms, all nodes of the atom graph; elements (atomic numbers, from the model's molecule_atoms, "
                "in MOLECULES order): %s\n",
                nmol_, apm, elements.c_str());
+    if (ood_) {
+      const OodScore& o = gnnModel_.ood;
+      log.printf("  out-of-distribution score as class other (OOD): soft minimum (tau %g) of the Mahalanobis distances of the inputs of "
+                 "head layer %u (%s, %u features) to %u class means, other = sigmoid((d - %g)/%g): %g of %ld known-class validation molecules "
+                 "below the threshold\n",
+                 o.temperature, o.layer, o.layer == 1 ? "the pooled molecule embedding" : ("the outputs of head block " + std::to_string(o.layer - 1)).c_str(),
+                 o.width, o.nMeans(), o.threshold, o.scale, o.quantile, o.nValidation);
+    }
   } else {
     log.printf("  model %s: \"%s\", %u classes (%s), %u atoms per molecule, %u vectors, %u symmetry functions, cutoff %g-%g A, %s outputs\n",
                model_.path.c_str(), model_.name.c_str(), ncls_, joinNames(classes_).c_str(), apm, nvec_, nsf_, model_.rmin, model_.rmax,
