@@ -362,6 +362,52 @@ GNN_CASES = [
     ("version 02", sub("molenv_model 2", "molenv_model 02"), "unsupported model file version 02 (this molenv reads versions 1 and 3)"),
 ]
 
+# the ood block of the GNN kind (version 4: version 2 and the ood block) on the inputs of head
+# layer 3 (the output layer's, 8 features) of the base (2 head blocks, hidden 8)
+GNN_OOD_BLOCK = "\n".join([
+    "ood mahalanobis 3 8 2", "ood_softmin 1.0", "ood_threshold 12.5 1.25", "ood_calibration 0.99 0.9 100", "ood_whitening",
+    *[" ".join("1.0" if i == j else "0.0" for i in range(8)) for j in range(8)],
+    "ood_mean I 0.1 0.2 0.3 0.4 0.5 0.6 0.7 0.8", "ood_mean melt -0.1 -0.2 -0.3 -0.4 -0.5 -0.6 -0.7 -0.8",
+])
+
+
+def gnn_ood_base(data: bytes) -> bytes:
+    return data.replace(b"molenv_model 2", b"molenv_model 4", 1).replace(b"\nend", ("\n" + GNN_OOD_BLOCK + "\nend").encode(), 1)
+
+
+def gnn_ood(old: str = "", new: str = ""):
+    """The GNN ood base with `old` replaced by `new` in its ood block."""
+
+    def edit(data: bytes) -> bytes:
+        assert old in GNN_OOD_BLOCK, old
+        return data.replace(GNN_OOD_BLOCK.encode(), GNN_OOD_BLOCK.replace(old, new, 1).encode(), 1)
+
+    return edit
+
+
+GNN_OOD_CASES = [
+    ("ood block", gnn_ood(), OK),
+    ("ood block in version 2", sub("molenv_model 4", "molenv_model 2"), "expected record 'end', found 'ood'"),
+    ("version 4 without the block", lambda d: d.replace(("\n" + GNN_OOD_BLOCK).encode(), b"", 1), CHANGED),
+    ("version 04", sub("molenv_model 4", "molenv_model 04"), "unsupported model file version 04 (this molenv reads versions 1 and 3)"),
+    ("ood layer 1", gnn_ood("mahalanobis 3", "mahalanobis 1"), CHANGED),
+    ("ood layer 0", gnn_ood("mahalanobis 3", "mahalanobis 0"), "ood: layer 0 is not a layer of the network (1..3)"),
+    ("ood layer 4", gnn_ood("mahalanobis 3", "mahalanobis 4"), "ood: layer 4 is not a layer of the network (1..3)"),
+    ("ood width", gnn_ood("mahalanobis 3 8 2", "mahalanobis 3 9 2"), "ood: 9 features, but layer 3 has 8 inputs"),
+    ("ood too many means", gnn_ood("mahalanobis 3 8 2", "mahalanobis 3 8 4"), "ood: 4 class means for a model of 3 classes"),
+    ("ood mean of a topology class", gnn_ood("ood_mean melt", "ood_mean bulk"), "ood_mean: 'bulk' is not a class of the model"),
+    ("ood class other", sub("classes 3 I IV melt", "classes 3 I other melt"),
+     "a model with an ood block cannot have a class named 'other': its out-of-distribution component is n_other"),
+    ("ood topology class other", sub("topology_classes 2 bulk surface", "topology_classes 2 bulk other"),
+     "a model with an ood block cannot have a class named 'other': its out-of-distribution component is n_other"),
+    ("ood width negative", gnn_ood("12.5 1.25", "12.5 -1"), "ood_threshold: the width must be positive, got -1"),
+    ("ood whitening row", gnn_ood("0.0 1.0 0.0 0.0 0.0 0.0 0.0 0.0", "0.0 1.0 0.0"), "ood_whitening row 2 has 3 numbers, expected 8"),
+    ("ood unknown record", gnn_ood("ood_softmin", "ood_temperature"), "unknown record 'ood_temperature' (expected 'ood_softmin')"),
+    ("ood before the output layer", lambda d: d.replace(("\n" + GNN_OOD_BLOCK).encode(), b"", 1).replace(
+        b"\nlinear output", ("\n" + GNN_OOD_BLOCK + "\nlinear output").encode(), 1), "expected record 'linear', found 'ood'"),
+    ("ood after end", lambda d: d.replace(("\n" + GNN_OOD_BLOCK).encode(), b"", 1) + (GNN_OOD_BLOCK + "\n").encode(), "unexpected record 'ood' after 'end'"),
+]
+
 
 def _row(data: bytes, header: str, row: int, first: str | None, sep: bytes = b" ") -> bytes:
     """Row `row` after the first line starting with `header`: its first number replaced by
@@ -383,8 +429,8 @@ PATH_CASES = [
     ("FIFO", lambda d: (os.mkfifo(d / "fifo.molenv"), d / "fifo.molenv")[1], ": is a FIFO (named pipe), not a model file: give a regular file"),
 ]
 
-KINDS = {"sf": SF_CASES, "sf3": SF3_CASES, "gnn": GNN_CASES, "spec": [c[:3] for c in SPEC_CASES]}
-MOLECULES = {"sf": "1-100", "sf3": "1-100", "gnn": "1-96"}  # 20 molecules of 5 atoms; 12 of 8 (the GNN frame)
+KINDS = {"sf": SF_CASES, "sf3": SF3_CASES, "gnn": GNN_CASES, "gnn4": GNN_OOD_CASES, "spec": [c[:3] for c in SPEC_CASES]}
+MOLECULES = {"sf": "1-100", "sf3": "1-100", "gnn": "1-96", "gnn4": "1-96"}  # 20 molecules of 5 atoms; 12 of 8 (the GNN frame)
 
 # Reads every file of a list with MOLENV_CLASSIFY in one PLUMED (Python API): the action
 # is built (its model read), nothing computed. Prints, per file, null (accepted) or the
@@ -438,7 +484,9 @@ def corpus(tmp_path_factory):
     folder = tmp_path_factory.mktemp("corpus")
     gnn_base, _ = model_file(folder, seed=3, convs=1, name="gnn-base.molenv")
     bases = {"sf": SF_BASE.read_bytes(), "sf3": sf3_base(SF_BASE.read_bytes()), "gnn": gnn_base.read_bytes(), "spec": spec_base(SF_BASE.read_bytes())}
+    bases["gnn4"] = gnn_ood_base(bases["gnn"])
     (folder / "sf3-base.molenv").write_bytes(bases["sf3"])
+    (folder / "gnn4-base.molenv").write_bytes(bases["gnn4"])
     (folder / "spec-base.molenv").write_bytes(bases["spec"])
     paths = {}
     for kind, cases in KINDS.items():
@@ -451,7 +499,7 @@ def corpus(tmp_path_factory):
         sub_folder.mkdir()
         paths["path", case] = make(sub_folder)
     keys = list(paths)
-    errors = plumed_errors(folder, [(paths[k], MOLECULES["gnn" if k[0] == "gnn" else "sf"]) for k in keys])
+    errors = plumed_errors(folder, [(paths[k], MOLECULES.get(k[0], "1-100")) for k in keys])
     result = {}
     for key, error in zip(keys, errors):
         try:
@@ -492,6 +540,12 @@ def test_sf_version_3_corpus(corpus, case, expected):
 @pytest.mark.parametrize("case, expected", [(c, e) for c, _, e in GNN_CASES], ids=[c for c, _, _ in GNN_CASES])
 def test_gnn_corpus(corpus, case, expected):
     _check(corpus, ("gnn", case), expected)
+
+
+@pytest.mark.parametrize("case, expected", [(c, e) for c, _, e in GNN_OOD_CASES], ids=[c for c, _, _ in GNN_OOD_CASES])
+def test_gnn_version_4_corpus(corpus, case, expected):
+    """The GNN kind with the ood block (version 4) and its refusals."""
+    _check(corpus, ("gnn4", case), expected)
 
 
 @pytest.mark.parametrize("case, expected, spec", [(c, e, s) for c, _, e, s in SPEC_CASES], ids=[c for c, *_ in SPEC_CASES])
@@ -566,7 +620,7 @@ def test_accepted_gnn_files_give_pythons_probabilities(corpus, tmp_path):
     from molenv.gnn.numpy_model import classify_frame
 
     frame = FRAMES["orthorhombic"]
-    accepted = [(case, corpus["gnn", case]) for case, _, e in GNN_CASES if e in (OK, CHANGED)]
+    accepted = [(case, corpus[kind, case]) for kind, cases in (("gnn", GNN_CASES), ("gnn4", GNN_OOD_CASES)) for case, _, e in cases if e in (OK, CHANGED)]
     text = "UNITS LENGTH=A\nLOAD FILE=@MOLENV_LIB@\n" + "".join(
         f"c{k}: MOLENV_CLASSIFY MODEL={path} MOLECULES=1-{frame.n_atoms} PROB_FILE=prob{k}.dat\n" for k, (_, (path, _, _)) in enumerate(accepted))
     text += f"PRINT ARG={','.join(f'c{k}.nmol' for k in range(len(accepted)))} FILE=colvar\n"  # computes them

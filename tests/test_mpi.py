@@ -1,7 +1,7 @@
 """MOLENV_CLASSIFY under MPI: `plumed driver` run by `mpirun -np 2` (and 3, uneven shares)
 gives the per-molecule probabilities (PROB_FILE; SF: also SF_FILE) and the bias forces and
 virial of the serial run, for an SF model (models/urea_sf.molenv, with a region and a path),
-the same with an ood block and OOD (the class other, biased) and on the richer geometry
+the same with an ood block and OOD (the class other, biased; SF and GNN) and on the richer geometry
 (centroid centre, plane normal, sign-invariant vector), both version 3 files, and a GNN
 model (regtest/rt-gnn/gnn.molenv, a toy network over urea), on 160 urea molecules
 of the committed MD data (orthorhombic frame, a noisy frame, a triclinic cell with molecules
@@ -172,6 +172,24 @@ def ood_model(tmp_path: Path) -> Path:
     return write_model(model, tmp_path / "ood.molenv")
 
 
+def gnn_ood_model(tmp_path: Path) -> Path:
+    """regtest/rt-gnn/gnn.molenv with an ood block (a version 4 file) on the pooled embedding
+    (head layer 1), fitted on the test's own frames as `ood_model`."""
+    from molenv.gnn.modelfile import read_gnn_model, write_gnn_model
+    from molenv.gnn.numpy_model import classify_frame
+    from molenv.ood import fit_ood
+    from molenv.trajectory import Trajectory
+
+    model = read_gnn_model(GNN_MODEL)
+    outs = [classify_frame(model, frame) for frame in Trajectory(REPO / "data" / "urea" / "urea-I-100K.xtc", "urea", topology=UREA_PDB, step=10)]
+    inputs = np.concatenate([out.head_inputs[0] for out in outs])
+    score = fit_ood(inputs, np.concatenate([out.polymorph.argmax(1) for out in outs]), model.classes, inputs, layer=1)
+    d = score.distance(inputs)
+    score.threshold, score.width = float(np.median(d)), float(0.3 * d.std())
+    model.ood = score
+    return write_gnn_model(model, tmp_path / "gnn-ood.molenv")
+
+
 def geometry_model(tmp_path: Path) -> Path:
     """models/urea_sf.molenv's network on the richer geometry of a version 3 file: the centre
     the centroid of C, O, N1 and N2, vector 1 the plane normal (C->O) x (C->N1), vector 2
@@ -186,23 +204,26 @@ def geometry_model(tmp_path: Path) -> Path:
     return write_model(model, tmp_path / "geometry.molenv")
 
 
-@pytest.mark.parametrize("kind", ["sf", "sf-ood", "sf-geometry", "gnn"])
+@pytest.mark.parametrize("kind", ["sf", "sf-ood", "sf-geometry", "gnn", "gnn-ood"])
 @pytest.mark.parametrize("derivatives", ["forces", "arrays"])
 def test_ranks_reproduce_the_serial_run(tmp_path, kind, derivatives):
     """PROB_FILE (SF: SF_FILE), forces and virial, by default (forces) and with FULL_DERIVATIVES
     (arrays): 2 ranks x 1 and 2 threads and 3 ranks x 1 thread against no MPI, 1 thread."""
     template, model = (SF_INPUT, SF_MODEL) if kind.startswith("sf") else (GNN_INPUT, GNN_MODEL)
-    flags = " ".join(["FULL_DERIVATIVES"] * (derivatives == "arrays") + ["OOD"] * (kind == "sf-ood"))
+    flags = " ".join(["FULL_DERIVATIVES"] * (derivatives == "arrays") + ["OOD"] * kind.endswith("-ood"))
     if kind == "sf-ood":  # the out-of-distribution class other, biased too
         model = ood_model(tmp_path)
         template = template + "b4: RESTRAINT ARG=c.n_other AT=10 KAPPA=0.05 SLOPE=0.2\n"
+    if kind == "gnn-ood":
+        model = gnn_ood_model(tmp_path)
+        template = template + "b4: RESTRAINT ARG=g.n_other AT=10 KAPPA=0.05 SLOPE=0.2\n"
     if kind == "sf-geometry":
         model = geometry_model(tmp_path)
     text = template.format(model=model, flags=flags)
     files = ["prob.dat"] + (["sf.dat"] if kind.startswith("sf") else [])
     # the GNN's own numbers do not depend on the ranks; PLUMED's apply() of derivative arrays
     # sums its share of the components over the ranks (rounding)
-    exact = kind == "gnn" and derivatives == "forces"
+    exact = kind.startswith("gnn") and derivatives == "forces"
     serial = outputs(run(tmp_path / "serial", text, 0, 1), files)
     for ranks, threads in [(2, 1), (2, 2), (3, 1)]:
         parallel = run(tmp_path / f"np{ranks}-t{threads}", text, ranks, threads)

@@ -157,11 +157,13 @@ def _frames_read_errors(trajectory, backend: str):
 
 
 def check_ood(classifier) -> None:
-    """ClassifierError unless `classifier` has a calibrated out-of-distribution score (an SF
-    model with an ood block, `molenv.ood`)."""
-    model = getattr(classifier, "model", None) if getattr(classifier, "kind", None) == "sf" else None
+    """ClassifierError unless `classifier` has a calibrated out-of-distribution score (a
+    model file, SF or GNN, or an SF checkpoint, with an ood block, `molenv.ood`)."""
+    kind, form = getattr(classifier, "kind", None), getattr(classifier, "form", None)
+    model = getattr(classifier, "model", None) if kind == "sf" or form == "model-file" else None
     if model is None or getattr(model, "ood", None) is None:
-        what = "an SF model with an ood block" if getattr(classifier, "kind", None) == "sf" else "an SF model (the GNN kind has none yet)"
+        what = ("a GNN model file (.molenv) with an ood block: a checkpoint or TorchScript export has none" if kind == "gnn" and form != "model-file"
+                else "an SF model with an ood block" if kind == "sf" else "a GNN model with an ood block")
         raise ClassifierError(f"{classifier.path}: the out-of-distribution score (other) needs {what}, the calibrated score of "
                               "`molenv export` or `molenv ood-calibrate` (docs/training.md)")
 
@@ -239,8 +241,8 @@ def classify(obj, model, spec=None, *, backend: str = "serial", n_workers: int =
              ("serial", "multiprocessing", "dask"), ``n_workers``, ``scheduler`` (a
              dask.distributed address), ``device`` (of a GNN), ``progress`` (a progress
              bar), ``with_coordination`` (coordination numbers, for the core/surface split),
-             ``ood`` (also the out-of-distribution score ``result.other`` of an SF model with an
-             ood block: > 0.5 flags a molecule as none of the model's classes).
+             ``ood`` (also the out-of-distribution score ``result.other`` of a model with an
+             ood block, SF or a GNN model file: > 0.5 flags a molecule as none of the model's classes).
     out:     a folder: also write the files of `molenv classify` there (populations table,
              ``molecules.npz``, plot, with ``xyz=True`` the extended XYZ); the analysis
              options of `molenv.analysis.SummaryOptions` (``threshold``, ``cn_threshold``,

@@ -21,9 +21,11 @@ know are refused by `evaluate_sf` and `evaluate_gnn` (`check_classes`): every su
 would count as misclassified, and the F1 would measure the mismatch of names, not the model
 (`Head` itself still scores them, with a column of their own).
 
-`evaluate_sf` and `evaluate_gnn` compute the heads of each classifier; `evaluate_path`
-accepts whatever `molenv evaluate` is given (an SF model file or checkpoint, a GNN
-checkpoint, or a training output directory: `molenv.models.open_model`).
+`evaluate_sf`, `evaluate_gnn` (a checkpoint) and `evaluate_gnn_file` (a model file) compute
+the heads of each classifier, and with an ood block the out-of-distribution score
+(`ood_metrics`); `evaluate_path` accepts whatever `molenv evaluate` is given (an SF model
+file or checkpoint, a GNN checkpoint or model file, or a training output directory:
+`molenv.models.open_model`).
 """
 from __future__ import annotations
 
@@ -38,7 +40,8 @@ import numpy as np
 from molenv.dataset import Dataset, MoleculeTable
 from molenv.topology import TOPOLOGY_NAMES
 
-__all__ = ["Head", "check_classes", "head_metrics", "ood_metrics", "plot_confusion", "plot_tsne", "evaluate_outputs", "evaluate_sf", "evaluate_gnn", "evaluate_path"]
+__all__ = ["Head", "check_classes", "head_metrics", "ood_metrics", "plot_confusion", "plot_tsne", "evaluate_outputs", "evaluate_sf", "evaluate_gnn", "evaluate_gnn_file",
+           "evaluate_path"]
 
 
 @dataclass
@@ -238,12 +241,7 @@ def evaluate_sf(model, dataset: Dataset, out_dir, splits="test", *, include_clus
     if len(table) == 0:
         raise ValueError(f"{dataset.path}: no molecules in split {', '.join(names)} to evaluate" + ("" if include_clusters else " (periodic bulk molecules only)"))
     _check_descriptors(model, dataset)
-    labels = table.labels
-    if model.ood is not None:
-        # molecules of classes the model does not know are what the ood score is for: they
-        # are scored by it alone, and left out of the polymorph head
-        known = np.array([c.lower() in {k.lower() for k in model.classes} for c in dataset.classes])
-        labels = np.where((labels >= 0) & known[np.maximum(labels, 0)], labels, -1)
+    labels = _known_labels(table.labels, dataset, model.classes) if model.ood is not None else table.labels
     check_classes(model.classes, dataset, labels, (info or {}).get("model_path", model.name))
     layers = model.network.layer_outputs(table.features)
     head = Head("polymorph", dataset.classes, list(model.classes), labels, layers[-1])
@@ -256,6 +254,14 @@ def evaluate_sf(model, dataset: Dataset, out_dir, splits="test", *, include_clus
         metrics["ood"] = ood_metrics(model.ood.other(layers[model.ood.layer - 1]), table.labels, dataset.classes, model.classes, model.ood)
         (Path(out_dir) / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     return metrics
+
+
+def _known_labels(labels: np.ndarray, dataset: Dataset, model_classes: Sequence[str]) -> np.ndarray:
+    """`labels` with the molecules of classes the model does not know unlabelled (-1): with
+    an ood score they are what the score is for, scored by it alone and left out of the
+    polymorph head."""
+    known = np.array([c.lower() in {k.lower() for k in model_classes} for c in dataset.classes])
+    return np.where((labels >= 0) & known[np.maximum(labels, 0)], labels, -1)
 
 
 def ood_metrics(other: np.ndarray, labels: np.ndarray, true_names: Sequence[str], model_classes: Sequence[str], score) -> dict:
@@ -323,6 +329,42 @@ def evaluate_gnn(classifier, dataset: Dataset, out_dir, splits="test", *, batch_
     return evaluate_outputs(out_dir, heads, embeddings, groups=groups, group_names=dataset.source_names, info=details, **options)
 
 
+def evaluate_gnn_file(model, dataset: Dataset, out_dir, splits="test", *, info: Mapping | None = None, **options) -> dict:
+    """Evaluate a GNN model file (`molenv.gnn.modelfile.GNNModel`, evaluated in float64 by
+    `molenv.gnn.numpy_model`: the numbers MOLENV_CLASSIFY computes) on every frame of
+    `splits`, as `evaluate_gnn` a checkpoint; with an ood block, also the ood score (and then
+    molecules of classes the model does not know are accepted, scored by it alone)."""
+    from molenv.gnn.numpy_model import GNNInputError, classify_frame
+
+    names = [splits] if isinstance(splits, str) else list(splits)
+    parts: dict[str, list] = {k: [] for k in ("polymorph", "topology", "y_polymorph", "y_topology", "embedding", "hidden", "other", "group")}
+    for item in dataset.frames(names):
+        try:
+            out = classify_frame(model, item.frame)
+        except GNNInputError as err:
+            raise ValueError(f"{(info or {}).get('model_path', model.name)}: {item.source} frame {item.index}: {err}") from None
+        for key, value in (("polymorph", out.polymorph), ("topology", out.topology), ("y_polymorph", item.polymorph), ("y_topology", item.topology),
+                           ("embedding", out.head_inputs[0]), ("hidden", out.head_inputs[-1]), ("other", out.other),
+                           ("group", np.full(len(item.polymorph), dataset.source_names.index(item.source)))):
+            parts[key].append(value)
+    if not parts["polymorph"]:
+        raise ValueError(f"{dataset.path}: no frames in split {', '.join(names)} to evaluate")
+    cat = {k: np.concatenate(v) for k, v in parts.items() if k != "other" or model.ood is not None}
+    labels = _known_labels(cat["y_polymorph"], dataset, model.classes) if model.ood is not None else cat["y_polymorph"]
+    check_classes(model.classes, dataset, labels, (info or {}).get("model_path", model.name))
+    heads = [
+        Head("polymorph", dataset.classes, list(model.classes), labels, cat["polymorph"]),
+        Head("topology", list(TOPOLOGY_NAMES), list(model.topology_classes), cat["y_topology"], cat["topology"]),
+    ]
+    embeddings = {"pooled_embedding": cat["embedding"], "last_hidden_layer": cat["hidden"]}
+    details = {"kind": "gnn", "model": model.name, "dataset": str(dataset.path), "splits": names, **(info or {})}
+    metrics = evaluate_outputs(out_dir, heads, embeddings, groups=cat["group"], group_names=dataset.source_names, info=details, **options)
+    if model.ood is not None:
+        metrics["ood"] = ood_metrics(cat["other"], cat["y_polymorph"], dataset.classes, model.classes, model.ood)
+        (Path(out_dir) / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    return metrics
+
+
 def evaluate_path(model_path, dataset: Dataset, out_dir, splits="test", *, include_clusters: bool = False, batch_size: int = 4, **options) -> dict:
     """`evaluate_sf` / `evaluate_gnn` for the model `molenv.models.open_model` opens at
     `model_path`: an SF model file or checkpoint, a GNN checkpoint, or a training output
@@ -335,6 +377,7 @@ def evaluate_path(model_path, dataset: Dataset, out_dir, splits="test", *, inclu
         return evaluate_sf(model.model, dataset, out_dir, splits, include_clusters=include_clusters, info=info, **options)
     if model.form == "checkpoint":
         return evaluate_gnn(model.network(), dataset, out_dir, splits, batch_size=batch_size, info=info, **options)
-    what = "model file" if model.form == "model-file" else "TorchScript export"
-    raise ClassifierError(f"{model.path}: a GNN {what}; a GNN is evaluated from its checkpoint (or training output directory), "
-                          "whose network gives the embeddings of the t-SNE maps")
+    if model.form == "model-file":
+        return evaluate_gnn_file(model.model, dataset, out_dir, splits, info=info, **options)
+    raise ClassifierError(f"{model.path}: a GNN TorchScript export; a GNN is evaluated from its checkpoint (or training output directory) "
+                          "or its model file (.molenv), whose network gives the embeddings of the t-SNE maps")

@@ -218,13 +218,23 @@ class GNNModelFileClassifier:
         self.centre_atom = spec.centre
 
     def predict(self, frame: MolecularFrame) -> tuple[np.ndarray, np.ndarray]:
+        out = self._classify(frame)
+        return out.polymorph, out.topology
+
+    def predict_ood(self, frame: MolecularFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`predict` and the out-of-distribution score of every molecule (`molenv.ood`)."""
+        if self.model.ood is None:
+            raise ClassifierError(f"{self.path}: the model has no ood block (no calibrated out-of-distribution score)")
+        out = self._classify(frame)
+        return out.polymorph, out.topology, out.other
+
+    def _classify(self, frame: MolecularFrame):
         from molenv.gnn.numpy_model import GNNInputError, classify_frame
 
         try:
-            out = classify_frame(self.model, frame)
+            return classify_frame(self.model, frame)
         except GNNInputError as err:
             raise ClassifierError(f"{self.path}: {err}") from None
-        return out.polymorph, out.topology
 
 
 def _checkpoint_kind(path: Path) -> str:

@@ -27,6 +27,13 @@ out-of-distribution score"): the last hidden layer flags 0.1 % of the form IV mo
 hotter (200 K) form I test molecules flagged. The layer is a field of the ood block, so a
 model can carry another.
 
+The GNN kind (`calibrate_gnn`): the features are the inputs of one layer of the head (the
+residual blocks after the max pooling, then the output layer; `GNN_DEFAULT_LAYER` 1: the
+pooled molecule embedding), in float64 from the model file's network
+(`molenv.gnn.numpy_model`), over every labelled molecule of the training (fit) and validation
+(threshold) frames; the same statistics, the same block (docs/model_format.md, "The ood
+block of the GNN kind"), evaluated by `plumed_module/GraphNetwork.cpp` in C++.
+
 Fit and calibration (`fit_ood`): mu_c and Sigma from the training molecules' features (Sigma
 pooled over the classes, about their own class means, with Ledoit-Wolf shrinkage: a
 descriptor constant in the training crystals, or a saturated sigmoid unit, makes the plain
@@ -44,12 +51,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["OOD_METHOD", "OTHER", "OODError", "OODScore", "fit_ood", "calibrate_sf", "calibration_record", "describe"]
+__all__ = ["OOD_METHOD", "OTHER", "OODError", "OODScore", "fit_ood", "calibrate_sf", "calibrate_gnn", "calibration_record", "describe"]
 
 OOD_METHOD = "mahalanobis"
 #: the name of the out-of-distribution output: component n_other, column other
 OTHER = "other"
 DEFAULT_LAYER = 1  # the features: the inputs of dense layer 1, the scaled descriptors
+GNN_DEFAULT_LAYER = 1  # GNN: the inputs of head layer 1, the pooled molecule embedding
 THRESHOLD_QUANTILE = 0.99
 LOW_QUANTILE = 0.90
 SOFTMIN_TEMPERATURE = 1.0
@@ -206,12 +214,74 @@ def calibrate_sf(model, dataset, include_clusters: bool = False, layer: int = DE
     return fit_ood(train, labels, list(model.classes), val, layer=layer, **options)
 
 
-def describe(score: OODScore) -> str:
-    """One line of the calibration, for training reports and logs."""
-    what = "the scaled descriptors" if score.layer == 1 else f"the outputs of hidden layer {score.layer - 1}"
+def calibrate_gnn(model, dataset, layer: int = GNN_DEFAULT_LAYER, step: int = 1, **options) -> OODScore:
+    """The ood score of a GNN `molenv.gnn.modelfile.GNNModel` (the inputs of head layer
+    `layer`: 1 the pooled molecule embedding, len(model.head) + 1 the last hidden features)
+    fitted on the labelled molecules of the training frames of `dataset` and calibrated on
+    those of its validation frames (every frame, clusters included, as `molenv train gnn`
+    trains; with `step` > 1 every step-th frame of each source). The features are the model
+    file's network in float64 (`molenv.gnn.numpy_model`, the numbers MOLENV_CLASSIFY
+    computes). Dataset classes are matched to the model's by name (ignoring case); molecules
+    of classes the model does not know are left out. ``options`` go to `fit_ood`."""
+    from molenv.gnn.numpy_model import classify_frame
+
+    if not 1 <= layer <= len(model.head_layer_inputs):
+        raise OODError(f"layer {layer} is not a layer of the network's head (1..{len(model.head_layer_inputs)})")
+    if step < 1:
+        raise OODError(f"frame step must be >= 1, got {step}")
+    index = {c.lower(): k for k, c in enumerate(model.classes)}
+    to_model = np.array([index.get(c.lower(), -1) for c in dataset.classes] + [-1])  # [-1]: an unlabelled molecule (-1)
+
+    def known(split: str) -> tuple[np.ndarray, np.ndarray]:
+        features, labels, seen = [], [], {}
+        for item in dataset.frames(split):
+            k = seen[item.source] = seen.get(item.source, -1) + 1
+            if k % step:
+                continue
+            label = to_model[item.polymorph]
+            if (label >= 0).any():
+                features.append(classify_frame(model, item.frame).head_inputs[layer - 1][label >= 0])
+                labels.append(label[label >= 0])
+        if not features:
+            raise OODError(f"{dataset.path}: no {split} molecules of the model's classes ({', '.join(model.classes)}) to fit the ood score on")
+        return np.concatenate(features), np.concatenate(labels)
+
+    train, labels = known("train")
+    val, _ = known("val")
+    return fit_ood(train, labels, list(model.classes), val, layer=layer, **options)
+
+
+def training_dataset(path, manifest_sha256: str | None, log=print):
+    """The training dataset a checkpoint records (its directory and the SHA-256 of its
+    manifest at training time), to fit an exported model's ood score on; None, saying why,
+    where it is not readable or has changed since the training."""
+    from molenv.dataset import DatasetError, open_dataset
+
+    try:
+        dataset = open_dataset(path or "")
+    except (DatasetError, OSError) as err:
+        log(f"no ood score: the training dataset is not readable ({err}); add one with `molenv ood-calibrate`")
+        return None
+    if manifest_sha256 not in (None, dataset.manifest_sha256()):
+        log(f"no ood score: the training dataset {dataset.path} changed since the training (its manifest's SHA-256 differs); "
+            "add one with `molenv ood-calibrate`")
+        return None
+    return dataset
+
+
+def describe(score: OODScore, kind: str = "sf") -> str:
+    """One line of the calibration (of a model of `kind`), for training reports and logs."""
+    what = layer_name(score.layer, kind)
     return (f"ood score (Mahalanobis distance of {what}, {score.n_features} features, to {len(score.class_names)} class means): "
             f"threshold d = {score.threshold:.6g} (the {score.quantile:g} quantile of {score.n_validation} known-class validation molecules), "
             f"width {score.width:.6g} (other = 0.01 at the {score.low_quantile:g} quantile)")
+
+
+def layer_name(layer: int, kind: str = "sf") -> str:
+    """What the features of an ood score on the inputs of `layer` are, in words."""
+    if kind == "gnn":
+        return "the pooled molecule embedding" if layer == 1 else f"the outputs of head block {layer - 1}"
+    return "the scaled descriptors" if layer == 1 else f"the outputs of hidden layer {layer - 1}"
 
 
 def calibration_record(score: OODScore, val_other: np.ndarray | None = None) -> dict:

@@ -27,7 +27,7 @@ def add_arguments(parser):
     add_analysis_arguments(parser, "classified")
     run = parser.add_argument_group("run")
     add_backend_arguments(run, "classify")
-    run.add_argument("--ood", action="store_true", help="also the out-of-distribution score other of every molecule (SF model with an ood block): "
+    run.add_argument("--ood", action="store_true", help="also the out-of-distribution score other of every molecule (a model file, SF or GNN, or an SF checkpoint, with an ood block): "
                      "populations.dat columns n_other (other > 0.5) and soft_other (sum of other, MOLENV_CLASSIFY's n_other)")
     run.add_argument("--device", default="cpu", help="torch device of a GNN (default cpu)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")

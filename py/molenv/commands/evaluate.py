@@ -8,8 +8,9 @@ classifiers are evaluated on the periodic bulk molecules of the split (as traine
 classifiers on every frame, with polymorph and topology heads. Writes to --out:
 metrics.json (micro/macro F1, per-class recall/precision/F1, confusion matrices,
 accuracy per source), confusion_<head>.png and tsne_<embedding>.png (SF: descriptors and
-last hidden layer; GNN: pooled embedding and last hidden layer). An SF model with an ood
-block (the out-of-distribution score) also reports, per true class, the fraction of
+last hidden layer; GNN: pooled embedding and last hidden layer). A GNN is evaluated from its
+checkpoint (torch) or its model file (float64 numpy, the numbers of MOLENV_CLASSIFY). A model
+file (SF or GNN) with an ood block (the out-of-distribution score) also reports, per true class, the fraction of
 molecules it flags as none of its classes ("ood" in metrics.json); with it, molecules of
 classes the model does not know are accepted: they are scored by the ood score alone.
 """

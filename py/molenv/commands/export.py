@@ -5,7 +5,7 @@ MOLENV_CLASSIFY (docs/model_format.md), with provenance (dataset, its SHA-256, t
 sources and configuration, best validation loss, command) in `meta` records, and the
 out-of-distribution score (`molenv.ood`: the ood block, fitted on the training dataset's
 training molecules and calibrated on its validation molecules; --dataset another one,
---no-ood none):
+--no-ood none; a graph classifier's .molenv file too):
 
   molenv export runs/urea-sf --out urea.molenv
 
@@ -28,9 +28,9 @@ def add_arguments(parser):
     parser.add_argument("checkpoint", help="checkpoint (.ckpt) or training output directory")
     parser.add_argument("--out", required=True, help="file to write: .molenv (SF or graph model: molenv model file) or .pt (graph model: TorchScript)")
     parser.add_argument("--name", help="model name written into a .molenv file")
-    parser.add_argument("--dataset", help="SF: the dataset whose training and validation molecules fit and calibrate the ood score "
+    parser.add_argument("--dataset", help="to .molenv: the dataset whose training and validation molecules fit and calibrate the ood score "
                         "(default: the training dataset the checkpoint records)")
-    parser.add_argument("--no-ood", action="store_true", help="SF: write no ood block (out-of-distribution score)")
+    parser.add_argument("--no-ood", action="store_true", help="to .molenv: write no ood block (out-of-distribution score)")
     parser.add_argument("--molecule", help="to .molenv: the molecule spec (urea, nicotinamide or a spec .toml) the file carries (its atoms, bonds, "
                         "SMILES; a graph model's elements); default: the training dataset's. For an SF model its descriptors must be the model's")
 
@@ -57,16 +57,16 @@ def run(args):
         raise CommandError(f"--out {args.out}: a graph classifier is written as a molenv model file (.molenv) or as TorchScript (.pt); "
                            "the extension says which")
     command = shlex.join(getattr(args, "command_line", None) or []) or None
-    if model.kind == "gnn" and (getattr(args, "dataset", None) or getattr(args, "no_ood", False)):
-        raise CommandError("--dataset and --no-ood concern the ood score (out-of-distribution), which SF model files carry; the GNN kind has none yet")
+    if suffix == ".pt" and (getattr(args, "dataset", None) or getattr(args, "no_ood", False)):
+        raise CommandError("--dataset and --no-ood concern the ood score (out-of-distribution), which model files (.molenv) carry; a TorchScript export has none")
+    dataset = None
+    if getattr(args, "dataset", None):
+        from molenv.dataset import open_dataset
+
+        dataset = open_dataset(args.dataset)
     if model.kind == "sf":
         from molenv.sf.export import export_sf
 
-        dataset = None
-        if getattr(args, "dataset", None):
-            from molenv.dataset import open_dataset
-
-            dataset = open_dataset(args.dataset)
         try:
             written = export_sf(model.path, args.out, name=args.name, command=command, dataset=dataset, ood=not getattr(args, "no_ood", False),
                                 molecule=getattr(args, "molecule", None))
@@ -78,8 +78,9 @@ def run(args):
         from molenv.gnn.export import export_gnn_checkpoint
 
         try:
-            written = export_gnn_checkpoint(model.path, args.out, name=args.name, command=command, molecule=getattr(args, "molecule", None))
-        except ValueError as err:
+            written = export_gnn_checkpoint(model.path, args.out, name=args.name, command=command, molecule=getattr(args, "molecule", None),
+                                            dataset=dataset, ood=not getattr(args, "no_ood", False))
+        except ValueError as err:  # OODError included
             raise CommandError(str(err)) from None
         sizes = f"hidden {written.hidden}, {len(written.convs)} conv(s) of {written.channels} channels, {written.num_radial} radial functions"
         print(f"wrote {args.out}: {written.name}; classes {', '.join(written.classes)}; topology {', '.join(written.topology_classes)}; {sizes}; atom types {written.atom_types}")

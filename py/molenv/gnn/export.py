@@ -208,9 +208,15 @@ def training_spec(checkpoint: Path, state: dict):
     return dataset_spec(dataset)
 
 
-def export_gnn_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, name: str | None = None, command: str | None = None, molecule=None):
+def export_gnn_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, name: str | None = None, command: str | None = None, molecule=None, *,
+                          dataset=None, ood: bool = True, log=print):
     """Write the model file of a `molenv train gnn` checkpoint, with provenance in ``meta``
     records; ``molecule`` (a spec, its name or path) defaults to the training dataset's.
+
+    With ``ood`` (default) the file carries the out-of-distribution score (`molenv.ood`,
+    `calibrate_gnn`), fitted on the training frames and calibrated on the validation frames
+    of `dataset` (default: the training dataset the checkpoint records; where that is gone
+    or has changed since the training, the file is written without it, and `log` says so).
     Returns the `GNNModel` written."""
     import time
 
@@ -247,5 +253,13 @@ def export_gnn_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike,
         meta["command"] = command
     meta.update(spec_meta(spec, geometry=True))  # the molecule spec, so that readers need no --spec (molenv.modelspec)
     model = gnn_model_file(classifier.model, classifier.form_names, molecule_elements(spec), name=name or f"{spec.name} GNN ({', '.join(classifier.form_names)})", meta=meta)
+    if ood:
+        from molenv.ood import calibrate_gnn, describe, training_dataset
+
+        if dataset is None:
+            dataset = training_dataset(fit.get("dataset"), fit.get("dataset_manifest_sha256"), log)
+        if dataset is not None:
+            model.ood = calibrate_gnn(model, dataset)
+            log(describe(model.ood, "gnn"))
     write_gnn_model(model, out)
     return model

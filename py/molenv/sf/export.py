@@ -79,18 +79,11 @@ def export_sf(checkpoint: str | os.PathLike, out: str | os.PathLike, name: str |
 
 
 def _ood_score(model, dataset, provenance: dict, config: dict, log):
-    from molenv.dataset import DatasetError, open_dataset
-    from molenv.ood import calibrate_sf, describe
+    from molenv.ood import calibrate_sf, describe, training_dataset
 
     if dataset is None:
-        try:
-            dataset = open_dataset(provenance.get("dataset", ""))
-        except (DatasetError, OSError) as err:
-            log(f"no ood score: the training dataset is not readable ({err}); add one with `molenv ood-calibrate`")
-            return None
-        if provenance.get("dataset_manifest_sha256") not in (None, dataset.manifest_sha256()):
-            log(f"no ood score: the training dataset {dataset.path} changed since the training (its manifest's SHA-256 differs); "
-                "add one with `molenv ood-calibrate`")
+        dataset = training_dataset(provenance.get("dataset"), provenance.get("dataset_manifest_sha256"), log)
+        if dataset is None:
             return None
     score = calibrate_sf(model, dataset, bool(config.get("include_clusters", False)))
     log(describe(score))
