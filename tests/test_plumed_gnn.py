@@ -200,7 +200,7 @@ BAD_FILES = {  # id -> (edit of the model file's lines, part of the expected mes
     "radial count": (_set("radial_basis", "radial_basis bessel 5 5"), "'radial_frequencies' has 4 numbers, radial_basis announces 5"),
     "layer norm row": (_drop_last_number("layer_norm block_norm", 1), "conv 1 layer_norm weight has 7 numbers, expected 8"),
     "cutoff": (_set("graph_cutoff", "graph_cutoff -4.5"), "graph_cutoff must be a positive number, got -4.5"),
-    "kind": (_set("kind", "kind gat"), "unknown model kind 'gat' (this molenv reads kind 'gnn' in version 2 files)"),
+    "kind": (_set("kind", "kind gat"), "unknown model kind 'gat' (this molenv reads kind 'gnn' in version 2 and 4 files)"),
     "activation": (_set("activation", "activation gelu_tanh"), "unsupported activation 'gelu_tanh' (this molenv knows 'gelu_erf')"),
     "attention": (_set("attention", "attention transformer 4"), "unsupported attention 'transformer 4' (this molenv knows 'transformer 1': one head)"),
     "pooling": (_set("pooling", "pooling mean"), "unsupported pooling 'mean' (this molenv knows 'max')"),
