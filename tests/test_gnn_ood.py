@@ -1,6 +1,6 @@
 """The out-of-distribution score ("none of these", issue 16) of the GNN kind: the ood block
-of a GNN model file (version 4) on the inputs of a head layer, `molenv.gnn.numpy_model`'s
-score, and MOLENV_CLASSIFY OOD with a GNN model: PROB_FILE's other column and n_other /
+of a GNN model file (version 4) on the radial sums of the molecule's atoms or the inputs of a
+head layer, `molenv.gnn.numpy_model`'s score, and MOLENV_CLASSIFY OOD with a GNN model: PROB_FILE's other column and n_other /
 f_other equal Python's numbers to 1e-9, and their analytic derivatives (the score's
 gradient entering GraphNetwork's reverse pass at its head layer) equal central finite
 differences of positions and cell on orthorhombic and triclinic cells, molecules split
@@ -29,14 +29,15 @@ FORMS = ["I", "IV", "melt"]
 
 
 def toy_ood_model(folder: Path, layer: int, convs: int = 2, seed: int = 2):
-    """(path, GNNModel) of a random toy GNN with an ood block on the inputs of head layer
-    `layer` (1: the pooled embedding, 2: head block 2's, 3: the output layer's), fitted on the
+    """(path, GNNModel) of a random toy GNN with an ood block on the features of `layer` (1:
+    the radial sums of the molecule's atoms, 2: the pooled embedding, 3: head block 2's
+    inputs, 4: the output layer's), fitted on the
     molecules of the test frames (labels: the model's own calls), its threshold at the median
     distance and a narrow width, so that other varies from 0 to 1 across the molecules and
     its derivatives are large."""
     model = synthetic.random_model(np.random.default_rng(seed), cutoff=CUTOFF, convs=convs)
     outs = [classify_frame(model, frame) for frame in FRAMES.values()]
-    h = np.concatenate([o.head_inputs[layer - 1] for o in outs])
+    h = np.concatenate([o.ood_features[layer - 1] for o in outs])
     labels = np.concatenate([o.polymorph.argmax(1) for o in outs])
     score = fit_ood(h, labels, model.classes, h, layer=layer)
     d = score.distance(h)
@@ -48,15 +49,15 @@ def toy_ood_model(folder: Path, layer: int, convs: int = 2, seed: int = 2):
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     folder = tmp_path_factory.mktemp("gnn-ood")
-    return {layer: toy_ood_model(folder, layer) for layer in (1, 2, 3)}
+    return {layer: toy_ood_model(folder, layer) for layer in (1, 2, 3, 4)}
 
 
 def test_model_file_round_trip(tmp_path, models):
     """A model with the block is written as version 4 and read back bit for bit; one without
     it stays version 2, byte for byte; the SF reader names the kind of a version 4 file."""
-    path, model = models[3]
+    path, model = models[4]
     text = path.read_text()
-    assert text.splitlines()[1:3] == ["molenv_model 4", "kind gnn"] and "\nood mahalanobis 3 8 " in text
+    assert text.splitlines()[1:3] == ["molenv_model 4", "kind gnn"] and "\nood mahalanobis 4 8 " in text
     again = read_gnn_model(path)
     assert again.ood.whitening.tobytes() == model.ood.whitening.tobytes() and again.ood.threshold == model.ood.threshold
     write_gnn_model(again, tmp_path / "again.molenv")
@@ -67,23 +68,32 @@ def test_model_file_round_trip(tmp_path, models):
     assert classify_frame(read_gnn_model(plain), FRAMES["orthorhombic"]).other is None
     with pytest.raises(ModelFileError, match="unsupported model file version 4 for read_model, which reads SF model files .* of kind 'gnn'"):
         read_model(path)
-    model.ood.layer = 4  # not a layer of the head (2 blocks + the output layer)
-    with pytest.raises(ModelFileError, match=r"ood: layer 4 is not a layer of the network \(1..3\)"):
+    model.ood.layer = 5  # not a layer (the radial sums, 2 head blocks, the output layer)
+    with pytest.raises(ModelFileError, match=r"ood: layer 5 is not a layer of the network \(1..4\)"):
         write_gnn_model(model, tmp_path / "bad.molenv")
-    model.ood.layer = 3
+    model.ood.layer = 4
 
 
-def test_numpy_score_is_the_score_of_the_head_layer(models):
+def test_numpy_score_is_the_score_of_its_layer(models):
     for layer, (_, model) in models.items():
-        out = classify_frame(model, FRAMES["triclinic-split"])
-        np.testing.assert_array_equal(out.other, model.ood.other(out.head_inputs[layer - 1]))
-        assert len(out.head_inputs) == 3 and all(h.shape == (18, 8) for h in out.head_inputs)
+        frame = FRAMES["triclinic-split"]
+        out = classify_frame(model, frame)
+        np.testing.assert_array_equal(out.other, model.ood.other(out.ood_features[layer - 1]))
+        assert [h.shape for h in out.ood_features] == [(18, 8 * 4)] + [(18, 8)] * 3
+    # layer 1: the radial basis summed over the edges into each atom, atoms concatenated
+    from molenv.gnn.numpy_model import graph_edges, radial_basis
+
+    atoms = frame.molecules.reshape(-1)
+    target, _, distance = graph_edges(frame.positions[atoms], frame.box, model.cutoff)
+    basis = radial_basis(distance, model)
+    sums = np.array([basis[target == i].sum(axis=0) for i in range(len(atoms))]).reshape(18, -1)
+    np.testing.assert_allclose(out.ood_features[0], sums, rtol=1e-13, atol=1e-13)
 
 
 COLUMNS = ["g.n_other", "g.f_other", "g.n_I", "g.nmol"]
 
 
-@pytest.mark.parametrize("layer", [1, 2, 3])
+@pytest.mark.parametrize("layer", [1, 2, 3, 4])
 def test_plumed_gives_pythons_other(tmp_path, models, layer):
     """PROB_FILE (polymorph, other, topology columns), p_other and n_other / f_other on every
     test frame (orthorhombic, split, triclinic split, skewed cell, cluster): Python's numbers."""
@@ -109,8 +119,8 @@ def test_plumed_gives_pythons_other(tmp_path, models, layer):
     assert 0.1 < np.mean(others > 0.5) < 0.9 and len(frames) == 5  # the check has something to check
 
 
-@pytest.mark.parametrize("name, layer", [("orthorhombic", 1), ("split", 2), ("triclinic-split", 3), ("triclinic-split", 1), ("skewed-cell", 2),
-                                         ("cluster", 3), ("cluster", 1)])
+@pytest.mark.parametrize("name, layer", [("orthorhombic", 1), ("split", 1), ("triclinic-split", 1), ("skewed-cell", 1), ("cluster", 1),
+                                         ("split", 2), ("triclinic-split", 3), ("skewed-cell", 4), ("cluster", 2)])
 def test_derivatives_of_other_against_finite_differences(tmp_path, models, name, layer):
     """The derivative arrays (DUMPDERIVATIVES) of n_other, f_other and n_I with respect to
     atoms and cell against central differences of the printed values (as
@@ -138,7 +148,7 @@ PRINT ARG=b0.bias,b1.bias FILE=energy FMT=%.17g
 """
 
 
-@pytest.mark.parametrize("name, layer", [("triclinic-split", 2), ("cluster", 1)])
+@pytest.mark.parametrize("name, layer", [("triclinic-split", 1), ("triclinic-split", 3), ("cluster", 1)])
 def test_bias_forces_in_both_modes_and_threads(tmp_path, models, name, layer):
     """Forces and virial of restraints on n_other, f_other and f_I: the default mode (one
     reverse pass, other's seed with the classes') = FULL_DERIVATIVES = two threads, and =
@@ -203,12 +213,12 @@ def test_calibrate_evaluate_classify(urea, tmp_path, capsys):
     folder, dataset, plain = urea
     calibrated = tmp_path / "calibrated.molenv"
     with pytest.raises(SystemExit) as done:
-        main(["ood-calibrate", str(plain), str(dataset.path), "--out", str(calibrated), "--layer", "3"])
+        main(["ood-calibrate", str(plain), str(dataset.path), "--out", str(calibrated), "--layer", "4"])
     assert done.value.code == 0
     assert "ood score (Mahalanobis distance of the outputs of head block 2, 8 features, to 2 class means)" in capsys.readouterr().out
     model = read_gnn_model(calibrated)
     val_molecules = sum(int((item.polymorph >= 0).sum()) for item in dataset.frames("val"))
-    assert model.ood.layer == 3 and model.ood.class_names == ["I", "melt"] and model.ood.n_validation == val_molecules
+    assert model.ood.layer == 4 and model.ood.class_names == ["I", "melt"] and model.ood.n_validation == val_molecules
     metrics = evaluate_path(calibrated, dataset, tmp_path / "eval", "val", plots=False)
     assert metrics["ood"]["known_classes"]["n"] == val_molecules
     assert metrics["ood"]["known_classes"]["flagged_fraction"] == pytest.approx(0.01, abs=0.01)  # the calibration

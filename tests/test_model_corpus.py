@@ -362,8 +362,9 @@ GNN_CASES = [
     ("version 02", sub("molenv_model 2", "molenv_model 02"), "unsupported model file version 02 (this molenv reads versions 1 and 3)"),
 ]
 
-# the ood block of the GNN kind (version 4: version 2 and the ood block) on the inputs of head
-# layer 3 (the output layer's, 8 features) of the base (2 head blocks, hidden 8)
+# the ood block of the GNN kind (version 4: version 2 and the ood block) on the features of
+# layer 3 (head block 2's inputs, 8 features) of the base (8 atoms, 4 radial functions: layer 1
+# has 32 features; 2 head blocks, hidden 8: layers 2, 3, 4)
 GNN_OOD_BLOCK = "\n".join([
     "ood mahalanobis 3 8 2", "ood_softmin 1.0", "ood_threshold 12.5 1.25", "ood_calibration 0.99 0.9 100", "ood_whitening",
     *[" ".join("1.0" if i == j else "0.0" for i in range(8)) for j in range(8)],
@@ -390,9 +391,10 @@ GNN_OOD_CASES = [
     ("ood block in version 2", sub("molenv_model 4", "molenv_model 2"), "expected record 'end', found 'ood'"),
     ("version 4 without the block", lambda d: d.replace(("\n" + GNN_OOD_BLOCK).encode(), b"", 1), CHANGED),
     ("version 04", sub("molenv_model 4", "molenv_model 04"), "unsupported model file version 04 (this molenv reads versions 1 and 3)"),
-    ("ood layer 1", gnn_ood("mahalanobis 3", "mahalanobis 1"), CHANGED),
-    ("ood layer 0", gnn_ood("mahalanobis 3", "mahalanobis 0"), "ood: layer 0 is not a layer of the network (1..3)"),
-    ("ood layer 4", gnn_ood("mahalanobis 3", "mahalanobis 4"), "ood: layer 4 is not a layer of the network (1..3)"),
+    ("ood layer 4", gnn_ood("mahalanobis 3", "mahalanobis 4"), CHANGED),
+    ("ood layer 1 of 32 features", gnn_ood("mahalanobis 3", "mahalanobis 1"), "ood: 8 features, but layer 1 has 32 inputs"),
+    ("ood layer 0", gnn_ood("mahalanobis 3", "mahalanobis 0"), "ood: layer 0 is not a layer of the network (1..4)"),
+    ("ood layer 5", gnn_ood("mahalanobis 3", "mahalanobis 5"), "ood: layer 5 is not a layer of the network (1..4)"),
     ("ood width", gnn_ood("mahalanobis 3 8 2", "mahalanobis 3 9 2"), "ood: 9 features, but layer 3 has 8 inputs"),
     ("ood too many means", gnn_ood("mahalanobis 3 8 2", "mahalanobis 3 8 4"), "ood: 4 class means for a model of 3 classes"),
     ("ood mean of a topology class", gnn_ood("ood_mean melt", "ood_mean bulk"), "ood_mean: 'bulk' is not a class of the model"),

@@ -173,8 +173,8 @@ def ood_model(tmp_path: Path) -> Path:
 
 
 def gnn_ood_model(tmp_path: Path) -> Path:
-    """regtest/rt-gnn/gnn.molenv with an ood block (a version 4 file) on the pooled embedding
-    (head layer 1), fitted on the test's own frames as `ood_model`."""
+    """regtest/rt-gnn/gnn.molenv with an ood block (a version 4 file) on the radial sums
+    (layer 1), fitted on the test's own frames as `ood_model`."""
     from molenv.gnn.modelfile import read_gnn_model, write_gnn_model
     from molenv.gnn.numpy_model import classify_frame
     from molenv.ood import fit_ood
@@ -182,7 +182,7 @@ def gnn_ood_model(tmp_path: Path) -> Path:
 
     model = read_gnn_model(GNN_MODEL)
     outs = [classify_frame(model, frame) for frame in Trajectory(REPO / "data" / "urea" / "urea-I-100K.xtc", "urea", topology=UREA_PDB, step=10)]
-    inputs = np.concatenate([out.head_inputs[0] for out in outs])
+    inputs = np.concatenate([out.ood_features[0] for out in outs])
     score = fit_ood(inputs, np.concatenate([out.polymorph.argmax(1) for out in outs]), model.classes, inputs, layer=1)
     d = score.distance(inputs)
     score.threshold, score.width = float(np.median(d)), float(0.3 * d.std())

@@ -344,7 +344,7 @@ def evaluate_gnn_file(model, dataset: Dataset, out_dir, splits="test", *, info: 
         except GNNInputError as err:
             raise ValueError(f"{(info or {}).get('model_path', model.name)}: {item.source} frame {item.index}: {err}") from None
         for key, value in (("polymorph", out.polymorph), ("topology", out.topology), ("y_polymorph", item.polymorph), ("y_topology", item.topology),
-                           ("embedding", out.head_inputs[0]), ("hidden", out.head_inputs[-1]), ("other", out.other),
+                           ("embedding", out.ood_features[1]), ("hidden", out.ood_features[-1]), ("other", out.other),
                            ("group", np.full(len(item.polymorph), dataset.source_names.index(item.source)))):
             parts[key].append(value)
     if not parts["polymorph"]:

@@ -27,12 +27,17 @@ out-of-distribution score"): the last hidden layer flags 0.1 % of the form IV mo
 hotter (200 K) form I test molecules flagged. The layer is a field of the ood block, so a
 model can carry another.
 
-The GNN kind (`calibrate_gnn`): the features are the inputs of one layer of the head (the
-residual blocks after the max pooling, then the output layer; `GNN_DEFAULT_LAYER` 1: the
-pooled molecule embedding), in float64 from the model file's network
-(`molenv.gnn.numpy_model`), over every labelled molecule of the training (fit) and validation
-(threshold) frames; the same statistics, the same block (docs/model_format.md, "The ood
-block of the GNN kind"), evaluated by `plumed_module/GraphNetwork.cpp` in C++.
+The GNN kind (`calibrate_gnn`): the features of a molecule are, by default
+(`GNN_DEFAULT_LAYER` 1), the model's radial basis summed over each atom's neighbours, the
+molecule's atoms concatenated (n_atoms x R numbers); or (layer k >= 2) the inputs of a layer
+of the head (k = 2 the max-pooled embedding, then the head blocks' outputs). For the same
+reason as for the SF-MLP: urea trained on form I + melt, the trained features (pooled
+embedding, head blocks, also mean pooling, the atoms' features after the convolution) flag
+0-11 % of the form IV molecules, the radial sums most of them (docs/training.md). In float64
+from the model file's network (`molenv.gnn.numpy_model`), over every labelled molecule of
+the training (fit) and validation (threshold) frames; the same statistics, the same block
+(docs/model_format.md, "The ood block of the GNN kind"), evaluated by
+`plumed_module/GraphNetwork.cpp` in C++.
 
 Fit and calibration (`fit_ood`): mu_c and Sigma from the training molecules' features (Sigma
 pooled over the classes, about their own class means, with Ledoit-Wolf shrinkage: a
@@ -57,7 +62,7 @@ OOD_METHOD = "mahalanobis"
 #: the name of the out-of-distribution output: component n_other, column other
 OTHER = "other"
 DEFAULT_LAYER = 1  # the features: the inputs of dense layer 1, the scaled descriptors
-GNN_DEFAULT_LAYER = 1  # GNN: the inputs of head layer 1, the pooled molecule embedding
+GNN_DEFAULT_LAYER = 1  # GNN: the radial basis summed over each atom's neighbours, the molecule's atoms concatenated
 THRESHOLD_QUANTILE = 0.99
 LOW_QUANTILE = 0.90
 SOFTMIN_TEMPERATURE = 1.0
@@ -215,8 +220,9 @@ def calibrate_sf(model, dataset, include_clusters: bool = False, layer: int = DE
 
 
 def calibrate_gnn(model, dataset, layer: int = GNN_DEFAULT_LAYER, step: int = 1, **options) -> OODScore:
-    """The ood score of a GNN `molenv.gnn.modelfile.GNNModel` (the inputs of head layer
-    `layer`: 1 the pooled molecule embedding, len(model.head) + 1 the last hidden features)
+    """The ood score of a GNN `molenv.gnn.modelfile.GNNModel` on the features of `layer`
+    (`GNNModel.ood_layer_inputs`: 1 the radial sums of the molecule's atoms, 2 the pooled
+    molecule embedding, len(model.head) + 2 the last hidden features)
     fitted on the labelled molecules of the training frames of `dataset` and calibrated on
     those of its validation frames (every frame, clusters included, as `molenv train gnn`
     trains; with `step` > 1 every step-th frame of each source). The features are the model
@@ -225,8 +231,8 @@ def calibrate_gnn(model, dataset, layer: int = GNN_DEFAULT_LAYER, step: int = 1,
     of classes the model does not know are left out. ``options`` go to `fit_ood`."""
     from molenv.gnn.numpy_model import classify_frame
 
-    if not 1 <= layer <= len(model.head_layer_inputs):
-        raise OODError(f"layer {layer} is not a layer of the network's head (1..{len(model.head_layer_inputs)})")
+    if not 1 <= layer <= len(model.ood_layer_inputs):
+        raise OODError(f"layer {layer} is not a layer of the network (1..{len(model.ood_layer_inputs)})")
     if step < 1:
         raise OODError(f"frame step must be >= 1, got {step}")
     index = {c.lower(): k for k, c in enumerate(model.classes)}
@@ -240,7 +246,7 @@ def calibrate_gnn(model, dataset, layer: int = GNN_DEFAULT_LAYER, step: int = 1,
                 continue
             label = to_model[item.polymorph]
             if (label >= 0).any():
-                features.append(classify_frame(model, item.frame).head_inputs[layer - 1][label >= 0])
+                features.append(classify_frame(model, item.frame).ood_features[layer - 1][label >= 0])
                 labels.append(label[label >= 0])
         if not features:
             raise OODError(f"{dataset.path}: no {split} molecules of the model's classes ({', '.join(model.classes)}) to fit the ood score on")
@@ -280,7 +286,7 @@ def describe(score: OODScore, kind: str = "sf") -> str:
 def layer_name(layer: int, kind: str = "sf") -> str:
     """What the features of an ood score on the inputs of `layer` are, in words."""
     if kind == "gnn":
-        return "the pooled molecule embedding" if layer == 1 else f"the outputs of head block {layer - 1}"
+        return {1: "the radial sums of the molecule's atoms", 2: "the pooled molecule embedding"}.get(layer, f"the outputs of head block {layer - 2}")
     return "the scaled descriptors" if layer == 1 else f"the outputs of hidden layer {layer - 1}"
 
 

@@ -6,10 +6,11 @@ Fits the class-conditional Gaussians of the score (`molenv.ood`) to the features
 model's molecules on the training molecules of DATASET (a `molenv featurize` directory; for
 an SF model made with the model's descriptors) and calibrates its threshold on the
 validation molecules: other > 0.5 for the 0.99 quantile of them (--quantile). The features
-are the inputs of one layer (--layer K): SF, the inputs of dense layer K (default 1, the
-scaled descriptors); GNN, the inputs of head layer K (default 1, the pooled molecule
-embedding; the number of head blocks + 1: the last hidden features), from every frame of
-the splits (--frame-step N: every N-th). Dataset classes are matched to the model's
+are those of one layer (--layer K): SF, the inputs of dense layer K (default 1, the scaled
+descriptors); GNN, layer K of `GNNModel.ood_layer_inputs` (default 1, the radial basis summed
+over each atom's neighbours, the molecule's atoms concatenated; 2 the pooled molecule
+embedding; the number of head blocks + 2: the last hidden features), from every frame of the
+splits (--frame-step N: every N-th). Dataset classes are matched to the model's
 by name (ignoring case); molecules of other classes are left out. The network, classes and
 meta records are copied unchanged (an ood block already there is replaced), so
 MOLENV_CLASSIFY gives the same probabilities with the new file, and OOD adds the class
@@ -26,8 +27,8 @@ def add_arguments(parser):
     parser.add_argument("--out", required=True, help="model file to write (.molenv)")
     parser.add_argument("--quantile", type=float, default=0.99, help="fraction of the known-class validation molecules below the threshold (default 0.99)")
     parser.add_argument("--layer", type=int, help="the features: the inputs of this layer; SF: dense layer (1: the scaled descriptors, the default; "
-                        "the number of layers: the last hidden layer's outputs); GNN: head layer (1: the pooled molecule embedding, the default; "
-                        "the number of head blocks + 1: the last hidden features)")
+                        "the number of layers: the last hidden layer's outputs); GNN: 1 the radial sums of the molecule's atoms, the default; "
+                        "2 the pooled molecule embedding; the number of head blocks + 2: the last hidden features)")
     parser.add_argument("--include-clusters", action="store_true", help="SF: also clusters and surface molecules (default: periodic bulk, as `molenv train sf`)")
     parser.add_argument("--frame-step", type=positive_int, default=1, metavar="N", help="GNN: every N-th frame of each source (default 1: all)")
 

@@ -146,11 +146,14 @@ class GNNModel:
     ood: OODScore | None = None  # the optional out-of-distribution score (molenv.ood) on a head layer's inputs
 
     @property
-    def head_layer_inputs(self) -> list[int]:
-        """The inputs of the head's layers, which an ood score may take as its features:
-        layer k <= len(head) is head block k (layer 1: the pooled molecule embedding), layer
-        len(head) + 1 the output layer (the last hidden features)."""
-        return [self.hidden] * (len(self.head) + 1)
+    def ood_layer_inputs(self) -> list[int]:
+        """The widths of the features an ood score may take (its ``layer``): layer 1 the
+        radial basis summed over each atom's incoming edges, the molecule's atoms
+        concatenated (len(molecule_atoms) x num_radial: a radial fingerprint of the
+        environment that training does not compress); layer k = 2 .. len(head) + 1 the
+        inputs of head block k - 1 (layer 2: the pooled molecule embedding); layer
+        len(head) + 2 the inputs of the output layer (the last hidden features)."""
+        return [len(self.molecule_atoms) * self.num_radial] + [self.hidden] * (len(self.head) + 1)
 
     @property
     def n_forms(self) -> int:
@@ -219,7 +222,7 @@ class GNNModel:
             if OTHER in names:
                 raise ModelFileError(f"a model with an ood block cannot have a class named '{OTHER}': its out-of-distribution component is n_{OTHER}")
             try:
-                self.ood.validate(self.classes, self.head_layer_inputs)
+                self.ood.validate(self.classes, self.ood_layer_inputs)
             except OODError as err:
                 raise ModelFileError(str(err)) from None
         arrays = [("embedding", self.embedding), ("radial frequencies", self.radial_frequencies)]
@@ -465,7 +468,8 @@ def read_gnn_model(path: str | Path) -> GNNModel:
     # the ood block is a version 4 record: in a version 2 file it is refused as any record out of place
     ood = None
     if with_ood and r.peek() == "ood":
-        ood = _read_ood(r, classes, [block.linear.n_in for block in head] + [output.n_in], classes + topology)
+        layer_inputs = [len(molecule_atoms) * num_radial] + [block.linear.n_in for block in head] + [output.n_in]
+        ood = _read_ood(r, classes, layer_inputs, classes + topology)
     r.fields("end", 0)
     if r.peek() is not None:
         raise r.error(f"unexpected record '{r.peek()}' after 'end'", r.items[r.pos][0])

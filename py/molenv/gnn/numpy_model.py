@@ -20,8 +20,10 @@ The steps, in order (numbers refer to the comments in `classify_frame`):
 6. per molecule: the maximum of each feature over the molecule's atoms.
 7. head: pre-norm residual blocks, then the bias-free output layer; softmax over the
    polymorph logits and, separately, over the topology logits.
-8. with an ood block: the out-of-distribution score (`molenv.ood`) of the inputs of one
-   of the head's layers (the pooled embedding, a head block's input or the output layer's).
+8. with an ood block: the out-of-distribution score (`molenv.ood`) of one molecule's
+   features: the radial basis summed over each atom's incoming edges (the molecule's atoms
+   concatenated), or the inputs of one of the head's layers (the pooled embedding, a head
+   block's input or the output layer's).
 """
 from __future__ import annotations
 
@@ -46,9 +48,10 @@ class GNNProbabilities:
 
     polymorph: np.ndarray  # (n_molecules, n_forms), rows sum to 1
     topology: np.ndarray  # (n_molecules, n_topology), rows sum to 1
-    # the inputs of the head's layers (GNNModel.head_layer_inputs): [0] the pooled molecule
-    # embedding, then the input of each further head block, [-1] that of the output layer
-    head_inputs: list[np.ndarray]
+    # the features an ood score may take (GNNModel.ood_layer_inputs): [0] the radial basis
+    # summed over each atom's incoming edges, the molecule's atoms concatenated; [1] the pooled
+    # molecule embedding, then the input of each further head block, [-1] that of the output layer
+    ood_features: list[np.ndarray]
     other: np.ndarray | None = None  # (n_molecules,) the ood score, for a model with an ood block
 
 
@@ -149,8 +152,11 @@ def classify_frame(model: GNNModel, frame: MolecularFrame) -> GNNProbabilities:
     target, source, distance = graph_edges(frame.positions[atoms], frame.box, model.cutoff)
     n_nodes = len(atoms)
 
-    # 3. radial basis of every edge: (n_edges, num_radial)
+    # 3. radial basis of every edge: (n_edges, num_radial); its sum over the incoming edges
+    #    of each atom, the molecule's atoms concatenated (the ood score's layer 1)
     basis = radial_basis(distance, model)
+    radial_sums = np.zeros((n_nodes, model.num_radial))
+    np.add.at(radial_sums, target, basis)
 
     # 4. atom features: (n_nodes, hidden)
     x = linear(model.embedding[types], model.type_in)
@@ -185,10 +191,10 @@ def classify_frame(model: GNNModel, frame: MolecularFrame) -> GNNProbabilities:
     y = x.reshape(n_molecules, per_molecule, -1).max(axis=1)
 
     # 7. head and outputs; 8. the ood score of the inputs of head layer model.ood.layer
-    head_inputs = [y]
+    features = [radial_sums.reshape(n_molecules, -1), y]
     for block in model.head:
         y = residual_block(y, block)
-        head_inputs.append(y)
+        features.append(y)
     logits = linear(y, model.output)
-    other = None if model.ood is None else model.ood.other(head_inputs[model.ood.layer - 1])
-    return GNNProbabilities(polymorph=softmax(logits[:, : model.n_forms]), topology=softmax(logits[:, model.n_forms :]), head_inputs=head_inputs, other=other)
+    other = None if model.ood is None else model.ood.other(features[model.ood.layer - 1])
+    return GNNProbabilities(polymorph=softmax(logits[:, : model.n_forms]), topology=softmax(logits[:, model.n_forms :]), ood_features=features, other=other)
