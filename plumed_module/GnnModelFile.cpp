@@ -288,7 +288,7 @@ GnnModel readGnnModelFile(const std::string& path) {
   m.output = g.linear("output");
   // the ood block is a version 4 record: in a version 2 file it is refused as any record out of place
   if (withOod && r.peek() == "ood") {
-    std::vector<unsigned> inputs;
+    std::vector<unsigned> inputs(1, m.moleculeAtoms.size() * m.radialFrequencies.size());  // layer 1: the radial sums of the molecule's atoms
     for (const GnnBlock& b : m.head) inputs.push_back(b.linear.nin);
     inputs.push_back(m.output.nin);
     std::vector<std::string> names = m.classes;

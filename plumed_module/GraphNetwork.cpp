@@ -334,10 +334,12 @@ void GraphNetwork::forward(const AtomGraph& graph, bool derivatives) {
   }
 
   // 6. max pooling over the atoms of each molecule; 7. head and outputs; 8. with ood, the
-  // score of the inputs of head layer oodLayer (1-based: head block k, or the output layer)
+  // score of the features of layer oodLayer (1: the radial sums of the molecule's atoms;
+  // k >= 2: the inputs of head block k - 1, or of the output layer)
   const unsigned N = nmol_, L = head_.size(), F = F_, G = G_, K = nout_;
   const OodScore& ood = model_.ood;
   const unsigned oodLayer = ood_ ? ood.layer : 0;
+  const unsigned apm = apm_;
   pooled_.resize(static_cast<std::size_t>(N) * H);
   argmax_.resize(static_cast<std::size_t>(N) * H);
   headIn_.resize(static_cast<std::size_t>(L) * N * H);
@@ -345,14 +347,14 @@ void GraphNetwork::forward(const AtomGraph& graph, bool derivatives) {
   headStats_.resize(static_cast<std::size_t>(L) * N * 2);
   poly_.resize(static_cast<std::size_t>(N) * K);
   topo_.resize(static_cast<std::size_t>(N) * G);
-  if (ood_) oodGrad_.resize(static_cast<std::size_t>(N) * H);
+  if (ood_) oodGrad_.resize(static_cast<std::size_t>(N) * ood.width);
   if (split) {
     std::fill(poly_.begin(), poly_.end(), 0.0);
     std::fill(topo_.begin(), topo_.end(), 0.0);
   }
   #pragma omp parallel num_threads(T)
   {
-    std::vector<double> y(H), z(H), logits(F + G), scratch(ood_ ? H + ood.nMeans() : 0);
+    std::vector<double> y(H), z(H), logits(F + G), scratch(ood_ ? ood.width + ood.nMeans() : 0), sums(oodLayer == 1 ? ood.width : 0);
     #pragma omp for schedule(static)
     for (unsigned m = mol0_; m < mol1_; ++m) {
       double* p = &pooled_[static_cast<std::size_t>(m) * H];
@@ -377,9 +379,18 @@ void GraphNetwork::forward(const AtomGraph& graph, bool derivatives) {
         std::copy_n(y.data(), H, &headIn_[row]);
         blockForward(head_[l], &headIn_[row], y.data(), &headU_[row], &headStats_[(static_cast<std::size_t>(l) * N + m) * 2], z.data());
       }
-      if (ood_) {  // the inputs of head block oodLayer, or (oodLayer = L + 1) of the output layer: y
-        const double* h = oodLayer <= L ? &headIn_[(static_cast<std::size_t>(oodLayer - 1) * N + m) * H] : y.data();
-        poly_[static_cast<std::size_t>(m) * K + F] = ood.evaluate(h, 1, &oodGrad_[static_cast<std::size_t>(m) * H], scratch.data());
+      if (ood_) {
+        const double* h;
+        if (oodLayer == 1) {  // sum of the basis over the edges into each atom of the molecule, in edge order
+          std::fill(sums.begin(), sums.end(), 0.0);
+          for (unsigned a = 0; a < apm; ++a)
+            for (unsigned e = graph.start[m * apm + a]; e < graph.start[m * apm + a + 1]; ++e)
+              for (unsigned r = 0; r < R; ++r) sums[a * R + r] += basis_[static_cast<std::size_t>(e) * R + r];
+          h = sums.data();
+        } else {  // the inputs of head block oodLayer - 1, or (oodLayer = L + 2) of the output layer: y
+          h = oodLayer <= L + 1 ? &headIn_[(static_cast<std::size_t>(oodLayer - 2) * N + m) * H] : y.data();
+        }
+        poly_[static_cast<std::size_t>(m) * K + F] = ood.evaluate(h, 1, &oodGrad_[static_cast<std::size_t>(m) * ood.width], scratch.data());
       }
       affine(output_, y.data(), logits.data());
       // softmax over the polymorph logits and, separately, over the topology logits
@@ -423,14 +434,14 @@ void GraphNetwork::backward(const AtomGraph& graph, const double* seed, double* 
       for (unsigned k = 0; k < F; ++k) axpy(dl[k], &output_.w[static_cast<std::size_t>(k) * H], dy.data(), H);
       // other's seed times its gradient enters with the gradient of the inputs of its layer
       const double gOther = ood_ ? g[F] : 0.0;
-      const double* oodGrad = ood_ ? &oodGrad_[static_cast<std::size_t>(m) * H] : nullptr;
-      if (gOther != 0.0 && oodLayer == L + 1) axpy(gOther, oodGrad, dy.data(), H);
+      const double* oodGrad = ood_ ? &oodGrad_[static_cast<std::size_t>(m) * model_.ood.width] : nullptr;
+      if (gOther != 0.0 && oodLayer == L + 2) axpy(gOther, oodGrad, dy.data(), H);
       for (unsigned l = L; l-- > 0;) {
         const std::size_t row = (static_cast<std::size_t>(l) * N + m) * H;
         blockBackward(head_[l], &headIn_[row], &headU_[row], &headStats_[(static_cast<std::size_t>(l) * N + m) * 2], dy.data(), dprev.data(),
                       gu.data(), dz.data());
         dy.swap(dprev);
-        if (gOther != 0.0 && oodLayer == l + 1) axpy(gOther, oodGrad, dy.data(), H);  // dy: the gradient of the inputs of head block l + 1
+        if (gOther != 0.0 && oodLayer == l + 2) axpy(gOther, oodGrad, dy.data(), H);  // dy: the gradient of the inputs of head block l + 1
       }
       // each pooled feature came from one atom of the molecule (atoms of other molecules
       // are not written: no conflicts between threads)
@@ -441,6 +452,17 @@ void GraphNetwork::backward(const AtomGraph& graph, const double* seed, double* 
 
   // convolutions in reverse order; gr_[e] accumulates dX/dr of edge e
   gr_.assign(E_, 0.0);
+  if (oodLayer == 1) {  // other of the radial sums: seed dother/dG_i . db_ij/dr on every edge into atom i
+    #pragma omp parallel for num_threads(T) schedule(static)
+    for (unsigned m = mol0_; m < mol1_; ++m) {
+      const double gOther = seed[static_cast<std::size_t>(m) * K + F];
+      if (gOther == 0.0) continue;
+      const double* oodGrad = &oodGrad_[static_cast<std::size_t>(m) * model_.ood.width];
+      for (unsigned a = 0; a < apm_; ++a)
+        for (unsigned e = graph.start[m * apm_ + a]; e < graph.start[m * apm_ + a + 1]; ++e)
+          gr_[e] += gOther * dot(&oodGrad[a * R], &dbasis_[static_cast<std::size_t>(e) * R], R);
+    }
+  }
   dO_.resize(static_cast<std::size_t>(n) * C);
   dS_.resize(static_cast<std::size_t>(n) * C);
   dH_.resize(static_cast<std::size_t>(n) * C);

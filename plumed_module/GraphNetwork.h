@@ -20,10 +20,12 @@
 
    With the model's ood block enabled (MOLENV_CLASSIFY OOD), each molecule has one output
    more after its polymorph probabilities, the out-of-distribution score other (OodScore.h)
-   of the inputs of head layer k (the pooled embedding for k = 1, the input of head block k,
-   or of the output layer for k = blocks + 1); its gradient with respect to those inputs is
-   kept from the forward pass, and the reverse pass adds it, times other's seed, where it
-   reaches that layer, exactly as the polymorph head's gradient enters: one reverse pass
+   of the molecule's features of layer k: k = 1 the radial sums G_i = sum_j b_ij of its atoms
+   (concatenated in molecule order), k >= 2 the inputs of head block k - 1 (k = 2: the pooled
+   embedding) or, k = blocks + 2, of the output layer.  Its gradient with respect to those
+   features is kept from the forward pass, and the reverse pass adds it, times other's seed,
+   where it reaches that layer, exactly as the polymorph head's gradient enters (for k = 1:
+   dX/dr_ij += seed dother/dG_i . db_ij/dr of every edge into atom i): one reverse pass
    carries both.
 
    Reverse pass: for a scalar X = sum_M sum_k seed[M][k] p_k(M) it returns dX/dr for
@@ -145,7 +147,7 @@ private:
   std::vector<unsigned> argmax_;        ///< nmol x H: node holding each maximum
   std::vector<double> headIn_, headU_, headStats_;  ///< per head block: nmol x H, nmol x H, nmol x 2
   std::vector<double> poly_, topo_;
-  std::vector<double> oodGrad_;  ///< with ood: nmol x H, d other / d (inputs of head layer ood.layer)
+  std::vector<double> oodGrad_;  ///< with ood: nmol x ood.width, d other / d (the features of layer ood.layer)
   // reverse-pass buffers
   std::vector<double> dx_, dO_, dS_, dH_, dsc_, gr_, atomBox_;
 
