@@ -721,11 +721,14 @@ void MolenvClassify::logSetup(const std::string& axis, const std::vector<std::st
                nmol_, apm, elements.c_str());
     if (ood_) {
       const OodScore& o = gnnModel_.ood;
-      log.printf("  out-of-distribution score as class other (OOD): soft minimum (tau %g) of the Mahalanobis distances of the inputs of "
-                 "head layer %u (%s, %u features) to %u class means, other = sigmoid((d - %g)/%g): %g of %ld known-class validation molecules "
+      // the names of molenv.ood.layer_name
+      const std::string what = o.layer == 1   ? std::string("the radial sums of the molecule's atoms")
+                               : o.layer == 2 ? std::string("the pooled molecule embedding")
+                                              : "the outputs of head block " + std::to_string(o.layer - 2);
+      log.printf("  out-of-distribution score as class other (OOD): soft minimum (tau %g) of the Mahalanobis distances of the features of "
+                 "layer %u (%s, %u features) to %u class means, other = sigmoid((d - %g)/%g): %g of %ld known-class validation molecules "
                  "below the threshold\n",
-                 o.temperature, o.layer, o.layer == 1 ? "the pooled molecule embedding" : ("the outputs of head block " + std::to_string(o.layer - 1)).c_str(),
-                 o.width, o.nMeans(), o.threshold, o.scale, o.quantile, o.nValidation);
+                 o.temperature, o.layer, what.c_str(), o.width, o.nMeans(), o.threshold, o.scale, o.quantile, o.nValidation);
     }
   } else {
     log.printf("  model %s: \"%s\", %u classes (%s), %u atoms per molecule, %u vectors, %u symmetry functions, cutoff %g-%g A, %s outputs\n",

@@ -21,7 +21,7 @@ from molenv.gnn import synthetic
 from molenv.gnn.modelfile import read_gnn_model, write_gnn_model
 from molenv.gnn.numpy_model import classify_frame
 from molenv.modelfile import ModelFileError, read_model
-from molenv.ood import fit_ood
+from molenv.ood import fit_ood, layer_name
 
 EPS = 1e-6  # A (and A for the cell entries)
 
@@ -106,7 +106,7 @@ def test_plumed_gives_pythons_other(tmp_path, models, layer):
                     f"so: SUM ARG=g.p_other PERIODIC=NO\nPRINT ARG={','.join(COLUMNS)},so FILE=colvar FMT=%.17g\n")
         run = run_driver(folder, text, ARGS, driver_files([frame], path))
         assert run.returncode == 0, run.output[-3000:]
-        assert "out-of-distribution score as class other (OOD)" in run.output and f"head layer {layer}" in run.output
+        assert "out-of-distribution score as class other (OOD)" in run.output and f"layer {layer} ({layer_name(layer, 'gnn')}" in run.output
         ref = classify_frame(model, frame)
         fields, prob = run.read_table("prob.dat")
         assert fields == ["time", "mol", *FORMS, "other", "bulk", "surface"]
