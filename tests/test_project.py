@@ -172,7 +172,7 @@ def test_graph_classifier_joins_the_finished_project(tiny, monkeypatch):
     assert json.loads((d / "evaluate" / "gnn" / "metrics.json").read_text())["heads"]["polymorph"]["n"] > 0
     gnn_input = d / "plumed" / "plumed_gnn.dat"
     gnn_text = gnn_input.read_text()
-    assert "MODEL=" + str(d / "models" / "urea_gnn.molenv") in gnn_text and "MOLECULES=1-1280" in gnn_text and "OOD" not in gnn_text
+    assert "MODEL=" + str(d / "models" / "urea_gnn.molenv") in gnn_text and "MOLECULES=1-1280" in gnn_text and "   OOD\n" in gnn_text
     # the GNN input runs through PLUMED: every molecule classified in every frame
     from molenv.analysis import read_table
     from molenv.plumed.reanalysis import reanalyse

@@ -274,7 +274,7 @@ SCHEMA: dict[str, list[Key]] = {
         Key("tsne_samples", count(0), 1000, "molecules in the t-SNE maps (0: none)"),
     ],
     "export": [
-        Key("ood", boolean, True, "SF: the out-of-distribution score ('none of these', n_other)"),
+        Key("ood", boolean, True, "the out-of-distribution score ('none of these', n_other) in the model files"),
     ],
     "plumed": [
         Key("topology", text, None, "the system the input is for: a run name of this project or a file, relative to this file "
@@ -283,7 +283,7 @@ SCHEMA: dict[str, list[Key]] = {
         Key("stride", count(1), 1, "PRINT stride"),
         Key("prob_file", text, None, "per-molecule probabilities file (PROB_FILE)", example="prob.dat"),
         Key("num_threads", count(1), None, "NUM_THREADS of the action", example=2),
-        Key("ood", boolean, True, "SF input: OOD, the out-of-distribution score as the class other (n_other, f_other); "
+        Key("ood", boolean, True, "OOD, the out-of-distribution score as the class other (n_other, f_other); "
                                   "with [export] ood only"),
     ],
 }
@@ -749,8 +749,7 @@ def plan(project: Project, *, progress: bool = True, log=print) -> list[Task]:
     topology = _plumed_topology(project)
     for kind, (model, key) in models.items():
         out = d / "plumed" / ("plumed.dat" if kind == "sf" else f"plumed_{kind}.dat")
-        settings = project.plumed if kind == "sf" else {k: v for k, v in project.plumed.items() if k != "ood"}  # a GNN has no ood score
-        tasks.append(Task("plumed-input", f"plumed-input {kind}", _hash({"plumed": settings, "model": key, "topology": str(topology)}), [out],
+        tasks.append(Task("plumed-input", f"plumed-input {kind}", _hash({"plumed": project.plumed, "model": key, "topology": str(topology)}), [out],
                           _plumed_action(ctx, kind, model, topology, out)))
     return tasks
 
@@ -870,9 +869,10 @@ def _export_action(ctx: _Context, kind: str, model: Path, dataset_dir: Path):
         if kind == "gnn":
             from molenv.gnn.export import export_gnn_checkpoint
 
-            export_gnn_checkpoint(checkpoint, model, name=f"{ctx.project.name}_gnn", command=command)
+            written = export_gnn_checkpoint(checkpoint, model, name=f"{ctx.project.name}_gnn", command=command, dataset=open_dataset(dataset_dir),
+                                            ood=ctx.project.export["ood"], log=lambda m: ctx.log(f"  {m}"))
             ctx.log(f"  wrote {model}")
-            return {}
+            return {"ood": written.ood is not None}
         from molenv.sf.export import export_sf
 
         written = export_sf(checkpoint, model, name=f"{ctx.project.name}_sf", command=command, dataset=open_dataset(dataset_dir),
@@ -908,7 +908,7 @@ def _evaluate_action(ctx: _Context, kind: str, model: Path, dataset_dir: Path):
 
 def _plumed_action(ctx: _Context, kind: str, model: Path, topology: Path, out: Path):
     """`molenv plumed-input` with the model file of `kind` (sf or gnn): the same molecules,
-    settings and files for both; OOD for the SF model only (a GNN has no ood score)."""
+    settings and files for both, OOD included for both where [plumed] ood."""
     def action() -> dict:
         pl = ctx.project.plumed
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -917,7 +917,7 @@ def _plumed_action(ctx: _Context, kind: str, model: Path, topology: Path, out: P
             argv += ["--prob-file", pl["prob_file"]]
         if pl["num_threads"]:
             argv += ["--num-threads", str(pl["num_threads"])]
-        if pl["ood"] and kind == "sf":
+        if pl["ood"]:
             argv.append("--ood")
         run = ctx.project.run(pl["topology"]) if pl["topology"] else None
         if run is not None and run.mode == "cluster":

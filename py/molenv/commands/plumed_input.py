@@ -17,8 +17,8 @@ one the model file carries (every file of `molenv export`), else the shipped spe
 names or fits; --spec wins, checked against the model's. A GNN model gives the components of
 its polymorph classes, and its topology probabilities (bulk, surface) as extra PROB_FILE
 columns; it has no molecule centre, so no --region. --ood adds OOD (components n_other,
-f_other: the out-of-distribution score) for an SF model file with an ood block (`molenv
-export`, or `molenv ood-calibrate` for an older file). Run it with `molenv reanalyse` or your
+f_other: the out-of-distribution score) for a model file, SF or GNN, with an ood block
+(`molenv export`, or `molenv ood-calibrate` for an older file). Run it with `molenv reanalyse` or your
 MD code. Full documentation: docs/analysis.md."""
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def add_arguments(parser):
     o.add_argument("--path", help="path CV: CLASSES:START:END:NIMAGES:LAMBDA, e.g. I,IV:0.9,0.1:0.27,0.73:10:200")
     o.add_argument("--nopbc", action="store_true", help="NOPBC (a cluster)")
     o.add_argument("--ood", action="store_true", help="OOD: the out-of-distribution score as the class other (components n_other, f_other; "
-                   "SF model files with an ood block)")
+                   "SF or GNN model files with an ood block)")
 
 
 def parse_path(text: str):
@@ -93,8 +93,6 @@ def run(args):
     model, gnn = classifier.model, classifier.kind == "gnn"
     if args.region and gnn:
         raise CommandError(f"--region: {args.model} is a GNN model, which has no molecule centre (MOLENV_CLASSIFY refuses REGION_* with it)")
-    if args.ood and gnn:
-        raise CommandError(f"--ood: {args.model} is a GNN model, which has no out-of-distribution score (OOD needs an SF model file with an ood block)")
     if args.ood and model.ood is None:
         raise CommandError(f"--ood: {args.model} has no ood block (the calibrated out-of-distribution score): export the model again with "
                            f"`molenv export`, or add the block with `molenv ood-calibrate {args.model} DATASET --out NEW.molenv`")
