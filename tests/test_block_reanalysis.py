@@ -157,6 +157,26 @@ def test_backend_errors(tmp_path, monkeypatch):
         reanalyse("p.dat", xtc, pdb, stop=2, progress=False, scheduler="tcp://localhost:1")
 
 
+def test_block_in_a_child_process(tmp_path):
+    """`run_block_in_child` (a dask.distributed worker's way to run a block): the result and
+    files of `run_block` in this process; the block's errors come back as they were raised."""
+    from molenv.plumed.block_reanalysis import BlockJob, run_block, run_block_in_child
+
+    xtc, pdb = md_files("urea-I-100K")
+    (tmp_path / "input.dat").write_text("UNITS LENGTH=A\nd: DISTANCE ATOMS=1,900\nPRINT ARG=d FILE=colvar FMT=%.17g\n")
+
+    def job(name, trajectory=str(xtc)):
+        (tmp_path / name).mkdir()
+        return BlockJob(0, np.arange(3, 7), tmp_path / "input.dat", tmp_path / name, tmp_path / f"{name}.log", trajectory, str(pdb), None, None, 0.001)
+
+    here, child = run_block(job("here")), run_block_in_child(job("child"))
+    assert child.frames == here.frames == [3, 4, 5, 6] and child.times == here.times
+    assert (tmp_path / "child" / "colvar").read_bytes() == (tmp_path / "here" / "colvar").read_bytes()
+    assert sorted(p.name for p in (tmp_path / "child").iterdir()) == ["colvar"]  # the job and result are not PLUMED's outputs
+    with pytest.raises(ReanalyseError, match="nothing.xtc"):
+        run_block_in_child(job("missing", str(tmp_path / "nothing.xtc")))
+
+
 def test_merge_outputs(tmp_path):
     """The join itself: the first block's header, then every block's lines in order (a block
     that printed nothing adds nothing), files in sub-directories, PLUMED's backup of a file

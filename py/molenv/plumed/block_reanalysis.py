@@ -48,7 +48,10 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import pickle
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import warnings
@@ -175,16 +178,53 @@ class BlockResult:
 
 def run_block(job: BlockJob) -> BlockResult:
     """PLUMED over the frames of one block, in the block's directory (on a worker)."""
+    with _working_directory(job.directory):
+        return run_block_here(job)
+
+
+def run_block_here(job: BlockJob) -> BlockResult:
+    """`run_block` in the current directory, which must be the block's."""
     universe = open_universe(job.trajectory, job.topology, format=job.format, topology_format=job.topology_format)
     masses, charges = masses_charges(universe)
     run = ReanalyseRun(universe.atoms.n_atoms, job.timestep)
-    with warnings.catch_warnings(), _working_directory(job.directory):
+    with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Reader has no dt information")
         with PlumedFeeder(job.input_file, universe.atoms.n_atoms, job.timestep, masses=masses, charges=charges, log=job.log) as feeder:
             if job.collect is not None:
                 job.collect.start(feeder)
             feed_frames(feeder, universe, [int(i) for i in job.frames], run, job.collect)
     return BlockResult(run.frames, run.times, run.records)
+
+
+def run_block_in_child(job: BlockJob) -> BlockResult:
+    """`run_block` in a fresh Python process (`molenv.plumed.block_child`) started in the
+    block's directory, for the workers of a dask.distributed cluster.
+
+    Why a process: such a worker is long-lived and runs the task in a thread beside dask's
+    event loop and comm threads, so PLUMED would be loaded and run there, and `run_block`'s
+    ``os.chdir`` would move the whole worker; that failed intermittently (a block's PLUMED
+    died at start with a garbled ``cmd`` key). A child has PLUMED to itself in its main
+    thread, in its own working directory. It is a subprocess, not `multiprocessing`, since
+    dask workers are daemonic and may not have children of that kind. The job goes in on
+    stdin; the result, or the exception the block raised, comes back pickled in a file next
+    to the block's log (not in its directory, whose files are all PLUMED's outputs).
+    """
+    import molenv
+
+    outcome_file = job.log.with_suffix(".outcome")
+    outcome_file.unlink(missing_ok=True)  # from an earlier try of this block on a worker that died
+    # the child imports the molenv this worker runs, wherever it is installed
+    path = os.pathsep.join(filter(None, [str(Path(molenv.__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")]))
+    child = subprocess.run([sys.executable, "-m", "molenv.plumed.block_child", str(outcome_file)], input=pickle.dumps(job),
+                           cwd=job.directory, env=dict(os.environ, PYTHONPATH=path), stderr=subprocess.PIPE)
+    if not outcome_file.is_file():
+        stderr = child.stderr.decode(errors="replace").strip().splitlines()[-20:]
+        raise ReanalyseError(f"block {job.index + 1} (frames {job.frames[0]}-{job.frames[-1]}): its PLUMED process ended with status "
+                             f"{child.returncode} and no result" + "".join(f"\n  {line}" for line in stderr))
+    outcome = pickle.loads(outcome_file.read_bytes())
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
 
 
 # ----------------------------------------------------------------------------- joining
@@ -279,7 +319,8 @@ def reanalyse_blocks(plumed_dat: Path, universe, frames: list[int], timestep: fl
             jobs.append(BlockJob(k, block, input_file, directory, scratch / f"block-{k}.log", str(Path(trajectory).resolve()),
                                  None if topology is None else str(Path(topology).resolve()),
                                  format, topology_format, timestep, collect))
-        results = run_blocks(run_block, jobs, backend, n_workers, scheduler, progress=progress, desc="reanalyse")
+        # on a dask.distributed worker each block runs in a process of its own (`run_block_in_child`)
+        results = run_blocks(run_block if scheduler is None else run_block_in_child, jobs, backend, n_workers, scheduler, progress=progress, desc="reanalyse")
         merge_outputs([job.directory for job in jobs], here)
         _join_logs(jobs, scratch, Path(log))
     except ReanalyseError as err:
