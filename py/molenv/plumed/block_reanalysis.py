@@ -47,8 +47,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import pickle
+import re
 import shutil
 import subprocess
 import sys
