@@ -43,6 +43,26 @@ def run_cli(argv: list[str]) -> int:
     return 0
 
 
+def run_cli_output(capsys, *args) -> tuple[int, str, str]:
+    """`molenv ARGS` in this process: (exit code, stdout, stderr)."""
+    code = run_cli(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def urea_dataset(folder: Path, names: list[str], *, step: int = 10, also_needed: tuple[str, ...] = ()):
+    """A dataset (`molenv.featurize`) of every `step`-th frame of the committed urea runs
+    `names`, in `folder`/ds; skips the test where those runs (or `also_needed`) are not there."""
+    from molenv.featurize import featurize, sources_from_manifest
+
+    if not all((DATA / f"{n}.xtc").is_file() for n in [*names, *also_needed]):
+        pytest.skip("the urea MD data (data/urea) are not there")
+    sources = sources_from_manifest(REPO / "data" / "manifest.json", "urea", names)
+    for source in sources:
+        source.reader["step"] = step
+    return featurize(sources, "urea", folder / "ds", progress=False, log=lambda *a: None)
+
+
 def read_prob_file(path, n_molecules: int, classes: list[str]):
     """(times (F,), probabilities (F, N, K)) of a ``PROB_FILE`` of `MOLENV_CLASSIFY`
     (``#! FIELDS time mol <classes>``, N rows per written step)."""

@@ -185,17 +185,10 @@ def test_ood_is_refused_without_an_ood_block(tmp_path):
 def urea(tmp_path_factory):
     """A small urea dataset (every 10th frame of form I at 100 K and of the melt) and a random
     toy GNN of urea without the ood block: (folder, dataset, model file)."""
-    from conftest import REPO
-    from molenv.featurize import featurize, sources_from_manifest
+    from _analysis_support import urea_dataset
 
-    names = ["urea-I-100K", "urea-melt-350K"]
-    if not all((REPO / "data" / "urea" / f"{n}.xtc").is_file() for n in names + ["urea-IV-100K"]):
-        pytest.skip("the urea MD data (data/urea) are not there")
-    sources = sources_from_manifest(REPO / "data" / "manifest.json", "urea", names)
-    for source in sources:
-        source.reader["step"] = 10
     folder = tmp_path_factory.mktemp("gnn-ood-urea")
-    dataset = featurize(sources, "urea", folder / "ds", progress=False, log=lambda *a: None)
+    dataset = urea_dataset(folder, ["urea-I-100K", "urea-melt-350K"], also_needed=("urea-IV-100K",))
     model = synthetic.random_model(np.random.default_rng(4), cutoff=CUTOFF)
     return folder, dataset, write_gnn_model(model, folder / "plain.molenv")
 

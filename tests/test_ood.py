@@ -203,19 +203,12 @@ def test_ood_is_refused_without_an_ood_block(tmp_path):
 def without_form_iv(tmp_path_factory):
     """A model of urea form I and melt (every 10th frame of the 100 K crystal and the melt; 5
     epochs), exported with its ood score: (folder, dataset, checkpoint, model file)."""
-    from conftest import REPO
-    from molenv.featurize import featurize, sources_from_manifest
+    from _analysis_support import urea_dataset
     from molenv.sf.export import export_sf
     from molenv.sf.train import SFTrainConfig, train_sf
 
-    names = ["urea-I-100K", "urea-melt-350K"]
-    if not all((REPO / "data" / "urea" / f"{n}.xtc").is_file() for n in names + ["urea-IV-100K"]):
-        pytest.skip("the urea MD data (data/urea) are not there")
-    sources = sources_from_manifest(REPO / "data" / "manifest.json", "urea", names)
-    for s in sources:
-        s.reader["step"] = 10
     folder = tmp_path_factory.mktemp("ood")
-    dataset = featurize(sources, "urea", folder / "ds", progress=False, log=lambda *a: None)
+    dataset = urea_dataset(folder, ["urea-I-100K", "urea-melt-350K"], also_needed=("urea-IV-100K",))
     checkpoint = train_sf(dataset, SFTrainConfig(max_epochs=5, batch_size=128), folder / "run")
     model = export_sf(checkpoint, folder / "model.molenv", log=lambda *a: None)
     return folder, dataset, checkpoint, model

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _analysis_support import REPO, md_files, read_prob_file, run_cli, urea_model  # noqa: F401
+from _analysis_support import REPO, md_files, read_prob_file, run_cli, urea_dataset, urea_model  # noqa: F401
 from molenv.analysis import Region, read_table, region_weights, soft_populations
 from molenv.classification import classify_trajectory
 from molenv.models import GNNModelFileClassifier, SFFrameClassifier
@@ -109,16 +109,8 @@ def test_gnn_model_file_runs_and_matches_python(tmp_path, monkeypatch):
 def calibrated_urea_model(tmp_path_factory):
     """models/urea_sf.molenv (no ood block) with the block `molenv ood-calibrate` adds, fitted
     on every 10th frame of the committed form I, form IV and melt runs."""
-    from molenv.featurize import featurize, sources_from_manifest
-
-    names = ["urea-I-100K", "urea-IV-100K", "urea-melt-350K"]
-    if not all((REPO / "data" / "urea" / f"{n}.xtc").is_file() for n in names):
-        pytest.skip("the urea MD data (data/urea) are not there")
-    sources = sources_from_manifest(REPO / "data" / "manifest.json", "urea", names)
-    for s in sources:
-        s.reader["step"] = 10
     folder = tmp_path_factory.mktemp("ood")
-    dataset = featurize(sources, "urea", folder / "ds", progress=False, log=lambda *a: None)
+    dataset = urea_dataset(folder, ["urea-I-100K", "urea-IV-100K", "urea-melt-350K"])
     out = folder / "urea_ood.molenv"
     assert run_cli(["ood-calibrate", MODELS / "urea_sf.molenv", dataset.path, "--out", out]) == 0
     return out

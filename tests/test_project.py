@@ -15,7 +15,7 @@ import pytest
 
 from _md_support import kill_in_production
 from conftest import REPO
-from molenv.cli import main
+from _analysis_support import run_cli_output
 from molenv.project import SCHEMA, STATE_FILE, ProjectError, load_project, project_status, run_project, write_template
 
 # a project of tiny MD runs: every crystal run 0.2 ps of equilibration and 0.8 ps of production
@@ -70,14 +70,7 @@ def tiny(tmp_path_factory, reference_dir):
     return write(base / "urea" / "project.toml", TINY.format(cache=base / "ff", reference=reference_dir))
 
 
-def molenv(capsys, *args) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+molenv = run_cli_output  # molenv(capsys, *args) -> (exit code, stdout, stderr)
 
 
 @pytest.mark.slow

@@ -12,21 +12,14 @@ import pytest
 
 from _md_support import simulate
 from conftest import REPO
-from molenv.cli import main
+from _analysis_support import run_cli_output
 from molenv.dataset import DatasetError, open_dataset
 from molenv.featurize import Source, featurize, source_from_run, source_name
 
 pytest.importorskip("openmm")
 
 
-def molenv(capsys, *args) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+molenv = run_cli_output  # molenv(capsys, *args) -> (exit code, stdout, stderr)
 
 
 @pytest.fixture(scope="module")
