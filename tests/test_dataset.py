@@ -105,6 +105,30 @@ def test_cached_descriptors_are_those_of_the_stored_frames(urea_md_dataset):
     assert cluster.frame.box is None and cluster.topology.sum() > 0
 
 
+def test_one_frame_of_a_source(urea_md_dataset):
+    """Dataset.frame(source, index) is the frame the frames() view gives (the view is made by
+    it), for a crystal and a cluster; -1 is the last frame; an index out of range is named."""
+    ds = urea_md_dataset
+    for name in ("urea-IV-200K", "urea-I-cluster-100K"):
+        items = list(ds.frames(sources=[name]))
+        a = ds.arrays(name)
+        assert [it.index for it in items] == list(range(len(a["positions"])))
+        for it in items:
+            frame = ds.frame(name, it.index)
+            for field in ("positions", "molecules", "atomic_numbers"):
+                assert np.array_equal(getattr(frame, field), getattr(it.frame, field))
+            assert frame.positions.dtype == np.float64 and np.array_equal(frame.positions, a["positions"][it.index])
+            assert frame.time == it.frame.time == a["times"][it.index]
+            assert (frame.box is None) == (it.frame.box is None) == (name == "urea-I-cluster-100K")
+            if frame.box is not None:
+                assert np.array_equal(frame.box, it.frame.box) and np.array_equal(frame.box, a["boxes"][it.index])
+        assert np.array_equal(ds.frame(name, -1).positions, items[-1].frame.positions)
+    with pytest.raises(DatasetError, match="has 4 frames, no frame 4"):
+        ds.frame("urea-IV-200K", 4)
+    with pytest.raises(DatasetError, match="no source 'urea-V-200K'"):
+        ds.frame("urea-V-200K", 0)
+
+
 def test_topology_rule_options(tmp_path):
     spec = load_spec("urea")
     [s] = sources_from_manifest(REPO / "data/manifest.json", "urea", ["urea-I-cluster-100K"])

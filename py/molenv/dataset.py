@@ -26,6 +26,9 @@ Reading (`open_dataset`) gives a `Dataset` with two views of the same data:
   molecule) for the SF classifier;
 - `Dataset.frames(split)`: `LabelledFrame`s (a `MolecularFrame` + per-molecule polymorph
   and topology labels) for the graph classifier, which classifies whole frames.
+
+`Dataset.frame(source, index)` gives one frame of a source as a `MolecularFrame` (the
+frames of `Dataset.frames` are made by it).
 """
 from __future__ import annotations
 
@@ -251,20 +254,29 @@ class Dataset:
             source_names=self.source_names,
         )
 
+    def frame(self, name: str, index: int) -> MolecularFrame:
+        """Frame `index` of source `name` (as a Python index: -1 is the last frame) as a
+        `MolecularFrame`, positions in float64; box None for a cluster (NaN box row)."""
+        a = self.arrays(name)
+        n = len(a["positions"])
+        if not -n <= index < n:
+            raise DatasetError(f"{self.path}: source {name!r} has {n} frames, no frame {index}")
+        box = a["boxes"][index]
+        return MolecularFrame(
+            positions=a["positions"][index].astype(np.float64),
+            box=None if np.isnan(box).any() else box,
+            molecules=a["molecules"].astype(np.int64),
+            atomic_numbers=a["atomic_numbers"].astype(np.int64),
+            time=float(a["times"][index]),
+        )
+
     def frames(self, splits: str | Sequence[str] | None = None, *, periodic_only: bool = False, sources: Sequence[str] | None = None) -> Iterator[LabelledFrame]:
         """The frames of `splits` (source by source, in time order) with per-molecule labels."""
         for _, source, frames in self._selected(splits, periodic_only, sources):
             a = self.arrays(source["name"])
             for f in frames:
-                box = a["boxes"][f]
                 yield LabelledFrame(
-                    frame=MolecularFrame(
-                        positions=a["positions"][f].astype(np.float64),
-                        box=None if np.isnan(box).any() else box,
-                        molecules=a["molecules"].astype(np.int64),
-                        atomic_numbers=a["atomic_numbers"].astype(np.int64),
-                        time=float(a["times"][f]),
-                    ),
+                    frame=self.frame(source["name"], int(f)),
                     polymorph=a["labels"][f].astype(np.int64),
                     topology=a["topology"][f].astype(np.int64),
                     features=a["features"][f],
