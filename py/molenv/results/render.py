@@ -8,11 +8,13 @@ trailing newline becomes the blank line after it.
 from __future__ import annotations
 
 import functools
+import math
 import tomllib
 from pathlib import Path
 from string import Template
 
 from molenv.results.collect import DESIGNED_SPEC, Results, accelerators, train_crystal_temperatures, train_record
+from molenv.results.diagnostics import REORIENTED_P2
 from molenv.results.layout import MODELS, MOLECULES, PROTOCOLS, protocol_suffix
 from molenv.results.published import GOAL, PUBLISHED
 
@@ -45,6 +47,12 @@ def lines(name: str, **values) -> list[str]:
 def number(x, digits: int = 3) -> str:
     """x with `digits` decimals; '-' for None (not measured)."""
     return "-" if x is None else f"{x:.{digits}f}"
+
+
+def reoriented_rule() -> str:
+    """When the diagnostics count a molecule as reoriented, in words (`REORIENTED_P2`)."""
+    angle = math.degrees(math.acos(math.sqrt((2 * REORIENTED_P2 + 1) / 3)))  # P2 = (3 cos^2 - 1) / 2
+    return f"P2 < {REORIENTED_P2:g} (an angle above {angle:.0f} degrees) on some axis"
 
 
 def minutes(seconds) -> str:
@@ -319,10 +327,12 @@ def gnn_accuracies(entry: dict, cluster_diagnostics: list[dict] | None) -> list[
         rows += [[k, split, v["n"], number(v["accuracy"], 4), number(top.get(k, {}).get("accuracy"), 4)] for k, v in pol.items()]
     page += lines("accuracy_by_trajectory", table=md_table(["trajectory", "split", "molecules", "polymorph", "topology"], rows))
     if cluster_diagnostics:
-        page += lines("clusters", table=md_table(
-            ["trajectory", "split", "frames", "surface share", "polymorph", "core", "surface", "order, core", "order, surface"],
+        page += lines("clusters", reoriented_rule=reoriented_rule(), table=md_table(
+            ["trajectory", "split", "frames", "surface share", "polymorph", "core", "surface", "order, core", "order, surface", "reoriented, core",
+             "reoriented, surface"],
             [[x["source"], x["split"], x["frames"], number(x["surface_fraction"], 2), number(x["accuracy"]), number(x["accuracy_core"]),
-              number(x["accuracy_surface"]), number(x["order_core"]), number(x["order_surface"])] for x in cluster_diagnostics]))
+              number(x["accuracy_surface"]), number(x["order_core"]), number(x["order_surface"]), number(x["reoriented_core"], 2),
+              number(x["reoriented_surface"], 2)] for x in cluster_diagnostics]))
     return page
 
 
@@ -337,10 +347,10 @@ def sf_validation(entry: dict, protocol: str) -> list[str]:
 def sf_diagnostics(diagnostics: list[dict] | None) -> list[str]:
     if not diagnostics:
         return []
-    rows = [[d["source"], f"{d['temperature']:g}", d["split"], number(d["order"]), number(d.get("accuracy")), number(d.get("lowest")), number(d.get("first_half")),
+    rows = [[d["source"], f"{d['temperature']:g}", d["split"], number(d["order"]), number(d["reoriented"], 2), number(d.get("accuracy")), number(d.get("lowest")), number(d.get("first_half")),
              number(d.get("second_half")), f"{d['main_error']} ({100 * d['main_error_fraction']:.1f} %)" if d.get("main_error") else "-"]
             for d in diagnostics]
-    return lines("sf_diagnostics", table=md_table(["trajectory", "T (K)", "split", "order", "accuracy", "lowest frame", "1st half", "2nd half",
+    return lines("sf_diagnostics", reoriented_rule=reoriented_rule(), table=md_table(["trajectory", "T (K)", "split", "order", "reoriented", "accuracy", "lowest frame", "1st half", "2nd half",
                                                    "most common error"], rows))
 
 
