@@ -11,8 +11,9 @@ molenv.topology in the first frame: the split the topology labels use) and, for 
 for every periodic crystal of the same molecule and temperature: the mean P2 of the angle
 between each molecule's axes (the spec's vectors) in the first and in the last frame, the
 cluster's overall rotation removed (molenv.order.orientational_order), and the share of
-molecules that have turned away, P2 < 0.5 (35 degrees) on some axis. An intact crystal keeps
-P2 near 1 (thermal libration only) and has no turned molecules; a liquid tends to P2 = 0.
+molecules that have turned away (molenv.order.reoriented: P2 < 0.5, 35 degrees, on some
+axis). An intact crystal keeps P2 near 1 (thermal libration only) and has no turned
+molecules; a liquid tends to P2 = 0.
 """
 from __future__ import annotations
 
@@ -21,17 +22,14 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "py"))  # runs without installing molenv
-REORIENTED_P2 = 0.5  # P2 of 35 degrees: a molecule turned this far has left its lattice orientation
 
 
 def order_change(entry: dict) -> dict:
     """{'core': (mean P2, reoriented share, molecules), 'surface': ...} of a manifest entry,
     its first against its last frame."""
-    from molenv.order import orientational_order
+    from molenv.order import orientational_order, reoriented
     from molenv.topology import TopologyRule
     from molenv.trajectory import Trajectory
 
@@ -46,7 +44,7 @@ def order_change(entry: dict) -> dict:
     out = {}
     for part, keep in (("core", ~surface), ("surface", surface)):
         if keep.any():
-            out[part] = (float(p2[keep].mean()), float((p2[keep].min(axis=1) < REORIENTED_P2).mean()), int(keep.sum()))
+            out[part] = (float(p2[keep].mean()), float(reoriented(p2[keep]).mean()), int(keep.sum()))
     return out
 
 

@@ -4,15 +4,15 @@ on the real small urea dataset."""
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 
 import numpy as np
 import pytest
-from scipy.spatial.transform import Rotation
-
-from molenv.order import orientational_order
+from molenv.order import REORIENTED_P2, orientational_order, reoriented
 from molenv.results import render
-from molenv.results.diagnostics import REORIENTED_P2, order_change, order_summary, reoriented, sf_diagnostics
+from molenv.results.diagnostics import order_change, order_summary, sf_diagnostics
+from scipy.spatial.transform import Rotation
 
 CRYSTAL, CLUSTER, MELT = "urea-I-100K", "urea-I-cluster-100K", "urea-melt-350K"
 
@@ -125,7 +125,10 @@ def test_cluster_diagnostics_of_the_old_measure_are_recomputed(urea_md_dataset, 
     measures; a cache of the old measure (mean cos, no version in its key) is not: the
     diagnostics are recomputed, which here means loading the checkpoint (not a real one)."""
     from molenv.constants import file_sha256
-    from molenv.results.diagnostics import CLUSTER_DIAGNOSTICS_VERSION, gnn_cluster_diagnostics
+    from molenv.results.diagnostics import (
+        CLUSTER_DIAGNOSTICS_VERSION,
+        gnn_cluster_diagnostics,
+    )
 
     d = tmp_path / "urea"
     shutil.copytree(urea_md_dataset.path, d / "dataset")
@@ -138,5 +141,5 @@ def test_cluster_diagnostics_of_the_old_measure_are_recomputed(urea_md_dataset, 
     cache.write_text(json.dumps({"key": {"version": CLUSTER_DIAGNOSTICS_VERSION, **old}, "rows": rows}))
     assert gnn_cluster_diagnostics(tmp_path, "urea") == rows
     cache.write_text(json.dumps({"key": old, "rows": rows}))
-    with pytest.raises(Exception):  # recomputing: the checkpoint is read
+    with pytest.raises(pickle.UnpicklingError):  # recomputing: torch reads the junk checkpoint
         gnn_cluster_diagnostics(tmp_path, "urea")

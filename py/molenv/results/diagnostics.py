@@ -9,7 +9,7 @@ angle between the axis in the first and in the last frame of the trajectory
 which a gas-phase cluster has without losing its crystal structure). ``order`` is its mean
 over molecules and axes (1: every molecule keeps its orientation, up to a flip; 0 on
 average: orientations uncorrelated with the first frame's, as in a liquid), ``reoriented``
-the share of molecules with an axis below `REORIENTED_P2`.
+the share of molecules with an axis below `molenv.order.REORIENTED_P2`.
 """
 from __future__ import annotations
 
@@ -18,19 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from molenv.constants import file_sha256
+from molenv.order import reoriented
 from molenv.results.layout import read_json
 
 if TYPE_CHECKING:
     import numpy as np
 
     from molenv.dataset import Dataset
-
-# A molecule has reoriented when the P2 of one of its axes (first vs last frame) is below
-# this: P2 = 0.5 is an angle of 35 degrees (cos^2 = 2/3), beyond the thermal libration of
-# a crystal. In the committed MD data (first vs last frame, 195 ps) no molecule of the
-# crystals urea I and IV at 100-200 K and nicotinamide I at 350 K is below it (1 % of the
-# molecules below 0.63-0.77), 2 % of nicotinamide II at 350 K, 94 % of the urea melt.
-REORIENTED_P2 = 0.5
 
 # the version of the measures in gnn/cluster_diagnostics.json: a cache of another version is
 # recomputed (1: mean cos of one vector; 2: P2 of every axis, cluster rotation removed)
@@ -45,12 +39,6 @@ def order_change(ds: Dataset, source: str) -> np.ndarray:
 
     d = ds.descriptor_set
     return orientational_order(ds.frame(source, -1), ds.frame(source, 0), d.vectors, centre=d.centre_atom)
-
-
-def reoriented(p2: np.ndarray) -> np.ndarray:
-    """(n_molecules,) bool: the molecules of `p2` (`order_change`) with an axis whose P2 is
-    below `REORIENTED_P2`."""
-    return (p2 < REORIENTED_P2).any(axis=1)
 
 
 def order_summary(p2: np.ndarray) -> tuple[float | None, float | None]:
@@ -95,7 +83,7 @@ def sf_diagnostics(work: Path, molecule: str) -> list[dict] | None:
             half = len(per_frame) // 2
             wrong = pred[pred != truth]
             row.update(accuracy=float((pred == truth).mean()), lowest=float(per_frame.min()), first_half=float(per_frame[:half].mean()) if half else None,
-                       second_half=float(per_frame[half:].mean()), frames=int(len(test)))
+                       second_half=float(per_frame[half:].mean()), frames=len(test))
             if len(wrong):
                 k = np.bincount(wrong).argmax()
                 row.update(main_error=model.classes[k], main_error_fraction=float((wrong == k).sum() / truth.size))

@@ -13,8 +13,14 @@ import tomllib
 from pathlib import Path
 from string import Template
 
-from molenv.results.collect import DESIGNED_SPEC, Results, accelerators, train_crystal_temperatures, train_record
-from molenv.results.diagnostics import REORIENTED_P2
+from molenv.order import REORIENTED_P2
+from molenv.results.collect import (
+    DESIGNED_SPEC,
+    Results,
+    accelerators,
+    train_crystal_temperatures,
+    train_record,
+)
 from molenv.results.layout import MODELS, MOLECULES, PROTOCOLS, protocol_suffix
 from molenv.results.published import GOAL, PUBLISHED
 
