@@ -52,7 +52,7 @@ KERNEL      := PYTHONPATH=$(CURDIR)/py $(KERNEL_PY) $(KERNEL_ARGS)
 
 help:
 	@echo "make demo     train on the committed urea data and classify an I/IV interface run"
-	@echo "make test     unit tests, PLUMED regression tests and force checks"
+	@echo "make test     unit tests, PLUMED regression tests, force checks and test-mpi"
 	@echo "make test-mpi MOLENV_CLASSIFY under mpirun against the serial run (builds a PLUMED with MPI; docs/install.md)"
 	@echo "make install  create $(VENV) with all dependencies and build the PLUMED module"
 	@echo "make module   only the PLUMED module (PLUMED=/path/to/plumed: yours; PLUMED=optimised; docs/install.md)"
@@ -103,7 +103,7 @@ $(PLUMED_EXE):  # PLUMED's default modules, unlike the benchmarks' build
 endif
 
 test: install
-	$(MAKE) pytest regtest
+	$(MAKE) pytest regtest test-mpi
 
 pytest: install
 	$(PY) -m pytest -q tests
