@@ -55,6 +55,8 @@ def test_report_from_runs(urea_md_dataset, tmp_path):
               "stopped_by": "max_time (40.0 min)", "wall_time_s": 1234.0, "command": "molenv train gnn DATASET --out GNN", "max_time_min": 40.0,
               "hardware": "1 x NVIDIA H100 80GB HBM3"}
     (work / "urea" / "gnn" / "train_config.json").write_text(json.dumps(config))
+    # the authors' model on the SF-MLP's test molecules: 4 errors
+    evaluate_outputs(work / "urea" / "reference" / "eval-test", [fake_head("polymorph", classes, y, 4, rng)], {}, tsne_samples=0, plots=False)
 
     assert results_script(["--report-only", "--molecule", "urea", "--work", str(work), "--docs", str(docs)]) == 0
     results = json.loads((docs / "results.json").read_text())
@@ -68,8 +70,11 @@ def test_report_from_runs(urea_md_dataset, tmp_path):
     assert results["urea"]["gnn"]["published"]["f1_polymorph"] == 0.969
     assert results["urea"]["gnn"]["training"]["command"] == "molenv train gnn DATASET --out GNN"
     text = (docs / "results.md").read_text()
-    row = f"| urea | GNN | **0.950** | {right[:150].mean():.3f} | {right[150:].mean():.3f} | 0.969 (crystals 200 K + melt 350 K) | **0.985** |"
+    row = f"| urea | GNN | **0.950** | {right[:150].mean():.3f} | {right[150:].mean():.3f} | 0.969 (crystals 200 K + melt 350 K) | - | **0.985** |"
     assert row in text
+    assert results["urea"]["sf"]["authors_model"]["f1_polymorph"] == pytest.approx(0.98)
+    assert "| urea | SF-MLP | **1.000** | 1.000 | (bulk only) | >= 0.98 (bulk only) | 0.980 | (bulk only) |" in text
+    assert "The original authors' published SF-MLP" in text and "micro F1 **0.9800**" in text
     assert "| nicotinamide | GNN | not run |" in text
     assert "every 2nd frame" in text and "stopped by max_time (40.0 min)" in text
     assert "deterministic kernels, on 1 x NVIDIA H100 80GB HBM3." in text  # the hardware of the fit
@@ -205,6 +210,27 @@ def test_gnn_convs_option(tmp_path, capsys):
         assert results_script(argv) == 0
         train = [l for l in capsys.readouterr().out.splitlines() if "train_gnn:" in l]
         assert len(train) == 1 and ("--convs 2" in train[0]) == expected
+
+
+def test_authors_model_commands(tmp_path, capsys):
+    """With the authors' files in --reference the SF-MLP steps import their model and evaluate
+    it on the same test split; without them the step is left out with a message."""
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"trajectories": NICOTINAMIDE_ENTRIES}))
+    reference = tmp_path / "reference"
+    (reference / "nicotinamide").mkdir(parents=True)
+    for name in ("sf_mlp_weights_molstruc.txt", "sf_input_molstruc.dat"):
+        (reference / "nicotinamide" / name).write_text("")
+    work = tmp_path / "work"
+    argv = ["--dry-run", "--molecule", "nicotinamide", "urea", "--model", "sf", "--manifest", str(manifest), "--work", str(work), "--reference", str(reference)]
+    assert results_script(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    [imported] = [l for l in out if "import_reference:" in l]
+    assert (f"molenv import-reference --weights {reference}/nicotinamide/sf_mlp_weights_molstruc.txt --sf-input {reference}/nicotinamide/sf_input_molstruc.dat "
+            f"--spec nicotinamide --classes I,II,III,IV,V,VI,VII,VIII,IX,Melt --out {work}/nicotinamide/reference/model.molenv") in imported
+    [evaluated] = [l for l in out if "evaluate_reference:" in l]
+    assert f"molenv evaluate {work}/nicotinamide/reference/model.molenv {work}/nicotinamide/dataset --out {work}/nicotinamide/reference/eval-test --split test" in evaluated
+    assert any(l.startswith("urea: the authors' model is not evaluated") for l in out)  # no urea folder there
 
 
 def test_script_runs_the_module(tmp_path):

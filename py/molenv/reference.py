@@ -42,6 +42,8 @@ __all__ = [
     "read_reference_weights",
     "import_reference",
     "REFERENCE_CLASSES",
+    "REFERENCE_SF_INPUT",
+    "REFERENCE_WEIGHTS",
     "shipped_reference_model",
 ]
 
@@ -336,6 +338,10 @@ def import_reference(
 
 
 # Class order of the shipped reference models (METHOD.md §3).
+# the file names of the authors' SF-MLP in their folder (../shared/reference/<molecule>)
+REFERENCE_WEIGHTS = "sf_mlp_weights_molstruc.txt"
+REFERENCE_SF_INPUT = "sf_input_molstruc.dat"
+
 REFERENCE_CLASSES = {
     "urea": ["I", "IV", "Melt", "A", "B", "C", "III"],
     "nicotinamide": ["I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "Melt"],
@@ -354,8 +360,8 @@ def shipped_reference_model(molecule: str, reference_dir: str | Path) -> Model:
     spec = load_spec(molecule)
     folder = Path(reference_dir) / molecule
     return import_reference(
-        folder / "sf_mlp_weights_molstruc.txt",
-        folder / "sf_input_molstruc.dat",
+        folder / REFERENCE_WEIGHTS,
+        folder / REFERENCE_SF_INPUT,
         atoms_per_molecule=spec.atoms_per_molecule,
         centre_atom=spec.centre,
         vectors=list(spec.vectors),

@@ -13,6 +13,8 @@ SF input must then define the spec's symmetry functions (cutoff, kinds, vectors 
 parameters), which catches the files of another molecule. Files of your own descriptor set
 for a shipped molecule: give the geometry with --atoms-per-molecule, --centre, --vectors.
 """
+from pathlib import Path
+
 from molenv.commands._options import positive_int
 
 
@@ -79,6 +81,7 @@ def run(args):
                 f"spec {spec.name} ({len(expected.functions)}, cutoff {expected.rmin:g}-{expected.rmax:g} A): the weights and SF input are of "
                 "another molecule or descriptor set; to import them for this molecule anyway, give --atoms-per-molecule, --centre and "
                 "--vectors instead of --spec")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     path = write_model(model, args.out)
     d = model.descriptors
     print(

@@ -96,6 +96,10 @@ def build_parser(repo: Path) -> argparse.ArgumentParser:
     parser.add_argument("--designed-spec", action="append", default=[], metavar="MOLECULE=SPEC",
                         help="run the SF-MLP steps with the descriptors of SPEC (a `molenv design` spec.toml) in WORK/designed instead of the "
                              "runs of --model; results.json reports them as designed_spec next to the published spec's (repeatable)")
+    parser.add_argument("--reference", default=os.environ.get("MOLENV_REFERENCE", "../shared/reference"),
+                        help="folder of the original authors' files (<molecule>/sf_mlp_weights_molstruc.txt, sf_input_molstruc.dat), relative to the "
+                             "repository: their published SF-MLP is evaluated on our SF-MLP's test molecules (default $MOLENV_REFERENCE or ../shared/reference; "
+                             "skipped where absent)")
     parser.add_argument("--report-only", action="store_true", help="run nothing; write the documents from the runs in --work")
     parser.add_argument("--quick", action="store_true", help="smoke test: every 10th frame, 5 SF epochs, 1 GNN epoch, 100-point t-SNE")
     parser.add_argument("--no-diagnostics", action="store_true", help="leave out the GNN cluster diagnostics (a forward pass over the cluster frames)")

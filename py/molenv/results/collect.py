@@ -83,7 +83,8 @@ def collect_run(work: Path, molecule: str) -> dict | None:
     steps = read_json(d / "steps.json") or {}
     if "featurize" not in steps and manifest.get("command"):  # a dataset made outside scripts/results.py
         steps["featurize"] = {"command": manifest["command"], "wall_s": manifest.get("wall_time_s")}
-    out = {"dataset": manifest, "steps": steps, "models": {}}
+    # the authors' published SF-MLP on the SF-MLP's test molecules (pipeline.evaluate_reference)
+    out = {"dataset": manifest, "steps": steps, "models": {}, "reference": read_json(d / "reference" / "eval-test" / "metrics.json")}
     for model in MODELS:
         metrics = read_json(d / model / "eval-test" / "metrics.json")
         if metrics is None:
@@ -181,6 +182,10 @@ def _model_numbers(molecule: str, model: str, entry: dict, c: dict, protocol: st
     r["recall_polymorph"] = {k: v["recall"] for k, v in heads["polymorph"].get("per_class", {}).items()}
     if model == "sf" and entry.get("val_metrics"):
         r["val"] = {"f1_polymorph": entry["val_metrics"]["heads"]["polymorph"].get("micro_f1")}
+    if model == "sf" and c.get("reference"):
+        ref = c["reference"]["heads"]["polymorph"]
+        r["authors_model"] = {"f1_polymorph": ref.get("micro_f1"), "macro_f1_polymorph": ref.get("macro_f1"), "n_test_molecules": ref.get("n"),
+                              "recall_polymorph": {k: v["recall"] for k, v in ref.get("per_class", {}).items()}}
     if model == "gnn" and entry.get("val_metrics"):
         vh = entry["val_metrics"]["heads"]
         r["val"] = {"f1_polymorph": vh["polymorph"].get("micro_f1"), "f1_topology": vh["topology"].get("micro_f1"),

@@ -1,7 +1,9 @@
 """Running the steps behind the accuracy table: the `molenv` commands a user would type.
 
 Per molecule and protocol: ``molenv featurize`` of the MD manifest, then for each model
-``molenv train`` and ``molenv evaluate`` on the test and on the validation split, each as a
+``molenv train`` and ``molenv evaluate`` on the test and on the validation split (with the
+SF-MLP also the original authors' published SF-MLP, ``molenv import-reference``, on the
+same test molecules), each as a
 niced subprocess with its log; `Runner` keeps every step's command, wall time and end date
 in ``steps.json`` so that the report can name them (and ``--reuse`` skip them).
 """
@@ -18,6 +20,7 @@ import time
 from pathlib import Path
 
 from molenv.protocols import extra_training, manifest_entries, method_only
+from molenv.reference import REFERENCE_CLASSES, REFERENCE_SF_INPUT, REFERENCE_WEIGHTS
 from molenv.results.layout import protocol_work, read_json
 
 SF_DEFAULTS = {"lr": 1e-2, "batch_size": 256, "max_epochs": 500, "patience": 30}
@@ -44,7 +47,7 @@ GNN_MOLECULE_DEFAULTS = {"urea": {"convs": 2, "max_time": 100.0}, "nicotinamide"
 QUICK = {"featurize_step": 10, "sf_max_epochs": 5, "gnn_max_epochs": 1, "gnn_frame_step": 2, "tsne_samples": 100}
 
 # the steps whose records a new dataset makes stale
-EVALUATION_STEPS = ("evaluate_sf", "evaluate_sf_val", "evaluate_gnn", "evaluate_gnn_val")
+EVALUATION_STEPS = ("evaluate_sf", "evaluate_sf_val", "evaluate_gnn", "evaluate_gnn_val", "import_reference", "evaluate_reference")
 TRAINING_STEPS = ("train_sf", "train_gnn")
 
 
@@ -127,6 +130,7 @@ def run_molecule(molecule: str, models: list[str], args, protocol: str, repo: Pa
     if "sf" in models:
         train_sf(runner, molecule, dataset, args, protocol)
         evaluate(runner, "sf", dataset, tsne, args.reuse)
+        evaluate_reference(runner, molecule, dataset, args.reference, args.reuse)
     if "gnn" in models:
         train_gnn(runner, molecule, dataset, args)
         evaluate(runner, "gnn", dataset, tsne, args.reuse)
@@ -155,6 +159,8 @@ def featurize(runner: Runner, molecule: str, dataset: Path, entries: list[dict],
         for stale in ([model / "eval-test", model / "eval-val"] if keep else [model]):
             if stale.exists() and not args.dry_run:
                 shutil.rmtree(stale)
+    if (runner.dir / "reference").exists() and not args.dry_run:
+        shutil.rmtree(runner.dir / "reference")
     for step in EVALUATION_STEPS + (() if keep else TRAINING_STEPS):
         runner.records.pop(step, None)
 
@@ -213,3 +219,22 @@ def evaluate(runner: Runner, model: str, dataset: Path, tsne_samples: int, reuse
         out = run_dir / f"eval-{split}"
         if not (reuse and (out / "metrics.json").is_file() and step in runner.records):
             runner.run(step, molenv_command("evaluate", run_dir, dataset, "--out", out, "--split", split, *options))
+
+
+def evaluate_reference(runner: Runner, molecule: str, dataset: Path, reference: str | os.PathLike | None, reuse: bool) -> None:
+    """The original authors' published SF-MLP of `molecule` (their weight and SF input files
+    in `reference`/<molecule>, imported with `molenv import-reference`) evaluated on the test
+    molecules of our SF-MLP: the same frames, their training instead of ours. Skipped, with a
+    message, where the files are not there."""
+    folder = Path(reference) / molecule if reference else None  # as given: the commands run in the repository
+    files = [folder / REFERENCE_WEIGHTS, folder / REFERENCE_SF_INPUT] if folder else []
+    if molecule not in REFERENCE_CLASSES or not files or not all((runner.repo / f).is_file() for f in files):
+        print(f"{molecule}: the authors' model is not evaluated (no {REFERENCE_WEIGHTS} and {REFERENCE_SF_INPUT} in {folder}; --reference)", flush=True)
+        return
+    out = runner.dir / "reference"
+    model, metrics = out / "model.molenv", out / "eval-test" / "metrics.json"
+    if reuse and metrics.is_file() and "evaluate_reference" in runner.records:
+        return
+    runner.run("import_reference", molenv_command("import-reference", "--weights", files[0], "--sf-input", files[1], "--spec", molecule,
+                                                  "--classes", ",".join(REFERENCE_CLASSES[molecule]), "--out", model))
+    runner.run("evaluate_reference", molenv_command("evaluate", model, dataset, "--out", out / "eval-test", "--split", "test", "--no-plots"))
