@@ -43,7 +43,8 @@ def main() -> int:
     dataset = Dataset(args.dataset)
     train, val = training_molecules(dataset, "train"), training_molecules(dataset, "val")
     test = dataset.molecules("test", periodic_only=True)
-    test = test if len(test) else val
+    if len(test) == 0:
+        parser.error(f"{args.dataset}: no periodic test molecules to score")
     model = SFClassifier(dataset.classes, dataset.manifest["descriptors"])
     model.set_scaling(train.features)
     x, y = torch.as_tensor(train.features), torch.as_tensor(train.labels, dtype=torch.long)

@@ -337,11 +337,11 @@ def import_reference(
     return model
 
 
-# Class order of the shipped reference models (METHOD.md §3).
-# the file names of the authors' SF-MLP in their folder (../shared/reference/<molecule>)
+# The file names of the authors' SF-MLP in their folder (../shared/reference/<molecule>).
 REFERENCE_WEIGHTS = "sf_mlp_weights_molstruc.txt"
 REFERENCE_SF_INPUT = "sf_input_molstruc.dat"
 
+# Class order of the shipped reference models (METHOD.md §3).
 REFERENCE_CLASSES = {
     "urea": ["I", "IV", "Melt", "A", "B", "C", "III"],
     "nicotinamide": ["I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "Melt"],
