@@ -35,7 +35,7 @@ echo "kernel: $OUT/lib/libplumedKernel.so"
 # the module, every time: its sources may have changed since the last run. This PLUMED's
 # `plumed mklib` compiles it with mpicxx and PLUMED's preprocessor flags (-D__PLUMED_HAS_MPI
 # among them), then the module's own flags (`make print-cxxflags`), whose -O3 comes last
-CXXFLAGS=$(make -s print-cxxflags)
+CXXFLAGS=$(make -s --no-print-directory print-cxxflags)  # no "Entering directory" lines under a parent make (make test)
 sources=$(cd plumed_module && ls *.cpp)
 rm -rf "$OUT/mklib" && mkdir -p "$OUT/mklib" && cp plumed_module/*.cpp plumed_module/*.h "$OUT/mklib"
 # (PLUMED's headers, not system headers here, warn under the module's -Wextra: to the log)

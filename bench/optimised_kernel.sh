@@ -44,6 +44,6 @@ fi
 echo "kernel: $OUT/lib/libplumedKernel.so"
 [ "$KERNEL_ONLY" = yes ] && exit 0
 # the module, every time: its sources may have changed since the last run
-CXXFLAGS=$(make -s print-cxxflags)
+CXXFLAGS=$(make -s --no-print-directory print-cxxflags)  # no "Entering directory" lines under a parent make
 g++ $CXXFLAGS -isystem "$OUT/include/plumed" plumed_module/*.cpp -shared -o "$OUT/libmolenv_plumed.so"
 echo "module: $OUT/libmolenv_plumed.so"
