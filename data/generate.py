@@ -133,6 +133,13 @@ def plan() -> list[dict]:
         add(f"nicotinamide-I-cluster148-{t}K", "nicotinamide", "cluster", "I", "application",
             [*NIC_FF_BCC, "--structure", f"{REF}/nicotinamide/NICOAM13.pdb", "--diameter", "34.4", "--temperature", str(t),
              "--equilibrate", "0", "--production", "500", "--frame-interval", "5"])
+    # the same cluster at 350 K with the authors' force field (that of the training data), and a
+    # second realisation of it (another seed): how much of the melting rate is the force field,
+    # how much chance (issue 14; the AM1-BCC runs above stay as the first realisation)
+    for seed in (None, 2):
+        add(f"nicotinamide-I-cluster148-kuroshima-350K{'-seed2' if seed else ''}", "nicotinamide", "cluster", "I", "application",
+            [*NIC_FF, "--structure", f"{REF}/nicotinamide/NICOAM13.pdb", "--diameter", "34.4", "--temperature", "350",
+             "--equilibrate", "0", "--production", "500", "--frame-interval", "5", *(["--seed", str(seed)] if seed else [])])
     # the paper's second application (Fig. 8): the authors' own urea form I / form IV interface
     # (a snapshot of their MD, 1200 molecules stacked along z) run as it is, NPzT at 100 K with
     # their charges; no minimisation, which would relax the strained form IV towards form I
