@@ -11,7 +11,12 @@ import numpy as np
 import pytest
 from molenv.order import REORIENTED_P2, orientational_order, reoriented
 from molenv.results import render
-from molenv.results.diagnostics import order_change, order_summary, sf_diagnostics
+from molenv.results.diagnostics import (
+    kept_orientation,
+    order_change,
+    order_summary,
+    sf_diagnostics,
+)
 from scipy.spatial.transform import Rotation
 
 CRYSTAL, CLUSTER, MELT = "urea-I-100K", "urea-I-cluster-100K", "urea-melt-350K"
@@ -84,6 +89,21 @@ def test_one_turned_molecule_is_the_one_reoriented(urea_md_dataset, axis_name):
     assert np.array_equal(untouched, np.delete(p2(ds, last, first), k, axis=0))
 
 
+def test_kept_orientation_frame_by_frame(urea_md_dataset):
+    """kept_orientation: per frame the molecules not reoriented since the first frame, frames
+    concatenated in the order asked; the first frame keeps every molecule, the melt's last
+    frame few, and a frame index counts from the source's first frame, as order_change."""
+    ds = urea_md_dataset
+    n_cluster = ds.arrays(CLUSTER)["molecules"].shape[0]
+    frames = [0, 1, len(ds.arrays(CLUSTER)["times"]) - 1]
+    kept = kept_orientation(ds, CLUSTER, frames)
+    assert kept.shape == (len(frames) * n_cluster,) and kept[:n_cluster].all()
+    for j, f in enumerate(frames):
+        assert np.array_equal(kept[j * n_cluster:(j + 1) * n_cluster], ~reoriented(order_change(ds, CLUSTER, f)))
+    melt_last = kept_orientation(ds, MELT, [-1])
+    assert np.array_equal(melt_last, ~reoriented(order_change(ds, MELT))) and melt_last.mean() < 0.2
+
+
 def test_sf_diagnostics_report_order_and_reoriented(urea_md_dataset, tmp_path):
     """sf_diagnostics on a run directory (a 2-epoch SF-MLP): one row per periodic source
     with the order and the reoriented share of `order_change`."""
@@ -113,10 +133,14 @@ def test_cluster_table_reports_reoriented_core_and_surface():
     confusion = {"confusion_matrix": {"rows_true": ["bulk", "surface"], "columns_predicted": ["bulk", "surface"], "counts": [[9, 1], [0, 5]]}}
     entry = {"metrics": {"heads": {"polymorph": {}, "topology": confusion}}}
     row = {"source": CLUSTER, "split": "val", "frames": 4, "temperature": 100.0, "accuracy": 0.9, "accuracy_core": 0.95, "accuracy_surface": 0.8,
-           "surface_fraction": 0.3, "order_core": 0.91, "order_surface": 0.62, "reoriented_core": 0.04, "reoriented_surface": 0.36}
+           "surface_fraction": 0.3, "order_core": 0.91, "order_surface": 0.62, "reoriented_core": 0.04, "reoriented_surface": 0.36,
+           "kept_fraction": 0.85, "accuracy_kept": 0.97}
     text = "\n".join(render.gnn_accuracies(entry, [row]))
-    assert "| order, core | order, surface | reoriented, core | reoriented, surface |" in text
-    assert f"| {CLUSTER} | val | 4 | 0.30 | 0.900 | 0.950 | 0.800 | 0.910 | 0.620 | 0.04 | 0.36 |" in text
+    assert "| order, core | order, surface | reoriented, core | reoriented, surface | kept orientation | polymorph, kept |" in text
+    assert f"| {CLUSTER} | val | 4 | 0.30 | 0.900 | 0.950 | 0.800 | 0.910 | 0.620 | 0.04 | 0.36 | 0.85 | 0.970 |" in text
+    # rows of an older cache, without the kept columns, render with '-'
+    del row["kept_fraction"], row["accuracy_kept"]
+    assert "| 0.04 | 0.36 | - | - |" in "\n".join(render.gnn_accuracies(entry, [row]))
     assert "cluster's overall rotation removed" in text and "P2 < 0.5 (an angle above 35 degrees) on some axis" in text
 
 

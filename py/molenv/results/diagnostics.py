@@ -9,11 +9,16 @@ angle between the axis in the first and in the last frame of the trajectory
 which a gas-phase cluster has without losing its crystal structure). ``order`` is its mean
 over molecules and axes (1: every molecule keeps its orientation, up to a flip; 0 on
 average: orientations uncorrelated with the first frame's, as in a liquid), ``reoriented``
-the share of molecules with an axis below `molenv.order.REORIENTED_P2`.
+the share of molecules with an axis below `molenv.order.REORIENTED_P2`. For the clusters the
+GNN is also scored on the molecules that have *not* reoriented since the first frame
+(`kept_orientation`, frame by frame): there the trajectory's label ("form I" for every
+molecule of a form I cluster) is still true of the molecule, so this accuracy is the model's,
+not the label's.
 """
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,18 +32,29 @@ if TYPE_CHECKING:
     from molenv.dataset import Dataset
 
 # the version of the measures in gnn/cluster_diagnostics.json: a cache of another version is
-# recomputed (1: mean cos of one vector; 2: P2 of every axis, cluster rotation removed)
-CLUSTER_DIAGNOSTICS_VERSION = 2
+# recomputed (1: mean cos of one vector; 2: P2 of every axis, cluster rotation removed;
+# 3: + the accuracy on the molecules that kept their orientation)
+CLUSTER_DIAGNOSTICS_VERSION = 3
 
 
-def order_change(ds: Dataset, source: str) -> np.ndarray:
+def order_change(ds: Dataset, source: str, index: int = -1) -> np.ndarray:
     """(n_molecules, n_axes) P2 of each molecule's axes (``ds.descriptor_set.vectors``) in
-    the last frame of dataset source `source` against its first frame; without a box (a
-    cluster) the overall rotation is removed first (`molenv.order.orientational_order`)."""
+    frame `index` (default the last) of dataset source `source` against its first frame;
+    without a box (a cluster) the overall rotation is removed first
+    (`molenv.order.orientational_order`)."""
     from molenv.order import orientational_order
 
     d = ds.descriptor_set
-    return orientational_order(ds.frame(source, -1), ds.frame(source, 0), d.vectors, centre=d.centre_atom)
+    return orientational_order(ds.frame(source, index), ds.frame(source, 0), d.vectors, centre=d.centre_atom)
+
+
+def kept_orientation(ds: Dataset, source: str, indices: Sequence[int]) -> np.ndarray:
+    """(len(indices) * n_molecules,) bool, frame after frame: the molecules of each frame of
+    `source` that have not reoriented since its first frame (`order_change`,
+    `molenv.order.reoriented`), in the order of the molecules of `Dataset.frames`."""
+    import numpy as np
+
+    return np.concatenate([~reoriented(order_change(ds, source, int(i))) for i in indices])
 
 
 def order_summary(p2: np.ndarray) -> tuple[float | None, float | None]:
@@ -136,10 +152,12 @@ def gnn_cluster_diagnostics(work: Path, molecule: str) -> list[dict] | None:
             pred = predict_graphs(classifier, [frame_to_graph(it.frame, it.polymorph, it.topology) for it in items], embeddings=False)
             right = pred.polymorph == to_model[pred.y_polymorph]
             surface = pred.y_topology == 1
+            kept = kept_orientation(ds, source["name"], [it.index for it in items])
             rows.append({"source": source["name"], "split": split, "frames": len(items), "temperature": source["temperature_K"],
                          "accuracy": float(right.mean()), "accuracy_core": float(right[~surface].mean()) if (~surface).any() else None,
                          "accuracy_surface": float(right[surface].mean()) if surface.any() else None, "surface_fraction": float(surface.mean()),
                          "order_core": order_core, "order_surface": order_surface, "reoriented_core": reoriented_core,
-                         "reoriented_surface": reoriented_surface})
+                         "reoriented_surface": reoriented_surface, "kept_fraction": float(kept.mean()),
+                         "accuracy_kept": float(right[kept].mean()) if kept.any() else None})
     cache.write_text(json.dumps({"key": key, "rows": rows}, indent=1) + "\n")
     return rows

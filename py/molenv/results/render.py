@@ -336,10 +336,11 @@ def gnn_accuracies(entry: dict, cluster_diagnostics: list[dict] | None) -> list[
     if cluster_diagnostics:
         page += lines("clusters", reoriented_rule=reoriented_rule(), table=md_table(
             ["trajectory", "split", "frames", "surface share", "polymorph", "core", "surface", "order, core", "order, surface", "reoriented, core",
-             "reoriented, surface"],
+             "reoriented, surface", "kept orientation", "polymorph, kept"],
             [[x["source"], x["split"], x["frames"], number(x["surface_fraction"], 2), number(x["accuracy"]), number(x["accuracy_core"]),
               number(x["accuracy_surface"]), number(x["order_core"]), number(x["order_surface"]), number(x["reoriented_core"], 2),
-              number(x["reoriented_surface"], 2)] for x in cluster_diagnostics]))
+              number(x["reoriented_surface"], 2), number(x.get("kept_fraction"), 2), number(x.get("accuracy_kept"))]
+             for x in cluster_diagnostics]))
     return page
 
 
