@@ -39,6 +39,13 @@ Splits (``split_mode``):
 
 Sources whose split is anything else (e.g. ``demo``: the I/IV interface) are skipped.
 
+**Thermal augmentation** (``augment_temperature``, `molenv.augment`): every periodic crystal
+source with training frames below that temperature gets a companion source
+``<name>-warmed-<T>K`` (split train, ``augmentation`` in its manifest entry) holding
+``augment_copies`` copies of its training frames with extra rigid-molecule motion, as much as
+the harmonic approximation asks for to take the crystal from its temperature to T. Its
+validation frames stay as they are; melts and clusters are not augmented.
+
 The dataset is written atomically: into a temporary directory beside ``out``
 (``.<name>.featurize-XXXX``), which is renamed to ``out`` when every file and the manifest
 (with the SHA-256 of every data file) are written. Replacing a dataset (``overwrite``)
@@ -429,6 +436,8 @@ def featurize(
     log=print,
     backend: str | None = None,
     scheduler: str | None = None,
+    augment_temperature: float | None = None,
+    augment_copies: int = 1,
 ) -> Dataset:
     """Label, split and featurize `sources` into the dataset directory `out`; returns it opened.
 
@@ -440,7 +449,9 @@ def featurize(
     without a label, two sources of one name, a training split with a single class, unknown
     class names, an existing dataset (unless ``overwrite``), a periodic frame narrower than
     twice the descriptor cutoff, a source labelled melt that has not melted (unless
-    ``melt_check`` is False); trajectory problems raise `molenv.trajectory.TrajectoryError`.
+    ``melt_check`` is False), a training crystal without a temperature when
+    ``augment_temperature`` is given (module docstring); trajectory problems raise
+    `molenv.trajectory.TrajectoryError`.
     """
     from molenv.frameblocks import check_backend
 
@@ -487,6 +498,7 @@ def featurize(
     train_classes = sorted({s.label for s, c in zip(kept, codes) if (c == TRAIN).any()})
     if len(train_classes) == 1:
         raise DatasetError(f"the training split holds a single class ({train_classes[0]}); a classifier needs two or more")
+    augment = _augmentation_plan(kept, trajectories, codes, augment_temperature, augment_copies, seed)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     _leftovers(out, log)
@@ -496,16 +508,66 @@ def featurize(
     os.chmod(out, 0o777 & ~umask)  # mkdtemp makes it private; the dataset gets the usual permissions
     try:
         return _write(kept, trajectories, codes, classes, spec, out, final, overwrite, split_mode, val_fraction, test_fraction, seed,
-                      train_temperature, topology_rule, (backend, workers, scheduler), progress, command, melt_checks)
+                      train_temperature, topology_rule, (backend, workers, scheduler), progress, command, melt_checks, augment)
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)
         raise
 
 
+def _augmentation_plan(kept, trajectories, codes, temperature: float | None, copies: int, seed: int) -> dict:
+    """Source name -> (target temperature, copies, random seed) of the sources that thermal
+    augmentation warms (module docstring); empty without ``temperature``."""
+    if temperature is None:
+        return {}
+    if not temperature > 0 or copies < 1:
+        raise DatasetError(f"thermal augmentation needs a positive temperature and one or more copies, got {temperature} K and {copies}")
+    plan = {}
+    for k, (s, traj, split) in enumerate(zip(kept, trajectories, codes)):
+        if s.system != "crystal" or s.label.lower() == "melt" or (split == TRAIN).sum() < 2:
+            continue
+        if s.temperature is None:
+            raise DatasetError(f"source {s.name} ({s.trajectory}): thermal augmentation needs its temperature (featurize --temperature)")
+        if s.temperature < temperature:
+            plan[s.name] = (float(temperature), int(copies), [int(seed), k])
+    return plan
+
+
+def _warmed_source(source, frames: list, plan: tuple, descriptors, spec: MoleculeSpec, topology_rule: TopologyRule, label: int) -> tuple[dict, dict]:
+    """The arrays and the `augmentation` record of the warmed companion of `source` from its
+    training `frames` (`molenv.augment`)."""
+    from molenv.augment import rigid_fluctuations, warmed_frames, warming
+
+    target, copies, seed = plan
+    measured = rigid_fluctuations(frames)
+    added = warming(measured, source.temperature, target)
+    # rounded to the float32 the dataset stores, so that the cached descriptors are those of the stored frames
+    warmed = [f.replace(positions=f.positions.astype(np.float32).astype(float))
+              for f in warmed_frames(frames, added, copies, np.random.default_rng(seed))]
+    results = [label_frame(f, descriptors, spec.centre, topology_rule) for f in warmed]
+    cn = np.stack([r[1] for r in results])
+    arrays = {
+        "positions": np.stack([f.positions.astype(np.float32) for f in warmed]),
+        "boxes": np.stack([f.box for f in warmed]),
+        "times": np.array([f.time for f in warmed]),
+        "atomic_numbers": frames[0].atomic_numbers,
+        "molecules": frames[0].molecules,
+        "features": np.stack([r[0] for r in results]),
+        "labels": np.full((len(warmed), frames[0].molecules.shape[0]), label, dtype=np.int16),
+        "topology": topology_rule.surface(cn).astype(np.int8),
+        "cn": cn,
+        "cn_radius": np.array([r[2] for r in results]),
+        "split": np.full(len(warmed), TRAIN, dtype=np.int8),
+    }
+    record = {"of": source.name, "target_K": target, "copies": copies, "seed": seed, "training_frames": len(frames),
+              "measured": {"translation_A": measured.translation, "rotation_deg": measured.rotation},
+              "added": {"translation_A": added.translation, "rotation_deg": added.rotation}}
+    return arrays, record
+
+
 def _write(kept, trajectories, codes, classes, spec, out: Path, final: Path, overwrite: bool, split_mode, val_fraction, test_fraction, seed,
-           train_temperature, topology_rule, parallel, progress, command, melt_checks) -> Dataset:
+           train_temperature, topology_rule, parallel, progress, command, melt_checks, augment) -> Dataset:
     """Featurize into the new directory `out`, then move it to `final`; `parallel` is
-    (backend, workers, scheduler)."""
+    (backend, workers, scheduler); `augment` the `_augmentation_plan`."""
     from tqdm import tqdm
 
     from molenv.frameblocks import frame_blocks, run_blocks
@@ -525,8 +587,10 @@ def _write(kept, trajectories, codes, classes, spec, out: Path, final: Path, ove
                 jobs = [(traj, block, descriptors, spec.centre, topology_rule) for block in frame_blocks(range(len(traj)), workers)]
                 results = [r for block in run_blocks(_label_block, jobs, backend, workers, scheduler) for r in block]
             # one pass over the frames for what the dataset stores of them (the serial run labels them on the way)
-            positions, boxes, times = [], [], []
-            for frame in traj:
+            positions, boxes, times, training_frames = [], [], [], []
+            for k, frame in enumerate(traj):
+                if source.name in augment and split[k] == TRAIN:
+                    training_frames.append(frame)
                 positions.append(frame.positions.astype(np.float32))
                 boxes.append(frame.box if frame.box is not None else np.full(6, np.nan))
                 times.append(frame.time)
@@ -582,6 +646,20 @@ def _write(kept, trajectories, codes, classes, spec, out: Path, final: Path, ove
                     "simulation": source.origin,
                 } | ({"melt_check": melt_checks[source.name]} if source.name in melt_checks else {})
             )
+            if training_frames and periodic:
+                warm, record = _warmed_source(source, training_frames, augment[source.name], descriptors, spec, topology_rule,
+                                              classes.index(source.label))
+                name = f"{source.name}-warmed-{record['target_K']:g}K"
+                file = f"{_safe_name(name)}.npz"
+                write_source(out / file, warm)
+                _fsync(out / file)
+                n_warm = len(warm["times"])
+                counts["train"][source.label] += n_warm * n_mol
+                for t, tname in enumerate(TOPOLOGY_NAMES):
+                    topology_counts["train"][tname] += int((warm["topology"] == t).sum())
+                entries.append(entries[-1] | {"name": name, "file": file, "sha256": file_sha256(out / file), "split": "train",
+                                              "frames": {"train": n_warm, "val": 0, "test": 0}, "n_frames": n_warm,
+                                              "surface_molecules": int(warm["topology"].sum()), "augmentation": record})
     manifest = {
         "molecule": spec.name,
         "spec": {"name": spec.name, "path": str(spec.path), "sha256": file_sha256(spec.path) if spec.path else None},

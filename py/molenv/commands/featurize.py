@@ -27,10 +27,17 @@ fewer than --cn-threshold molecule centres lie within the frame's molecule radiu
 --cn-offset, itself counted: the rule of molenv.topology, which classify's core/surface
 split uses too). The dataset directory holds manifest.json (provenance, classes, splits,
 counts) and one .npz per source; see docs/training.md.
+
+--augment-temperature T adds warmed copies of the training crystals' training frames: the
+extra rigid-molecule motion that takes each crystal from its temperature to T in the
+harmonic approximation (molenv.augment), for a model used at T but trained colder:
+
+  molenv featurize --manifest data/manifest.json --molecule nicotinamide --out ds --augment-temperature 350
 """
 from __future__ import annotations
 
-from molenv.commands._options import add_backend_arguments, add_frame_arguments, non_negative_float, non_negative_int, positive_float, thread_count
+from molenv.commands._options import (add_backend_arguments, add_frame_arguments, non_negative_float, non_negative_int, positive_float, positive_int,
+                                      thread_count)
 
 
 def add_arguments(parser):
@@ -66,7 +73,12 @@ def add_arguments(parser):
     labels.add_argument("--val-fraction", type=float, default=0.2, help="fraction of training frames kept for validation (default 0.2)")
     labels.add_argument("--test-fraction", type=float, default=0.2, help="method: fraction of frames held out for testing in classes without a test trajectory (the melt); random: of every source (default 0.2)")
     labels.add_argument("--train-temperature", type=positive_float, help="crystals at this temperature train, others test, when a source has no split (default: the lowest)")
-    labels.add_argument("--seed", type=int, default=0, help="seed of the random split")
+    labels.add_argument("--seed", type=int, default=0, help="seed of the random split (and of the augmentation's motion)")
+    warm = parser.add_argument_group("thermal augmentation (molenv.augment)")
+    warm.add_argument("--augment-temperature", type=positive_float, metavar="K",
+                      help="add warmed copies of the training frames of every periodic crystal colder than K: each crystal's own "
+                           "rigid-molecule fluctuations, scaled by sqrt(K / T - 1) (harmonic); for a model used at K (default: none)")
+    warm.add_argument("--augment-copies", type=positive_int, default=1, help="warmed copies of each training frame (default 1)")
     labels.add_argument("--cn-offset", type=non_negative_float, default=CN_OFFSET, help=f"coordination radius = molecule radius + this, in A (default {CN_OFFSET:g})")
     labels.add_argument("--cn-radius", type=positive_float, help="fixed molecule radius in A instead of the frame's largest atom-centre distance")
     labels.add_argument("--cn-threshold", type=non_negative_int, default=CN_THRESHOLD, help=f"surface if the coordination number (self counted) is below this (default {CN_THRESHOLD})")
@@ -184,6 +196,8 @@ def run(args):
         overwrite=args.overwrite,
         melt_check=not args.no_melt_check,
         command=shlex.join(getattr(args, "command_line", None) or []) or None,
+        augment_temperature=args.augment_temperature,
+        augment_copies=args.augment_copies,
     )
     print(dataset.summary())
     return 0

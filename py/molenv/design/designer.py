@@ -44,11 +44,12 @@ from pathlib import Path
 
 import numpy as np
 
+from molenv.augment import rigid_motion
 from molenv.descriptors import DescriptorSet, SymmetryFunction, centre_pairs, compute_descriptors, descriptor_set_to_dict
 from molenv.design import geometry
 from molenv.design.geometry import Candidate
 from molenv.design.output import loss_text
-from molenv.design.samples import DesignError, FormSamples, ThermalNoise, from_structure, from_trajectory, parse_labelled, rigid_motion
+from molenv.design.samples import DesignError, FormSamples, ThermalNoise, from_structure, from_trajectory, parse_labelled
 from molenv.design.selection import (Discriminant, PoolSettings, Selection, SelectionSettings, candidate_pool, fit_score, forward_selection, standardise,
                                      stratified_subsample)
 from molenv.frames import perpendicular_heights

@@ -25,10 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
+from molenv.augment import rigid_motion
 from molenv.frames import MolecularFrame
 from molenv.spec import MoleculeSpec
 
-__all__ = ["DesignError", "FormSamples", "parse_labelled", "from_trajectory", "from_structure", "rigid_motion", "ThermalNoise"]
+__all__ = ["DesignError", "FormSamples", "parse_labelled", "from_trajectory", "from_structure", "ThermalNoise"]
 
 
 class DesignError(ValueError):
@@ -102,22 +103,6 @@ def from_trajectory(spec: MoleculeSpec, trajectory: str | Path, topology: str | 
     if any(f.box is None for f in frames):
         raise DesignError(f"{trajectory}: frames without a periodic box (a cluster?); a design needs periodic samples of each form")
     return frames, _held_out(len(frames), held_out_fraction), f"{trajectory} ({len(frames)} of {n} frames, every {step})"
-
-
-def rigid_motion(frame: MolecularFrame, translation: float, rotation: float, rng: np.random.Generator) -> MolecularFrame:
-    """A copy of `frame` with every molecule (made whole by the minimum image) translated by
-    a Gaussian vector (`translation` A per component) and turned about its centroid by a
-    Gaussian rotation vector (`rotation` degrees per component)."""
-    from scipy.spatial.transform import Rotation
-
-    whole = frame.molecule_positions(1)  # (n_mol, n_atoms, 3)
-    centroids = whole.mean(axis=1, keepdims=True)
-    shift = rng.normal(0.0, translation, size=(len(whole), 1, 3))
-    turn = Rotation.from_rotvec(rng.normal(0.0, np.radians(rotation), size=(len(whole), 3)))
-    moved = centroids + np.einsum("mij,maj->mai", turn.as_matrix(), whole - centroids) + shift
-    positions = frame.positions.copy()
-    positions[frame.molecules] = moved
-    return frame.replace(positions=positions)
 
 
 def from_structure(spec: MoleculeSpec, structure: str | Path, *, noise: ThermalNoise, min_height: float, held_out_fraction: float,

@@ -1,0 +1,156 @@
+"""Thermal augmentation (molenv.augment, `molenv featurize --augment-temperature`): the
+rigid-molecule fluctuations it measures are those it was given, the harmonic warming, rigid
+motion keeps molecules rigid across periodic images, and featurize's warmed companion
+sources (which sources, their split, descriptors, record, reproducibility)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from molenv.augment import RigidFluctuations, rigid_fluctuations, rigid_motion, warmed_frames, warming
+from molenv.cli import main
+from molenv.dataset import SPLITS, open_dataset
+from molenv.descriptors import compute_descriptors
+from molenv.featurize import featurize, sources_from_manifest
+from molenv.trajectory import Trajectory
+
+from conftest import REPO
+
+DATA = REPO / "data" / "urea"
+TRAIN = SPLITS.index("train")
+
+
+@pytest.fixture(scope="module")
+def crystal_frame():
+    """The first frame of the committed urea form I crystal at 100 K (160 molecules)."""
+    if not (DATA / "urea-I-100K.xtc").is_file():
+        pytest.skip("no urea MD data")
+    return Trajectory(DATA / "urea-I-100K.xtc", "urea", topology=DATA / "urea-I-100K.pdb.gz")[0]
+
+
+def intramolecular_distances(frame):
+    whole = frame.molecule_positions(1)
+    return np.linalg.norm(whole[:, :, None, :] - whole[:, None, :, :], axis=-1)
+
+
+def test_rigid_fluctuations_measure_the_motion_given(crystal_frame):
+    """Frames made from one frame by rigid motion of known widths: the measured widths are
+    those, up to the mean that the measurement removes (a factor sqrt(1 - 1/F)) and sampling."""
+    rng = np.random.default_rng(1)
+    n_frames, translation, rotation = 25, 0.12, 3.5
+    frames = [rigid_motion(crystal_frame, translation, rotation, rng) for _ in range(n_frames)]
+    measured = rigid_fluctuations(frames)
+    expected = math.sqrt(1 - 1 / n_frames)
+    assert measured.translation == pytest.approx(translation * expected, rel=0.04)
+    assert measured.rotation == pytest.approx(rotation * expected, rel=0.04)
+    # a frame repeated has none
+    still = rigid_fluctuations([crystal_frame] * 3)
+    assert still.translation < 1e-6 and still.rotation < 1e-4
+
+
+def test_rigid_fluctuations_ignore_the_cell_drift_and_periodic_wrapping(crystal_frame):
+    """Shifting the whole crystal, or a molecule by a lattice vector, is no fluctuation."""
+    box = crystal_frame.box_matrix()
+    shifted = crystal_frame.replace(positions=crystal_frame.positions + [0.7, -0.3, 1.1])
+    wrapped_positions = crystal_frame.positions.copy()
+    wrapped_positions[crystal_frame.molecules[3]] += box[0]
+    wrapped = crystal_frame.replace(positions=wrapped_positions)
+    measured = rigid_fluctuations([crystal_frame, shifted, wrapped])
+    assert measured.translation < 1e-5 and measured.rotation < 1e-3
+
+
+def test_rigid_motion_keeps_molecules_rigid(crystal_frame):
+    moved = rigid_motion(crystal_frame, 0.3, 10.0, np.random.default_rng(0))
+    assert np.allclose(intramolecular_distances(moved), intramolecular_distances(crystal_frame), atol=1e-9)
+    assert not np.allclose(moved.positions, crystal_frame.positions)
+    assert np.array_equal(moved.box, crystal_frame.box)
+
+
+def test_warming_is_harmonic():
+    at_100 = RigidFluctuations(0.1, 3.0)
+    warm = warming(at_100, 100.0, 350.0)
+    # total variance at 350 K = 3.5 x that at 100 K
+    assert at_100.translation**2 + warm.translation**2 == pytest.approx(3.5 * at_100.translation**2)
+    assert at_100.rotation**2 + warm.rotation**2 == pytest.approx(3.5 * at_100.rotation**2)
+    for target in (100.0, 50.0):
+        with pytest.raises(ValueError, match="must lie above the crystal's"):
+            warming(at_100, 100.0, target)
+
+
+def test_warmed_frames_copy_after_copy(crystal_frame):
+    frames = [crystal_frame, crystal_frame.replace(time=5.0)]
+    warm = warmed_frames(frames, RigidFluctuations(0.1, 2.0), 3, np.random.default_rng(0))
+    assert [f.time for f in warm] == [crystal_frame.time, 5.0] * 3
+    assert not np.allclose(warm[0].positions, warm[2].positions)  # each copy its own motion
+    with pytest.raises(ValueError, match="copies must be >= 1"):
+        warmed_frames(frames, RigidFluctuations(0.1, 2.0), 0, np.random.default_rng(0))
+
+
+@pytest.fixture(scope="module")
+def augmented(tmp_path_factory):
+    """Urea I and IV at 100 K, the melt and I at 200 K (6 frames each), augmented to 200 K."""
+    names = ["urea-I-100K", "urea-IV-100K", "urea-melt-350K", "urea-I-200K"]
+    if not all((DATA / f"{n}.xtc").is_file() for n in names):
+        pytest.skip("no urea MD data")
+    sources = sources_from_manifest(REPO / "data" / "manifest.json", "urea", names)
+    for s in sources:
+        s.reader.update(stop=12, step=2)
+    out = tmp_path_factory.mktemp("augment")
+    return sources, featurize(sources, "urea", out / "ds", progress=False, augment_temperature=200.0, augment_copies=2, log=lambda *a: None)
+
+
+def test_featurize_adds_warmed_training_crystals(augmented):
+    sources, ds = augmented
+    names = ds.source_names
+    # the two 100 K crystals get a companion; the melt and the 200 K (test) crystal do not
+    assert [n for n in names if "warmed" in n] == ["urea-I-100K-warmed-200K", "urea-IV-100K-warmed-200K"]
+    for form in ("I", "IV"):
+        entry = next(s for s in ds.sources if s["name"] == f"urea-{form}-100K-warmed-200K")
+        original = ds.arrays(f"urea-{form}-100K")
+        warm = ds.arrays(entry["name"])
+        n_train = int((original["split"] == TRAIN).sum())
+        assert entry["split"] == "train" and entry["label"] == form and entry["frames"] == {"train": 2 * n_train, "val": 0, "test": 0}
+        assert (warm["split"] == TRAIN).all() and (warm["labels"] == ds.classes.index(form)).all()
+        record = entry["augmentation"]
+        assert record["of"] == f"urea-{form}-100K" and record["target_K"] == 200.0 and record["copies"] == 2
+        assert record["added"]["translation_A"] == pytest.approx(record["measured"]["translation_A"])  # sqrt(200 / 100 - 1) = 1
+        assert 0 < record["measured"]["translation_A"] < 0.5 and 0 < record["measured"]["rotation_deg"] < 20
+        # the stored descriptors are those of the stored (warmed) positions
+        frame = ds.frame(entry["name"], 3)
+        assert np.array_equal(warm["features"][3], compute_descriptors(frame, ds.descriptor_set))
+        # copies of the training frames, moved: same molecules, not the same positions
+        assert np.array_equal(warm["molecules"], original["molecules"])
+        assert not np.allclose(warm["positions"][0], original["positions"][0])
+    # the training counts include them
+    n_mol = {s["name"]: s["n_molecules"] for s in ds.sources}
+    train_I = sum(int((ds.arrays(n)["split"] == TRAIN).sum()) * n_mol[n] for n in ("urea-I-100K", "urea-I-100K-warmed-200K"))
+    assert ds.manifest["counts"]["train"]["I"] == train_I
+
+
+def test_augmentation_is_reproducible_and_seeded(augmented, tmp_path):
+    sources, ds = augmented
+    again = featurize(sources, "urea", tmp_path / "again", progress=False, augment_temperature=200.0, augment_copies=2, log=lambda *a: None)
+    other = featurize(sources, "urea", tmp_path / "other", progress=False, augment_temperature=200.0, augment_copies=2, seed=1, log=lambda *a: None)
+    name = "urea-I-100K-warmed-200K"
+    assert np.array_equal(again.arrays(name)["positions"], ds.arrays(name)["positions"])
+    assert not np.array_equal(other.arrays(name)["positions"], ds.arrays(name)["positions"])
+
+
+def test_featurize_command_augment_temperature(tmp_path, capsys):
+    if not (DATA / "urea-IV-100K.xtc").is_file():
+        pytest.skip("no urea MD data")
+    args = ["featurize", "--manifest", str(REPO / "data" / "manifest.json"), "--molecule", "urea", "--only", "urea-I-100K", "urea-melt-350K",
+            "--stop", "6", "--out", str(tmp_path / "ds"), "--no-progress", "--augment-temperature", "150"]
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 0, capsys.readouterr().err
+    ds = open_dataset(tmp_path / "ds")
+    entry = next(s for s in ds.sources if s["name"] == "urea-I-100K-warmed-150K")
+    assert entry["augmentation"]["copies"] == 1 and "--augment-temperature 150" in ds.manifest["command"]
+    assert "urea-I-100K-warmed-150K" in capsys.readouterr().out
+    # a bad temperature is refused by the option
+    with pytest.raises(SystemExit) as exit_:
+        main(args[:-1] + ["-5", "--overwrite"])
+    assert exit_.value.code == 2
