@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from molenv.evaluate import Head, evaluate_outputs
-from molenv.protocols import extra_training, method_only
+from molenv.protocols import crystal_test_temperature, extra_training, method_only
 from molenv.results.cli import main
 from molenv.results.collect import train_record
 from molenv.results.render import convolutions
@@ -132,6 +132,26 @@ def test_protocol_commands(tmp_path, capsys):
     assert "urea: no training crystals beyond the lowest temperature" in lines[3]
 
 
+def test_thermal_augmentation_protocol_commands(tmp_path, capsys):
+    """--protocol thermal-augmentation: the paper protocol's trajectories, featurized with the
+    test crystals' temperature as --augment-temperature, in WORK/thermal-augmentation."""
+    manifest = tmp_path / "manifest.json"
+    entries = NICOTINAMIDE_ENTRIES + [_entry("nicotinamide-I-250K", "crystal", "train", 250.0)]
+    manifest.write_text(json.dumps({"trajectories": entries}))
+    work = tmp_path / "work"
+    argv = ["--dry-run", "--protocol", "thermal-augmentation", "--molecule", "nicotinamide", "--model", "sf", "--manifest", str(manifest), "--work", str(work)]
+    assert results_script(argv) == 0
+    featurize = [l for l in capsys.readouterr().out.splitlines() if "featurize:" in l]
+    assert len(featurize) == 1
+    assert (f"--out {work}/thermal-augmentation/nicotinamide/dataset --no-progress --overwrite --only 'nicotinamide-*-100K' "
+            "'nicotinamide-*-350K' --augment-temperature 350  (log") in featurize[0]
+    assert crystal_test_temperature(entries, "nicotinamide") == 350.0
+    with pytest.raises(ValueError, match="urea: the manifest's test crystals are at no temperature"):
+        crystal_test_temperature(entries, "urea")
+    with pytest.raises(ValueError, match="at 300 K, 350 K; thermal augmentation needs them at one temperature"):
+        crystal_test_temperature(entries + [_entry("nicotinamide-II-300K", "crystal", "test", 300.0)], "nicotinamide")
+
+
 def test_gnn_accelerator(tmp_path, capsys):
     """--gnn-accelerator reaches the GNN training command (default: one CPU thread)."""
     manifest = tmp_path / "manifest.json"
@@ -150,13 +170,14 @@ def test_report_multi_temperature(urea_md_dataset, tmp_path):
     work, docs = tmp_path / "work", tmp_path / "docs"
     classes = urea_md_dataset.classes
     y = rng.integers(0, len(classes), 200)
-    for base, errors in ((work, 20), (work / "multi-temperature", 2)):
+    for base, errors in ((work, 20), (work / "multi-temperature", 2), (work / "thermal-augmentation", 10)):
         shutil.copytree(urea_md_dataset.path, base / "urea" / "dataset")
         evaluate_outputs(base / "urea" / "sf" / "eval-test", [fake_head("polymorph", classes, y, errors, rng)], {"descriptors": rng.normal(size=(200, 4))}, tsne_samples=50)
         (base / "urea" / "sf" / "train_config.json").write_text(json.dumps({"config": {"max_epochs": 500, "patience": 30}, "provenance": {"train_molecules": 123}, "epochs": 40, "best_val_loss": 0.01}))
     assert results_script(["--report-only", "--molecule", "urea", "--work", str(work), "--docs", str(docs)]) == 0
     results = json.loads((docs / "results.json").read_text())
-    assert set(results["urea"]) == {"sf", "sf_multi_temperature"}
+    assert set(results["urea"]) == {"sf", "sf_multi_temperature", "sf_thermal_augmentation"}
+    assert results["urea"]["sf_thermal_augmentation"]["protocol"] == "thermal-augmentation"
     assert results["urea"]["sf"]["f1_polymorph"] == pytest.approx(0.9) and results["urea"]["sf"]["protocol"] == "method"
     multi = results["urea"]["sf_multi_temperature"]
     assert multi["f1_polymorph"] == pytest.approx(0.99) and multi["protocol"] == "multi-temperature" and multi["meets_goal"]
@@ -166,8 +187,11 @@ def test_report_multi_temperature(urea_md_dataset, tmp_path):
     assert "## Beyond the paper: multi-temperature training" in text
     assert "| urea | SF-MLP | 100 | **0.990** | 0.900 | +0.090 |" in text
     assert "## urea: multi-temperature training (crystals at 100 K; not the paper's protocol)" in text
+    assert "## Beyond the paper: thermal augmentation" in text and "| urea | SF-MLP | 100 | **0.950** | 0.900 | +0.050 |" in text
+    assert "## urea: thermal-augmentation training (crystals at 100 K; not the paper's protocol)" in text
     figures = sorted(p.name for p in (docs / "results").iterdir())
-    assert figures == ["urea_sf_confusion_polymorph.png", "urea_sf_multi_temperature_confusion_polymorph.png", "urea_sf_tsne_descriptors.png"]
+    assert figures == ["urea_sf_confusion_polymorph.png", "urea_sf_multi_temperature_confusion_polymorph.png", "urea_sf_thermal_augmentation_confusion_polymorph.png",
+                       "urea_sf_tsne_descriptors.png"]
     assert "](results/urea_sf_multi_temperature_confusion_polymorph.png)" in text
 
 

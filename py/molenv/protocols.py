@@ -30,6 +30,18 @@ def extra_training(entries: list[dict], molecule: str) -> list[dict]:
     return [e for e in train if e["temperature_K"] > cold[e["system"]] + 1e-6]
 
 
+def crystal_test_temperature(entries: list[dict], molecule: str) -> float:
+    """The temperature of `molecule`'s test crystals (the one the thermal-augmentation
+    protocol warms the training crystals to); ValueError without test crystals or with test
+    crystals at several temperatures."""
+    temps = sorted({e["temperature_K"] for e in entries if e["molecule"] == molecule and e["system"] == "crystal" and e["split"] == "test"
+                    and e.get("temperature_K") is not None})
+    if len(temps) != 1:
+        raise ValueError(f"{molecule}: the manifest's test crystals are at {', '.join(f'{t:g} K' for t in temps) or 'no temperature'}; "
+                         "thermal augmentation needs them at one temperature")
+    return float(temps[0])
+
+
 def method_only(entries: list[dict], molecule: str) -> list[str] | None:
     """`featurize --only` patterns for the paper protocol: every trajectory of `molecule`
     but the extra training trajectories (`extra_training`), as `<molecule>-*-<T>K` patterns

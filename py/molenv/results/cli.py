@@ -48,9 +48,13 @@ manifest, i.e. also on crystals (and clusters) at further training temperatures
 the same split. Its runs go to ``WORK/multi-temperature/<molecule>`` and are
 reported in their own section and as ``<model>_multi_temperature`` in results.json; the
 paper-protocol dataset leaves those trajectories out (``featurize --only``). ``--report-only``
-reports the runs of both protocols that exist.
+reports the runs of every protocol that exist. ``thermal-augmentation`` (not the paper's)
+trains on the paper's trajectories, the training crystals with warmed copies for the test
+crystals' temperature (`molenv featurize --augment-temperature`, molenv.augment), in
+``WORK/thermal-augmentation/<molecule>`` (``<model>_thermal_augmentation`` in results.json).
 
     .venv/bin/python scripts/results.py --protocol multi-temperature --molecule nicotinamide
+    .venv/bin/python scripts/results.py --protocol thermal-augmentation --molecule nicotinamide --model sf
 
 ``--designed-spec MOLECULE=SPEC`` (a spec written by `molenv design`, docs/design.md) runs
 the SF-MLP steps with that spec's descriptors instead, in ``WORK/designed`` (and
@@ -83,7 +87,9 @@ def build_parser(repo: Path) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog="See the module docstring for details.")
     parser.add_argument("--protocol", nargs="+", choices=PROTOCOLS, default=["method"],
                         help="training protocols to run (default method, the paper's; multi-temperature: also the training crystals "
-                             "and clusters at further temperatures, runs in WORK/multi-temperature); the report covers the runs of both")
+                             "and clusters at further temperatures, runs in WORK/multi-temperature; thermal-augmentation: the paper's "
+                             "trajectories, training crystals warmed for the test temperature, in WORK/thermal-augmentation); the "
+                             "report covers the runs of every protocol")
     parser.add_argument("--molecule", nargs="+", choices=MOLECULES, default=list(MOLECULES), help="molecules (default both)")
     parser.add_argument("--model", nargs="+", choices=MODELS, default=list(MODELS), help="models (default both)")
     parser.add_argument("--manifest", default="data/manifest.json", help="MD manifest, relative to the repository (default data/manifest.json)")

@@ -21,7 +21,7 @@ from pathlib import Path
 from molenv.constants import file_sha256
 from molenv.protocols import extra_training
 from molenv.results.diagnostics import gnn_cluster_diagnostics, sf_diagnostics
-from molenv.results.layout import MODELS, MOLECULES, PROTOCOLS, protocol_suffix, protocol_work, read_json
+from molenv.results.layout import MODELS, MOLECULES, PAPER_TRAJECTORIES, PROTOCOLS, protocol_suffix, protocol_work, read_json
 from molenv.results.published import GOAL, PUBLISHED
 
 # results.json's key of the SF-MLPs on designed specs (`molenv.results.designed`), beside the molecules
@@ -223,7 +223,7 @@ def planned_missing(molecule: str, manifest_path: Path, data_dir: Path, protocol
         import generate  # data/generate.py
 
         planned = [r for r in generate.plan() if r["molecule"] == molecule and r["split"] in ("train", "val", "test")]
-        if protocol == "method":
+        if protocol in PAPER_TRAJECTORIES:
             described = [{"name": r["name"], "molecule": r["molecule"], "system": r["mode"], "split": r["split"],
                           "temperature_K": float(r["args"][r["args"].index("--temperature") + 1]) if "--temperature" in r["args"] else None}
                          for r in planned]

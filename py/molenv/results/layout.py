@@ -17,7 +17,12 @@ MODELS = ("sf", "gnn")
 # multi-temperature: not the paper's: every training trajectory of the MD manifest, crystals
 # and clusters at further training temperatures included; the same test split
 # (molenv.protocols selects the trajectories).
-PROTOCOLS = ("method", "multi-temperature")
+# thermal-augmentation: not the paper's: the paper's trajectories, the training crystals with
+# warmed copies for the test temperature (`molenv featurize --augment-temperature`,
+# molenv.augment); the same test split.
+PROTOCOLS = ("method", "multi-temperature", "thermal-augmentation")
+# the protocols that train on the paper's trajectories only
+PAPER_TRAJECTORIES = ("method", "thermal-augmentation")
 
 
 def protocol_suffix(protocol: str) -> str:

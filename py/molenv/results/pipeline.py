@@ -19,9 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-from molenv.protocols import extra_training, manifest_entries, method_only
+from molenv.protocols import crystal_test_temperature, extra_training, manifest_entries, method_only
 from molenv.reference import REFERENCE_CLASSES, REFERENCE_SF_INPUT, REFERENCE_WEIGHTS
-from molenv.results.layout import protocol_work, read_json
+from molenv.results.layout import PAPER_TRAJECTORIES, protocol_work, read_json
 
 SF_DEFAULTS = {"lr": 1e-2, "batch_size": 256, "max_epochs": 500, "patience": 30}
 GNN_DEFAULTS = {
@@ -119,7 +119,7 @@ def run_molecule(molecule: str, models: list[str], args, protocol: str, repo: Pa
     ask for: featurize, then train and evaluate each model in `models`."""
     work = protocol_work(args.work, protocol)
     entries = manifest_entries(repo / args.manifest)
-    if protocol != "method" and not extra_training(entries, molecule):
+    if protocol not in PAPER_TRAJECTORIES and not extra_training(entries, molecule):
         print(f"{molecule}: no training crystals beyond the lowest temperature in {args.manifest}; "
               f"the {protocol} protocol is the paper's, skipped", flush=True)
         return
@@ -145,9 +145,11 @@ def featurize(runner: Runner, molecule: str, dataset: Path, entries: list[dict],
     if args.reuse and old is not None and not args.update_dataset:
         return
     cmd = molenv_command("featurize", "--manifest", args.manifest, "--molecule", spec or molecule, "--out", dataset, "--no-progress", "--overwrite")
-    only = args.only or (method_only(entries, molecule) if protocol == "method" else None)
+    only = args.only or (method_only(entries, molecule) if protocol in PAPER_TRAJECTORIES else None)
     if only:
         cmd += ["--only", *only]
+    if protocol == "thermal-augmentation":
+        cmd += ["--augment-temperature", f"{crystal_test_temperature(entries, molecule):g}"]
     if args.quick:
         cmd += ["--step", QUICK["featurize_step"]]
     runner.run("featurize", cmd)

@@ -176,12 +176,13 @@ def designed_table(designed: dict) -> str:
 
 
 def render_report(results: Results, figures: dict, figure_rel: str, notes: str | None = None) -> str:
-    """results.md: the summary, the multi-temperature summary (if run), a section per
+    """results.md: the summary, the summaries of the other protocols (if run), a section per
     molecule and protocol, the `notes` (markdown, as they are) and how the numbers were
     made. `figures`: {(molecule, model + protocol suffix): [PNG names]} in `figure_rel`."""
     page = summary(results)
-    if results.runs.get("multi-temperature"):
-        page += multi_temperature(results)
+    for protocol in PROTOCOLS[1:]:
+        if results.runs.get(protocol):
+            page += beyond_paper(results, protocol)
     for protocol in PROTOCOLS:
         for molecule in MOLECULES:
             c = results.runs.get(protocol, {}).get(molecule)
@@ -214,8 +215,10 @@ def data_caveats(molecule: str, c: dict, missing: list[str]) -> list[str]:
     return [line for remark in remarks for line in lines("caveat", run=molecule, remark=remark)]
 
 
-def multi_temperature(results: Results, protocol: str = "multi-temperature") -> list[str]:
-    page = lines("multi_temperature", table=multi_temperature_table(results.numbers, protocol))
+def beyond_paper(results: Results, protocol: str) -> list[str]:
+    """The summary of a protocol that is not the paper's (its template: the protocol's name
+    with underscores), against the paper protocol's numbers."""
+    page = lines(protocol.replace("-", "_"), table=multi_temperature_table(results.numbers, protocol))
     for molecule in results.runs[protocol]:
         missing = results.missing[protocol][molecule]
         if missing:
