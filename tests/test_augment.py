@@ -154,3 +154,17 @@ def test_featurize_command_augment_temperature(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(args[:-1] + ["-5", "--overwrite"])
     assert exit_.value.code == 2
+
+
+def test_augmentation_needs_the_crystals_temperature(tmp_path):
+    """A training crystal of unknown temperature cannot be warmed: featurize says which."""
+    from molenv.dataset import DatasetError
+    from molenv.featurize import Source
+
+    if not (DATA / "urea-IV-100K.xtc").is_file():
+        pytest.skip("no urea MD data")
+    sources = [Source(n, DATA / f"{n}.xtc", label, None, topology=DATA / f"{n}.pdb.gz", split="train", reader={"stop": 4})
+               for n, label in (("urea-I-100K", "I"), ("urea-IV-100K", "IV"))]
+    with pytest.raises(DatasetError, match=r"source urea-I-100K \(.*urea-I-100K.xtc\): thermal augmentation needs its temperature"):
+        featurize(sources, "urea", tmp_path / "ds", progress=False, augment_temperature=200.0, log=lambda *a: None)
+    assert not (tmp_path / "ds").exists()
