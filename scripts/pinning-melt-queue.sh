@@ -15,7 +15,8 @@
 # towards the melt as well, to check that dmu does not depend on a), KAPPA (kJ/mol per
 # molecule^2, default 0.05), DISCARD (ps of each window left out, default 50), WORK (default
 # data/runs/pinning-melt), PLATFORM (OpenMM, default CPU), PLUMED_THREADS (default 1),
-# PYTHON (default .venv/bin/python), NICE (default 10).
+# BIAS_STRIDE (apply the bias every N steps with N times the force, default 1: see
+# scripts/pinning.py --bias-stride), PYTHON (default .venv/bin/python), NICE (default 10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
@@ -28,11 +29,12 @@ DISCARD=${DISCARD:-50}
 WORK=${WORK:-data/runs/pinning-melt}
 PLATFORM=${PLATFORM:-CPU}
 PLUMED_THREADS=${PLUMED_THREADS:-1}
+BIAS_STRIDE=${BIAS_STRIDE:-1}
 NICE=${NICE:-10}
 
 pinning() {
     nice -n "$NICE" "$PYTHON" scripts/pinning.py --system I-melt --work "$WORK" --kappa "$KAPPA" --discard "$DISCARD" \
-        --platform "$PLATFORM" --plumed-threads "$PLUMED_THREADS" "$@"
+        --platform "$PLATFORM" --plumed-threads "$PLUMED_THREADS" --bias-stride "$BIAS_STRIDE" "$@"
 }
 
 mkdir -p "$WORK"

@@ -22,7 +22,9 @@ the same command again after an interruption):
    SF-MLP, `molenv classify`), plus the --offsets;
 3. `pin-<a>`: from the last frame of the equilibration, --production ps with
    RESTRAINT ARG=cls.n_IV AT=a KAPPA=--kappa on MOLENV_CLASSIFY of every molecule (the bias
-   acts from the first step; `analyse` discards the first --discard ps).
+   acts from the first step; `analyse` discards the first --discard ps). --bias-stride N
+   applies it every N steps with N times the force (multiple time stepping: the classifier,
+   which bounds the speed on a GPU, then runs on every N-th step only).
 `analyse` reads every pin-*/plumed/COLVAR: dmu = kappa (<n_IV> - a) per molecule with its
 block-averaging error, the series and the block curves in one figure, and a summary JSON.
 
@@ -70,7 +72,7 @@ COMMON = ["--barostat", "z", "--no-minimise", "--threads", "1", "--no-progress",
 PLUMED_INPUT = """# interface pinning (scripts/pinning.py): a harmonic bias on the number of form {phase} molecules
 LOAD FILE={lib}
 cls: MOLENV_CLASSIFY MODEL={model} MOLECULES=@mdatoms NUM_THREADS={threads}
-pin: RESTRAINT ARG=cls.n_{phase} AT={at:.1f} KAPPA={kappa:g}
+pin: RESTRAINT ARG=cls.n_{phase} AT={at:.1f} KAPPA={kappa:g} STRIDE={stride}
 PRINT ARG=cls.n_I,cls.n_IV,cls.n_melt,pin.bias STRIDE=50 FILE=COLVAR
 """
 # the crystal/melt system: form I's (001) face, 4 x 4 cells laterally (22.3 A > 2 x 10 A, the
@@ -224,8 +226,9 @@ def pin_run(args) -> int:
         at = round(centre + offset)
         out = work / f"pin-{at}"
         plumed = work / f"pin-{at}.dat"
-        plumed.write_text(PLUMED_INPUT.format(lib=lib, model=args.model, at=at, kappa=args.kappa, phase=phase, threads=args.plumed_threads))
-        meta = {"at": at, "kappa": args.kappa, "centre": centre, "temperature": args.temperature}
+        plumed.write_text(PLUMED_INPUT.format(lib=lib, model=args.model, at=at, kappa=args.kappa, phase=phase, threads=args.plumed_threads,
+                                              stride=args.bias_stride))
+        meta = {"at": at, "kappa": args.kappa, "centre": centre, "temperature": args.temperature, "bias_stride": args.bias_stride}
         if melt:
             meta |= {"system": args.system, "column": f"cls.n_{phase}", "alpha": alpha, "lattice": lattice}
         (work / f"pin-{at}.json").write_text(json.dumps(meta) + "\n")
@@ -411,6 +414,9 @@ def main() -> int:
                         help="the classifier of the bias and of the classified frames (default models/urea_sf.molenv)")
     parser.add_argument("--platform", default="CPU", help="OpenMM platform of the runs (default CPU; CUDA on a GPU)")
     parser.add_argument("--plumed-threads", type=int, default=1, help="threads of MOLENV_CLASSIFY in the pinning runs (default 1)")
+    parser.add_argument("--bias-stride", type=int, default=1,
+                        help="apply the bias every N MD steps with N times its force (PLUMED's multiple time stepping: the classifier "
+                             "runs only on those steps; default 1)")
     parser.add_argument("--discard", type=float, default=20.0, help="ps left out of the analysis at the start of each pinning run (default 20)")
     sub = parser.add_subparsers(dest="step", required=True)
     r = sub.add_parser("run", help="equilibrate the interface, then the pinning runs")
