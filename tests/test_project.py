@@ -233,6 +233,7 @@ BAD = [
                                                      r"than the stage \(0.8 ps\)"),
     (("batch_size = 64", "batch_size = -1"), r"\[train.sf\] batch_size: expected an integer >= 0, got -1"),
     (("[featurize]", "[featurize]\ntrain_temperature = 200"), r"\[featurize\] train_temperature: 200 K is not one of \[simulate\] temperatures \(100\)"),
+    (("[featurize]", "[featurize]\naugment_temperature = -350"), r"\[featurize\] augment_temperature: expected"),
     (("[evaluate]", "[clusters]\nforms = [\"II\"]\n[evaluate]"), r"\[clusters\] forms: unknown label 'II' \(forms: I, IV\)"),
     (("[evaluate]", "[plumed]\ntopology = \"urea-V-100K\"\n[evaluate]"),
      r"\[plumed\] topology: 'urea-V-100K' is neither a run of this project \(urea-I-100K, urea-IV-100K, urea-melt-350K\) nor a file"),
@@ -260,6 +261,15 @@ def test_plumed_ood_follows_the_export(tmp_path, reference_dir):
     assert load_project(write(tmp_path / "a.toml", text)).plumed["ood"] is True
     assert load_project(write(tmp_path / "b.toml", text + "[export]\nood = false\n")).plumed["ood"] is False
     assert load_project(write(tmp_path / "c.toml", text + "[plumed]\nood = false\n")).plumed["ood"] is False
+
+
+def test_featurize_augmentation_keys(tmp_path, reference_dir):
+    """[featurize] augment_temperature / augment_copies: off by default, read as given."""
+    text = TINY.format(cache=tmp_path / "ff", reference=reference_dir)
+    plain = load_project(write(tmp_path / "a.toml", text)).featurize
+    assert plain["augment_temperature"] is None and plain["augment_copies"] == 1
+    warm = load_project(write(tmp_path / "b.toml", _edit(text, "[featurize]", "[featurize]\naugment_temperature = 200\naugment_copies = 2"))).featurize
+    assert warm["augment_temperature"] == 200.0 and warm["augment_copies"] == 2
 
 
 def test_one_class_and_not_toml(tmp_path, reference_dir):

@@ -237,6 +237,9 @@ SCHEMA: dict[str, list[Key]] = {
         Key("train_temperature", positive, None, "K, the training crystals' (default: the lowest)", example=100.0),
         Key("seed", integer, 0, "seed of the random split"),
         Key("workers", count(1), 1, "processes computing descriptors"),
+        Key("augment_temperature", positive, None, "K: add warmed copies of the training crystals for a model used at this "
+            "temperature (molenv.augment)", example=350.0),
+        Key("augment_copies", count(1), 1, "warmed copies of each training frame"),
     ],
     "train.sf": [
         Key("hidden", number_list(count(1)), [25, 25], "hidden layer sizes"),
@@ -819,7 +822,8 @@ def _featurize_action(ctx: _Context, spec: str, out: Path):
         dataset = featurize(sources, spec, out, classes=p.classes, split_mode=f["split_mode"], val_fraction=f["val_fraction"],
                             test_fraction=f["test_fraction"], seed=f["seed"], train_temperature=f["train_temperature"], workers=f["workers"],
                             progress=ctx.progress, overwrite=(out / "manifest.json").is_file(), command=ctx.command("--from", "featurize"),
-                            melt_check=bool(p.melt and p.melt["check"]), log=ctx.log)
+                            melt_check=bool(p.melt and p.melt["check"]), log=ctx.log, augment_temperature=f["augment_temperature"],
+                            augment_copies=f["augment_copies"])
         ctx.log("  " + dataset.summary().replace("\n", "\n  "))
         return {"counts": dataset.manifest.get("counts", {})}
     return action
