@@ -133,9 +133,12 @@ def plan() -> list[dict]:
         add(f"nicotinamide-I-cluster148-{t}K", "nicotinamide", "cluster", "I", "application",
             [*NIC_FF_BCC, "--structure", f"{REF}/nicotinamide/NICOAM13.pdb", "--diameter", "34.4", "--temperature", str(t),
              "--equilibrate", "0", "--production", "500", "--frame-interval", "5"])
-    # the same cluster at 350 K with the authors' force field (that of the training data), and a
-    # second realisation of it (another seed): how much of the melting rate is the force field,
-    # how much chance (issue 14; the AM1-BCC runs above stay as the first realisation)
+    # the same cluster with the authors' force field (that of the training data): at 100 K, at
+    # 350 K and a second realisation at 350 K (another seed): how much of the melting rate is
+    # the force field, how much chance (issue 14; the AM1-BCC runs above stay as the first data)
+    add("nicotinamide-I-cluster148-kuroshima-100K", "nicotinamide", "cluster", "I", "application",
+        [*NIC_FF, "--structure", f"{REF}/nicotinamide/NICOAM13.pdb", "--diameter", "34.4", "--temperature", "100",
+         "--equilibrate", "0", "--production", "500", "--frame-interval", "5"])
     for seed in (None, 2):
         add(f"nicotinamide-I-cluster148-kuroshima-350K{'-seed2' if seed else ''}", "nicotinamide", "cluster", "I", "application",
             [*NIC_FF, "--structure", f"{REF}/nicotinamide/NICOAM13.pdb", "--diameter", "34.4", "--temperature", "350",
