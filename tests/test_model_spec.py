@@ -70,7 +70,7 @@ def test_the_records_are_plain_meta(tmp_path):
 
 
 # committed model files written before model files carried their molecule's spec
-OLD_MODEL_FILES = ["models/urea_sf.molenv", "models/nicotinamide_sf.molenv", "models/nicotinamide_gnn.molenv", "regtest/rt-ortho-A/softmax.molenv"]
+OLD_MODEL_FILES = ["models/urea_sf.molenv", "regtest/rt-ortho-A/softmax.molenv"]
 
 
 def test_old_model_files_carry_no_spec_and_infer_as_before():
@@ -82,10 +82,12 @@ def test_old_model_files_carry_no_spec_and_infer_as_before():
         assert infer_spec(urea).path == SPEC_DIR / "urea.toml"
 
 
-def test_new_committed_model_files_carry_their_spec():
-    """models/urea_gnn.molenv was exported after the spec records came: it names urea's atoms."""
-    spec = model_spec(open_model(REPO / "models" / "urea_gnn.molenv").model, "urea_gnn.molenv")
-    assert spec is not None and spec.name == "urea" and spec.atom_names == load_spec("urea").atom_names
+@pytest.mark.parametrize("name", ["urea_gnn", "nicotinamide_gnn", "nicotinamide_sf"])
+def test_new_committed_model_files_carry_their_spec(name):
+    """Model files exported after the spec records came name their molecule's atoms."""
+    molecule = name.split("_")[0]
+    spec = model_spec(open_model(REPO / "models" / f"{name}.molenv").model, f"{name}.molenv")
+    assert spec is not None and spec.name == molecule and spec.atom_names == load_spec(molecule).atom_names
 
 
 def _spec_error(tmp_path, edit, kind="sf") -> str:

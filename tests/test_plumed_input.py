@@ -12,6 +12,7 @@ import pytest
 from _analysis_support import REPO, md_files, read_prob_file, run_cli, urea_dataset, urea_model  # noqa: F401
 from molenv.analysis import Region, read_table, region_weights, soft_populations
 from molenv.classification import classify_trajectory
+from molenv.gnn.modelfile import read_gnn_model, write_gnn_model
 from molenv.models import GNNModelFileClassifier, SFFrameClassifier
 from molenv.plumed.inputs import atom_list, classify_actions, molecule_keywords
 from molenv.plumed.reanalysis import reanalyse
@@ -146,9 +147,12 @@ def test_model_kind_errors(tmp_path, capsys):
     assert run_cli(["plumed-input", "--model", MODELS / "urea_sf.molenv", "--topology", urea_pdb, "--ood", "-o", out]) == 2
     err = capsys.readouterr().err
     assert f"--ood: {MODELS / 'urea_sf.molenv'} has no ood block" in err and "molenv ood-calibrate" in err
-    gnn = MODELS / "nicotinamide_gnn.molenv"
+    gnn = tmp_path / "no_ood.molenv"  # the committed GNN without its ood block
+    model = read_gnn_model(MODELS / "nicotinamide_gnn.molenv")
+    model.ood = None
+    write_gnn_model(model, gnn)
     assert run_cli(["plumed-input", "--model", gnn, "--topology", nicotinamide_pdb, "--ood", "-o", out]) == 2
-    assert f"--ood: {gnn} has no ood block" in capsys.readouterr().err  # the committed GNN file has none
+    assert f"--ood: {gnn} has no ood block" in capsys.readouterr().err
     assert run_cli(["plumed-input", "--model", gnn, "--topology", nicotinamide_pdb, "--region", "z:10:5", "-o", out]) == 2
     assert f"--region: {gnn} is a GNN model, which has no molecule centre" in capsys.readouterr().err
     assert not out.exists()
