@@ -5,11 +5,13 @@ the committed runs of data/manifest.json (split `application`).
     .venv/bin/python scripts/applications.py cluster --model sf=models/nicotinamide_sf.molenv \\
         --model authors=reference [--model gnn=models/nicotinamide_gnn.pt]
 
-`cluster` (paper Fig. 7): the 148-molecule nicotinamide form I nanocluster at 100 K and 350 K.
-Every frame is classified with each model by `molenv classify` (the commands are printed and
+`cluster` (paper Fig. 7): the 148-molecule nicotinamide form I nanocluster, by default the
+runs with the authors' force field at 100 K and 350 K (two realisations); `--run LABEL=NAME`
+picks others (e.g. `--run "350 K, AM1-BCC=nicotinamide-I-cluster148-350K"`). Every frame of
+every run is classified with each model by `molenv classify` (the commands are printed and
 kept in <work>/commands.txt), then this script draws, per model, the number of molecules per
 class against time for the core and the surface molecules (coordination number < 20,
-METHOD.md section 4) at both temperatures (docs/applications/cluster_<model>.png) and
+METHOD.md section 4), one row per run (docs/applications/cluster_<model>.png), and
 snapshots coloured by class (docs/applications/cluster_<model>_snapshots.png); the extended
 XYZ files for OVITO stay in <work> (default out/applications).
 
@@ -41,7 +43,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE = Path(os.environ.get("MOLENV_REFERENCE", REPO.parent / "shared" / "reference"))
 DOCS = REPO / "docs" / "applications"
-CLUSTER_RUNS = {100: "nicotinamide-I-cluster148-100K", 350: "nicotinamide-I-cluster148-350K"}
+# row label -> run of data/manifest.json (the default of `cluster --run`)
+CLUSTER_RUNS = {"100 K": "nicotinamide-I-cluster148-kuroshima-100K", "350 K": "nicotinamide-I-cluster148-kuroshima-350K",
+                "350 K, seed 2": "nicotinamide-I-cluster148-kuroshima-350K-seed2"}
 INTERFACE_RUN = "urea-I-IV-interface-paper-100K"
 # The authors' interface file: molecules 1-480 are the form I slab (upper), 481-1200 the form
 # IV slab (lower); `simulate system` keeps that order. They held the three outermost molecular
@@ -97,11 +101,11 @@ def cluster(args) -> int:
     for name, spec in (m.split("=", 1) for m in args.model):
         path = model_path(spec, "nicotinamide", work, log)
         tables, results = {}, {}
-        for t, run_name in CLUSTER_RUNS.items():
+        for t, run_name in cluster_runs(args.runs).items():
             e = manifest_entry(run_name)
             if e is None:
                 continue
-            out = work / name / f"{t}K"
+            out = work / name / run_name
             if args.reuse and (out / "populations.dat").is_file():
                 print(f"reusing {out}")
             else:
@@ -116,8 +120,22 @@ def cluster(args) -> int:
         plot_snapshots(DOCS / f"cluster_{name}_snapshots.png", results, args.snapshot_times, f"model: {name}")
         summary = {t: cluster_summary(tables[t], classes) for t in tables}
         (work / name / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-        print(f"{name}: " + "; ".join(f"{t} K: {s}" for t, s in summary.items()))
+        print(f"{name}: " + "; ".join(f"{t}: {s}" for t, s in summary.items()))
     return 0
+
+
+def cluster_runs(pairs: list[str] | None) -> dict[str, str]:
+    """`--run LABEL=NAME` arguments -> {label: run name}, in the order given (CLUSTER_RUNS
+    without any)."""
+    if not pairs:
+        return dict(CLUSTER_RUNS)
+    runs = {}
+    for pair in pairs:
+        label, sep, name = pair.rpartition("=")
+        if not sep or not label or not name:
+            sys.exit(f"--run wants LABEL=NAME (a run of data/manifest.json), got {pair!r}")
+        runs[label] = name
+    return runs
 
 
 def cluster_summary(table, classes) -> dict:
@@ -133,7 +151,7 @@ def cluster_summary(table, classes) -> dict:
 
 
 def plot_cluster_series(path: Path, tables: dict, classes: list[str], title: str) -> None:
-    """Fig. 7 layout: rows = temperatures, columns = core / surface; molecules per class."""
+    """Fig. 7 layout: rows = runs (in the order given), columns = core / surface; molecules per class."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -143,7 +161,7 @@ def plot_cluster_series(path: Path, tables: dict, classes: list[str], title: str
     melt = classes[-1]
     colours = plt.get_cmap("tab10")
     fig, axes = plt.subplots(len(tables), 2, figsize=(10, 2.6 * len(tables) + 0.8), sharex=True, squeeze=False)
-    for row, (t, table) in enumerate(sorted(tables.items())):
+    for row, (t, table) in enumerate(tables.items()):
         time = table.column("time")
         for col, part in enumerate(("core", "surface")):
             ax = axes[row, col]
@@ -155,7 +173,7 @@ def plot_cluster_series(path: Path, tables: dict, classes: list[str], title: str
             ax.plot(time, others, color=colours(3), label="other forms")
             ax.plot(time, table.column(f"{part}_n_uncertain"), color="0.5", linestyle="--", label="uncertain")
             ax.plot(time, table.column(f"{part}_nmol"), color="k", alpha=0.4, linewidth=0.8, label="total")
-            ax.set_title(f"{t} K, {part} molecules", fontsize=9)
+            ax.set_title(f"{t}, {part} molecules", fontsize=9)
             ax.set_ylim(bottom=0)
             if col == 0:
                 ax.set_ylabel("molecules")
@@ -171,7 +189,7 @@ def plot_cluster_series(path: Path, tables: dict, classes: list[str], title: str
 
 def plot_snapshots(path: Path, results: dict, times: list[float], title: str) -> None:
     """Molecule centres coloured by class: a 6 A thick slice through the cluster's centre
-    (so that core and surface both show), rows = temperatures, columns = times."""
+    (so that core and surface both show), rows = runs, columns = times."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -179,7 +197,7 @@ def plot_snapshots(path: Path, results: dict, times: list[float], title: str) ->
 
     colours = plt.get_cmap("tab10")
     fig, axes = plt.subplots(len(results), len(times), figsize=(2.6 * len(times), 2.3 * len(results) + 0.5), squeeze=False)
-    for row, (t, r) in enumerate(sorted(results.items())):
+    for row, (t, r) in enumerate(results.items()):
         labels = r.labels(0.5)
         names = r.label_names
         for col, want in enumerate(times):
@@ -195,7 +213,7 @@ def plot_snapshots(path: Path, results: dict, times: list[float], title: str) ->
             ax.set_aspect("equal")
             ax.set_xticks([])
             ax.set_yticks([])
-            ax.set_title(f"{t} K, {r.times[f]:.0f} ps", fontsize=9)
+            ax.set_title(f"{t}, {r.times[f]:.0f} ps", fontsize=9)
             ax.legend(fontsize=6, loc="lower right", markerscale=0.7)
     fig.suptitle(f"{title}: centres within 3 A of the mid-plane (grey: others)", fontsize=9)
     fig.tight_layout()
@@ -368,6 +386,8 @@ def main() -> int:
     sub = parser.add_subparsers(dest="application", required=True)
     c = sub.add_parser("cluster", help="nicotinamide nanocluster melting (paper Fig. 7)")
     c.add_argument("--model", action="append", required=True, metavar="NAME=PATH", help="a model to classify with (PATH 'reference': the authors' SF-MLP); repeatable")
+    c.add_argument("--run", action="append", dest="runs", metavar="LABEL=NAME",
+                   help="a cluster run of data/manifest.json and its row label; repeatable (default: " + ", ".join(f"'{k}={v}'" for k, v in CLUSTER_RUNS.items()) + ")")
     c.add_argument("--snapshot-times", type=float, nargs="+", default=[0, 100, 250, 500], help="ps (default 0 100 250 500)")
     c.set_defaults(run=cluster)
     i = sub.add_parser("interface", help="urea form I / form IV interface (paper Fig. 8)")

@@ -75,3 +75,11 @@ def test_group_counts_and_profile(applications, toy_slabs, tmp_path):
 def test_other_forms_group_for_the_authors_classes(applications):
     groups = applications.interface_groups(["I", "IV", "Melt", "A", "B", "C", "III"])
     assert groups == {"I": [0], "IV": [1], "melt": [2], "other forms": [3, 4, 5, 6]}
+
+
+def test_cluster_runs_keep_the_order_given_and_refuse_a_bare_name(applications):
+    assert applications.cluster_runs(None) == applications.CLUSTER_RUNS
+    runs = applications.cluster_runs(["350 K, AM1-BCC=nicotinamide-I-cluster148-350K", "100 K=nicotinamide-I-cluster148-100K"])
+    assert list(runs) == ["350 K, AM1-BCC", "100 K"] and runs["100 K"] == "nicotinamide-I-cluster148-100K"
+    with pytest.raises(SystemExit, match="LABEL=NAME"):
+        applications.cluster_runs(["nicotinamide-I-cluster148-100K"])

@@ -76,13 +76,14 @@ def test_interface_region_input(tmp_path, monkeypatch, plumed_module):
 
 def test_cluster_melting_input(tmp_path, monkeypatch, plumed_module):
     """The cluster example's input on the first two frames of the committed 350 K nanocluster
-    run: 148 molecules, no box, the cold crystal's core form I."""
-    nic = REPO / "data" / "nicotinamide" / "nicotinamide-I-cluster148-350K"
+    run (the authors' force field): 148 molecules, no box, most of the core still form I."""
+    nic = REPO / "data" / "nicotinamide" / "nicotinamide-I-cluster148-kuroshima-350K"
     out = run_example("cluster-melting", tmp_path, monkeypatch, nic.with_suffix(".xtc"), nic.with_suffix(".pdb.gz"))
     c = table(out / "COLVAR")
     assert list(c) == ["time", "cls.n_I", "cls.n_melt", "cls.f_I", "cls.f_melt", "cls.nmol"]
     assert np.all(c["cls.nmol"] == 148) and np.all(c["cls.f_I"] + c["cls.f_melt"] <= 1 + 1e-9)
-    assert c["cls.n_I"][0] > 60  # at t = 0 the core (about 40 % of the molecules) and part of the surface are form I
+    # at 5 ps most of the core (63 molecules) is form I; the bulk SF-MLP calls most surface molecules melt
+    assert c["cls.n_I"][0] > 40
 
 
 @pytest.mark.reference

@@ -8,8 +8,10 @@ cd "$(dirname "$0")"
 REF=${MOLENV_REFERENCE:-../../../shared/reference}
 
 # 1. MD: the cluster (molecules whose centre lies within 17.2 A of a form I supercell's
-#    centre), minimised, then 20 ps at 350 K from t = 0, a frame every 1 ps
-molenv simulate cluster --molecule nicotinamide --atom-types gaff2 --structure $REF/nicotinamide/NICOAM13.pdb \
+#    centre) with the authors' force field (that of the models' training data), minimised,
+#    then 20 ps at 350 K from t = 0, a frame every 1 ps
+molenv simulate cluster --molecule nicotinamide --atom-types gaff2 --charges kuroshima2024 --lennard-jones kuroshima2024 \
+    --structure $REF/nicotinamide/NICOAM13.pdb \
     --diameter 34.4 --temperature 350 --equilibrate 0 --production 20 --frame-interval 1 \
     --threads 1 --no-progress --out run
 
