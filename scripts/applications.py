@@ -98,10 +98,12 @@ def cluster(args) -> int:
     work.mkdir(parents=True, exist_ok=True)
     log = work / "commands.txt"
     DOCS.mkdir(parents=True, exist_ok=True)
+    runs = cluster_runs(args.runs)
+    rows = {label: [] for label in runs}  # the counts table: the runs' rows, model after model
     for name, spec in (m.split("=", 1) for m in args.model):
         path = model_path(spec, "nicotinamide", work, log)
         tables, results = {}, {}
-        for t, run_name in cluster_runs(args.runs).items():
+        for t, run_name in runs.items():
             e = manifest_entry(run_name)
             if e is None:
                 continue
@@ -118,9 +120,15 @@ def cluster(args) -> int:
         classes = next(iter(results.values())).classes
         plot_cluster_series(DOCS / f"cluster_{name}.png", tables, classes, f"nicotinamide form I cluster (148 molecules), model: {name}")
         plot_snapshots(DOCS / f"cluster_{name}_snapshots.png", results, args.snapshot_times, f"model: {name}")
-        summary = {t: cluster_summary(tables[t], classes) for t in tables}
+        summary = {t: cluster_summary(tables[t], classes, args.table_times) for t in tables}
         (work / name / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-        print(f"{name}: " + "; ".join(f"{t}: {s}" for t, s in summary.items()))
+        for t, s in summary.items():
+            rows[t].append(cluster_row(f"{t}, `{name}`", s))
+    # the table of docs/applications.md
+    head = "| run, model | " + " | ".join(f"{t:g} ps" for t in args.table_times) + " |"
+    text = "\n".join([head, "|---" * (len(args.table_times) + 1) + "|", *(r for label in runs for r in rows[label])]) + "\n"
+    (work / "counts.md").write_text(text)
+    print(text + f"(also in {work / 'counts.md'})")
     return 0
 
 
@@ -138,16 +146,26 @@ def cluster_runs(pairs: list[str] | None) -> dict[str, str]:
     return runs
 
 
-def cluster_summary(table, classes) -> dict:
-    """Core and surface counts of form I and melt at the first and the last frame."""
+def cluster_summary(table, classes, times) -> dict:
+    """{time: counts}: the molecules called form I and melt and all molecules, core and
+    surface, in the frame nearest each time (ps), rounded to whole molecules."""
+    time = table.column("time")
     out = {}
-    for part in ("core", "surface"):
-        for c in ("I", classes[-1]):
-            y = table.column(f"{part}_n_{c}")
-            out[f"{part}_{c}"] = [int(y[0]), int(y[-1])]
-        n = table.column(f"{part}_nmol")
-        out[f"{part}_nmol"] = [int(n[0]), int(n[-1])]
+    for want in times:
+        f = int(np.argmin(np.abs(time - want)))
+        out[float(want)] = {f"{part}_{c}": int(round(table.column(f"{part}_n_{c}")[f]))
+                            for part in ("core", "surface") for c in ("I", classes[-1])}
+        out[float(want)] |= {f"{part}_nmol": int(round(table.column(f"{part}_nmol")[f])) for part in ("core", "surface")}
     return out
+
+
+def cluster_row(label: str, summary: dict) -> str:
+    """A markdown row of `cluster_summary`: per time, form I / melt / all, core | surface."""
+    def cell(s):
+        i, m = (k for k in s if k.startswith("core_") and not k.endswith("nmol"))
+        return (f"{s[i]} / {s[m]} / {s['core_nmol']} \\| "
+                f"{s['surface' + i[4:]]} / {s['surface' + m[4:]]} / {s['surface_nmol']}")
+    return f"| {label} | " + " | ".join(cell(s) for s in summary.values()) + " |"
 
 
 def plot_cluster_series(path: Path, tables: dict, classes: list[str], title: str) -> None:
@@ -388,6 +406,8 @@ def main() -> int:
     c.add_argument("--model", action="append", required=True, metavar="NAME=PATH", help="a model to classify with (PATH 'reference': the authors' SF-MLP); repeatable")
     c.add_argument("--run", action="append", dest="runs", metavar="LABEL=NAME",
                    help="a cluster run of data/manifest.json and its row label; repeatable (default: " + ", ".join(f"'{k}={v}'" for k, v in CLUSTER_RUNS.items()) + ")")
+    c.add_argument("--table-times", type=float, nargs="+", default=[5, 100, 200, 300, 500],
+                   help="ps, the columns of the counts table <work>/cluster/counts.md (default 5 100 200 300 500)")
     c.add_argument("--snapshot-times", type=float, nargs="+", default=[0, 100, 250, 500], help="ps (default 0 100 250 500)")
     c.set_defaults(run=cluster)
     i = sub.add_parser("interface", help="urea form I / form IV interface (paper Fig. 8)")

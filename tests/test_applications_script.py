@@ -83,3 +83,19 @@ def test_cluster_runs_keep_the_order_given_and_refuse_a_bare_name(applications):
     assert list(runs) == ["350 K, AM1-BCC", "100 K"] and runs["100 K"] == "nicotinamide-I-cluster148-100K"
     with pytest.raises(SystemExit, match="LABEL=NAME"):
         applications.cluster_runs(["nicotinamide-I-cluster148-100K"])
+
+
+def test_cluster_counts_table(applications):
+    """The counts of the docs table: the frame nearest each time, form I / melt / all, core | surface."""
+    class Table:  # the columns of a populations.dat that cluster_summary reads
+        columns = {"time": np.array([5.0, 10.0, 15.0]), "core_n_I": np.array([50.4, 40.0, 30.0]), "core_n_melt": np.array([9.6, 20.0, 30.0]),
+                   "surface_n_I": np.array([70.0, 60.0, 50.0]), "surface_n_melt": np.array([15.0, 25.0, 35.0]),
+                   "core_nmol": np.array([63.0, 62.0, 61.0]), "surface_nmol": np.array([85.0, 86.0, 87.0])}
+
+        def column(self, name):
+            return self.columns[name]
+
+    summary = applications.cluster_summary(Table(), ["I", "IV", "melt"], [0, 14])
+    assert summary[0.0] == {"core_I": 50, "core_melt": 10, "surface_I": 70, "surface_melt": 15, "core_nmol": 63, "surface_nmol": 85}
+    assert summary[14.0]["core_I"] == 30
+    assert applications.cluster_row("350 K, `gnn`", summary) == "| 350 K, `gnn` | 50 / 10 / 63 \\| 70 / 15 / 85 | 30 / 30 / 61 \\| 50 / 35 / 87 |"
