@@ -134,13 +134,13 @@ def plan() -> list[dict]:
             [*NIC_FF_BCC, "--structure", f"{REF}/nicotinamide/NICOAM13.pdb", "--diameter", "34.4", "--temperature", str(t),
              "--equilibrate", "0", "--production", "500", "--frame-interval", "5"])
     # the same cluster with the authors' force field (that of the training data): at 100 K, at
-    # 350 K and a second realisation at 350 K (another seed): how much of the melting rate is
+    # 350 K and two more realisations at 350 K (other seeds): how much of the melting rate is
     # the force field, how much chance (issue 14; the AM1-BCC runs above stay as the first data)
     add("nicotinamide-I-cluster148-kuroshima-100K", "nicotinamide", "cluster", "I", "application",
         [*NIC_FF, "--structure", f"{REF}/nicotinamide/NICOAM13.pdb", "--diameter", "34.4", "--temperature", "100",
          "--equilibrate", "0", "--production", "500", "--frame-interval", "5"])
-    for seed in (None, 2):
-        add(f"nicotinamide-I-cluster148-kuroshima-350K{'-seed2' if seed else ''}", "nicotinamide", "cluster", "I", "application",
+    for seed in (None, 2, 3):
+        add(f"nicotinamide-I-cluster148-kuroshima-350K{f'-seed{seed}' if seed else ''}", "nicotinamide", "cluster", "I", "application",
             [*NIC_FF, "--structure", f"{REF}/nicotinamide/NICOAM13.pdb", "--diameter", "34.4", "--temperature", "350",
              "--equilibrate", "0", "--production", "500", "--frame-interval", "5", *(["--seed", str(seed)] if seed else [])])
     # the paper's second application (Fig. 8): the authors' own urea form I / form IV interface
