@@ -44,7 +44,9 @@ source with training frames below that temperature gets a companion source
 ``<name>-warmed-<T>K`` (split train, ``augmentation`` in its manifest entry) holding
 ``augment_copies`` copies of its training frames with extra rigid-molecule motion, as much as
 the harmonic approximation asks for to take the crystal from its temperature to T. Its
-validation frames stay as they are; melts and clusters are not augmented.
+validation frames stay as they are; melts are not augmented, clusters in vacuum only with
+``augment_clusters`` (their widths measured per core and surface group,
+`molenv.augment.cluster_fluctuations`).
 
 The dataset is written atomically: into a temporary directory beside ``out``
 (``.<name>.featurize-XXXX``), which is renamed to ``out`` when every file and the manifest
@@ -438,6 +440,7 @@ def featurize(
     scheduler: str | None = None,
     augment_temperature: float | None = None,
     augment_copies: int = 1,
+    augment_clusters: bool = False,
 ) -> Dataset:
     """Label, split and featurize `sources` into the dataset directory `out`; returns it opened.
 
@@ -498,7 +501,7 @@ def featurize(
     train_classes = sorted({s.label for s, c in zip(kept, codes) if (c == TRAIN).any()})
     if len(train_classes) == 1:
         raise DatasetError(f"the training split holds a single class ({train_classes[0]}); a classifier needs two or more")
-    augment = _augmentation_plan(kept, trajectories, codes, augment_temperature, augment_copies, seed)
+    augment = _augmentation_plan(kept, trajectories, codes, augment_temperature, augment_copies, seed, augment_clusters)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     _leftovers(out, log)
@@ -514,16 +517,17 @@ def featurize(
         raise
 
 
-def _augmentation_plan(kept, trajectories, codes, temperature: float | None, copies: int, seed: int) -> dict:
+def _augmentation_plan(kept, trajectories, codes, temperature: float | None, copies: int, seed: int, clusters: bool = False) -> dict:
     """Source name -> (target temperature, copies, random seed) of the sources that thermal
-    augmentation warms (module docstring); empty without ``temperature``."""
+    augmentation warms (module docstring): crystals, and clusters if `clusters`; empty
+    without ``temperature``."""
     if temperature is None:
         return {}
     if not temperature > 0 or copies < 1:
         raise DatasetError(f"thermal augmentation needs a positive temperature and one or more copies, got {temperature} K and {copies}")
     plan = {}
     for k, (s, traj, split) in enumerate(zip(kept, trajectories, codes)):
-        if s.system != "crystal" or s.label.lower() == "melt" or (split == TRAIN).sum() < 2:
+        if s.system not in (("crystal", "cluster") if clusters else ("crystal",)) or s.label.lower() == "melt" or (split == TRAIN).sum() < 2:
             continue
         if s.temperature is None:
             raise DatasetError(f"source {s.name} ({s.trajectory}): thermal augmentation needs its temperature (featurize --temperature)")
@@ -532,22 +536,29 @@ def _augmentation_plan(kept, trajectories, codes, temperature: float | None, cop
     return plan
 
 
-def _warmed_source(source, frames: list, plan: tuple, descriptors, spec: MoleculeSpec, topology_rule: TopologyRule, label: int) -> tuple[dict, dict]:
+def _warmed_source(source, frames: list, surface: np.ndarray, plan: tuple, descriptors, spec: MoleculeSpec, topology_rule: TopologyRule,
+                   label: int) -> tuple[dict, dict]:
     """The arrays and the `augmentation` record of the warmed companion of `source` from its
-    training `frames` (`molenv.augment`)."""
-    from molenv.augment import rigid_fluctuations, warmed_frames, warming
+    training `frames` (`molenv.augment`); `surface` (one flag per molecule, the majority over
+    the frames) groups a cluster's molecules."""
+    from molenv.augment import cluster_fluctuations, per_molecule, rigid_fluctuations, warmed_frames, warming
 
     target, copies, seed = plan
-    measured = rigid_fluctuations(frames)
-    added = warming(measured, source.temperature, target)
+    if frames[0].box is None:
+        measured = cluster_fluctuations(frames, surface)
+        added = {group: warming(widths, source.temperature, target) for group, widths in measured.items()}
+        motion = per_molecule(added, surface)
+    else:
+        measured = rigid_fluctuations(frames)
+        motion = added = warming(measured, source.temperature, target)
     # rounded to the float32 the dataset stores, so that the cached descriptors are those of the stored frames
     warmed = [f.replace(positions=f.positions.astype(np.float32).astype(float))
-              for f in warmed_frames(frames, added, copies, np.random.default_rng(seed))]
+              for f in warmed_frames(frames, motion, copies, np.random.default_rng(seed))]
     results = [label_frame(f, descriptors, spec.centre, topology_rule) for f in warmed]
     cn = np.stack([r[1] for r in results])
     arrays = {
         "positions": np.stack([f.positions.astype(np.float32) for f in warmed]),
-        "boxes": np.stack([f.box for f in warmed]),
+        "boxes": np.stack([f.box if f.box is not None else np.full(6, np.nan) for f in warmed]),
         "times": np.array([f.time for f in warmed]),
         "atomic_numbers": frames[0].atomic_numbers,
         "molecules": frames[0].molecules,
@@ -558,9 +569,15 @@ def _warmed_source(source, frames: list, plan: tuple, descriptors, spec: Molecul
         "cn_radius": np.array([r[2] for r in results]),
         "split": np.full(len(warmed), TRAIN, dtype=np.int8),
     }
-    record = {"of": source.name, "target_K": target, "copies": copies, "seed": seed, "training_frames": len(frames),
-              "measured": {"translation_A": measured.translation, "rotation_deg": measured.rotation},
-              "added": {"translation_A": added.translation, "rotation_deg": added.rotation}}
+    def widths(w):
+        return {"translation_A": w.translation, "rotation_deg": w.rotation}
+
+    record = {"of": source.name, "target_K": target, "copies": copies, "seed": seed, "training_frames": len(frames)}
+    if isinstance(measured, dict):  # a cluster: per group, and how many molecules each has
+        record |= {"measured": {g: widths(w) for g, w in measured.items()}, "added": {g: widths(w) for g, w in added.items()},
+                   "molecules": {"core": int((~surface).sum()), "surface": int(surface.sum())}}
+    else:
+        record |= {"measured": widths(measured), "added": widths(added)}
     return arrays, record
 
 
@@ -646,8 +663,9 @@ def _write(kept, trajectories, codes, classes, spec, out: Path, final: Path, ove
                     "simulation": source.origin,
                 } | ({"melt_check": melt_checks[source.name]} if source.name in melt_checks else {})
             )
-            if training_frames and periodic:
-                warm, record = _warmed_source(source, training_frames, augment[source.name], descriptors, spec, topology_rule,
+            if training_frames:
+                surface = topology[split == TRAIN].mean(axis=0) > 0.5
+                warm, record = _warmed_source(source, training_frames, surface, augment[source.name], descriptors, spec, topology_rule,
                                               classes.index(source.label))
                 name = f"{source.name}-warmed-{record['target_K']:g}K"
                 file = f"{_safe_name(name)}.npz"

@@ -240,6 +240,7 @@ SCHEMA: dict[str, list[Key]] = {
         Key("augment_temperature", positive, None, "K: add warmed copies of the training crystals for a model used at this "
             "temperature (molenv.augment)", example=350.0),
         Key("augment_copies", count(1), 1, "warmed copies of each training frame"),
+        Key("augment_clusters", boolean, False, "warm the training clusters in vacuum too"),
     ],
     "train.sf": [
         Key("hidden", number_list(count(1)), [25, 25], "hidden layer sizes"),
@@ -823,7 +824,7 @@ def _featurize_action(ctx: _Context, spec: str, out: Path):
                             test_fraction=f["test_fraction"], seed=f["seed"], train_temperature=f["train_temperature"], workers=f["workers"],
                             progress=ctx.progress, overwrite=(out / "manifest.json").is_file(), command=ctx.command("--from", "featurize"),
                             melt_check=bool(p.melt and p.melt["check"]), log=ctx.log, augment_temperature=f["augment_temperature"],
-                            augment_copies=f["augment_copies"])
+                            augment_copies=f["augment_copies"], augment_clusters=f["augment_clusters"])
         ctx.log("  " + dataset.summary().replace("\n", "\n  "))
         return {"counts": dataset.manifest.get("counts", {})}
     return action

@@ -42,6 +42,12 @@ def crystal_test_temperature(entries: list[dict], molecule: str) -> float:
     return float(temps[0])
 
 
+def has_test_clusters(entries: list[dict], molecule: str) -> bool:
+    """Whether `molecule` has clusters in vacuum among its test trajectories (urea's at 200 K):
+    the thermal-augmentation protocol then warms its training clusters too."""
+    return any(e["molecule"] == molecule and e["system"] == "cluster" and e["split"] == "test" for e in entries)
+
+
 def method_only(entries: list[dict], molecule: str) -> list[str] | None:
     """`featurize --only` patterns for the paper protocol: every trajectory of `molecule`
     but the extra training trajectories (`extra_training`), as `<molecule>-*-<T>K` patterns

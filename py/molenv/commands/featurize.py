@@ -33,6 +33,9 @@ extra rigid-molecule motion that takes each crystal from its temperature to T in
 harmonic approximation (molenv.augment), for a model used at T but trained colder:
 
   molenv featurize --manifest data/manifest.json --molecule nicotinamide --out ds --augment-temperature 350
+
+--augment-clusters warms the training clusters in vacuum as well, core and surface molecules
+each by their own measured widths (for test clusters at T, as urea's at 200 K).
 """
 from __future__ import annotations
 
@@ -79,6 +82,8 @@ def add_arguments(parser):
                       help="add warmed copies of the training frames of every periodic crystal colder than K: each crystal's own "
                            "rigid-molecule fluctuations, scaled by sqrt(K / T - 1) (harmonic); for a model used at K (default: none)")
     warm.add_argument("--augment-copies", type=positive_int, default=1, help="warmed copies of each training frame (default 1)")
+    warm.add_argument("--augment-clusters", action="store_true",
+                      help="warm the training clusters in vacuum too (widths of their core and surface molecules, measured robustly)")
     labels.add_argument("--cn-offset", type=non_negative_float, default=CN_OFFSET, help=f"coordination radius = molecule radius + this, in A (default {CN_OFFSET:g})")
     labels.add_argument("--cn-radius", type=positive_float, help="fixed molecule radius in A instead of the frame's largest atom-centre distance")
     labels.add_argument("--cn-threshold", type=non_negative_int, default=CN_THRESHOLD, help=f"surface if the coordination number (self counted) is below this (default {CN_THRESHOLD})")
@@ -198,6 +203,7 @@ def run(args):
         command=shlex.join(getattr(args, "command_line", None) or []) or None,
         augment_temperature=args.augment_temperature,
         augment_copies=args.augment_copies,
+        augment_clusters=args.augment_clusters,
     )
     print(dataset.summary())
     return 0

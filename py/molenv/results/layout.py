@@ -19,7 +19,8 @@ MODELS = ("sf", "gnn")
 # (molenv.protocols selects the trajectories).
 # thermal-augmentation: not the paper's: the paper's trajectories, the training crystals with
 # warmed copies for the test temperature (`molenv featurize --augment-temperature`,
-# molenv.augment); the same test split.
+# molenv.augment), and the training clusters too where the test has clusters (urea:
+# --augment-clusters); the same test split.
 PROTOCOLS = ("method", "multi-temperature", "thermal-augmentation")
 # the protocols that train on the paper's trajectories only
 PAPER_TRAJECTORIES = ("method", "thermal-augmentation")

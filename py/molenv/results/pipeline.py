@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from molenv.protocols import crystal_test_temperature, extra_training, manifest_entries, method_only
+from molenv.protocols import crystal_test_temperature, extra_training, has_test_clusters, manifest_entries, method_only
 from molenv.reference import REFERENCE_CLASSES, REFERENCE_SF_INPUT, REFERENCE_WEIGHTS
 from molenv.results.layout import PAPER_TRAJECTORIES, protocol_work, read_json
 
@@ -150,6 +150,8 @@ def featurize(runner: Runner, molecule: str, dataset: Path, entries: list[dict],
         cmd += ["--only", *only]
     if protocol == "thermal-augmentation":
         cmd += ["--augment-temperature", f"{crystal_test_temperature(entries, molecule):g}"]
+        if has_test_clusters(entries, molecule):
+            cmd += ["--augment-clusters"]
     if args.quick:
         cmd += ["--step", QUICK["featurize_step"]]
     runner.run("featurize", cmd)
