@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from molenv.augment import RigidFluctuations, rigid_fluctuations, rigid_motion, warmed_frames, warming
+from molenv.augment import RigidFluctuations, cluster_fluctuations, per_molecule, rigid_fluctuations, rigid_motion, warmed_frames, warming
 from molenv.cli import main
 from molenv.dataset import SPLITS, open_dataset
 from molenv.descriptors import compute_descriptors
@@ -28,6 +28,19 @@ def crystal_frame():
     if not (DATA / "urea-I-100K.xtc").is_file():
         pytest.skip("no urea MD data")
     return Trajectory(DATA / "urea-I-100K.xtc", "urea", topology=DATA / "urea-I-100K.pdb.gz")[0]
+
+
+@pytest.fixture(scope="module")
+def cluster_frame():
+    """The first frame of the committed urea form I cluster at 100 K (no box), with flags for
+    its outer third of molecules (farthest from the centre) as "surface" ones."""
+    if not (DATA / "urea-I-cluster-100K.xtc").is_file():
+        pytest.skip("no urea MD data")
+    frame = Trajectory(DATA / "urea-I-cluster-100K.xtc", "urea", topology=DATA / "urea-I-cluster-100K.pdb.gz")[0]
+    assert frame.box is None
+    centroids = frame.molecule_positions(1).mean(axis=1)
+    distance = np.linalg.norm(centroids - centroids.mean(axis=0), axis=1)
+    return frame, distance > np.quantile(distance, 2 / 3)
 
 
 def intramolecular_distances(frame):
@@ -59,6 +72,54 @@ def test_rigid_fluctuations_ignore_the_cell_drift_and_periodic_wrapping(crystal_
     wrapped = crystal_frame.replace(positions=wrapped_positions)
     measured = rigid_fluctuations([crystal_frame, shifted, wrapped])
     assert measured.translation < 1e-5 and measured.rotation < 1e-3
+
+
+def test_cluster_fluctuations_measure_the_motion_given_per_group(cluster_frame):
+    """A cluster moved by rigid molecule motion of different widths for core and surface
+    molecules, and as a whole (drift and turn, which are no fluctuation), every frame: the
+    robust widths measured per group are those given, up to the removed mean and sampling;
+    a molecule that jumps by 90 degrees in a third of the frames barely changes them."""
+    from scipy.spatial.transform import Rotation
+
+    frame, surface = cluster_frame
+    assert 0 < surface.sum() < len(surface)
+    rng = np.random.default_rng(2)
+    n_frames, given = 25, {"core": RigidFluctuations(0.1, 3.0), "surface": RigidFluctuations(0.2, 6.0)}
+    motion = per_molecule(given, surface)
+    frames = []
+    for k in range(n_frames):
+        moved = rigid_motion(frame, motion.translation, motion.rotation, rng)
+        whole_turn = Rotation.from_rotvec(rng.normal(size=3) * 0.5)
+        positions = whole_turn.apply(moved.positions - moved.positions.mean(axis=0)) + rng.normal(size=3) * 5.0
+        if k % 3 == 0:  # one core molecule turned about its centroid by 90 degrees
+            m = frame.molecules[np.flatnonzero(~surface)[0]]
+            centre = positions[m].mean(axis=0)
+            positions[m] = Rotation.from_rotvec([0.0, 0.0, np.pi / 2]).apply(positions[m] - centre) + centre
+        frames.append(moved.replace(positions=positions))
+    measured = cluster_fluctuations(frames, surface)
+    expected = math.sqrt(1 - 1 / n_frames)
+    for group in ("core", "surface"):
+        assert measured[group].translation == pytest.approx(given[group].translation * expected, rel=0.08)
+        assert measured[group].rotation == pytest.approx(given[group].rotation * expected, rel=0.08)
+    # spread back to the molecules
+    spread = per_molecule(measured, surface)
+    assert spread.rotation[surface] == pytest.approx(measured["surface"].rotation)
+    assert spread.translation[~surface] == pytest.approx(measured["core"].translation)
+    # a group without molecules takes the other's widths; the flags must match the molecules
+    everyone = cluster_fluctuations(frames, np.zeros_like(surface))
+    assert everyone["surface"] == everyone["core"]
+    with pytest.raises(ValueError, match="one surface flag per molecule"):
+        cluster_fluctuations(frames, surface[:-1])
+
+
+def test_rigid_motion_per_molecule_widths(cluster_frame):
+    """Widths of zero leave a molecule where it is; the others move."""
+    frame, surface = cluster_frame
+    moved = rigid_motion(frame, np.where(surface, 0.3, 0.0), np.where(surface, 10.0, 0.0), np.random.default_rng(0))
+    core_atoms, surface_atoms = frame.molecules[~surface].ravel(), frame.molecules[surface].ravel()
+    assert np.allclose(moved.positions[core_atoms], frame.positions[core_atoms], atol=1e-12)
+    assert not np.allclose(moved.positions[surface_atoms], frame.positions[surface_atoms])
+    assert moved.box is None
 
 
 def test_rigid_motion_keeps_molecules_rigid(crystal_frame):
@@ -127,6 +188,34 @@ def test_featurize_adds_warmed_training_crystals(augmented):
     n_mol = {s["name"]: s["n_molecules"] for s in ds.sources}
     train_I = sum(int((ds.arrays(n)["split"] == TRAIN).sum()) * n_mol[n] for n in ("urea-I-100K", "urea-I-100K-warmed-200K"))
     assert ds.manifest["counts"]["train"]["I"] == train_I
+
+
+def test_featurize_warms_clusters_when_asked(tmp_path):
+    """augment_clusters: the training cluster gets a warmed companion (per group record, no
+    box); without it clusters are left as they are."""
+    names = ["urea-I-100K", "urea-I-cluster-100K", "urea-melt-350K"]
+    if not all((DATA / f"{n}.xtc").is_file() for n in names):
+        pytest.skip("no urea MD data")
+    sources = sources_from_manifest(REPO / "data" / "manifest.json", "urea", names)
+    for s in sources:
+        s.reader.update(stop=12, step=2)
+    plain = featurize(sources, "urea", tmp_path / "plain", progress=False, augment_temperature=200.0, log=lambda *a: None)
+    assert [n for n in plain.source_names if "warmed" in n] == ["urea-I-100K-warmed-200K"]
+    ds = featurize(sources, "urea", tmp_path / "ds", progress=False, augment_temperature=200.0, augment_clusters=True, log=lambda *a: None)
+    assert [n for n in ds.source_names if "warmed" in n] == ["urea-I-100K-warmed-200K", "urea-I-cluster-100K-warmed-200K"]
+    entry = next(s for s in ds.sources if s["name"] == "urea-I-cluster-100K-warmed-200K")
+    record = entry["augmentation"]
+    assert not entry["periodic"] and set(record["measured"]) == {"core", "surface"}
+    assert record["molecules"]["core"] + record["molecules"]["surface"] == entry["n_molecules"]
+    for group in ("core", "surface"):
+        assert 0 < record["measured"][group]["translation_A"] < 0.5 and 0 < record["measured"][group]["rotation_deg"] < 20
+        assert record["added"][group]["rotation_deg"] == pytest.approx(record["measured"][group]["rotation_deg"])  # sqrt(200 / 100 - 1)
+    assert record["measured"]["surface"]["rotation_deg"] > record["measured"]["core"]["rotation_deg"]
+    warm = ds.arrays(entry["name"])
+    assert np.isnan(warm["boxes"]).all() and (warm["split"] == TRAIN).all()
+    frame = ds.frame(entry["name"], 1)
+    assert frame.box is None
+    assert np.array_equal(warm["features"][1], compute_descriptors(frame, ds.descriptor_set))
 
 
 def test_augmentation_is_reproducible_and_seeded(augmented, tmp_path):

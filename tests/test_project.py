@@ -264,12 +264,13 @@ def test_plumed_ood_follows_the_export(tmp_path, reference_dir):
 
 
 def test_featurize_augmentation_keys(tmp_path, reference_dir):
-    """[featurize] augment_temperature / augment_copies: off by default, read as given."""
+    """[featurize] augment_temperature / augment_copies / augment_clusters: off by default, read as given."""
     text = TINY.format(cache=tmp_path / "ff", reference=reference_dir)
     plain = load_project(write(tmp_path / "a.toml", text)).featurize
-    assert plain["augment_temperature"] is None and plain["augment_copies"] == 1
-    warm = load_project(write(tmp_path / "b.toml", _edit(text, "[featurize]", "[featurize]\naugment_temperature = 200\naugment_copies = 2"))).featurize
-    assert warm["augment_temperature"] == 200.0 and warm["augment_copies"] == 2
+    assert plain["augment_temperature"] is None and plain["augment_copies"] == 1 and plain["augment_clusters"] is False
+    warm = load_project(write(tmp_path / "b.toml", _edit(text, "[featurize]", "[featurize]\naugment_temperature = 200\naugment_copies = 2\n"
+                                                                        "augment_clusters = true"))).featurize
+    assert warm["augment_temperature"] == 200.0 and warm["augment_copies"] == 2 and warm["augment_clusters"] is True
 
 
 def test_one_class_and_not_toml(tmp_path, reference_dir):

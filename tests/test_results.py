@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from molenv.evaluate import Head, evaluate_outputs
-from molenv.protocols import crystal_test_temperature, extra_training, method_only
+from molenv.protocols import crystal_test_temperature, extra_training, has_test_clusters, method_only
 from molenv.results.cli import main
 from molenv.results.collect import train_record
 from molenv.results.render import convolutions
@@ -146,6 +146,14 @@ def test_thermal_augmentation_protocol_commands(tmp_path, capsys):
     assert (f"--out {work}/thermal-augmentation/nicotinamide/dataset --no-progress --overwrite --only 'nicotinamide-*-100K' "
             "'nicotinamide-*-350K' --augment-temperature 350  (log") in featurize[0]
     assert crystal_test_temperature(entries, "nicotinamide") == 350.0
+    # clusters among the test trajectories (urea's): the training clusters are warmed too
+    assert not has_test_clusters(entries, "nicotinamide")
+    with_clusters = entries + [_entry("nicotinamide-I-cluster-350K", "cluster", "test", 350.0)]
+    assert has_test_clusters(with_clusters, "nicotinamide")
+    manifest.write_text(json.dumps({"trajectories": with_clusters}))
+    assert results_script(argv) == 0
+    featurize = [l for l in capsys.readouterr().out.splitlines() if "featurize:" in l]
+    assert "--augment-temperature 350 --augment-clusters  (log" in featurize[0]
     with pytest.raises(ValueError, match="urea: the manifest's test crystals are at no temperature"):
         crystal_test_temperature(entries, "urea")
     with pytest.raises(ValueError, match="at 300 K, 350 K; thermal augmentation needs them at one temperature"):
