@@ -19,8 +19,8 @@ wall times, the exact command).
 Temperatures follow the method: training crystals at 100 K and melts at 350 K; test crystals
 at 200 K (urea) and 350 K (nicotinamide); gas-phase clusters (~30 A) for the surface/bulk
 label; a urea form I / form IV interface for the demo. Beyond the method: nicotinamide crystals at
-250 K and 300 K and urea crystals and clusters at 150 K (split train), used only by the
-multi-temperature protocol of scripts/results.py.
+250 K and 300 K, urea crystals and clusters at 150 K and a molten nicotinamide droplet at
+350 K (split train), used only by the multi-temperature protocol of scripts/results.py.
 """
 from __future__ import annotations
 
@@ -80,8 +80,8 @@ def plan() -> list[dict]:
     """All runs, in the order they are made (urea first, so a first dataset exists early)."""
     runs = []
 
-    def add(name, molecule, mode, label, split, args):
-        runs.append({"name": name, "molecule": molecule, "mode": mode, "label": label, "split": split, "args": args})
+    def add(name, molecule, mode, label, split, args, start=None):
+        runs.append({"name": name, "molecule": molecule, "mode": mode, "label": label, "split": split, "args": args, "start": start})
 
     def urea(form, t, split, cluster=False):
         """A urea crystal (or a 30 A cluster cut from it) of `form` at `t` K."""
@@ -127,6 +127,14 @@ def plan() -> list[dict]:
             urea(form, t, "train")
         for form in ("I", "IV"):
             urea(form, t, "train", cluster=True)
+    # a molten droplet: a 30 A sphere cut from the last frame of the nicotinamide melt (at 350 K
+    # after 800 K), run at 350 K, labelled melt; for the multi-temperature protocol only (a
+    # cluster above the lowest cluster temperature: molenv.protocols.extra_training). The
+    # training data had no molten surface, and the GNN called ~45 % of the melted application
+    # cluster's surface form I (docs/applications.md)
+    add("nicotinamide-melt-cluster-350K", "nicotinamide", "cluster", "melt", "train",
+        [*NIC_FF, "--structure", "data/runs/nicotinamide-melt-350K-last.pdb", "--diameter", "30", "--temperature", "350", *CLUSTER_MD],
+        start=("nicotinamide-melt-350K", "data/runs/nicotinamide-melt-350K-last.pdb"))
     # the paper's first application (Fig. 7): a 34 A form I nanocluster (148 molecules at 34.4 A) in
     # vacuum, 500 ps at 100 K (stays crystalline) and at 350 K (melts from the surface)
     for t in (100, 350):
@@ -155,6 +163,24 @@ def plan() -> list[dict]:
 
 def command(run: dict) -> list[str]:
     return [sys.executable, "-m", "molenv", "simulate", run["mode"], *run["args"], *COMMON, "--out", f"data/runs/{run['name']}"]
+
+
+def write_last_frame(run_name: str, path: str) -> None:
+    """The last frame of the committed run `run_name` as a PDB with its cell (the starting
+    structure of a run cut from it); made again only if missing."""
+    import warnings
+
+    import MDAnalysis as mda
+
+    out = REPO / path
+    if out.is_file():
+        return
+    entry = next(e for e in json.loads(MANIFEST.read_text())["trajectories"] if e["name"] == run_name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # MDAnalysis's notes on missing PDB fields
+        u = mda.Universe(DATA / entry["files"]["topology"], DATA / entry["files"]["trajectory"])
+        u.trajectory[-1]
+        u.atoms.write(out)
 
 
 def finished(run: dict) -> bool:
@@ -297,6 +323,8 @@ def main() -> int:
     env = dict(os.environ, OPENMM_CPU_THREADS="1")
     for r in runs:
         if not finished(r) and not args.collect:
+            if r["start"]:
+                write_last_frame(*r["start"])
             cmd = command(r)
             print(f"[{time.strftime('%H:%M:%S')}] {r['name']}: {' '.join(cmd[1:])}", flush=True)
             t0 = time.time()
