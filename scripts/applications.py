@@ -6,14 +6,18 @@ the committed runs of data/manifest.json (split `application`).
         --model authors=reference [--model gnn=models/nicotinamide_gnn.pt]
 
 `cluster` (paper Fig. 7): the 148-molecule nicotinamide form I nanocluster, by default the
-runs with the authors' force field at 100 K and 350 K (two realisations); `--run LABEL=NAME`
+runs with the authors' force field at 100 K and 350 K (three realisations); `--run LABEL=NAME`
 picks others (e.g. `--run "350 K, AM1-BCC=nicotinamide-I-cluster148-350K"`). Every frame of
 every run is classified with each model by `molenv classify` (the commands are printed and
 kept in <work>/commands.txt), then this script draws, per model, the number of molecules per
 class against time for the core and the surface molecules (coordination number < 20,
 METHOD.md section 4), one row per run (docs/applications/cluster_<model>.png), and
 snapshots coloured by class (docs/applications/cluster_<model>_snapshots.png); the extended
-XYZ files for OVITO stay in <work> (default out/applications).
+XYZ files for OVITO stay in <work> (default out/applications). It also writes the counts
+table of docs/applications.md (<work>/cluster/counts.md) and the core's melting times, the
+time from which the core's form-I share stays below 50 % and 10 %, per run and as mean and
+standard deviation over the realisations of one experiment (`--realisations LABEL ...`,
+default the three 350 K runs; <work>/cluster/melting.md).
 
     .venv/bin/python scripts/applications.py interface --model sf=models/urea_sf.molenv --model authors=reference
 
@@ -45,7 +49,12 @@ REFERENCE = Path(os.environ.get("MOLENV_REFERENCE", REPO.parent / "shared" / "re
 DOCS = REPO / "docs" / "applications"
 # row label -> run of data/manifest.json (the default of `cluster --run`)
 CLUSTER_RUNS = {"100 K": "nicotinamide-I-cluster148-kuroshima-100K", "350 K": "nicotinamide-I-cluster148-kuroshima-350K",
-                "350 K, seed 2": "nicotinamide-I-cluster148-kuroshima-350K-seed2"}
+                "350 K, seed 2": "nicotinamide-I-cluster148-kuroshima-350K-seed2",
+                "350 K, seed 3": "nicotinamide-I-cluster148-kuroshima-350K-seed3"}
+# the rows that are realisations of one experiment (the default of `cluster --realisations`)
+CLUSTER_REALISATIONS = ["350 K", "350 K, seed 2", "350 K, seed 3"]
+# the core's form-I shares of the melting times (core_melting_times)
+MELTING_SHARES = (0.5, 0.1)
 INTERFACE_RUN = "urea-I-IV-interface-paper-100K"
 # The authors' interface file: molecules 1-480 are the form I slab (upper), 481-1200 the form
 # IV slab (lower); `simulate system` keeps that order. They held the three outermost molecular
@@ -100,6 +109,7 @@ def cluster(args) -> int:
     DOCS.mkdir(parents=True, exist_ok=True)
     runs = cluster_runs(args.runs)
     rows = {label: [] for label in runs}  # the counts table: the runs' rows, model after model
+    melting = {}  # model -> run label -> melting times
     for name, spec in (m.split("=", 1) for m in args.model):
         path = model_path(spec, "nicotinamide", work, log)
         tables, results = {}, {}
@@ -124,11 +134,15 @@ def cluster(args) -> int:
         (work / name / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
         for t, s in summary.items():
             rows[t].append(cluster_row(f"{t}, `{name}`", s))
-    # the table of docs/applications.md
+        melting[name] = {t: core_melting_times(tables[t]) for t in tables}
+    # the tables of docs/applications.md
     head = "| run, model | " + " | ".join(f"{t:g} ps" for t in args.table_times) + " |"
     text = "\n".join([head, "|---" * (len(args.table_times) + 1) + "|", *(r for label in runs for r in rows[label])]) + "\n"
     (work / "counts.md").write_text(text)
     print(text + f"(also in {work / 'counts.md'})")
+    text = melting_table(melting, args.realisations)
+    (work / "melting.md").write_text(text)
+    print(text + f"(also in {work / 'melting.md'})")
     return 0
 
 
@@ -157,6 +171,53 @@ def cluster_summary(table, classes, times) -> dict:
                             for part in ("core", "surface") for c in ("I", classes[-1])}
         out[float(want)] |= {f"{part}_nmol": int(round(table.column(f"{part}_nmol")[f])) for part in ("core", "surface")}
     return out
+
+
+def core_melting_times(table, shares=MELTING_SHARES) -> dict[float, float | None]:
+    """{share: time}: for each share, the first frame time (ps) from which the core's form-I
+    share (molecules called form I over core molecules, the CN rule of every frame) stays
+    below it to the end of the run; None where the last frame is not below it."""
+    time = table.column("time")
+    share = table.column("core_n_I") / np.maximum(table.column("core_nmol"), 1)
+    out = {}
+    for s in shares:
+        above = np.flatnonzero(share >= s)
+        if not len(above):
+            out[s] = float(time[0])
+        elif above[-1] == len(time) - 1:
+            out[s] = None
+        else:
+            out[s] = float(time[above[-1] + 1])
+    return out
+
+
+def melting_table(melting: dict, realisations: list[str]) -> str:
+    """Markdown: the core's melting times per run and model (`core_melting_times`), then per
+    model the mean and standard deviation (n - 1) over the `realisations` (run labels) where
+    every one of them melted."""
+    shares = list(next(iter(next(iter(melting.values())).values())))
+    head = "| run, model | " + " | ".join(f"core form I < {s:.0%}" for s in shares) + " |"
+    lines = [head, "|---" * (len(shares) + 1) + "|"]
+
+    def ps(t):
+        return "not by the end" if t is None else f"{t:g} ps"
+
+    labels = list(next(iter(melting.values())))
+    for label in labels:
+        for name, times in melting.items():
+            lines.append(f"| {label}, `{name}` | " + " | ".join(ps(times[label][s]) for s in shares) + " |")
+    found = [r for r in realisations if r in labels]
+    if len(found) >= 2:
+        for name, times in melting.items():
+            cells = []
+            for s in shares:
+                values = [times[r][s] for r in found]
+                if any(v is None for v in values):
+                    cells.append("not all melted")
+                else:
+                    cells.append(f"{np.mean(values):.0f} +- {np.std(values, ddof=1):.0f} ps")
+            lines.append(f"| mean +- sd over {len(found)} ({', '.join(found)}), `{name}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def cluster_row(label: str, summary: dict) -> str:
@@ -409,6 +470,9 @@ def main() -> int:
     c.add_argument("--table-times", type=float, nargs="+", default=[5, 100, 200, 300, 500],
                    help="ps, the columns of the counts table <work>/cluster/counts.md (default 5 100 200 300 500)")
     c.add_argument("--snapshot-times", type=float, nargs="+", default=[0, 100, 250, 500], help="ps (default 0 100 250 500)")
+    c.add_argument("--realisations", nargs="+", default=CLUSTER_REALISATIONS, metavar="LABEL",
+                   help="run labels that are realisations of one experiment: mean and sd of their melting times "
+                        f"(default {' '.join(repr(r) for r in CLUSTER_REALISATIONS)})")
     c.set_defaults(run=cluster)
     i = sub.add_parser("interface", help="urea form I / form IV interface (paper Fig. 8)")
     i.add_argument("--model", action="append", required=True, metavar="NAME=PATH", help="a model to classify with (PATH 'reference': the authors' SF-MLP); repeatable")

@@ -99,3 +99,26 @@ def test_cluster_counts_table(applications):
     assert summary[0.0] == {"core_I": 50, "core_melt": 10, "surface_I": 70, "surface_melt": 15, "core_nmol": 63, "surface_nmol": 85}
     assert summary[14.0]["core_I"] == 30
     assert applications.cluster_row("350 K, `gnn`", summary) == "| 350 K, `gnn` | 50 / 10 / 63 \\| 70 / 15 / 85 | 30 / 30 / 61 \\| 50 / 35 / 87 |"
+
+
+def test_core_melting_times(applications):
+    """The time from which the core's form-I share stays below 50 % / 10 %: a brief dip below
+    does not count, a share that ends above gives None; mean and sd over realisations."""
+    class Table:
+        def __init__(self, n_I):
+            self.columns = {"time": np.arange(1, len(n_I) + 1) * 5.0, "core_n_I": np.array(n_I, float), "core_nmol": np.full(len(n_I), 50.0)}
+
+        def column(self, name):
+            return self.columns[name]
+
+    # shares 0.8, 0.4 (dip), 0.6, 0.3, 0.08, 0.0
+    times = applications.core_melting_times(Table([40, 20, 30, 15, 4, 0]))
+    assert times == {0.5: 20.0, 0.1: 25.0}
+    assert applications.core_melting_times(Table([40, 30, 26])) == {0.5: None, 0.1: None}
+    assert applications.core_melting_times(Table([2, 1])) == {0.5: 5.0, 0.1: 5.0}
+    melting = {"gnn": {"350 K": {0.5: 100.0, 0.1: 300.0}, "350 K, seed 2": {0.5: 200.0, 0.1: 500.0}, "100 K": {0.5: None, 0.1: None}}}
+    text = applications.melting_table(melting, ["350 K", "350 K, seed 2", "350 K, seed 9"])
+    assert "| 100 K, `gnn` | not by the end | not by the end |" in text
+    assert "| mean +- sd over 2 (350 K, 350 K, seed 2), `gnn` | 150 +- 71 ps | 400 +- 141 ps |" in text
+    melting["gnn"]["350 K, seed 2"][0.1] = None
+    assert "| 150 +- 71 ps | not all melted |" in applications.melting_table(melting, ["350 K", "350 K, seed 2"])
