@@ -150,8 +150,10 @@ def _plots(result, out: Path) -> dict[str, str]:
     ax.set_xlabel("functions selected")
     ax.set_ylabel("F1")
     ax2 = ax.twinx()
-    ax2.plot(k, [s.log_loss for s in steps], "^-", color="C3", label="log loss", ms=3)
-    ax2.set_yscale("log")
+    losses = [s.log_loss for s in steps]
+    ax2.plot(k, losses, "^-", color="C3", label="log loss", ms=3)
+    if any(loss > 0 for loss in losses):  # forms told apart perfectly from the first function give losses of 0
+        ax2.set_yscale("log")
     ax2.set_ylabel("held-out log loss")
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title("greedy forward selection (linear discriminant)")

@@ -44,13 +44,15 @@ Protocols (``--protocol``): ``method`` (default) is the paper's: training crysta
 temperature (the lowest training-crystal temperature in the MD manifest, 100 K) and the
 melt; ``multi-temperature`` (not the paper's) trains on every training trajectory of the
 manifest, i.e. also on crystals (and clusters) at further training temperatures
-(nicotinamide crystals at 250 and 300 K, urea crystals and clusters at 150 K), and tests on
+(nicotinamide crystals at 250 and 300 K and a molten droplet at 350 K, urea crystals and
+clusters at 150 K), and tests on
 the same split. Its runs go to ``WORK/multi-temperature/<molecule>`` and are
 reported in their own section and as ``<model>_multi_temperature`` in results.json; the
 paper-protocol dataset leaves those trajectories out (``featurize --only``). ``--report-only``
 reports the runs of every protocol that exist. ``thermal-augmentation`` (not the paper's)
 trains on the paper's trajectories, the training crystals with warmed copies for the test
-crystals' temperature (`molenv featurize --augment-temperature`, molenv.augment), in
+crystals' temperature (`molenv featurize --augment-temperature`, molenv.augment; the
+training clusters too where the test has clusters, `--augment-clusters`), in
 ``WORK/thermal-augmentation/<molecule>`` (``<model>_thermal_augmentation`` in results.json).
 
     .venv/bin/python scripts/results.py --protocol multi-temperature --molecule nicotinamide
