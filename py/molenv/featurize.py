@@ -569,6 +569,7 @@ def _warmed_source(source, frames: list, surface: np.ndarray, plan: tuple, descr
         "cn_radius": np.array([r[2] for r in results]),
         "split": np.full(len(warmed), TRAIN, dtype=np.int8),
     }
+
     def widths(w):
         return {"translation_A": w.translation, "rotation_deg": w.rotation}
 
