@@ -193,18 +193,17 @@ def core_melting_times(table, shares=MELTING_SHARES) -> dict[float, float | None
     return out
 
 
-def melting_table(melting: dict, realisations: list[str]) -> str:
-    """Markdown: the core's melting times per run and model (`core_melting_times`), then per
-    model the mean and standard deviation (n - 1) over the `realisations` (run labels) where
-    every one of them melted."""
-    shares = list(next(iter(next(iter(melting.values())).values())))
+def melting_table(melting: dict, realisations: list[str], shares=MELTING_SHARES) -> str:
+    """Markdown: the core's melting times per run and model (`core_melting_times` at
+    `shares`; `melting` is model -> run label -> times), then per model the mean and standard
+    deviation (n - 1) over the `realisations` (run labels) where every one of them melted."""
     head = "| run, model | " + " | ".join(f"core form I < {s:.0%} of the first frame's" for s in shares) + " |"
     lines = [head, "|---" * (len(shares) + 1) + "|"]
 
     def ps(t):
         return "not by the end" if t is None else f"{t:g} ps"
 
-    labels = list(next(iter(melting.values())))
+    labels = list(dict.fromkeys(label for times in melting.values() for label in times))
     for label in labels:
         for name, times in melting.items():
             lines.append(f"| {label}, `{name}` | " + " | ".join(ps(times[label][s]) for s in shares) + " |")

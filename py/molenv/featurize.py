@@ -525,9 +525,10 @@ def _augmentation_plan(kept, trajectories, codes, temperature: float | None, cop
         return {}
     if not temperature > 0 or copies < 1:
         raise DatasetError(f"thermal augmentation needs a positive temperature and one or more copies, got {temperature} K and {copies}")
+    systems = ("crystal", "cluster") if clusters else ("crystal",)
     plan = {}
     for k, (s, traj, split) in enumerate(zip(kept, trajectories, codes)):
-        if s.system not in (("crystal", "cluster") if clusters else ("crystal",)) or s.label.lower() == "melt" or (split == TRAIN).sum() < 2:
+        if s.system not in systems or s.label.lower() == "melt" or (split == TRAIN).sum() < 2:
             continue
         if s.temperature is None:
             raise DatasetError(f"source {s.name} ({s.trajectory}): thermal augmentation needs its temperature (featurize --temperature)")
