@@ -86,6 +86,28 @@ def test_stand_in_samples_from_structures(tmp_path, capsys, reference_dir):
     assert "**Warmed held-out frames**" in report and json.loads((out / "design.json").read_text())["settings"]["warm_held_out"] == [0.1, 3.0]
 
 
+def test_held_out_frames_warmed_per_form(tmp_path):
+    """A mapping of widths warms the held-out frames of the forms it names only (each crystal
+    by its own, the melt not at all); a label without samples is refused before any reading."""
+    from molenv.design.samples import from_trajectory
+
+    result = small_design(seed=3, warm_held_out={"I": (0.1, 3.0), "IV": (0.05, 2.0)})
+    melt, held_out, _ = from_trajectory(load_spec("urea"), DATA / "urea-melt-350K.xtc", DATA / "urea-melt-350K.pdb.gz", max_frames=3,
+                                        held_out_fraction=0.3)
+    assert any(held_out)
+    for mine, read in zip(result.forms["melt"].frames, melt):
+        assert np.array_equal(mine.positions, read.positions)
+    form_i, held_out, _ = from_trajectory(load_spec("urea"), DATA / "urea-I-100K.xtc", DATA / "urea-I-100K.pdb.gz", max_frames=3,
+                                          held_out_fraction=0.3)
+    moved = [not np.array_equal(mine.positions, read.positions) for mine, read in zip(result.forms["I"].frames, form_i)]
+    assert moved == held_out
+    files = result.write(tmp_path / "design", command="molenv design ...", log=lambda *a: None)
+    assert json.loads(files["summary"].read_text())["settings"]["warm_held_out"] == {"I": [0.1, 3.0], "IV": [0.05, 2.0]}
+    assert "I 0.1 / 3, IV 0.05 / 2; the other forms none" in files["report"].read_text()
+    with pytest.raises(DesignError, match="warm_held_out names II, which no sample has"):
+        design_descriptors("urea", structures=[("I", "a.cif"), ("IV", "b.cif")], warm_held_out={"II": (0.1, 3.0)})
+
+
 def test_equivalent_atoms():
     # urea's two N cannot be told apart by the bond graph; nicotinamide's heavy atoms all can
     urea = load_spec("urea")

@@ -39,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -216,7 +217,7 @@ def design_descriptors(
     held_out_fraction: float = 0.3,
     noise: ThermalNoise = ThermalNoise(),
     symmetrise: dict[str, float] | None = None,
-    warm_held_out: tuple[float, float] | None = None,
+    warm_held_out: tuple[float, float] | Mapping[str, tuple[float, float]] | None = None,
     pool: PoolSettings = PoolSettings(),
     selection: SelectionSettings = SelectionSettings(),
     seed: int = 0,
@@ -252,6 +253,7 @@ def design_descriptors(
     labels = list(dict.fromkeys([s[0] for s in structures] + [t[0] for t in trajectories]))
     if len(labels) < 2:
         raise DesignError(f"only one label ({labels[0]}): a design separates forms, give samples of two or more")
+    warm_widths = _warm_widths(warm_held_out, labels) if warm_held_out is not None else {}
     unknown = sorted(set(symmetrise or {}) - {s[0] for s in structures})
     if unknown:
         raise DesignError(f"--symmetrise names {', '.join(unknown)}, which no --structure has")
@@ -269,10 +271,10 @@ def design_descriptors(
         forms[label].extend(*from_structure(spec, structure, noise=noise, min_height=2 * max_cutoff + 1.0, held_out_fraction=held_out_fraction,
                                             rng=rng, symmetrise=(symmetrise or {}).get(label)), generated=True)
 
-    if warm_held_out is not None:
+    for label, widths in warm_widths.items():
         # scored on frames hotter than the fitting ones, as the test crystals are
-        for form in forms.values():
-            form.frames = [rigid_motion(f, *warm_held_out, rng) if h else f for f, h in zip(form.frames, form.held_out)]
+        form = forms[label]
+        form.frames = [rigid_motion(f, *widths, rng) if h else f for f, h in zip(form.frames, form.held_out)]
     heights = min(float(perpendicular_heights(f.box_matrix()).min()) for form in forms.values() for f in form.frames)
     probe = math.floor(min(max_cutoff, heights / 2 - 0.05) * 10) / 10
     if probe < LOWEST_CUTOFF:
@@ -344,13 +346,26 @@ def design_descriptors(
     columns = [functions.index(f) for f in picked.functions]
     expected = _expected(x[fit_rows][:, columns], y[fit_rows], x[held_rows][:, columns], y[held_rows], seed, selection.c, selection.shrinkage)
     settings = {"n_vectors": n_vectors, "max_cutoff": max_cutoff, "max_frames": max_frames, "reader": reader, "held_out_fraction": held_out_fraction,
-                "noise": vars(noise) if any(f.generated for f in forms.values()) else None, "warm_held_out": warm_held_out, "symmetrise": symmetrise, "pool": vars(pool),
+                "noise": vars(noise) if any(f.generated for f in forms.values()) else None,
+                "warm_held_out": dict(warm_held_out) if isinstance(warm_held_out, Mapping) else warm_held_out, "symmetrise": symmetrise, "pool": vars(pool),
                 "selection": vars(selection), "seed": seed}
     return DesignResult(spec=designed, source=spec, forms=forms, centres=centres, vectors=vectors, joint=joint,
                         equivalent=geometry.equivalent_atoms(spec), chosen_centre=centre, chosen_vectors=chosen,
                         rdfs=rdfs, cosines=cosines, cutoffs=trials, rc=rc, probe_radius=probe, pool=functions, selection=picked,
                         expected=expected, n_rows={"fitting": len(fit_rows), "held_out": len(held_rows)}, settings=settings,
                         centre_offsets=offsets)
+
+
+def _warm_widths(warm_held_out, labels: list[str]) -> dict[str, tuple[float, float]]:
+    """``warm_held_out`` as {label: (translation A, rotation degrees)}: one pair is every
+    form's; a mapping warms only the forms it names (e.g. each crystal by its own harmonic
+    widths, `molenv.augment.warming`, and the melt not at all)."""
+    if not isinstance(warm_held_out, Mapping):
+        return dict.fromkeys(labels, tuple(float(w) for w in warm_held_out))
+    unknown = sorted(set(warm_held_out) - set(labels))
+    if unknown:
+        raise DesignError(f"warm_held_out names {', '.join(unknown)}, which no sample has (labels: {', '.join(labels)})")
+    return {label: tuple(float(w) for w in widths) for label, widths in warm_held_out.items()}
 
 
 def _trajectory_entry(t) -> tuple[str, str, str | None]:

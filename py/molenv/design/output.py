@@ -201,9 +201,14 @@ def _report(result, files: dict[str, str], command: str | None) -> str:
                       "independent per molecule): no correlated motion, no expansion, no flexibility. Accuracies from them are "
                       "optimistic; design again from short MD runs (--trajectory) before relying on the spec."]
     if result.settings.get("warm_held_out"):
-        t, r = result.settings["warm_held_out"]
-        lines += ["", f"**Warmed held-out frames**: every held-out frame got extra random rigid-molecule motion (translation {t:g} A, "
-                      f"rotation {r:g} deg per component), so the choices are scored on samples hotter than those they are fitted on."]
+        widths = result.settings["warm_held_out"]
+        if not isinstance(widths, dict):  # one pair for every form
+            t, r = widths
+            what = f"every held-out frame got extra random rigid-molecule motion (translation {t:g} A, rotation {r:g} deg per component)"
+        else:
+            what = ("the held-out frames of each form named got extra random rigid-molecule motion (translation A / rotation deg per "
+                    "component: " + ", ".join(f"{label} {t:.3g} / {r:.3g}" for label, (t, r) in widths.items()) + "; the other forms none)")
+        lines += ["", f"**Warmed held-out frames**: {what}, so the choices are scored on samples hotter than those they are fitted on."]
     lines += ["", f"Fitting / held-out molecules used in the scores: {result.n_rows['fitting']} / {result.n_rows['held_out']} "
                   "(stratified by form).", ""]
 
