@@ -14,7 +14,7 @@ from MDAnalysis.lib.mdamath import triclinic_box
 from _analysis_support import md_files, run_cli
 from molenv.descriptors import DescriptorError
 from molenv.frames import MolecularFrame, box_matrix, perpendicular_heights, reduced_basis
-from molenv.topology import CN_OFFSET, CN_THRESHOLD, TopologyRule, coordination_numbers, molecule_radius
+from molenv.topology import CN_OFFSET, CN_THRESHOLD, TopologyRule, complete_environment, coordination_numbers, molecule_radius
 from test_descriptors import CELLS, random_system
 
 REPO = Path(__file__).resolve().parent.parent
@@ -77,6 +77,30 @@ def test_rule_by_hand():
     # periodic (16 A cell): every molecule sees the infinite lattice, 1 + 6 + 12 + 8 + 6 = 33
     periodic = grid_frame(np.array([16.0, 16.0, 16.0, 90.0, 90.0, 90.0]))
     assert np.all(rule.coordination(periodic, 1) == 33) and not rule.surface(rule.coordination(periodic, 1)).any()
+
+
+def test_complete_environment():
+    """A cluster: a ball of molecules on a 4 A grid (radius 14 A); the molecules whose
+    centre lies 6 A or more inside its radius (that of a uniform sphere with the same median
+    centre distance) have a complete 6 A sphere; one evaporated molecule far away changes
+    nothing. Every molecule of a periodic frame."""
+    grid = np.array(list(itertools.product(range(-4, 5), repeat=3)), dtype=np.float64) * 4.0
+    centres = grid[np.linalg.norm(grid, axis=1) <= 14.0]
+    n = len(centres)
+    frame = MolecularFrame(np.stack([centres, centres + [0.4, 0, 0]], axis=1).reshape(-1, 3), None, np.arange(2 * n).reshape(n, 2),
+                           np.tile([6, 1], n))
+    distance = np.linalg.norm(centres, axis=1)
+    radius = np.median(distance) / 0.5 ** (1 / 3)
+    assert 13.0 < radius < 15.0
+    inner = complete_environment(frame, 1, 6.0)
+    assert np.array_equal(inner, distance <= radius - 6.0) and 0 < inner.sum() < n / 4
+    assert not complete_environment(frame, 1, 20.0).any()
+    far = np.concatenate([centres, [[200.0, 0, 0]]])
+    evaporated = MolecularFrame(np.stack([far, far + [0.4, 0, 0]], axis=1).reshape(-1, 3), None, np.arange(2 * (n + 1)).reshape(n + 1, 2),
+                                np.tile([6, 1], n + 1))
+    assert np.array_equal(complete_environment(evaporated, 1, 6.0), np.append(inner, False))
+    periodic = grid_frame(np.array([16.0, 16.0, 16.0, 90.0, 90.0, 90.0]))
+    assert complete_environment(periodic, 1, 6.0).all()
 
 
 def test_featurize_labels_equal_classify_split(tmp_path):

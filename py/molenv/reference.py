@@ -370,22 +370,33 @@ def shipped_reference_model(molecule: str, reference_dir: str | Path) -> Model:
     )
 
 
-def agreement(model: Model, frames, label: str) -> dict:
+def agreement(model: Model, frames, label: str, *, complete_environments: bool = False) -> dict:
     """How a (reference) model classifies ``frames`` of a system whose molecules are all of
     class ``label``: the fraction of molecules (over all frames) whose most probable class is
     ``label``, the mean probability of ``label``, and the fractions of every class predicted.
-    The cross-check of our MD data against the original authors' models (data/README.md)."""
+    The cross-check of our MD data against the original authors' models (data/README.md).
+    ``complete_environments``: only the molecules whose whole descriptor sphere lies inside
+    the system (`molenv.topology.complete_environment`: the inner core of a cluster, every
+    molecule of a periodic frame), the ones a model trained on periodic bulk can judge."""
     from molenv.descriptors import compute_descriptors
+    from molenv.topology import complete_environment
 
     if label not in model.classes:
         raise ReferenceFormatError(f"class {label!r} is not among the model's classes ({', '.join(model.classes)})")
     k = model.classes.index(label)
-    predicted, p_label = [], []
+    predicted, p_label, n_frames = [], [], 0
     for frame in frames:
         p = model.predict_proba(compute_descriptors(frame, model.descriptors))
+        if complete_environments:
+            p = p[complete_environment(frame, model.descriptors.centre_atom, model.descriptors.rmax)]
         predicted.append(p.argmax(axis=1))
         p_label.append(p[:, k])
+        n_frames += 1
     predicted = np.concatenate(predicted)
+    if not len(predicted):
+        raise ReferenceFormatError("no molecule to judge: no frame has a molecule with a complete environment (a cluster smaller than "
+                                   f"twice the {model.descriptors.rmax:g} A cutoff?)")
     counts = np.bincount(predicted, minlength=len(model.classes)) / len(predicted)
     return {"label": label, "fraction": float(counts[k]), "mean_probability": float(np.mean(np.concatenate(p_label))),
-            "predicted": {c: round(float(f), 4) for c, f in zip(model.classes, counts) if f > 0}, "n_molecules": len(predicted)}
+            "predicted": {c: round(float(f), 4) for c, f in zip(model.classes, counts) if f > 0}, "n_molecules": len(predicted),
+            "n_frames": n_frames}

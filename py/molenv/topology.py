@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     from molenv.frames import Centre, MolecularFrame
 
-__all__ = ["CN_OFFSET", "CN_THRESHOLD", "TOPOLOGY_NAMES", "TopologyRule", "coordination_numbers", "molecule_radius"]
+__all__ = ["CN_OFFSET", "CN_THRESHOLD", "TOPOLOGY_NAMES", "TopologyRule", "complete_environment", "coordination_numbers", "molecule_radius"]
 
 CN_OFFSET = 6.0  # A added to the molecule radius (the GNN's 6 A graph cutoff in the authors' code)
 CN_THRESHOLD = 20  # surface if the coordination number (self counted) is below this
@@ -108,3 +108,23 @@ def molecule_radius(frame: MolecularFrame, centre: Centre) -> np.ndarray:
     centres = frame.centres(centre)
     rel = frame.minimum_image(frame.positions[frame.molecules] - centres[:, None, :])
     return np.sqrt(np.einsum("mak,mak->ma", rel, rel)).max(axis=1)
+
+
+def complete_environment(frame: MolecularFrame, centre: Centre, cutoff: float) -> np.ndarray:
+    """(n_molecules,) bool: the molecules whose whole descriptor sphere (`cutoff` around the
+    centre) lies inside the system, where a classifier trained on periodic bulk only (an
+    SF-MLP, the authors' models) sees what it was trained for. Every molecule of a periodic
+    frame; in a cluster, those whose centre lies at least `cutoff` inside the cluster's
+    radius, taken as that of a uniform sphere with the same median centre distance from the
+    cluster's middle (median / 0.5^(1/3); the middle the coordinate-wise median of the
+    centres): robust to a molecule that has evaporated, unlike the largest distance, the RMS
+    or the centroid. Not the core/surface rule (`TopologyRule`, CN < 20), which keeps
+    molecules with a partial sphere in the core."""
+    import numpy as np
+
+    if frame.periodic:
+        return np.ones(frame.n_molecules, dtype=bool)
+    centres = frame.centres(centre)
+    distance = np.linalg.norm(centres - np.median(centres, axis=0), axis=1)
+    radius = np.median(distance) / 0.5 ** (1.0 / 3.0)
+    return distance <= radius - cutoff
