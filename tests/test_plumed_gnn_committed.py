@@ -3,8 +3,8 @@ two convolutions) in MOLENV_CLASSIFY on a committed MD frame of their molecule: 
 probabilities equal the numpy specification and the torch model the file was exported from
 (models/<name>.pt) evaluated in float64, both to 1e-9 (they agree to ~1e-15). As `molenv
 classify` runs it, in float32, the torch model gives every molecule the same class, its
-probabilities within float32 rounding (5e-6: on the nicotinamide-I-350K frame one molecule
-sits near a decision, p 0.55 / 0.44, and float32 moves it by 2.9e-6)."""
+probabilities within float32 rounding (5e-6: float32 moves the probabilities of a molecule
+near a decision by a few 1e-6)."""
 from __future__ import annotations
 
 import shutil
