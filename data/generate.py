@@ -135,12 +135,13 @@ def plan() -> list[dict]:
     add("nicotinamide-melt-cluster-350K", "nicotinamide", "cluster", "melt", "train",
         [*NIC_FF, "--structure", "data/runs/nicotinamide-melt-350K-last.pdb", "--diameter", "30", "--temperature", "350", *CLUSTER_MD],
         start=("nicotinamide-melt-350K", "data/runs/nicotinamide-melt-350K-last.pdb"))
-    # warm crystalline form I clusters (30 A, as the 100 K one) at the multi-temperature
-    # protocol's temperatures, extra training data of that protocol only: with a crystalline
-    # cluster at 100 K and the molten droplet its only surfaces, the GNN reads half the surface
-    # of the 350 K application cluster melt from the first frame (docs/applications.md)
+    # warm form I clusters (30 A, as the 100 K one) at the multi-temperature protocol's
+    # temperatures: how the GNN reads a hot crystalline surface (docs/applications.md, Fig. 7).
+    # Not training data: their surfaces premelt (a third of the surface molecules turn by more
+    # than 35 degrees in 200 ps), so "form I" is not true of every molecule; like the
+    # application runs, their label is their starting structure
     for t in MULTI_T_NICOTINAMIDE:
-        add(f"nicotinamide-I-cluster-{t}K", "nicotinamide", "cluster", "I", "train",
+        add(f"nicotinamide-I-cluster-{t}K", "nicotinamide", "cluster", "I", "application",
             [*NIC_FF, "--structure", f"{REF}/nicotinamide/NICOAM13.pdb", "--diameter", "30", "--temperature", str(t), *CLUSTER_MD])
     # the paper's first application (Fig. 7): a 34 A form I nanocluster (148 molecules at 34.4 A) in
     # vacuum, 500 ps at 100 K (stays crystalline) and at 350 K (melts from the surface)
