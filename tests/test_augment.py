@@ -11,7 +11,7 @@ import pytest
 
 from molenv.augment import RigidFluctuations, cluster_fluctuations, per_molecule, rigid_fluctuations, rigid_motion, warmed_frames, warming
 from molenv.cli import main
-from molenv.dataset import SPLITS, open_dataset
+from molenv.dataset import SPLITS, DatasetError, open_dataset
 from molenv.descriptors import compute_descriptors
 from molenv.featurize import featurize, sources_from_manifest
 from molenv.trajectory import Trajectory
@@ -257,3 +257,45 @@ def test_augmentation_needs_the_crystals_temperature(tmp_path):
     with pytest.raises(DatasetError, match=r"source urea-I-100K \(.*urea-I-100K.xtc\): thermal augmentation needs its temperature"):
         featurize(sources, "urea", tmp_path / "ds", progress=False, augment_temperature=200.0, log=lambda *a: None)
     assert not (tmp_path / "ds").exists()
+
+
+def test_featurize_relabels_turned_cluster_molecules(tmp_path):
+    """relabel_turned: the molecules of a crystalline cluster that have turned by more than 35
+    degrees since its first frame are labelled melt, frame by frame (the 200 K form I cluster:
+    a third or more of them by the end), its warmed copies keep those labels, and the counts
+    follow; periodic crystals and the melt are left as they are. Without a melt class it is
+    refused."""
+    from molenv.order import orientational_order, reoriented
+
+    names = ["urea-I-100K", "urea-I-cluster-100K", "urea-melt-350K", "urea-I-cluster-200K"]
+    if not all((DATA / f"{n}.xtc").is_file() for n in names):
+        pytest.skip("no urea MD data")
+    sources = sources_from_manifest(REPO / "data" / "manifest.json", "urea", names)
+    for s in sources:
+        s.reader.update(step=8)
+    ds = featurize(sources, "urea", tmp_path / "ds", progress=False, relabel_turned=True, augment_temperature=200.0, augment_clusters=True,
+                   log=lambda *a: None)
+    melt = ds.classes.index("melt")
+    cluster = next(s for s in sources if s.name == "urea-I-cluster-200K")
+    traj = Trajectory(cluster.trajectory, "urea", topology=cluster.topology, periodic=False, **cluster.reader)
+    frames = list(traj)
+    expected = np.array([reoriented(orientational_order(f, frames[0], traj.spec.vectors, centre=traj.spec.centre)) for f in frames])
+    labels = ds.arrays("urea-I-cluster-200K")["labels"]
+    assert np.array_equal(labels == melt, expected) and not expected[0].any() and expected[-1].mean() >= 0.3
+    entry = next(s for s in ds.sources if s["name"] == "urea-I-cluster-200K")
+    assert entry["relabelled"]["molecules"] == int(expected.sum())
+    for name in ("urea-I-100K", "urea-melt-350K"):
+        assert "relabelled" not in next(s for s in ds.sources if s["name"] == name)
+        assert len(np.unique(ds.arrays(name)["labels"])) == 1
+    # the warmed copies of the 100 K training cluster carry its training frames' labels
+    cold = ds.arrays("urea-I-cluster-100K")
+    assert np.array_equal(ds.arrays("urea-I-cluster-100K-warmed-200K")["labels"], cold["labels"][cold["split"] == TRAIN])
+    # counts from the labels
+    total = {c: 0 for c in ds.classes}
+    for name in ds.source_names:
+        a = ds.arrays(name)
+        for c, n in zip(*np.unique(a["labels"][a["split"] == SPLITS.index("test")], return_counts=True)):
+            total[ds.classes[c]] += int(n)
+    assert {c: n for c, n in ds.manifest["counts"]["test"].items() if n} == {c: n for c, n in total.items() if n}
+    with pytest.raises(DatasetError, match="relabel_turned labels the turned molecules of clusters melt, but melt is not among"):
+        featurize([s for s in sources if s.label != "melt"], "urea", tmp_path / "no-melt", progress=False, relabel_turned=True, log=lambda *a: None)

@@ -17,7 +17,12 @@ order, molecule centres that diffuse over the trajectory; ``melt_check=False`` s
 Labels of every molecule of every frame:
 
 - **polymorph**: the source's label (class names in the order given, else in order of first
-  appearance);
+  appearance); with ``relabel_turned``, the molecules of a crystalline cluster (system
+  cluster, label not melt) that have turned away from their orientation in the source's
+  first frame (`molenv.order.reoriented`: P2 < 0.5, more than 35 degrees, on some axis; the
+  cluster's overall rotation removed) are labelled melt instead, frame by frame: a warm
+  cluster in vacuum premelts from its surface, and "form I" is then not true of every
+  molecule (docs/training.md);
 - **topology**: surface (1) or bulk (0) by `molenv.topology.TopologyRule` (the published rule,
   METHOD.md §4: fewer than 20 molecule centres within the frame's molecule radius + 6 A, self
   counted), the rule the analysis' core/surface split uses too.
@@ -441,6 +446,7 @@ def featurize(
     augment_temperature: float | None = None,
     augment_copies: int = 1,
     augment_clusters: bool = False,
+    relabel_turned: bool = False,
 ) -> Dataset:
     """Label, split and featurize `sources` into the dataset directory `out`; returns it opened.
 
@@ -453,7 +459,8 @@ def featurize(
     class names, an existing dataset (unless ``overwrite``), a periodic frame narrower than
     twice the descriptor cutoff, a source labelled melt that has not melted (unless
     ``melt_check`` is False), a training crystal without a temperature when
-    ``augment_temperature`` is given (module docstring); trajectory problems raise
+    ``augment_temperature`` is given, ``relabel_turned`` without a melt class (module
+    docstring); trajectory problems raise
     `molenv.trajectory.TrajectoryError`.
     """
     from molenv.frameblocks import check_backend
@@ -491,6 +498,10 @@ def featurize(
     if bad:
         raise DatasetError(f"class names must match [A-Za-z0-9_]+ (they become PLUMED component names), got {', '.join(bad)}")
 
+    melt_class = next((c for c in classes if c.lower() == "melt"), None)
+    relabel = {s.name for s in kept if relabel_turned and s.system == "cluster" and s.label.lower() != "melt"}
+    if relabel and melt_class is None:
+        raise DatasetError(f"relabel_turned labels the turned molecules of clusters melt, but melt is not among the classes ({', '.join(classes)})")
     trajectories = [_resolve(s, spec) for s in kept]
     melt_checks = {}
     for s, traj in zip(kept, trajectories):
@@ -511,7 +522,8 @@ def featurize(
     os.chmod(out, 0o777 & ~umask)  # mkdtemp makes it private; the dataset gets the usual permissions
     try:
         return _write(kept, trajectories, codes, classes, spec, out, final, overwrite, split_mode, val_fraction, test_fraction, seed,
-                      train_temperature, topology_rule, (backend, workers, scheduler), progress, command, melt_checks, augment)
+                      train_temperature, topology_rule, (backend, workers, scheduler), progress, command, melt_checks, augment,
+                      {name: classes.index(melt_class) for name in relabel})
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)
         raise
@@ -538,10 +550,11 @@ def _augmentation_plan(kept, trajectories, codes, temperature: float | None, cop
 
 
 def _warmed_source(source, frames: list, surface: np.ndarray, plan: tuple, descriptors, spec: MoleculeSpec, topology_rule: TopologyRule,
-                   label: int) -> tuple[dict, dict]:
+                   labels: np.ndarray) -> tuple[dict, dict]:
     """The arrays and the `augmentation` record of the warmed companion of `source` from its
-    training `frames` (`molenv.augment`); `surface` (one flag per molecule, the majority over
-    the frames) groups a cluster's molecules."""
+    training `frames` (`molenv.augment`) and their `labels` (frames, molecules), which the
+    copies keep; `surface` (one flag per molecule, the majority over the frames) groups a
+    cluster's molecules."""
     from molenv.augment import cluster_fluctuations, per_molecule, rigid_fluctuations, warmed_frames, warming
 
     target, copies, seed = plan
@@ -564,7 +577,7 @@ def _warmed_source(source, frames: list, surface: np.ndarray, plan: tuple, descr
         "atomic_numbers": frames[0].atomic_numbers,
         "molecules": frames[0].molecules,
         "features": np.stack([r[0] for r in results]),
-        "labels": np.full((len(warmed), frames[0].molecules.shape[0]), label, dtype=np.int16),
+        "labels": np.tile(labels, (copies, 1)).astype(np.int16),
         "topology": topology_rule.surface(cn).astype(np.int8),
         "cn": cn,
         "cn_radius": np.array([r[2] for r in results]),
@@ -583,10 +596,19 @@ def _warmed_source(source, frames: list, surface: np.ndarray, plan: tuple, descr
     return arrays, record
 
 
+def _turned(frame, first, spec: MoleculeSpec) -> np.ndarray:
+    """(n_molecules,) bool: the molecules of a cluster frame that have turned away from their
+    orientation in the cluster's `first` frame (`molenv.order`)."""
+    from molenv.order import orientational_order, reoriented
+
+    return reoriented(orientational_order(frame, first, spec.vectors, centre=spec.centre))
+
+
 def _write(kept, trajectories, codes, classes, spec, out: Path, final: Path, overwrite: bool, split_mode, val_fraction, test_fraction, seed,
-           train_temperature, topology_rule, parallel, progress, command, melt_checks, augment) -> Dataset:
+           train_temperature, topology_rule, parallel, progress, command, melt_checks, augment, relabel) -> Dataset:
     """Featurize into the new directory `out`, then move it to `final`; `parallel` is
-    (backend, workers, scheduler); `augment` the `_augmentation_plan`."""
+    (backend, workers, scheduler); `augment` the `_augmentation_plan`; `relabel` source name
+    -> the melt class index of the clusters whose turned molecules are relabelled."""
     from tqdm import tqdm
 
     from molenv.frameblocks import frame_blocks, run_blocks
@@ -606,8 +628,11 @@ def _write(kept, trajectories, codes, classes, spec, out: Path, final: Path, ove
                 jobs = [(traj, block, descriptors, spec.centre, topology_rule) for block in frame_blocks(range(len(traj)), workers)]
                 results = [r for block in run_blocks(_label_block, jobs, backend, workers, scheduler) for r in block]
             # one pass over the frames for what the dataset stores of them (the serial run labels them on the way)
-            positions, boxes, times, training_frames = [], [], [], []
+            positions, boxes, times, training_frames, turned, first = [], [], [], [], [], None
             for k, frame in enumerate(traj):
+                if source.name in relabel:
+                    first = frame if first is None else first
+                    turned.append(_turned(frame, first, spec))
                 if source.name in augment and split[k] == TRAIN:
                     training_frames.append(frame)
                 positions.append(frame.positions.astype(np.float32))
@@ -621,6 +646,8 @@ def _write(kept, trajectories, codes, classes, spec, out: Path, final: Path, ove
             topology = topology_rule.surface(cn).astype(np.int8)
             n_mol = traj.molecules.shape[0]
             label = np.full((len(times), n_mol), classes.index(source.label), dtype=np.int16)
+            if turned:
+                label[np.array(turned)] = relabel[source.name]
             periodic = not np.isnan(boxes[0]).any()
             arrays = {
                 "positions": np.stack(positions),
@@ -639,7 +666,8 @@ def _write(kept, trajectories, codes, classes, spec, out: Path, final: Path, ove
             write_source(out / file, arrays)
             _fsync(out / file)
             for k, name in enumerate(SPLITS):
-                counts[name][source.label] += int((split == k).sum()) * n_mol
+                counts[name][source.label] += 0  # every source's class listed, in every split
+                counts[name].update({classes[c]: int(n) for c, n in zip(*np.unique(label[split == k], return_counts=True))})
                 for t, tname in enumerate(TOPOLOGY_NAMES):
                     topology_counts[name][tname] += int((topology[split == k] == t).sum())
             entries.append(
@@ -664,17 +692,19 @@ def _write(kept, trajectories, codes, classes, spec, out: Path, final: Path, ove
                     "surface_molecules": int(topology.sum()),
                     "simulation": source.origin,
                 } | ({"melt_check": melt_checks[source.name]} if source.name in melt_checks else {})
+                | ({"relabelled": {"rule": "turned from the first frame (P2 < 0.5 on some axis) -> melt", "molecules": int(np.sum(turned)),
+                                   "share": round(float(np.mean(turned)), 4)}} if turned else {})
             )
             if training_frames:
                 surface = topology[split == TRAIN].mean(axis=0) > 0.5
                 warm, record = _warmed_source(source, training_frames, surface, augment[source.name], descriptors, spec, topology_rule,
-                                              classes.index(source.label))
+                                              label[split == TRAIN])
                 name = f"{source.name}-warmed-{record['target_K']:g}K"
                 file = f"{_safe_name(name)}.npz"
                 write_source(out / file, warm)
                 _fsync(out / file)
                 n_warm = len(warm["times"])
-                counts["train"][source.label] += n_warm * n_mol
+                counts["train"].update({classes[c]: int(n) for c, n in zip(*np.unique(warm["labels"], return_counts=True))})
                 for t, tname in enumerate(TOPOLOGY_NAMES):
                     topology_counts["train"][tname] += int((warm["topology"] == t).sum())
                 entries.append(entries[-1] | {"name": name, "file": file, "sha256": file_sha256(out / file), "split": "train",

@@ -241,6 +241,7 @@ SCHEMA: dict[str, list[Key]] = {
             "temperature (molenv.augment)", example=350.0),
         Key("augment_copies", count(1), 1, "warmed copies of each training frame"),
         Key("augment_clusters", boolean, False, "warm the training clusters in vacuum too"),
+        Key("relabel_turned", boolean, False, "label melt the molecules of crystalline clusters that have turned by > 35 degrees"),
     ],
     "train.sf": [
         Key("hidden", number_list(count(1)), [25, 25], "hidden layer sizes"),
@@ -824,7 +825,8 @@ def _featurize_action(ctx: _Context, spec: str, out: Path):
                             test_fraction=f["test_fraction"], seed=f["seed"], train_temperature=f["train_temperature"], workers=f["workers"],
                             progress=ctx.progress, overwrite=(out / "manifest.json").is_file(), command=ctx.command("--from", "featurize"),
                             melt_check=bool(p.melt and p.melt["check"]), log=ctx.log, augment_temperature=f["augment_temperature"],
-                            augment_copies=f["augment_copies"], augment_clusters=f["augment_clusters"])
+                            augment_copies=f["augment_copies"], augment_clusters=f["augment_clusters"],
+                            relabel_turned=f["relabel_turned"])
         ctx.log("  " + dataset.summary().replace("\n", "\n  "))
         return {"counts": dataset.manifest.get("counts", {})}
     return action

@@ -36,6 +36,10 @@ harmonic approximation (molenv.augment), for a model used at T but trained colde
 
 --augment-clusters warms the training clusters in vacuum as well, core and surface molecules
 each by their own measured widths (for test clusters at T, as urea's at 200 K).
+
+--relabel-turned labels melt, frame by frame, the molecules of a crystalline cluster that have
+turned by more than 35 degrees since the cluster's first frame (training and test clusters
+alike; each source's share in its manifest entry, `relabelled`).
 """
 from __future__ import annotations
 
@@ -84,6 +88,9 @@ def add_arguments(parser):
     warm.add_argument("--augment-copies", type=positive_int, default=1, help="warmed copies of each training frame (default 1)")
     warm.add_argument("--augment-clusters", action="store_true",
                       help="warm the training clusters in vacuum too (widths of their core and surface molecules, measured robustly)")
+    labels.add_argument("--relabel-turned", action="store_true",
+                        help="label melt the molecules of crystalline clusters in vacuum that have turned by more than 35 degrees "
+                             "from their orientation in the cluster's first frame (a warm cluster premelts from its surface)")
     labels.add_argument("--cn-offset", type=non_negative_float, default=CN_OFFSET, help=f"coordination radius = molecule radius + this, in A (default {CN_OFFSET:g})")
     labels.add_argument("--cn-radius", type=positive_float, help="fixed molecule radius in A instead of the frame's largest atom-centre distance")
     labels.add_argument("--cn-threshold", type=non_negative_int, default=CN_THRESHOLD, help=f"surface if the coordination number (self counted) is below this (default {CN_THRESHOLD})")
@@ -204,6 +211,7 @@ def run(args):
         augment_temperature=args.augment_temperature,
         augment_copies=args.augment_copies,
         augment_clusters=args.augment_clusters,
+        relabel_turned=args.relabel_turned,
     )
     print(dataset.summary())
     return 0
