@@ -3,21 +3,21 @@
 molecules that kept their orientation and those that turned (`reading`, --model)."""
 from __future__ import annotations
 
-import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
 
 
 @pytest.fixture(scope="module")
 def cluster_order():
-    spec = importlib.util.spec_from_file_location("cluster_order_script", REPO / "scripts" / "cluster_order.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    import cluster_order
+
+    return cluster_order
 
 
 def entry(name):
