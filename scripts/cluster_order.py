@@ -64,7 +64,7 @@ def reading(entry: dict, model, stop: int | None = None) -> dict:
     import numpy as np
 
     from molenv.classification import classify_trajectory
-    from molenv.order import orientational_order, reoriented
+    from molenv.order import turned
     from molenv.topology import TopologyRule
     from molenv.trajectory import Trajectory
 
@@ -75,9 +75,9 @@ def reading(entry: dict, model, stop: int | None = None) -> dict:
     rule, spec, first = TopologyRule(), traj.spec, traj[0]
     parts = {"core": [], "surface, kept": [], "surface, turned": []}
     for k, frame in enumerate(traj):
-        turned = reoriented(orientational_order(frame, first, spec.vectors, centre=spec.centre))
+        away = turned(frame, first, spec.vectors, spec.centre)
         surface = rule.surface(rule.coordination(frame, spec.centre))
-        for part, members in zip(parts, (~surface, surface & ~turned, surface & turned)):
+        for part, members in zip(parts, (~surface, surface & ~away, surface & away)):
             parts[part].append(calls[k][members])
     out = {}
     for part, frames in parts.items():

@@ -596,14 +596,6 @@ def _warmed_source(source, frames: list, surface: np.ndarray, plan: tuple, descr
     return arrays, record
 
 
-def _turned(frame, first, spec: MoleculeSpec) -> np.ndarray:
-    """(n_molecules,) bool: the molecules of a cluster frame that have turned away from their
-    orientation in the cluster's `first` frame (`molenv.order`)."""
-    from molenv.order import orientational_order, reoriented
-
-    return reoriented(orientational_order(frame, first, spec.vectors, centre=spec.centre))
-
-
 def _write(kept, trajectories, codes, classes, spec, out: Path, final: Path, overwrite: bool, split_mode, val_fraction, test_fraction, seed,
            train_temperature, topology_rule, parallel, progress, command, melt_checks, augment, relabel) -> Dataset:
     """Featurize into the new directory `out`, then move it to `final`; `parallel` is
@@ -612,6 +604,7 @@ def _write(kept, trajectories, codes, classes, spec, out: Path, final: Path, ove
     from tqdm import tqdm
 
     from molenv.frameblocks import frame_blocks, run_blocks
+    from molenv.order import turned as turned_since
 
     backend, workers, scheduler = parallel
     descriptors = spec.descriptor_set()
@@ -632,7 +625,7 @@ def _write(kept, trajectories, codes, classes, spec, out: Path, final: Path, ove
             for k, frame in enumerate(traj):
                 if source.name in relabel:
                     first = frame if first is None else first
-                    turned.append(_turned(frame, first, spec))
+                    turned.append(turned_since(frame, first, spec.vectors, spec.centre))
                 if source.name in augment and split[k] == TRAIN:
                     training_frames.append(frame)
                 positions.append(frame.positions.astype(np.float32))

@@ -17,7 +17,7 @@ e.g. urea's C -> O and N1 -> N2, nicotinamide's ring C6 -> C3 and amide C7 -> N7
   of the system is removed first (best superposition of the molecule centres, Kabsch); a
   periodic box holds the lattice's orientation fixed, so nothing is removed there.
   `reoriented(p2)` marks the molecules with an axis below `REORIENTED_P2` (P2 0.5: turned by
-  more than 35 degrees).
+  more than 35 degrees); `turned(frame, reference, vectors, centre)` is the two together.
 - `centre_msd(frames, centre)`: mean-square displacement of the molecule centres from
   the first frame, A^2, per frame: centres unwrapped frame to frame (minimum image of each
   step, so frames must be closer in time than a molecule takes to cross half the box), the
@@ -63,6 +63,7 @@ __all__ = [
     "density",
     "orientational_order",
     "reoriented",
+    "turned",
 ]
 
 # Two molecules have the same orientation when each axis of one is within this angle of the
@@ -147,6 +148,13 @@ def reoriented(p2: np.ndarray) -> np.ndarray:
     """(n_molecules,) bool: the molecules of `p2` (`orientational_order` of a frame against a
     reference) with an axis whose P2 is below `REORIENTED_P2`: turned out of their orientation."""
     return (p2 < REORIENTED_P2).any(axis=1)
+
+
+def turned(frame: MolecularFrame, reference: MolecularFrame, vectors: Sequence[tuple[int, ...]], centre: Centre = 1) -> np.ndarray:
+    """(n_molecules,) bool: the molecules of `frame` that have turned out of their orientation
+    in `reference` (`reoriented` of `orientational_order`, the overall rotation of a cluster
+    removed)."""
+    return reoriented(orientational_order(frame, reference, vectors, centre=centre))
 
 
 def centre_msd(frames: Iterable[MolecularFrame], centre: Centre, *, remove_rotation: bool | None = None) -> np.ndarray:

@@ -50,11 +50,15 @@ def order_change(ds: Dataset, source: str, index: int = -1) -> np.ndarray:
 
 def kept_orientation(ds: Dataset, source: str, indices: Sequence[int]) -> np.ndarray:
     """(len(indices) * n_molecules,) bool, frame after frame: the molecules of each frame of
-    `source` that have not reoriented since its first frame (`order_change`,
-    `molenv.order.reoriented`), in the order of the molecules of `Dataset.frames`."""
+    `source` that have not turned since its first frame (`molenv.order.turned`), in the order
+    of the molecules of `Dataset.frames`."""
     import numpy as np
 
-    return np.concatenate([~reoriented(order_change(ds, source, int(i))) for i in indices])
+    from molenv.order import turned
+
+    d = ds.descriptor_set
+    first = ds.frame(source, 0)
+    return np.concatenate([~turned(ds.frame(source, int(i)), first, d.vectors, d.centre_atom) for i in indices])
 
 
 def order_summary(p2: np.ndarray) -> tuple[float | None, float | None]:
