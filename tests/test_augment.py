@@ -1,6 +1,7 @@
 """Thermal augmentation (molenv.augment, `molenv featurize --augment-temperature`): the
 rigid-molecule fluctuations it measures are those it was given, the harmonic warming, rigid
-motion keeps molecules rigid across periodic images, and featurize's warmed companion
+motion keeps molecules rigid across periodic images, expansion stretches the lattice and
+not the molecules, and featurize's warmed companion
 sources (which sources, their split, descriptors, record, reproducibility)."""
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from molenv.augment import RigidFluctuations, cluster_fluctuations, per_molecule, rigid_fluctuations, rigid_motion, warmed_frames, warming
+from molenv.augment import RigidFluctuations, cluster_fluctuations, expanded, per_molecule, rigid_fluctuations, rigid_motion, warmed_frames, warming
 from molenv.cli import main
 from molenv.dataset import SPLITS, DatasetError, open_dataset
 from molenv.descriptors import compute_descriptors
@@ -140,6 +141,19 @@ def test_warming_is_harmonic():
             warming(at_100, 100.0, target)
 
 
+def test_expanded_stretches_the_lattice_not_the_molecules(crystal_frame, cluster_frame):
+    stretched = expanded(crystal_frame, 0.02)
+    assert np.allclose(stretched.box[:3], 1.02 * crystal_frame.box[:3]) and np.array_equal(stretched.box[3:], crystal_frame.box[3:])
+    before, after = crystal_frame.molecule_positions(1), stretched.molecule_positions(1)
+    # each molecule moved rigidly (its atoms relative to its centroid unchanged) ...
+    assert np.allclose(after - after.mean(axis=1, keepdims=True), before - before.mean(axis=1, keepdims=True), atol=1e-9)
+    # ... and the centre-centre distances within the cell grew by 2 % (the fractional coordinates of the centroids kept)
+    fractional = [np.linalg.solve(f.box_matrix().T, m.mean(axis=1).T).T for f, m in ((crystal_frame, before), (stretched, after))]
+    assert np.allclose(fractional[0], fractional[1], atol=1e-9)
+    with pytest.raises(ValueError, match="no cell"):
+        expanded(cluster_frame[0], 0.02)
+
+
 def test_warmed_frames_copy_after_copy(crystal_frame):
     frames = [crystal_frame, crystal_frame.replace(time=5.0)]
     warm = warmed_frames(frames, RigidFluctuations(0.1, 2.0), 3, np.random.default_rng(0))
@@ -192,7 +206,8 @@ def test_featurize_adds_warmed_training_crystals(augmented):
 
 def test_featurize_warms_clusters_when_asked(tmp_path):
     """augment_clusters: the training cluster gets a warmed companion (per group record, no
-    box); without it clusters are left as they are."""
+    box); without it clusters are left as they are. augment_expansion stretches the warmed
+    crystals only."""
     names = ["urea-I-100K", "urea-I-cluster-100K", "urea-melt-350K"]
     if not all((DATA / f"{n}.xtc").is_file() for n in names):
         pytest.skip("no urea MD data")
@@ -216,6 +231,19 @@ def test_featurize_warms_clusters_when_asked(tmp_path):
     frame = ds.frame(entry["name"], 1)
     assert frame.box is None
     assert np.array_equal(warm["features"][1], compute_descriptors(frame, ds.descriptor_set))
+
+    # augment_expansion stretches the warmed crystal's cells (not the cluster, which has none) and says so
+    stretched = featurize(sources, "urea", tmp_path / "stretched", progress=False, augment_temperature=200.0, augment_clusters=True,
+                          augment_expansion=0.02, log=lambda *a: None)
+    original = stretched.arrays("urea-I-100K")
+    warm = stretched.arrays("urea-I-100K-warmed-200K")
+    train_boxes = original["boxes"][original["split"] == TRAIN]
+    assert np.allclose(warm["boxes"][:, :3], 1.02 * train_boxes[:, :3]) and np.array_equal(warm["boxes"][:, 3:], train_boxes[:, 3:])
+    records = {s["name"]: s["augmentation"] for s in stretched.sources if "augmentation" in s}
+    assert records["urea-I-100K-warmed-200K"]["expansion"] == 0.02 and "expansion" not in records["urea-I-cluster-100K-warmed-200K"]
+    assert np.array_equal(stretched.arrays("urea-I-cluster-100K-warmed-200K")["positions"], ds.arrays("urea-I-cluster-100K-warmed-200K")["positions"])
+    with pytest.raises(DatasetError, match="augment_expansion stretches the warmed copies of thermal augmentation: give augment_temperature too"):
+        featurize(sources, "urea", tmp_path / "no", progress=False, augment_expansion=0.02, log=lambda *a: None)
 
 
 def test_augmentation_is_reproducible_and_seeded(augmented, tmp_path):

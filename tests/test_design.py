@@ -77,13 +77,15 @@ def test_stand_in_samples_from_structures(tmp_path, capsys, reference_dir):
                                     "--structure", f"I={reference_dir / 'urea' / 'formI.cif'}",
                                     "--structure", f"IV={reference_dir / 'urea' / 'formIV_approx_P1.cif'}",
                                     "--frames", "3", "--max-cutoff", "6", "--max-functions", "3", "--min-functions", "1", "--max-samples", "200",
-                                    "--warm-held-out", "0.1", "3")
+                                    "--warm-held-out", "0.1", "3", "--expand-held-out", "0.01")
     assert code == 0, err
     assert "expected held-out macro F1" in stdout
     load_spec(out / "spec.toml")
     report = (out / "report.md").read_text()
     assert "random rigid-molecule motion (stand-in)" in report and "**Stand-in samples**" in report
-    assert "**Warmed held-out frames**" in report and json.loads((out / "design.json").read_text())["settings"]["warm_held_out"] == [0.1, 3.0]
+    settings = json.loads((out / "design.json").read_text())["settings"]
+    assert "**Warmed held-out frames**" in report and settings["warm_held_out"] == [0.1, 3.0]
+    assert "**Expanded held-out frames**: every periodic held-out frame stretched by 1 %" in report and settings["expand_held_out"] == 0.01
 
 
 def test_held_out_frames_warmed_per_form(tmp_path):
@@ -106,6 +108,26 @@ def test_held_out_frames_warmed_per_form(tmp_path):
     assert "I 0.1 / 3, IV 0.05 / 2; the other forms none" in files["report"].read_text()
     with pytest.raises(DesignError, match="warm_held_out names II, which no sample has"):
         design_descriptors("urea", structures=[("I", "a.cif"), ("IV", "b.cif")], warm_held_out={"II": (0.1, 3.0)})
+
+
+def test_held_out_frames_expanded(tmp_path):
+    """expand_held_out stretches the cells of the held-out frames only (of the forms named),
+    and the report says so."""
+    from molenv.design.samples import from_trajectory
+
+    result = small_design(seed=3, expand_held_out={"I": 0.02})
+    form_i, held_out, _ = from_trajectory(load_spec("urea"), DATA / "urea-I-100K.xtc", DATA / "urea-I-100K.pdb.gz", max_frames=3,
+                                          held_out_fraction=0.3)
+    assert any(held_out) and not all(held_out)
+    for mine, read, h in zip(result.forms["I"].frames, form_i, held_out):
+        assert np.allclose(mine.box[:3], read.box[:3] * (1.02 if h else 1.0))
+    assert all(np.array_equal(f.box, g.box) for f, g in zip(result.forms["IV"].frames, from_trajectory(
+        load_spec("urea"), DATA / "urea-IV-100K.xtc", DATA / "urea-IV-100K.pdb.gz", max_frames=3, held_out_fraction=0.3)[0]))
+    files = result.write(tmp_path / "design", command="molenv design ...", log=lambda *a: None)
+    assert json.loads(files["summary"].read_text())["settings"]["expand_held_out"] == {"I": 0.02}
+    assert "**Expanded held-out frames**: the periodic held-out frames of each form named stretched by I 2 %" in files["report"].read_text()
+    with pytest.raises(DesignError, match="expand_held_out names II, which no sample has"):
+        design_descriptors("urea", structures=[("I", "a.cif"), ("IV", "b.cif")], expand_held_out={"II": 0.01})
 
 
 def test_equivalent_atoms():

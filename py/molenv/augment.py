@@ -41,7 +41,7 @@ import numpy as np
 
 from molenv.frames import MolecularFrame
 
-__all__ = ["RigidFluctuations", "rigid_fluctuations", "cluster_fluctuations", "per_molecule", "warming", "rigid_motion", "warmed_frames"]
+__all__ = ["RigidFluctuations", "rigid_fluctuations", "cluster_fluctuations", "per_molecule", "warming", "rigid_motion", "expanded", "warmed_frames"]
 
 
 @dataclass(frozen=True)
@@ -169,6 +169,25 @@ def rigid_motion(frame: MolecularFrame, translation: float, rotation: float, rng
     positions = frame.positions.copy()
     positions[frame.molecules] = moved
     return frame.replace(positions=positions)
+
+
+def expanded(frame: MolecularFrame, strain: float) -> MolecularFrame:
+    """A copy of the periodic `frame` stretched isotropically by the linear `strain` (0.016:
+    every length 1.6 % longer): the cell edges and every molecule's centroid (whole by the
+    minimum image) scaled by 1 + strain, the molecules themselves rigid, as in the thermal
+    expansion of a molecular crystal. The fractional coordinates of the centroids are kept."""
+    if frame.box is None:
+        raise ValueError("expanded: the frame has no cell (a cluster cannot be stretched this way)")
+    if not strain > -1.0:
+        raise ValueError(f"expanded: the strain must be > -1, got {strain:g}")
+    factor = 1.0 + strain
+    whole = frame.molecule_positions(1)
+    centroids = whole.mean(axis=1, keepdims=True)
+    positions = frame.positions.copy()
+    positions[frame.molecules] = whole + centroids * strain
+    box = frame.box.copy()
+    box[:3] *= factor
+    return frame.replace(positions=positions, box=box)
 
 
 def warmed_frames(frames: Sequence[MolecularFrame], motion: RigidFluctuations, copies: int, rng: np.random.Generator) -> list[MolecularFrame]:

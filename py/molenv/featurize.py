@@ -51,7 +51,9 @@ source with training frames below that temperature gets a companion source
 the harmonic approximation asks for to take the crystal from its temperature to T. Its
 validation frames stay as they are; melts are not augmented, clusters in vacuum only with
 ``augment_clusters`` (their widths measured per core and surface group,
-`molenv.augment.cluster_fluctuations`).
+`molenv.augment.cluster_fluctuations`). ``augment_expansion`` (a linear strain, e.g. 0.016)
+also stretches the warmed copies of periodic crystals (`molenv.augment.expanded`: cell and
+molecule centroids, molecules rigid), the thermal expansion that warming alone leaves out.
 
 The dataset is written atomically: into a temporary directory beside ``out``
 (``.<name>.featurize-XXXX``), which is renamed to ``out`` when every file and the manifest
@@ -446,6 +448,7 @@ def featurize(
     augment_temperature: float | None = None,
     augment_copies: int = 1,
     augment_clusters: bool = False,
+    augment_expansion: float | None = None,
     relabel_turned: bool = False,
 ) -> Dataset:
     """Label, split and featurize `sources` into the dataset directory `out`; returns it opened.
@@ -512,7 +515,7 @@ def featurize(
     train_classes = sorted({s.label for s, c in zip(kept, codes) if (c == TRAIN).any()})
     if len(train_classes) == 1:
         raise DatasetError(f"the training split holds a single class ({train_classes[0]}); a classifier needs two or more")
-    augment = _augmentation_plan(kept, trajectories, codes, augment_temperature, augment_copies, seed, augment_clusters)
+    augment = _augmentation_plan(kept, trajectories, codes, augment_temperature, augment_copies, seed, augment_clusters, augment_expansion)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     _leftovers(out, log)
@@ -529,14 +532,19 @@ def featurize(
         raise
 
 
-def _augmentation_plan(kept, trajectories, codes, temperature: float | None, copies: int, seed: int, clusters: bool = False) -> dict:
-    """Source name -> (target temperature, copies, random seed) of the sources that thermal
-    augmentation warms (module docstring): crystals, and clusters if `clusters`; empty
-    without ``temperature``."""
+def _augmentation_plan(kept, trajectories, codes, temperature: float | None, copies: int, seed: int, clusters: bool = False,
+                       expansion: float | None = None) -> dict:
+    """Source name -> (target temperature, copies, random seed, linear strain or None) of the
+    sources that thermal augmentation warms (module docstring): crystals, and clusters if
+    `clusters`; empty without ``temperature``."""
     if temperature is None:
+        if expansion is not None:
+            raise DatasetError("augment_expansion stretches the warmed copies of thermal augmentation: give augment_temperature too")
         return {}
     if not temperature > 0 or copies < 1:
         raise DatasetError(f"thermal augmentation needs a positive temperature and one or more copies, got {temperature} K and {copies}")
+    if expansion is not None and not 0 <= expansion < 1:
+        raise DatasetError(f"augment_expansion is a linear strain in [0, 1) (0.016: 1.6 %), got {expansion}")
     systems = ("crystal", "cluster") if clusters else ("crystal",)
     plan = {}
     for k, (s, traj, split) in enumerate(zip(kept, trajectories, codes)):
@@ -545,7 +553,7 @@ def _augmentation_plan(kept, trajectories, codes, temperature: float | None, cop
         if s.temperature is None:
             raise DatasetError(f"source {s.name} ({s.trajectory}): thermal augmentation needs its temperature (featurize --temperature)")
         if s.temperature < temperature:
-            plan[s.name] = (float(temperature), int(copies), [int(seed), k])
+            plan[s.name] = (float(temperature), int(copies), [int(seed), k], expansion)
     return plan
 
 
@@ -555,9 +563,9 @@ def _warmed_source(source, frames: list, surface: np.ndarray, plan: tuple, descr
     training `frames` (`molenv.augment`) and their `labels` (frames, molecules), which the
     copies keep; `surface` (one flag per molecule, the majority over the frames) groups a
     cluster's molecules."""
-    from molenv.augment import cluster_fluctuations, per_molecule, rigid_fluctuations, warmed_frames, warming
+    from molenv.augment import cluster_fluctuations, expanded, per_molecule, rigid_fluctuations, warmed_frames, warming
 
-    target, copies, seed = plan
+    target, copies, seed, expansion = plan
     if frames[0].box is None:
         measured = cluster_fluctuations(frames, surface)
         added = {group: warming(widths, source.temperature, target) for group, widths in measured.items()}
@@ -566,8 +574,10 @@ def _warmed_source(source, frames: list, surface: np.ndarray, plan: tuple, descr
         measured = rigid_fluctuations(frames)
         motion = added = warming(measured, source.temperature, target)
     # rounded to the float32 the dataset stores, so that the cached descriptors are those of the stored frames
-    warmed = [f.replace(positions=f.positions.astype(np.float32).astype(float))
-              for f in warmed_frames(frames, motion, copies, np.random.default_rng(seed))]
+    warmed = warmed_frames(frames, motion, copies, np.random.default_rng(seed))
+    if expansion and warmed[0].box is not None:
+        warmed = [expanded(f, expansion) for f in warmed]  # the warmer crystal's longer lattice (a cluster has none)
+    warmed = [f.replace(positions=f.positions.astype(np.float32).astype(float)) for f in warmed]
     results = [label_frame(f, descriptors, spec.centre, topology_rule) for f in warmed]
     cn = np.stack([r[1] for r in results])
     arrays = {
@@ -588,6 +598,8 @@ def _warmed_source(source, frames: list, surface: np.ndarray, plan: tuple, descr
         return {"translation_A": w.translation, "rotation_deg": w.rotation}
 
     record = {"of": source.name, "target_K": target, "copies": copies, "seed": seed, "training_frames": len(frames)}
+    if expansion and frames[0].box is not None:
+        record["expansion"] = expansion
     if isinstance(measured, dict):  # a cluster: per group, and how many molecules each has
         record |= {"measured": {g: widths(w) for g, w in measured.items()}, "added": {g: widths(w) for g, w in added.items()},
                    "molecules": {"core": int((~surface).sum()), "surface": int(surface.sum())}}

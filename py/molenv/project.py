@@ -228,6 +228,7 @@ SCHEMA: dict[str, list[Key]] = {
         Key("min_functions", count(1), 8, "select at least this many before the gain test may stop"),
         Key("max_frames", count(2), 20, "frames per run used"),
         Key("warm_held_out", number_list(non_negative, length=2), None, "[translation A, rotation degrees]: score on warmed held-out frames", example=[0.2, 8.0]),
+        Key("expand_held_out", non_negative, None, "linear strain: score on held-out frames stretched by it (thermal expansion)", example=0.016),
         Key("seed", integer, 0, "seed of every random choice"),
     ],
     "featurize": [
@@ -241,6 +242,7 @@ SCHEMA: dict[str, list[Key]] = {
             "temperature (molenv.augment)", example=350.0),
         Key("augment_copies", count(1), 1, "warmed copies of each training frame"),
         Key("augment_clusters", boolean, False, "warm the training clusters in vacuum too"),
+        Key("augment_expansion", non_negative, None, "linear strain: stretch the warmed crystals by it (their thermal expansion to augment_temperature)", example=0.016),
         Key("relabel_turned", boolean, False, "label melt the molecules of crystalline clusters that have turned by > 35 degrees"),
     ],
     "train.sf": [
@@ -803,6 +805,7 @@ def _design_action(ctx: _Context, spec_out: Path):
             result = design_descriptors(p.spec, trajectories=[(r.label, r.directory / "trajectory.xtc", r.directory / "topology.pdb") for r in inputs],
                                         n_vectors=cfg["vectors"], max_cutoff=cfg["max_cutoff"], max_frames=cfg["max_frames"], reader=reader,
                                         warm_held_out=tuple(cfg["warm_held_out"]) if cfg["warm_held_out"] else None,
+                                        expand_held_out=cfg["expand_held_out"],
                                         selection=SelectionSettings(max_functions=cfg["max_functions"], min_functions=cfg["min_functions"]),
                                         seed=cfg["seed"], cache_dir=spec_out.parent / "cache", progress=ctx.progress, log=ctx.log)
         except DesignError as err:
@@ -825,7 +828,7 @@ def _featurize_action(ctx: _Context, spec: str, out: Path):
                             test_fraction=f["test_fraction"], seed=f["seed"], train_temperature=f["train_temperature"], workers=f["workers"],
                             progress=ctx.progress, overwrite=(out / "manifest.json").is_file(), command=ctx.command("--from", "featurize"),
                             melt_check=bool(p.melt and p.melt["check"]), log=ctx.log, augment_temperature=f["augment_temperature"],
-                            augment_copies=f["augment_copies"], augment_clusters=f["augment_clusters"],
+                            augment_copies=f["augment_copies"], augment_clusters=f["augment_clusters"], augment_expansion=f["augment_expansion"],
                             relabel_turned=f["relabel_turned"])
         ctx.log("  " + dataset.summary().replace("\n", "\n  "))
         return {"counts": dataset.manifest.get("counts", {})}

@@ -14,7 +14,8 @@ of rings and trigonal centres; sign-invariant where the molecule's symmetry only
 one) by how well their distance and angle distributions separate the forms, the cutoff
 from the RDF's shell boundaries and held-out accuracy, and the symmetry functions by greedy
 forward selection from a candidate pool on held-out accuracy of a fast linear classifier
-(--warm-held-out: scored on held-out frames made hotter, as test crystals are).
+(--warm-held-out, --expand-held-out: scored on held-out frames made hotter and longer, as
+warmer test crystals are).
 Writes DIR/spec.toml (for featurize/train/classify --molecule), DIR/report.md with plots
 and DIR/design.json. See docs/design.md.
 """
@@ -40,6 +41,10 @@ def add_arguments(parser):
     g.add_argument("--warm-held-out", nargs=2, type=non_negative_float, metavar=("TRANSLATION", "ROTATION"),
                    help="add random rigid-molecule motion (A, degrees per component) to the held-out frames: score the choices on "
                         "samples hotter than the fitting ones, as test crystals at a higher temperature are (default: none)")
+    g.add_argument("--expand-held-out", type=number(float, minimum=0, below=1), metavar="STRAIN",
+                   help="stretch the periodic held-out frames by this linear strain (0.016: every cell edge and centroid "
+                        "distance 1.6 %% longer, molecules rigid): score the choices on a lattice as expanded as the test "
+                        "crystals' (thermal expansion; default: none)")
     g.add_argument("--symmetrise", action="append", default=[], metavar="LABEL=TOL",
                    help="symmetrise the approximate structure of form LABEL with this tolerance in A (spglib), e.g. IV=0.3 (repeatable)")
     d = parser.add_argument_group("design")
@@ -78,6 +83,7 @@ def run(args):
             max_frames=args.max_frames, reader={k: getattr(args, k) for k in ("start", "stop", "step") if getattr(args, k) is not None},
             held_out_fraction=args.held_out_fraction,
             noise=ThermalNoise(args.translation, args.rotation, args.frames), symmetrise=symmetrise, warm_held_out=tuple(args.warm_held_out) if args.warm_held_out else None,
+            expand_held_out=args.expand_held_out,
             selection=SelectionSettings(max_functions=args.max_functions, min_functions=args.min_functions, min_gain=args.min_gain,
                                         min_loss_gain=args.min_loss_gain, max_samples=args.max_samples),
             seed=args.seed, cache_dir=args.cache_dir, progress=not args.no_progress,

@@ -36,6 +36,9 @@ harmonic approximation (molenv.augment), for a model used at T but trained colde
 
 --augment-clusters warms the training clusters in vacuum as well, core and surface molecules
 each by their own measured widths (for test clusters at T, as urea's at 200 K).
+--augment-expansion STRAIN also stretches the warmed crystals' cells and molecule centroids by
+that linear strain (molecules rigid): their thermal expansion from their temperature to T
+(nicotinamide 100 -> 350 K: 1.6 %), which warming alone leaves out (docs/results_notes.md).
 
 --relabel-turned labels melt, frame by frame, the molecules of a crystalline cluster that have
 turned by more than 35 degrees since the cluster's first frame (training and test clusters
@@ -43,7 +46,7 @@ alike; each source's share in its manifest entry, `relabelled`).
 """
 from __future__ import annotations
 
-from molenv.commands._options import (add_backend_arguments, add_frame_arguments, non_negative_float, non_negative_int, positive_float, positive_int,
+from molenv.commands._options import (add_backend_arguments, add_frame_arguments, non_negative_float, non_negative_int, number, positive_float, positive_int,
                                       thread_count)
 
 
@@ -88,6 +91,9 @@ def add_arguments(parser):
     warm.add_argument("--augment-copies", type=positive_int, default=1, help="warmed copies of each training frame (default 1)")
     warm.add_argument("--augment-clusters", action="store_true",
                       help="warm the training clusters in vacuum too (widths of their core and surface molecules, measured robustly)")
+    warm.add_argument("--augment-expansion", type=number(float, minimum=0, below=1), metavar="STRAIN",
+                      help="stretch the warmed copies of periodic crystals by this linear strain (0.016: cell and centroid "
+                           "distances 1.6 %% longer, molecules rigid): the thermal expansion from their temperature to K (default: none)")
     labels.add_argument("--relabel-turned", action="store_true",
                         help="label melt the molecules of crystalline clusters in vacuum that have turned by more than 35 degrees "
                              "from their orientation in the cluster's first frame (a warm cluster premelts from its surface)")
@@ -211,6 +217,7 @@ def run(args):
         augment_temperature=args.augment_temperature,
         augment_copies=args.augment_copies,
         augment_clusters=args.augment_clusters,
+        augment_expansion=args.augment_expansion,
         relabel_turned=args.relabel_turned,
     )
     print(dataset.summary())

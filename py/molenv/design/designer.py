@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from molenv.augment import rigid_motion
+from molenv.augment import expanded, rigid_motion
 from molenv.descriptors import DescriptorSet, SymmetryFunction, centre_pairs, compute_descriptors, descriptor_set_to_dict
 from molenv.design import geometry
 from molenv.design.geometry import Candidate
@@ -218,6 +218,7 @@ def design_descriptors(
     noise: ThermalNoise = ThermalNoise(),
     symmetrise: dict[str, float] | None = None,
     warm_held_out: tuple[float, float] | Mapping[str, tuple[float, float]] | None = None,
+    expand_held_out: float | Mapping[str, float] | None = None,
     pool: PoolSettings = PoolSettings(),
     selection: SelectionSettings = SelectionSettings(),
     seed: int = 0,
@@ -234,6 +235,11 @@ def design_descriptors(
     melt; ``reader``: `molenv.trajectory.Trajectory` options for all of them, e.g. ``{"stop":
     32}`` to keep test frames out. Labels are the classes; a label may have several inputs. Strings ``LABEL=FILE`` and
     ``LABEL=TRAJECTORY:TOPOLOGY`` (the command-line spellings) are accepted too.
+    ``warm_held_out``: (translation A, rotation degrees) of extra rigid-molecule motion for
+    every form's held-out frames, or {label: (translation, rotation)}; ``expand_held_out``:
+    a linear strain (0.016: 1.6 %) that stretches every form's periodic held-out frames
+    (`molenv.augment.expanded`), or {label: strain}: the choices are scored on held-out
+    samples as much hotter and as much expanded as the test crystals will be.
     """
     spec = resolve_molecule(molecule, name)
     rng = np.random.default_rng(seed)
@@ -254,6 +260,7 @@ def design_descriptors(
     if len(labels) < 2:
         raise DesignError(f"only one label ({labels[0]}): a design separates forms, give samples of two or more")
     warm_widths = _warm_widths(warm_held_out, labels) if warm_held_out is not None else {}
+    strains = _per_label(expand_held_out, labels, "expand_held_out", float) if expand_held_out is not None else {}
     unknown = sorted(set(symmetrise or {}) - {s[0] for s in structures})
     if unknown:
         raise DesignError(f"--symmetrise names {', '.join(unknown)}, which no --structure has")
@@ -275,6 +282,11 @@ def design_descriptors(
         # scored on frames hotter than the fitting ones, as the test crystals are
         form = forms[label]
         form.frames = [rigid_motion(f, *widths, rng) if h else f for f, h in zip(form.frames, form.held_out)]
+    for label, strain in strains.items():
+        # ... and expanded as a warmer crystal is: functions tuned to the exact distances of the
+        # cold lattice lose their forms when the lattice stretches (docs/design.md)
+        form = forms[label]
+        form.frames = [expanded(f, strain) if h and f.periodic else f for f, h in zip(form.frames, form.held_out)]
     heights = min(float(perpendicular_heights(f.box_matrix()).min()) for form in forms.values() for f in form.frames)
     probe = math.floor(min(max_cutoff, heights / 2 - 0.05) * 10) / 10
     if probe < LOWEST_CUTOFF:
@@ -347,7 +359,8 @@ def design_descriptors(
     expected = _expected(x[fit_rows][:, columns], y[fit_rows], x[held_rows][:, columns], y[held_rows], seed, selection.c, selection.shrinkage)
     settings = {"n_vectors": n_vectors, "max_cutoff": max_cutoff, "max_frames": max_frames, "reader": reader, "held_out_fraction": held_out_fraction,
                 "noise": vars(noise) if any(f.generated for f in forms.values()) else None,
-                "warm_held_out": dict(warm_held_out) if isinstance(warm_held_out, Mapping) else warm_held_out, "symmetrise": symmetrise, "pool": vars(pool),
+                "warm_held_out": dict(warm_held_out) if isinstance(warm_held_out, Mapping) else warm_held_out,
+                "expand_held_out": dict(expand_held_out) if isinstance(expand_held_out, Mapping) else expand_held_out, "symmetrise": symmetrise, "pool": vars(pool),
                 "selection": vars(selection), "seed": seed}
     return DesignResult(spec=designed, source=spec, forms=forms, centres=centres, vectors=vectors, joint=joint,
                         equivalent=geometry.equivalent_atoms(spec), chosen_centre=centre, chosen_vectors=chosen,
@@ -360,12 +373,18 @@ def _warm_widths(warm_held_out, labels: list[str]) -> dict[str, tuple[float, flo
     """``warm_held_out`` as {label: (translation A, rotation degrees)}: one pair is every
     form's; a mapping warms only the forms it names (e.g. each crystal by its own harmonic
     widths, `molenv.augment.warming`, and the melt not at all)."""
-    if not isinstance(warm_held_out, Mapping):
-        return dict.fromkeys(labels, tuple(float(w) for w in warm_held_out))
-    unknown = sorted(set(warm_held_out) - set(labels))
+    return _per_label(warm_held_out, labels, "warm_held_out", lambda widths: tuple(float(w) for w in widths))
+
+
+def _per_label(value, labels: list[str], what: str, convert) -> dict:
+    """`value` as {label: converted value}: a single value is every label's, a mapping names
+    the labels it applies to (only labels that have samples)."""
+    if not isinstance(value, Mapping):
+        return dict.fromkeys(labels, convert(value))
+    unknown = sorted(set(value) - set(labels))
     if unknown:
-        raise DesignError(f"warm_held_out names {', '.join(unknown)}, which no sample has (labels: {', '.join(labels)})")
-    return {label: tuple(float(w) for w in widths) for label, widths in warm_held_out.items()}
+        raise DesignError(f"{what} names {', '.join(unknown)}, which no sample has (labels: {', '.join(labels)})")
+    return {label: convert(v) for label, v in value.items()}
 
 
 def _trajectory_entry(t) -> tuple[str, str, str | None]:

@@ -209,6 +209,12 @@ def _report(result, files: dict[str, str], command: str | None) -> str:
             what = ("the held-out frames of each form named got extra random rigid-molecule motion (translation A / rotation deg per "
                     "component: " + ", ".join(f"{label} {t:.3g} / {r:.3g}" for label, (t, r) in widths.items()) + "; the other forms none)")
         lines += ["", f"**Warmed held-out frames**: {what}, so the choices are scored on samples hotter than those they are fitted on."]
+    if result.settings.get("expand_held_out"):
+        strains = result.settings["expand_held_out"]
+        what = (f"every periodic held-out frame stretched by {100 * strains:.3g} %" if not isinstance(strains, dict) else
+                "the periodic held-out frames of each form named stretched by " + ", ".join(f"{label} {100 * e:.3g} %" for label, e in strains.items()))
+        lines += ["", f"**Expanded held-out frames**: {what} (cell edges and molecule centroids, molecules rigid), as a crystal expands "
+                      "when it warms: the choices are scored on a lattice longer than the one they are fitted on."]
     lines += ["", f"Fitting / held-out molecules used in the scores: {result.n_rows['fitting']} / {result.n_rows['held_out']} "
                   "(stratified by form).", ""]
 
