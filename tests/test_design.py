@@ -86,6 +86,7 @@ def test_stand_in_samples_from_structures(tmp_path, capsys, reference_dir):
     settings = json.loads((out / "design.json").read_text())["settings"]
     assert "**Warmed held-out frames**" in report and settings["warm_held_out"] == [0.1, 3.0]
     assert "**Expanded held-out frames**: every periodic held-out frame stretched by 1 %" in report and settings["expand_held_out"] == 0.01
+    assert "expected accuracy on the held-out samples (warmed and expanded):" in report
 
 
 def test_held_out_frames_warmed_per_form(tmp_path):
@@ -125,7 +126,9 @@ def test_held_out_frames_expanded(tmp_path):
         load_spec("urea"), DATA / "urea-IV-100K.xtc", DATA / "urea-IV-100K.pdb.gz", max_frames=3, held_out_fraction=0.3)[0]))
     files = result.write(tmp_path / "design", command="molenv design ...", log=lambda *a: None)
     assert json.loads(files["summary"].read_text())["settings"]["expand_held_out"] == {"I": 0.02}
-    assert "**Expanded held-out frames**: the periodic held-out frames of each form named stretched by I 2 %" in files["report"].read_text()
+    report = files["report"].read_text()
+    assert "**Expanded held-out frames**: the periodic held-out frames of each form named stretched by I 2 %" in report
+    assert "expected accuracy on the held-out samples (expanded):" in report
     with pytest.raises(DesignError, match="expand_held_out names II, which no sample has"):
         design_descriptors("urea", structures=[("I", "a.cif"), ("IV", "b.cif")], expand_held_out={"II": 0.01})
 

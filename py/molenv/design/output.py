@@ -273,7 +273,7 @@ def _report(result, files: dict[str, str], command: str | None) -> str:
     lines += ["## Result", "", f"- centre **{result.chosen_centre.label}**, vectors "
               + ", ".join(f"**v{k} {v.label}**" + (" (sign-invariant)" if v.sign_invariant else "") for k, v in enumerate(result.chosen_vectors, 1)),
               f"- cutoff rmin {s.rmin:g} A, rmax {s.rmax:g} A", f"- {len(s.functions)} functions: " + ", ".join(f"{n} {k}" for k, n in _counts(s.functions).items()),
-              "- expected accuracy on the held-out samples" + (" (warmed)" if result.settings.get("warm_held_out") else
+              "- expected accuracy on the held-out samples" + (_held_out_made(result.settings) or
               " (same temperature as the fitting samples; warmer test crystals score lower)") + ":"]
     for model, e in result.expected.items():
         lines.append(f"  - {model.replace('_', ' ')}: macro F1 {e['macro_f1']:.4f}, micro F1 {e['micro_f1']:.4f}")
@@ -331,3 +331,9 @@ def write_design(result, out: Path, *, command: str | None = None, log=print) ->
     (out / "design.json").write_text(json.dumps(_summary(result, command), indent=1) + "\n")
     log(f"wrote {spec_path}, {out / 'report.md'}, {out / 'design.json'} and {len(files)} plots")
     return {"spec": spec_path, "report": out / "report.md", "summary": out / "design.json", **{k: out / v for k, v in files.items()}}
+
+
+def _held_out_made(settings: dict) -> str:
+    """" (warmed)", " (expanded)", " (warmed and expanded)" or "": what was done to the held-out frames."""
+    made = [what for what, key in (("warmed", "warm_held_out"), ("expanded", "expand_held_out")) if settings.get(key)]
+    return f" ({' and '.join(made)})" if made else ""
