@@ -14,12 +14,11 @@ thermal disorder (larger motion) that the compressed frames keep.
     .venv/bin/python scripts/expansion_check.py --molecule urea --warm 200 --model models/urea_sf.molenv
 
 The strain of each form is measured from the two committed runs (`<molecule>-<form>-<cold>K`,
-`-<warm>K`): (mean volume warm / mean volume cold)^(1/3) - 1.
+`-<warm>K`): (mean density cold / mean density warm)^(1/3) - 1 (`molenv.order.density`).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -31,8 +30,9 @@ sys.path.insert(0, str(REPO / "py"))  # runs without installing molenv
 
 def crystals(molecule: str, temperature: float) -> dict[str, dict]:
     """Form label -> manifest entry of the committed periodic crystal of `molecule` at `temperature`."""
-    manifest = json.loads((REPO / "data" / "manifest.json").read_text())
-    return {e["label"]: e for e in manifest["trajectories"]
+    from molenv.protocols import manifest_entries
+
+    return {e["label"]: e for e in manifest_entries(REPO / "data" / "manifest.json")
             if e["molecule"] == molecule and e["system"] == "crystal" and float(e["temperature_K"]) == temperature}
 
 
@@ -45,8 +45,11 @@ def frames(entry: dict, step: int) -> list:
 
 
 def linear_strain(warm: list, cold: list) -> float:
-    volume = [np.mean([abs(np.linalg.det(f.box_matrix())) for f in run]) for run in (warm, cold)]
-    return (volume[0] / volume[1]) ** (1 / 3) - 1
+    """The linear strain from the `cold` run's mean density to the `warm` one's (same molecules)."""
+    from molenv.order import density
+
+    rho_warm, rho_cold = (np.mean([density(f) for f in run]) for run in (warm, cold))
+    return (rho_cold / rho_warm) ** (1 / 3) - 1
 
 
 def main(argv=None) -> int:

@@ -574,9 +574,10 @@ def _warmed_source(source, frames: list, surface: np.ndarray, plan: tuple, descr
         measured = rigid_fluctuations(frames)
         motion = added = warming(measured, source.temperature, target)
     # rounded to the float32 the dataset stores, so that the cached descriptors are those of the stored frames
+    stretch = expansion if expansion and frames[0].box is not None else None  # a cluster has no lattice to stretch
     warmed = warmed_frames(frames, motion, copies, np.random.default_rng(seed))
-    if expansion and warmed[0].box is not None:
-        warmed = [expanded(f, expansion) for f in warmed]  # the warmer crystal's longer lattice (a cluster has none)
+    if stretch:
+        warmed = [expanded(f, stretch) for f in warmed]  # the warmer crystal's longer lattice
     warmed = [f.replace(positions=f.positions.astype(np.float32).astype(float)) for f in warmed]
     results = [label_frame(f, descriptors, spec.centre, topology_rule) for f in warmed]
     cn = np.stack([r[1] for r in results])
@@ -598,8 +599,8 @@ def _warmed_source(source, frames: list, surface: np.ndarray, plan: tuple, descr
         return {"translation_A": w.translation, "rotation_deg": w.rotation}
 
     record = {"of": source.name, "target_K": target, "copies": copies, "seed": seed, "training_frames": len(frames)}
-    if expansion and frames[0].box is not None:
-        record["expansion"] = expansion
+    if stretch:
+        record["expansion"] = stretch
     if isinstance(measured, dict):  # a cluster: per group, and how many molecules each has
         record |= {"measured": {g: widths(w) for g, w in measured.items()}, "added": {g: widths(w) for g, w in added.items()},
                    "molecules": {"core": int((~surface).sum()), "surface": int(surface.sum())}}
