@@ -13,7 +13,7 @@
 # default 500), EQUILIBRATE (ps of unbiased NPzT before the windows, default 10), OFFSETS
 # (bias centres relative to the equilibrated n_I, default "0 -32": one layer of 32 molecules
 # towards the melt as well, to check that dmu does not depend on a), KAPPA (kJ/mol per
-# molecule^2, default 0.05), DISCARD (ps of each window left out, default 50), WORK (default
+# molecule^2, default 0.05), DISCARD (ps of each window left out, default auto: where it becomes stationary), WORK (default
 # data/runs/pinning-melt), PLATFORM (OpenMM, default CPU), PLUMED_THREADS (default 1),
 # BIAS_STRIDE (apply the bias every N steps with N times the force, default 1: see
 # scripts/pinning.py --bias-stride), PYTHON (default .venv/bin/python), NICE (default 10).
@@ -25,7 +25,7 @@ PRODUCTION=${PRODUCTION:-500}
 EQUILIBRATE=${EQUILIBRATE:-10}
 OFFSETS=${OFFSETS:-0 -32}
 KAPPA=${KAPPA:-0.05}
-DISCARD=${DISCARD:-50}
+DISCARD=${DISCARD:-auto}
 WORK=${WORK:-data/runs/pinning-melt}
 PLATFORM=${PLATFORM:-CPU}
 PLUMED_THREADS=${PLUMED_THREADS:-1}

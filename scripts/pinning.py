@@ -8,6 +8,7 @@ its melt (``--system I-melt``, the melting point of the force field).
     .venv/bin/python scripts/pinning.py --system I-melt --temperature 400 run        # one temperature of the melting point
     .venv/bin/python scripts/pinning.py --system I-melt --temperature 400 analyse    # dmu(400 K)
     .venv/bin/python scripts/pinning.py --system I-melt melting-point                # T_m from every analysed temperature
+    .venv/bin/python scripts/pinning.py --system I-melt archive --to data/pinning-melt # the record to commit
 
 The system is the paper's interface geometry (form I a along x paired with form IV b, c with
 c, stacked along z, the authors' lateral box) at half its width in x: 240 form I and 360 form
@@ -44,6 +45,10 @@ T below the melting point). Under <work>/<T>K/:
 4. `pin-<a>`: as for I-IV, RESTRAINT ARG=cls.n_I AT=a KAPPA=--kappa.
 `analyse` gives dmu(T) = kappa alpha (<n_I> - a) per window and their inverse-variance mean;
 `melting-point` fits a line through dmu(T) of every analysed temperature: its zero is T_m.
+A crystal/melt window drifts for hundreds of ps before the interface settles: analyse it with
+`--discard auto` (the start of each window's stationary part, molenv.pinning). `archive --to
+DIR` copies what the analysis reads (no trajectories) to DIR, e.g. data/pinning-melt, the
+committed record of these runs: `--work data/pinning-melt analyse` repeats the analysis.
 """
 from __future__ import annotations
 
@@ -268,8 +273,10 @@ def analyse(args) -> int:
                             "delta_mu_error_kJ_mol": r.delta_mu_error, "samples": r.n_samples, "time_ps": list(r.time_range)}
         if phase != "IV":
             summary[str(at)]["alpha"] = r.q_per_molecule
+        summary[str(at)] |= {"drift_kJ_mol": r.drift, "drift_error_kJ_mol": r.drift_error, "drifting": r.drifting}
         print(f"a = {at}: <n_{phase}> = {r.mean_q:.2f} (std {r.q_std:.2f}) over {r.time_range[0]:g}-{r.time_range[1]:g} ps; "
-              f"dmu = {stable} = {r.delta_mu:+.3f} +- {r.delta_mu_error:.3f} kJ/mol per molecule")
+              f"dmu = {stable} = {r.delta_mu:+.3f} +- {r.delta_mu_error:.3f} kJ/mol per molecule (second half less first: "
+              f"{r.drift:+.3f} +- {r.drift_error:.3f}" + (": still drifting" if r.drifting else "") + ")")
     if phase == "IV":
         (work / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     else:
@@ -281,13 +288,43 @@ def analyse(args) -> int:
         print(f"{args.temperature:g} K: dmu = {stable} = {mean:+.3f} +- {error:.3f} kJ/mol per molecule from {len(values)} window(s)"
               + (f" (they differ by {spread:.3f})" if len(values) > 1 else ""))
         (work / "summary.json").write_text(json.dumps({"system": args.system, "temperature": args.temperature, "delta_mu_kJ_mol": mean,
-                                                       "delta_mu_error_kJ_mol": error, "window_spread_kJ_mol": spread, "discard_ps": args.discard,
+                                                       "delta_mu_error_kJ_mol": error, "window_spread_kJ_mol": spread,
+                                                       "discard_ps": "auto" if args.discard is None else args.discard,
                                                        "windows": summary}, indent=1) + "\n")
     name = f"pinning_{args.temperature:g}K.png" if phase == "IV" else f"pinning_melt_{args.temperature:g}K.png"
     path = Path(args.figure) if args.figure else DOCS / name
     plot(path, results, args, phase)
     if phase != "IV" and (work / "equilibrate" / "classified" / "molecules.npz").is_file():
         plot_profile(path.with_name(path.stem + "_profile.png"), work / "equilibrate" / "classified" / "molecules.npz", args)
+    return 0
+
+
+# what `analyse` and `melting-point` read, and every run's summary (settings, wall time): the
+# files `archive` copies (kilobytes to a megabyte per window; no trajectory, no checkpoint)
+ARCHIVED = ("melting_point.json", "*K/commands.txt", "*K/calibration.json", "*K/summary.json", "*K/pin-*.json", "*K/pin-*.dat",
+            "*K/pin-*/plumed/COLVAR", "*K/*/summary.json", "*K/lattice/frame_boxes.npz", "*K/equilibrate/classified/populations.dat",
+            "*K/equilibrate/classified/molecules.npz")
+
+
+def archive(args) -> int:
+    """Copy the ARCHIVED files of every temperature under --work to --to, in the same layout,
+    so that `analyse` and `melting-point` run on the copy (--work <copy>): the record of long
+    runs, small enough to commit. Windows still running are copied as far as they are."""
+    import shutil
+
+    source, target = workroot(args), Path(args.to).resolve()
+    if source == target:
+        sys.exit("archive: --to is the work directory itself")
+    copied = 0
+    for pattern in ARCHIVED:
+        for path in sorted(source.glob(pattern)):
+            out = target / path.relative_to(source)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, out)
+            copied += path.stat().st_size
+    if not copied:
+        sys.exit(f"archive: nothing to copy under {source}")
+    print(f"copied {copied / 1e6:.2f} MB from {source} to {target}")
     return 0
 
 
@@ -386,9 +423,9 @@ def plot(path: Path, results: dict, args, phase: str = "IV") -> None:
                 label=f"a = {at}: dmu = {r.delta_mu:+.2f} +- {r.delta_mu_error:.2f} kJ/mol")
         ax.axhline(at, color=colour, linestyle=":")
         ax.axhline(r.mean_q, color=colour, linestyle="--", linewidth=0.8)
+        ax.axvline(r.time_range[0], color=colour, linewidth=0.8)  # where the analysed part starts
         dt = float(np.median(np.diff(table.column("time"))))
         bx.errorbar(r.blocks.block_lengths * dt, r.kappa * r.q_per_molecule * r.blocks.standard_errors, fmt="o-", color=colour, markersize=3)
-    ax.axvline(args.discard, color="0.5", linewidth=0.8)
     ax.set_xlabel("time (ps)")
     ax.set_ylabel(f"n_{phase} (soft count)")
     ax.legend(fontsize=7)
@@ -396,11 +433,25 @@ def plot(path: Path, results: dict, args, phase: str = "IV") -> None:
     bx.set_xlabel("block length (ps)")
     bx.set_ylabel("error of dmu (kJ/mol)")
     what = "I/IV" if phase == "IV" else "form I / melt"
-    fig.suptitle(f"interface pinning of urea {what} at {args.temperature:g} K, NPzT, kappa = {args.kappa:g} kJ/mol (dotted: a, dashed: <n_{phase}>)", fontsize=9)
+    fig.suptitle(f"interface pinning of urea {what} at {args.temperature:g} K, NPzT, kappa = {args.kappa:g} kJ/mol "
+                 f"(dotted: a, dashed: <n_{phase}> from the vertical line on)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
     print(f"wrote {path}")
+
+
+def discard_time(text: str) -> float | None:
+    """--discard: ps, or 'auto' (None: molenv.pinning.equilibration_time per window)."""
+    if text == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a time in ps nor 'auto': {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a time in ps >= 0, got {value:g}")
+    return value
 
 
 def main() -> int:
@@ -417,7 +468,9 @@ def main() -> int:
     parser.add_argument("--bias-stride", type=int, default=1,
                         help="apply the bias every N MD steps with N times its force (PLUMED's multiple time stepping: the classifier "
                              "runs only on those steps; default 1)")
-    parser.add_argument("--discard", type=float, default=20.0, help="ps left out of the analysis at the start of each pinning run (default 20)")
+    parser.add_argument("--discard", type=discard_time, default=20.0,
+                        help="ps left out of the analysis at the start of each pinning run (default 20), or 'auto': the start of the "
+                             "stationary part of each run (molenv.pinning.equilibration_time)")
     sub = parser.add_subparsers(dest="step", required=True)
     r = sub.add_parser("run", help="equilibrate the interface, then the pinning runs")
     r.add_argument("--equilibrate", type=float, default=20.0, help="ps of unbiased NPzT (default 20)")
@@ -433,6 +486,9 @@ def main() -> int:
     a = sub.add_parser("analyse", help="dmu from the pinning runs")
     a.add_argument("--figure", help="PNG to write (default docs/applications/pinning_<T>K.png)")
     a.set_defaults(run=analyse)
+    c = sub.add_parser("archive", help="copy what analyse and melting-point read (no trajectories) to --to, e.g. to commit")
+    c.add_argument("--to", required=True, help="the copy's directory (the layout of --work; analyse it with --work <it>)")
+    c.set_defaults(run=archive)
     t = sub.add_parser("melting-point", help="I-melt: T_m from dmu(T) of every analysed temperature")
     t.add_argument("--figure", help="PNG to write (default docs/applications/pinning_melting_point.png)")
     t.set_defaults(run=melting_point_step)

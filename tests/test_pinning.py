@@ -100,3 +100,31 @@ def test_melting_point_is_the_zero_of_the_line():
         melting_point([400.0], [0.1], [0.01])
     with pytest.raises(ValueError, match="two different temperatures"):
         melting_point([400.0, 400.0], [0.1, 0.2], [0.01, 0.01])
+
+
+def test_automatic_discard_finds_the_plateau_after_a_drift():
+    # an interface that melts for 300 ps (Q falls 130 -> 80), then fluctuates around 80
+    rng = np.random.default_rng(3)
+    times = np.arange(0, 500, 0.1)
+    q = np.where(times < 300, 130 - 50 * times / 300, 80) + rng.normal(0, 3, len(times))
+    from molenv.pinning import equilibration_time
+
+    assert 280 <= equilibration_time(times, q) <= 340
+    fixed = pinning_estimate(times, q, kappa=0.05, at=130, discard=50)
+    auto = pinning_estimate(times, q, kappa=0.05, at=130, discard=None)
+    assert auto.time_range[0] >= 280
+    assert abs(auto.mean_q - 80) < 1  # the drift is left out
+    assert fixed.mean_q > 88  # a fixed 50 ps keeps much of it
+    # the drift between the halves of what is kept: large with the fixed discard, small without
+    assert fixed.drifting
+    assert not auto.drifting
+    # a window that drifts to its end
+    ramp = pinning_estimate(times, 130 - 0.1 * times + rng.normal(0, 1, len(times)), kappa=0.05, at=130, discard=0)
+    assert ramp.drifting
+
+
+def test_equilibration_time_refuses_short_series():
+    from molenv.pinning import equilibration_time
+
+    with pytest.raises(ValueError, match="at least 16"):
+        equilibration_time(np.arange(5.0), np.arange(5.0))

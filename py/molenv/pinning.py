@@ -29,17 +29,27 @@ The error bar comes from block averaging (Flyvbjerg and Petersen, J. Chem. Phys.
 blocks are correlated and levels off once they are independent; the plateau value is the
 error of the mean. `block_analysis` returns the whole curve (plot it: a curve still rising
 at the longest blocks means the run is too short for an honest error bar).
+
+The start of the analysed part: a window starts where the unbiased equilibration ended, and
+the interface first moves to where the bias balances dmu (hundreds of ps for a crystal that
+melts layer by layer). A fixed ``discard`` leaves that drift in the mean if it is too short;
+``discard=None`` finds the start of the stationary part instead (`equilibration_time`:
+Chodera's rule, J. Chem. Theory Comput. 12, 1799 (2016), as pymbar implements it), and
+`PinningResult.drift` compares the means of the two halves of what is kept.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+import io
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from molenv.analysis import read_table
 
-__all__ = ["BlockAnalysis", "MeltingPoint", "PinningResult", "block_analysis", "combine", "melting_point", "pinning_estimate", "read_pinning_run"]
+__all__ = ["BlockAnalysis", "MeltingPoint", "PinningResult", "block_analysis", "combine", "equilibration_time", "melting_point", "pinning_estimate",
+           "read_pinning_run"]
 
 
 @dataclass
@@ -88,6 +98,7 @@ class PinningResult:
     n_samples: int
     time_range: tuple[float, float]  # of the analysed samples
     q_per_molecule: float = 1.0  # alpha: the change of Q per molecule that joins the phase
+    samples: np.ndarray | None = field(default=None, repr=False)  # the analysed series of Q
 
     @property
     def delta_mu(self) -> float:
@@ -104,24 +115,77 @@ class PinningResult:
         """Fluctuation of Q; for a well pinned interface close to sqrt(kT / kappa)."""
         return float(self.blocks.standard_errors[0] * np.sqrt(self.blocks.n_blocks[0]))
 
+    @property
+    def drift(self) -> float:
+        """dmu from the second half of the analysed samples less dmu from the first half (see
+        `drifting`)."""
+        if self.samples is None:
+            return float("nan")
+        half = len(self.samples) // 2
+        return self.kappa * self.q_per_molecule * float(self.samples[half:].mean() - self.samples[:half].mean())
 
-def pinning_estimate(times: np.ndarray, q: np.ndarray, kappa: float, at: float, discard: float = 0.0,
+    @property
+    def drift_error(self) -> float:
+        """The error of `drift`: the block errors of the two halves, each analysed alone (the
+        error of the whole window would absorb a trend into its block variance)."""
+        if self.samples is None:
+            return float("nan")
+        half = len(self.samples) // 2
+        errors = [block_analysis(part).error for part in (self.samples[:half], self.samples[half:])]
+        return self.kappa * self.q_per_molecule * float(np.hypot(*errors))
+
+    @property
+    def drifting(self) -> bool:
+        """The halves of the window differ by more than 3 `drift_error`: the interface was
+        still moving (the window is too short, or the analysis starts too early)."""
+        return bool(abs(self.drift) > 3 * self.drift_error)
+
+
+def equilibration_time(times: np.ndarray, q: np.ndarray) -> float:
+    """The time at which the stationary part of the series ``q`` starts: the t0 that maximises
+    the number of uncorrelated samples after it (Chodera, J. Chem. Theory Comput. 12, 1799
+    (2016); ``pymbar.timeseries.detect_equilibration``). A series that drifts to its end is
+    given a late t0 and few samples: check `PinningResult.drift` and the block curve."""
+    times, q = np.asarray(times, dtype=np.float64), np.asarray(q, dtype=np.float64)
+    if times.shape != q.shape or q.ndim != 1 or len(q) < 16:
+        raise ValueError(f"equilibration_time needs matching 1-D times and values, at least 16 samples, got {times.shape} and {q.shape}")
+    # pymbar prints a banner about JAX on import and warns about statistical inefficiencies
+    # on every call: neither says anything about this series
+    with contextlib.redirect_stdout(io.StringIO()):
+        from pymbar import timeseries
+    import logging
+
+    logger = logging.getLogger("pymbar.timeseries")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        # a candidate origin every len/500 samples: a second for a window of thousands of samples
+        t0, _, _ = timeseries.detect_equilibration(q, fast=True, nskip=max(1, len(q) // 500))
+    finally:
+        logger.setLevel(level)
+    return float(times[int(t0)])
+
+
+def pinning_estimate(times: np.ndarray, q: np.ndarray, kappa: float, at: float, discard: float | None = 0.0,
                      q_per_molecule: float = 1.0) -> PinningResult:
     """`PinningResult` from the series ``q`` at ``times``, leaving out ``times < discard``
-    (the relaxation of the interface to the bias); ``q_per_molecule``: alpha (module
-    docstring), 1 for an exact count."""
+    (the relaxation of the interface to the bias), or with ``discard=None`` everything before
+    `equilibration_time`; ``q_per_molecule``: alpha (module docstring), 1 for an exact count."""
     if not 0.0 < q_per_molecule <= 1.0:
         raise ValueError(f"q_per_molecule (the soft count of a molecule of the phase less that of one of the other) must be in (0, 1], got {q_per_molecule}")
     times, q = np.asarray(times, dtype=np.float64), np.asarray(q, dtype=np.float64)
+    if discard is None:
+        discard = equilibration_time(times, q)
     keep = times >= discard
     if keep.sum() < 8:
         raise ValueError(f"only {int(keep.sum())} samples after t = {discard:g}; the run is too short for a pinning estimate")
     blocks = block_analysis(q[keep])
     return PinningResult(float(kappa), float(at), blocks.mean, blocks, int(keep.sum()), (float(times[keep][0]), float(times[keep][-1])),
-                         float(q_per_molecule))
+                         float(q_per_molecule), q[keep])
 
 
-def read_pinning_run(colvar: str | Path, column: str, kappa: float, at: float, discard: float = 0.0, q_per_molecule: float = 1.0) -> PinningResult:
+def read_pinning_run(colvar: str | Path, column: str, kappa: float, at: float, discard: float | None = 0.0,
+                     q_per_molecule: float = 1.0) -> PinningResult:
     """`pinning_estimate` from a PLUMED COLVAR file with a ``time`` column and ``column``
     (e.g. ``cls.n_IV``)."""
     table = read_table(colvar)

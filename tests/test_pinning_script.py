@@ -1,0 +1,69 @@
+"""scripts/pinning.py --system I-melt on made-up windows: `analyse` with --discard auto leaves
+out the drift of a window and finds the dmu that was put in, `archive` copies what the analysis
+reads, and `melting-point` on the copy finds the zero of dmu(T)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+KAPPA, ALPHA = 0.05, 0.8
+
+
+def window(work: Path, temperature: float, at: int, dmu: float, seed: int) -> None:
+    """A pin-<at> window whose n_I drifts for 200 ps from a to its pinned mean, a + dmu /
+    (kappa alpha), then fluctuates around it (PLUMED's COLVAR format; a sample every 0.1 ps)."""
+    rng = np.random.default_rng(seed)
+    times = np.arange(0, 500, 0.1)
+    pinned = at + dmu / (KAPPA * ALPHA)
+    q = at + (pinned - at) * np.minimum(times / 200, 1) + rng.normal(0, 2, len(times))
+    run = work / f"{temperature:g}K"
+    (run / f"pin-{at}" / "plumed").mkdir(parents=True)
+    rows = "\n".join(f"{t:.1f} {x:.4f} 0 0 0" for t, x in zip(times, q))
+    (run / f"pin-{at}" / "plumed" / "COLVAR").write_text(f"#! FIELDS time cls.n_I cls.n_IV cls.n_melt pin.bias\n{rows}\n")
+    (run / f"pin-{at}.json").write_text(json.dumps({"at": at, "kappa": KAPPA, "alpha": ALPHA, "column": "cls.n_I", "system": "I-melt",
+                                                     "temperature": temperature}))
+
+
+def pinning(*args: str, work: Path) -> str:
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "pinning.py"), "--system", "I-melt", "--work", str(work), *args],
+                          capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_analyse_archive_and_melting_point(tmp_path):
+    work = tmp_path / "work"
+    # dmu = mu_melt - mu_I = s (T_m - T) with T_m = 350 K: the crystal grows below 350 K
+    for k, temperature in enumerate((330.0, 370.0)):
+        window(work, temperature, 130, 0.05 * (350 - temperature), seed=k)
+    for temperature in ("330", "370"):
+        out = pinning("--temperature", temperature, "--discard", "auto", "analyse", "--figure", str(tmp_path / f"{temperature}.png"), work=work)
+        assert "still drifting" not in out
+        summary = json.loads((work / f"{temperature}K" / "summary.json").read_text())
+        window_summary = summary["windows"]["130"]
+        assert window_summary["time_ps"][0] >= 180  # the drift is left out
+        assert summary["discard_ps"] == "auto"
+        assert abs(summary["delta_mu_kJ_mol"] - 0.05 * (350 - float(temperature))) < 0.05
+        assert (tmp_path / f"{temperature}.png").stat().st_size > 0
+    # a fixed 20 ps keeps most of the drift: dmu comes out too small
+    auto = json.loads((work / "330K" / "summary.json").read_text())["delta_mu_kJ_mol"]
+    pinning("--temperature", "330", "--discard", "20", "analyse", "--figure", str(tmp_path / "fixed.png"), work=work)
+    assert json.loads((work / "330K" / "summary.json").read_text())["delta_mu_kJ_mol"] < auto - 0.1
+    pinning("--temperature", "330", "--discard", "auto", "analyse", "--figure", str(tmp_path / "330.png"), work=work)
+
+    copy = tmp_path / "archive"
+    pinning("archive", "--to", str(copy), work=work)
+    assert (copy / "330K" / "pin-130" / "plumed" / "COLVAR").is_file() and (copy / "370K" / "summary.json").is_file()
+    out = pinning("melting-point", "--figure", str(tmp_path / "tm.png"), work=copy)
+    assert abs(json.loads((copy / "melting_point.json").read_text())["melting_point_K"] - 350) < 2
+    assert "melting point T_m" in out
+
+
+def test_discard_is_a_time_or_auto(tmp_path):
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "pinning.py"), "--discard", "soon", "analyse"], capture_output=True, text=True)
+    assert done.returncode == 2 and "not a time in ps nor 'auto'" in done.stderr
