@@ -39,8 +39,7 @@ Chodera's rule, J. Chem. Theory Comput. 12, 1799 (2016), as pymbar implements it
 """
 from __future__ import annotations
 
-import contextlib
-import io
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -149,16 +148,14 @@ def equilibration_time(times: np.ndarray, q: np.ndarray) -> float:
     times, q = np.asarray(times, dtype=np.float64), np.asarray(q, dtype=np.float64)
     if times.shape != q.shape or q.ndim != 1 or len(q) < 16:
         raise ValueError(f"equilibration_time needs matching 1-D times and values, at least 16 samples, got {times.shape} and {q.shape}")
-    # pymbar prints a banner about JAX on import and warns about statistical inefficiencies
-    # on every call: neither says anything about this series
-    with contextlib.redirect_stdout(io.StringIO()):
-        from pymbar import timeseries
-    import logging
-
-    logger = logging.getLogger("pymbar.timeseries")
+    # pymbar logs a banner about JAX and a general caution about statistical inefficiencies
+    # on import: neither says anything about this series
+    logger = logging.getLogger("pymbar")
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
+        from pymbar import timeseries
+
         # a candidate origin every len/500 samples: a second for a window of thousands of samples
         t0, _, _ = timeseries.detect_equilibration(q, fast=True, nskip=max(1, len(q) // 500))
     finally:
