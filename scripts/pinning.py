@@ -67,6 +67,7 @@ REFERENCE = Path(os.environ.get("MOLENV_REFERENCE", REPO.parent / "shared" / "re
 DOCS = REPO / "docs" / "applications"
 MODEL = REPO / "models" / "urea_sf.molenv"
 FORCE_FIELD = ["--molecule", "urea", "--atom-types", "gaff", "--charges", "kuroshima2024"]
+FORCE_FIELD_NAME = "GAFF, authors' charges"
 # the paper's geometry (docs/applications.md, part 2) with 4 instead of 8 form I cells along x
 # and 3 instead of 6 form IV cells: the lateral box halves in x (21.64 A, still more than twice
 # the model's 10 A cutoff)
@@ -247,53 +248,34 @@ def pin_run(args) -> int:
 
 
 def analyse(args) -> int:
-    from molenv.analysis import read_table
-    from molenv.pinning import combine, pinning_estimate
+    from molenv.pinning import describe, plot_windows, read_window, summary
 
     work = workdir(args)
-    runs = sorted(work.glob("pin-*.json"))
-    results = {}
-    for meta_path in runs:
+    windows = []
+    for meta_path in sorted(work.glob("pin-*.json")):
         meta = json.loads(meta_path.read_text())
         colvar = work / meta_path.stem / "plumed" / "COLVAR"
         if not colvar.is_file():
             print(f"{colvar}: not made yet")
             continue
-        table = read_table(colvar)
-        column = meta.get("column", "cls.n_IV")
-        results[meta["at"]] = (table, pinning_estimate(table.column("time"), table.column(column), meta["kappa"], meta["at"], args.discard,
-                                                       meta.get("alpha", 1.0)))
-    if not results:
+        windows.append(read_window(colvar, meta.get("column", "cls.n_IV"), meta["kappa"], meta["at"], args.discard, meta.get("alpha", 1.0),
+                                   name=meta_path.stem))
+    if not windows:
         sys.exit(f"no pinning run under {work}")
+    windows.sort(key=lambda w: w.result.at)
     phase = SYSTEMS[args.system]["phase"]
     stable = "mu_I - mu_IV" if phase == "IV" else "mu_melt - mu_I"
-    summary = {}
-    for at, (table, r) in sorted(results.items()):
-        summary[str(at)] = {"at": at, "kappa": r.kappa, f"mean_n_{phase}": r.mean_q, f"n_{phase}_std": r.q_std, "delta_mu_kJ_mol": r.delta_mu,
-                            "delta_mu_error_kJ_mol": r.delta_mu_error, "samples": r.n_samples, "time_ps": list(r.time_range)}
-        if phase != "IV":
-            summary[str(at)]["alpha"] = r.q_per_molecule
-        summary[str(at)] |= {"drift_kJ_mol": r.drift, "drift_error_kJ_mol": r.drift_error, "drifting": r.drifting}
-        print(f"a = {at}: <n_{phase}> = {r.mean_q:.2f} (std {r.q_std:.2f}) over {r.time_range[0]:g}-{r.time_range[1]:g} ps; "
-              f"dmu = {stable} = {r.delta_mu:+.3f} +- {r.delta_mu_error:.3f} kJ/mol per molecule (second half less first: "
-              f"{r.drift:+.3f} +- {r.drift_error:.3f}" + (": still drifting" if r.drifting else "") + ")")
-    if phase == "IV":
-        (work / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    else:
-        # the windows are independent estimates of one dmu(T): their inverse-variance mean
-        values = [r.delta_mu for _, r in results.values()]
-        errors = [r.delta_mu_error for _, r in results.values()]
-        mean, error = combine(values, errors)
-        spread = float(np.ptp(values)) if len(values) > 1 else 0.0
-        print(f"{args.temperature:g} K: dmu = {stable} = {mean:+.3f} +- {error:.3f} kJ/mol per molecule from {len(values)} window(s)"
-              + (f" (they differ by {spread:.3f})" if len(values) > 1 else ""))
-        (work / "summary.json").write_text(json.dumps({"system": args.system, "temperature": args.temperature, "delta_mu_kJ_mol": mean,
-                                                       "delta_mu_error_kJ_mol": error, "window_spread_kJ_mol": spread,
-                                                       "discard_ps": "auto" if args.discard is None else args.discard,
-                                                       "windows": summary}, indent=1) + "\n")
+    for w in windows:
+        print(describe(w, stable))
+    # the windows are independent estimates of one dmu(T): their inverse-variance mean
+    result = summary(windows, args.temperature, args.discard, system=args.system)
+    print(f"{args.temperature:g} K: dmu = {stable} = {result['delta_mu_kJ_mol']:+.3f} +- {result['delta_mu_error_kJ_mol']:.3f} kJ/mol per molecule "
+          f"from {len(windows)} window(s)" + (f" (they differ by {result['window_spread_kJ_mol']:.3f})" if len(windows) > 1 else ""))
+    (work / "summary.json").write_text(json.dumps(result, indent=1) + "\n")
     name = f"pinning_{args.temperature:g}K.png" if phase == "IV" else f"pinning_melt_{args.temperature:g}K.png"
     path = Path(args.figure) if args.figure else DOCS / name
-    plot(path, results, args, phase)
+    what = "I/IV" if phase == "IV" else "form I / melt"
+    print(f"wrote {plot_windows(path, windows, f'interface pinning of urea {what} at {args.temperature:g} K, NPzT, kappa = {args.kappa:g} kJ/mol')}")
     if phase != "IV" and (work / "equilibrate" / "classified" / "molecules.npz").is_file():
         plot_profile(path.with_name(path.stem + "_profile.png"), work / "equilibrate" / "classified" / "molecules.npz", args)
     return 0
@@ -363,7 +345,7 @@ def plot_profile(path: Path, molecules: Path, args) -> None:
 
 def melting_point_step(args) -> int:
     """T_m: the zero of a line through dmu(T) of every temperature `analyse` has summarised."""
-    from molenv.pinning import melting_point
+    from molenv.pinning import melting_point, plot_melting_point
 
     rows = []
     for path in sorted(workroot(args).glob("*K/summary.json")):
@@ -381,80 +363,14 @@ def melting_point_step(args) -> int:
     out = {"temperatures": t.tolist(), "delta_mu_kJ_mol": y.tolist(), "errors_kJ_mol": e.tolist(), "melting_point_K": fit.temperature,
            "melting_point_error_K": fit.error, "entropy_of_melting_J_mol_K": 1000 * fit.entropy_of_melting, "chi2": fit.chi2}
     (workroot(args) / "melting_point.json").write_text(json.dumps(out, indent=1) + "\n")
-    plot_melting_point(Path(args.figure) if args.figure else DOCS / "pinning_melting_point.png", t, y, e, fit)
+    figure = Path(args.figure) if args.figure else DOCS / "pinning_melting_point.png"
+    print(f"wrote {plot_melting_point(figure, t, y, e, fit, label=FORCE_FIELD_NAME, experiment=406)}")
     return 0
 
 
-def plot_melting_point(path: Path, t, y, e, fit) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(5, 3.4))
-    ax.errorbar(t, y, yerr=e, fmt="o", color="C0", label="interface pinning, block errors")
-    grid = np.linspace(min(t.min(), fit.temperature) - 5, max(t.max(), fit.temperature) + 5, 100)
-    ax.plot(grid, fit.intercept + fit.slope * grid, color="C0", linewidth=0.8)
-    ax.axhline(0, color="0.5", linewidth=0.8)
-    ax.axvspan(fit.temperature - fit.error, fit.temperature + fit.error, color="C0", alpha=0.2,
-               label=f"T_m = {fit.temperature:.0f} +- {fit.error:.0f} K (GAFF, authors' charges)")
-    ax.axvline(406, color="C3", linestyle="--", linewidth=0.8, label="experiment, 406 K")
-    ax.set_xlabel("T (K)")
-    ax.set_ylabel("mu_melt - mu_I (kJ/mol per molecule)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    print(f"wrote {path}")
-
-
-def plot(path: Path, results: dict, args, phase: str = "IV") -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.4), gridspec_kw={"width_ratios": [2, 1]})
-    for k, (at, (table, r)) in enumerate(sorted(results.items())):
-        colour = plt.get_cmap("tab10")(k)
-        ax.plot(table.column("time"), table.column(f"cls.n_{phase}"), color=colour, linewidth=0.6,
-                label=f"a = {at}: dmu = {r.delta_mu:+.2f} +- {r.delta_mu_error:.2f} kJ/mol")
-        ax.axhline(at, color=colour, linestyle=":")
-        ax.axhline(r.mean_q, color=colour, linestyle="--", linewidth=0.8)
-        ax.axvline(r.time_range[0], color=colour, linewidth=0.8)  # where the analysed part starts
-        dt = float(np.median(np.diff(table.column("time"))))
-        bx.errorbar(r.blocks.block_lengths * dt, r.kappa * r.q_per_molecule * r.blocks.standard_errors, fmt="o-", color=colour, markersize=3)
-    ax.set_xlabel("time (ps)")
-    ax.set_ylabel(f"n_{phase} (soft count)")
-    ax.legend(fontsize=7)
-    bx.set_xscale("log")
-    bx.set_xlabel("block length (ps)")
-    bx.set_ylabel("error of dmu (kJ/mol)")
-    what = "I/IV" if phase == "IV" else "form I / melt"
-    fig.suptitle(f"interface pinning of urea {what} at {args.temperature:g} K, NPzT, kappa = {args.kappa:g} kJ/mol "
-                 f"(dotted: a, dashed: <n_{phase}> from the vertical line on)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    print(f"wrote {path}")
-
-
-def discard_time(text: str) -> float | None:
-    """--discard: ps, or 'auto' (None: molenv.pinning.equilibration_time per window)."""
-    if text == "auto":
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a time in ps nor 'auto': {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"a time in ps >= 0, got {value:g}")
-    return value
-
-
 def main() -> int:
+    from molenv.commands.pinning import discard_time
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--system", choices=tuple(SYSTEMS), default="I-IV",
                         help="I-IV: the form I / form IV interface (default); I-melt: form I and its melt (the melting point)")

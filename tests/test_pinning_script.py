@@ -8,23 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
+from _pinning_support import write_colvar
 
 REPO = Path(__file__).resolve().parent.parent
 KAPPA, ALPHA = 0.05, 0.8
 
 
 def window(work: Path, temperature: float, at: int, dmu: float, seed: int) -> None:
-    """A pin-<at> window whose n_I drifts for 200 ps from a to its pinned mean, a + dmu /
-    (kappa alpha), then fluctuates around it (PLUMED's COLVAR format; a sample every 0.1 ps)."""
-    rng = np.random.default_rng(seed)
-    times = np.arange(0, 500, 0.1)
-    pinned = at + dmu / (KAPPA * ALPHA)
-    q = at + (pinned - at) * np.minimum(times / 200, 1) + rng.normal(0, 2, len(times))
+    """A pin-<at> window of scripts/pinning.py's layout (`write_colvar`)."""
     run = work / f"{temperature:g}K"
-    (run / f"pin-{at}" / "plumed").mkdir(parents=True)
-    rows = "\n".join(f"{t:.1f} {x:.4f} 0 0 0" for t, x in zip(times, q))
-    (run / f"pin-{at}" / "plumed" / "COLVAR").write_text(f"#! FIELDS time cls.n_I cls.n_IV cls.n_melt pin.bias\n{rows}\n")
+    write_colvar(run / f"pin-{at}" / "plumed" / "COLVAR", at, dmu, KAPPA, ALPHA, seed)
     (run / f"pin-{at}.json").write_text(json.dumps({"at": at, "kappa": KAPPA, "alpha": ALPHA, "column": "cls.n_I", "system": "I-melt",
                                                      "temperature": temperature}))
 
@@ -45,7 +38,7 @@ def test_analyse_archive_and_melting_point(tmp_path):
         out = pinning("--temperature", temperature, "--discard", "auto", "analyse", "--figure", str(tmp_path / f"{temperature}.png"), work=work)
         assert "still drifting" not in out
         summary = json.loads((work / f"{temperature}K" / "summary.json").read_text())
-        window_summary = summary["windows"]["130"]
+        (window_summary,) = summary["windows"]
         assert window_summary["time_ps"][0] >= 180  # the drift is left out
         assert summary["discard_ps"] == "auto"
         assert abs(summary["delta_mu_kJ_mol"] - 0.05 * (350 - float(temperature))) < 0.05
@@ -66,4 +59,4 @@ def test_analyse_archive_and_melting_point(tmp_path):
 
 def test_discard_is_a_time_or_auto(tmp_path):
     done = subprocess.run([sys.executable, str(REPO / "scripts" / "pinning.py"), "--discard", "soon", "analyse"], capture_output=True, text=True)
-    assert done.returncode == 2 and "not a time in ps nor 'auto'" in done.stderr
+    assert done.returncode == 2 and "expected a time in ps or 'auto'" in done.stderr

@@ -26,6 +26,7 @@ COMMANDS = {
     "export": "export",
     "ood-calibrate": "ood_calibrate",
     "labelling": "labelling",
+    "pinning": "pinning",
     "design": "design",
     "project": "project",
 }

@@ -47,8 +47,9 @@ import numpy as np
 
 from molenv.analysis import read_table
 
-__all__ = ["BlockAnalysis", "MeltingPoint", "PinningResult", "block_analysis", "combine", "equilibration_time", "melting_point", "pinning_estimate",
-           "read_pinning_run"]
+__all__ = ["BlockAnalysis", "MeltingPoint", "PinningResult", "PinningWindow", "block_analysis", "combine", "describe", "equilibration_time",
+           "melting_point", "pinning_estimate", "plot_melting_point", "plot_windows", "read_pinning_run", "read_window", "summary",
+           "window_summary"]
 
 
 @dataclass
@@ -236,3 +237,119 @@ def melting_point(temperatures, delta_mu, errors) -> MeltingPoint:
     gradient = np.array([-1.0 / c1, c0 / c1**2])  # d tm / d (c0, c1)
     chi2 = float((((c0 + c1 * t) - y) / e) @ (((c0 + c1 * t) - y) / e))
     return MeltingPoint(float(tm), float(np.sqrt(gradient @ covariance @ gradient)), float(c1), float(c0), covariance, chi2)
+
+
+# ----------------------------------------------------------------------------- windows
+
+@dataclass
+class PinningWindow:
+    """One biased run: its bias (a, kappa on `column`), its whole series and its estimate."""
+
+    name: str  # e.g. the COLVAR's path or pin-<a>
+    column: str  # the biased count, e.g. cls.n_I
+    times: np.ndarray  # ps
+    values: np.ndarray  # the count
+    result: PinningResult
+
+
+def read_window(colvar: str | Path, column: str, kappa: float, at: float, discard: float | None = None,
+                q_per_molecule: float = 1.0, name: str | None = None) -> PinningWindow:
+    """A `PinningWindow` from a PLUMED COLVAR with a ``time`` column and ``column``; ``discard``
+    None: from `equilibration_time` on."""
+    table = read_table(colvar)
+    if column not in table.names:
+        raise ValueError(f"{colvar}: no column {column!r} (columns: {' '.join(table.names)})")
+    times, values = table.column("time"), table.column(column)
+    return PinningWindow(name or str(colvar), column, times, values, pinning_estimate(times, values, kappa, at, discard, q_per_molecule))
+
+
+def window_summary(window: PinningWindow) -> dict:
+    """The numbers of one window, as `summary` writes them."""
+    r = window.result
+    return {"name": window.name, "column": window.column, "at": r.at, "kappa": r.kappa, "alpha": r.q_per_molecule, "mean_q": r.mean_q,
+            "q_std": r.q_std, "delta_mu_kJ_mol": r.delta_mu, "delta_mu_error_kJ_mol": r.delta_mu_error, "samples": r.n_samples,
+            "time_ps": list(r.time_range), "drift_kJ_mol": r.drift, "drift_error_kJ_mol": r.drift_error, "drifting": r.drifting}
+
+
+def summary(windows: list[PinningWindow], temperature: float | None = None, discard: float | None = None, **extra) -> dict:
+    """dmu of one temperature from its windows (independent estimates: their inverse-variance
+    mean, `combine`) and every window's numbers; the JSON that `melting_point` fits read
+    (``extra``: further top-level entries, e.g. the system's name)."""
+    if not windows:
+        raise ValueError("no pinning window to summarise")
+    values = [w.result.delta_mu for w in windows]
+    mean, error = combine(values, [w.result.delta_mu_error for w in windows])
+    return {**extra, "temperature": temperature, "delta_mu_kJ_mol": mean, "delta_mu_error_kJ_mol": error,
+            "window_spread_kJ_mol": float(np.ptp(values)), "discard_ps": "auto" if discard is None else discard,
+            "windows": [window_summary(w) for w in windows]}
+
+
+def describe(window: PinningWindow, stable: str = "dmu") -> str:
+    """One line on a window: <Q>, the analysed time range, dmu with its error and the drift."""
+    r = window.result
+    return (f"{window.name}: a = {r.at:g}, <{window.column}> = {r.mean_q:.2f} (std {r.q_std:.2f}) over {r.time_range[0]:g}-{r.time_range[1]:g} ps; "
+            f"{stable} = {r.delta_mu:+.3f} +- {r.delta_mu_error:.3f} kJ/mol per molecule (second half less first: {r.drift:+.3f} +- "
+            f"{r.drift_error:.3f}" + (": still drifting" if r.drifting else "") + ")")
+
+
+def plot_windows(path: str | Path, windows: list[PinningWindow], title: str) -> Path:
+    """The windows' series (a dotted, <Q> dashed, a vertical line where the analysis starts)
+    and their block-error curves (the error of dmu against block length: a plateau is an
+    honest error bar, a curve still rising is not), side by side, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.4), gridspec_kw={"width_ratios": [2, 1]})
+    for k, w in enumerate(windows):
+        r, colour = w.result, plt.get_cmap("tab10")(k % 10)
+        ax.plot(w.times, w.values, color=colour, linewidth=0.6, label=f"a = {r.at:g}: dmu = {r.delta_mu:+.2f} +- {r.delta_mu_error:.2f} kJ/mol")
+        ax.axhline(r.at, color=colour, linestyle=":")
+        ax.axhline(r.mean_q, color=colour, linestyle="--", linewidth=0.8)
+        ax.axvline(r.time_range[0], color=colour, linewidth=0.8)
+        dt = float(np.median(np.diff(w.times)))
+        bx.errorbar(r.blocks.block_lengths * dt, r.kappa * r.q_per_molecule * r.blocks.standard_errors, fmt="o-", color=colour, markersize=3)
+    ax.set_xlabel("time (ps)")
+    ax.set_ylabel(f"{windows[0].column} (soft count)")
+    ax.legend(fontsize=7)
+    bx.set_xscale("log")
+    bx.set_xlabel("block length (ps)")
+    bx.set_ylabel("error of dmu (kJ/mol)")
+    fig.suptitle(f"{title} (dotted: a, dashed: <Q> from the vertical line on)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_melting_point(path: str | Path, temperatures, delta_mu, errors, fit: MeltingPoint, label: str = "",
+                       experiment: float | None = None) -> Path:
+    """dmu(T) with its error bars, the fitted line and T_m +- its error (``label`` names the
+    force field in the legend; ``experiment``: a melting point to mark)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t, y, e = (np.asarray(x, dtype=np.float64) for x in (temperatures, delta_mu, errors))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    ax.errorbar(t, y, yerr=e, fmt="o", color="C0", label="interface pinning, block errors")
+    grid = np.linspace(min(t.min(), fit.temperature) - 5, max(t.max(), fit.temperature) + 5, 100)
+    ax.plot(grid, fit.intercept + fit.slope * grid, color="C0", linewidth=0.8)
+    ax.axhline(0, color="0.5", linewidth=0.8)
+    ax.axvspan(fit.temperature - fit.error, fit.temperature + fit.error, color="C0", alpha=0.2,
+               label=f"T_m = {fit.temperature:.0f} +- {fit.error:.0f} K" + (f" ({label})" if label else ""))
+    if experiment is not None:
+        ax.axvline(experiment, color="C3", linestyle="--", linewidth=0.8, label=f"experiment, {experiment:g} K")
+    ax.set_xlabel("T (K)")
+    ax.set_ylabel("mu_melt - mu_crystal (kJ/mol per molecule)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -40,6 +40,8 @@ __all__ = [
     "logical_lines",
     "ClassifyAction",
     "classify_actions",
+    "Restraint",
+    "restraints",
     "INPUT_KEYWORDS",
     "INPUT_FILE_ACTIONS",
     "absolute_input_paths",
@@ -287,6 +289,52 @@ def classify_actions(plumed_dat: str | Path) -> list[ClassifyAction]:
         label = label or keywords.pop("LABEL", None) or f"@{len(actions)}"
         actions.append(ClassifyAction(label, keywords, flags, f"{path}:{lineno}", list(definitions)))
     return actions
+
+
+@dataclass
+class Restraint:
+    """A one-argument ``RESTRAINT`` line of a PLUMED input: the harmonic bias
+    KAPPA/2 (ARG - AT)^2 of interface pinning (`molenv pinning`)."""
+
+    label: str | None
+    arg: str
+    at: float
+    kappa: float
+    where: str  # file:line
+
+
+def restraints(plumed_dat: str | Path) -> list[Restraint]:
+    """The ``RESTRAINT`` actions of a PLUMED input with one argument and a numeric AT and
+    KAPPA (SLOPE, the linear term, must be 0 or absent); any other RESTRAINT is refused, naming
+    its line."""
+    path = Path(plumed_dat)
+    if not path.is_file():
+        raise PlumedInputError(f"{path}: PLUMED input not found")
+    found = []
+    for lineno, line in logical_lines(path):
+        label, words = _label_and_action(_WORD.findall(line))
+        if not words or words[0].upper() != "RESTRAINT":
+            continue
+        where = f"{path}:{lineno}"
+        keywords = {}
+        for word in words[1:]:
+            if "=" in word:
+                key, value = word.split("=", 1)
+                keywords[key.upper()] = _unbrace(value)
+        args = [a for a in keywords.get("ARG", "").split(",") if a]
+        if len(args) != 1:
+            raise PlumedInputError(f"{where}: RESTRAINT on {len(args)} arguments; pinning needs one (ARG=cls.n_I, say)")
+        try:
+            at, kappa = float(keywords["AT"]), float(keywords["KAPPA"])
+            slope = float(keywords.get("SLOPE", "0"))
+        except KeyError as err:
+            raise PlumedInputError(f"{where}: RESTRAINT without {err.args[0]}") from None
+        except ValueError:
+            raise PlumedInputError(f"{where}: AT, KAPPA and SLOPE of the RESTRAINT must be numbers") from None
+        if slope != 0 or kappa <= 0:
+            raise PlumedInputError(f"{where}: pinning needs a harmonic RESTRAINT with KAPPA > 0 and no SLOPE")
+        found.append(Restraint(label or keywords.get("LABEL"), args[0], at, kappa, where))
+    return found
 
 
 # ----------------------------------------------------------------------------- rewriting
