@@ -354,17 +354,11 @@ def melting_point_step(args) -> int:
             rows.append((s["temperature"], s["delta_mu_kJ_mol"], s["delta_mu_error_kJ_mol"]))
     if len(rows) < 2:
         sys.exit(f"melting-point: dmu at {len(rows)} temperature(s) under {workroot(args)}; `analyse` two or more temperatures first")
-    t, y, e = (np.array(x) for x in zip(*sorted(rows)))
-    fit = melting_point(t, y, e)
-    for row in sorted(rows):
-        print(f"{row[0]:g} K: dmu = mu_melt - mu_I = {row[1]:+.3f} +- {row[2]:.3f} kJ/mol per molecule")
-    print(f"melting point T_m = {fit.temperature:.1f} +- {fit.error:.1f} K (entropy of melting {1000 * fit.entropy_of_melting:.1f} J/mol/K per molecule, "
-          f"chi2 {fit.chi2:.2f} for {len(rows) - 2} degrees of freedom); experiment: 406 K at 1 bar")
-    out = {"temperatures": t.tolist(), "delta_mu_kJ_mol": y.tolist(), "errors_kJ_mol": e.tolist(), "melting_point_K": fit.temperature,
-           "melting_point_error_K": fit.error, "entropy_of_melting_J_mol_K": 1000 * fit.entropy_of_melting, "chi2": fit.chi2}
-    (workroot(args) / "melting_point.json").write_text(json.dumps(out, indent=1) + "\n")
+    fit = melting_point(*zip(*rows))
+    print(fit.report("dmu = mu_melt - mu_I") + "; experiment: 406 K at 1 bar")
+    (workroot(args) / "melting_point.json").write_text(json.dumps(fit.as_dict(), indent=1) + "\n")
     figure = Path(args.figure) if args.figure else DOCS / "pinning_melting_point.png"
-    print(f"wrote {plot_melting_point(figure, t, y, e, fit, label=FORCE_FIELD_NAME, experiment=406)}")
+    print(f"wrote {plot_melting_point(figure, fit, label=FORCE_FIELD_NAME, experiment=406)}")
     return 0
 
 

@@ -210,12 +210,28 @@ class MeltingPoint:
     intercept: float  # c0
     covariance: np.ndarray  # of (c0, c1)
     chi2: float  # of the fit: about n - 2 where the error bars are right and dmu is linear
+    temperatures: np.ndarray = field(default=None, repr=False)  # the fitted points
+    delta_mu: np.ndarray = field(default=None, repr=False)
+    errors: np.ndarray = field(default=None, repr=False)
 
     @property
     def entropy_of_melting(self) -> float:
         """-slope: the entropy of melting per molecule (energy/K), > 0 for a crystal that
         melts on heating."""
         return -self.slope
+
+    def as_dict(self) -> dict:
+        """The points and the fit (energies in kJ/mol, the entropy in J/mol/K), for JSON."""
+        return {"temperatures": self.temperatures.tolist(), "delta_mu_kJ_mol": self.delta_mu.tolist(), "errors_kJ_mol": self.errors.tolist(),
+                "melting_point_K": self.temperature, "melting_point_error_K": self.error,
+                "entropy_of_melting_J_mol_K": 1000 * self.entropy_of_melting, "chi2": self.chi2}
+
+    def report(self, stable: str = "dmu") -> str:
+        """The points and T_m, a line each."""
+        lines = [f"{t:g} K: {stable} = {y:+.3f} +- {e:.3f} kJ/mol per molecule" for t, y, e in zip(self.temperatures, self.delta_mu, self.errors)]
+        lines.append(f"melting point T_m = {self.temperature:.1f} +- {self.error:.1f} K (entropy of melting {1000 * self.entropy_of_melting:.1f} "
+                     f"J/mol/K per molecule, chi2 {self.chi2:.2f} for {len(self.temperatures) - 2} degrees of freedom)")
+        return "\n".join(lines)
 
 
 def melting_point(temperatures, delta_mu, errors) -> MeltingPoint:
@@ -224,6 +240,8 @@ def melting_point(temperatures, delta_mu, errors) -> MeltingPoint:
     (weights 1/error^2; the covariance is taken from the error bars, not rescaled by chi2,
     which is returned to judge them), its zero and that zero's error to first order."""
     t, y, e = (np.asarray(x, dtype=np.float64) for x in (temperatures, delta_mu, errors))
+    order = np.argsort(t, kind="stable") if t.ndim == 1 else slice(None)
+    t, y, e = t[order], y[order], e[order]
     if t.ndim != 1 or len(t) < 2 or not (t.shape == y.shape == e.shape):
         raise ValueError(f"a melting point needs dmu at two temperatures or more, got {len(np.atleast_1d(t))}")
     if not (np.all(np.isfinite(t)) and np.all(np.isfinite(y)) and np.all(e > 0)) or np.ptp(t) == 0:
@@ -236,7 +254,7 @@ def melting_point(temperatures, delta_mu, errors) -> MeltingPoint:
     tm = -c0 / c1
     gradient = np.array([-1.0 / c1, c0 / c1**2])  # d tm / d (c0, c1)
     chi2 = float((((c0 + c1 * t) - y) / e) @ (((c0 + c1 * t) - y) / e))
-    return MeltingPoint(float(tm), float(np.sqrt(gradient @ covariance @ gradient)), float(c1), float(c0), covariance, chi2)
+    return MeltingPoint(float(tm), float(np.sqrt(gradient @ covariance @ gradient)), float(c1), float(c0), covariance, chi2, t, y, e)
 
 
 # ----------------------------------------------------------------------------- windows
@@ -325,8 +343,7 @@ def plot_windows(path: str | Path, windows: list[PinningWindow], title: str) -> 
     return path
 
 
-def plot_melting_point(path: str | Path, temperatures, delta_mu, errors, fit: MeltingPoint, label: str = "",
-                       experiment: float | None = None) -> Path:
+def plot_melting_point(path: str | Path, fit: MeltingPoint, label: str = "", experiment: float | None = None) -> Path:
     """dmu(T) with its error bars, the fitted line and T_m +- its error (``label`` names the
     force field in the legend; ``experiment``: a melting point to mark)."""
     import matplotlib
@@ -334,7 +351,7 @@ def plot_melting_point(path: str | Path, temperatures, delta_mu, errors, fit: Me
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    t, y, e = (np.asarray(x, dtype=np.float64) for x in (temperatures, delta_mu, errors))
+    t, y, e = fit.temperatures, fit.delta_mu, fit.errors
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(5, 3.4))

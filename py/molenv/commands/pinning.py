@@ -127,8 +127,6 @@ def _analyse(args) -> int:
 
 
 def _melting_point(args) -> int:
-    import numpy as np
-
     from molenv.cli import CommandError
     from molenv.paths import output_directory_problem
     from molenv.pinning import melting_point, plot_melting_point
@@ -145,20 +143,14 @@ def _melting_point(args) -> int:
             raise CommandError(f"{path}: not found") from None
         except (json.JSONDecodeError, KeyError, TypeError, ValueError):
             raise CommandError(f"{path}: not a summary of `molenv pinning analyse` with a temperature (analyse with --temperature)") from None
-    t, y, e = (np.array(x) for x in zip(*sorted(rows)))
-    fit = melting_point(t, y, e)
-    for row in sorted(rows):
-        print(f"{row[0]:g} K: dmu = {row[1]:+.3f} +- {row[2]:.3f} kJ/mol per molecule")
-    print(f"melting point T_m = {fit.temperature:.1f} +- {fit.error:.1f} K (entropy of melting {1000 * fit.entropy_of_melting:.1f} J/mol/K per molecule, "
-          f"chi2 {fit.chi2:.2f} for {len(rows) - 2} degrees of freedom)")
+    fit = melting_point(*zip(*rows))
+    print(fit.report())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    result = {"temperatures": t.tolist(), "delta_mu_kJ_mol": y.tolist(), "errors_kJ_mol": e.tolist(), "melting_point_K": fit.temperature,
-              "melting_point_error_K": fit.error, "entropy_of_melting_J_mol_K": 1000 * fit.entropy_of_melting, "chi2": fit.chi2}
-    (out / "melting_point.json").write_text(json.dumps(result, indent=1) + "\n")
+    (out / "melting_point.json").write_text(json.dumps(fit.as_dict(), indent=1) + "\n")
     print(f"wrote {out / 'melting_point.json'}")
     if not args.no_plot:
-        print(f"wrote {plot_melting_point(out / 'melting_point.png', t, y, e, fit, args.label, args.experiment)}")
+        print(f"wrote {plot_melting_point(out / 'melting_point.png', fit, args.label, args.experiment)}")
     return 0
 
 
