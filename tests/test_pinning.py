@@ -128,3 +128,13 @@ def test_equilibration_time_refuses_short_series():
 
     with pytest.raises(ValueError, match="at least 16"):
         equilibration_time(np.arange(5.0), np.arange(5.0))
+
+
+def test_a_window_too_short_for_halves_is_not_judged():
+    from molenv.pinning import PinningWindow, window_summary
+
+    times = np.arange(12) * 0.1
+    q = np.random.default_rng(0).normal(size=12)
+    r = pinning_estimate(times, q, kappa=0.05, at=0)
+    assert np.isnan(r.drift_error) and not r.drifting
+    assert window_summary(PinningWindow("w", "q", times, q, r))["drift_error_kJ_mol"] is None

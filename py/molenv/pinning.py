@@ -128,9 +128,9 @@ class PinningResult:
     def drift_error(self) -> float:
         """The error of `drift`: the block errors of the two halves, each analysed alone (the
         error of the whole window would absorb a trend into its block variance)."""
-        if self.samples is None:
+        half = 0 if self.samples is None else len(self.samples) // 2
+        if half < 8:  # too short for block errors of its halves: not judged
             return float("nan")
-        half = len(self.samples) // 2
         errors = [block_analysis(part).error for part in (self.samples[:half], self.samples[half:])]
         return self.kappa * self.q_per_molecule * float(np.hypot(*errors))
 
@@ -286,7 +286,9 @@ def window_summary(window: PinningWindow) -> dict:
     r = window.result
     return {"name": window.name, "column": window.column, "at": r.at, "kappa": r.kappa, "alpha": r.q_per_molecule, "mean_q": r.mean_q,
             "q_std": r.q_std, "delta_mu_kJ_mol": r.delta_mu, "delta_mu_error_kJ_mol": r.delta_mu_error, "samples": r.n_samples,
-            "time_ps": list(r.time_range), "drift_kJ_mol": r.drift, "drift_error_kJ_mol": r.drift_error, "drifting": r.drifting}
+            "time_ps": list(r.time_range), "drift_kJ_mol": r.drift,
+            # null where the window is too short to judge (JSON has no NaN)
+            "drift_error_kJ_mol": r.drift_error if np.isfinite(r.drift_error) else None, "drifting": r.drifting}
 
 
 def summary(windows: list[PinningWindow], temperature: float | None = None, discard: float | None = None, **extra) -> dict:
