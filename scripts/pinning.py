@@ -311,9 +311,10 @@ def archive(args) -> int:
 
 
 def plot_profile(path: Path, molecules: Path, args) -> None:
-    """Mean class probabilities of the molecules in slices along z (half a cell layer of form
-    I thick), at the first and the last frame of the unbiased equilibration: where the crystal,
-    the melt and the two interfaces are."""
+    """Mean class probabilities of the molecules in slices along z (one cell layer of form I
+    thick: a crystal's molecules sit in planes, and thinner slices can fall between them), at
+    the first and the last frame of the unbiased equilibration: where the crystal, the melt
+    and the two interfaces are."""
     import matplotlib
 
     from molenv.analysis import ClassificationResult
@@ -326,7 +327,7 @@ def plot_profile(path: Path, molecules: Path, args) -> None:
     for ax, f in zip(axes, (0, len(res.times) - 1)):
         height = res.boxes[f, 2]
         z = res.centres[f, :, 2] % height
-        edges = np.linspace(0, height, max(2, int(round(height / 2.35))) + 1)
+        edges = np.linspace(0, height, max(2, int(round(height / 4.7))) + 1)
         which = np.clip(np.digitize(z, edges) - 1, 0, len(edges) - 2)
         mid = (edges[1:] + edges[:-1]) / 2
         for k, name in enumerate(res.classes):
