@@ -138,3 +138,16 @@ def test_a_window_too_short_for_halves_is_not_judged():
     r = pinning_estimate(times, q, kappa=0.05, at=0)
     assert np.isnan(r.drift_error) and not r.drifting
     assert window_summary(PinningWindow("w", "q", times, q, r))["drift_error_kJ_mol"] is None
+
+
+def test_relaxation_time_of_an_exponential_approach():
+    from molenv.pinning import relaxation
+
+    rng = np.random.default_rng(5)
+    times = np.arange(0, 500, 0.1)
+    q = 80 + 50 * np.exp(-times / 100) + rng.normal(0, 2, len(times))
+    fit = relaxation(times, q)
+    assert fit is not None and abs(fit.tau - 100) < 10 and abs(fit.limit - 80) < 1 and abs(fit.start - 130) < 2
+    # a straight drift over the whole window: no relaxation seen
+    assert relaxation(times, 130 - 0.1 * times + rng.normal(0, 1, len(times))) is None
+    assert relaxation(times[:10], q[:10]) is None

@@ -35,7 +35,10 @@ the interface first moves to where the bias balances dmu (hundreds of ps for a c
 melts layer by layer). A fixed ``discard`` leaves that drift in the mean if it is too short;
 ``discard=None`` finds the start of the stationary part instead (`equilibration_time`:
 Chodera's rule, J. Chem. Theory Comput. 12, 1799 (2016), as pymbar implements it), and
-`PinningResult.drift` compares the means of the two halves of what is kept.
+`PinningResult.drift` compares the means of the two halves of what is kept. `relaxation` fits
+the approach as an overdamped front, Q(t) = Q_inf + (Q_0 - Q_inf) exp(-t/tau): tau is the
+time scale a window must exceed several times over (it grows as kappa falls: the bias is the
+restoring force), and Q_inf where the window tends to.
 """
 from __future__ import annotations
 
@@ -47,7 +50,7 @@ import numpy as np
 
 from molenv.analysis import read_table
 
-__all__ = ["BlockAnalysis", "MeltingPoint", "PinningResult", "PinningWindow", "block_analysis", "combine", "describe", "equilibration_time",
+__all__ = ["BlockAnalysis", "MeltingPoint", "PinningResult", "PinningWindow", "Relaxation", "relaxation", "block_analysis", "combine", "describe", "equilibration_time",
            "melting_point", "pinning_estimate", "plot_melting_point", "plot_windows", "read_pinning_run", "read_window", "summary",
            "window_summary"]
 
@@ -260,6 +263,49 @@ def melting_point(temperatures, delta_mu, errors) -> MeltingPoint:
 # ----------------------------------------------------------------------------- windows
 
 @dataclass
+class Relaxation:
+    """The approach of a window's count to its pinned mean, fitted as an overdamped front:
+    Q(t) = limit + (start - limit) exp(-t / tau). The errors are the fit's (white noise), so
+    too small for a correlated series: read tau as the window's time scale, not as a result."""
+
+    tau: float  # ps
+    tau_error: float
+    limit: float  # the count the window tends to
+    limit_error: float
+    start: float
+
+
+def relaxation(times: np.ndarray, q: np.ndarray) -> Relaxation | None:
+    """`Relaxation` fitted to the whole series by least squares (scipy's curve_fit), or None
+    where no relaxation is seen: the fit fails, or tau comes out longer than ten times the
+    window (a straight drift, the window far shorter than its relaxation time)."""
+    from scipy.optimize import curve_fit
+
+    times, q = np.asarray(times, dtype=np.float64), np.asarray(q, dtype=np.float64)
+    if len(q) < 16:
+        return None
+    t = times - times[0]
+    span = float(t[-1])
+    if span <= 0:
+        return None
+
+    def model(x, limit, start, tau):
+        return limit + (start - limit) * np.exp(-x / tau)
+
+    guess = (float(q[-max(1, len(q) // 5):].mean()), float(q[: max(1, len(q) // 50)].mean()), span / 3)
+    try:
+        values, covariance = curve_fit(model, t, q, p0=guess, bounds=([-np.inf, -np.inf, 1e-6 * span], [np.inf, np.inf, 10 * span]),
+                                       maxfev=20000)
+    except (RuntimeError, ValueError):
+        return None
+    limit, start, tau = (float(v) for v in values)
+    errors = np.sqrt(np.diag(covariance))
+    if not np.all(np.isfinite(errors)) or tau >= 0.99 * 10 * span:
+        return None
+    return Relaxation(tau, float(errors[2]), limit, float(errors[0]), start)
+
+
+@dataclass
 class PinningWindow:
     """One biased run: its bias (a, kappa on `column`), its whole series and its estimate."""
 
@@ -268,6 +314,13 @@ class PinningWindow:
     times: np.ndarray  # ps
     values: np.ndarray  # the count
     result: PinningResult
+
+    @property
+    def relaxation(self) -> Relaxation | None:
+        """The exponential approach of the whole series (`relaxation`), computed once."""
+        if not hasattr(self, "_relaxation"):
+            self._relaxation = relaxation(self.times, self.values)
+        return self._relaxation
 
 
 def read_window(colvar: str | Path, column: str, kappa: float, at: float, discard: float | None = None,
@@ -288,7 +341,17 @@ def window_summary(window: PinningWindow) -> dict:
             "q_std": r.q_std, "delta_mu_kJ_mol": r.delta_mu, "delta_mu_error_kJ_mol": r.delta_mu_error, "samples": r.n_samples,
             "time_ps": list(r.time_range), "drift_kJ_mol": r.drift,
             # null where the window is too short to judge (JSON has no NaN)
-            "drift_error_kJ_mol": r.drift_error if np.isfinite(r.drift_error) else None, "drifting": r.drifting}
+            "drift_error_kJ_mol": r.drift_error if np.isfinite(r.drift_error) else None, "drifting": r.drifting,
+            "relaxation": _relaxation_summary(window)}
+
+
+def _relaxation_summary(window: PinningWindow) -> dict | None:
+    fit, r = window.relaxation, window.result
+    if fit is None:
+        return None
+    return {"tau_ps": fit.tau, "tau_error_ps": fit.tau_error, "limit": fit.limit, "limit_error": fit.limit_error,
+            "window_in_tau": float((window.times[-1] - window.times[0]) / fit.tau),
+            "delta_mu_from_limit_kJ_mol": r.kappa * r.q_per_molecule * (fit.limit - r.at)}
 
 
 def summary(windows: list[PinningWindow], temperature: float | None = None, discard: float | None = None, **extra) -> dict:
@@ -306,10 +369,13 @@ def summary(windows: list[PinningWindow], temperature: float | None = None, disc
 
 def describe(window: PinningWindow, stable: str = "dmu") -> str:
     """One line on a window: <Q>, the analysed time range, dmu with its error and the drift."""
-    r = window.result
+    r, fit = window.result, window.relaxation
+    span = window.times[-1] - window.times[0]
+    relaxed = (f"relaxation time {fit.tau:.0f} ps (the window is {span / fit.tau:.1f} of them), tending to {fit.limit:.1f}"
+               if fit is not None else "no relaxation seen: the window is shorter than its relaxation time, or the series does not relax")
     return (f"{window.name}: a = {r.at:g}, <{window.column}> = {r.mean_q:.2f} (std {r.q_std:.2f}) over {r.time_range[0]:g}-{r.time_range[1]:g} ps; "
             f"{stable} = {r.delta_mu:+.3f} +- {r.delta_mu_error:.3f} kJ/mol per molecule (second half less first: {r.drift:+.3f} +- "
-            f"{r.drift_error:.3f}" + (": still drifting" if r.drifting else "") + ")")
+            f"{r.drift_error:.3f}" + (": still drifting" if r.drifting else "") + f"); {relaxed}")
 
 
 def plot_windows(path: str | Path, windows: list[PinningWindow], title: str) -> Path:
@@ -330,6 +396,9 @@ def plot_windows(path: str | Path, windows: list[PinningWindow], title: str) -> 
         ax.axhline(r.at, color=colour, linestyle=":")
         ax.axhline(r.mean_q, color=colour, linestyle="--", linewidth=0.8)
         ax.axvline(r.time_range[0], color=colour, linewidth=0.8)
+        if (fit := w.relaxation) is not None:  # the fitted approach, thin and black
+            t = w.times - w.times[0]
+            ax.plot(w.times, fit.limit + (fit.start - fit.limit) * np.exp(-t / fit.tau), color="k", linewidth=0.6, linestyle="-.")
         dt = float(np.median(np.diff(w.times)))
         bx.errorbar(r.blocks.block_lengths * dt, r.kappa * r.q_per_molecule * r.blocks.standard_errors, fmt="o-", color=colour, markersize=3)
     ax.set_xlabel("time (ps)")
@@ -338,7 +407,7 @@ def plot_windows(path: str | Path, windows: list[PinningWindow], title: str) -> 
     bx.set_xscale("log")
     bx.set_xlabel("block length (ps)")
     bx.set_ylabel("error of dmu (kJ/mol)")
-    fig.suptitle(f"{title} (dotted: a, dashed: <Q> from the vertical line on)", fontsize=9)
+    fig.suptitle(f"{title} (dotted: a, dashed: <Q> from the vertical line on, dash-dot: exponential fit)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
