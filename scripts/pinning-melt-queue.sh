@@ -9,22 +9,23 @@
 #   PLATFORM=CUDA PLUMED_THREADS=8 scripts/pinning-melt-queue.sh   # a GPU: see the docs for the cost
 #   TEMPERATURES="390 410" PRODUCTION=200 scripts/pinning-melt-queue.sh
 #
-# Environment: TEMPERATURES (K, default 380 400 420 440), PRODUCTION (ps per pinning window,
+# Environment: TEMPERATURES (K, default 320 340 360: the force field's T_m is below 340 K or so,
+# docs/applications.md), PRODUCTION (ps per pinning window,
 # default 500), EQUILIBRATE (ps of unbiased NPzT before the windows, default 10), OFFSETS
 # (bias centres relative to the equilibrated n_I, default "0 -32": one layer of 32 molecules
 # towards the melt as well, to check that dmu does not depend on a), KAPPA (kJ/mol per
-# molecule^2, default 0.05), DISCARD (ps of each window left out, default auto: where it becomes stationary), WORK (default
+# molecule^2, default 0.2: at 0.05 a front relaxes in 450 ps or more), DISCARD (ps of each window left out, default auto: where it becomes stationary), WORK (default
 # data/runs/pinning-melt), PLATFORM (OpenMM, default CPU), PLUMED_THREADS (default 1),
 # BIAS_STRIDE (apply the bias every N steps with N times the force, default 1: see
 # scripts/pinning.py --bias-stride), PYTHON (default .venv/bin/python), NICE (default 10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
-TEMPERATURES=${TEMPERATURES:-380 400 420 440}
+TEMPERATURES=${TEMPERATURES:-320 340 360}
 PRODUCTION=${PRODUCTION:-500}
 EQUILIBRATE=${EQUILIBRATE:-10}
 OFFSETS=${OFFSETS:-0 -32}
-KAPPA=${KAPPA:-0.05}
+KAPPA=${KAPPA:-0.2}
 DISCARD=${DISCARD:-auto}
 WORK=${WORK:-data/runs/pinning-melt}
 PLATFORM=${PLATFORM:-CPU}
