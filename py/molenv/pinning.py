@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -189,8 +190,7 @@ def read_pinning_run(colvar: str | Path, column: str, kappa: float, at: float, d
                      q_per_molecule: float = 1.0) -> PinningResult:
     """`pinning_estimate` from a PLUMED COLVAR file with a ``time`` column and ``column``
     (e.g. ``cls.n_IV``)."""
-    table = read_table(colvar)
-    return pinning_estimate(table.column("time"), table.column(column), kappa, at, discard, q_per_molecule)
+    return read_window(colvar, column, kappa, at, discard, q_per_molecule).result
 
 
 def combine(values, errors) -> tuple[float, float]:
@@ -274,6 +274,10 @@ class Relaxation:
     limit_error: float
     start: float
 
+    def curve(self, t: np.ndarray) -> np.ndarray:
+        """The fitted Q at ``t`` ps after the window's first sample."""
+        return self.limit + (self.start - self.limit) * np.exp(-np.asarray(t, dtype=np.float64) / self.tau)
+
 
 def relaxation(times: np.ndarray, q: np.ndarray) -> Relaxation | None:
     """`Relaxation` fitted to the whole series by least squares (scipy's curve_fit), or None
@@ -290,7 +294,7 @@ def relaxation(times: np.ndarray, q: np.ndarray) -> Relaxation | None:
         return None
 
     def model(x, limit, start, tau):
-        return limit + (start - limit) * np.exp(-x / tau)
+        return Relaxation(tau, 0.0, limit, 0.0, start).curve(x)
 
     guess = (float(q[-max(1, len(q) // 5):].mean()), float(q[: max(1, len(q) // 50)].mean()), span / 3)
     try:
@@ -315,12 +319,15 @@ class PinningWindow:
     values: np.ndarray  # the count
     result: PinningResult
 
-    @property
+    @cached_property
     def relaxation(self) -> Relaxation | None:
-        """The exponential approach of the whole series (`relaxation`), computed once."""
-        if not hasattr(self, "_relaxation"):
-            self._relaxation = relaxation(self.times, self.values)
-        return self._relaxation
+        """The exponential approach of the whole series (`relaxation`)."""
+        return relaxation(self.times, self.values)
+
+    @property
+    def duration(self) -> float:
+        """ps from the first sample to the last."""
+        return float(self.times[-1] - self.times[0])
 
 
 def read_window(colvar: str | Path, column: str, kappa: float, at: float, discard: float | None = None,
@@ -350,7 +357,7 @@ def _relaxation_summary(window: PinningWindow) -> dict | None:
     if fit is None:
         return None
     return {"tau_ps": fit.tau, "tau_error_ps": fit.tau_error, "limit": fit.limit, "limit_error": fit.limit_error,
-            "window_in_tau": float((window.times[-1] - window.times[0]) / fit.tau),
+            "window_in_tau": window.duration / fit.tau,
             "delta_mu_from_limit_kJ_mol": r.kappa * r.q_per_molecule * (fit.limit - r.at)}
 
 
@@ -370,8 +377,7 @@ def summary(windows: list[PinningWindow], temperature: float | None = None, disc
 def describe(window: PinningWindow, stable: str = "dmu") -> str:
     """One line on a window: <Q>, the analysed time range, dmu with its error and the drift."""
     r, fit = window.result, window.relaxation
-    span = window.times[-1] - window.times[0]
-    relaxed = (f"relaxation time {fit.tau:.0f} ps (the window is {span / fit.tau:.1f} of them), tending to {fit.limit:.1f}"
+    relaxed = (f"relaxation time {fit.tau:.0f} ps (the window is {window.duration / fit.tau:.1f} of them), tending to {fit.limit:.1f}"
                if fit is not None else "no relaxation seen: the window is shorter than its relaxation time, or the series does not relax")
     return (f"{window.name}: a = {r.at:g}, <{window.column}> = {r.mean_q:.2f} (std {r.q_std:.2f}) over {r.time_range[0]:g}-{r.time_range[1]:g} ps; "
             f"{stable} = {r.delta_mu:+.3f} +- {r.delta_mu_error:.3f} kJ/mol per molecule (second half less first: {r.drift:+.3f} +- "
@@ -397,8 +403,7 @@ def plot_windows(path: str | Path, windows: list[PinningWindow], title: str) -> 
         ax.axhline(r.mean_q, color=colour, linestyle="--", linewidth=0.8)
         ax.axvline(r.time_range[0], color=colour, linewidth=0.8)
         if (fit := w.relaxation) is not None:  # the fitted approach, thin and black
-            t = w.times - w.times[0]
-            ax.plot(w.times, fit.limit + (fit.start - fit.limit) * np.exp(-t / fit.tau), color="k", linewidth=0.6, linestyle="-.")
+            ax.plot(w.times, fit.curve(w.times - w.times[0]), color="k", linewidth=0.6, linestyle="-.")
         dt = float(np.median(np.diff(w.times)))
         bx.errorbar(r.blocks.block_lengths * dt, r.kappa * r.q_per_molecule * r.blocks.standard_errors, fmt="o-", color=colour, markersize=3)
     ax.set_xlabel("time (ps)")

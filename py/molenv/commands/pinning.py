@@ -26,7 +26,9 @@ Writes melting_point.json and melting_point.png to --out. Full documentation: do
 """
 from __future__ import annotations
 
+import argparse
 import json
+import math
 from pathlib import Path
 
 from molenv.commands._options import positive_float
@@ -34,9 +36,6 @@ from molenv.commands._options import positive_float
 
 def discard_time(text: str) -> float | None:
     """--discard: ps >= 0, or 'auto' (None: the start of each window's stationary part)."""
-    import argparse
-    import math
-
     if text == "auto":
         return None
     try:
