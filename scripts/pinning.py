@@ -98,7 +98,7 @@ def run(cmd: list[str], log: Path) -> None:
     with open(log, "a") as fh:
         fh.write(shown + "\n")
     if subprocess.run(cmd, cwd=REPO, env=dict(os.environ, OPENMM_CPU_THREADS="1")).returncode != 0:
-        sys.exit(f"pinning.py: error: the command above failed (its messages are above; the run directory keeps its log)")
+        sys.exit("pinning.py: error: the command above failed (its messages are above; the run directory keeps its log)")
 
 
 def plumed_library() -> str:
@@ -192,6 +192,29 @@ def calibration(args, work: Path, log: Path) -> dict:
     return result
 
 
+def bulk_density(run_dir: Path) -> float | None:
+    """Mean density (g/cm3) of a bulk urea run from its summary (mean box, molecules), or None
+    where the run is missing: with the calibration it says on which side of the melting line
+    the two phases' volumes lie (the slope dT_m/dP = dv / ds, Clausius-Clapeyron)."""
+    from molenv.frames import box_matrix
+
+    path = run_dir / "summary.json"
+    if not path.is_file():
+        return None
+    s = json.loads(path.read_text())
+    volume = abs(np.linalg.det(box_matrix(s["mean_box"])))  # A^3
+    return round(s["n_molecules"] * urea_molar_mass() / volume / 0.602214076, 4)
+
+
+def urea_molar_mass() -> float:
+    """g/mol, from the elements of molenv's urea spec."""
+    import gemmi
+
+    from molenv.spec import load_spec
+
+    return sum(gemmi.Element(e).weight for e in load_spec("urea").elements)
+
+
 def platform(args) -> list:
     """--platform for OpenMM, where it is not the CPU (a GPU: CUDA or OpenCL)."""
     return [] if args.platform == "CPU" else ["--platform", args.platform]
@@ -271,6 +294,11 @@ def analyse(args) -> int:
     result = summary(windows, args.temperature, args.discard, system=args.system)
     print(f"{args.temperature:g} K: dmu = {stable} = {result['delta_mu_kJ_mol']:+.3f} +- {result['delta_mu_error_kJ_mol']:.3f} kJ/mol per molecule "
           f"from {len(windows)} window(s)" + (f" (they differ by {result['window_spread_kJ_mol']:.3f})" if len(windows) > 1 else ""))
+    if phase != "IV":
+        result["density_crystal_g_cm3"], result["density_melt_g_cm3"] = bulk_density(work / "lattice"), bulk_density(work / "bulk-melt")
+        if None not in (result["density_crystal_g_cm3"], result["density_melt_g_cm3"]):
+            print(f"bulk phases at {args.temperature:g} K (1 bar): crystal {result['density_crystal_g_cm3']:.4f}, melt "
+                  f"{result['density_melt_g_cm3']:.4f} g/cm3")
     (work / "summary.json").write_text(json.dumps(result, indent=1) + "\n")
     name = f"pinning_{args.temperature:g}K.png" if phase == "IV" else f"pinning_melt_{args.temperature:g}K.png"
     path = Path(args.figure) if args.figure else DOCS / name
@@ -348,16 +376,26 @@ def melting_point_step(args) -> int:
     """T_m: the zero of a line through dmu(T) of every temperature `analyse` has summarised."""
     from molenv.pinning import melting_point, plot_melting_point
 
-    rows = []
+    rows, volume_change = [], []
     for path in sorted(workroot(args).glob("*K/summary.json")):
         s = json.loads(path.read_text())
         if s.get("system") == "I-melt":
             rows.append((s["temperature"], s["delta_mu_kJ_mol"], s["delta_mu_error_kJ_mol"]))
+            if s.get("density_crystal_g_cm3") and s.get("density_melt_g_cm3"):
+                volume_change.append(1 / s["density_melt_g_cm3"] - 1 / s["density_crystal_g_cm3"])  # cm3/g
     if len(rows) < 2:
         sys.exit(f"melting-point: dmu at {len(rows)} temperature(s) under {workroot(args)}; `analyse` two or more temperatures first")
     fit = melting_point(*zip(*rows))
     print(fit.report("dmu = mu_melt - mu_I") + "; experiment: 406 K at 1 bar")
-    (workroot(args) / "melting_point.json").write_text(json.dumps(fit.as_dict(), indent=1) + "\n")
+    result = fit.as_dict()
+    if volume_change:
+        # Clausius-Clapeyron with the bulk runs' mean volume change on melting: dT_m/dP = dv / ds
+        dv = float(np.mean(volume_change)) * urea_molar_mass()  # cm3/mol
+        result["volume_of_melting_cm3_mol"] = round(dv, 3)
+        result["clapeyron_K_per_kbar"] = round(dv * 1e-6 * 1e8 / (1000 * fit.entropy_of_melting), 2)
+        print(f"volume of melting {dv:+.2f} cm3/mol (bulk runs at 1 bar; the melt is {'denser' if dv < 0 else 'lighter'} than the crystal): "
+              f"dT_m/dP = {result['clapeyron_K_per_kbar']:+.1f} K/kbar")
+    (workroot(args) / "melting_point.json").write_text(json.dumps(result, indent=1) + "\n")
     figure = Path(args.figure) if args.figure else DOCS / "pinning_melting_point.png"
     print(f"wrote {plot_melting_point(figure, fit, label=FORCE_FIELD_NAME, experiment=406)}")
     return 0

@@ -34,6 +34,10 @@ def test_analyse_archive_and_melting_point(tmp_path):
     # dmu = mu_melt - mu_I = s (T_m - T) with T_m = 350 K: the crystal grows below 350 K
     for k, temperature in enumerate((330.0, 370.0)):
         window(work, temperature, 130, 0.05 * (350 - temperature), seed=k)
+        # the bulk runs' summaries (mean box, molecules): 160 urea molecules, the melt 2 % smaller
+        for run, edge in (("lattice", 22.3), ("bulk-melt", 22.3 * 0.98 ** 0.5)):
+            (work / f"{temperature:g}K" / run).mkdir()
+            (work / f"{temperature:g}K" / run / "summary.json").write_text(json.dumps({"mean_box": [edge, edge, 23.5, 90, 90, 90], "n_molecules": 160}))
     for temperature in ("330", "370"):
         out = pinning("--temperature", temperature, "--discard", "auto", "analyse", "--figure", str(tmp_path / f"{temperature}.png"), work=work)
         assert "still drifting" not in out
@@ -43,6 +47,8 @@ def test_analyse_archive_and_melting_point(tmp_path):
         assert summary["discard_ps"] == "auto"
         assert abs(summary["delta_mu_kJ_mol"] - 0.05 * (350 - float(temperature))) < 0.05
         assert (tmp_path / f"{temperature}.png").stat().st_size > 0
+        # 160 x 60.06 g/mol in 22.3 x 22.3 x 23.5 A^3
+        assert abs(summary["density_crystal_g_cm3"] - 1.365) < 0.001 and abs(summary["density_melt_g_cm3"] / summary["density_crystal_g_cm3"] - 1 / 0.98) < 1e-3
     # a fixed 20 ps keeps most of the drift: dmu comes out too small
     auto = json.loads((work / "330K" / "summary.json").read_text())["delta_mu_kJ_mol"]
     pinning("--temperature", "330", "--discard", "20", "analyse", "--figure", str(tmp_path / "fixed.png"), work=work)
@@ -55,6 +61,11 @@ def test_analyse_archive_and_melting_point(tmp_path):
     out = pinning("melting-point", "--figure", str(tmp_path / "tm.png"), work=copy)
     assert abs(json.loads((copy / "melting_point.json").read_text())["melting_point_K"] - 350) < 2
     assert "melting point T_m" in out
+    # Clausius-Clapeyron: dv = -2 % of 60.06 / 1.365 cm3/mol, ds = 50 J/mol/K -> dT_m/dP = dv / ds, negative: the melt is denser
+    fit = json.loads((copy / "melting_point.json").read_text())
+    dv = 60.06 / 1.365 * (0.98 - 1)
+    assert abs(fit["volume_of_melting_cm3_mol"] - dv) < 0.02 and abs(fit["clapeyron_K_per_kbar"] - dv * 100 / fit["entropy_of_melting_J_mol_K"]) < 0.05
+    assert "the melt is denser than the crystal" in out
 
 
 def test_discard_is_a_time_or_auto(tmp_path):
