@@ -7,14 +7,16 @@
 #
 #   scripts/pinning-melt-queue.sh                      # CPU, one thread per run: weeks
 #   PLATFORM=CUDA PLUMED_THREADS=8 scripts/pinning-melt-queue.sh   # a GPU: see the docs for the cost
-#   TEMPERATURES="390 410" PRODUCTION=200 scripts/pinning-melt-queue.sh
+#   TEMPERATURES="390 410" PRODUCTION=300 scripts/pinning-melt-queue.sh
 #
 # Environment: TEMPERATURES (K, default 320 340 360: the force field's T_m is below 340 K or so,
 # docs/applications.md), PRODUCTION (ps per pinning window,
-# default 500), EQUILIBRATE (ps of unbiased NPzT before the windows, default 10), OFFSETS
-# (bias centres relative to the equilibrated n_I, default "0 -32": one layer of 32 molecules
-# towards the melt as well, to check that dmu does not depend on a), KAPPA (kJ/mol per
-# molecule^2, default 0.2: at 0.05 a front relaxes in 450 ps or more), DISCARD (ps of each window left out, default auto: where it becomes stationary), WORK (default
+# default 200: at KAPPA 0.2 a window relaxes in 10-40 ps), EQUILIBRATE (ps of unbiased NPzT
+# before the windows, default 10), OFFSETS (bias centres relative to the equilibrated n_I,
+# default "0 -16": half a crystal layer of 32 molecules apart, so that the mean of the two
+# cancels the layers' periodic pull on the front, molenv.pinning.average_windows; add -8 -24
+# for a finer average), KAPPA (kJ/mol per molecule^2, default 0.2: at 0.05 a front relaxes in
+# 450 ps or more), DISCARD (ps of each window left out, default auto: where it becomes stationary), WORK (default
 # data/runs/pinning-melt), PLATFORM (OpenMM, default CPU), PLUMED_THREADS (default 1),
 # BIAS_STRIDE (apply the bias every N steps with N times the force, default 1: see
 # scripts/pinning.py --bias-stride), PYTHON (default .venv/bin/python), NICE (default 10).
@@ -22,9 +24,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
 TEMPERATURES=${TEMPERATURES:-320 340 360}
-PRODUCTION=${PRODUCTION:-500}
+PRODUCTION=${PRODUCTION:-200}
 EQUILIBRATE=${EQUILIBRATE:-10}
-OFFSETS=${OFFSETS:-0 -32}
+OFFSETS=${OFFSETS:-0 -16}
 KAPPA=${KAPPA:-0.2}
 DISCARD=${DISCARD:-auto}
 WORK=${WORK:-data/runs/pinning-melt}

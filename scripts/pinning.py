@@ -43,7 +43,7 @@ T below the melting point). Under <work>/<T>K/:
    crystal is held, quenched to T, then --equilibrate ps unbiased NPzT (frames classified: the
    bias centre a = mean soft n_I of the last half);
 4. `pin-<a>`: as for I-IV, RESTRAINT ARG=cls.n_I AT=a KAPPA=--kappa.
-`analyse` gives dmu(T) = kappa alpha (<n_I> - a) per window and their inverse-variance mean;
+`analyse` gives dmu(T) = kappa alpha (<n_I> - a) per window and their mean over the centres a;
 `melting-point` fits a line through dmu(T) of every analysed temperature: its zero is T_m.
 A crystal/melt window drifts for hundreds of ps before the interface settles: analyse it with
 `--discard auto` (the start of each window's stationary part, molenv.pinning). `archive --to
@@ -271,7 +271,7 @@ def pin_run(args) -> int:
 
 
 def analyse(args) -> int:
-    from molenv.pinning import describe, plot_windows, read_window, summary
+    from molenv.pinning import describe, describe_summary, plot_windows, read_window, summary
 
     work = workdir(args)
     windows = []
@@ -290,10 +290,9 @@ def analyse(args) -> int:
     stable = "mu_I - mu_IV" if phase == "IV" else "mu_melt - mu_I"
     for w in windows:
         print(describe(w, stable))
-    # the windows are independent estimates of one dmu(T): their inverse-variance mean
+    # dmu(T): the mean over the windows' bias centres (molenv.pinning.average_windows)
     result = summary(windows, args.temperature, args.discard, system=args.system)
-    print(f"{args.temperature:g} K: dmu = {stable} = {result['delta_mu_kJ_mol']:+.3f} +- {result['delta_mu_error_kJ_mol']:.3f} kJ/mol per molecule "
-          f"from {len(windows)} window(s)" + (f" (they differ by {result['window_spread_kJ_mol']:.3f})" if len(windows) > 1 else ""))
+    print(describe_summary(result, f"dmu = {stable}"))
     if phase != "IV":
         result["density_crystal_g_cm3"], result["density_melt_g_cm3"] = bulk_density(work / "lattice"), bulk_density(work / "bulk-melt")
         if None not in (result["density_crystal_g_cm3"], result["density_melt_g_cm3"]):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from molenv.pinning import block_analysis, combine, melting_point, pinning_estimate, read_pinning_run
+from molenv.pinning import average_windows, block_analysis, describe_summary, melting_point, pinning_estimate, read_pinning_run
 
 
 def ornstein_uhlenbeck(n, tau, sigma, mean, rng):
@@ -74,11 +74,21 @@ def test_soft_count_per_molecule_scales_the_estimate():
             pinning_estimate(t, q, kappa, at, q_per_molecule=bad)
 
 
-def test_combine_is_the_inverse_variance_mean():
-    mean, error = combine([1.0, 2.0], [0.1, 0.2])
-    assert mean == pytest.approx((1 / 0.01 + 2 / 0.04) / (1 / 0.01 + 1 / 0.04)) and error == pytest.approx((1 / 0.01 + 1 / 0.04) ** -0.5)
+def test_windows_are_averaged_over_their_centres():
+    """The plain mean (not inverse-variance: windows at different centres sample the front at
+    different depths of a layer); the statistical error where they agree, their scatter where
+    they do not."""
+    mean, error, agree = average_windows([1.0, 1.1], [0.1, 0.2])
+    assert agree and mean == pytest.approx(1.05) and error == pytest.approx(np.sqrt(0.01 + 0.04) / 2)
+    mean, error, agree = average_windows([-0.98, 0.02], [0.04, 0.05])  # 360 K, half a layer apart
+    assert not agree and mean == pytest.approx(-0.48) and error == pytest.approx(np.std([-0.98, 0.02], ddof=1) / np.sqrt(2))
+    assert average_windows([0.3], [0.05]) == (0.3, 0.05, True)
     with pytest.raises(ValueError, match="error > 0"):
-        combine([1.0], [0.0])
+        average_windows([1.0], [0.0])
+    windows = [{"at": 150}, {"at": 134}]
+    line = describe_summary({"temperature": 360.0, "delta_mu_kJ_mol": mean, "delta_mu_error_kJ_mol": error, "window_spread_kJ_mol": 1.0,
+                             "windows_agree": False, "windows": windows})
+    assert line.startswith("360 K: dmu = -0.480 +- 0.500") and "the mean of 2 windows" in line and "depends on the bias centre" in line
 
 
 def test_melting_point_is_the_zero_of_the_line():

@@ -15,7 +15,8 @@ or given with --column, --at and --kappa. The analysis of each window starts whe
 becomes stationary (--discard auto, the default: Chodera's rule, as pymbar implements it) or
 after --discard ps; the error is the plateau of the block-averaging curve; each window's halves
 are compared ("still drifting" beyond 3 of their errors). Writes to --out: summary.json (every
-window and their inverse-variance mean at --temperature) and windows.png (the series and the
+window and their mean at --temperature: windows at different AT sample the front at different
+depths of a crystal layer, and their plain mean is dmu; docs/analysis.md) and windows.png (the series and the
 block curves).
 
 `melting-point`: a straight line through dmu(T) of two or more `analyse` outputs (their
@@ -102,7 +103,7 @@ def _biases(args) -> list[tuple[str, float, float]]:
 def _analyse(args) -> int:
     from molenv.cli import CommandError
     from molenv.paths import output_directory_problem
-    from molenv.pinning import describe, plot_windows, read_window, summary
+    from molenv.pinning import describe, describe_summary, plot_windows, read_window, summary
 
     if problem := output_directory_problem(args.out):
         raise CommandError(problem)
@@ -117,8 +118,7 @@ def _analyse(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(result, indent=1) + "\n")
     at = f" at {args.temperature:g} K" if args.temperature else ""
-    print(f"dmu{at} = {result['delta_mu_kJ_mol']:+.3f} +- {result['delta_mu_error_kJ_mol']:.3f} kJ/mol per molecule from {len(windows)} window(s)"
-          + (f" (they differ by {result['window_spread_kJ_mol']:.3f})" if len(windows) > 1 else ""))
+    print(describe_summary(result))
     print(f"wrote {out / 'summary.json'}")
     if not args.no_plot:
         print(f"wrote {plot_windows(out / 'windows.png', windows, f'interface pinning{at}')}")
