@@ -13,13 +13,15 @@
 # docs/applications.md), PRODUCTION (ps per pinning window,
 # default 200: at KAPPA 0.2 a window relaxes in 10-40 ps), EQUILIBRATE (ps of unbiased NPzT
 # before the windows, default 10), OFFSETS (bias centres relative to the equilibrated n_I,
-# default "0 -16": half a crystal layer of 32 molecules apart, so that the mean of the two
-# cancels the layers' periodic pull on the front, molenv.pinning.average_windows; add -8 -24
-# for a finer average), KAPPA (kJ/mol per molecule^2, default 0.2: at 0.05 a front relaxes in
+# default "0 -16": half a crystal layer of 32 molecules apart; where the two disagree the
+# front did not move freely, molenv.pinning.average_windows; add -8 -24 to cover the layer), KAPPA (kJ/mol per molecule^2, default 0.2: at 0.05 a front relaxes in
 # 450 ps or more), DISCARD (ps of each window left out, default auto: where it becomes stationary), WORK (default
 # data/runs/pinning-melt), PLATFORM (OpenMM, default CPU), PLUMED_THREADS (default 1),
 # BIAS_STRIDE (apply the bias every N steps with N times the force, default 1: see
-# scripts/pinning.py --bias-stride), PYTHON (default .venv/bin/python), NICE (default 10).
+# scripts/pinning.py --bias-stride), MODEL (the SF model of the count, default
+# models/urea_sf_hot.molenv, which reads hot form I as form I: with models/urea_sf.molenv a
+# bias on the count disordered the crystal instead of moving the front, docs/applications.md),
+# PYTHON (default .venv/bin/python), NICE (default 10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
@@ -34,10 +36,11 @@ PLATFORM=${PLATFORM:-CPU}
 PLUMED_THREADS=${PLUMED_THREADS:-1}
 BIAS_STRIDE=${BIAS_STRIDE:-1}
 NICE=${NICE:-10}
+MODEL=${MODEL:-models/urea_sf_hot.molenv}
 
 pinning() {
     nice -n "$NICE" "$PYTHON" scripts/pinning.py --system I-melt --work "$WORK" --kappa "$KAPPA" --discard "$DISCARD" \
-        --platform "$PLATFORM" --plumed-threads "$PLUMED_THREADS" --bias-stride "$BIAS_STRIDE" "$@"
+        --platform "$PLATFORM" --plumed-threads "$PLUMED_THREADS" --bias-stride "$BIAS_STRIDE" --model "$MODEL" "$@"
 }
 
 mkdir -p "$WORK"

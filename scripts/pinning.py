@@ -117,10 +117,22 @@ def classified(run_dir: Path, log: Path, per_molecule: str = "none", model: Path
     """<run_dir>/classified/populations.dat of the run's frames (our urea SF-MLP); with
     ``per_molecule="npz"`` also every molecule's probabilities (molecules.npz)."""
     out = run_dir / "classified"
-    if not (out / "populations.dat").is_file():
+    if (out / "populations.dat").is_file():
+        same_model(out / "populations.dat", model)
+    else:
         run(molenv("classify", "--model", model, "--spec", "urea", "-t", run_dir / "trajectory.xtc", "--topology",
                    run_dir / "topology.pdb", "--no-surface", "--no-plot", "--per-molecule", per_molecule, "--no-progress", "--out", out), log)
     return out / "populations.dat"
+
+
+def same_model(populations: Path, model: Path) -> None:
+    """Refuse a classification (or a calibration made from one) by another model than --model:
+    a work directory holds one model's counts; another model needs another --work."""
+    if not populations.is_file():
+        return
+    header = next((line for line in populations.read_text().splitlines()[:5] if line.startswith("# classified by")), "")
+    if header and f" {model.name} " not in header + " ":
+        sys.exit(f"{populations}: {header[2:]}, not by --model {model.name}; use another --work for another model")
 
 
 def bias_centre(equilibration: Path, log: Path, phase: str = "IV", model: Path = MODEL) -> float:
@@ -172,6 +184,7 @@ def calibration(args, work: Path, log: Path) -> dict:
 
     path = work / "calibration.json"
     if path.is_file():
+        same_model(work / "lattice" / "classified" / "populations.dat", args.model)
         return json.loads(path.read_text())
     melt = work / "bulk-melt"
     if not (melt / "summary.json").is_file():

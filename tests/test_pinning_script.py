@@ -71,3 +71,21 @@ def test_analyse_archive_and_melting_point(tmp_path):
 def test_discard_is_a_time_or_auto(tmp_path):
     done = subprocess.run([sys.executable, str(REPO / "scripts" / "pinning.py"), "--discard", "soon", "analyse"], capture_output=True, text=True)
     assert done.returncode == 2 and "expected a time in ps or 'auto'" in done.stderr
+
+
+def test_a_work_directory_holds_one_models_counts(tmp_path):
+    """`same_model` refuses counts made by another model than --model (a calibration made with
+    models/urea_sf.molenv must not serve a run with models/urea_sf_hot.molenv)."""
+    import importlib.util
+
+    import pytest
+
+    spec = importlib.util.spec_from_file_location("pinning_script", REPO / "scripts" / "pinning.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    populations = tmp_path / "populations.dat"
+    populations.write_text("#! FIELDS time frame nmol n_I\n# classified by SF model urea_sf.molenv (urea SF-MLP)\n0 0 160 150\n")
+    script.same_model(populations, REPO / "models" / "urea_sf.molenv")
+    script.same_model(tmp_path / "missing.dat", REPO / "models" / "urea_sf_hot.molenv")
+    with pytest.raises(SystemExit, match="use another --work"):
+        script.same_model(populations, REPO / "models" / "urea_sf_hot.molenv")

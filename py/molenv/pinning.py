@@ -197,14 +197,16 @@ def average_windows(values, errors) -> tuple[float, float, bool]:
     """dmu of one temperature from windows at different bias centres a: their plain mean, its
     error, and whether the windows agree within their errors.
 
-    They are not independent estimates of one number. A front in a crystal face feels the
-    crystal's layers: the mean force at a centre a is dmu plus a term periodic in a with the
-    period of one layer (a window half a layer from another at 360 K gave dmu -0.98 and +0.02
-    kJ/mol per molecule, docs/applications.md), which averages out over centres spread evenly
-    across a layer (two half a layer apart cancel its first harmonic). An inverse-variance mean
-    would follow the least noisy window instead. The error is the statistical one, sqrt(sum
-    e^2) / n, or, where the windows disagree beyond it (the chi2 of their scatter about the mean
-    above its 99th percentile), the standard error of their mean, sd / sqrt(n), whichever is
+    They are estimates of one number only where the front moves freely. A front in a crystal
+    face moves layer by layer, and a soft count Q can also change without the front moving (a
+    bias on it can disorder the crystal a little instead): then the mean force at a centre
+    depends on the centre (urea form I / melt at 360 K, kappa 0.2: a = 150 gave -0.98 and a =
+    134, half a layer away, +0.02 kJ/mol per molecule, with the front in the same place in
+    both, docs/applications.md). Centres spread evenly across one layer then average what is
+    periodic in the front's position, and an inverse-variance mean would follow the least
+    noisy window instead. The error is the statistical one, sqrt(sum e^2) / n, or, where the
+    windows disagree beyond it (the chi2 of their scatter about the mean above its 99th
+    percentile), the standard error of their mean, sd / sqrt(n), whichever is
     larger."""
     from scipy.stats import chi2 as chi2_distribution
 
