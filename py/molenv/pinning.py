@@ -201,8 +201,7 @@ def average_windows(values, errors) -> tuple[float, float, bool]:
     face moves layer by layer, and a soft count Q can also change without the front moving (a
     bias on it can disorder the crystal a little instead): then the mean force at a centre
     depends on the centre (urea form I / melt at 360 K, kappa 0.2: a = 150 gave -0.98 and a =
-    134, half a layer away, +0.02 kJ/mol per molecule, with the front in the same place in
-    both, docs/applications.md). Centres spread evenly across one layer then average what is
+    134, half a layer away, about 0 kJ/mol per molecule, docs/applications.md). Centres spread evenly across one layer then average what is
     periodic in the front's position, and an inverse-variance mean would follow the least
     noisy window instead. The error is the statistical one, sqrt(sum e^2) / n, or, where the
     windows disagree beyond it (the chi2 of their scatter about the mean above its 99th
