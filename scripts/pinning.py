@@ -209,14 +209,13 @@ def bulk_density(run_dir: Path) -> float | None:
     """Mean density (g/cm3) of a bulk urea run from its summary (mean box, molecules), or None
     where the run is missing: with the calibration it says on which side of the melting line
     the two phases' volumes lie (the slope dT_m/dP = dv / ds, Clausius-Clapeyron)."""
-    from molenv.frames import box_matrix
+    from molenv.order import box_density
 
     path = run_dir / "summary.json"
     if not path.is_file():
         return None
     s = json.loads(path.read_text())
-    volume = abs(np.linalg.det(box_matrix(s["mean_box"])))  # A^3
-    return round(s["n_molecules"] * urea_molar_mass() / volume / 0.602214076, 4)
+    return round(box_density(s["n_molecules"] * urea_molar_mass(), s["mean_box"]), 4)
 
 
 def urea_molar_mass() -> float:

@@ -11,7 +11,8 @@ crystal instead of moving the front. This one adds the bulk runs that `scripts/p
 makes at every temperature (`lattice`: form I NPT, `bulk-melt`: its melt, 160 molecules, 40 ps,
 80 frames) to the committed urea data (forms I and IV at 100 and 200 K, the melt at 350 K), all
 for training (their last 20 % of frames for validation), and tests on the --test temperatures'
-runs, which it does not see. Writes a manifest over those runs to --work/view, the dataset, the
+runs, which it does not see, and compares how the old and the new model read them
+(`--check-only`: that comparison alone). Writes a manifest over those runs to --work/view, the dataset, the
 training run, its test evaluation, and the exported model (--out).
 """
 from __future__ import annotations
@@ -55,6 +56,23 @@ def view_manifest(train: list[Path], test: list[Path], view: Path) -> Path:
     return path
 
 
+def crispness(model_path: Path, folders: list[Path]) -> None:
+    """How a model reads the bulk runs of `folders`: the mean p(I) of the form I crystal and of
+    the melt, and the share of crystal molecules above p(I) = 0.99 (models/README.md)."""
+    from molenv.classification import classify_trajectory
+    from molenv.models import open_model
+    from molenv.trajectory import Trajectory
+
+    model = open_model(model_path)
+    for folder in folders:
+        p = {}
+        for run, label, _, _ in BULK_RUNS:
+            result = classify_trajectory(Trajectory(folder / run / "trajectory.xtc", "urea", topology=folder / run / "topology.pdb"), model, progress=False)
+            p[label] = result.probabilities[..., list(result.classes).index("I")]
+        print(f"{model_path.name} on {folder}: form I crystal mean p(I) {p['I'].mean():.3f}, above 0.99 {(p['I'] > 0.99).mean():.0%}; "
+              f"melt mean p(I) {p['melt'].mean():.3f}")
+
+
 def molenv(*args) -> None:
     command = [sys.executable, "-m", "molenv", *map(str, args)]
     print("$ molenv " + " ".join(map(str, args)), flush=True)
@@ -68,13 +86,20 @@ def main() -> None:
     parser.add_argument("--test", type=Path, nargs="*", default=[], help="pinning temperature directories whose bulk runs test")
     parser.add_argument("--work", type=Path, required=True, help="where the manifest view, dataset and training run go")
     parser.add_argument("--out", type=Path, default=REPO / "models" / "urea_sf_hot.molenv", help="the exported model")
+    parser.add_argument("--check-only", action="store_true", help="only compare --out with models/urea_sf.molenv on the --test runs")
     args = parser.parse_args()
+    if args.check_only:
+        for model in (REPO / "models" / "urea_sf.molenv", args.out):
+            crispness(model, args.test)
+        return
     manifest = view_manifest(args.train, args.test, args.work / "view")
     molenv("featurize", "--manifest", manifest, "--molecule", "urea", "--out", args.work / "dataset", "--no-progress", "--overwrite")
     molenv("train", "sf", args.work / "dataset", "--out", args.work / "sf", "--name", "urea-sf-hot", "--threads", 1, "--no-progress",
            "--lr", 0.01, "--batch-size", 256, "--patience", 30, "--max-epochs", 500)
     molenv("evaluate", args.work / "sf", args.work / "dataset", "--split", "test", "--out", args.work / "sf" / "eval-test", "--tsne-samples", 0, "--no-plots")
     molenv("export", args.work / "sf", "--out", args.out, "--name", "urea SF-MLP (I, IV, melt) with hot form I and melts (interface pinning)")
+    for model in (REPO / "models" / "urea_sf.molenv", args.out):
+        crispness(model, args.test)
 
 
 if __name__ == "__main__":

@@ -58,6 +58,7 @@ __all__ = [
     "MeltCheck",
     "aligned_fraction",
     "axes",
+    "box_density",
     "centre_msd",
     "check_melt",
     "density",
@@ -192,7 +193,12 @@ def density(frame: MolecularFrame) -> float | None:
 
     numbers, counts = np.unique(frame.atomic_numbers, return_counts=True)
     mass = sum(gemmi.Element(int(z)).weight * c for z, c in zip(numbers, counts))  # g/mol
-    return mass / abs(np.linalg.det(box_matrix(frame.box))) / 0.602214076  # g/mol / A^3 -> g/cm3
+    return box_density(mass, frame.box)
+
+
+def box_density(mass: float, box) -> float:
+    """Mass density, g/cm3, of `mass` g/mol in a cell ``[a, b, c, alpha, beta, gamma]`` (A, degrees)."""
+    return mass / abs(np.linalg.det(box_matrix(box))) / 0.602214076  # g/mol / A^3 -> g/cm3
 
 
 @dataclass
