@@ -45,6 +45,9 @@ T below the melting point). Under <work>/<T>K/:
 4. `pin-<a>`: as for I-IV, RESTRAINT ARG=cls.n_I AT=a KAPPA=--kappa.
 `analyse` gives dmu(T) = kappa alpha (<n_I> - a) per window and their mean over the centres a;
 `melting-point` fits a line through dmu(T) of every analysed temperature: its zero is T_m.
+The energies the `lattice` and `bulk-melt` runs logged give the enthalpy of melting dh(T), and
+with it T_m from each temperature alone (T / (1 - dmu/dh), Gibbs-Helmholtz): `analyse` and
+`melting-point` report both.
 A crystal/melt window drifts for hundreds of ps before the interface settles: analyse it with
 `--discard auto` (the start of each window's stationary part, molenv.pinning). `archive --to
 DIR` copies what the analysis reads (no trajectories) to DIR, e.g. data/pinning-melt, the
@@ -218,6 +221,18 @@ def bulk_density(run_dir: Path) -> float | None:
     return round(box_density(s["n_molecules"] * urea_molar_mass(), s["mean_box"]), 4)
 
 
+def enthalpy_of_melting_at(work: Path) -> tuple[float, float] | None:
+    """dh per molecule and its error from the energies the `lattice` and `bulk-melt` runs
+    logged (molenv.pinning.bulk_enthalpy_of_melting), or None where either run or its log is
+    missing (records archived before the logs were)."""
+    from molenv.pinning import bulk_enthalpy_of_melting
+
+    runs = (work / "lattice", work / "bulk-melt")
+    if not all((r / "run.log").is_file() and (r / "summary.json").is_file() for r in runs):
+        return None
+    return bulk_enthalpy_of_melting(*runs)
+
+
 def urea_molar_mass() -> float:
     """g/mol, from the elements of molenv's urea spec."""
     import gemmi
@@ -302,8 +317,9 @@ def analyse(args) -> int:
     stable = "mu_I - mu_IV" if phase == "IV" else "mu_melt - mu_I"
     for w in windows:
         print(describe(w, stable))
-    # dmu(T): the mean over the windows' bias centres (molenv.pinning.average_windows)
-    result = summary(windows, args.temperature, args.discard, system=args.system)
+    # dmu(T): the mean over the windows' bias centres (molenv.pinning.average_windows); with the
+    # enthalpy of melting of the bulk runs, T_m from this temperature too
+    result = summary(windows, args.temperature, args.discard, None if phase == "IV" else enthalpy_of_melting_at(work), system=args.system)
     print(describe_summary(result, f"dmu = {stable}"))
     if phase != "IV":
         result["density_crystal_g_cm3"], result["density_melt_g_cm3"] = bulk_density(work / "lattice"), bulk_density(work / "bulk-melt")
@@ -323,7 +339,7 @@ def analyse(args) -> int:
 # what `analyse` and `melting-point` read, and every run's summary (settings, wall time): the
 # files `archive` copies (kilobytes to a megabyte per window; no trajectory, no checkpoint)
 ARCHIVED = ("melting_point.json", "*K/commands.txt", "*K/calibration.json", "*K/summary.json", "*K/pin-*.json", "*K/pin-*.dat",
-            "*K/pin-*/plumed/COLVAR", "*K/*/summary.json", "*K/lattice/frame_boxes.npz", "*K/equilibrate/classified/populations.dat",
+            "*K/pin-*/plumed/COLVAR", "*K/*/summary.json", "*K/lattice/run.log", "*K/bulk-melt/run.log", "*K/lattice/frame_boxes.npz", "*K/equilibrate/classified/populations.dat",
             "*K/equilibrate/classified/molecules.npz")
 
 
@@ -384,31 +400,34 @@ def plot_profile(path: Path, molecules: Path, args) -> None:
 
 
 def melting_point_step(args) -> int:
-    """T_m: the zero of a line through dmu(T) of every temperature `analyse` has summarised."""
-    from molenv.pinning import melting_point, plot_melting_point
+    """T_m from every temperature `analyse` has summarised: the zero of a line through dmu(T)
+    (two temperatures or more) and the mean of the single-temperature T_m of Gibbs-Helmholtz
+    (molenv.pinning.melting_point_estimates)."""
+    from molenv.pinning import melting_point_estimates, plot_melting_point
 
-    rows, volume_change = [], []
-    for path in sorted(workroot(args).glob("*K/summary.json")):
-        s = json.loads(path.read_text())
-        if s.get("system") == "I-melt":
-            rows.append((s["temperature"], s["delta_mu_kJ_mol"], s["delta_mu_error_kJ_mol"]))
-            if s.get("density_crystal_g_cm3") and s.get("density_melt_g_cm3"):
-                volume_change.append(1 / s["density_melt_g_cm3"] - 1 / s["density_crystal_g_cm3"])  # cm3/g
-    if len(rows) < 2:
-        sys.exit(f"melting-point: dmu at {len(rows)} temperature(s) under {workroot(args)}; `analyse` two or more temperatures first")
-    fit = melting_point(*zip(*rows))
-    print(fit.report("dmu = mu_melt - mu_I") + "; experiment: 406 K at 1 bar")
-    result = fit.as_dict()
-    if volume_change:
+    summaries = [s for s in (json.loads(p.read_text()) for p in sorted(workroot(args).glob("*K/summary.json"))) if s.get("system") == "I-melt"]
+    try:
+        fit, result, report = melting_point_estimates(summaries, "dmu = mu_melt - mu_I")
+    except ValueError as err:
+        sys.exit(f"melting-point: {err}, under {workroot(args)}; `analyse` first")
+    print(report + "\nexperiment: 406 K at 1 bar")
+    volume_change = [1 / s["density_melt_g_cm3"] - 1 / s["density_crystal_g_cm3"] for s in summaries  # cm3/g
+                     if s.get("density_crystal_g_cm3") and s.get("density_melt_g_cm3")]
+    # the entropy of melting: dh / T_m where the enthalpy is measured, else the line's slope
+    gibbs_helmholtz = result.get("from_enthalpy")
+    entropy = (float(np.mean(gibbs_helmholtz["enthalpies_of_melting_kJ_mol"])) / gibbs_helmholtz["melting_point_K"] if gibbs_helmholtz
+               else fit.entropy_of_melting)
+    if volume_change and entropy > 0:
         # Clausius-Clapeyron with the bulk runs' mean volume change on melting: dT_m/dP = dv / ds
         dv = float(np.mean(volume_change)) * urea_molar_mass()  # cm3/mol
         result["volume_of_melting_cm3_mol"] = round(dv, 3)
-        result["clapeyron_K_per_kbar"] = round(dv * 1e-6 * 1e8 / (1000 * fit.entropy_of_melting), 2)
-        print(f"volume of melting {dv:+.2f} cm3/mol (bulk runs at 1 bar; the melt is {'denser' if dv < 0 else 'lighter'} than the crystal): "
-              f"dT_m/dP = {result['clapeyron_K_per_kbar']:+.1f} K/kbar")
+        result["clapeyron_K_per_kbar"] = round(dv * 1e-6 * 1e8 / (1000 * entropy), 2)
+        print(f"volume of melting {dv:+.2f} cm3/mol (bulk runs at 1 bar; the melt is {'denser' if dv < 0 else 'lighter'} than the crystal), "
+              f"entropy of melting {1000 * entropy:.1f} J/mol/K: dT_m/dP = {result['clapeyron_K_per_kbar']:+.1f} K/kbar")
     (workroot(args) / "melting_point.json").write_text(json.dumps(result, indent=1) + "\n")
-    figure = Path(args.figure) if args.figure else DOCS / "pinning_melting_point.png"
-    print(f"wrote {plot_melting_point(figure, fit, label=FORCE_FIELD_NAME, experiment=406)}")
+    if fit is not None:
+        figure = Path(args.figure) if args.figure else DOCS / "pinning_melting_point.png"
+        print(f"wrote {plot_melting_point(figure, fit, label=FORCE_FIELD_NAME, experiment=406)}")
     return 0
 
 

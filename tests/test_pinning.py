@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from molenv.pinning import average_windows, block_analysis, describe_summary, melting_point, pinning_estimate, read_pinning_run
+from molenv.pinning import (average_windows, block_analysis, describe_summary, enthalpy_of_melting, melting_point, melting_point_from_enthalpy,
+                            pinning_estimate, read_pinning_run)
 
 
 def ornstein_uhlenbeck(n, tau, sigma, mean, rng):
@@ -110,6 +111,36 @@ def test_melting_point_is_the_zero_of_the_line():
         melting_point([400.0], [0.1], [0.01])
     with pytest.raises(ValueError, match="two different temperatures"):
         melting_point([400.0, 400.0], [0.1, 0.2], [0.01, 0.01])
+
+
+def test_melting_point_from_one_temperature_and_the_enthalpy_of_melting():
+    """Gibbs-Helmholtz with dh constant: dmu(T) = dh (1 - T/T_m) gives T_m back from any
+    single temperature, on either side of it; the error follows the errors of dmu and dh."""
+    tm, dh = 340.0, 12.0
+    for t in (300.0, 340.0, 400.0):
+        assert melting_point_from_enthalpy(t, dh * (1 - t / tm), 0.0, dh, 0.0) == pytest.approx((tm, 0.0))
+    t, e_mu, e_h = 360.0, 0.05, 0.3
+    estimate, error = melting_point_from_enthalpy(t, dh * (1 - t / tm), e_mu, dh, e_h)
+    rng = np.random.default_rng(3)
+    samples = [melting_point_from_enthalpy(t, dh * (1 - t / tm) + rng.normal(0, e_mu), 0.0, dh + rng.normal(0, e_h), 0.0)[0] for _ in range(2000)]
+    assert np.std(samples) == pytest.approx(error, rel=0.1) and np.mean(samples) == pytest.approx(tm, abs=0.2)
+    with pytest.raises(ValueError, match="enthalpy of melting > 0"):
+        melting_point_from_enthalpy(360.0, -0.5, 0.1, -3.0, 0.1)
+    with pytest.raises(ValueError, match="no melting point"):
+        melting_point_from_enthalpy(360.0, 13.0, 0.1, 12.0, 0.1)
+
+
+def test_enthalpy_of_melting_per_molecule_with_block_errors():
+    """dh = <E_melt>/n_melt - <E_crystal>/n_crystal for runs of different sizes; the error is
+    the two block errors in quadrature (white noise: sigma / sqrt(n) per molecule)."""
+    rng = np.random.default_rng(11)
+    crystal = rng.normal(-353.0 * 160, 60.0, 4096)
+    melt = rng.normal(-340.0 * 320, 90.0, 4096)
+    dh, error = enthalpy_of_melting(crystal, 160, melt, 320)
+    assert dh == pytest.approx(13.0, abs=0.05)
+    assert error == pytest.approx(np.hypot(60.0 / 160, 90.0 / 320) / 64, rel=0.25)
+    with pytest.raises(ValueError, match="molecule counts"):
+        enthalpy_of_melting(crystal, 0, melt, 320)
 
 
 def test_automatic_discard_finds_the_plateau_after_a_drift():

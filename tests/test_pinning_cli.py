@@ -7,7 +7,7 @@ import json
 
 import pytest
 from _analysis_support import run_cli_output
-from _pinning_support import write_colvar
+from _pinning_support import write_bulk_run, write_colvar
 
 from molenv.plumed.inputs import PlumedInputError, restraints
 
@@ -62,6 +62,18 @@ def test_analyse_and_melting_point(tmp_path, capsys):
     assert json.loads((tmp_path / "tm" / "melting_point.json").read_text())["melting_point_K"] == pytest.approx(380, abs=3)
     assert "melting point T_m" in out and (tmp_path / "tm" / "melting_point.png").is_file()
 
+    # one temperature with the bulk runs: the enthalpy of melting (0.04 kJ/mol/K x 380 K = 15.2) gives T_m alone
+    crystal, melt = write_bulk_run(tmp_path / "crystal", 160, -353.0, seed=1), write_bulk_run(tmp_path / "melt", 320, -353.0 + 15.2, seed=2)
+    code, out, err = run_cli_output(capsys, "pinning", "analyse", *colvars, "--plumed", *inputs, "--alpha", ALPHA, "--temperature", 400,
+                                    "--bulk", crystal, melt, "--out", tmp_path / "bulk", "--no-plot")
+    assert code == 0, err
+    result = json.loads((tmp_path / "bulk" / "summary.json").read_text())
+    assert result["enthalpy_of_melting_kJ_mol"] == pytest.approx(15.2, abs=0.2) and result["melting_point_K"] == pytest.approx(380, abs=4)
+    code, out, err = run_cli_output(capsys, "pinning", "melting-point", tmp_path / "bulk", "--out", tmp_path / "tm1")
+    assert code == 0, err
+    assert json.loads((tmp_path / "tm1" / "melting_point.json").read_text())["from_enthalpy"]["melting_point_K"] == pytest.approx(380, abs=4)
+    assert "T_m = " in out and not (tmp_path / "tm1" / "melting_point.png").exists()  # no line through one point
+
 
 def test_errors_name_the_problem(tmp_path, capsys):
     colvar = write_colvar(tmp_path / "w.colvar", 100, -1.0, KAPPA, ALPHA, seed=0)
@@ -77,6 +89,8 @@ def test_errors_name_the_problem(tmp_path, capsys):
         (("analyse", tmp_path / "missing", "--column", "c", "--at", 1, "--kappa", 1), "COLVAR not found"),
         (("analyse", colvar, "--plumed", plumed, "--alpha", 2), "must be in (0, 1]"),
         (("melting-point", tmp_path / "plain.json", tmp_path / "plain.json"), "not a summary of `molenv pinning analyse`"),
+        (("analyse", colvar, "--plumed", plumed, "--bulk", tmp_path, tmp_path), "--bulk needs --temperature"),
+        (("analyse", colvar, "--plumed", plumed, "--temperature", 400, "--bulk", tmp_path, tmp_path), "not a finished `molenv simulate` run"),
     ]
     for args, message in cases:
         code, _, err = run_cli_output(capsys, "pinning", *args, "--out", tmp_path / "out")

@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _pinning_support import write_colvar
+import numpy as np
+from _pinning_support import write_bulk_run, write_colvar
 
 REPO = Path(__file__).resolve().parent.parent
 KAPPA, ALPHA = 0.05, 0.8
@@ -34,10 +35,10 @@ def test_analyse_archive_and_melting_point(tmp_path):
     # dmu = mu_melt - mu_I = s (T_m - T) with T_m = 350 K: the crystal grows below 350 K
     for k, temperature in enumerate((330.0, 370.0)):
         window(work, temperature, 130, 0.05 * (350 - temperature), seed=k)
-        # the bulk runs' summaries (mean box, molecules): 160 urea molecules, the melt 2 % smaller
-        for run, edge in (("lattice", 22.3), ("bulk-melt", 22.3 * 0.98 ** 0.5)):
-            (work / f"{temperature:g}K" / run).mkdir()
-            (work / f"{temperature:g}K" / run / "summary.json").write_text(json.dumps({"mean_box": [edge, edge, 23.5, 90, 90, 90], "n_molecules": 160}))
+        # the bulk runs (mean box, molecules, logged energies): 160 urea molecules, the melt 2 % smaller and
+        # 17.5 kJ/mol per molecule higher in energy, the enthalpy of melting of dmu's slope (0.05 kJ/mol/K x 350 K)
+        for run, edge, energy in (("lattice", 22.3, -353.0), ("bulk-melt", 22.3 * 0.98 ** 0.5, -353.0 + 17.5)):
+            write_bulk_run(work / f"{temperature:g}K" / run, 160, energy, seed=k, mean_box=[edge, edge, 23.5, 90, 90, 90])
     for temperature in ("330", "370"):
         out = pinning("--temperature", temperature, "--discard", "auto", "analyse", "--figure", str(tmp_path / f"{temperature}.png"), work=work)
         assert "still drifting" not in out
@@ -49,6 +50,9 @@ def test_analyse_archive_and_melting_point(tmp_path):
         assert (tmp_path / f"{temperature}.png").stat().st_size > 0
         # 160 x 60.06 g/mol in 22.3 x 22.3 x 23.5 A^3
         assert abs(summary["density_crystal_g_cm3"] - 1.365) < 0.001 and abs(summary["density_melt_g_cm3"] / summary["density_crystal_g_cm3"] - 1 / 0.98) < 1e-3
+        # Gibbs-Helmholtz: T_m from this temperature alone
+        assert abs(summary["enthalpy_of_melting_kJ_mol"] - 17.5) < 0.2 and abs(summary["melting_point_K"] - 350) < 3
+        assert "from this temperature (Gibbs-Helmholtz)" in out
     # a fixed 20 ps keeps most of the drift: dmu comes out too small
     auto = json.loads((work / "330K" / "summary.json").read_text())["delta_mu_kJ_mol"]
     pinning("--temperature", "330", "--discard", "20", "analyse", "--figure", str(tmp_path / "fixed.png"), work=work)
@@ -58,13 +62,18 @@ def test_analyse_archive_and_melting_point(tmp_path):
     copy = tmp_path / "archive"
     pinning("archive", "--to", str(copy), work=work)
     assert (copy / "330K" / "pin-130" / "plumed" / "COLVAR").is_file() and (copy / "370K" / "summary.json").is_file()
+    assert (copy / "370K" / "bulk-melt" / "run.log").is_file()  # the enthalpy of melting, analysed again from the copy
     out = pinning("melting-point", "--figure", str(tmp_path / "tm.png"), work=copy)
     assert abs(json.loads((copy / "melting_point.json").read_text())["melting_point_K"] - 350) < 2
     assert "melting point T_m" in out
-    # Clausius-Clapeyron: dv = -2 % of 60.06 / 1.365 cm3/mol, ds = 50 J/mol/K -> dT_m/dP = dv / ds, negative: the melt is denser
     fit = json.loads((copy / "melting_point.json").read_text())
+    assert abs(fit["from_enthalpy"]["melting_point_K"] - 350) < 2 and fit["from_enthalpy"]["temperatures"] == [330.0, 370.0]
+    assert "melting point from the enthalpy of melting: T_m = " in out
+    # Clausius-Clapeyron: dv = -2 % of 60.06 / 1.365 cm3/mol, ds = dh / T_m = 50 J/mol/K -> dT_m/dP = dv / ds, negative: the melt is denser
     dv = 60.06 / 1.365 * (0.98 - 1)
-    assert abs(fit["volume_of_melting_cm3_mol"] - dv) < 0.02 and abs(fit["clapeyron_K_per_kbar"] - dv * 100 / fit["entropy_of_melting_J_mol_K"]) < 0.05
+    entropy = 1000 * np.mean(fit["from_enthalpy"]["enthalpies_of_melting_kJ_mol"]) / fit["from_enthalpy"]["melting_point_K"]
+    assert abs(entropy - 50) < 1
+    assert abs(fit["volume_of_melting_cm3_mol"] - dv) < 0.02 and abs(fit["clapeyron_K_per_kbar"] - dv * 100 / entropy) < 0.05
     assert "the melt is denser than the crystal" in out
 
 

@@ -132,6 +132,14 @@ def test_interrupted_run_resumes_from_checkpoint(tmp_path, ff_cache, reference_d
     log = (out / "run.log").read_text()
     assert f"resuming at stage 1 (production), step {stopped['step']}" in log
     assert log.count("minimised") == 0 and log.count("stage 1/2 equilibrate") == 1  # equilibration not redone
+    # the observables of the log: each report once, although steps after the checkpoint were logged twice
+    from molenv.simulate.md import read_log
+
+    reports = read_log(out, "production")
+    assert reports["time"][-1] == pytest.approx(9.0) and np.all(np.diff(reports["time"]) > 0)
+    assert np.allclose(np.diff(reports["time"]), reports["time"][1] - reports["time"][0])
+    assert np.all(reports["potential_energy"] < 0) and np.all(reports["temperature"] > 0)
+    assert len(read_log(out / "run.log")["time"]) > len(reports["time"])  # with the equilibration's
     import MDAnalysis as mda
 
     u = mda.Universe(str(out / "topology.pdb"), str(out / "trajectory.xtc"))

@@ -22,7 +22,9 @@ bias of stiffness kappa alpha^2 on N, and
 
 Across temperatures dmu(T) of a crystal and its melt crosses zero at the melting point of
 the force field: `melting_point` fits a straight line dmu(T), weighted by the
-error bars, and returns T_m with its error (Pedersen et al.'s use of the method).
+error bars, and returns T_m with its error (Pedersen et al.'s use of the method). With the
+enthalpy of melting dh from bulk runs of the two phases (`enthalpy_of_melting`), dmu at a
+single temperature gives T_m too (`melting_point_from_enthalpy`, Gibbs-Helmholtz).
 
 The error bar comes from block averaging (Flyvbjerg and Petersen, J. Chem. Phys. 91, 461
 (1989)): the standard error of the mean of blocks grows with the block length while the
@@ -51,8 +53,8 @@ import numpy as np
 
 from molenv.analysis import read_table
 
-__all__ = ["BlockAnalysis", "MeltingPoint", "PinningResult", "PinningWindow", "Relaxation", "relaxation", "average_windows", "block_analysis", "describe", "describe_summary", "equilibration_time",
-           "melting_point", "pinning_estimate", "plot_melting_point", "plot_windows", "read_pinning_run", "read_window", "summary",
+__all__ = ["BlockAnalysis", "MeltingPoint", "PinningResult", "PinningWindow", "Relaxation", "relaxation", "average_windows", "block_analysis", "bulk_enthalpy_of_melting", "describe", "describe_summary", "equilibration_time",
+           "enthalpy_of_melting", "melting_point", "melting_point_from_enthalpy", "mean_melting_point", "melting_point_estimates", "pinning_estimate", "plot_melting_point", "plot_windows", "read_pinning_run", "read_window", "summary",
            "window_summary"]
 
 
@@ -277,6 +279,100 @@ def melting_point(temperatures, delta_mu, errors) -> MeltingPoint:
     return MeltingPoint(float(tm), float(np.sqrt(gradient @ covariance @ gradient)), float(c1), float(c0), covariance, chi2, t, y, e)
 
 
+def enthalpy_of_melting(crystal_energy, n_crystal: int, melt_energy, n_melt: int) -> tuple[float, float]:
+    """dh = h_melt - h_crystal per molecule at one temperature, with its error: from the
+    potential energies of the whole system (series, e.g. `molenv.simulate.md.read_log`) of a
+    bulk crystal run of ``n_crystal`` molecules and a bulk melt run of ``n_melt`` at that
+    temperature and 1 bar. The kinetic energies are equal at equal temperature and p dv is
+    about 1e-4 kJ/mol per molecule at 1 bar, so dh is the difference of the mean potential
+    energies per molecule. The error: the block-analysis errors of both means in quadrature."""
+    if n_crystal <= 0 or n_melt <= 0:
+        raise ValueError(f"enthalpy_of_melting needs the molecule counts, got {n_crystal} and {n_melt}")
+    crystal, melt = (block_analysis(np.asarray(e, dtype=np.float64) / n) for e, n in ((crystal_energy, n_crystal), (melt_energy, n_melt)))
+    return melt.mean - crystal.mean, float(np.hypot(crystal.error, melt.error))
+
+
+def bulk_enthalpy_of_melting(crystal_run: str | Path, melt_run: str | Path, stage: str = "production") -> tuple[float, float]:
+    """`enthalpy_of_melting` from two finished `molenv simulate` run directories at the same
+    temperature and pressure, a bulk crystal and a bulk melt: the potential energies their
+    run.log reports in ``stage`` (`molenv.simulate.md.read_log`), the molecule counts from their
+    summary.json."""
+    import json
+
+    from molenv.simulate.md import read_log
+
+    series = []
+    for run in (Path(crystal_run), Path(melt_run)):
+        if not (run / "summary.json").is_file():
+            raise FileNotFoundError(f"{run}: not a finished `molenv simulate` run (no summary.json)")
+        energy = read_log(run, stage)["potential_energy"]
+        if len(energy) < 8:
+            raise ValueError(f"{run}: {len(energy)} energies logged in stage {stage!r}; the enthalpy of melting needs 8 or more "
+                             "(a longer production, or a shorter --report-interval)")
+        series += [energy, json.loads((run / "summary.json").read_text())["n_molecules"]]
+    return enthalpy_of_melting(*series)
+
+
+def mean_melting_point(melting_points, errors) -> tuple[float, float, float]:
+    """The inverse-variance mean of independent T_m estimates (`melting_point_from_enthalpy` at
+    several temperatures), its error, and the chi2 of their scatter about it (about n - 1 where
+    they agree: a larger one says dmu or dh is off at some temperature)."""
+    t, e = np.asarray(melting_points, dtype=np.float64), np.asarray(errors, dtype=np.float64)
+    if t.ndim != 1 or len(t) == 0 or t.shape != e.shape or not np.all(e > 0):
+        raise ValueError("mean_melting_point needs as many estimates as errors, at least one, and every error > 0")
+    w = 1 / e**2
+    mean = float((w * t).sum() / w.sum())
+    return mean, float(1 / np.sqrt(w.sum())), float((w * (t - mean) ** 2).sum())
+
+
+def melting_point_from_enthalpy(temperature: float, delta_mu: float, error: float, delta_h: float, delta_h_error: float) -> tuple[float, float]:
+    """T_m and its error from dmu = mu_melt - mu_crystal at one temperature T and the enthalpy of
+    melting dh there: Gibbs-Helmholtz, d(dmu/T)/dT = -dh/T^2, integrated from T to T_m (where
+    dmu = 0) with dh constant, gives dmu/T = dh (1/T - 1/T_m), so T_m = T / (1 - dmu/dh).
+    Neglecting the change of dh between T and T_m (the heat capacity of melting) is a small
+    error for T_m tens of K away; the straight line of `melting_point` needs dmu at two
+    temperatures or more instead, and the two are a check on each other. The error: first
+    order in the errors of dmu and dh."""
+    if not delta_h > 0 or not temperature > 0:
+        raise ValueError(f"melting_point_from_enthalpy needs T > 0 and an enthalpy of melting > 0, got T = {temperature}, dh = {delta_h}")
+    ratio = delta_mu / delta_h
+    if ratio >= 1:
+        raise ValueError(f"dmu = {delta_mu:.3g} >= dh = {delta_h:.3g}: no melting point above 0 K on this line")
+    tm = temperature / (1 - ratio)
+    d_mu, d_h = tm / (1 - ratio) / delta_h, -tm / (1 - ratio) * delta_mu / delta_h**2
+    return float(tm), float(np.hypot(d_mu * error, d_h * delta_h_error))
+
+
+def melting_point_estimates(summaries: list[dict], stable: str = "dmu = mu_melt - mu_crystal") -> tuple[MeltingPoint | None, dict, str]:
+    """Every T_m the `summary` of several temperatures gives: the zero of the line through
+    dmu(T) (`melting_point`, two temperatures or more) and the mean of the single-temperature
+    T_m of the summaries with an enthalpy of melting (`mean_melting_point`, one or more).
+    Returns the line's fit (None with fewer than two temperatures), the JSON of both and a
+    report of a line or more each."""
+    rows = sorted((float(s["temperature"]), float(s["delta_mu_kJ_mol"]), float(s["delta_mu_error_kJ_mol"])) for s in summaries)
+    single = sorted((float(s["temperature"]), float(s["melting_point_K"]), float(s["melting_point_error_K"]), float(s["enthalpy_of_melting_kJ_mol"]))
+                    for s in summaries if "melting_point_K" in s)
+    if len(rows) < 2 and not single:
+        raise ValueError(f"a melting point needs dmu at two temperatures or more, or at one with the enthalpy of melting; got {len(rows)} "
+                         "temperature(s) and no enthalpy")
+    fit, result, lines = None, {}, []
+    if len(rows) >= 2:
+        fit = melting_point(*zip(*rows))
+        result = fit.as_dict()
+        lines.append(fit.report(stable))
+    else:
+        lines += [f"{t:g} K: {stable} = {y:+.3f} +- {e:.3f} kJ/mol per molecule" for t, y, e in rows]
+    if single:
+        mean, error, chi2 = mean_melting_point([r[1] for r in single], [r[2] for r in single])
+        result["from_enthalpy"] = {"temperatures": [r[0] for r in single], "melting_points_K": [r[1] for r in single],
+                                   "errors_K": [r[2] for r in single], "enthalpies_of_melting_kJ_mol": [r[3] for r in single],
+                                   "melting_point_K": mean, "melting_point_error_K": error, "chi2": chi2}
+        lines += [f"from {t:g} K and the enthalpy of melting there ({dh:.2f} kJ/mol): T_m = {tm:.1f} +- {e:.1f} K" for t, tm, e, dh in single]
+        lines.append(f"melting point from the enthalpy of melting: T_m = {mean:.1f} +- {error:.1f} K (the mean of {len(single)}"
+                     + (f", chi2 {chi2:.2f} for {len(single) - 1} degrees of freedom)" if len(single) > 1 else ")"))
+    return fit, result, "\n".join(lines)
+
+
 # ----------------------------------------------------------------------------- windows
 
 @dataclass
@@ -378,17 +474,26 @@ def _relaxation_summary(window: PinningWindow) -> dict | None:
             "delta_mu_from_limit_kJ_mol": r.kappa * r.q_per_molecule * (fit.limit - r.at)}
 
 
-def summary(windows: list[PinningWindow], temperature: float | None = None, discard: float | None = None, **extra) -> dict:
+def summary(windows: list[PinningWindow], temperature: float | None = None, discard: float | None = None,
+            enthalpy: tuple[float, float] | None = None, **extra) -> dict:
     """dmu of one temperature from its windows (their mean over the bias centres,
     `average_windows`) and every window's numbers; the JSON that `melting_point` fits read
-    (``extra``: further top-level entries, e.g. the system's name)."""
+    (``extra``: further top-level entries, e.g. the system's name). With ``enthalpy``, the
+    enthalpy of melting at the temperature and its error (Q the crystal's count), also T_m
+    from this temperature alone (`melting_point_from_enthalpy`)."""
     if not windows:
         raise ValueError("no pinning window to summarise")
     values = [w.result.delta_mu for w in windows]
     mean, error, consistent = average_windows(values, [w.result.delta_mu_error for w in windows])
-    return {**extra, "temperature": temperature, "delta_mu_kJ_mol": mean, "delta_mu_error_kJ_mol": error,
-            "window_spread_kJ_mol": float(np.ptp(values)), "windows_agree": consistent, "discard_ps": "auto" if discard is None else discard,
-            "windows": [window_summary(w) for w in windows]}
+    result = {**extra, "temperature": temperature, "delta_mu_kJ_mol": mean, "delta_mu_error_kJ_mol": error,
+              "window_spread_kJ_mol": float(np.ptp(values)), "windows_agree": consistent, "discard_ps": "auto" if discard is None else discard}
+    if enthalpy is not None:
+        if temperature is None:
+            raise ValueError("a melting point from the enthalpy of melting needs the temperature")
+        tm, tm_error = melting_point_from_enthalpy(temperature, mean, error, *enthalpy)
+        result |= {"enthalpy_of_melting_kJ_mol": enthalpy[0], "enthalpy_of_melting_error_kJ_mol": enthalpy[1],
+                   "melting_point_K": tm, "melting_point_error_K": tm_error}
+    return result | {"windows": [window_summary(w) for w in windows]}
 
 
 def describe(window: PinningWindow, stable: str = "dmu") -> str:
@@ -402,16 +507,22 @@ def describe(window: PinningWindow, stable: str = "dmu") -> str:
 
 
 def describe_summary(result: dict, stable: str = "dmu") -> str:
-    """One line on a temperature's `summary`: dmu, its error, and how its windows agree."""
+    """A line on a temperature's `summary`: dmu, its error, and how its windows agree; a second with
+    T_m where the summary has the enthalpy of melting."""
     at = f"{result['temperature']:g} K: " if result.get("temperature") else ""
     n = len(result["windows"])
     line = f"{at}{stable} = {result['delta_mu_kJ_mol']:+.3f} +- {result['delta_mu_error_kJ_mol']:.3f} kJ/mol per molecule"
     if n == 1:
-        return line + " from 1 window"
-    line += f", the mean of {n} windows (they differ by up to {result['window_spread_kJ_mol']:.3f}"
-    if result["windows_agree"]:
-        return line + ", within their errors)"
-    return line + ": more than their errors, the mean force depends on the bias centre; the error is their scatter)"
+        line += " from 1 window"
+    else:
+        line += f", the mean of {n} windows (they differ by up to {result['window_spread_kJ_mol']:.3f}"
+        line += (", within their errors)" if result["windows_agree"] else
+                 ": more than their errors, the mean force depends on the bias centre; the error is their scatter)")
+    if "melting_point_K" in result:
+        line += (f"\nenthalpy of melting {result['enthalpy_of_melting_kJ_mol']:.2f} +- {result['enthalpy_of_melting_error_kJ_mol']:.2f} kJ/mol "
+                 f"per molecule: T_m = {result['melting_point_K']:.1f} +- {result['melting_point_error_K']:.1f} K from this temperature "
+                 "(Gibbs-Helmholtz)")
+    return line
 
 
 def plot_windows(path: str | Path, windows: list[PinningWindow], title: str) -> Path:

@@ -19,10 +19,16 @@ window and their mean at --temperature: windows at different AT sample the front
 depths of a crystal layer, and their plain mean is dmu; docs/analysis.md) and windows.png (the series and the
 block curves).
 
+`analyse --bulk CRYSTAL MELT` (two `molenv simulate` run directories, bulk crystal and bulk
+melt at --temperature) adds the enthalpy of melting dh from their logged potential energies and
+T_m from this one temperature, T / (1 - dmu/dh) (Gibbs-Helmholtz with dh constant).
+
 `melting-point`: a straight line through dmu(T) of two or more `analyse` outputs (their
 summary.json or directories; each needs --temperature, and Q the crystal's count, so that dmu
-= mu_melt - mu_crystal): T_m is its zero, with its first-order error and the chi2 of the fit.
-Writes melting_point.json and melting_point.png to --out. Full documentation: docs/analysis.md
+= mu_melt - mu_crystal): T_m is its zero, with its first-order error and the chi2 of the fit;
+and the inverse-variance mean of the single-temperature T_m of the outputs analysed with
+--bulk (one is enough), with the chi2 of their scatter. Writes melting_point.json and
+melting_point.png (the line) to --out. Full documentation: docs/analysis.md
 ("Interface pinning"); the method: molenv.pinning.
 """
 from __future__ import annotations
@@ -63,10 +69,14 @@ def add_arguments(parser):
     a.add_argument("--discard", type=discard_time, default=None, metavar="PS|auto",
                    help="ps left out at the start of each window, or auto (default): where its series becomes stationary")
     a.add_argument("--temperature", type=positive_float, help="K, recorded for `melting-point`")
+    a.add_argument("--bulk", nargs=2, metavar=("CRYSTAL", "MELT"),
+                   help="`molenv simulate` run directories of a bulk crystal and a bulk melt at --temperature: the enthalpy of melting "
+                        "from their logged energies, and T_m from this temperature (Q the crystal's count)")
     a.add_argument("--out", default="pinning", help="output directory (default ./pinning)")
     a.add_argument("--no-plot", action="store_true", help="summary.json only")
-    m = sub.add_parser("melting-point", help="T_m from dmu(T) of two or more `analyse` outputs",
-                       description="A straight line through dmu(T) of `molenv pinning analyse` outputs: its zero is T_m")
+    m = sub.add_parser("melting-point", help="T_m from dmu(T) of `analyse` outputs",
+                       description="A straight line through dmu(T) of `molenv pinning analyse` outputs: its zero is T_m; and the mean of "
+                                   "the T_m of each output analysed with --bulk")
     m.add_argument("summaries", nargs="+", metavar="SUMMARY", help="summary.json of `analyse` (or its directory), one per temperature")
     m.add_argument("--experiment", type=positive_float, help="a measured melting point (K) to mark in the figure")
     m.add_argument("--label", default="", help="the force field, for the figure's legend")
@@ -113,7 +123,17 @@ def _analyse(args) -> int:
             raise CommandError(f"{colvar}: COLVAR not found")
         windows.append(read_window(colvar, column, kappa, at, args.discard, args.alpha))
         print(describe(windows[-1]))
-    result = summary(windows, args.temperature, args.discard, command=" ".join(getattr(args, "command_line", [])))
+    enthalpy = None
+    if args.bulk:
+        from molenv.pinning import bulk_enthalpy_of_melting
+
+        if not args.temperature:
+            raise CommandError("--bulk needs --temperature (the temperature of the windows and of the bulk runs)")
+        try:
+            enthalpy = bulk_enthalpy_of_melting(*args.bulk)
+        except (FileNotFoundError, ValueError) as err:
+            raise CommandError(f"--bulk: {err}") from None
+    result = summary(windows, args.temperature, args.discard, enthalpy, command=" ".join(getattr(args, "command_line", [])))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(result, indent=1) + "\n")
@@ -128,27 +148,30 @@ def _analyse(args) -> int:
 def _melting_point(args) -> int:
     from molenv.cli import CommandError
     from molenv.paths import output_directory_problem
-    from molenv.pinning import melting_point, plot_melting_point
+    from molenv.pinning import melting_point_estimates, plot_melting_point
 
     if problem := output_directory_problem(args.out):
         raise CommandError(problem)
-    rows = []
+    summaries = []
     for name in args.summaries:
         path = Path(name) / "summary.json" if Path(name).is_dir() else Path(name)
         try:
-            s = json.loads(path.read_text())
-            rows.append((float(s["temperature"]), float(s["delta_mu_kJ_mol"]), float(s["delta_mu_error_kJ_mol"])))
+            summaries.append(json.loads(path.read_text()))
+            float(summaries[-1]["temperature"]), float(summaries[-1]["delta_mu_kJ_mol"])
         except FileNotFoundError:
             raise CommandError(f"{path}: not found") from None
         except (json.JSONDecodeError, KeyError, TypeError, ValueError):
             raise CommandError(f"{path}: not a summary of `molenv pinning analyse` with a temperature (analyse with --temperature)") from None
-    fit = melting_point(*zip(*rows))
-    print(fit.report())
+    try:
+        fit, result, report = melting_point_estimates(summaries)
+    except ValueError as err:
+        raise CommandError(str(err)) from None
+    print(report)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "melting_point.json").write_text(json.dumps(fit.as_dict(), indent=1) + "\n")
+    (out / "melting_point.json").write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {out / 'melting_point.json'}")
-    if not args.no_plot:
+    if not args.no_plot and fit is not None:
         print(f"wrote {plot_melting_point(out / 'melting_point.png', fit, args.label, args.experiment)}")
     return 0
 

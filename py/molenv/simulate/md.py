@@ -43,6 +43,7 @@ import logging
 import math
 import os
 import platform
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -210,6 +211,31 @@ def _differences(a, b, prefix="") -> list[str]:
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b) and any(isinstance(x, dict) for x in a):
         return [d for k, (x, y) in enumerate(zip(a, b)) for d in _differences(x, y, f"{prefix}{k}.")]
     return [] if a == b else [f"{prefix[:-1]}: {b!r} in the run directory, {a!r} now"]
+
+
+# One line of run.log per report interval (`Simulation._execute`): the stage, the step, the
+# time and the observables. `read_log` parses these lines back.
+REPORT_LINE = re.compile(r"(?P<stage>\S+) step (?P<step>\d+)/\d+ t=(?P<time>[-\d.]+) ps T=(?P<temperature>[-\d.]+) K "
+                         r"PE=(?P<potential_energy>[-\d.]+) kJ/mol")
+
+
+def read_log(path: str | Path, stage: str | None = None) -> dict[str, np.ndarray]:
+    """The observables a run logged at every report interval, from its ``run.log`` (or the run
+    directory): ``time`` (ps), ``temperature`` (K), ``potential_energy`` (kJ/mol, the whole
+    system), of the stage named ``stage`` only (e.g. "production") or of every stage. A run
+    resumed from a checkpoint logs the steps after that checkpoint again: the last line of
+    each (stage, step) is kept, so every report counts once."""
+    path = Path(path)
+    log = path / "run.log" if path.is_dir() else path
+    if not log.is_file():
+        raise FileNotFoundError(f"{log}: no run log (is {log.parent} a `molenv simulate` run directory?)")
+    rows: dict[tuple[str, int], tuple[float, float, float]] = {}
+    for line in log.read_text().splitlines():
+        m = REPORT_LINE.search(line)
+        if m and (stage is None or m["stage"] == stage):
+            rows[(m["stage"], int(m["step"]))] = (float(m["time"]), float(m["temperature"]), float(m["potential_energy"]))
+    values = np.array(sorted(rows.values()), dtype=np.float64).reshape(-1, 3)
+    return {"time": values[:, 0], "temperature": values[:, 1], "potential_energy": values[:, 2]}
 
 
 class RunDirectory:
@@ -747,6 +773,7 @@ class _Runner:
                 t_block, step_block = now, step
                 bar.set_postfix(stage=stage.name, T=f"{obs['T']:.0f}", refresh=False)
                 box = f" box {' '.join(f'{x:.2f}' for x in obs['box'])} A density {obs['density']:.4f} g/cm3" if self.periodic else ""
+                # parsed back by read_log (REPORT_LINE): keep the two in step
                 self.log.info("%s step %d/%d t=%.1f ps T=%.1f K PE=%.1f kJ/mol%s%s %.2f ns/day", stage.name, step, n_steps,
                               ctx.getState().getTime().value_in_unit(unit.picosecond), obs["T"], obs["PE"],
                               f" bias={bias.last_bias:.3f} kJ/mol" if bias is not None else "", box, speed)
