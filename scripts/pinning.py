@@ -427,7 +427,7 @@ def melting_point_step(args) -> int:
     (workroot(args) / "melting_point.json").write_text(json.dumps(result, indent=1) + "\n")
     if fit is not None:
         figure = Path(args.figure) if args.figure else DOCS / "pinning_melting_point.png"
-        print(f"wrote {plot_melting_point(figure, fit, label=FORCE_FIELD_NAME, experiment=406)}")
+        print(f"wrote {plot_melting_point(figure, fit, label=FORCE_FIELD_NAME, experiment=406, from_enthalpy=gibbs_helmholtz)}")
     return 0
 
 

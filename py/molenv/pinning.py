@@ -560,9 +560,12 @@ def plot_windows(path: str | Path, windows: list[PinningWindow], title: str) -> 
     return path
 
 
-def plot_melting_point(path: str | Path, fit: MeltingPoint, label: str = "", experiment: float | None = None) -> Path:
+def plot_melting_point(path: str | Path, fit: MeltingPoint, label: str = "", experiment: float | None = None,
+                       from_enthalpy: dict | None = None) -> Path:
     """dmu(T) with its error bars, the fitted line and T_m +- its error (``label`` names the
-    force field in the legend; ``experiment``: a melting point to mark)."""
+    force field in the legend; ``experiment``: a melting point to mark; ``from_enthalpy``: the
+    `melting_point_estimates` JSON of the single-temperature T_m, drawn as dh (1 - T/T_m) with
+    the mean dh, and its T_m +- error)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -573,11 +576,18 @@ def plot_melting_point(path: str | Path, fit: MeltingPoint, label: str = "", exp
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(5, 3.4))
     ax.errorbar(t, y, yerr=e, fmt="o", color="C0", label="interface pinning, block errors")
-    grid = np.linspace(min(t.min(), fit.temperature) - 5, max(t.max(), fit.temperature) + 5, 100)
+    ends = [t.min(), t.max(), fit.temperature] + ([from_enthalpy["melting_point_K"]] if from_enthalpy else [])
+    grid = np.linspace(min(ends) - 5, max(ends) + 5, 100)
     ax.plot(grid, fit.intercept + fit.slope * grid, color="C0", linewidth=0.8)
     ax.axhline(0, color="0.5", linewidth=0.8)
     ax.axvspan(fit.temperature - fit.error, fit.temperature + fit.error, color="C0", alpha=0.2,
                label=f"T_m = {fit.temperature:.0f} +- {fit.error:.0f} K" + (f" ({label})" if label else ""))
+    if from_enthalpy:
+        tm, error = from_enthalpy["melting_point_K"], from_enthalpy["melting_point_error_K"]
+        dh = float(np.mean(from_enthalpy["enthalpies_of_melting_kJ_mol"]))
+        ax.plot(grid, dh * (1 - grid / tm), color="C1", linestyle="--", linewidth=0.8,
+                label=f"dh (1 - T/T_m), dh = {dh:.1f} kJ/mol: T_m = {tm:.0f} +- {error:.0f} K")
+        ax.axvspan(tm - error, tm + error, color="C1", alpha=0.15)
     if experiment is not None:
         ax.axvline(experiment, color="C3", linestyle="--", linewidth=0.8, label=f"experiment, {experiment:g} K")
     ax.set_xlabel("T (K)")

@@ -172,7 +172,7 @@ def _melting_point(args) -> int:
     (out / "melting_point.json").write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {out / 'melting_point.json'}")
     if not args.no_plot and fit is not None:
-        print(f"wrote {plot_melting_point(out / 'melting_point.png', fit, args.label, args.experiment)}")
+        print(f"wrote {plot_melting_point(out / 'melting_point.png', fit, args.label, args.experiment, result.get('from_enthalpy'))}")
     return 0
 
 
