@@ -298,7 +298,7 @@ def pin_run(args) -> int:
 
 
 def analyse(args) -> int:
-    from molenv.pinning import describe, describe_summary, plot_windows, read_window, summary
+    from molenv.pinning import LayerFit, describe, describe_summary, plot_layer_fit, plot_windows, read_window, summary
 
     work = workdir(args)
     windows = []
@@ -319,7 +319,8 @@ def analyse(args) -> int:
         print(describe(w, stable))
     # dmu(T): the mean over the windows' bias centres (molenv.pinning.average_windows); with the
     # enthalpy of melting of the bulk runs, T_m from this temperature too
-    result = summary(windows, args.temperature, args.discard, None if phase == "IV" else enthalpy_of_melting_at(work), system=args.system)
+    result = summary(windows, args.temperature, args.discard, None if phase == "IV" else enthalpy_of_melting_at(work), args.layer,
+                     system=args.system)
     print(describe_summary(result, f"dmu = {stable}"))
     if phase != "IV":
         result["density_crystal_g_cm3"], result["density_melt_g_cm3"] = bulk_density(work / "lattice"), bulk_density(work / "bulk-melt")
@@ -333,6 +334,9 @@ def analyse(args) -> int:
     print(f"wrote {plot_windows(path, windows, f'interface pinning of urea {what} at {args.temperature:g} K, NPzT, kappa = {args.kappa:g} kJ/mol')}")
     if phase != "IV" and (work / "equilibrate" / "classified" / "molecules.npz").is_file():
         plot_profile(path.with_name(path.stem + "_profile.png"), work / "equilibrate" / "classified" / "molecules.npz", args)
+    if "layer_fit" in result:
+        title = f"{what} at {args.temperature:g} K: the mean force across a layer"
+        print(f"wrote {plot_layer_fit(path.with_name(path.stem + '_layer_fit.png'), windows, LayerFit.from_dict(result['layer_fit']), title)}")
     return 0
 
 
@@ -463,6 +467,9 @@ def main() -> int:
     m.add_argument("--quench-time", type=float, default=10.0, help="ps of the quench to the temperature, the crystal held (default 10)")
     r.set_defaults(run=pin_run)
     a = sub.add_parser("analyse", help="dmu from the pinning runs")
+    a.add_argument("--layer", type=float, metavar="MOLECULES",
+                   help="molecules of one crystal layer of the face (I-melt: 32, the (001) layer of 4 x 4 cells): dmu from a fit of the "
+                        "windows' mean forces periodic in the layer (molenv.pinning.layer_periodic_fit), not their plain mean")
     a.add_argument("--figure", help="PNG to write (default docs/applications/pinning_<T>K.png)")
     a.set_defaults(run=analyse)
     c = sub.add_parser("archive", help="copy what analyse and melting-point read (no trajectories) to --to, e.g. to commit")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from molenv.pinning import (average_windows, block_analysis, describe_summary, enthalpy_of_melting, melting_point, melting_point_from_enthalpy,
-                            pinning_estimate, read_pinning_run)
+from molenv.pinning import (LayerFit, average_windows, block_analysis, describe_summary, enthalpy_of_melting, layer_periodic_fit, melting_point,
+                            melting_point_from_enthalpy, pinning_estimate, read_pinning_run)
 
 
 def ornstein_uhlenbeck(n, tau, sigma, mean, rng):
@@ -111,6 +111,33 @@ def test_melting_point_is_the_zero_of_the_line():
         melting_point([400.0], [0.1], [0.01])
     with pytest.raises(ValueError, match="two different temperatures"):
         melting_point([400.0, 400.0], [0.1, 0.2], [0.01, 0.01])
+
+
+def test_layer_periodic_fit_removes_the_layers_from_the_mean_force():
+    """Windows whose mean force is dmu - p'(N), p periodic in a layer of 32 molecules: the plain
+    mean of unevenly spread windows is off, the fit's constant is dmu within its error; the
+    error grows where the windows scatter beyond their bars; too few windows are refused."""
+    rng = np.random.default_rng(7)
+    dmu, period = -0.6, 32.0
+
+    def force(n):
+        return dmu + 1.2 * np.sin(2 * np.pi * n / period) + 0.4 * np.cos(4 * np.pi * n / period)
+
+    n = np.array([180.0, 183.0, 185.0, 186.0, 187.0, 190.0, 196.0, 203.0])  # bunched, as windows are near a minimum
+    e = np.full(len(n), 0.05)
+    fits = [layer_periodic_fit(n, force(n) + rng.normal(0, e), e, period) for _ in range(300)]
+    estimates = np.array([f.delta_mu for f in fits])
+    assert abs(estimates.mean() - dmu) < 0.02 and abs(np.mean(force(n)) - dmu) > 0.1
+    assert np.mean([f.error for f in fits]) == pytest.approx(estimates.std(), rel=0.3)
+    fit = fits[0]
+    assert fit.harmonics == 2 and fit.degrees_of_freedom == 3 and fit.largest_gap == pytest.approx((180 + 32 - 203) / 32)
+    assert np.allclose(fit.force(n), force(n), atol=0.2)
+    assert LayerFit.from_dict(fit.as_dict()).delta_mu == fit.delta_mu
+    # one harmonic cannot follow the second: chi2 far above its dof, and the error is scaled by it
+    one = layer_periodic_fit(n, force(n) + rng.normal(0, e), e, period, harmonics=1)
+    assert one.chi2 > 10 * one.degrees_of_freedom and one.error > 3 * fits[0].error
+    with pytest.raises(ValueError, match="needs 6 windows or more"):
+        layer_periodic_fit(n[:5], force(n[:5]), e[:5], period)
 
 
 def test_melting_point_from_one_temperature_and_the_enthalpy_of_melting():

@@ -97,3 +97,22 @@ def test_errors_name_the_problem(tmp_path, capsys):
         assert code == 2 and message in err, (args, err)
     code, _, err = run_cli_output(capsys, "pinning", "analyse", colvar, "--plumed", plumed, "--discard", "soon")
     assert code == 2 and "expected a time in ps or 'auto'" in err
+
+
+def test_analyse_with_a_layer_fit(tmp_path, capsys):
+    """--layer: the windows' mean forces fitted periodic in one layer (4 windows: one harmonic);
+    with no layer term in the made-up windows the constant is the dmu put in; 3 windows are
+    too few for the fit."""
+    centres, dmu = (100, 108, 116, 124), -0.4
+    colvars = [str(write_colvar(tmp_path / f"pin-{a}.colvar", a, dmu, KAPPA, ALPHA, seed=a)) for a in centres]
+    inputs = [str(pinning_input(tmp_path / f"pin-{a}.dat", a)) for a in centres]
+    code, out, err = run_cli_output(capsys, "pinning", "analyse", *colvars, "--plumed", *inputs, "--alpha", ALPHA, "--layer", 32,
+                                    "--out", tmp_path / "layer")
+    assert code == 0, err
+    result = json.loads((tmp_path / "layer" / "summary.json").read_text())
+    assert result["layer_fit"]["harmonics"] == 1 and result["layer_fit"]["degrees_of_freedom"] == 1
+    assert result["delta_mu_kJ_mol"] == pytest.approx(dmu, abs=0.05) and result["window_mean_kJ_mol"] == pytest.approx(dmu, abs=0.03)
+    assert "periodic in one layer (32 molecules, 1 harmonic(s))" in out and (tmp_path / "layer" / "layer_fit.png").stat().st_size > 0
+    code, _, err = run_cli_output(capsys, "pinning", "analyse", *colvars[:3], "--plumed", *inputs[:3], "--alpha", ALPHA, "--layer", 32,
+                                  "--out", tmp_path / "three")
+    assert code == 2 and "--layer: 3 windows for 3 parameters" in err

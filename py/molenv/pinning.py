@@ -53,8 +53,8 @@ import numpy as np
 
 from molenv.analysis import read_table
 
-__all__ = ["BlockAnalysis", "MeltingPoint", "PinningResult", "PinningWindow", "Relaxation", "relaxation", "average_windows", "block_analysis", "bulk_enthalpy_of_melting", "describe", "describe_summary", "equilibration_time",
-           "enthalpy_of_melting", "melting_point", "melting_point_from_enthalpy", "mean_melting_point", "melting_point_estimates", "pinning_estimate", "plot_melting_point", "plot_windows", "read_pinning_run", "read_window", "summary",
+__all__ = ["BlockAnalysis", "LayerFit", "MeltingPoint", "PinningResult", "PinningWindow", "Relaxation", "relaxation", "average_windows", "block_analysis", "bulk_enthalpy_of_melting", "describe", "describe_summary", "equilibration_time", "layer_periodic_fit",
+           "enthalpy_of_melting", "melting_point", "melting_point_from_enthalpy", "mean_melting_point", "melting_point_estimates", "pinning_estimate", "plot_layer_fit", "plot_melting_point", "plot_windows", "read_pinning_run", "read_window", "summary",
            "window_summary"]
 
 
@@ -220,6 +220,80 @@ def average_windows(values, errors) -> tuple[float, float, bool]:
         return mean, error, True
     consistent = bool(((values - mean) ** 2 / errors**2).sum() <= chi2_distribution.ppf(0.99, n - 1))
     return mean, error if consistent else max(error, float(values.std(ddof=1) / np.sqrt(n))), consistent
+
+
+@dataclass
+class LayerFit:
+    """dmu from windows spread across one crystal layer: the mean forces fitted as dmu plus a
+    Fourier series periodic in the front's position (`layer_periodic_fit`)."""
+
+    delta_mu: float  # the constant term: the mean force averaged over a whole layer
+    error: float
+    period: float  # molecules per layer
+    harmonics: int
+    coefficients: np.ndarray  # cos and sin coefficients of harmonics 1..H (energy per molecule)
+    chi2: float  # of the fit, for n - 1 - 2H degrees of freedom
+    degrees_of_freedom: int
+    largest_gap: float  # the widest stretch of the layer (fraction of it) with no window's <N>
+
+    def force(self, n) -> np.ndarray:
+        """The fitted mean force kappa alpha (<Q> - a) at n molecules."""
+        return _fourier_design(np.asarray(n, dtype=np.float64), self.period, self.harmonics) @ np.r_[self.delta_mu, self.coefficients]
+
+    @classmethod
+    def from_dict(cls, d: dict) -> LayerFit:
+        """The fit back from `as_dict`'s JSON."""
+        return cls(d["delta_mu_kJ_mol"], d["delta_mu_error_kJ_mol"], d["period_molecules"], d["harmonics"], np.asarray(d["coefficients_kJ_mol"]),
+                   d["chi2"], d["degrees_of_freedom"], d["largest_gap"])
+
+    def as_dict(self) -> dict:
+        return {"delta_mu_kJ_mol": self.delta_mu, "delta_mu_error_kJ_mol": self.error, "period_molecules": self.period,
+                "harmonics": self.harmonics, "coefficients_kJ_mol": self.coefficients.tolist(), "chi2": self.chi2,
+                "degrees_of_freedom": self.degrees_of_freedom, "largest_gap": self.largest_gap}
+
+
+def _fourier_design(n: np.ndarray, period: float, harmonics: int) -> np.ndarray:
+    phase = 2 * np.pi * n / period
+    columns = [np.ones_like(n)]
+    for k in range(1, harmonics + 1):
+        columns += [np.cos(k * phase), np.sin(k * phase)]
+    return np.stack(columns, axis=-1)
+
+
+def layer_periodic_fit(molecules, forces, errors, period: float, harmonics: int = 2) -> LayerFit:
+    """dmu from pinning windows whose mean force depends on the bias centre because the front
+    moves through a crystal face layer by layer.
+
+    The free energy of the two-phase box in the number N of crystal molecules is then
+    G(N) = G0 - dmu N + p(N), with p periodic in N with the molecules of one layer (``period``;
+    with two interfaces still that period: either one can take the next layer). A window's
+    mean force is kappa alpha (<Q> - a) = dmu - <p'(N)>, so the windows' forces (``forces``,
+    ``errors``: each window's `PinningResult.delta_mu` and its error) at their mean N
+    (``molecules``: <Q> / alpha) are fitted, weighted, by dmu + sum_k c_k cos(2 pi k N / L) +
+    s_k sin(2 pi k N / L), k = 1..``harmonics``: the constant term is the force averaged
+    over a whole layer, dmu. This is umbrella integration (Kastner and Thiel, J. Chem. Phys.
+    123, 144104 (2005)) over one period, with p'(<N>) for <p'(N)> (windows narrow against a
+    layer: a stiff bias). It needs windows spread across the layer, 2 + 2 harmonics of them at
+    least; `largest_gap` says how much of the layer no window covers (above 1/(2 harmonics) the
+    fit extrapolates). The error is the fit's, scaled by sqrt(chi2/dof) where chi2 exceeds the
+    degrees of freedom (a periodic part with more harmonics, or windows too short)."""
+    n, f, e = (np.asarray(x, dtype=np.float64) for x in (molecules, forces, errors))
+    if n.ndim != 1 or not (n.shape == f.shape == e.shape) or not np.all(e > 0) or not np.all(np.isfinite(np.r_[n, f])):
+        raise ValueError("layer_periodic_fit needs as many finite positions, forces and errors (> 0) as windows")
+    if not period > 0 or harmonics < 1:
+        raise ValueError(f"layer_periodic_fit needs a period > 0 and at least one harmonic, got {period} and {harmonics}")
+    if len(n) < 2 + 2 * harmonics:
+        raise ValueError(f"{len(n)} windows for {1 + 2 * harmonics} parameters: a layer fit with {harmonics} harmonic(s) needs "
+                         f"{2 + 2 * harmonics} windows or more across the layer")
+    design = _fourier_design(n, period, harmonics) / e[:, None]
+    covariance = np.linalg.inv(design.T @ design)
+    parameters = covariance @ design.T @ (f / e)
+    residuals = design @ parameters - f / e
+    chi2, dof = float(residuals @ residuals), len(n) - len(parameters)
+    error = float(np.sqrt(covariance[0, 0] * max(1.0, chi2 / dof)))
+    phases = np.sort(np.mod(n, period) / period)
+    gaps = np.diff(np.r_[phases, phases[0] + 1])
+    return LayerFit(float(parameters[0]), error, float(period), harmonics, parameters[1:], chi2, dof, float(gaps.max()))
 
 
 @dataclass
@@ -475,18 +549,27 @@ def _relaxation_summary(window: PinningWindow) -> dict | None:
 
 
 def summary(windows: list[PinningWindow], temperature: float | None = None, discard: float | None = None,
-            enthalpy: tuple[float, float] | None = None, **extra) -> dict:
+            enthalpy: tuple[float, float] | None = None, layer: float | None = None, **extra) -> dict:
     """dmu of one temperature from its windows (their mean over the bias centres,
-    `average_windows`) and every window's numbers; the JSON that `melting_point` fits read
-    (``extra``: further top-level entries, e.g. the system's name). With ``enthalpy``, the
-    enthalpy of melting at the temperature and its error (Q the crystal's count), also T_m
-    from this temperature alone (`melting_point_from_enthalpy`)."""
+    `average_windows`, or with ``layer``, the molecules of one crystal layer, the constant of
+    `layer_periodic_fit`, the plain mean kept as ``window_mean_kJ_mol``) and every window's
+    numbers; the JSON that `melting_point` fits read (``extra``: further top-level entries,
+    e.g. the system's name). With ``enthalpy``, the enthalpy of melting at the temperature and
+    its error (Q the crystal's count), also T_m from this temperature alone
+    (`melting_point_from_enthalpy`)."""
     if not windows:
         raise ValueError("no pinning window to summarise")
     values = [w.result.delta_mu for w in windows]
-    mean, error, consistent = average_windows(values, [w.result.delta_mu_error for w in windows])
+    errors = [w.result.delta_mu_error for w in windows]
+    mean, error, consistent = average_windows(values, errors)
     result = {**extra, "temperature": temperature, "delta_mu_kJ_mol": mean, "delta_mu_error_kJ_mol": error,
               "window_spread_kJ_mol": float(np.ptp(values)), "windows_agree": consistent, "discard_ps": "auto" if discard is None else discard}
+    if layer is not None:
+        # as many harmonics as the windows allow, up to 2 (4 windows: 1, 6 or more: 2)
+        fit = layer_periodic_fit([w.result.mean_q / w.result.q_per_molecule for w in windows], values, errors, layer,
+                                 max(1, min(2, (len(windows) - 2) // 2)))
+        result |= {"window_mean_kJ_mol": mean, "window_mean_error_kJ_mol": error, "layer_fit": fit.as_dict(),
+                   "delta_mu_kJ_mol": fit.delta_mu, "delta_mu_error_kJ_mol": fit.error}
     if enthalpy is not None:
         if temperature is None:
             raise ValueError("a melting point from the enthalpy of melting needs the temperature")
@@ -514,6 +597,12 @@ def describe_summary(result: dict, stable: str = "dmu") -> str:
     line = f"{at}{stable} = {result['delta_mu_kJ_mol']:+.3f} +- {result['delta_mu_error_kJ_mol']:.3f} kJ/mol per molecule"
     if n == 1:
         line += " from 1 window"
+    elif "layer_fit" in result:
+        fit = result["layer_fit"]
+        line += (f", the constant of a fit periodic in one layer ({fit['period_molecules']:g} molecules, {fit['harmonics']} harmonic(s)) "
+                 f"through {n} windows (chi2 {fit['chi2']:.1f} for {fit['degrees_of_freedom']}; {100 * fit['largest_gap']:.0f} % of the layer "
+                 f"between two windows{', too wide: the fit extrapolates' if fit['largest_gap'] > 0.5 / fit['harmonics'] else ''}; "
+                 f"the plain mean {result['window_mean_kJ_mol']:+.3f} +- {result['window_mean_error_kJ_mol']:.3f})")
     else:
         line += f", the mean of {n} windows (they differ by up to {result['window_spread_kJ_mol']:.3f}"
         line += (", within their errors)" if result["windows_agree"] else
@@ -554,6 +643,36 @@ def plot_windows(path: str | Path, windows: list[PinningWindow], title: str) -> 
     bx.set_xlabel("block length (ps)")
     bx.set_ylabel("error of dmu (kJ/mol)")
     fig.suptitle(f"{title} (dotted: a, dashed: <Q> from the vertical line on, dash-dot: exponential fit)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_layer_fit(path: str | Path, windows: list[PinningWindow], fit: LayerFit, title: str) -> Path:
+    """Each window's mean force kappa alpha (<Q> - a) with its error at its <N> = <Q>/alpha,
+    the fitted periodic curve over the windows' range and dmu, its constant (with its error
+    band), as a PNG: where the curve swings far about dmu the front feels the layers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = np.array([w.result.mean_q / w.result.q_per_molecule for w in windows])
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    ax.errorbar(n, [w.result.delta_mu for w in windows], yerr=[w.result.delta_mu_error for w in windows], fmt="o", color="C0",
+                markersize=4, label="windows: kappa alpha (<Q> - a)")
+    grid = np.linspace(n.min() - 2, n.max() + 2, 200)
+    ax.plot(grid, fit.force(grid), color="C0", linewidth=0.8, label=f"periodic fit, one layer = {fit.period:g} molecules")
+    ax.axhline(fit.delta_mu, color="C1", label=f"dmu = {fit.delta_mu:+.3f} +- {fit.error:.3f} kJ/mol")
+    ax.axhspan(fit.delta_mu - fit.error, fit.delta_mu + fit.error, color="C1", alpha=0.2)
+    ax.axhline(0, color="0.5", linewidth=0.6)
+    ax.set_xlabel("<N> = <Q> / alpha (molecules of the phase)")
+    ax.set_ylabel("mean force (kJ/mol per molecule)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -19,6 +19,11 @@ window and their mean at --temperature: windows at different AT sample the front
 depths of a crystal layer, and their plain mean is dmu; docs/analysis.md) and windows.png (the series and the
 block curves).
 
+`analyse --layer MOLECULES` (the molecules of one crystal layer of the face): where the front
+moves layer by layer, the mean force of a window depends on where in a layer the front sits;
+dmu is then the constant of a fit of the windows' mean forces against their <Q>/alpha,
+periodic in the layer (molenv.pinning.layer_periodic_fit; 4 windows or more across the layer).
+
 `analyse --bulk CRYSTAL MELT` (two `molenv simulate` run directories, bulk crystal and bulk
 melt at --temperature) adds the enthalpy of melting dh from their logged potential energies and
 T_m from this one temperature, T / (1 - dmu/dh) (Gibbs-Helmholtz with dh constant).
@@ -72,6 +77,9 @@ def add_arguments(parser):
     a.add_argument("--bulk", nargs=2, metavar=("CRYSTAL", "MELT"),
                    help="`molenv simulate` run directories of a bulk crystal and a bulk melt at --temperature: the enthalpy of melting "
                         "from their logged energies, and T_m from this temperature (Q the crystal's count)")
+    a.add_argument("--layer", type=positive_float, metavar="MOLECULES",
+                   help="molecules of one crystal layer of the face: dmu from a fit of the windows' mean forces periodic in the layer "
+                        "(4 windows or more spread across it), not their plain mean; also writes layer_fit.png")
     a.add_argument("--out", default="pinning", help="output directory (default ./pinning)")
     a.add_argument("--no-plot", action="store_true", help="summary.json only")
     m = sub.add_parser("melting-point", help="T_m from dmu(T) of `analyse` outputs",
@@ -113,7 +121,7 @@ def _biases(args) -> list[tuple[str, float, float]]:
 def _analyse(args) -> int:
     from molenv.cli import CommandError
     from molenv.paths import output_directory_problem
-    from molenv.pinning import describe, describe_summary, plot_windows, read_window, summary
+    from molenv.pinning import LayerFit, describe, describe_summary, plot_layer_fit, plot_windows, read_window, summary
 
     if problem := output_directory_problem(args.out):
         raise CommandError(problem)
@@ -133,7 +141,10 @@ def _analyse(args) -> int:
             enthalpy = bulk_enthalpy_of_melting(*args.bulk)
         except (FileNotFoundError, ValueError) as err:
             raise CommandError(f"--bulk: {err}") from None
-    result = summary(windows, args.temperature, args.discard, enthalpy, command=" ".join(getattr(args, "command_line", [])))
+    try:
+        result = summary(windows, args.temperature, args.discard, enthalpy, args.layer, command=" ".join(getattr(args, "command_line", [])))
+    except ValueError as err:
+        raise CommandError(f"--layer: {err}") from None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(result, indent=1) + "\n")
@@ -142,6 +153,9 @@ def _analyse(args) -> int:
     print(f"wrote {out / 'summary.json'}")
     if not args.no_plot:
         print(f"wrote {plot_windows(out / 'windows.png', windows, f'interface pinning{at}')}")
+        if "layer_fit" in result:
+            fit = LayerFit.from_dict(result["layer_fit"])
+            print(f"wrote {plot_layer_fit(out / 'layer_fit.png', windows, fit, f'the mean force across a layer{at}')}")
     return 0
 
 
