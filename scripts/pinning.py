@@ -276,7 +276,9 @@ def pin_run(args) -> int:
     if not (eq / "summary.json").is_file():
         equilibrate_i_melt(args, eq, log, lattice) if melt else equilibrate_i_iv(args, eq, log)
     centre = bias_centre(eq, log, phase, args.model)
-    start = last_frame(eq)
+    # --start: the windows begin from another run's last frame (a window at another centre: the
+    # front then approaches each centre from the other side, a check for hysteresis)
+    start = last_frame(Path(args.start) if args.start else eq)
     lib = plumed_library()
     for offset in args.offsets:
         at = round(centre + offset)
@@ -459,6 +461,9 @@ def main() -> int:
     r.add_argument("--equilibrate", type=float, default=20.0, help="ps of unbiased NPzT (default 20)")
     r.add_argument("--production", type=float, default=200.0, help="ps per pinning run (default 200)")
     r.add_argument("--offsets", type=float, nargs="+", default=[0.0, 40.0], help="bias centres relative to the equilibrated n_IV (default 0 40)")
+    r.add_argument("--start", metavar="RUN",
+                   help="start the windows from the last frame of this run directory (e.g. a window at another centre, so that the front "
+                        "approaches from the other side: a hysteresis check; in a work directory of its own) instead of the equilibration's")
     m = r.add_argument_group("I-melt")
     m.add_argument("--lattice", type=float, nargs=3, metavar="A", help="form I cell a b c at the temperature, A (default: the mean cell of the `lattice` run, which is made anyway for the calibration)")
     m.add_argument("--lattice-equilibrate", type=float, default=10.0, help="ps of equilibration of the bulk crystal and melt runs (default 10)")

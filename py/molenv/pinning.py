@@ -596,7 +596,7 @@ def describe_summary(result: dict, stable: str = "dmu") -> str:
     n = len(result["windows"])
     line = f"{at}{stable} = {result['delta_mu_kJ_mol']:+.3f} +- {result['delta_mu_error_kJ_mol']:.3f} kJ/mol per molecule"
     if n == 1:
-        line += " from 1 window"
+        line += " from 1 window (one bias centre: nothing shows that the mean force does not depend on it)"
     elif "layer_fit" in result:
         fit = result["layer_fit"]
         line += (f", the constant of a fit periodic in one layer ({fit['period_molecules']:g} molecules, {fit['harmonics']} harmonic(s)) "
