@@ -22,6 +22,12 @@
 # models/urea_sf_hot.molenv, which reads hot form I as form I: with models/urea_sf.molenv a
 # bias on the count disordered the crystal instead of moving the front, docs/applications.md),
 # PYTHON (default .venv/bin/python), NICE (default 10).
+#
+# Status (docs/applications.md, part 3, 2026-12-04): on form I's (001) face no setting tried so
+# far measures dmu. The front moves a layer at a time, and windows of 30-100 ps remember where
+# they started (KAPPA 1, 8 centres across a layer: the forces differ by 0.4-1.7 kJ/mol per
+# molecule with the direction of approach). A measurement needs every centre approached from
+# both sides (`scripts/pinning.py run --start`) for 200-300 ps, then `analyse --layer 32`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
