@@ -115,4 +115,4 @@ def test_analyse_with_a_layer_fit(tmp_path, capsys):
     assert "periodic in one layer (32 molecules, 1 harmonic(s))" in out and (tmp_path / "layer" / "layer_fit.png").stat().st_size > 0
     code, _, err = run_cli_output(capsys, "pinning", "analyse", *colvars[:3], "--plumed", *inputs[:3], "--alpha", ALPHA, "--layer", 32,
                                   "--out", tmp_path / "three")
-    assert code == 2 and "--layer: 3 windows for 3 parameters" in err
+    assert code == 2 and "3 windows for 3 parameters: a layer fit with 1 harmonic(s) needs 4 windows" in err

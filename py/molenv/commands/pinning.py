@@ -143,8 +143,8 @@ def _analyse(args) -> int:
             raise CommandError(f"--bulk: {err}") from None
     try:
         result = summary(windows, args.temperature, args.discard, enthalpy, args.layer, command=" ".join(getattr(args, "command_line", [])))
-    except ValueError as err:
-        raise CommandError(f"--layer: {err}") from None
+    except ValueError as err:  # too few windows for --layer's fit, or a dmu beyond --bulk's enthalpy
+        raise CommandError(str(err)) from None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(result, indent=1) + "\n")
