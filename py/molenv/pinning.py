@@ -26,6 +26,12 @@ error bars, and returns T_m with its error (Pedersen et al.'s use of the method)
 enthalpy of melting dh from bulk runs of the two phases (`enthalpy_of_melting`), dmu at a
 single temperature gives T_m too (`melting_point_from_enthalpy`, Gibbs-Helmholtz).
 
+A flat crystal face moves a layer at a time: G(N) then has a part periodic in the layer, and a
+window's mean force depends on where in a layer it holds the front. `layer_periodic_fit` takes
+dmu as the constant of a fit of several windows' mean forces periodic in one layer (umbrella
+integration over a period). Windows that are short against the interface's own relaxation
+also remember where they started: approach a centre from both sides (docs/applications.md).
+
 The error bar comes from block averaging (Flyvbjerg and Petersen, J. Chem. Phys. 91, 461
 (1989)): the standard error of the mean of blocks grows with the block length while the
 blocks are correlated and levels off once they are independent; the plateau value is the
