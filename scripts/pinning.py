@@ -43,6 +43,12 @@ T below the melting point). Under <work>/<T>K/:
    crystal is held, quenched to T, then --equilibrate ps unbiased NPzT (frames classified: the
    bias centre a = mean soft n_I of the last half);
 4. `pin-<a>`: as for I-IV, RESTRAINT ARG=cls.n_I AT=a KAPPA=--kappa.
+A flat face moves a layer at a time and short windows remember where they started, so a
+measurement scans the centres of a layer from both sides: `run --chain --tag down --offsets 0
+-4 ... -28` runs the windows one after another, each from the last frame of the one before,
+and `run --chain --tag up --start <a window below> --offsets -28 ... 0` the way back, in the
+same work directory (windows pin-<a>-down, pin-<a>-up); `analyse --layer 32` fits them
+together and says where the two scans disagree (molenv.pinning.hysteresis).
 `analyse` gives dmu(T) = kappa alpha (<n_I> - a) per window and their mean over the centres a;
 `melting-point` fits a line through dmu(T) of every analysed temperature: its zero is T_m.
 The energies the `lattice` and `bulk-melt` runs logged give the enthalpy of melting dh(T), and
@@ -147,7 +153,7 @@ def bias_centre(equilibration: Path, log: Path, phase: str = "IV", model: Path =
 
 
 def last_frame(equilibration: Path) -> Path:
-    """The equilibration's last frame as a PDB (our atom names, the frame's box)."""
+    """The last frame of a run (the equilibration, a window) as a PDB (our atom names, the frame's box)."""
     import MDAnalysis as mda
 
     out = equilibration / "last_frame.pdb"
@@ -282,20 +288,24 @@ def pin_run(args) -> int:
     lib = plumed_library()
     for offset in args.offsets:
         at = round(centre + offset)
-        out = work / f"pin-{at}"
-        plumed = work / f"pin-{at}.dat"
+        name = f"pin-{at}-{args.tag}" if args.tag else f"pin-{at}"
+        out = work / name
+        plumed = work / f"{name}.dat"
         plumed.write_text(PLUMED_INPUT.format(lib=lib, model=args.model, at=at, kappa=args.kappa, phase=phase, threads=args.plumed_threads,
                                               stride=args.bias_stride))
-        meta = {"at": at, "kappa": args.kappa, "centre": centre, "temperature": args.temperature, "bias_stride": args.bias_stride}
+        meta = {"at": at, "kappa": args.kappa, "centre": centre, "temperature": args.temperature, "bias_stride": args.bias_stride,
+                "start": str(start.parent.relative_to(work) if start.parent.is_relative_to(work) else start.parent)}
         if melt:
             meta |= {"system": args.system, "column": f"cls.n_{phase}", "alpha": alpha, "lattice": lattice}
-        (work / f"pin-{at}.json").write_text(json.dumps(meta) + "\n")
+        (work / f"{name}.json").write_text(json.dumps(meta) + "\n")
         if (out / "summary.json").is_file():
             print(f"{out}: done")
-            continue
-        run(molenv("simulate", "system", *FORCE_FIELD, "--structure", start, *COMMON, "--temperature", args.temperature,
-                   "--equilibrate", 0, "--production", args.production, "--frame-interval", min(5.0, args.production), "--plumed", plumed,
-                   *platform(args), "--ff-cache", ff_cache(args), "--out", out), log)
+        else:
+            run(molenv("simulate", "system", *FORCE_FIELD, "--structure", start, *COMMON, "--temperature", args.temperature,
+                       "--equilibrate", 0, "--production", args.production, "--frame-interval", min(5.0, args.production), "--plumed", plumed,
+                       *platform(args), "--ff-cache", ff_cache(args), "--out", out), log)
+        if args.chain:
+            start = last_frame(out)
     return 0
 
 
@@ -463,7 +473,12 @@ def main() -> int:
     r.add_argument("--offsets", type=float, nargs="+", default=[0.0, 40.0], help="bias centres relative to the equilibrated n_IV (default 0 40)")
     r.add_argument("--start", metavar="RUN",
                    help="start the windows from the last frame of this run directory (e.g. a window at another centre, so that the front "
-                        "approaches from the other side: a hysteresis check; in a work directory of its own) instead of the equilibration's")
+                        "approaches from the other side: a hysteresis check) instead of the equilibration's")
+    r.add_argument("--chain", action="store_true",
+                   help="run the windows one after the other in the order of --offsets, each from the last frame of the one before "
+                        "(the first from --start or the equilibration): a scan that approaches every centre from one side")
+    r.add_argument("--tag", help="name the windows pin-<a>-<TAG> (e.g. down, up), so that scans of the same centres from both sides "
+                                 "share one work directory and `analyse` reads them together")
     m = r.add_argument_group("I-melt")
     m.add_argument("--lattice", type=float, nargs=3, metavar="A", help="form I cell a b c at the temperature, A (default: the mean cell of the `lattice` run, which is made anyway for the calibration)")
     m.add_argument("--lattice-equilibrate", type=float, default=10.0, help="ps of equilibration of the bulk crystal and melt runs (default 10)")

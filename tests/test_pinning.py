@@ -219,3 +219,48 @@ def test_relaxation_time_of_an_exponential_approach():
     # a straight drift over the whole window: no relaxation seen
     assert relaxation(times, 130 - 0.1 * times + rng.normal(0, 1, len(times))) is None
     assert relaxation(times[:10], q[:10]) is None
+
+
+def test_summary_takes_the_melting_point_from_the_layer_fit():
+    """With --layer and the enthalpy of melting, T_m comes from the layer fit's dmu (the force
+    averaged over a layer), not from the plain mean of windows bunched in one part of it."""
+    from molenv.pinning import PinningWindow, summary
+
+    rng = np.random.default_rng(3)
+    dmu, period, kappa, temperature, dh = -0.6, 32.0, 1.0, 400.0, 6.0
+    times = np.arange(0, 100, 0.1)
+    windows = []
+    for at in (180.0, 183.0, 185.0, 187.0, 190.0, 196.0, 203.0, 207.0):
+        force = dmu + 1.2 * np.sin(2 * np.pi * at / period)  # the mean force at this centre
+        q = at + force / kappa + rng.normal(0, 0.5, len(times))
+        windows.append(PinningWindow(f"pin-{at:g}", "cls.n_I", times, q, pinning_estimate(times, q, kappa, at, 0.0)))
+    result = summary(windows, temperature, 0.0, enthalpy=(dh, 0.1), layer=period)
+    assert abs(result["window_mean_kJ_mol"] - dmu) > 0.1 and result["delta_mu_kJ_mol"] == pytest.approx(dmu, abs=0.05)
+    assert result["melting_point_K"] == pytest.approx(melting_point_from_enthalpy(temperature, result["delta_mu_kJ_mol"],
+                                                                                  result["delta_mu_error_kJ_mol"], dh, 0.1)[0])
+
+
+def test_hysteresis_compares_the_windows_of_one_centre(tmp_path):
+    """Two scans of the same centres (pin-<a>-down, pin-<a>-up): the centres where their forces
+    differ beyond 3 errors are flagged, summary and describe_summary report them, and the layer
+    figure draws each scan in its own colour."""
+    from molenv.pinning import PinningWindow, hysteresis, plot_layer_fit, summary
+
+    rng = np.random.default_rng(11)
+    times = np.arange(0, 100, 0.1)
+    windows = []
+    for tag, shift in (("down", 0.0), ("up", -0.8)):
+        for at in (100.0, 104.0, 108.0, 112.0, 116.0, 120.0, 124.0, 128.0):
+            force = -0.5 + (shift if at >= 120 else 0.0)  # the scans disagree at the last three centres
+            q = at + force + rng.normal(0, 0.3, len(times))
+            windows.append(PinningWindow(f"pin-{at:g}-{tag}", "cls.n_I", times, q, pinning_estimate(times, q, 1.0, at, 0.0)))
+    rows = hysteresis(windows)
+    assert [r["at"] for r in rows] == [100.0 + 4 * k for k in range(8)] and all(len(r["windows"]) == 2 for r in rows)
+    assert [r["agree"] for r in rows] == [True] * 5 + [False] * 3
+    assert rows[-1]["gap_kJ_mol"] == pytest.approx(0.8, abs=0.1)
+    assert hysteresis(windows[:8]) == []  # one scan: no centre twice
+    result = summary(windows, 400.0, 0.0, layer=32.0)
+    assert len(result["hysteresis"]) == 8
+    assert "8 centre(s) with more than one window: 3 disagree beyond 3 errors" in describe_summary(result)
+    fit = LayerFit.from_dict(result["layer_fit"])
+    assert plot_layer_fit(tmp_path / "layer.png", windows, fit, "two scans").stat().st_size > 0

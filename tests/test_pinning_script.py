@@ -15,11 +15,12 @@ REPO = Path(__file__).resolve().parent.parent
 KAPPA, ALPHA = 0.05, 0.8
 
 
-def window(work: Path, temperature: float, at: int, dmu: float, seed: int) -> None:
-    """A pin-<at> window of scripts/pinning.py's layout (`write_colvar`)."""
+def window(work: Path, temperature: float, at: int, dmu: float, seed: int, tag: str = "") -> None:
+    """A pin-<at> (pin-<at>-<tag>) window of scripts/pinning.py's layout (`write_colvar`)."""
     run = work / f"{temperature:g}K"
-    write_colvar(run / f"pin-{at}" / "plumed" / "COLVAR", at, dmu, KAPPA, ALPHA, seed)
-    (run / f"pin-{at}.json").write_text(json.dumps({"at": at, "kappa": KAPPA, "alpha": ALPHA, "column": "cls.n_I", "system": "I-melt",
+    name = f"pin-{at}-{tag}" if tag else f"pin-{at}"
+    write_colvar(run / name / "plumed" / "COLVAR", at, dmu, KAPPA, ALPHA, seed)
+    (run / f"{name}.json").write_text(json.dumps({"at": at, "kappa": KAPPA, "alpha": ALPHA, "column": "cls.n_I", "system": "I-melt",
                                                      "temperature": temperature}))
 
 
@@ -75,6 +76,21 @@ def test_analyse_archive_and_melting_point(tmp_path):
     assert abs(entropy - 50) < 1
     assert abs(fit["volume_of_melting_cm3_mol"] - dv) < 0.02 and abs(fit["clapeyron_K_per_kbar"] - dv * 100 / entropy) < 0.05
     assert "the melt is denser than the crystal" in out
+
+
+def test_analyse_reads_scans_from_both_sides_together(tmp_path):
+    """Windows of `run --chain --tag down` and `--tag up` in one work directory: `analyse
+    --layer` fits them all and reports, centre by centre, whether the two scans agree."""
+    work = tmp_path / "work"
+    for k, at in enumerate((100, 108, 116, 124)):
+        window(work, 360.0, at, -0.4, seed=k, tag="down")
+        window(work, 360.0, at, -0.4 if at < 124 else 0.6, seed=10 + k, tag="up")
+    out = pinning("--temperature", "360", "--discard", "auto", "analyse", "--layer", "32", "--figure", str(tmp_path / "both.png"), work=work)
+    summary = json.loads((work / "360K" / "summary.json").read_text())
+    assert len(summary["windows"]) == 8 and [g["agree"] for g in summary["hysteresis"]] == [True, True, True, False]
+    assert summary["hysteresis"][-1]["windows"] == ["pin-124-down", "pin-124-up"]
+    assert "4 centre(s) with more than one window: 1 disagree beyond 3 errors" in out
+    assert (tmp_path / "both_layer_fit.png").stat().st_size > 0
 
 
 def test_discard_is_a_time_or_auto(tmp_path):

@@ -30,7 +30,8 @@ A flat crystal face moves a layer at a time: G(N) then has a part periodic in th
 window's mean force depends on where in a layer it holds the front. `layer_periodic_fit` takes
 dmu as the constant of a fit of several windows' mean forces periodic in one layer (umbrella
 integration over a period). Windows that are short against the interface's own relaxation
-also remember where they started: approach a centre from both sides (docs/applications.md).
+also remember where they started: approach each centre from both sides (docs/applications.md);
+`hysteresis` compares the windows that share a centre.
 
 The error bar comes from block averaging (Flyvbjerg and Petersen, J. Chem. Phys. 91, 461
 (1989)): the standard error of the mean of blocks grows with the block length while the
@@ -51,6 +52,7 @@ restoring force), and Q_inf where the window tends to.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -60,7 +62,7 @@ import numpy as np
 from molenv.analysis import read_table
 
 __all__ = ["BlockAnalysis", "LayerFit", "MeltingPoint", "PinningResult", "PinningWindow", "Relaxation", "relaxation", "average_windows", "block_analysis", "bulk_enthalpy_of_melting", "describe", "describe_summary", "equilibration_time", "layer_periodic_fit",
-           "enthalpy_of_melting", "melting_point", "melting_point_from_enthalpy", "mean_melting_point", "melting_point_estimates", "pinning_estimate", "plot_layer_fit", "plot_melting_point", "plot_windows", "read_pinning_run", "read_window", "summary",
+           "enthalpy_of_melting", "hysteresis", "melting_point", "melting_point_from_enthalpy", "mean_melting_point", "melting_point_estimates", "pinning_estimate", "plot_layer_fit", "plot_melting_point", "plot_windows", "read_pinning_run", "read_window", "summary",
            "window_summary"]
 
 
@@ -534,6 +536,28 @@ def read_window(colvar: str | Path, column: str, kappa: float, at: float, discar
     return PinningWindow(name or str(colvar), column, times, values, pinning_estimate(times, values, kappa, at, discard, q_per_molecule))
 
 
+def hysteresis(windows: list[PinningWindow]) -> list[dict]:
+    """The windows that share a bias centre a (the same centre approached from both sides, e.g.
+    scans down and up a layer, `scripts/pinning.py run --chain --tag`), centre by centre: their
+    mean forces and the gap between the largest and the smallest, with its error. Windows that
+    are long against the interface's relaxation agree; a gap beyond 3 errors says they remember
+    where they started, and then neither force is the equilibrium one (their mean is the
+    estimate, the half gap its error, as for hysteresis in thermodynamic integration)."""
+    by_centre: dict[float, list[PinningWindow]] = {}
+    for w in windows:
+        by_centre.setdefault(w.result.at, []).append(w)
+    rows = []
+    for at, group in sorted(by_centre.items()):
+        if len(group) < 2:
+            continue
+        forces = [w.result.delta_mu for w in group]
+        low, high = group[int(np.argmin(forces))].result, group[int(np.argmax(forces))].result
+        gap, error = high.delta_mu - low.delta_mu, float(np.hypot(high.delta_mu_error, low.delta_mu_error))
+        rows.append({"at": at, "windows": [w.name for w in group], "forces_kJ_mol": forces, "gap_kJ_mol": gap, "gap_error_kJ_mol": error,
+                     "agree": bool(gap <= 3 * error)})
+    return rows
+
+
 def window_summary(window: PinningWindow) -> dict:
     """The numbers of one window, as `summary` writes them."""
     r = window.result
@@ -570,6 +594,8 @@ def summary(windows: list[PinningWindow], temperature: float | None = None, disc
     mean, error, consistent = average_windows(values, errors)
     result = {**extra, "temperature": temperature, "delta_mu_kJ_mol": mean, "delta_mu_error_kJ_mol": error,
               "window_spread_kJ_mol": float(np.ptp(values)), "windows_agree": consistent, "discard_ps": "auto" if discard is None else discard}
+    if gaps := hysteresis(windows):
+        result["hysteresis"] = gaps
     if layer is not None:
         # as many harmonics as the windows allow, up to 2 (4 windows: 1, 6 or more: 2)
         fit = layer_periodic_fit([w.result.mean_q / w.result.q_per_molecule for w in windows], values, errors, layer,
@@ -579,7 +605,8 @@ def summary(windows: list[PinningWindow], temperature: float | None = None, disc
     if enthalpy is not None:
         if temperature is None:
             raise ValueError("a melting point from the enthalpy of melting needs the temperature")
-        tm, tm_error = melting_point_from_enthalpy(temperature, mean, error, *enthalpy)
+        # from the temperature's dmu: the layer fit's where there is one, not the plain window mean
+        tm, tm_error = melting_point_from_enthalpy(temperature, result["delta_mu_kJ_mol"], result["delta_mu_error_kJ_mol"], *enthalpy)
         result |= {"enthalpy_of_melting_kJ_mol": enthalpy[0], "enthalpy_of_melting_error_kJ_mol": enthalpy[1],
                    "melting_point_K": tm, "melting_point_error_K": tm_error}
     return result | {"windows": [window_summary(w) for w in windows]}
@@ -613,6 +640,12 @@ def describe_summary(result: dict, stable: str = "dmu") -> str:
         line += f", the mean of {n} windows (they differ by up to {result['window_spread_kJ_mol']:.3f}"
         line += (", within their errors)" if result["windows_agree"] else
                  ": more than their errors, the mean force depends on the bias centre; the error is their scatter)")
+    if gaps := result.get("hysteresis"):
+        worst = max(gaps, key=lambda g: g["gap_kJ_mol"] / g["gap_error_kJ_mol"])
+        line += (f"\n{len(gaps)} centre(s) with more than one window: {sum(not g['agree'] for g in gaps)} disagree beyond 3 errors "
+                 f"(largest gap {max(g['gap_kJ_mol'] for g in gaps):.3f}, mean {np.mean([g['gap_kJ_mol'] for g in gaps]):.3f} kJ/mol; "
+                 f"worst at a = {worst['at']:g}: {worst['gap_kJ_mol']:.3f} +- {worst['gap_error_kJ_mol']:.3f}): "
+                 + ("the windows remember their start" if not all(g["agree"] for g in gaps) else "no hysteresis seen"))
     if "melting_point_K" in result:
         line += (f"\nenthalpy of melting {result['enthalpy_of_melting_kJ_mol']:.2f} +- {result['enthalpy_of_melting_error_kJ_mol']:.2f} kJ/mol "
                  f"per molecule: T_m = {result['melting_point_K']:.1f} +- {result['melting_point_error_K']:.1f} K from this temperature "
@@ -668,8 +701,12 @@ def plot_layer_fit(path: str | Path, windows: list[PinningWindow], fit: LayerFit
     path.parent.mkdir(parents=True, exist_ok=True)
     n = np.array([w.result.mean_q / w.result.q_per_molecule for w in windows])
     fig, ax = plt.subplots(figsize=(6, 3.4))
-    ax.errorbar(n, [w.result.delta_mu for w in windows], yerr=[w.result.delta_mu_error for w in windows], fmt="o", color="C0",
-                markersize=4, label="windows: kappa alpha (<Q> - a)")
+    # windows named pin-<a>-<tag> (scans from either side, `scripts/pinning.py run --tag`) get a colour per tag
+    tags = [m.group(1) if (m := re.search(r"pin-\d+-([A-Za-z]\w*)", w.name)) else "" for w in windows]
+    for k, tag in enumerate(dict.fromkeys(tags)):
+        mine = [i for i, t in enumerate(tags) if t == tag]
+        ax.errorbar(n[mine], [windows[i].result.delta_mu for i in mine], yerr=[windows[i].result.delta_mu_error for i in mine], fmt="os^v"[k % 4],
+                    color=f"C{[0, 2, 3, 4][k % 4]}", markersize=4, label=f"windows{' (' + tag + ')' if tag else ''}: kappa alpha (<Q> - a)")
     grid = np.linspace(n.min() - 2, n.max() + 2, 200)
     ax.plot(grid, fit.force(grid), color="C0", linewidth=0.8, label=f"periodic fit, one layer = {fit.period:g} molecules")
     ax.axhline(fit.delta_mu, color="C1", label=f"dmu = {fit.delta_mu:+.3f} +- {fit.error:.3f} kJ/mol")
