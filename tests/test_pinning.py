@@ -242,7 +242,8 @@ def test_summary_takes_the_melting_point_from_the_layer_fit():
 
 def test_hysteresis_compares_the_windows_of_one_centre(tmp_path):
     """Two scans of the same centres (pin-<a>-down, pin-<a>-up): the centres where their forces
-    differ beyond 3 errors are flagged, summary and describe_summary report them, and the layer
+    differ beyond 3 errors are flagged, summary and describe_summary report them, dmu is the
+    mean of the two scans' layer fits with their half difference in its error, and the layer
     figure draws each scan in its own colour."""
     from molenv.pinning import PinningWindow, hysteresis, plot_layer_fit, summary
 
@@ -262,5 +263,11 @@ def test_hysteresis_compares_the_windows_of_one_centre(tmp_path):
     result = summary(windows, 400.0, 0.0, layer=32.0)
     assert len(result["hysteresis"]) == 8
     assert "8 centre(s) with more than one window: 3 disagree beyond 3 errors" in describe_summary(result)
+    # each scan fitted alone: dmu their mean, half their difference (the hysteresis) in the error
+    down, up = (result["scans"][tag]["delta_mu_kJ_mol"] for tag in ("down", "up"))
+    assert down == pytest.approx(-0.5, abs=0.02) and up < down - 0.1
+    assert result["delta_mu_kJ_mol"] == pytest.approx((down + up) / 2) and result["delta_mu_error_kJ_mol"] >= (down - up) / 2
+    assert "the mean of the layer fits of 2 scans (down -0.49" in describe_summary(result)
+    assert "scans" not in summary(windows[:8], 400.0, 0.0, layer=32.0)  # one scan: its fit alone
     fit = LayerFit.from_dict(result["layer_fit"])
     assert plot_layer_fit(tmp_path / "layer.png", windows, fit, "two scans").stat().st_size > 0

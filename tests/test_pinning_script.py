@@ -90,6 +90,8 @@ def test_analyse_reads_scans_from_both_sides_together(tmp_path):
     assert len(summary["windows"]) == 8 and [g["agree"] for g in summary["hysteresis"]] == [True, True, True, False]
     assert summary["hysteresis"][-1]["windows"] == ["pin-124-down", "pin-124-up"]
     assert "4 centre(s) with more than one window: 1 disagree beyond 3 errors" in out
+    assert set(summary["scans"]) == {"down", "up"} and abs(summary["scans"]["down"]["delta_mu_kJ_mol"] + 0.4) < 0.05
+    assert "the mean of the layer fits of 2 scans" in out
     assert (tmp_path / "both_layer_fit.png").stat().st_size > 0
 
 

@@ -62,7 +62,7 @@ import numpy as np
 from molenv.analysis import read_table
 
 __all__ = ["BlockAnalysis", "LayerFit", "MeltingPoint", "PinningResult", "PinningWindow", "Relaxation", "relaxation", "average_windows", "block_analysis", "bulk_enthalpy_of_melting", "describe", "describe_summary", "equilibration_time", "layer_periodic_fit",
-           "enthalpy_of_melting", "hysteresis", "melting_point", "melting_point_from_enthalpy", "mean_melting_point", "melting_point_estimates", "pinning_estimate", "plot_layer_fit", "plot_melting_point", "plot_windows", "read_pinning_run", "read_window", "summary",
+           "enthalpy_of_melting", "hysteresis", "melting_point", "melting_point_from_enthalpy", "mean_melting_point", "melting_point_estimates", "pinning_estimate", "plot_layer_fit", "plot_melting_point", "plot_windows", "read_pinning_run", "read_window", "scan_tag", "summary",
            "window_summary"]
 
 
@@ -578,12 +578,27 @@ def _relaxation_summary(window: PinningWindow) -> dict | None:
             "delta_mu_from_limit_kJ_mol": r.kappa * r.q_per_molecule * (fit.limit - r.at)}
 
 
+def scan_tag(name: str) -> str:
+    """The scan a window belongs to, from its name ...pin-<a>-<tag>... (`scripts/pinning.py run
+    --tag`, e.g. down or up), or '' for an untagged window."""
+    match = re.search(r"pin-\d+-([A-Za-z]\w*)", name)
+    return match.group(1) if match else ""
+
+
+def _layer_fit(windows: list[PinningWindow], layer: float) -> LayerFit:
+    # as many harmonics as the windows allow, up to 2 (4 windows: 1, 6 or more: 2)
+    return layer_periodic_fit([w.result.mean_q / w.result.q_per_molecule for w in windows], [w.result.delta_mu for w in windows],
+                              [w.result.delta_mu_error for w in windows], layer, max(1, min(2, (len(windows) - 2) // 2)))
+
+
 def summary(windows: list[PinningWindow], temperature: float | None = None, discard: float | None = None,
             enthalpy: tuple[float, float] | None = None, layer: float | None = None, **extra) -> dict:
     """dmu of one temperature from its windows (their mean over the bias centres,
     `average_windows`, or with ``layer``, the molecules of one crystal layer, the constant of
-    `layer_periodic_fit`, the plain mean kept as ``window_mean_kJ_mol``) and every window's
-    numbers; the JSON that `melting_point` fits read (``extra``: further top-level entries,
+    `layer_periodic_fit`, the plain mean kept as ``window_mean_kJ_mol``; where the windows
+    are scans of the layer from both sides, tagged in their names (`scan_tag`, 4 windows or more
+    each), the mean of each scan's fit, with half their difference in the error, the fits kept
+    as ``scans``) and every window's numbers; the JSON that `melting_point` fits read (``extra``: further top-level entries,
     e.g. the system's name). With ``enthalpy``, the enthalpy of melting at the temperature and
     its error (Q the crystal's count), also T_m from this temperature alone
     (`melting_point_from_enthalpy`)."""
@@ -597,11 +612,20 @@ def summary(windows: list[PinningWindow], temperature: float | None = None, disc
     if gaps := hysteresis(windows):
         result["hysteresis"] = gaps
     if layer is not None:
-        # as many harmonics as the windows allow, up to 2 (4 windows: 1, 6 or more: 2)
-        fit = layer_periodic_fit([w.result.mean_q / w.result.q_per_molecule for w in windows], values, errors, layer,
-                                 max(1, min(2, (len(windows) - 2) // 2)))
+        fit = _layer_fit(windows, layer)
         result |= {"window_mean_kJ_mol": mean, "window_mean_error_kJ_mol": error, "layer_fit": fit.as_dict(),
                    "delta_mu_kJ_mol": fit.delta_mu, "delta_mu_error_kJ_mol": fit.error}
+        # scans of the layer from both sides (windows pin-<a>-<tag>): each scan's own fit; dmu is
+        # their mean, and half their difference, the hysteresis, enters its error (a systematic
+        # error: the joint fit's chi2 would treat it as scatter and shrink it with the windows)
+        tags = [scan_tag(w.name) for w in windows]
+        scans = {tag: [w for w, t in zip(windows, tags) if t == tag] for tag in dict.fromkeys(tags)}
+        if len(scans) >= 2 and all(len(group) >= 4 for group in scans.values()):
+            fits = {tag: _layer_fit(group, layer) for tag, group in scans.items()}
+            dmus = np.array([f.delta_mu for f in fits.values()])
+            statistical = float(np.sqrt(sum(f.error**2 for f in fits.values())) / len(fits))
+            result |= {"scans": {tag: f.as_dict() for tag, f in fits.items()}, "delta_mu_kJ_mol": float(dmus.mean()),
+                       "delta_mu_error_kJ_mol": float(np.hypot(statistical, np.ptp(dmus) / 2))}
     if enthalpy is not None:
         if temperature is None:
             raise ValueError("a melting point from the enthalpy of melting needs the temperature")
@@ -630,6 +654,12 @@ def describe_summary(result: dict, stable: str = "dmu") -> str:
     line = f"{at}{stable} = {result['delta_mu_kJ_mol']:+.3f} +- {result['delta_mu_error_kJ_mol']:.3f} kJ/mol per molecule"
     if n == 1:
         line += " from 1 window (one bias centre: nothing shows that the mean force does not depend on it)"
+    elif "scans" in result:
+        fits = ", ".join(f"{tag} {f['delta_mu_kJ_mol']:+.3f} +- {f['delta_mu_error_kJ_mol']:.3f} (chi2 {f['chi2']:.1f} for "
+                         f"{f['degrees_of_freedom']})" for tag, f in result["scans"].items())
+        line += (f", the mean of the layer fits of {len(result['scans'])} scans ({fits}; the error holds half their difference, "
+                 f"the hysteresis; the fit through all {n} windows {result['layer_fit']['delta_mu_kJ_mol']:+.3f} +- "
+                 f"{result['layer_fit']['delta_mu_error_kJ_mol']:.3f})")
     elif "layer_fit" in result:
         fit = result["layer_fit"]
         line += (f", the constant of a fit periodic in one layer ({fit['period_molecules']:g} molecules, {fit['harmonics']} harmonic(s)) "
@@ -702,7 +732,7 @@ def plot_layer_fit(path: str | Path, windows: list[PinningWindow], fit: LayerFit
     n = np.array([w.result.mean_q / w.result.q_per_molecule for w in windows])
     fig, ax = plt.subplots(figsize=(6, 3.4))
     # windows named pin-<a>-<tag> (scans from either side, `scripts/pinning.py run --tag`) get a colour per tag
-    tags = [m.group(1) if (m := re.search(r"pin-\d+-([A-Za-z]\w*)", w.name)) else "" for w in windows]
+    tags = [scan_tag(w.name) for w in windows]
     for k, tag in enumerate(dict.fromkeys(tags)):
         mine = [i for i, t in enumerate(tags) if t == tag]
         ax.errorbar(n[mine], [windows[i].result.delta_mu for i in mine], yerr=[windows[i].result.delta_mu_error for i in mine], fmt="os^v"[k % 4],
