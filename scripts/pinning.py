@@ -310,7 +310,7 @@ def pin_run(args) -> int:
 
 
 def analyse(args) -> int:
-    from molenv.pinning import LayerFit, describe, describe_summary, plot_layer_fit, plot_windows, read_window, summary
+    from molenv.pinning import describe, describe_summary, plot_summary_layer_fit, plot_windows, read_window, summary
 
     work = workdir(args)
     windows = []
@@ -348,7 +348,7 @@ def analyse(args) -> int:
         plot_profile(path.with_name(path.stem + "_profile.png"), work / "equilibrate" / "classified" / "molecules.npz", args)
     if "layer_fit" in result:
         title = f"{what} at {args.temperature:g} K: the mean force across a layer"
-        print(f"wrote {plot_layer_fit(path.with_name(path.stem + '_layer_fit.png'), windows, LayerFit.from_dict(result['layer_fit']), title)}")
+        print(f"wrote {plot_summary_layer_fit(path.with_name(path.stem + '_layer_fit.png'), windows, result, title)}")
     return 0
 
 

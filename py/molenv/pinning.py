@@ -62,7 +62,7 @@ import numpy as np
 from molenv.analysis import read_table
 
 __all__ = ["BlockAnalysis", "LayerFit", "MeltingPoint", "PinningResult", "PinningWindow", "Relaxation", "relaxation", "average_windows", "block_analysis", "bulk_enthalpy_of_melting", "describe", "describe_summary", "equilibration_time", "layer_periodic_fit",
-           "enthalpy_of_melting", "hysteresis", "melting_point", "melting_point_from_enthalpy", "mean_melting_point", "melting_point_estimates", "pinning_estimate", "plot_layer_fit", "plot_melting_point", "plot_windows", "read_pinning_run", "read_window", "scan_tag", "summary",
+           "enthalpy_of_melting", "hysteresis", "melting_point", "melting_point_from_enthalpy", "mean_melting_point", "melting_point_estimates", "pinning_estimate", "plot_layer_fit", "plot_melting_point", "plot_summary_layer_fit", "plot_windows", "read_pinning_run", "read_window", "scan_tag", "summary",
            "window_summary"]
 
 
@@ -718,10 +718,14 @@ def plot_windows(path: str | Path, windows: list[PinningWindow], title: str) -> 
     return path
 
 
-def plot_layer_fit(path: str | Path, windows: list[PinningWindow], fit: LayerFit, title: str) -> Path:
+def plot_layer_fit(path: str | Path, windows: list[PinningWindow], fit: LayerFit, title: str, scans: dict[str, LayerFit] | None = None,
+                   estimate: tuple[float, float] | None = None) -> Path:
     """Each window's mean force kappa alpha (<Q> - a) with its error at its <N> = <Q>/alpha,
     the fitted periodic curve over the windows' range and dmu, its constant (with its error
-    band), as a PNG: where the curve swings far about dmu the front feels the layers."""
+    band), as a PNG: where the curve swings far about dmu the front feels the layers. Windows
+    named pin-<a>-<tag> (scans from either side) get a colour per tag; with ``scans`` (each
+    scan's own fit, `summary`'s ``scans``) their curves are drawn instead of ``fit``'s, and
+    ``estimate`` (dmu, error) is the line drawn (default: ``fit``'s constant)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -731,16 +735,19 @@ def plot_layer_fit(path: str | Path, windows: list[PinningWindow], fit: LayerFit
     path.parent.mkdir(parents=True, exist_ok=True)
     n = np.array([w.result.mean_q / w.result.q_per_molecule for w in windows])
     fig, ax = plt.subplots(figsize=(6, 3.4))
-    # windows named pin-<a>-<tag> (scans from either side, `scripts/pinning.py run --tag`) get a colour per tag
     tags = [scan_tag(w.name) for w in windows]
-    for k, tag in enumerate(dict.fromkeys(tags)):
+    colours = {tag: f"C{[0, 2, 3, 4][k % 4]}" for k, tag in enumerate(dict.fromkeys(tags))}
+    for k, (tag, colour) in enumerate(colours.items()):
         mine = [i for i, t in enumerate(tags) if t == tag]
         ax.errorbar(n[mine], [windows[i].result.delta_mu for i in mine], yerr=[windows[i].result.delta_mu_error for i in mine], fmt="os^v"[k % 4],
-                    color=f"C{[0, 2, 3, 4][k % 4]}", markersize=4, label=f"windows{' (' + tag + ')' if tag else ''}: kappa alpha (<Q> - a)")
+                    color=colour, markersize=4, label=f"windows{' (' + tag + ')' if tag else ''}: kappa alpha (<Q> - a)")
     grid = np.linspace(n.min() - 2, n.max() + 2, 200)
-    ax.plot(grid, fit.force(grid), color="C0", linewidth=0.8, label=f"periodic fit, one layer = {fit.period:g} molecules")
-    ax.axhline(fit.delta_mu, color="C1", label=f"dmu = {fit.delta_mu:+.3f} +- {fit.error:.3f} kJ/mol")
-    ax.axhspan(fit.delta_mu - fit.error, fit.delta_mu + fit.error, color="C1", alpha=0.2)
+    for tag, curve in (scans or {"": fit}).items():
+        ax.plot(grid, curve.force(grid), color=colours.get(tag, "C0"), linewidth=0.8,
+                label=f"periodic fit{' of ' + tag if tag else ''} ({curve.delta_mu:+.2f}), one layer = {curve.period:g} molecules")
+    dmu, error = estimate or (fit.delta_mu, fit.error)
+    ax.axhline(dmu, color="C1", label=f"dmu = {dmu:+.3f} +- {error:.3f} kJ/mol" + (" (the scans' mean)" if scans else ""))
+    ax.axhspan(dmu - error, dmu + error, color="C1", alpha=0.2)
     ax.axhline(0, color="0.5", linewidth=0.6)
     ax.set_xlabel("<N> = <Q> / alpha (molecules of the phase)")
     ax.set_ylabel("mean force (kJ/mol per molecule)")
@@ -750,6 +757,14 @@ def plot_layer_fit(path: str | Path, windows: list[PinningWindow], fit: LayerFit
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def plot_summary_layer_fit(path: str | Path, windows: list[PinningWindow], result: dict, title: str) -> Path:
+    """`plot_layer_fit` of a `summary` made with ``layer``: its joint fit, its scans' fits
+    where it has them, and its dmu."""
+    scans = {tag: LayerFit.from_dict(d) for tag, d in result.get("scans", {}).items()} or None
+    return plot_layer_fit(path, windows, LayerFit.from_dict(result["layer_fit"]), title, scans,
+                          (result["delta_mu_kJ_mol"], result["delta_mu_error_kJ_mol"]))
 
 
 def plot_melting_point(path: str | Path, fit: MeltingPoint, label: str = "", experiment: float | None = None,

@@ -121,7 +121,7 @@ def _biases(args) -> list[tuple[str, float, float]]:
 def _analyse(args) -> int:
     from molenv.cli import CommandError
     from molenv.paths import output_directory_problem
-    from molenv.pinning import LayerFit, describe, describe_summary, plot_layer_fit, plot_windows, read_window, summary
+    from molenv.pinning import describe, describe_summary, plot_summary_layer_fit, plot_windows, read_window, summary
 
     if problem := output_directory_problem(args.out):
         raise CommandError(problem)
@@ -154,8 +154,7 @@ def _analyse(args) -> int:
     if not args.no_plot:
         print(f"wrote {plot_windows(out / 'windows.png', windows, f'interface pinning{at}')}")
         if "layer_fit" in result:
-            fit = LayerFit.from_dict(result["layer_fit"])
-            print(f"wrote {plot_layer_fit(out / 'layer_fit.png', windows, fit, f'the mean force across a layer{at}')}")
+            print(f"wrote {plot_summary_layer_fit(out / 'layer_fit.png', windows, result, f'the mean force across a layer{at}')}")
     return 0
 
 
