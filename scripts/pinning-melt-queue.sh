@@ -23,11 +23,13 @@
 # bias on the count disordered the crystal instead of moving the front, docs/applications.md),
 # PYTHON (default .venv/bin/python), NICE (default 10).
 #
-# Status (docs/applications.md, part 3, 2026-12-04): on form I's (001) face no setting tried so
-# far measures dmu. The front moves a layer at a time, and windows of 30-100 ps remember where
-# they started (KAPPA 1, 8 centres across a layer: the forces differ by 0.4-1.7 kJ/mol per
-# molecule with the direction of approach). A measurement needs every centre approached from
-# both sides (`scripts/pinning.py run --start`) for 200-300 ps, then `analyse --layer 32`.
+# Status (docs/applications.md, part 3, 2026-12-04): on form I's (001) face the front moves a
+# layer at a time, and windows of 30-100 ps remember where they started, so the windows this
+# queue runs from the equilibration do not measure dmu by themselves. What did: scans of one
+# layer from both sides (`scripts/pinning.py run --chain --tag down`, then `--tag up --start`
+# a window below, KAPPA 1, 8 centres 4 molecules apart) and `analyse --layer 32`, which
+# brackets dmu between the two scans' fits (400 K: -4.3 < dmu < -2.9 kJ/mol per molecule,
+# T_m about 250 K; the commands are in docs/applications.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
