@@ -697,7 +697,7 @@ def plot_windows(path: str | Path, windows: list[PinningWindow], title: str) -> 
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.4), gridspec_kw={"width_ratios": [2, 1]})
     for k, w in enumerate(windows):
         r, colour = w.result, plt.get_cmap("tab10")(k % 10)
-        tag = f" ({scan_tag(w.name)})" if scan_tag(w.name) else ""
+        tag = f" ({t})" if (t := scan_tag(w.name)) else ""
         ax.plot(w.times, w.values, color=colour, linewidth=0.6, label=f"a = {r.at:g}{tag}: dmu = {r.delta_mu:+.2f} +- {r.delta_mu_error:.2f} kJ/mol")
         ax.axhline(r.at, color=colour, linestyle=":")
         ax.axhline(r.mean_q, color=colour, linestyle="--", linewidth=0.8)
